@@ -1,0 +1,60 @@
+// The `jebm` program: a table of subcommands, each in experiments/<name>.cpp. Errors from any subcommand are
+// printed as "jebm <cmd>: error: ..." and give a non-zero exit, never a crash.
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "experiments/command.hpp"
+#include "runtime/cuda_api.hpp"
+
+namespace jebm {
+// Entry points (one per file in experiments/).
+}  // namespace jebm
+
+namespace {
+
+const std::vector<jebm::Command>& commands() {
+  static const std::vector<jebm::Command> table = {
+  };
+  return table;
+}
+
+void print_help(std::ostream& os) {
+  os << "jebm " << JEBM_VERSION
+     << " - train energy-based models with Jarzynski-weighted Langevin walkers\n"
+        "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023)\n\n"
+        "usage: jebm <command> [options]    (jebm <command> --help for the command's options)\n\n"
+        "commands:\n";
+  for (const auto& c : commands()) {
+    os << "  " << c.name << std::string(c.name[0] && std::string(c.name).size() < 20 ? 20 - std::string(c.name).size() : 1, ' ')
+       << c.summary << "\n";
+  }
+  os << "\noptions:\n  -h, --help          this text\n  --version           version and build (CUDA backend on/off)\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    print_help(std::cout);
+    return args.empty() ? 1 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "jebm " << JEBM_VERSION << " (CUDA backend: "
+              << (jebm::cuda_api::built() ? "built" : "not built") << ")\n";
+    return 0;
+  }
+  for (const auto& c : commands()) {
+    if (args[0] != c.name) continue;
+    try {
+      return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+    } catch (const std::exception& e) {
+      std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  std::cerr << "jebm: unknown command '" << args[0] << "' (see jebm --help)\n";
+  return 2;
+}

@@ -1,0 +1,44 @@
+// The per-device allocator registry and the CPU allocator (64-byte aligned, for SIMD and cache lines).
+#include "runtime/allocator.hpp"
+
+#include <cstdlib>
+#include <new>
+
+#include "runtime/check.hpp"
+#include "runtime/cuda_api.hpp"
+
+namespace jebm {
+namespace {
+
+struct CpuAllocator final : Allocator {
+  void* allocate(size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void deallocate(void* ptr, size_t) override { std::free(ptr); }
+};
+
+Allocator*& cuda_slot() {
+  static Allocator* a = nullptr;
+  return a;
+}
+
+}  // namespace
+
+void register_allocator(DeviceType type, Allocator* allocator) {
+  JEBM_CHECK(type == DeviceType::CUDA, "register_allocator: only the CUDA allocator can be registered");
+  cuda_slot() = allocator;
+}
+
+Allocator* allocator_for(Device device) {
+  static CpuAllocator cpu;
+  if (device.is_cpu()) return &cpu;
+  cuda_api::require("allocating a CUDA tensor");
+  JEBM_CHECK(cuda_slot() != nullptr, "allocator_for(" << device.str() << "): the CUDA allocator is not registered");
+  return cuda_slot();
+}
+
+}  // namespace jebm

@@ -1,0 +1,29 @@
+// Error handling: every failed check throws jebm::Error naming the statement and file:line.
+// User-facing errors (bad file, bad option) are jebm::Error too; main() prints them and exits non-zero.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace jebm {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void throw_error(const char* file, int line, const std::string& msg);
+
+}  // namespace jebm
+
+// JEBM_CHECK(cond, "op: shapes " << a << " vs " << b): the message is a stream expression.
+#define JEBM_CHECK(cond, msg)                                       \
+  do {                                                              \
+    if (!(cond)) {                                                  \
+      std::ostringstream jebm_check_os_;                            \
+      jebm_check_os_ << msg;                                        \
+      ::jebm::throw_error(__FILE__, __LINE__, jebm_check_os_.str()); \
+    }                                                               \
+  } while (0)
+
+#define JEBM_FAIL(msg) JEBM_CHECK(false, msg)

@@ -1,0 +1,96 @@
+// Tensor: shape + dtype + device over shared Storage. Always contiguous (row-major); reshape and row slices
+// are cheap views sharing the storage. Ops that compute live in runtime/ops.hpp; this file only holds
+// creation, host transfer, views and printing. Tested by tests/test_tensor.cpp.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/check.hpp"
+#include "runtime/dtype.hpp"
+#include "runtime/storage.hpp"
+
+namespace jebm {
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);  // "[2, 3]"
+int64_t shape_numel(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined tensor
+
+  // --- creation -------------------------------------------------------------------------------------
+  static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
+                     Device device = Device::cpu());
+  static Tensor arange(int64_t n, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor scalar(double value, DType dtype = DType::Float32, Device device = Device::cpu());  // shape {}
+  // Copies host data (converted to dtype) into a new tensor on `device`.
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape,
+                            DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor from_vector(const std::vector<float>& values, const Shape& shape,
+                            Device device = Device::cpu());
+  static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape,
+                            Device device = Device::cpu());
+
+  // --- metadata -------------------------------------------------------------------------------------
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t size(int64_t d) const;  // negative d counts from the end
+  int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  Device device() const;
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
+
+  // --- raw data (device pointers for CUDA tensors) --------------------------------------------------
+  void* raw_data();
+  const void* raw_data() const;
+  template <typename T> T* data() {
+    JEBM_CHECK(DTypeOf<T>::value == dtype_, "Tensor::data: tensor is " << dtype_name(dtype_)
+                                              << ", asked for " << dtype_name(DTypeOf<T>::value));
+    return static_cast<T*>(raw_data());
+  }
+  template <typename T> const T* data() const {
+    JEBM_CHECK(DTypeOf<T>::value == dtype_, "Tensor::data: tensor is " << dtype_name(dtype_)
+                                              << ", asked for " << dtype_name(DTypeOf<T>::value));
+    return static_cast<const T*>(raw_data());
+  }
+
+  // --- views ----------------------------------------------------------------------------------------
+  Tensor reshape(const Shape& shape) const;  // one -1 allowed; shares storage
+  Tensor flatten() const { return reshape({numel_}); }
+  Tensor rows(int64_t begin, int64_t end) const;  // view of rows [begin, end) along dim 0
+
+  // --- copies ---------------------------------------------------------------------------------------
+  Tensor clone() const;
+  Tensor to(Device device) const;  // shares storage when already there
+  Tensor to(DType dtype) const;    // shares storage when already that dtype
+  void copy_(const Tensor& src);   // same shape; any device/dtype pair
+  std::vector<double> to_vector() const;  // host copy, converted to double
+  template <typename T> std::vector<T> host_vector() const;  // host copy in the tensor's own dtype
+  double item() const;  // one-element tensors only
+
+  std::string str(int64_t max_elements = 64) const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  int64_t offset_ = 0;  // in elements
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::Float32;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Copies `bytes` between two buffers on any pair of devices (host<->device through the CUDA backend).
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+
+}  // namespace jebm

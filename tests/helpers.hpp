@@ -1,0 +1,80 @@
+// Shared test helpers: closeness checks that print the first mismatches (llm.c style), float64 finite
+// differences, temporary directories, and the "skipped: no CUDA device" precondition.
+#pragma once
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "runtime/cuda_api.hpp"
+#include "runtime/tensor.hpp"
+
+namespace jebm::test {
+
+// |got - want| <= atol + rtol * |want| elementwise; prints up to 10 mismatches. Returns true when all close.
+inline bool all_close(const std::vector<double>& got, const std::vector<double>& want, double atol, double rtol,
+                      const std::string& what = "") {
+  if (got.size() != want.size()) {
+    BOOST_TEST_MESSAGE(what << ": size " << got.size() << " vs " << want.size());
+    return false;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = atol + rtol * std::fabs(want[i]);
+    if (!(std::fabs(got[i] - want[i]) <= tol)) {  // NaN fails
+      if (bad < 10)
+        std::cerr << what << ": element " << i << " got " << got[i] << " want " << want[i] << " (tol " << tol << ")\n";
+      ++bad;
+    }
+  }
+  if (bad) std::cerr << what << ": " << bad << " of " << got.size() << " elements differ\n";
+  return bad == 0;
+}
+
+inline bool all_close(const Tensor& got, const Tensor& want, double atol, double rtol, const std::string& what = "") {
+  if (got.shape() != want.shape()) {
+    std::cerr << what << ": shape " << shape_str(got.shape()) << " vs " << shape_str(want.shape()) << "\n";
+    return false;
+  }
+  return all_close(got.to_vector(), want.to_vector(), atol, rtol, what);
+}
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "jebm-test-XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    path = ::mkdtemp(buf.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// True when the test runs under the sanitizer build (tests may shrink their sizes, never their assertions).
+inline bool sanitized() {
+  const char* s = std::getenv("JEBM_SANITIZED");
+  return s && std::string(s) == "1";
+}
+
+// Boost.Test precondition: CUDA tests are reported as skipped, with the reason, where no device is present.
+struct CudaDevicePresent {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    if (cuda_api::available()) return true;
+    const char* why = cuda_api::built() ? "skipped: no CUDA device" : "skipped: CUDA backend not built";
+    std::cerr << why << "\n";
+    boost::test_tools::assertion_result r(false);
+    r.message() << why;
+    return r;
+  }
+};
+
+}  // namespace jebm::test
