@@ -50,14 +50,30 @@ class Var {
   std::shared_ptr<VarImpl> impl_;
 };
 
-// A differentiable op's record: the inputs that need gradients and a backward that maps the output's gradient to
-// one gradient per input (undefined Tensor where an input needs none). Subclasses live in autograd/ops_*.cpp,
-// each right below its forward.
+// A differentiable op's record: its Var inputs (all of them, in order; their values are what backward reads, so
+// do not edit an input's value in place between forward and backward) and a backward that maps the output's
+// gradient to one gradient per input (undefined Tensor where needs_input_grad(i) is false). Subclasses live in
+// autograd/ops_*.cpp, each right below its forward.
 struct Node {
   virtual ~Node() = default;
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
   virtual const char* name() const = 0;
   std::vector<Var> inputs;  // same order as backward()'s result
+
+  // Set by the engine before backward(): which inputs this sweep wants a gradient for (empty: every input that
+  // requires one). grad(U, {x}) thereby skips e.g. the weight gradients a Langevin move does not need.
+  std::vector<bool> wanted;
+  bool needs_input_grad(size_t i) const {
+    return i < inputs.size() && inputs[i].requires_grad() && (wanted.empty() || wanted[i]);
+  }
+  // Drops the inputs and whatever the subclass saved, so the graph's memory is freed after one backward;
+  // subclasses that save tensors override it and call Node::release().
+  virtual void release() {
+    inputs.clear();
+    wanted.clear();
+    released = true;
+  }
+  bool released = false;
 };
 
 // --- grad mode ------------------------------------------------------------------------------------------
