@@ -1,0 +1,182 @@
+// `jebm bench`: micro-benchmarks of the runtime's kernels, printed as a table of median times. Sections are
+// entries of bench_sections() (name + function): add one there to benchmark something new; `--only NAME` runs one.
+// Smoke-tested by running `jebm bench --repeat 1` (tests/test_experiments.cpp where present).
+#include <boost/program_options.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "experiments/bench_models.hpp"
+#include "runtime/cuda_api.hpp"
+#include "runtime/ops.hpp"
+
+namespace jebm {
+namespace {
+
+struct BenchOptions {
+  Device device = Device::cpu();
+  int repeat = 5;
+  int64_t batch = 256;  // energy_cnn: images per forward+backward
+};
+
+// One printed row: what ran, its median wall time, and the useful floating-point work it did.
+struct BenchRow {
+  std::string section, name;
+  DType dtype;
+  double median_ms;
+  double flops;  // 0 when GFLOP/s means nothing for the kernel
+};
+
+struct BenchSection {
+  const char* name;
+  const char* summary;
+  std::function<void(const BenchOptions&, std::vector<BenchRow>&)> run;
+};
+
+// Median over `repeat` timed calls of f, after one untimed warm-up call (first-touch allocation, BLAS setup).
+double median_ms(const BenchOptions& o, const std::function<void()>& f) {
+  auto sync = [&] {
+    if (o.device.is_cuda()) cuda_api::synchronize();
+  };
+  f();
+  sync();
+  std::vector<double> t;
+  for (int r = 0; r < o.repeat; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    sync();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void bench_gemm(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (int64_t n : {256, 512, 1024}) {
+      Generator gen{1, 0};
+      const Tensor a = rand_uniform({n, n}, -1, 1, gen, dt, o.device);
+      const Tensor b = rand_uniform({n, n}, -1, 1, gen, dt, o.device);
+      Tensor c = Tensor::empty({n, n}, dt, o.device);
+      const double ms = median_ms(o, [&] { gemm_(false, false, 1.0, a, b, 0.0, c); });
+      rows.push_back({"gemm", std::to_string(n) + "^3", dt, ms, 2.0 * n * n * n});
+    }
+  }
+}
+
+// The MNIST energy CNN's convolutions (DESIGN.md 3.2) at batch 256: forward, backward-data and backward-filter.
+void bench_conv_mnist(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  struct Layer {
+    const char* name;
+    int64_t c, hw, f, k, stride, pad;
+  };
+  const std::vector<Layer> layers = {{"conv1 1->16 5x5 s2 p4 @28", 1, 28, 16, 5, 2, 4},
+                                     {"conv2 16->32 3x3 s2 p1 @16", 16, 16, 32, 3, 2, 1},
+                                     {"conv3 32->64 3x3 s2 p1 @8", 32, 8, 64, 3, 2, 1},
+                                     {"conv4 64->64 3x3 s2 p1 @4", 64, 4, 64, 3, 2, 1}};
+  const int64_t batch = 256;
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (const Layer& l : layers) {
+      Generator gen{2, 0};
+      const Conv2dParams p{l.stride, l.pad};
+      const Tensor x = rand_uniform({batch, l.c, l.hw, l.hw}, -1, 1, gen, dt, o.device);
+      const Tensor w = rand_uniform({l.f, l.c, l.k, l.k}, -0.1, 0.1, gen, dt, o.device);
+      const Tensor b = rand_uniform({l.f}, -0.1, 0.1, gen, dt, o.device);
+      const Shape ys = conv2d_output_shape(x.shape(), w.shape(), p);
+      const Tensor gy = rand_uniform(ys, -1, 1, gen, dt, o.device);
+      const double macs = static_cast<double>(shape_numel(ys)) * static_cast<double>(l.c * l.k * l.k);
+      rows.push_back({"conv_mnist", std::string(l.name) + " fwd", dt,
+                      median_ms(o, [&] { conv2d(x, w, b, p); }), 2 * macs});
+      rows.push_back({"conv_mnist", std::string(l.name) + " bwd data", dt,
+                      median_ms(o, [&] { conv2d_backward_data(gy, w, x.shape(), p); }), 2 * macs});
+      rows.push_back({"conv_mnist", std::string(l.name) + " bwd filter+bias", dt, median_ms(o, [&] {
+                        conv2d_backward_filter(gy, x, w.shape(), p);
+                        conv2d_backward_bias(gy);
+                      }),
+                      2 * macs});
+    }
+  }
+}
+
+// Forward+backward of the image energies (grad_x U and grad_theta U together), as one Langevin move runs it.
+void bench_energy_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (const EnergyCnnTiming& t : bench_energy_cnn(o.batch, o.repeat, o.device))
+    rows.push_back({"energy_cnn", t.model + " fwd+bwd @" + std::to_string(t.batch), DType::Float32, t.median_ms,
+                    t.flops});
+}
+
+const std::vector<BenchSection>& bench_sections() {
+  static const std::vector<BenchSection> sections = {
+      {"gemm", "square GEMM 256/512/1024, float32 and float64", bench_gemm},
+      {"conv_mnist", "conv2d fwd/bwd for the MNIST energy CNN layers at batch 256", bench_conv_mnist},
+      {"energy_cnn", "MNIST and CIFAR-10 energy CNNs: forward+backward to grad_x and grad_theta at --batch",
+       bench_energy_cnn_section},
+  };
+  return sections;
+}
+
+void print_rows(const std::vector<BenchRow>& rows, std::ostream& os) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%-12s %-40s %-8s %12s %10s\n", "section", "case", "dtype", "median ms", "GFLOP/s");
+  os << line;
+  for (const BenchRow& r : rows) {
+    const double gflops = r.flops > 0 && r.median_ms > 0 ? r.flops / (r.median_ms * 1e6) : 0.0;
+    std::snprintf(line, sizeof line, "%-12s %-40s %-8s %12.3f %10.2f\n", r.section.c_str(), r.name.c_str(),
+                  dtype_name(r.dtype), r.median_ms, gflops);
+    os << line;
+  }
+}
+
+}  // namespace
+
+int run_bench(const std::vector<std::string>& args) {
+  namespace po = boost::program_options;
+  std::string device = "cpu", only;
+  int repeat = 5;
+  int64_t batch = 256;
+  po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
+  std::string section_list;
+  for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
+  desc.add_options()("help,h", "this text")
+      ("device", po::value(&device)->default_value(device), "cpu or cuda")
+      ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions per case (after one warm-up); the median is reported")
+      ("batch", po::value(&batch)->default_value(batch), "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)")
+      ("only", po::value(&only), ("run one section: " + section_list).c_str());
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc << "\nsections:\n";
+    for (const auto& s : bench_sections()) std::cout << "  " << s.name << ": " << s.summary << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  JEBM_CHECK(repeat >= 1, "--repeat must be >= 1, got " << repeat);
+  BenchOptions o;
+  o.device = device_from_name(device);
+  o.repeat = repeat;
+  JEBM_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
+  o.batch = batch;
+  if (o.device.is_cuda()) cuda_api::require("jebm bench --device cuda");  // says why CUDA cannot be used
+  bool found = only.empty();
+  std::vector<BenchRow> rows;
+  for (const auto& s : bench_sections()) {
+    if (!only.empty() && only != s.name) continue;
+    found = true;
+    s.run(o, rows);
+  }
+  JEBM_CHECK(found, "--only: unknown section '" << only << "' (sections: " << section_list << ")");
+  std::cout << "jebm bench on " << o.device.str()
+            << (o.device.is_cuda() ? " (" + cuda_api::device_name(o.device.index) + ")"
+                                   : " (" + std::to_string(omp_get_max_threads()) + " OpenMP threads)")
+            << ", median of " << repeat << "\n";
+  print_rows(rows, std::cout);
+  return 0;
+}
+
+}  // namespace jebm

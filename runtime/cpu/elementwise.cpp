@@ -1,0 +1,296 @@
+// CPU elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar ops,
+// axpby, fill and dtype casts. The reference for runtime/cuda/elementwise.cu. Tested by tests/test_ops.cpp
+// (table harness against double-precision references).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "runtime/backend.hpp"
+#include "runtime/cpu/parallel.hpp"
+
+namespace jebm::cpu {
+namespace {
+
+// Calls f(i) for i in [0, n), in parallel when n is large. f writes only element i, so order does not matter.
+template <typename F>
+void for_each_index(int64_t n, F f) {
+  if (n >= kParallelMin) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) f(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  }
+}
+
+// Overflow-free logistic function: exp() only ever sees a non-positive argument.
+template <typename T>
+inline T stable_sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+// log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}): no overflow for large x, no loss of precision for very negative x.
+template <typename T>
+inline T stable_softplus(T x) {
+  return std::max(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+}
+
+template <typename T, typename F>
+void map_unary(const Tensor& x, Tensor& y, F f) {
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  for_each_index(x.numel(), [&](int64_t i) { yp[i] = f(xp[i]); });
+}
+
+template <typename T>
+void unary_typed(UnaryOp op, const Tensor& x, Tensor& y, T alpha) {
+  switch (op) {
+    case UnaryOp::Neg: return map_unary<T>(x, y, [](T v) { return -v; });
+    case UnaryOp::Exp: return map_unary<T>(x, y, [](T v) { return std::exp(v); });
+    case UnaryOp::Log: return map_unary<T>(x, y, [](T v) { return std::log(v); });
+    case UnaryOp::Sqrt: return map_unary<T>(x, y, [](T v) { return std::sqrt(v); });
+    case UnaryOp::Square: return map_unary<T>(x, y, [](T v) { return v * v; });
+    case UnaryOp::Abs: return map_unary<T>(x, y, [](T v) { return std::fabs(v); });
+    case UnaryOp::Tanh: return map_unary<T>(x, y, [](T v) { return std::tanh(v); });
+    case UnaryOp::Sigmoid: return map_unary<T>(x, y, [](T v) { return stable_sigmoid(v); });
+    case UnaryOp::Softplus: return map_unary<T>(x, y, [](T v) { return stable_softplus(v); });
+    case UnaryOp::Relu: return map_unary<T>(x, y, [](T v) { return v > T(0) ? v : T(0); });
+    case UnaryOp::Silu: return map_unary<T>(x, y, [](T v) { return v * stable_sigmoid(v); });
+    case UnaryOp::LeakyRelu: return map_unary<T>(x, y, [alpha](T v) { return v > T(0) ? v : alpha * v; });
+  }
+  JEBM_FAIL("unary: unknown op " << static_cast<int>(op));
+}
+
+template <typename T, typename F>
+void map_backward(const Tensor& x, const Tensor& gy, Tensor& gx, F f) {
+  const T* xp = x.data<T>();
+  const T* gp = gy.data<T>();
+  T* op = gx.data<T>();
+  for_each_index(x.numel(), [&](int64_t i) { op[i] = f(xp[i]) * gp[i]; });
+}
+
+// Each lambda is dy/dx evaluated at x; the caller multiplies by grad_y.
+template <typename T>
+void unary_backward_typed(UnaryOp op, const Tensor& x, const Tensor& gy, Tensor& gx, T alpha) {
+  switch (op) {
+    case UnaryOp::Neg: return map_backward<T>(x, gy, gx, [](T) { return T(-1); });
+    case UnaryOp::Exp: return map_backward<T>(x, gy, gx, [](T v) { return std::exp(v); });
+    case UnaryOp::Log: return map_backward<T>(x, gy, gx, [](T v) { return T(1) / v; });
+    case UnaryOp::Sqrt: return map_backward<T>(x, gy, gx, [](T v) { return T(0.5) / std::sqrt(v); });
+    case UnaryOp::Square: return map_backward<T>(x, gy, gx, [](T v) { return T(2) * v; });
+    case UnaryOp::Abs: return map_backward<T>(x, gy, gx, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
+    case UnaryOp::Tanh: return map_backward<T>(x, gy, gx, [](T v) { const T t = std::tanh(v); return T(1) - t * t; });
+    case UnaryOp::Sigmoid: return map_backward<T>(x, gy, gx, [](T v) { const T s = stable_sigmoid(v); return s * (T(1) - s); });
+    case UnaryOp::Softplus: return map_backward<T>(x, gy, gx, [](T v) { return stable_sigmoid(v); });
+    case UnaryOp::Relu: return map_backward<T>(x, gy, gx, [](T v) { return v > T(0) ? T(1) : T(0); });
+    case UnaryOp::Silu:  // d/dx x s(x) = s (1 + x (1 - s))
+      return map_backward<T>(x, gy, gx, [](T v) { const T s = stable_sigmoid(v); return s * (T(1) + v * (T(1) - s)); });
+    case UnaryOp::LeakyRelu: return map_backward<T>(x, gy, gx, [alpha](T v) { return v > T(0) ? T(1) : alpha; });
+  }
+  JEBM_FAIL("unary_backward: unknown op " << static_cast<int>(op));
+}
+
+// --- broadcasting -------------------------------------------------------------------------------------------
+
+// An operand's element strides as seen from the output (right-aligned, 0 where it broadcasts), after merging
+// adjacent dimensions that every operand walks contiguously. E.g. [N, 2] + [N, 2] becomes one dimension of 2N,
+// [N, D] + [D] stays [N, D] with b's strides (0, 1).
+struct BroadcastPlan {
+  std::vector<int64_t> shape, stride_a, stride_b;
+};
+
+std::vector<int64_t> aligned_strides(const Shape& s, const Shape& out) {
+  const size_t r = out.size(), off = r - s.size();
+  std::vector<int64_t> st(r, 0);
+  int64_t run = 1;
+  for (size_t k = s.size(); k-- > 0;) {
+    st[off + k] = s[k] == 1 ? 0 : run;
+    run *= s[k];
+  }
+  return st;
+}
+
+BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
+  const auto sa = aligned_strides(a, out), sb = aligned_strides(b, out);
+  BroadcastPlan p;
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (out[k] == 1) continue;  // size-1 dims contribute nothing
+    if (!p.shape.empty()) {
+      const int64_t n = out[k];
+      // Merge with the previous kept dim when both operands step through it as one run.
+      if (p.stride_a.back() == sa[k] * n && p.stride_b.back() == sb[k] * n) {
+        p.shape.back() *= n;
+        p.stride_a.back() = sa[k];
+        p.stride_b.back() = sb[k];
+        continue;
+      }
+    }
+    p.shape.push_back(out[k]);
+    p.stride_a.push_back(sa[k]);
+    p.stride_b.push_back(sb[k]);
+  }
+  if (p.shape.empty()) {
+    p.shape = {1};
+    p.stride_a = {0};
+    p.stride_b = {0};
+  }
+  return p;
+}
+
+template <typename T, typename F>
+void broadcast_loop(const T* a, const T* b, T* o, const BroadcastPlan& p, int64_t numel, F f) {
+  const size_t r = p.shape.size();
+  const int64_t len = p.shape[r - 1], la = p.stride_a[r - 1], lb = p.stride_b[r - 1];
+  if (r == 1) {
+    for_each_index(numel, [&](int64_t i) { o[i] = f(a[i * la], b[i * lb]); });
+    return;
+  }
+  // One "row" = the innermost dimension; each row's operand offsets come from unravelling its index.
+  const int64_t rows = numel / len;
+  auto do_row = [&](int64_t row) {
+    int64_t oa = 0, ob = 0, rem = row;
+    for (size_t k = r - 1; k-- > 0;) {
+      const int64_t idx = rem % p.shape[k];
+      rem /= p.shape[k];
+      oa += idx * p.stride_a[k];
+      ob += idx * p.stride_b[k];
+    }
+    const T* ar = a + oa;
+    const T* br = b + ob;
+    T* orow = o + row * len;
+    for (int64_t j = 0; j < len; ++j) orow[j] = f(ar[j * la], br[j * lb]);
+  };
+  if (numel >= kParallelMin) {
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) do_row(row);
+  } else {
+    for (int64_t row = 0; row < rows; ++row) do_row(row);
+  }
+}
+
+template <typename T, typename F>
+void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  const T* ap = a.data<T>();
+  const T* bp = b.data<T>();
+  T* op = out.data<T>();
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  // Fast paths: equal shapes and scalar operands need no index arithmetic.
+  if (a.numel() == n && b.numel() == n) {
+    for_each_index(n, [&](int64_t i) { op[i] = f(ap[i], bp[i]); });
+  } else if (b.numel() == 1 && a.numel() == n) {
+    const T s = bp[0];
+    for_each_index(n, [&](int64_t i) { op[i] = f(ap[i], s); });
+  } else if (a.numel() == 1 && b.numel() == n) {
+    const T s = ap[0];
+    for_each_index(n, [&](int64_t i) { op[i] = f(s, bp[i]); });
+  } else {
+    broadcast_loop(ap, bp, op, plan_broadcast(a.shape(), b.shape(), out.shape()), n, f);
+  }
+}
+
+template <typename T>
+void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  switch (op) {
+    case BinaryOp::Add: return map_binary<T>(a, b, out, [](T x, T y) { return x + y; });
+    case BinaryOp::Sub: return map_binary<T>(a, b, out, [](T x, T y) { return x - y; });
+    case BinaryOp::Mul: return map_binary<T>(a, b, out, [](T x, T y) { return x * y; });
+    case BinaryOp::Div: return map_binary<T>(a, b, out, [](T x, T y) { return x / y; });
+    case BinaryOp::Max: return map_binary<T>(a, b, out, [](T x, T y) { return x >= y ? x : y; });
+    case BinaryOp::Min: return map_binary<T>(a, b, out, [](T x, T y) { return x <= y ? x : y; });
+  }
+  JEBM_FAIL("binary: unknown op " << static_cast<int>(op));
+}
+
+template <typename T>
+void scalar_typed(ScalarOp op, const Tensor& x, T s, T s2, Tensor& y) {
+  switch (op) {
+    case ScalarOp::Add: return map_unary<T>(x, y, [s](T v) { return v + s; });
+    case ScalarOp::Mul: return map_unary<T>(x, y, [s](T v) { return v * s; });
+    case ScalarOp::Pow:
+      // Common exponents exactly and without pow()'s cost.
+      if (s == T(2)) return map_unary<T>(x, y, [](T v) { return v * v; });
+      if (s == T(1)) return map_unary<T>(x, y, [](T v) { return v; });
+      if (s == T(0.5)) return map_unary<T>(x, y, [](T v) { return std::sqrt(v); });
+      return map_unary<T>(x, y, [s](T v) { return std::pow(v, s); });
+    case ScalarOp::Clamp: return map_unary<T>(x, y, [s, s2](T v) { return v < s ? s : (v > s2 ? s2 : v); });
+  }
+  JEBM_FAIL("scalar_op: unknown op " << static_cast<int>(op));
+}
+
+template <typename Src, typename Dst>
+void cast_typed(const Tensor& x, Tensor& y) {
+  const Src* xp = x.data<Src>();
+  Dst* yp = y.data<Dst>();
+  for_each_index(x.numel(), [&](int64_t i) { yp[i] = static_cast<Dst>(xp[i]); });
+}
+
+template <typename Src>
+void cast_from(const Tensor& x, Tensor& y) {
+  switch (y.dtype()) {
+    case DType::Float32: return cast_typed<Src, float>(x, y);
+    case DType::Float64: return cast_typed<Src, double>(x, y);
+    case DType::Int64: return cast_typed<Src, int64_t>(x, y);
+  }
+}
+
+template <typename T>
+void fill_typed(Tensor& y, T v) {
+  T* p = y.data<T>();
+  for_each_index(y.numel(), [&](int64_t i) { p[i] = v; });
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary", [&] { unary_typed<scalar_t>(op, x, y, static_cast<scalar_t>(alpha)); });
+}
+
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& grad_x, double alpha) {
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary_backward",
+                      [&] { unary_backward_typed<scalar_t>(op, x, grad_y, grad_x, static_cast<scalar_t>(alpha)); });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  JEBM_DISPATCH_FLOAT(out.dtype(), "binary", [&] { binary_typed<scalar_t>(op, a, b, out); });
+}
+
+void scalar_op(ScalarOp op, const Tensor& x, double s, double s2, Tensor& y) {
+  JEBM_DISPATCH_FLOAT(x.dtype(), "scalar_op",
+                      [&] { scalar_typed<scalar_t>(op, x, static_cast<scalar_t>(s), static_cast<scalar_t>(s2), y); });
+}
+
+void axpby(double a, const Tensor& x, double b, Tensor& y) {
+  JEBM_DISPATCH_FLOAT(y.dtype(), "axpby", [&] {
+    const scalar_t* xp = x.data<scalar_t>();
+    scalar_t* yp = y.data<scalar_t>();
+    const scalar_t sa = static_cast<scalar_t>(a), sb = static_cast<scalar_t>(b);
+    // b == 0 must overwrite y even when it holds NaN/Inf (y may be fresh, uninitialised memory).
+    if (b == 0.0) {
+      for_each_index(y.numel(), [&](int64_t i) { yp[i] = sa * xp[i]; });
+    } else {
+      for_each_index(y.numel(), [&](int64_t i) { yp[i] = sa * xp[i] + sb * yp[i]; });
+    }
+  });
+}
+
+void fill(Tensor& y, double value) {
+  switch (y.dtype()) {
+    case DType::Float32: return fill_typed<float>(y, static_cast<float>(value));
+    case DType::Float64: return fill_typed<double>(y, value);
+    case DType::Int64: return fill_typed<int64_t>(y, static_cast<int64_t>(value));
+  }
+}
+
+void cast(const Tensor& x, Tensor& y) {
+  switch (x.dtype()) {
+    case DType::Float32: return cast_from<float>(x, y);
+    case DType::Float64: return cast_from<double>(x, y);
+    case DType::Int64: return cast_from<int64_t>(x, y);
+  }
+}
+
+}  // namespace jebm::cpu

@@ -1,0 +1,125 @@
+// Random numbers (runtime/philox.hpp, runtime/cpu/rng.cpp, rand_* in runtime/ops.hpp): the Philox-4x32-10
+// known-answer vectors, the documented element -> (stream, member) mapping, determinism across seeds, offsets and
+// OpenMP thread counts, and the moments of uniform and normal draws.
+#include "tests/helpers.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/ops.hpp"
+#include "runtime/philox.hpp"
+
+using namespace jebm;
+
+BOOST_AUTO_TEST_CASE(philox_known_answers) {
+  // Random123's kat_vectors for philox4x32_10.
+  const Philox4 zero = philox4x32_10(0, 0, 0, 0, 0, 0);
+  const uint32_t want_zero[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
+  const Philox4 ones = philox4x32_10(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+  const uint32_t want_ones[4] = {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu};
+  for (int k = 0; k < 4; ++k) {
+    BOOST_TEST(zero.v[k] == want_zero[k]);
+    BOOST_TEST(ones.v[k] == want_ones[k]);
+  }
+  // philox_block puts (stream, offset) in the counter and the seed in the key.
+  const Philox4 b = philox_block(0xffffffffffffffffull, 0xffffffffffffffffull, 0xffffffffffffffffull);
+  for (int k = 0; k < 4; ++k) BOOST_TEST(b.v[k] == want_ones[k]);
+}
+
+BOOST_AUTO_TEST_CASE(elements_follow_the_documented_philox_mapping) {
+  // Element i is member i % 2 of the pair from (seed, stream = i / 2, offset); odd sizes use half a pair.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Generator gen{1234, 17};
+    const auto u = rand_uniform({7}, -2.0, 3.0, gen, dt).to_vector();
+    const auto z = rand_normal({7}, 0.5, 2.0, gen, dt).to_vector();
+    BOOST_TEST(gen.offset == 19u);
+    const double tol = dt == DType::Float32 ? 1e-6 : 1e-15;
+    for (int64_t i = 0; i < 7; ++i) {
+      double a, b;
+      philox_uniform2(1234, static_cast<uint64_t>(i / 2), 17, &a, &b);
+      BOOST_TEST(u[i] == -2.0 + 5.0 * (i % 2 ? b : a), boost::test_tools::tolerance(tol));
+      philox_normal2(1234, static_cast<uint64_t>(i / 2), 18, &a, &b);
+      BOOST_TEST(z[i] == 0.5 + 2.0 * (i % 2 ? b : a), boost::test_tools::tolerance(tol));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_same_numbers_different_offsets_differ) {
+  Generator g1{42, 0}, g2{42, 0}, g3{43, 0};
+  const auto a = rand_normal({1000}, 0, 1, g1).to_vector();
+  const auto b = rand_normal({1000}, 0, 1, g2).to_vector();
+  const auto c = rand_normal({1000}, 0, 1, g3).to_vector();
+  const auto d = rand_normal({1000}, 0, 1, g1).to_vector();  // next offset of the same generator
+  BOOST_TEST(a == b);
+  int same_seed = 0, same_offset = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    same_seed += a[i] == c[i];
+    same_offset += a[i] == d[i];
+  }
+  BOOST_TEST(same_seed == 0);
+  BOOST_TEST(same_offset == 0);
+  // In-place draws consume an offset too, and reproduce the out-of-place ones.
+  Generator g4{42, 0};
+  Tensor t = Tensor::empty({1000});
+  normal_(t, 0, 1, g4);
+  BOOST_TEST(t.to_vector() == a);
+  BOOST_TEST(g4.offset == 1u);
+  // A prefix of a larger draw equals the smaller draw: values depend on (seed, offset, i) only.
+  Generator g5{42, 0};
+  const auto big = rand_normal({5001}, 0, 1, g5).to_vector();
+  BOOST_TEST(std::vector<double>(big.begin(), big.begin() + 1000) == a);
+}
+
+BOOST_AUTO_TEST_CASE(results_do_not_depend_on_thread_count) {
+  std::vector<std::vector<double>> runs;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    Generator gen{7, 3};
+    std::vector<double> r = rand_normal({100001}, 0, 1, gen, DType::Float64).to_vector();
+    const auto u = rand_uniform({100001}, 0, 1, gen, DType::Float32).to_vector();
+    r.insert(r.end(), u.begin(), u.end());
+    runs.push_back(r);
+  }
+  omp_set_num_threads(2);
+  BOOST_TEST(runs[0] == runs[1]);
+}
+
+BOOST_AUTO_TEST_CASE(moments_within_statistical_bounds) {
+  const int64_t n = jebm::test::sanitized() ? 100000 : 1000000;
+  const double dn = static_cast<double>(n);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Generator gen{2023, 0};
+    // Normal(mean 1.5, sd 2): sample mean within 5 sigma of 1.5 (sigma = 2 / sqrt(n)); sample variance within
+    // 5 sigma of 4 (Var of s^2 = 2 sd^4 / n for a normal).
+    const auto z = rand_normal({n}, 1.5, 2.0, gen, dt).to_vector();
+    double s = 0, s2 = 0;
+    for (double v : z) s += v;
+    const double mean = s / dn;
+    for (double v : z) s2 += (v - mean) * (v - mean);
+    const double var = s2 / (dn - 1);
+    BOOST_TEST(std::fabs(mean - 1.5) < 5 * 2.0 / std::sqrt(dn));
+    BOOST_TEST(std::fabs(var - 4.0) < 5 * std::sqrt(2.0 * 16.0 / dn));
+    // Uniform(-1, 3): mean 1, variance 16/12; every draw inside the interval.
+    const auto u = rand_uniform({n}, -1.0, 3.0, gen, dt).to_vector();
+    double us = 0, us2 = 0;
+    bool inside = true;
+    for (double v : u) {
+      us += v;
+      inside = inside && v >= -1.0 && v <= 3.0;
+    }
+    const double umean = us / dn;
+    for (double v : u) us2 += (v - umean) * (v - umean);
+    const double uvar = us2 / (dn - 1);
+    BOOST_TEST(inside);
+    const double var_u = 16.0 / 12.0, m4_u = 256.0 / 80.0;  // fourth central moment of U(a, b): (b-a)^4 / 80
+    BOOST_TEST(std::fabs(umean - 1.0) < 5 * std::sqrt(var_u / dn));
+    BOOST_TEST(std::fabs(uvar - var_u) < 5 * std::sqrt((m4_u - var_u * var_u) / dn));
+    // Neighbouring elements (the two members of a pair, and consecutive pairs) are uncorrelated.
+    double c = 0;
+    for (int64_t i = 0; i + 1 < n; ++i) c += (z[i] - 1.5) * (z[i + 1] - 1.5);
+    BOOST_TEST(std::fabs(c / (dn - 1) / 4.0) < 5 / std::sqrt(dn));
+  }
+}
