@@ -1,0 +1,306 @@
+// CUDA elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar
+// ops, axpby, fill and dtype casts. CPU reference: runtime/cpu/elementwise.cpp (same formulas, same order of
+// operations, so results differ only by the last-ulp differences of CUDA's vs glibc's exp/log/tanh/pow).
+// Tested by tests/test_cuda_ops.cpp.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/backend.hpp"
+#include "runtime/cuda/context.hpp"
+
+namespace jebm::cuda {
+namespace {
+
+// --- CPU reference, verbatim in spirit --------------------------------------------------------------------
+//   sigmoid(x)  = x >= 0 ? 1 / (1 + e^-x) : e^x / (1 + e^x)      (exp never overflows)
+//   softplus(x) = max(x, 0) + log1p(e^-|x|)
+//   silu'(x)    = s (1 + x (1 - s))
+template <typename T>
+__device__ __forceinline__ T stable_sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+template <typename T>
+__device__ __forceinline__ T unary_value(UnaryOp op, T v, T alpha) {
+  switch (op) {
+    case UnaryOp::Neg: return -v;
+    case UnaryOp::Exp: return std::exp(v);
+    case UnaryOp::Log: return std::log(v);
+    case UnaryOp::Sqrt: return std::sqrt(v);
+    case UnaryOp::Square: return v * v;
+    case UnaryOp::Abs: return std::fabs(v);
+    case UnaryOp::Tanh: return std::tanh(v);
+    case UnaryOp::Sigmoid: return stable_sigmoid(v);
+    case UnaryOp::Softplus: return (v > T(0) ? v : T(0)) + std::log1p(std::exp(-std::fabs(v)));
+    case UnaryOp::Relu: return v > T(0) ? v : T(0);
+    case UnaryOp::Silu: return v * stable_sigmoid(v);
+    case UnaryOp::LeakyRelu: return v > T(0) ? v : alpha * v;
+  }
+  return T(NAN);
+}
+
+// dy/dx at x; the kernel multiplies by grad_y.
+template <typename T>
+__device__ __forceinline__ T unary_derivative(UnaryOp op, T v, T alpha) {
+  switch (op) {
+    case UnaryOp::Neg: return T(-1);
+    case UnaryOp::Exp: return std::exp(v);
+    case UnaryOp::Log: return T(1) / v;
+    case UnaryOp::Sqrt: return T(0.5) / std::sqrt(v);
+    case UnaryOp::Square: return T(2) * v;
+    case UnaryOp::Abs: return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
+    case UnaryOp::Tanh: { const T t = std::tanh(v); return T(1) - t * t; }
+    case UnaryOp::Sigmoid: { const T s = stable_sigmoid(v); return s * (T(1) - s); }
+    case UnaryOp::Softplus: return stable_sigmoid(v);
+    case UnaryOp::Relu: return v > T(0) ? T(1) : T(0);
+    case UnaryOp::Silu: { const T s = stable_sigmoid(v); return s * (T(1) + v * (T(1) - s)); }
+    case UnaryOp::LeakyRelu: return v > T(0) ? T(1) : alpha;
+  }
+  return T(NAN);
+}
+
+template <typename T>
+__device__ __forceinline__ T binary_value(BinaryOp op, T x, T y) {
+  switch (op) {
+    case BinaryOp::Add: return x + y;
+    case BinaryOp::Sub: return x - y;
+    case BinaryOp::Mul: return x * y;
+    case BinaryOp::Div: return x / y;
+    case BinaryOp::Max: return x >= y ? x : y;
+    case BinaryOp::Min: return x <= y ? x : y;
+  }
+  return T(NAN);
+}
+
+template <typename T>
+__device__ __forceinline__ T scalar_value(ScalarOp op, T v, T s, T s2) {
+  switch (op) {
+    case ScalarOp::Add: return v + s;
+    case ScalarOp::Mul: return v * s;
+    case ScalarOp::Pow:  // the CPU special-cases these exponents; so must we to match bit for bit
+      if (s == T(2)) return v * v;
+      if (s == T(1)) return v;
+      if (s == T(0.5)) return std::sqrt(v);
+      return std::pow(v, s);
+    case ScalarOp::Clamp: return v < s ? s : (v > s2 ? s2 : v);
+  }
+  return T(NAN);
+}
+
+// --- kernels (grid-stride; op is uniform across the grid so the switch costs no divergence) ---------------
+#define JEBM_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+
+template <typename T>
+__global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, T alpha) {
+  JEBM_GRID_STRIDE(i, n) y[i] = unary_value(op, x[i], alpha);
+}
+
+template <typename T>
+__global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ x, const T* __restrict__ gy,
+                                      T* __restrict__ gx, int64_t n, T alpha) {
+  JEBM_GRID_STRIDE(i, n) gx[i] = unary_derivative(op, x[i], alpha) * gy[i];
+}
+
+template <typename T>
+__global__ void scalar_kernel(ScalarOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, T s, T s2) {
+  JEBM_GRID_STRIDE(i, n) y[i] = scalar_value(op, x[i], s, s2);
+}
+
+// Same shape, or one side a scalar (stride 0): the common cases need no index arithmetic.
+template <typename T>
+__global__ void binary_flat_kernel(BinaryOp op, const T* __restrict__ a, int64_t sa, const T* __restrict__ b,
+                                   int64_t sb, T* __restrict__ o, int64_t n) {
+  JEBM_GRID_STRIDE(i, n) o[i] = binary_value(op, a[i * sa], b[i * sb]);
+}
+
+// General broadcasting over a merged shape of at most kMaxDims dims; strides are 0 where an operand broadcasts.
+constexpr int kMaxDims = 8;
+struct BroadcastPlan {
+  int rank = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t stride_a[kMaxDims] = {};
+  int64_t stride_b[kMaxDims] = {};
+};
+
+template <typename T>
+__global__ void binary_broadcast_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b,
+                                        T* __restrict__ o, int64_t n, BroadcastPlan p) {
+  JEBM_GRID_STRIDE(i, n) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int k = p.rank - 1; k >= 0; --k) {
+      const int64_t idx = rem % p.shape[k];
+      rem /= p.shape[k];
+      oa += idx * p.stride_a[k];
+      ob += idx * p.stride_b[k];
+    }
+    o[i] = binary_value(op, a[oa], b[ob]);
+  }
+}
+
+template <typename T>
+__global__ void axpby_kernel(T a, const T* __restrict__ x, T b, T* __restrict__ y, int64_t n) {
+  // b == 0 overwrites y even when it holds NaN/Inf (fresh, uninitialised memory), as on the CPU.
+  if (b == T(0)) {
+    JEBM_GRID_STRIDE(i, n) y[i] = a * x[i];
+  } else {
+    JEBM_GRID_STRIDE(i, n) y[i] = a * x[i] + b * y[i];
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* __restrict__ y, int64_t n, T v) {
+  JEBM_GRID_STRIDE(i, n) y[i] = v;
+}
+
+template <typename Src, typename Dst>
+__global__ void cast_kernel(const Src* __restrict__ x, Dst* __restrict__ y, int64_t n) {
+  JEBM_GRID_STRIDE(i, n) y[i] = static_cast<Dst>(x[i]);
+}
+
+// --- host side --------------------------------------------------------------------------------------------
+
+// Same plan as the CPU's: right-aligned strides, size-1 output dims dropped, adjacent dims merged when both
+// operands step through them as one run. [N, D] + [D] stays [N, D] with b's strides (0, 1).
+std::vector<int64_t> aligned_strides(const Shape& s, const Shape& out) {
+  const size_t r = out.size(), off = r - s.size();
+  std::vector<int64_t> st(r, 0);
+  int64_t run = 1;
+  for (size_t k = s.size(); k-- > 0;) {
+    st[off + k] = s[k] == 1 ? 0 : run;
+    run *= s[k];
+  }
+  return st;
+}
+
+BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
+  const auto sa = aligned_strides(a, out), sb = aligned_strides(b, out);
+  std::vector<int64_t> shape, st_a, st_b;
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (out[k] == 1) continue;
+    if (!shape.empty() && st_a.back() == sa[k] * out[k] && st_b.back() == sb[k] * out[k]) {
+      shape.back() *= out[k];
+      st_a.back() = sa[k];
+      st_b.back() = sb[k];
+      continue;
+    }
+    shape.push_back(out[k]);
+    st_a.push_back(sa[k]);
+    st_b.push_back(sb[k]);
+  }
+  JEBM_CHECK(shape.size() <= static_cast<size_t>(kMaxDims),
+             "binary (cuda): broadcasting " << shape_str(a) << " with " << shape_str(b) << " needs "
+                                            << shape.size() << " dims after merging; at most " << kMaxDims);
+  BroadcastPlan p;
+  p.rank = static_cast<int>(shape.size());
+  for (size_t k = 0; k < shape.size(); ++k) {
+    p.shape[k] = shape[k];
+    p.stride_a[k] = st_a[k];
+    p.stride_b[k] = st_b[k];
+  }
+  return p;
+}
+
+template <typename Src>
+void cast_from(const Tensor& x, Tensor& y, cudaStream_t s) {
+  const int64_t n = x.numel();
+  const Src* xp = static_cast<const Src*>(x.raw_data());
+  switch (y.dtype()) {
+    case DType::Float32: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<float>(), n); break;
+    case DType::Float64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<double>(), n); break;
+    case DType::Int64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<int64_t>(), n); break;
+  }
+  CUDA_CHECK_LAUNCH("cast_kernel");
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(x);
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary (cuda)", [&] {
+    unary_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), y.data<scalar_t>(), n,
+                                                 static_cast<scalar_t>(alpha));
+  });
+  CUDA_CHECK_LAUNCH("unary_kernel(" << unary_op_name(op) << ")");
+}
+
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& grad_x, double alpha) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(x);
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary_backward (cuda)", [&] {
+    unary_backward_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), grad_y.data<scalar_t>(),
+                                                          grad_x.data<scalar_t>(), n, static_cast<scalar_t>(alpha));
+  });
+  CUDA_CHECK_LAUNCH("unary_backward_kernel(" << unary_op_name(op) << ")");
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(out);
+  JEBM_DISPATCH_FLOAT(out.dtype(), "binary (cuda)", [&] {
+    const scalar_t* ap = a.data<scalar_t>();
+    const scalar_t* bp = b.data<scalar_t>();
+    scalar_t* op_ = out.data<scalar_t>();
+    if ((a.numel() == n || a.numel() == 1) && (b.numel() == n || b.numel() == 1)) {
+      binary_flat_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, a.numel() == n ? 1 : 0, bp, b.numel() == n ? 1 : 0,
+                                                         op_, n);
+    } else {
+      binary_broadcast_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, bp, op_, n,
+                                                             plan_broadcast(a.shape(), b.shape(), out.shape()));
+    }
+  });
+  CUDA_CHECK_LAUNCH("binary kernel(" << binary_op_name(op) << ")");
+}
+
+void scalar_op(ScalarOp op, const Tensor& x, double s_, double s2, Tensor& y) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(x);
+  JEBM_DISPATCH_FLOAT(x.dtype(), "scalar_op (cuda)", [&] {
+    scalar_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), y.data<scalar_t>(), n,
+                                                  static_cast<scalar_t>(s_), static_cast<scalar_t>(s2));
+  });
+  CUDA_CHECK_LAUNCH("scalar_kernel");
+}
+
+void axpby(double a, const Tensor& x, double b, Tensor& y) {
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(y);
+  JEBM_DISPATCH_FLOAT(y.dtype(), "axpby (cuda)", [&] {
+    axpby_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<scalar_t>(a), x.data<scalar_t>(),
+                                                 static_cast<scalar_t>(b), y.data<scalar_t>(), n);
+  });
+  CUDA_CHECK_LAUNCH("axpby_kernel");
+}
+
+void fill(Tensor& y, double value) {
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(y);
+  switch (y.dtype()) {
+    case DType::Float32: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<float>(), n, static_cast<float>(value)); break;
+    case DType::Float64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<double>(), n, value); break;
+    case DType::Int64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<int64_t>(), n, static_cast<int64_t>(value)); break;
+  }
+  CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void cast(const Tensor& x, Tensor& y) {
+  if (x.numel() == 0) return;
+  cudaStream_t s = stream(x);
+  switch (x.dtype()) {
+    case DType::Float32: return cast_from<float>(x, y, s);
+    case DType::Float64: return cast_from<double>(x, y, s);
+    case DType::Int64: return cast_from<int64_t>(x, y, s);
+  }
+}
+
+}  // namespace jebm::cuda
