@@ -10,12 +10,22 @@
 
 namespace jebm {
 // Entry points (one per file in experiments/).
+int run_bench(const std::vector<std::string>& args);
+int run_gmm(const std::vector<std::string>& args);
+int run_mnist(const std::vector<std::string>& args);
+int run_mnist_classifier(const std::vector<std::string>& args);
+int run_cifar10_classifier(const std::vector<std::string>& args);
 }  // namespace jebm
 
 namespace {
 
 const std::vector<jebm::Command>& commands() {
   static const std::vector<jebm::Command> table = {
+      {"bench", "micro-benchmarks: GEMM, conv2d, ...", jebm::run_bench},
+      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD)", jebm::run_gmm},
+      {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist},
+      {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
+      {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
   };
   return table;
 }

@@ -1,0 +1,122 @@
+// What the image experiments (`jebm mnist`, `jebm cifar10`) share: the hyper-parameters of DESIGN 3.2/3.3 as one
+// config with its Boost.Program_options registration, and the training loop around samplers' Trainer (burn-in,
+// epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume, Ctrl-C,
+// divergence guard). Tested by tests/test_image_ebm.cpp.
+#pragma once
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/module.hpp"
+#include "samplers/contrastive.hpp"
+#include "samplers/resampling.hpp"
+
+namespace jebm {
+
+// Every hyper-parameter of an image run. The experiment fills in its defaults (DESIGN 3.2 for MNIST, 3.3 for
+// CIFAR-10) before register_image_ebm_options(), which shows them in --help.
+struct ImageEbmConfig {
+  std::string command = "image-ebm";  // "mnist", "cifar10": used in messages and the progress line
+  Algorithm algo = Algorithm::Jarzynski;
+  // walkers and ULA (DESIGN 1.1: jebm's weights use 1/(2 sigma^2) with the user's sigma)
+  int64_t walkers = 1024;
+  int64_t burn_in = 20000;       // unweighted ULA steps at theta_0 from uniform [-1,1]
+  double h = 5e-5;
+  double sigma = 1e-4;           // <= 0: sqrt(2h)
+  double drift_clip = 0.0;       // per-coordinate clip of grad_x U (0: off), used consistently in the weights
+  bool box_revert = false;       // the official code's [-1,1] revert: breaks the weight formula (DESIGN 1.1)
+  int64_t moving_subsets = 6;    // random walker subsets moved per parameter update
+  int64_t moving_batch = 256;    // walkers per subset (0: all walkers)
+  int64_t moves_per_update = 30; // ULA moves of each subset
+  int64_t gradient_batch = 256;  // walkers in the loss (0: all), weights renormalised within them
+  double alpha = 0.01;           // squared-energy regulariser of the surrogate loss
+  // optimizer
+  double lr = 1e-4, beta1 = 0.0, beta2 = 0.999;
+  double grad_clip = 1.0;        // global grad-norm clip (<= 0: off)
+  int64_t lr_decay_epochs = 500; // lr factor max(1 - epoch / lr_decay_epochs, lr_floor)
+  double lr_floor = 1e-10;
+  int64_t epochs = 600;
+  // resampling (Jarzynski only)
+  ResampleScheme resample_scheme = ResampleScheme::Multinomial;
+  bool resample = true;
+  double resample_cv = 1.5;          // resample when std(w / mean w) over all walkers exceeds this (0: off)
+  double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
+  int64_t resample_after_epoch = 150;  // only when epoch > this (0-based epochs)
+  // data
+  int64_t data_batch = 128;      // images per update; an epoch is floor(M / data_batch) updates (drop_last)
+  double data_noise = 0.0;       // std of Gaussian noise added to every data batch
+  // run
+  uint64_t seed = 1;
+  int threads = 0;               // OpenMP threads (0: OpenMP's default)
+  int64_t eval_chunk = 256;      // walkers per forward/backward chunk
+  int64_t log_every = 1;         // CSV row (with the class weights) every this many updates
+  int64_t grid_every = 10;       // PNG grid of walkers every this many epochs (0: only at the end)
+  int64_t grid_count = 64;       // walkers in a grid
+  int64_t checkpoint_every = 1;  // checkpoint every this many epochs (also at the end, after burn-in, on Ctrl-C)
+  int64_t interrupt_at = -1;     // testing: raise SIGINT after this update (-1: never)
+  int64_t interrupt_at_burn_in = -1;  // testing: raise SIGINT after this many burn-in steps (-1: never)
+  bool progress = true;
+  std::string out;               // run directory
+  bool force = false;
+  bool resume = false;           // continue the run in `out` from its checkpoint
+};
+
+// Registers the shared options on `desc` with c's current values as defaults; they write into c. Strings that
+// need parsing (--algo, --resample) go through finish_image_ebm_options().
+struct ImageEbmOptionStrings {
+  std::string algo = "jarzynski";
+  std::string resample = "multinomial";
+  std::string resume;
+};
+void register_image_ebm_options(boost::program_options::options_description& desc, ImageEbmConfig& c,
+                                ImageEbmOptionStrings& s, const std::string& defaults_source);
+
+// Parses args against desc: --help prints `usage` + desc and returns false. With --resume DIR the options saved
+// in DIR/options.txt are the defaults (the command line still wins, e.g. a larger --epochs), and --out is DIR.
+// Validates every shared option (the message names the option and its value). `saved_options` gets the
+// (name, value) pairs to write to options.txt.
+bool parse_image_ebm_args(const std::vector<std::string>& args, boost::program_options::options_description& desc,
+                          const std::string& usage, ImageEbmConfig& c, ImageEbmOptionStrings& s,
+                          std::vector<std::pair<std::string, std::string>>& saved_options);
+
+// What an experiment hands the loop.
+struct ImageEbmProblem {
+  Tensor data;  // [M, C, H, W] float32 in [-1, 1]
+  // Builds the energy with its initial parameters (the loop passes Generator{seed, 0}).
+  std::function<std::shared_ptr<Module>(Generator& gen)> make_energy;
+  // Optional metric: the weighted fraction of walkers per class. x: the walkers [N, C, H, W]; w: normalised
+  // weights (uniform for PCD). Column names: "weight_" + class_names[c].
+  std::vector<std::string> class_names;
+  std::function<std::vector<double>(const Tensor& x, const std::vector<double>& w)> class_weights;
+  std::vector<double> class_targets;  // optional: the truth, printed next to the final weights
+};
+
+struct ImageEbmResult {
+  int64_t iterations = 0;         // updates done in total (this run and the ones it resumed)
+  int64_t epochs_done = 0;
+  bool interrupted = false;       // Ctrl-C: checkpoint saved, exit code 130
+  bool diverged = false;          // divergence guard: exit code 3, last good checkpoint kept
+  std::string message;            // why it stopped, when it did not finish
+  double log_z = 0.0, ess = 0.0, data_energy = 0.0;  // of the last update
+  std::vector<double> class_weights;  // of the last logged update (empty without the metric)
+  int exit_code() const { return diverged ? 3 : (interrupted ? 130 : 0); }
+};
+
+// The loop of DESIGN 1.3 (image variant) in c.out: burn-in, epochs of Trainer steps, metrics.csv, PNG grids,
+// checkpoint.safetensors (atomic), exact resume when c.resume, Ctrl-C and the divergence guard. The run
+// directory must have been prepared (prepare_run_dir + options.txt) by the caller.
+ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p);
+
+// Runs prepare_run_dir, writes options.txt, then run_image_ebm; prints the summary. The experiments' common tail.
+int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
+                          const std::vector<std::pair<std::string, std::string>>& saved_options);
+
+// The checkpoint file of a run directory, and a reader for tests and tools: the tensors and metadata.
+std::string image_ebm_checkpoint_path(const std::string& out);
+
+}  // namespace jebm

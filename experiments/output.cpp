@@ -1,0 +1,198 @@
+// Run directories, CSV metrics, the stderr progress line and SVG line plots shared by the experiments.
+// Tested by tests/test_gmm.cpp.
+#include "experiments/output.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <sstream>
+
+#include "runtime/check.hpp"
+
+namespace jebm {
+
+namespace fs = std::filesystem;
+
+void prepare_run_dir(const fs::path& dir, bool force, bool resume) {
+  JEBM_CHECK(!dir.empty(), "--out: empty directory name");
+  if (fs::exists(dir)) {
+    JEBM_CHECK(fs::is_directory(dir), "--out " << dir.string() << ": exists and is not a directory");
+    JEBM_CHECK(!fs::exists(dir / "options.txt") || force || resume,
+               "--out " << dir.string() << " holds a previous run (options.txt); pass --force to overwrite it or "
+                                           "--resume to continue it");
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  JEBM_CHECK(!ec, "--out " << dir.string() << ": cannot create the directory: " << ec.message());
+}
+
+void write_options(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::ofstream os(dir / "options.txt");
+  JEBM_CHECK(os, "cannot write " << (dir / "options.txt").string());
+  for (const auto& [k, v] : kv) os << k << " = " << v << "\n";
+}
+
+CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns, bool append)
+    : path_(path), columns_(columns.size()) {
+  const bool had_rows = append && fs::exists(path) && fs::file_size(path) > 0;
+  os_.open(path, append ? std::ios::app : std::ios::trunc);
+  JEBM_CHECK(os_, "cannot write " << path.string());
+  os_ << std::setprecision(10);
+  if (!had_rows) {
+    for (size_t i = 0; i < columns.size(); ++i) os_ << (i ? "," : "") << columns[i];
+    os_ << "\n";
+    os_.flush();
+  }
+}
+
+void CsvWriter::row(const std::vector<double>& values) {
+  JEBM_CHECK(values.size() == columns_, path_.string() << ": row of " << values.size() << " values for "
+                                                       << columns_ << " columns");
+  for (size_t i = 0; i < values.size(); ++i) os_ << (i ? "," : "") << values[i];
+  os_ << "\n";
+  os_.flush();
+}
+
+Progress::Progress(std::string label, int64_t total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()),
+      last_(start_ - std::chrono::seconds(1)) {}
+
+namespace {
+std::string hms(double s) {
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(t / 3600),
+                  static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+  return buf;
+}
+}  // namespace
+
+void Progress::update(int64_t done, const std::string& extra) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_ < std::chrono::milliseconds(200) && done < total_) return;
+  last_ = now;
+  const double el = std::chrono::duration<double>(now - start_).count();
+  const double rate = el > 0 ? static_cast<double>(done) / el : 0.0;
+  std::ostringstream os;
+  os << "\r" << label_ << " " << done << "/" << total_ << " (" << std::fixed << std::setprecision(1)
+     << (total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0) << "%) "
+     << std::setprecision(1) << rate << " it/s ETA "
+     << (rate > 0 ? hms(static_cast<double>(total_ - done) / rate) : std::string("?")) << (extra.empty() ? "" : " ")
+     << extra << "   ";
+  std::cerr << os.str() << std::flush;
+}
+
+void Progress::finish() {
+  if (!enabled_) return;
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::cerr << "\r" << label_ << " " << total_ << "/" << total_ << " done in " << hms(el) << " ("
+            << std::fixed << std::setprecision(1) << (el > 0 ? static_cast<double>(total_) / el : 0.0)
+            << " it/s)" << std::string(30, ' ') << "\n";
+}
+
+// --- SVG -------------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+// "Nice" tick positions covering [lo, hi].
+std::vector<double> ticks(double lo, double hi, int target = 6) {
+  const double span = hi - lo;
+  const double raw = span / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) t.push_back(std::fabs(v) < 1e-12 * step ? 0.0 : v);
+  return t;
+}
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << std::setprecision(4) << v;
+  return os.str();
+}
+
+}  // namespace
+
+void write_svg_plot(const fs::path& path, const std::vector<SvgPanel>& panels, int pw, int ph) {
+  static const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                                   "#7f7f7f"};
+  const int ml = 70, mr = 20, mt = 34, mb = 50;
+  std::ofstream os(path);
+  JEBM_CHECK(os, "cannot write " << path.string());
+  const int width = pw * static_cast<int>(std::max<size_t>(panels.size(), 1));
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << ph
+     << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  for (size_t pi = 0; pi < panels.size(); ++pi) {
+    const SvgPanel& p = panels[pi];
+    const double ox = static_cast<double>(pw) * static_cast<double>(pi);
+    double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
+    for (const auto& s : p.series)
+      for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+        if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+        x0 = std::min(x0, s.x[i]); x1 = std::max(x1, s.x[i]);
+        y0 = std::min(y0, s.y[i]); y1 = std::max(y1, s.y[i]);
+      }
+    if (!std::isfinite(x0)) { x0 = 0; x1 = 1; y0 = 0; y1 = 1; }
+    if (x1 - x0 < 1e-300) { x0 -= 0.5; x1 += 0.5; }
+    if (y1 - y0 < 1e-12 * std::max(1.0, std::fabs(y0))) { y0 -= 0.5; y1 += 0.5; }
+    const double pad = 0.05 * (y1 - y0);
+    y0 -= pad; y1 += pad;
+    const double L = ox + ml, R = ox + pw - mr, T = mt, B = ph - mb;
+    auto sx = [&](double v) { return L + (v - x0) / (x1 - x0) * (R - L); };
+    auto sy = [&](double v) { return B - (v - y0) / (y1 - y0) * (B - T); };
+    os << "<text x=\"" << (L + R) / 2 << "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">" << esc(p.title) << "</text>\n";
+    os << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << R - L << "\" height=\"" << B - T
+       << "\" fill=\"none\" stroke=\"black\"/>\n";
+    for (double t : ticks(x0, x1))
+      os << "<line x1=\"" << sx(t) << "\" y1=\"" << B << "\" x2=\"" << sx(t) << "\" y2=\"" << B + 5
+         << "\" stroke=\"black\"/><text x=\"" << sx(t) << "\" y=\"" << B + 18 << "\" text-anchor=\"middle\">" << num(t)
+         << "</text>\n";
+    for (double t : ticks(y0, y1))
+      os << "<line x1=\"" << L - 5 << "\" y1=\"" << sy(t) << "\" x2=\"" << R << "\" y2=\"" << sy(t)
+         << "\" stroke=\"#ddd\"/><text x=\"" << L - 8 << "\" y=\"" << sy(t) + 4 << "\" text-anchor=\"end\">" << num(t)
+         << "</text>\n";
+    os << "<text x=\"" << (L + R) / 2 << "\" y=\"" << ph - 12 << "\" text-anchor=\"middle\">" << esc(p.x_label) << "</text>\n";
+    os << "<text transform=\"translate(" << ox + 16 << "," << (T + B) / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
+       << esc(p.y_label) << "</text>\n";
+    for (size_t si = 0; si < p.series.size(); ++si) {
+      const SvgSeries& s = p.series[si];
+      const std::string color = s.color.empty() ? kPalette[si % 8] : s.color;
+      os << "<polyline class=\"series\" data-name=\"" << esc(s.name) << "\" fill=\"none\" stroke=\"" << color
+         << "\" stroke-width=\"1.5\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
+      for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
+        if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) os << sx(s.x[i]) << "," << sy(s.y[i]) << " ";
+      os << "\"/>\n";
+      const double ly = T + 14 + 16 * static_cast<double>(si);
+      os << "<line x1=\"" << R - 150 << "\" y1=\"" << ly << "\" x2=\"" << R - 125 << "\" y2=\"" << ly << "\" stroke=\""
+         << color << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/><text x=\""
+         << R - 120 << "\" y=\"" << ly + 4 << "\">" << esc(s.name) << "</text>\n";
+    }
+  }
+  os << "</svg>\n";
+}
+
+}  // namespace jebm

@@ -1,0 +1,197 @@
+// Gaussian-mixture energy: closed forms on raw float64 arrays (the `jebm gmm` fast path) and the autograd
+// Module. Tested by tests/test_gmm.cpp.
+#include "models/gaussian_mixture.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "runtime/philox.hpp"
+
+namespace jebm {
+
+namespace {
+
+constexpr int64_t kRowChunk = 256;  // fixed reduction chunk: results independent of the thread count
+
+void check_params(const GmmParams& p, const char* what) {
+  JEBM_CHECK(p.k > 0 && p.d > 0 && static_cast<int64_t>(p.a.size()) == p.k * p.d &&
+                 static_cast<int64_t>(p.z.size()) == p.k,
+             what << ": parameters of K = " << p.k << ", D = " << p.d << " have " << p.a.size() << " means and "
+                  << p.z.size() << " offsets");
+}
+
+// Sums per-chunk partial vectors (width w) in chunk order into out.
+template <typename Fn>
+void chunked_sum(int64_t n, int64_t w, double* out, Fn&& fn) {
+  const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
+  std::vector<double> part(static_cast<size_t>(chunks * w), 0.0);
+#pragma omp parallel for schedule(static) if (n * w > 8192)
+  for (int64_t c = 0; c < chunks; ++c)
+    fn(c * kRowChunk, std::min(n, (c + 1) * kRowChunk), part.data() + c * w);
+  std::fill_n(out, w, 0.0);
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t q = 0; q < w; ++q) out[q] += part[static_cast<size_t>(c * w + q)];
+}
+
+}  // namespace
+
+GmmParams GmmParams::zeros(int64_t k, int64_t d) {
+  GmmParams p;
+  p.k = k;
+  p.d = d;
+  p.a.assign(static_cast<size_t>(k * d), 0.0);
+  p.z.assign(static_cast<size_t>(k), 0.0);
+  return p;
+}
+
+void gmm_eval(const GmmParams& p, const double* x, int64_t n, double* u, double* g, double* r) {
+  check_params(p, "gmm_eval");
+  const int64_t d = p.d, k = p.k;
+#pragma omp parallel for schedule(static) if (n * d * k > 16384)
+  for (int64_t i = 0; i < n; ++i)
+    u[i] = gmm_eval_row(p, x + i * d, r ? r + i * k : nullptr, g ? g + i * d : nullptr);
+}
+
+void gmm_param_grad(const GmmParams& p, const double* x, const double* r, const double* c, int64_t n,
+                    double* grad_a, double* grad_z) {
+  check_params(p, "gmm_param_grad");
+  const int64_t k = p.k, d = p.d, w = k * d + k;
+  // acc = [sum c r_j x (K*D) | sum c r_j (K)]; then dU/da_j = (sum c r_j) a_j - sum c r_j x.
+  std::vector<double> acc(static_cast<size_t>(w));
+  const double cu = 1.0 / static_cast<double>(n);
+  chunked_sum(n, w, acc.data(), [&](int64_t b, int64_t e, double* out) {
+    for (int64_t i = b; i < e; ++i) {
+      const double ci = c ? c[i] : cu;
+      for (int64_t j = 0; j < k; ++j) {
+        const double cr = ci * r[i * k + j];
+        out[k * d + j] += cr;
+        const double* xi = x + i * d;
+        double* o = out + j * d;
+        for (int64_t q = 0; q < d; ++q) o[q] += cr * xi[q];
+      }
+    }
+  });
+  for (int64_t j = 0; j < k; ++j) {
+    const double s = acc[static_cast<size_t>(k * d + j)];
+    grad_z[j] = s;
+    for (int64_t q = 0; q < d; ++q) grad_a[j * d + q] = s * p.a[static_cast<size_t>(j * d + q)] - acc[static_cast<size_t>(j * d + q)];
+  }
+}
+
+double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z) {
+  check_params(p, "gmm_data_term");
+  const int64_t k = p.k, d = p.d;
+  const bool want_grad = grad_a && grad_z;
+  const int64_t w = 1 + (want_grad ? k * d + k : 0);
+  std::vector<double> acc(static_cast<size_t>(w));
+  chunked_sum(n, w, acc.data(), [&](int64_t b, int64_t e, double* out) {
+    double r[64];
+    std::vector<double> rbig(static_cast<size_t>(k > 64 ? k : 0));
+    double* rr = k > 64 ? rbig.data() : r;
+    for (int64_t i = b; i < e; ++i) {
+      const double* xi = x + i * d;
+      out[0] += gmm_eval_row(p, xi, want_grad ? rr : nullptr, nullptr);
+      if (!want_grad) continue;
+      for (int64_t j = 0; j < k; ++j) {
+        out[1 + k * d + j] += rr[j];
+        double* o = out + 1 + j * d;
+        for (int64_t q = 0; q < d; ++q) o[q] += rr[j] * xi[q];
+      }
+    }
+  });
+  const double inv = 1.0 / static_cast<double>(n);
+  if (want_grad) {
+    for (int64_t j = 0; j < k; ++j) {
+      const double s = acc[static_cast<size_t>(1 + k * d + j)] * inv;
+      grad_z[j] = s;
+      for (int64_t q = 0; q < d; ++q)
+        grad_a[j * d + q] = s * p.a[static_cast<size_t>(j * d + q)] - acc[static_cast<size_t>(1 + j * d + q)] * inv;
+    }
+  }
+  return acc[0] * inv;
+}
+
+double gmm_log_z(const GmmParams& p) {
+  check_params(p, "gmm_log_z");
+  double m = -std::numeric_limits<double>::infinity();
+  for (double zj : p.z) m = std::max(m, -zj);
+  double s = 0.0;
+  for (double zj : p.z) s += std::exp(-zj - m);
+  return 0.5 * static_cast<double>(p.d) * std::log(2.0 * M_PI) + m + std::log(s);
+}
+
+std::vector<double> gmm_mode_weights(const GmmParams& p) {
+  const double lz = gmm_log_z(p) - 0.5 * static_cast<double>(p.d) * std::log(2.0 * M_PI);
+  std::vector<double> w(p.z.size());
+  for (size_t j = 0; j < w.size(); ++j) w[j] = std::exp(-p.z[j] - lz);
+  return w;
+}
+
+double gmm_cross_entropy(const GmmParams& p, const double* x, int64_t n) {
+  return gmm_data_term(p, x, n, nullptr, nullptr) + gmm_log_z(p);
+}
+
+void gmm_sample(const GmmParams& p, int64_t n, uint64_t seed, uint64_t offset, double* x) {
+  check_params(p, "gmm_sample");
+  const std::vector<double> w = gmm_mode_weights(p);
+  std::vector<double> cum(w.size());
+  double s = 0.0;
+  for (size_t j = 0; j < w.size(); ++j) cum[j] = (s += w[j]);
+  cum.back() = 1.0;
+  const int64_t d = p.d;
+  const uint64_t pairs = static_cast<uint64_t>((d + 1) / 2);
+#pragma omp parallel for schedule(static) if (n * d > 16384)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t base = static_cast<uint64_t>(i) * (pairs + 1);
+    double u0, u1;
+    philox_uniform2(seed, base + pairs, offset, &u0, &u1);
+    const int64_t j = std::min<int64_t>(static_cast<int64_t>(std::upper_bound(cum.begin(), cum.end(), u0) - cum.begin()),
+                                        p.k - 1);
+    const double* a = p.mean(j);
+    for (int64_t q = 0; q < d; q += 2) {
+      double z0, z1;
+      philox_normal2(seed, base + static_cast<uint64_t>(q / 2), offset, &z0, &z1);
+      x[i * d + q] = a[q] + z0;
+      if (q + 1 < d) x[i * d + q + 1] = a[q + 1] + z1;
+    }
+  }
+}
+
+// --- the Module ------------------------------------------------------------------------------------------
+
+GaussianMixtureEnergy::GaussianMixtureEnergy(const GmmParams& p, DType dtype) : k_(p.k), d_(p.d) {
+  check_params(p, "GaussianMixtureEnergy");
+  means_ = register_parameter("means", Tensor::from_vector(p.a, {p.k, p.d}, dtype));
+  z_ = register_parameter("z", Tensor::from_vector(p.z, {p.k}, dtype));
+}
+
+ag::Var GaussianMixtureEnergy::forward(const ag::Var& x) {
+  JEBM_CHECK(x.dim() == 2 && x.size(1) == d_, "GaussianMixtureEnergy: input " << shape_str(x.shape())
+                                                                              << ", expected [N, " << d_ << "]");
+  const int64_t n = x.size(0);
+  // [N, 1, D] - [1, K, D] -> squared distances [N, K]; exponents -d2/2 - z; U = -logsumexp over modes.
+  const ag::Var diff = ag::sub(ag::reshape(x, {n, 1, d_}), ag::reshape(means_, {1, k_, d_}));
+  const ag::Var d2 = ag::sum(ag::square(diff), 2);
+  const ag::Var e = ag::sub(ag::mul_scalar(d2, -0.5), ag::reshape(z_, {1, k_}));
+  return ag::neg(ag::logsumexp(e, 1));
+}
+
+GmmParams GaussianMixtureEnergy::params() const {
+  GmmParams p;
+  p.k = k_;
+  p.d = d_;
+  p.a = means_.value().to_vector();
+  p.z = z_.value().to_vector();
+  return p;
+}
+
+void GaussianMixtureEnergy::set_params(const GmmParams& p) {
+  JEBM_CHECK(p.k == k_ && p.d == d_, "GaussianMixtureEnergy::set_params: K, D = " << p.k << ", " << p.d
+                                                                                  << " vs " << k_ << ", " << d_);
+  means_.value().copy_(Tensor::from_vector(p.a, {k_, d_}, means_.dtype()));
+  z_.value().copy_(Tensor::from_vector(p.z, {k_}, z_.dtype()));
+}
+
+}  // namespace jebm

@@ -1,0 +1,107 @@
+// GaussianMixtureEnergy: U(x) = -log sum_j exp(-|x - a_j|^2 / 2 - z_j) as a Module built from autograd ops, plus
+// the closed forms of the Gaussian-mixture fast path (fused U / grad_x U / responsibilities, parameter gradients,
+// analytic log Z, exact sampling, exact cross-entropy, mode weights) on raw float64 arrays.
+// Tested by tests/test_gmm.cpp (closed forms against autograd and finite differences, log Z, sampling moments).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "models/module.hpp"
+
+namespace jebm {
+
+// Parameters of a K-mode, D-dimensional unit-covariance mixture: means a [K, D] and offsets z [K]
+// (rho(x) proportional to sum_j exp(-|x - a_j|^2 / 2 - z_j); mode j has mass softmax(-z)_j).
+struct GmmParams {
+  int64_t k = 0, d = 0;
+  std::vector<double> a;  // [K, D] row-major
+  std::vector<double> z;  // [K]
+  static GmmParams zeros(int64_t k, int64_t d);
+  const double* mean(int64_t j) const { return a.data() + j * d; }
+};
+
+// One row: returns U(x) and writes r [K] (may be null) and g [D] = grad_x U (may be null). Inline so that
+// fused per-walker loops (samplers/gmm_step.cpp) call it without any per-call overhead.
+inline double gmm_eval_row(const GmmParams& p, const double* x, double* r, double* g) {
+  const int64_t k = p.k, d = p.d;
+  double e_small[16];
+  std::vector<double> e_big;
+  double* e = e_small;
+  if (k > 16) {
+    e_big.resize(static_cast<size_t>(k));
+    e = e_big.data();
+  }
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < k; ++j) {
+    const double* a = p.a.data() + j * d;
+    double s = 0.0;
+    for (int64_t c = 0; c < d; ++c) {
+      const double t = x[c] - a[c];
+      s += t * t;
+    }
+    e[j] = -0.5 * s - p.z[static_cast<size_t>(j)];
+    m = e[j] > m ? e[j] : m;
+  }
+  double s = 0.0;
+  for (int64_t j = 0; j < k; ++j) {
+    e[j] = std::exp(e[j] - m);
+    s += e[j];
+  }
+  const double inv = 1.0 / s;
+  if (r)
+    for (int64_t j = 0; j < k; ++j) r[j] = e[j] * inv;
+  if (g) {
+    // grad_x U = sum_j r_j (x - a_j) = x - sum_j r_j a_j
+    for (int64_t c = 0; c < d; ++c) g[c] = x[c];
+    for (int64_t j = 0; j < k; ++j) {
+      const double rj = e[j] * inv;
+      const double* a = p.a.data() + j * d;
+      for (int64_t c = 0; c < d; ++c) g[c] -= rj * a[c];
+    }
+  }
+  return -(m + std::log(s));
+}
+
+// Fused evaluation over x [n, D]: u [n] energies, g [n, D] = grad_x U (may be null), r [n, K] responsibilities
+// softmax_j(-|x - a_j|^2 / 2 - z_j) (may be null). OpenMP over rows.
+void gmm_eval(const GmmParams& p, const double* x, int64_t n, double* u, double* g, double* r);
+
+// Weighted parameter gradient sum_i c_i grad_theta U(x_i) from stored responsibilities r [n, K]:
+// dU/da_j = r_j (a_j - x), dU/dz_j = r_j. c null means c_i = 1/n. grad_a [K*D], grad_z [K] are overwritten.
+// Deterministic: fixed-size row chunks combined in order, whatever the thread count.
+void gmm_param_grad(const GmmParams& p, const double* x, const double* r, const double* c, int64_t n,
+                    double* grad_a, double* grad_z);
+
+// One pass over a data set: returns mean_b U(x_b) and, when grad_a/grad_z are non-null, mean_b grad_theta U(x_b)
+// (responsibilities recomputed, not stored). Deterministic as above.
+double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z);
+
+// log Z = (D/2) log(2 pi) + log sum_j exp(-z_j).
+double gmm_log_z(const GmmParams& p);
+// Mode masses softmax(-z).
+std::vector<double> gmm_mode_weights(const GmmParams& p);
+// Exact cross-entropy of the model relative to data x [n, D]: mean U + log Z.
+double gmm_cross_entropy(const GmmParams& p, const double* x, int64_t n);
+// n exact samples into x [n, D]: sample i draws its mode from Philox (seed, stream = i*(P+1) + P, offset)
+// and its noise from streams i*(P+1) + 0..P-1, P = ceil(D/2).
+void gmm_sample(const GmmParams& p, int64_t n, uint64_t seed, uint64_t offset, double* x);
+
+// The same energy as a Module: parameters "means" [K, D] and "z" [K], forward x [N, D] -> U [N] from autograd
+// ops, so one backward gives grad_x U and grad_theta U (the generic Trainer's path).
+class GaussianMixtureEnergy : public Module {
+ public:
+  explicit GaussianMixtureEnergy(const GmmParams& p, DType dtype = DType::Float64);
+  ag::Var forward(const ag::Var& x) override;
+  GmmParams params() const;            // host float64 copy of the current parameters
+  void set_params(const GmmParams& p);  // in place (optimizers keep their Vars)
+  ag::Var& means() { return means_; }
+  ag::Var& z() { return z_; }
+
+ private:
+  int64_t k_, d_;
+  ag::Var means_, z_;
+};
+
+}  // namespace jebm

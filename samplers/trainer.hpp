@@ -1,0 +1,128 @@
+// Trainer: DESIGN 1.3 (Algorithm 1 and its image-experiment variant) for ANY energy Module through autograd:
+// Jarzynski-weighted walkers, or the PCD / CD-k baselines, with mini-batch moves, gradient walkers, the
+// surrogate loss and resampling. The optimizer, the data and logging are callbacks. Tested by
+// tests/test_samplers.cpp (a Gaussian target) and tests/test_gmm.cpp (agrees with the closed-form GMM path).
+//
+// One step (= one parameter update) with the Jarzynski algorithm:
+//  1. Complete: walkers whose last move is pending get U, grad_x U at their new positions under the current
+//     theta (one forward+backward over them) and their weight increment (moved under the previous theta,
+//     completed under this one: the paper's combined formula). Walkers that did not move get the parameter-
+//     change increment A += U_old(X) - U_theta(X) (one forward, no backward; skipped when all walkers moved).
+//  2. Gradient estimate: the surrogate loss mean_b U(x_b) - sum_i w_i U(X_i) + alpha (mean_b U(x_b)^2 +
+//     sum_i w_i U(X_i)^2) over the data batch and the gradient walkers (all, or a random subset with weights
+//     renormalised within it), backward into the parameters' .grad(). The weights depend on grad_x U, so this
+//     is a second forward+backward over the gradient walkers; the closed-form GMM path avoids it.
+//  3. Resample (all walkers; none is pending now) when the rule fires.
+//  4. Moves at the current theta: the moving walkers (all, or a fresh random subset) make `moves_per_update`
+//     fused ULA moves; the first reuses grad_x U from step 1 when the moving set is all walkers, each later one
+//     is one forward+backward. The last move stays pending and is completed in the next step's part 1.
+//  5. optimizer_step() (the caller's: plain GD, Adam + clipping, ...).
+// PCD: the same loop with equal weights, no completion and no resampling. CD-k: also restarts the walkers
+// (restart_walkers callback) before every k-th update.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "models/module.hpp"
+#include "samplers/contrastive.hpp"
+#include "samplers/resampling.hpp"
+#include "samplers/ula_jarzynski.hpp"
+#include "samplers/walkers.hpp"
+
+namespace jebm {
+
+struct TrainerOptions {
+  Algorithm algorithm = Algorithm::Jarzynski;
+  UlaConfig ula;                 // h, sigma, drift clip (weighted is set from the algorithm)
+  int64_t moves_per_update = 1;  // ULA moves of the moving walkers per parameter update
+  int64_t moving_batch = 0;      // 0: every walker moves each update; else a random subset of this size
+  // Fresh random moving subsets per update, each making moves_per_update moves in turn (the official MNIST code:
+  // 6 subsets of 256 walkers x 30 moves). Subsets may overlap: a walker still pending from an earlier subset has
+  // its move completed by the next one's first move (same theta). Needs moving_batch > 0 when above 1.
+  int64_t moving_subsets = 1;
+  int64_t gradient_batch = 0;    // 0: all walkers enter the loss; else a random subset (weights renormalised)
+  double alpha = 0.0;            // weight of the squared-energy regulariser of the surrogate loss
+  bool resample = true;          // Jarzynski only
+  ResampleRule resample_rule;
+  int64_t cd_k = 1;              // CD-k restart period
+  int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
+};
+
+struct TrainerStepInfo {
+  int64_t iteration = 0;
+  double ess = 0.0, cv2 = 0.0;   // of all walkers' weights at the gradient estimate
+  double log_z = 0.0;            // Jarzynski estimate of log Z_theta (WalkerPopulation::log_z_estimate)
+  double data_energy = 0.0;      // mean_b U(x_b) of the batch
+  double loss = 0.0;             // the surrogate loss value
+  bool resampled = false;
+  bool restarted = false;        // CD restart before this update
+};
+
+class Trainer {
+ public:
+  Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions options);
+
+  // Required: the data batch for update `iteration` (same dtype and row shape as the walkers).
+  std::function<Tensor(int64_t iteration)> data_batch;
+  // Required: apply the gradients in the energy's parameters' .grad() (zeroed by the Trainer before each loss).
+  std::function<void(int64_t iteration)> optimizer_step;
+  // CD only: put the walkers back on data (e.g. restart_from_data).
+  std::function<void(WalkerPopulation& walkers, int64_t iteration)> restart_walkers;
+  // Optional: per-update scalars.
+  std::function<void(const TrainerStepInfo&)> log;
+  // Optional: called once the weights at theta_k are complete (after part 1, before the gradient estimate and
+  // any resampling), e.g. for weighted metrics of the walkers. info holds iteration, ess, cv2, log_z.
+  std::function<void(const WalkerPopulation& walkers, const TrainerStepInfo& info)> weights_ready;
+  // Optional: called after every move-kernel call on the walkers idx (empty: all). Whatever it changes in the
+  // positions is NOT accounted for in the weights (e.g. the official code's [-1,1] box revert; DESIGN 1.1).
+  std::function<void(WalkerPopulation& walkers, const std::vector<int64_t>& idx)> after_move;
+
+  // Switches resampling on/off between steps (the image experiments enable it after an epoch threshold).
+  void set_resample(bool on) { opt_.resample = on; }
+
+  // Everything besides the energy, the optimizer and the population that the next step() depends on, so a run
+  // can be checkpointed between steps and resumed bit-for-bit (restore() into a fresh Trainer on the restored
+  // energy and population).
+  struct State {
+    int64_t iteration = 0;
+    bool initialised = false, params_changed = false, all_moved = false;
+    Tensor u_cache;                   // [N] float64 or undefined (before the first step)
+    std::vector<int64_t> last_moved;  // walkers whose last move is pending (empty with all_moved: all)
+    uint64_t subset_counter = 0;
+  };
+  State state() const;
+  void restore(const State& s);
+
+  TrainerStepInfo step();
+  // Part 1 of a step on its own: completes pending moves and gives the other walkers the parameter-change
+  // increment, so the weights refer to the current parameters (e.g. to read estimates after the last step).
+  // Idempotent; step() calls it first.
+  void bring_up_to_date();
+  int64_t iteration() const { return iteration_; }
+  const TrainerOptions& options() const { return opt_; }
+
+  // U and grad_x U of the energy at rows of x ([B] float64 energies, gradient shaped like the rows), through
+  // one forward+backward (in chunks of eval_chunk rows when set). Public for tests and experiments.
+  void energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const;
+  Tensor energy_only(const Tensor& x) const;  // forward only, [B] float64
+
+ private:
+  void surrogate_backward(const Tensor& data, TrainerStepInfo& info);
+  void make_moves();
+
+  Module& energy_;
+  WalkerPopulation& pop_;
+  TrainerOptions opt_;
+  int64_t iteration_ = 0;
+  bool params_changed_ = false;  // theta changed since u_cache_ was computed for the non-pending walkers
+  bool initialised_ = false;
+  Tensor u_cache_;               // [N] float64: U_theta(X_i) at the walker's current position (valid after part 1)
+  std::vector<int64_t> last_moved_;  // walkers moved in the last step (empty: all)
+  bool all_moved_ = false;
+  Tensor g_all_;                 // grad_x U of all walkers from part 1, valid when all walkers were completed
+  bool g_all_valid_ = false;
+  uint64_t subset_counter_ = 0;  // Philox offset for random subsets
+};
+
+}  // namespace jebm

@@ -1,0 +1,57 @@
+// WalkerPopulation: the Langevin walkers of DESIGN 1.2 (positions, float64 log-weights A, running log Z offset,
+// counters) plus the fused ULA+Jarzynski kernel's per-walker state (previous positions, pending partial term).
+// Weight statistics are computed in the log domain. Tested by tests/test_samplers.cpp.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "runtime/tensor.hpp"
+
+namespace jebm {
+
+// Statistics of the log-weights A, all from one max-shifted pass (never exp of a raw log-weight).
+struct WeightStats {
+  double log_sum = 0.0;   // log sum_i exp(A_i)
+  double log_mean = 0.0;  // log mean_i exp(A_i): the log Z increment since the last resampling (DESIGN 1.2)
+  double ess = 0.0;       // 1 / sum_i w_i^2, in [1, N]
+  double cv2 = 0.0;       // N / ESS - 1 = E[e^A^2]/E[e^A]^2 - 1 (GMM.py's `varian`)
+};
+WeightStats weight_stats(const double* log_w, int64_t n);
+// w_i = exp(A_i) / sum_j exp(A_j), via the max shift. `w` has n entries.
+void normalized_weights(const double* log_w, int64_t n, double* w);
+std::vector<double> normalized_weights(const std::vector<double>& log_w);
+
+struct WalkerPopulation {
+  Tensor x;        // [N, ...] positions, float32 or float64
+  Tensor log_w;    // [N] float64: the Jarzynski log-weights A
+  Tensor x_prev;   // [N, ...] same dtype as x: positions before each walker's pending move
+  Tensor partial;  // [N] float64: P = U(X_prev) + |xi|^2/2 of the pending move (DESIGN 1.4)
+  Tensor pending;  // [N] int64: 1 when the walker moved and awaits completion of its weight increment
+  double log_z_offset = 0.0;  // log Z_theta_0 (or 0) plus the log mean exp(A) carried over resamplings
+  uint64_t seed = 0;          // Philox key of every move's noise (samplers/ula_jarzynski.hpp)
+  uint64_t moves = 0;         // move-kernel calls so far: the Philox offset of the next move
+  int64_t resamplings = 0;
+
+  // Takes x0 [N, ...] (float32/float64, CPU) as the positions; A = 0, nothing pending.
+  static WalkerPopulation create(const Tensor& x0, uint64_t seed, double log_z0 = 0.0);
+
+  int64_t size() const { return x.defined() ? x.size(0) : 0; }
+  int64_t walker_numel() const { return size() ? x.numel() / size() : 0; }  // D: coordinates per walker
+  WeightStats stats() const { return weight_stats(log_w.data<double>(), size()); }
+  std::vector<double> weights() const;  // normalised
+  // The Jarzynski estimate of log Z_theta (relative to log Z_theta_0 unless created with log_z0).
+  double log_z_estimate() const { return log_z_offset + stats().log_mean; }
+  bool any_pending() const;
+  // Sets A = 0 after adding log mean exp(A) to the offset (what resampling does to the weights).
+  void fold_weights_into_offset();
+  // Replaces the positions (e.g. CD restarts from data): A = 0, nothing pending, the log Z offset is kept.
+  void reset_positions(const Tensor& x_new);
+};
+
+// Copies rows of a contiguous CPU tensor: dst[i] = src[idx[i]] (dst and src may not alias).
+void gather_rows_into(Tensor& dst, const Tensor& src, const std::vector<int64_t>& idx);
+Tensor gather_rows_copy(const Tensor& src, const std::vector<int64_t>& idx);
+// A deep copy through raw memory (Tensor::clone needs the ops library; this does not).
+Tensor copy_tensor(const Tensor& src);
+
+}  // namespace jebm

@@ -1,0 +1,247 @@
+// Tests of the Gaussian-mixture energy (closed forms against autograd and finite differences, analytic log Z,
+// exact sampling) and of `jebm gmm` (fast path == Trainer/autograd path; a short run's files; no overwrite).
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "autograd/engine.hpp"
+#include "experiments/gmm.hpp"
+#include "models/gaussian_mixture.hpp"
+#include "tests/helpers.hpp"
+
+namespace jebm {
+int run_gmm(const std::vector<std::string>& args);
+}
+
+using namespace jebm;
+using jebm::test::all_close;
+
+namespace {
+
+GmmParams three_modes(int64_t d) {
+  GmmParams p = GmmParams::zeros(3, d);
+  for (int64_t j = 0; j < 3; ++j)
+    for (int64_t q = 0; q < d; ++q) p.a[static_cast<size_t>(j * d + q)] = std::sin(1.7 * static_cast<double>(j * d + q) + 0.3) * 2.0;
+  p.z = {0.0, -0.4, 0.9};
+  return p;
+}
+
+Tensor sample(const GmmParams& p, int64_t n, uint64_t seed) {
+  Tensor x = Tensor::empty({n, p.d}, DType::Float64);
+  gmm_sample(p, n, seed, 0, x.data<double>());
+  return x;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream is(p);
+  std::stringstream ss;
+  ss << is.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(closed_forms_match_autograd) {
+  const int64_t d = 5, n = 40;
+  const GmmParams p = three_modes(d);
+  const Tensor x = sample(p, n, 1);
+  std::vector<double> u(n), g(n * d), r(n * 3), c(n);
+  gmm_eval(p, x.data<double>(), n, u.data(), g.data(), r.data());
+  for (int64_t i = 0; i < n; ++i) c[static_cast<size_t>(i)] = 0.5 + std::cos(static_cast<double>(i));  // any weights
+  std::vector<double> ga(3 * d), gz(3);
+  gmm_param_grad(p, x.data<double>(), r.data(), c.data(), n, ga.data(), gz.data());
+
+  GaussianMixtureEnergy energy(p);
+  ag::Var xv(copy_tensor(x), true);
+  ag::Var uv = energy(xv);
+  BOOST_TEST(all_close(uv.value().to_vector(), u, 1e-12, 1e-12, "U"));
+  // sum_i c_i U(x_i): its gradient gives sum_i c_i grad_theta U and c_i grad_x U in one backward.
+  ag::backward(ag::sum_all(ag::mul(ag::Var(Tensor::from_vector(c, {n}, DType::Float64)), uv)));
+  std::vector<double> gx = xv.grad().to_vector();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t q = 0; q < d; ++q) gx[static_cast<size_t>(i * d + q)] /= c[static_cast<size_t>(i)];
+  BOOST_TEST(all_close(gx, g, 1e-11, 1e-10, "grad_x U"));
+  BOOST_TEST(all_close(energy.means().grad().to_vector(), ga, 1e-11, 1e-10, "dU/da"));
+  BOOST_TEST(all_close(energy.z().grad().to_vector(), gz, 1e-11, 1e-10, "dU/dz"));
+  // Responsibilities sum to one; the data term's mean gradient equals the unweighted param gradient.
+  for (int64_t i = 0; i < n; ++i) BOOST_TEST(r[i * 3] + r[i * 3 + 1] + r[i * 3 + 2] == 1.0, boost::test_tools::tolerance(1e-14));
+  std::vector<double> da(3 * d), dz(3), ua(3 * d), uz(3);
+  const double mu = gmm_data_term(p, x.data<double>(), n, da.data(), dz.data());
+  gmm_param_grad(p, x.data<double>(), r.data(), nullptr, n, ua.data(), uz.data());
+  BOOST_TEST(all_close(da, ua, 1e-13, 1e-12, "data term grad_a"));
+  BOOST_TEST(all_close(dz, uz, 1e-13, 1e-12, "data term grad_z"));
+  double su = 0.0;
+  for (double v : u) su += v;
+  BOOST_TEST(mu == su / n, boost::test_tools::tolerance(1e-13));
+}
+
+BOOST_AUTO_TEST_CASE(closed_form_gradients_match_finite_differences) {
+  const int64_t d = 3;
+  GmmParams p = three_modes(d);
+  const std::vector<double> x = {0.3, -1.1, 0.7};
+  double u, g[3], r[3];
+  gmm_eval(p, x.data(), 1, &u, g, r);
+  const double eps = 1e-6;
+  for (int q = 0; q < 3; ++q) {
+    std::vector<double> xp = x, xm = x;
+    xp[q] += eps;
+    xm[q] -= eps;
+    double up, um;
+    gmm_eval(p, xp.data(), 1, &up, nullptr, nullptr);
+    gmm_eval(p, xm.data(), 1, &um, nullptr, nullptr);
+    BOOST_TEST(g[q] == (up - um) / (2 * eps), boost::test_tools::tolerance(1e-6));
+  }
+  std::vector<double> ga(9), gz(3);
+  gmm_param_grad(p, x.data(), r, nullptr, 1, ga.data(), gz.data());
+  for (int j = 0; j < 3; ++j) {
+    GmmParams pp = p, pm = p;
+    pp.z[j] += eps;
+    pm.z[j] -= eps;
+    double up, um;
+    gmm_eval(pp, x.data(), 1, &up, nullptr, nullptr);
+    gmm_eval(pm, x.data(), 1, &um, nullptr, nullptr);
+    BOOST_TEST(gz[j] == (up - um) / (2 * eps), boost::test_tools::tolerance(1e-6));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(analytic_log_z_and_cross_entropy) {
+  // 1-D: integrate exp(-U) on a fine grid (trapezoid) and compare with (D/2) log 2 pi + log sum exp(-z).
+  GmmParams p = GmmParams::zeros(2, 1);
+  p.a = {-3.0, 2.0};
+  p.z = {0.0, -std::log(3.0)};
+  double s = 0.0;
+  const double lo = -15, hi = 15, dx = 1e-3;
+  for (double x = lo; x <= hi; x += dx) {
+    double u;
+    gmm_eval(p, &x, 1, &u, nullptr, nullptr);
+    s += std::exp(-u) * dx;
+  }
+  BOOST_TEST(gmm_log_z(p) == std::log(s), boost::test_tools::tolerance(1e-6));
+  const std::vector<double> w = gmm_mode_weights(p);
+  BOOST_TEST(w[0] == 0.25, boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(w[1] == 0.75, boost::test_tools::tolerance(1e-14));
+  // CE = mean U + log Z; for data from the model itself it is the entropy, 0.5 log(2 pi e) + mixing entropy
+  // when the modes are far apart.
+  GmmParams far = p;
+  far.a = {-40.0, 40.0};
+  const int64_t n = jebm::test::sanitized() ? 20000 : 200000;
+  const Tensor x = sample(far, n, 3);
+  const double ce = gmm_cross_entropy(far, x.data<double>(), n);
+  const double h = 0.5 * std::log(2 * M_PI * M_E) - (0.25 * std::log(0.25) + 0.75 * std::log(0.75));
+  BOOST_TEST(std::fabs(ce - h) < 5 * std::sqrt(1.0 / n));
+}
+
+BOOST_AUTO_TEST_CASE(exact_sampling_moments) {
+  const int64_t d = 4, n = jebm::test::sanitized() ? 20000 : 100000;
+  const GmmParams p = three_modes(d);
+  const Tensor x = sample(p, n, 11);
+  const std::vector<double> w = gmm_mode_weights(p);
+  for (int64_t q = 0; q < d; ++q) {
+    double m = 0.0, want = 0.0, var = 0.0;
+    for (int64_t j = 0; j < 3; ++j) want += w[static_cast<size_t>(j)] * p.mean(j)[q];
+    for (int64_t j = 0; j < 3; ++j) var += w[static_cast<size_t>(j)] * std::pow(p.mean(j)[q] - want, 2);
+    for (int64_t i = 0; i < n; ++i) m += x.data<double>()[i * d + q] / n;
+    BOOST_TEST(std::fabs(m - want) < 5 * std::sqrt((1.0 + var) / n));
+  }
+}
+
+// The closed-form fast path and the generic Trainer + autograd path run the same iterations: same noise, same
+// resampling draws, same parameters (up to rounding).
+BOOST_AUTO_TEST_CASE(fast_path_equals_autograd_trainer_path) {
+  GmmConfig c;
+  c.dim = 4;
+  c.data = 300;
+  c.walkers = 200;
+  c.iterations = 25;
+  c.resample_rule.cv2_max = 0.02;  // resample often, to cover resample-and-redo vs resample-then-move
+  c.lr_means = 2.0;
+  c.lr_z = 5.0;
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  for (Algorithm a : {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd}) {
+    GmmConfig ca = c;
+    ca.autograd = true;
+    GmmExperiment fast(c, a, data, teacher), slow(ca, a, data, teacher);
+    int resampled = 0;
+    for (int64_t k = 0; k < c.iterations; ++k) {
+      const GmmRecord rf = fast.iterate(), rs = slow.iterate();
+      resampled += rf.resampled;
+      BOOST_TEST(rf.resampled == rs.resampled);
+      BOOST_TEST(rf.exact_ce == rs.exact_ce, boost::test_tools::tolerance(1e-9));
+      if (a == Algorithm::Jarzynski) BOOST_TEST(rf.jarzynski_ce == rs.jarzynski_ce, boost::test_tools::tolerance(1e-9));
+    }
+    if (a == Algorithm::Jarzynski) BOOST_TEST(resampled > 2);
+    BOOST_TEST(all_close(fast.params().a, slow.params().a, 1e-9, 1e-9, std::string("means ") + algorithm_name(a)));
+    BOOST_TEST(all_close(fast.params().z, slow.params().z, 1e-9, 1e-9, std::string("z ") + algorithm_name(a)));
+    BOOST_TEST(all_close(fast.walkers().x, slow.walkers().x, 1e-9, 1e-9, "walkers"));
+    const GmmRecord ff = fast.final_record(), fs = slow.final_record();
+    BOOST_TEST(all_close(fast.walkers().log_w, slow.walkers().log_w, 1e-9, 1e-9, "log-weights"));
+    BOOST_TEST(ff.exact_ce == fs.exact_ce, boost::test_tools::tolerance(1e-9));
+  }
+}
+
+// A few hundred iterations of the paper's setup in a smaller dimension: the means move towards the teacher and
+// the Jarzynski estimate of CE tracks the exact one.
+BOOST_AUTO_TEST_CASE(short_training_run_tracks_the_exact_cross_entropy) {
+  GmmConfig c;
+  c.dim = 5;
+  c.data = 2000;
+  c.walkers = jebm::test::sanitized() ? 500 : 2000;
+  c.iterations = 400;
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  GmmExperiment run(c, Algorithm::Jarzynski, data, teacher);
+  GmmRecord first = run.iterate(), last;
+  for (int64_t k = 1; k < c.iterations; ++k) last = run.iterate();
+  const GmmRecord f = run.final_record();
+  BOOST_TEST(f.exact_ce < first.exact_ce - 1.0);
+  BOOST_TEST(f.mean_errors[0] < first.mean_errors[0] - 1.0);
+  BOOST_TEST(std::fabs(f.jarzynski_ce - f.exact_ce) < 0.1);
+  BOOST_TEST(std::fabs(first.jarzynski_ce - first.exact_ce) < 1e-12);  // A = 0 at theta_0: exact by construction
+}
+
+BOOST_AUTO_TEST_CASE(gmm_command_writes_its_run_directory_and_refuses_to_overwrite) {
+  jebm::test::TempDir tmp;
+  const std::string out = (tmp.path / "run").string();
+  const std::vector<std::string> args = {"--dim", "3", "--data", "200", "--walkers", "100", "--iterations", "30",
+                                         "--log-every", "10", "--no-progress", "--out", out};
+  BOOST_TEST(run_gmm(args) == 0);
+  for (const char* f : {"options.txt", "metrics_jarzynski.csv", "metrics_pcd.csv", "metrics_cd.csv", "gmm.svg"})
+    BOOST_TEST(std::filesystem::exists(tmp.path / "run" / f), f);
+  const std::string csv = slurp(tmp.path / "run" / "metrics_jarzynski.csv");
+  BOOST_TEST(csv.rfind("iteration,exact_ce,jarzynski_ce", 0) == 0);
+  BOOST_TEST(std::count(csv.begin(), csv.end(), '\n') == 1 + 3 + 1);  // header, iterations 0/10/20, final
+  BOOST_TEST(slurp(tmp.path / "run" / "options.txt").find("iterations = 30") != std::string::npos);
+  const std::string svg = slurp(tmp.path / "run" / "gmm.svg");
+  for (const char* s : {"data-name=\"jarzynski\"", "data-name=\"pcd\"", "data-name=\"cd\"", "data-name=\"jarzynski estimate\""})
+    BOOST_TEST(svg.find(s) != std::string::npos, s);
+  BOOST_CHECK_THROW(run_gmm(args), jebm::Error);  // a previous run is there
+  std::vector<std::string> forced = args;
+  forced.push_back("--force");
+  forced.push_back("--algo");
+  forced.push_back("pcd");
+  BOOST_TEST(run_gmm(forced) == 0);
+  BOOST_CHECK_THROW(run_gmm({"--algo", "nope"}), jebm::Error);
+  BOOST_CHECK_THROW(run_gmm({"--teacher-weights", "0.5,x"}), jebm::Error);
+}
+
+BOOST_AUTO_TEST_CASE(gmm_config_file_sets_the_teacher) {
+  jebm::test::TempDir tmp;
+  {
+    std::ofstream cf(tmp.path / "t.ini");
+    cf << "dim = 2\nteacher-mean = -4,1\nteacher-mean = 3\nteacher-mean = 0,5\nteacher-weights = 0.2,0.3,0.5\n"
+          "student-modes = 3\niterations = 5\ndata = 100\nwalkers = 50\n";
+  }
+  BOOST_TEST(run_gmm({"--config", (tmp.path / "t.ini").string(), "--algo", "jarzynski", "--no-progress", "--out",
+                      (tmp.path / "r").string()}) == 0);
+  const std::string csv = slurp(tmp.path / "r" / "metrics_jarzynski.csv");
+  BOOST_TEST(csv.find("weight_2") != std::string::npos);
+  GmmConfig c;
+  c.dim = 2;
+  c.teacher_means = {{-4, 1}, {3}, {0, 5}};
+  c.teacher_weights = {0.2, 0.3, 0.5};
+  const GmmParams t = gmm_teacher(c);
+  BOOST_TEST(all_close(gmm_mode_weights(t), {0.2, 0.3, 0.5}, 1e-14, 1e-12, "teacher weights"));
+  BOOST_TEST(t.mean(1)[1] == 0.0);
+  BOOST_TEST(t.mean(2)[1] == 5.0);
+}

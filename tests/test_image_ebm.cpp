@@ -1,0 +1,331 @@
+// Tests for experiments/image_ebm.{hpp,cpp} and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
+// run writes its CSV/PNG/checkpoint (with classifier weights); an interrupted (Ctrl-C) and resumed run ends
+// bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD); the divergence guard names the
+// update and keeps the last good checkpoint; --out refuses to overwrite without --force; bad --data is a clear error.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "experiments/classifier_cmd.hpp"
+#include "experiments/image_ebm.hpp"
+#include "experiments/output.hpp"
+#include "experiments/png.hpp"
+#include "models/checkpoint.hpp"
+#include "models/layers.hpp"
+#include "tests/helpers.hpp"
+
+namespace jebm {
+int run_mnist(const std::vector<std::string>& args);
+}
+
+namespace fs = std::filesystem;
+using jebm::test::TempDir;
+
+namespace {
+
+void put_u32(std::ofstream& os, uint32_t v) {
+  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+  os.write(reinterpret_cast<const char*>(b), 4);
+}
+
+// 28x28 stand-ins for the digits: 2 = horizontal bar, 3 = vertical bar, 6 = hollow square, 7 = diagonal (must be
+// skipped by --digits), jittered by +-2 pixels, with noise.
+std::vector<uint8_t> pattern(int digit, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int> shift(-2, 2), noise(0, 40);
+  const int dx = shift(rng), dy = shift(rng);
+  std::vector<uint8_t> img(28 * 28);
+  for (int y = 0; y < 28; ++y)
+    for (int x = 0; x < 28; ++x) {
+      const int u = x - dx, v = y - dy;
+      bool on = false;
+      if (digit == 2) on = v >= 12 && v < 16 && u >= 4 && u < 24;
+      else if (digit == 3) on = u >= 12 && u < 16 && v >= 4 && v < 24;
+      else if (digit == 6) on = u >= 7 && u < 21 && v >= 7 && v < 21 && !(u >= 10 && u < 18 && v >= 10 && v < 18);
+      else on = std::abs(u - v) < 2;
+      img[static_cast<size_t>(y * 28 + x)] = static_cast<uint8_t>(on ? 255 - noise(rng) : noise(rng));
+    }
+  return img;
+}
+
+// train-images-idx3-ubyte / train-labels-idx1-ubyte with `per_digit` images of each of 2, 3, 6, 7, interleaved.
+void write_mnist(const fs::path& dir, int per_digit) {
+  std::mt19937_64 rng(7);
+  std::vector<uint8_t> pixels, labels;
+  for (int i = 0; i < per_digit; ++i)
+    for (int d : {7, 2, 3, 6}) {
+      const std::vector<uint8_t> img = pattern(d, rng);
+      pixels.insert(pixels.end(), img.begin(), img.end());
+      labels.push_back(static_cast<uint8_t>(d));
+    }
+  std::ofstream im(dir / "train-images-idx3-ubyte", std::ios::binary);
+  put_u32(im, 0x00000803u);
+  put_u32(im, static_cast<uint32_t>(labels.size()));
+  put_u32(im, 28);
+  put_u32(im, 28);
+  im.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
+  std::ofstream lb(dir / "train-labels-idx1-ubyte", std::ios::binary);
+  put_u32(lb, 0x00000801u);
+  put_u32(lb, static_cast<uint32_t>(labels.size()));
+  lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
+}
+
+// A tiny but complete `jebm mnist` run: 7 images (4 twos, 2 threes, 1 six), batch 2 -> 3 updates per epoch.
+std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, const std::string& algo) {
+  return {"--data", data.string(), "--out", out.string(), "--algo", algo, "--counts", "4,2,1",
+          "--walkers", "8", "--burn-in", "3", "--moving-subsets", "2", "--moving-batch", "3",
+          "--moves-per-update", "2", "--gradient-batch", "4", "--data-batch", "2", "--epochs", "3",
+          // a hot, fast sampler so that the weights spread and resampling fires (the test is about bookkeeping)
+          "--h", "0.01", "--noise", "0.05", "--lr", "0.01", "--resample-after-epoch", "0", "--resample-cv", "0.01",
+          "--data-noise", "0.03", "--grid-every", "1", "--grid-count", "6", "--no-progress", "--threads", "1"};
+}
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+// CSV rows as numbers (header dropped), with the time_s column removed.
+std::vector<std::vector<double>> csv_rows(const fs::path& path, std::vector<std::string>* header = nullptr) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::vector<double>> rows;
+  std::getline(in, line);
+  std::vector<std::string> cols;
+  {
+    std::stringstream ss(line);
+    std::string c;
+    while (std::getline(ss, c, ',')) cols.push_back(c);
+  }
+  if (header) *header = cols;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string c;
+    std::vector<double> r;
+    for (size_t k = 0; std::getline(ss, c, ','); ++k)
+      if (cols[k] != "time_s") r.push_back(std::strtod(c.c_str(), nullptr));
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+bool same_bits(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].size() != b[i].size()) return false;
+    for (size_t k = 0; k < a[i].size(); ++k)
+      if (!(a[i][k] == b[i][k] || (std::isnan(a[i][k]) && std::isnan(b[i][k])))) return false;
+  }
+  return true;
+}
+
+// Every tensor bit-identical, and the metadata equal but for the wall time.
+void check_identical_checkpoints(const std::string& a, const std::string& b) {
+  const jebm::SafeTensors x = jebm::load_safetensors(a), y = jebm::load_safetensors(b);
+  BOOST_REQUIRE_EQUAL(x.tensors.size(), y.tensors.size());
+  for (const auto& [name, t] : x.tensors) {
+    BOOST_TEST_CONTEXT("tensor " << name) {
+      BOOST_REQUIRE(y.tensors.count(name));
+      const jebm::Tensor& u = y.tensors.at(name);
+      BOOST_REQUIRE(t.shape() == u.shape());
+      BOOST_REQUIRE(t.dtype() == u.dtype());
+      BOOST_TEST(std::memcmp(t.raw_data(), u.raw_data(), t.nbytes()) == 0);
+    }
+  }
+  for (const auto& [k, v] : x.metadata)
+    if (k != "elapsed_s") BOOST_TEST(y.metadata.at(k) == v, "metadata " << k);
+}
+
+// A small energy on [N, 1, 8, 8] whose forward returns NaN from its `nan_after`-th call on.
+class PoisonedEnergy : public jebm::Module {
+ public:
+  PoisonedEnergy(jebm::Generator& gen, int64_t nan_after) : nan_after_(nan_after) {
+    net_ = register_module("net", std::make_shared<jebm::Sequential>());
+    net_->emplace<jebm::Flatten>();
+    net_->emplace<jebm::Linear>(64, 8, gen);
+    net_->emplace<jebm::SiLU>();
+    net_->emplace<jebm::Linear>(8, 1, gen);
+  }
+  jebm::ag::Var forward(const jebm::ag::Var& x) override {
+    jebm::ag::Var u = jebm::ag::reshape((*net_)(x), {x.size(0)});
+    if (++calls_ >= nan_after_) u = jebm::ag::mul_scalar(u, std::numeric_limits<double>::quiet_NaN());
+    return u;
+  }
+
+ private:
+  std::shared_ptr<jebm::Sequential> net_;
+  int64_t nan_after_, calls_ = 0;
+};
+
+jebm::Tensor tiny_patterns(int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n * 64));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < 64; ++k)
+      v[static_cast<size_t>(i * 64 + k)] = ((i % 2 == 0 ? k / 8 : k % 8) < 4) ? 0.8f : -0.8f;
+  return jebm::Tensor::from_vector(v, {n, 1, 8, 8});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  // An untrained classifier is enough to check the per-digit weight columns.
+  jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3);
+  const std::string clf_path = (data.path / "clf.safetensors").string();
+  jebm::save_classifier(clf_path, clf, {});
+  const fs::path run = out.path / "run";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), {"--classifier", clf_path})), 0);
+
+  std::vector<std::string> header;
+  const auto rows = csv_rows(run / "metrics.csv", &header);
+  BOOST_REQUIRE_EQUAL(rows.size(), 9u);  // 3 epochs x 3 updates, --log-every 1
+  BOOST_TEST(header[0] == "iteration");
+  BOOST_TEST(header.back() == "weight_6");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    BOOST_TEST(rows[i][0] == static_cast<double>(i));
+    const double w = rows[i][rows[i].size() - 3] + rows[i][rows[i].size() - 2] + rows[i].back();
+    BOOST_TEST(std::fabs(w - 1.0) < 1e-9, "class weights of row " << i << " sum to " << w);
+  }
+  double resamplings = 0;
+  for (size_t k = 0; k < header.size(); ++k)
+    if (header[k] == "resamplings") resamplings = rows.back()[k];
+  BOOST_TEST(resamplings > 0, "resampling never fired; the resume test below would not cover it");
+
+  const jebm::PngImage png = jebm::read_png((run / "samples_final.png").string());
+  BOOST_TEST(png.width > 28 * 2);
+  BOOST_TEST(png.height >= 28 * 2);
+  for (const char* f : {"data.png", "samples_burnin.png", "samples_epoch1.png", "samples_epoch3.png", "options.txt"})
+    BOOST_TEST(fs::exists(run / f), f);
+
+  const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(run.string()));
+  BOOST_TEST(st.metadata.at("iteration") == "9");
+  BOOST_TEST(st.metadata.at("algo") == "jarzynski");
+  BOOST_TEST(st.tensors.count("model.0.weight") == 1u);
+  BOOST_TEST(st.tensors.count("optim.step") == 1u);
+  BOOST_TEST(jebm::get(st, "walkers.x").shape() == (jebm::Shape{8, 1, 28, 28}));
+  BOOST_TEST(jebm::get(st, "walkers.log_w").shape() == (jebm::Shape{8}));
+}
+
+BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  for (const std::string algo : {"jarzynski", "pcd"}) {
+    BOOST_TEST_CONTEXT("--algo " << algo) {
+      const fs::path full = out.path / ("full-" + algo), cut = out.path / ("cut-" + algo);
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(tiny_args(data.path, full, algo)), 0);
+      // Ctrl-C (a real SIGINT through the handler) after update 4, mid-epoch: checkpoint saved, exit code 130.
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, cut, algo), {"--interrupt-at", "4"})), 130);
+      const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(mid.metadata.at("iteration") == "5");
+      // The resumed run takes its options from cut/options.txt.
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
+      check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
+                                  jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(resume_from_inside_burn_in) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const fs::path full = out.path / "full", cut = out.path / "cut";
+  const auto args = [&](const fs::path& o) { return with(tiny_args(data.path, o, "jarzynski"), {"--burn-in", "6", "--epochs", "1"}); };
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at-burn-in", "2"})), 130);
+  const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
+  BOOST_TEST(mid.metadata.at("burned_in") == "0");
+  BOOST_TEST(mid.metadata.at("burnin_done") == "2");
+  BOOST_TEST(!fs::exists(cut / "metrics.csv"));
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
+  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
+                              jebm::image_ebm_checkpoint_path(cut.string()));
+  BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+}
+
+BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_checkpoint) {
+  TempDir out;
+  jebm::ImageEbmConfig c;
+  c.command = "test";
+  c.walkers = 6;
+  c.burn_in = 2;
+  c.h = 0.01;
+  c.sigma = 0.05;
+  c.moving_subsets = 1;
+  c.moving_batch = 0;
+  c.moves_per_update = 2;
+  c.gradient_batch = 0;
+  c.data_batch = 2;
+  c.epochs = 20;
+  c.lr = 0.01;
+  c.progress = false;
+  c.out = (out.path / "run").string();
+  jebm::prepare_run_dir(c.out, false, false);
+  jebm::ImageEbmProblem p;
+  p.data = tiny_patterns(6);  // 3 updates per epoch
+  // Burn-in: 2 calls; each update: ~5 calls. NaN from call 40 on: during epoch 2 or 3.
+  p.make_energy = [](jebm::Generator& gen) { return std::make_shared<PoisonedEnergy>(gen, 40); };
+  const jebm::ImageEbmResult r = jebm::run_image_ebm(c, p);
+  BOOST_REQUIRE(r.diverged);
+  BOOST_TEST(r.exit_code() == 3);
+  BOOST_TEST_MESSAGE(r.message);
+  const std::string tag = "diverged at update ";
+  const size_t at = r.message.find(tag);
+  BOOST_REQUIRE(at != std::string::npos);
+  const int64_t bad = std::stoll(r.message.substr(at + tag.size()));
+  BOOST_TEST(bad >= 3);  // after the first epoch's checkpoint
+  BOOST_TEST(r.message.find("non-finite") != std::string::npos);
+  BOOST_TEST(r.message.find("last good checkpoint") != std::string::npos);
+  // The checkpoint on disk is the last epoch boundary before the bad update, and all finite.
+  const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(c.out));
+  BOOST_TEST(std::stoll(st.metadata.at("iteration")) == bad / 3 * 3);
+  for (const auto& [name, t] : st.tensors) {
+    if (t.dtype() == jebm::DType::Int64) continue;
+    for (double v : t.to_vector()) BOOST_REQUIRE_MESSAGE(std::isfinite(v), name << " holds " << v);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(out_refuses_to_overwrite_without_force) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const fs::path run = out.path / "run";
+  const auto args = with(tiny_args(data.path, run, "pcd"), {"--epochs", "1", "--burn-in", "1"});
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(args), 0);
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(args), jebm::Error, [](const jebm::Error& e) {
+    return std::string(e.what()).find("--force") != std::string::npos;
+  });
+  BOOST_TEST(jebm::run_mnist(with(args, {"--force"})) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_data_is_a_clear_error) {
+  TempDir data, out;
+  const fs::path run = out.path / "run";
+  const auto has = [](const std::string& what) {
+    return [what](const jebm::Error& e) { return std::string(e.what()).find(what) != std::string::npos; };
+  };
+  // Not a directory: the message names --data and the path.
+  const std::string missing = (data.path / "nope").string();
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(tiny_args(missing, run, "jarzynski")), jebm::Error, has("--data '" + missing));
+  // A directory without MNIST files: the loader names the file it looked for.
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(tiny_args(data.path, run, "jarzynski")), jebm::Error, has("train-images"));
+  // A truncated image file: named as well.
+  write_mnist(data.path, 5);
+  fs::resize_file(data.path / "train-images-idx3-ubyte", 1000);
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(tiny_args(data.path, run, "jarzynski")), jebm::Error, has("train-images-idx3-ubyte"));
+  // Asking for more images of a digit than there are.
+  write_mnist(data.path, 5);
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), {"--counts", "50,2,1"})),
+                        jebm::Error, [](const jebm::Error&) { return true; });
+  BOOST_TEST(!fs::exists(run), "a failed start must not create the run directory");
+  // A bad option value names the option.
+  write_mnist(data.path, 5);
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), {"--walkers", "0"})), jebm::Error,
+                        has("--walkers 0"));
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", (out.path / "none").string()}), jebm::Error, has("--resume"));
+}
