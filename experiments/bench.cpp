@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "experiments/bench_models.hpp"
+#include "experiments/bench_samplers.hpp"
+#include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
 
@@ -23,6 +25,7 @@ struct BenchOptions {
   Device device = Device::cpu();
   int repeat = 5;
   int64_t batch = 256;  // energy_cnn: images per forward+backward
+  int64_t moves = 0;    // ula_cnn: ULA moves per training iteration (0: the paper's)
 };
 
 // One printed row: what ran, its median wall time, and the useful floating-point work it did.
@@ -111,12 +114,33 @@ void bench_energy_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows
                     t.flops});
 }
 
+// The Gaussian-mixture sampler: the fused ULA+Jarzynski kernel and one full iteration (experiments/gmm.cpp).
+void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  if (o.device.is_cuda()) {  // the same rows with walkers, data and kernels on the device
+    for (const SamplerTiming& t : bench_gmm_timings_on(o.device, o.repeat))
+      rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, 0.0});
+    return;
+  }
+  for (const GmmBenchTiming& t : bench_gmm_timings(o.repeat))
+    rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops});
+}
+
+// The image samplers: one ULA move and one training iteration (DESIGN 1.3) per energy CNN
+// (experiments/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
+void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves))
+    rows.push_back({"ula_cnn", t.name, DType::Float32, t.median_ms, 0.0});
+}
+
 const std::vector<BenchSection>& bench_sections() {
   static const std::vector<BenchSection> sections = {
       {"gemm", "square GEMM 256/512/1024, float32 and float64", bench_gemm},
       {"conv_mnist", "conv2d fwd/bwd for the MNIST energy CNN layers at batch 256", bench_conv_mnist},
       {"energy_cnn", "MNIST and CIFAR-10 energy CNNs: forward+backward to grad_x and grad_theta at --batch",
        bench_energy_cnn_section},
+      {"gmm", "Gaussian mixture, d = 50, N = 10^4: fused ULA+Jarzynski kernel, one full iteration", bench_gmm_section},
+      {"ula_cnn", "MNIST and CIFAR-10 energy CNNs at --batch walkers: one ULA move (fwd+bwd + fused kernel) and one "
+                  "training iteration (update + --moves moves; paper: 180 and 60)", bench_ula_cnn_section},
   };
   return sections;
 }
@@ -139,7 +163,7 @@ int run_bench(const std::vector<std::string>& args) {
   namespace po = boost::program_options;
   std::string device = "cpu", only;
   int repeat = 5;
-  int64_t batch = 256;
+  int64_t batch = 256, moves = 0;
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
   for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
@@ -147,6 +171,7 @@ int run_bench(const std::vector<std::string>& args) {
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
       ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions per case (after one warm-up); the median is reported")
       ("batch", po::value(&batch)->default_value(batch), "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)")
+      ("moves", po::value(&moves)->default_value(moves), "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)")
       ("only", po::value(&only), ("run one section: " + section_list).c_str());
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -162,6 +187,7 @@ int run_bench(const std::vector<std::string>& args) {
   o.repeat = repeat;
   JEBM_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
   o.batch = batch;
+  o.moves = moves;
   if (o.device.is_cuda()) cuda_api::require("jebm bench --device cuda");  // says why CUDA cannot be used
   bool found = only.empty();
   std::vector<BenchRow> rows;

@@ -6,7 +6,9 @@
 #include <boost/program_options.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -16,6 +18,8 @@
 #include <sstream>
 
 #include "experiments/output.hpp"
+#include "runtime/cuda_api.hpp"
+#include "samplers/sampler_cuda.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/trainer.hpp"
 
@@ -109,8 +113,14 @@ GmmExperiment::GmmExperiment(const GmmConfig& c, Algorithm algo, const Tensor& d
     pop_ = WalkerPopulation::create(x0, seed);
     restart_from_data(pop_, data_, seed ^ kRestartKey, ~uint64_t{0});
   }
-  u_ = Tensor::empty({c.walkers}, DType::Float64);
-  g_ = Tensor::empty({c.walkers, c.dim}, DType::Float64);
+  u_ = Tensor::empty({c.walkers}, DType::Float64, c.device);
+  g_ = Tensor::empty({c.walkers, c.dim}, DType::Float64, c.device);
+  if (c.device.is_cuda()) {  // set up on the host, then everything the iterations touch moves to the device
+    JEBM_CHECK(!c.autograd, "gmm: --autograd runs on the CPU only (use --device cpu)");
+    cuda_api::require("jebm gmm --device cuda");
+    pop_ = walkers_to(pop_, c.device);
+    data_ = data_.to(c.device);
+  }
   if (c.autograd) {
     TrainerOptions o;
     o.algorithm = algo;
@@ -169,7 +179,10 @@ GmmRecord GmmExperiment::record(double data_u, const WeightStats* st) const {
   return r;
 }
 
-GmmRecord GmmExperiment::iterate() { return ag_ ? iterate_autograd() : iterate_fast(); }
+GmmRecord GmmExperiment::iterate() {
+  if (c_.device.is_cuda()) return iterate_fast_cuda();
+  return ag_ ? iterate_autograd() : iterate_fast();
+}
 
 GmmRecord GmmExperiment::iterate_fast() {
   const int64_t n = pop_.size();
@@ -216,6 +229,7 @@ GmmRecord GmmExperiment::iterate_autograd() {
 }
 
 GmmRecord GmmExperiment::final_record() {
+  if (c_.device.is_cuda()) return final_record_cuda();
   const int64_t n = pop_.size();
   if (ag_) {
     ag_->trainer.bring_up_to_date();
@@ -226,6 +240,46 @@ GmmRecord GmmExperiment::final_record() {
   const double data_u = gmm_data_term(theta_, data_.data<double>(), data_.size(0), nullptr, nullptr);
   const WeightStats st = pop_.stats();
   return record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr);
+}
+
+// --- `jebm bench --only gmm` -----------------------------------------------------------------------------
+
+std::vector<GmmBenchTiming> bench_gmm_timings(int repeat) {
+  auto median = [repeat](const std::function<void()>& f) {
+    f();  // warm-up: first touch of the buffers
+    std::vector<double> t;
+    for (int r = 0; r < std::max(repeat, 1); ++r) {
+      const auto a = std::chrono::steady_clock::now();
+      f();
+      t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  GmmConfig c;  // the paper's sizes: d = 50, N = 10^4 walkers, 10^4 data points
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  std::vector<GmmBenchTiming> out;
+  {
+    // The generic kernel on its own, U and grad_x U given (as a network's backward would provide them).
+    GmmParams p = gmm_student_init(c);
+    Tensor x0 = Tensor::empty({c.walkers, c.dim}, DType::Float64);
+    gmm_sample(p, c.walkers, 1, 0, x0.data<double>());
+    WalkerPopulation pop = WalkerPopulation::create(x0, 2);
+    Tensor u = Tensor::empty({c.walkers}, DType::Float64), g = Tensor::empty({c.walkers, c.dim}, DType::Float64);
+    gmm_eval(p, pop.x.data<double>(), c.walkers, u.data<double>(), g.data<double>(), nullptr);
+    UlaConfig cfg;
+    const double ms = median([&] { ula_jarzynski_step(pop, u, g, cfg); });
+    std::ostringstream name;
+    name << "fused step 1e4x50 (" << std::setprecision(3) << c.walkers / ms / 1e3 << " Mmoves/s)";
+    out.push_back({name.str(), ms, 0.0});
+  }
+  {
+    GmmExperiment run(c, Algorithm::Jarzynski, data, teacher);
+    const double ms = median([&] { run.iterate(); });
+    out.push_back({"full iteration 1e4x50 (README fused)", ms, 0.0});
+  }
+  return out;
 }
 
 // --- the command ---------------------------------------------------------------------------------------
@@ -271,7 +325,7 @@ struct AlgoOutcome {
 
 int run_gmm(const std::vector<std::string>& args) {
   GmmConfig c;
-  std::string algo_s = "all", out, config_file, resample_s = "systematic";
+  std::string algo_s = "all", out, config_file, resample_s = "systematic", device_s = "cpu";
   std::vector<std::string> teacher_means_s = {"-10", "6"};
   std::string teacher_weights_s = "0.25,0.75";
   int threads = 0;
@@ -315,12 +369,14 @@ int run_gmm(const std::vector<std::string>& args) {
       ("resample-ess", po::value(&resample_ess)->default_value(resample_ess),
        "with --resample-cv2 0: resample when ESS < this fraction of N (jebm's alternative)")
       ("seed", po::value(&c.seed)->default_value(c.seed), "seed of every random draw (data, init, noise, resampling)")
+      ("device", po::value(&device_s)->default_value(device_s),
+       "cpu | cuda: where the closed-form path runs (cuda: walkers, data and kernels stay on the GPU)")
       ("threads", po::value(&threads)->default_value(threads), "OpenMP threads; 0 = all cores")
       ("log-every", po::value(&c.log_every)->default_value(c.log_every), "CSV row every this many iterations")
       ("out", po::value(&out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
       ("force", po::bool_switch(&force), "overwrite a previous run in --out")
       ("quick", po::bool_switch(&quick),
-       "smoke preset: 2000 iterations, 2000 walkers, 2000 data points, log every 20 (explicit options win)")
+       "smoke preset (about a minute on 2 cores): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower)")
       ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
@@ -343,7 +399,7 @@ int run_gmm(const std::vector<std::string>& args) {
     JEBM_FAIL(e.what() << " (see jebm gmm --help)");
   }
   if (quick) {
-    if (vm["iterations"].defaulted()) c.iterations = 2000;
+    if (vm["iterations"].defaulted()) c.iterations = 4000;
     if (vm["walkers"].defaulted()) c.walkers = 2000;
     if (vm["data"].defaulted()) c.data = 2000;
     if (vm["log-every"].defaulted()) c.log_every = 20;
@@ -358,6 +414,11 @@ int run_gmm(const std::vector<std::string>& args) {
   JEBM_CHECK(c.log_every >= 1, "--log-every " << c.log_every << " must be at least 1");
   JEBM_CHECK(c.dim >= 1, "--dim " << c.dim << " must be at least 1");
   if (threads > 0) omp_set_num_threads(threads);
+  c.device = device_from_name(device_s);
+  if (c.device.is_cuda()) {
+    JEBM_CHECK(!c.autograd, "--autograd runs on the CPU only; drop it or use --device cpu");
+    cuda_api::require("jebm gmm --device cuda");  // a clear error when there is no CUDA build or device
+  }
 
   std::vector<Algorithm> algos;
   if (algo_s == "all")

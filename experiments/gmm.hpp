@@ -37,6 +37,7 @@ struct GmmConfig {
   uint64_t seed = 1;
   int64_t log_every = 10;
   bool autograd = false;
+  Device device = Device::cpu();  // cuda: the closed-form path on the GPU (experiments/gmm_cuda.cpp)
 };
 
 GmmParams gmm_teacher(const GmmConfig& c);
@@ -70,6 +71,8 @@ class GmmExperiment {
   void update_params(const std::vector<double>& ga, const std::vector<double>& gz);
   GmmRecord iterate_fast();
   GmmRecord iterate_autograd();
+  GmmRecord iterate_fast_cuda();   // experiments/gmm_cuda.cpp: walkers, data and kernels on the device
+  GmmRecord final_record_cuda();
 
   GmmConfig c_;
   Algorithm algo_;
@@ -82,5 +85,15 @@ class GmmExperiment {
   struct AutogradState;
   std::unique_ptr<AutogradState> ag_;
 };
+
+// `jebm bench` section "gmm": median wall times (ms) of (1) the generic fused ULA+Jarzynski kernel alone
+// (U, grad_x U given) and (2) one full iteration of the paper's run (the `fused` workload of
+// shared/bench/README.md: walker pass + data pass + update + log Z + resampling check), at d = 50, N = 10^4.
+struct GmmBenchTiming {
+  std::string name;
+  double median_ms;
+  double flops;  // 0: not meaningful
+};
+std::vector<GmmBenchTiming> bench_gmm_timings(int repeat);
 
 }  // namespace jebm

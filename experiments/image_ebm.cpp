@@ -40,6 +40,16 @@ constexpr uint64_t kWalkerInitKey = 0x77616c6b696e6974ULL, kNoiseSeedKey = 0x6e6
 constexpr const char* kCheckpointFormat = "jebm-image-ebm-checkpoint-1";
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Shortest round-tripping text for --help ("5e-05", not "5.0000000000000002e-05").
+std::string short_double(double v) {
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::ostringstream os;
+    os << std::setprecision(prec) << v;
+    if (std::stod(os.str()) == v) return os.str();
+  }
+  return std::to_string(v);
+}
+
 std::string fmt_double(double v) {
   std::ostringstream os;
   os << std::setprecision(17) << v;
@@ -124,7 +134,7 @@ struct LoopState {
 };
 
 void save_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, const Optimizer& opt,
-                     const WalkerPopulation& pop, const Trainer& tr, const LoopState& ls) {
+                     const WalkerPopulation& pop, const Trainer& tr, const LoopState& ls, int64_t per_epoch) {
   std::vector<std::pair<std::string, Tensor>> t;
   for (const auto& [name, v] : energy.named_parameters()) t.emplace_back("model." + name, v.value());
   for (const auto& [name, v] : opt.state_tensors()) t.emplace_back("optim." + name, v);
@@ -148,6 +158,7 @@ void save_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& e
       {"burned_in", ls.burned_in ? "1" : "0"},
       {"burnin_done", std::to_string(ls.burnin_done)},
       {"iteration", std::to_string(ts.iteration)},
+      {"epoch", std::to_string(ts.iteration / per_epoch)},  // for people; the iteration is what resume uses
       {"elapsed_s", fmt_double(ls.elapsed_s)},
       {"walkers.seed", std::to_string(pop.seed)},
       {"walkers.moves", std::to_string(pop.moves)},
@@ -168,14 +179,17 @@ const std::string& meta(const SafeTensors& st, const std::string& key) {
 }
 uint64_t meta_u64(const SafeTensors& st, const std::string& key) {
   const std::string& s = meta(st, key);
+  size_t pos = 0;
+  unsigned long long v = 0;
+  bool ok = !s.empty() && s[0] >= '0' && s[0] <= '9';
   try {
-    size_t pos = 0;
-    const unsigned long long v = std::stoull(s, &pos);
-    JEBM_CHECK(pos == s.size(), "trailing characters");
-    return static_cast<uint64_t>(v);
+    if (ok) v = std::stoull(s, &pos);
   } catch (const std::exception&) {
-    JEBM_FAIL(st.path << ": checkpoint metadata \"" << key << "\" = \"" << s << "\" is not an unsigned integer");
+    ok = false;
   }
+  JEBM_CHECK(ok && pos == s.size(),
+             st.path << ": checkpoint metadata \"" << key << "\" = \"" << s << "\" is not an unsigned integer");
+  return static_cast<uint64_t>(v);
 }
 
 void copy_into(Tensor& dst, const Tensor& src, const SafeTensors& st, const std::string& name) {
@@ -279,12 +293,12 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("walkers", po::value(&c.walkers)->default_value(c.walkers), ("Langevin walkers N" + from).c_str())
       ("burn-in", po::value(&c.burn_in)->default_value(c.burn_in),
        ("unweighted ULA steps of all walkers at theta_0, starting uniform on [-1,1]" + from).c_str())
-      ("h", po::value(&c.h)->default_value(c.h), ("ULA step size" + from).c_str())
-      ("noise", po::value(&c.sigma)->default_value(c.sigma),
+      ("h", po::value(&c.h)->default_value(c.h, short_double(c.h)), ("ULA step size" + from).c_str())
+      ("noise", po::value(&c.sigma)->default_value(c.sigma, short_double(c.sigma)),
        ("ULA noise std sigma; 0 = sqrt(2h). The official code moves with this sigma but weighs with the 1/(4h) "
         "factor of sigma = sqrt(2h) (it runs cold); jebm's weights use the consistent 1/(2 sigma^2) with this "
         "sigma (DESIGN 1.1)" + from).c_str())
-      ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip),
+      ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip, short_double(c.drift_clip)),
        ("clip each coordinate of grad_x U to +-c, used consistently in the weights; 0 = off" + from).c_str())
       ("box", po::bool_switch(&c.box_revert),
        "revert coordinates that leave [-1,1] after each move, as the official code does. WARNING: this alters "
@@ -297,28 +311,28 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        ("ULA moves of each moving subset per parameter update" + from).c_str())
       ("gradient-batch", po::value(&c.gradient_batch)->default_value(c.gradient_batch),
        ("walkers in the loss, a fresh random subset, weights renormalised within it; 0 = all" + from).c_str())
-      ("alpha", po::value(&c.alpha)->default_value(c.alpha),
+      ("alpha", po::value(&c.alpha)->default_value(c.alpha, short_double(c.alpha)),
        ("weight of the squared-energy regulariser of the surrogate loss (DESIGN 1.2)" + from).c_str())
-      ("lr", po::value(&c.lr)->default_value(c.lr), ("Adam learning rate" + from).c_str())
-      ("beta1", po::value(&c.beta1)->default_value(c.beta1), ("Adam beta1" + from).c_str())
-      ("beta2", po::value(&c.beta2)->default_value(c.beta2), ("Adam beta2" + from).c_str())
-      ("grad-clip", po::value(&c.grad_clip)->default_value(c.grad_clip),
+      ("lr", po::value(&c.lr)->default_value(c.lr, short_double(c.lr)), ("Adam learning rate" + from).c_str())
+      ("beta1", po::value(&c.beta1)->default_value(c.beta1, short_double(c.beta1)), ("Adam beta1" + from).c_str())
+      ("beta2", po::value(&c.beta2)->default_value(c.beta2, short_double(c.beta2)), ("Adam beta2" + from).c_str())
+      ("grad-clip", po::value(&c.grad_clip)->default_value(c.grad_clip, short_double(c.grad_clip)),
        ("clip the global gradient norm to this; 0 = off" + from).c_str())
       ("lr-decay-epochs", po::value(&c.lr_decay_epochs)->default_value(c.lr_decay_epochs),
        ("lr factor max(1 - epoch / this, --lr-floor), set once per epoch" + from).c_str())
-      ("lr-floor", po::value(&c.lr_floor)->default_value(c.lr_floor), ("smallest lr factor" + from).c_str())
+      ("lr-floor", po::value(&c.lr_floor)->default_value(c.lr_floor, short_double(c.lr_floor)), ("smallest lr factor" + from).c_str())
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), ("passes over the training images" + from).c_str())
       ("resample", po::value(&s.resample)->default_value(s.resample),
        ("multinomial | systematic | none; Jarzynski only" + from).c_str())
-      ("resample-cv", po::value(&c.resample_cv)->default_value(c.resample_cv),
+      ("resample-cv", po::value(&c.resample_cv)->default_value(c.resample_cv, short_double(c.resample_cv)),
        ("resample when std(w / mean w) over all walkers exceeds this; 0 = use --resample-ess" + from).c_str())
-      ("resample-ess", po::value(&c.resample_ess)->default_value(c.resample_ess),
+      ("resample-ess", po::value(&c.resample_ess)->default_value(c.resample_ess, short_double(c.resample_ess)),
        ("with --resample-cv 0: resample when ESS < this fraction of N" + from).c_str())
       ("resample-after-epoch", po::value(&c.resample_after_epoch)->default_value(c.resample_after_epoch),
        ("resample only when the (0-based) epoch exceeds this" + from).c_str())
       ("data-batch", po::value(&c.data_batch)->default_value(c.data_batch),
        ("data images per update, shuffled each epoch; the last partial batch is dropped" + from).c_str())
-      ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise),
+      ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise, short_double(c.data_noise)),
        ("std of Gaussian noise added to every data batch (the paper's augmentation)" + from).c_str())
       ("seed", po::value(&c.seed)->default_value(c.seed),
        "seed of every draw: initial parameters and walkers, ULA noise, subsets, data order, resampling")
@@ -505,7 +519,7 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   auto checkpoint = [&](const std::string& what) {
     LoopState s = ls;
     s.elapsed_s = elapsed();
-    save_checkpoint(ckpt, c, net, adam, pop, tr, s);
+    save_checkpoint(ckpt, c, net, adam, pop, tr, s, per_epoch);
     last_ckpt_iteration = tr.iteration();
     last_ckpt_what = what;
   };

@@ -50,7 +50,7 @@ __global__ void weight_stats_kernel(const double* __restrict__ a, int64_t n, dou
   m = block_reduce<true>(m);
   double s1 = 0.0, s2 = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double e = exp(a[i] - m);
+    const double e = ::exp(a[i] - m);
     s1 += e;
     s2 += e * e;
   }
@@ -60,7 +60,7 @@ __global__ void weight_stats_kernel(const double* __restrict__ a, int64_t n, dou
     out[0] = m;
     out[1] = s1;
     out[2] = s2;
-    out[3] = m + log(s1);
+    out[3] = m + ::log(s1);
   }
 }
 
@@ -69,7 +69,7 @@ __global__ void normalized_weights_kernel(const double* __restrict__ a, int64_t 
   const double ls = stats[3];
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    w[i] = exp(a[i] - ls);
+    w[i] = ::exp(a[i] - ls);
 }
 
 // c = inclusive prefix sums of w, divided by the total, c[n-1] = 1. One block: thread t sums its contiguous
@@ -140,24 +140,6 @@ void zero_(Tensor& t) {
 }
 
 }  // namespace
-
-WalkerPopulation walkers_to(const WalkerPopulation& pop, Device device) {
-  WalkerPopulation p = pop;
-  p.x = pop.x.to(device);
-  p.x_prev = pop.x_prev.to(device);
-  p.log_w = pop.log_w.to(device);
-  p.partial = pop.partial.to(device);
-  p.pending = pop.pending.to(device);
-  // Tensor::to shares storage when already there: keep the copy independent of the original.
-  if (device == pop.x.device()) {
-    p.x = pop.x.clone();
-    p.x_prev = pop.x_prev.clone();
-    p.log_w = pop.log_w.clone();
-    p.partial = pop.partial.clone();
-    p.pending = pop.pending.clone();
-  }
-  return p;
-}
 
 WeightStats weight_stats_cuda(const Tensor& log_w, Tensor* scratch) {
   check_weights(log_w, "weight_stats_cuda");

@@ -1,7 +1,8 @@
 // The device side of the samplers (DESIGN 1.4), callable without CUDA headers: the fused ULA + Jarzynski move
 // (samplers/ula_jarzynski.cu, twin of samplers/ula_jarzynski.cpp), log-weight statistics, normalised weights and
 // systematic/multinomial resampling on the device (samplers/resampling.cu, twins of walkers.cpp/resampling.cpp).
-// Defined only in CUDA builds (JEBM_WITH_CUDA). Tested by tests/test_cuda_samplers.cpp against the CPU versions.
+// Defined only in CUDA builds (JEBM_WITH_CUDA), except walkers_to (samplers/sampler_cuda.cpp).
+// Tested by tests/test_cuda_samplers.cpp against the CPU versions.
 //
 // Contract: every Tensor argument lives on the CUDA device of pop.x. Nothing here copies walker data to the
 // host; the only device->host copies are weight_stats_cuda's four scalars (one synchronisation).

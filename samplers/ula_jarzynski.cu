@@ -12,6 +12,7 @@
 // Philox block is drawn exactly once, by one lane; back and xi2 are warp-reduced and lane 0 writes the walker's
 // scalars. Results differ from the CPU only in summation order and FMA contraction (~1e-15 relative in float64).
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "runtime/cuda/context.hpp"
@@ -108,7 +109,8 @@ void ula_jarzynski_step_cuda(WalkerPopulation& pop, const Tensor& u, const Tenso
   const int64_t n = pop.size(), dims = pop.walker_numel();
   const int64_t b = idx.empty() ? n : static_cast<int64_t>(idx.size());
   const Device dev = pop.x.device();
-  for (const Tensor* t : {&pop.x_prev, &pop.log_w, &pop.partial, &pop.pending, &u, &g})
+  const std::initializer_list<const Tensor*> state = {&pop.x_prev, &pop.log_w, &pop.partial, &pop.pending, &u, &g};
+  for (const Tensor* t : state)
     JEBM_CHECK(t->device() == dev, "ula_jarzynski_step (cuda): a tensor is on " << t->device().str()
                                                                                  << ", the walkers on " << dev.str());
   JEBM_CHECK(pop.pending.dtype() == DType::Int64 && pop.log_w.dtype() == DType::Float64 &&

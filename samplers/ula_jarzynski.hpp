@@ -14,6 +14,15 @@
 // where i is the walker's index in the WHOLE population (so moving a subset draws what the full move would)
 // and the move counter is WalkerPopulation::moves, incremented by every call that moves walkers. A draw is a
 // pure function of (seed, i, d, counter): results do not depend on thread count or batching.
+// ula_normal2 is Philox-4x32-10 (runtime/philox.hpp's philox_block) + Box-Muller, with a 52-bit uniform and
+// branch-free polynomial log/sincos (|error| < 1e-15) instead of libm, so that the CPU loop vectorises.
+//
+// Resampling and the fused kernel: the ESS test needs the completed weights, which the fused pass produces
+// together with the next move. jebm keeps the single pass on every iteration and, when the test fires, undoes
+// the move, resamples the pre-move state and redoes the move (resample_and_redo_move): one extra move pass on
+// resampling iterations only, instead of splitting complete/move into two passes on every iteration.
+// When every walker moves, X_next is written into the x_prev buffer and the two buffers are swapped (one write
+// stream instead of two); a subset move updates the rows in place.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot check on a GPU machine without package access: configures and builds the CUDA build in build/device
 # (Ninja, JEBM_CUDA=ON, sm_90), runs nvidia-smi, the CUDA tests (ctest -R cuda), the whole ctest suite and
-# `jebm bench --device cuda`, and writes into OUTDIR: summary.md (steps, results, failed tests, build errors),
+# `jebm bench --device cuda` next to the PyTorch twin (experiments/bench/torch_reference.py, ratio table at the end
+# of the summary), and writes into OUTDIR: summary.md (steps, results, failed tests, build errors),
 # device-check.log (the whole console) and logs.tar.gz (one log per step, JUnit XML from ctest) -- three files,
 # because the GPU session returns at most 8. Keeps going past failures, records them, and exits non-zero if
 # anything failed. The whole run is bounded by DEADLINE_S (default 540 s).
@@ -187,5 +188,17 @@ else
   echo "| bench | SKIPPED (no $BUILD/jebm) | 0 | - |" >> "$SUMMARY"
 fi
 
+# The same sampler workloads in PyTorch on the same GPU, in the same run (experiments/bench/torch_reference.py);
+# it reads the bench log above and prints jebm/torch ratios. Missing PyTorch is reported, not counted as a failure.
+if python3 -c "import torch" >/dev/null 2>&1; then
+  step torch-reference 100 python3 experiments/bench/torch_reference.py --device cuda --compare "$LOGS/bench.log"
+else
+  echo "| torch-reference | SKIPPED (python3 cannot import torch) | 0 | - |" >> "$SUMMARY"
+fi
+
 [ -f "$LOGS/tests-digest.md" ] && cat "$LOGS/tests-digest.md" >> "$SUMMARY"
+if [ -f "$LOGS/torch-reference.log" ] && grep -q '^jebm / torch' "$LOGS/torch-reference.log"; then
+  { echo; echo "### jebm / torch, same GPU, same run"; echo '```'; sed -n '/^jebm \/ torch/,$p' "$LOGS/torch-reference.log"; echo '```'; } \
+    >> "$SUMMARY"
+fi
 finish "$([ "$FAILED" = 0 ] && echo 0 || echo 1)"

@@ -2,6 +2,7 @@
 // run writes its CSV/PNG/checkpoint (with classifier weights); an interrupted (Ctrl-C) and resumed run ends
 // bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD); the divergence guard names the
 // update and keeps the last good checkpoint; --out refuses to overwrite without --force; bad --data is a clear error.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -85,8 +86,19 @@ std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, co
           "--data-noise", "0.03", "--grid-every", "1", "--grid-count", "6", "--no-progress", "--threads", "1"};
 }
 
+// a with the options of `more` added; an option already in a gets more's value instead.
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
-  a.insert(a.end(), more.begin(), more.end());
+  for (size_t i = 0; i < more.size(); ++i) {
+    const bool has_value = i + 1 < more.size() && more[i + 1].rfind("--", 0) != 0;
+    const auto it = std::find(a.begin(), a.end(), more[i]);
+    if (it == a.end()) {
+      a.push_back(more[i]);
+      if (has_value) a.push_back(more[i + 1]);
+    } else if (has_value) {
+      *(it + 1) = more[i + 1];
+    }
+    if (has_value) ++i;
+  }
   return a;
 }
 

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""PyTorch twins of the `jebm bench` sampler workloads, written the fastest plain-PyTorch way, so both can be timed
+side by side on one machine (scripts/device-check.sh runs both on the GPU).
+
+Workloads (same sizes and hyper-parameters as experiments/bench_samplers.cpp and bench_gmm_timings):
+  gmm/fused step        ULA move + Jarzynski weight completion for N=10^4 walkers, d=50, float64, U and grad U given
+  gmm/full iteration    one Jarzynski iteration of the Gaussian-mixture run (DESIGN 3.1): U, grad U, responsibilities
+                        of the walkers, weight completion, move, weighted parameter gradient, data term, update,
+                        log-sum-exp / ESS check with systematic resampling when CV^2 > 1 (one host sync)
+  ula_cnn/<net> ula move    one forward+backward (input gradient) of the energy CNN for B walkers + move + weights
+  ula_cnn/<net> iteration   one parameter update (one forward of [data; walkers], weighted surrogate loss with
+                        alpha=0.01, backward, grad-norm clip, Adam(1e-4, betas (0, 0.999))) + K moves
+                        (paper: MNIST 6 x 30 = 180, CIFAR-10 60)
+Prints one JSON line per workload, then a table. `--compare FILE` also reads a `jebm bench` output table and prints
+jebm / torch ratios for the rows both have. Tested here by running it on the CPU with small sizes.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_ms(fn, repeat, dev):
+    fn()  # warm-up: allocator, cuDNN algorithm search
+    sync(dev)
+    times = []
+    for _ in range(max(repeat, 1)):
+        t0 = time.perf_counter()
+        fn()
+        sync(dev)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+# --- Gaussian mixture: U(x) = -log sum_j exp(-|x - a_j|^2/2 - z_j) -----------------------------------------
+
+def gmm_eval(x, a, z):
+    """U [N], grad_x U [N, D], responsibilities r [N, K], with one N x K x D pass (via the GEMM expansion)."""
+    d2 = (x * x).sum(1, keepdim=True) - 2.0 * x @ a.T + (a * a).sum(1)
+    e = -0.5 * d2 - z
+    u = -torch.logsumexp(e, 1)
+    r = torch.softmax(e, 1)
+    g = x - r @ a
+    return u, g, r
+
+
+class GmmState:
+    """The walkers of DESIGN 1.4: positions, previous positions, log-weights, the pending partial term."""
+
+    def __init__(self, n, d, dev, gen_seed):
+        torch.manual_seed(gen_seed)
+        dt = torch.float64
+        self.teacher_a = torch.zeros(2, d, dtype=dt, device=dev)
+        self.teacher_a[0, 0], self.teacher_a[1, 0] = -10.0, 6.0
+        self.data = torch.randn(n, d, dtype=dt, device=dev)
+        self.data[: n // 4] += self.teacher_a[0]
+        self.data[n // 4:] += self.teacher_a[1]
+        self.a = 0.01 * torch.randn(2, d, dtype=dt, device=dev)
+        self.a[0, 0], self.a[1, 0] = -0.1, 0.1
+        self.z = torch.zeros(2, dtype=dt, device=dev)
+        self.x = torch.randn(n, d, dtype=dt, device=dev) + self.a[torch.arange(n, device=dev) % 2]
+        self.x_prev = self.x.clone()
+        self.log_w = torch.zeros(n, dtype=dt, device=dev)
+        self.partial = torch.zeros(n, dtype=dt, device=dev)
+        self.pending = False
+        self.log_z_offset = 0.0
+        self.h = 0.1
+        self.sigma = math.sqrt(2 * self.h)
+
+
+def gmm_fused_step(s, u, g):
+    """Complete the pending move with U, G at the current positions, then move (DESIGN 1.4)."""
+    h, sig = s.h, s.sigma
+    if s.pending:
+        back = (s.x_prev - s.x + h * g).square().sum(1)
+        s.log_w += s.partial - u - back / (2 * sig * sig)
+    xi = torch.randn_like(s.x)
+    s.x_prev.copy_(s.x)
+    s.x.add_(g, alpha=-h).add_(xi, alpha=sig)
+    s.partial = u + 0.5 * xi.square().sum(1)
+    s.pending = True
+
+
+def gmm_iteration(s):
+    n = s.x.shape[0]
+    u, g, r = gmm_eval(s.x, s.a, s.z)
+    gmm_fused_step(s, u, g)
+    lse = torch.logsumexp(s.log_w, 0)
+    w = torch.exp(s.log_w - lse)
+    # sum_i w_i dU/dtheta at X_k (= x_prev) minus the data mean; dU/da_j = r_j (a_j - x), dU/dz_j = r_j
+    wr = w[:, None] * r
+    ga_w = wr.sum(0)[:, None] * s.a - wr.T @ s.x_prev
+    gz_w = wr.sum(0)
+    _, _, rd = gmm_eval(s.data, s.a, s.z)
+    rd = rd / s.data.shape[0]
+    ga_d = rd.sum(0)[:, None] * s.a - rd.T @ s.data
+    gz_d = rd.sum(0)
+    s.a -= 0.2 / 8 * s.h * (ga_d - ga_w)
+    s.z[1:] -= 1.0 / 8 * s.h * (gz_d - gz_w)[1:]
+    cv2 = float(n * torch.exp(2 * (s.log_w - lse)).sum() - 1.0)  # the one host sync
+    if cv2 > 1.0:
+        # systematic resampling of the pre-move state, then the move is redone from the copies
+        c = torch.cumsum(w, 0)
+        c = c / c[-1]
+        pts = (torch.arange(n, device=w.device, dtype=w.dtype) + torch.rand((), device=w.device, dtype=w.dtype)) / n
+        anc = torch.searchsorted(c, pts, right=True).clamp_(max=n - 1)
+        s.log_z_offset += float(lse) - math.log(n)
+        s.log_w.zero_()
+        s.x.copy_(s.x_prev[anc])
+        s.pending = False
+        gmm_fused_step(s, u[anc], g[anc])
+
+
+# --- energy CNNs (DESIGN 3.2, 3.3) -----------------------------------------------------------------------------
+
+def mnist_net():
+    act = nn.SiLU
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5, 2, 4), act(), nn.Conv2d(16, 32, 3, 2, 1), act(), nn.Conv2d(32, 64, 3, 2, 1), act(),
+        nn.Conv2d(64, 64, 3, 2, 1), act(), nn.Flatten(), nn.Linear(256, 64), act(), nn.Linear(64, 1))
+
+
+def cifar_net():
+    def act():
+        return nn.LeakyReLU(0.2)
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, 1, 1), act(), nn.Conv2d(64, 128, 4, 2, 1), act(), nn.Conv2d(128, 256, 4, 2, 1), act(),
+        nn.Conv2d(256, 512, 4, 2, 1), act(), nn.Conv2d(512, 1, 4, 1, 0), nn.Flatten())
+
+
+def bench_image(name, net, shape, data_batch, h, sigma, clip, grad_clip, moves, args, dev, out):
+    net = net.to(dev)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    b = shape[0]
+    x = torch.rand(shape, device=dev) * 2 - 1
+    data = torch.rand((data_batch,) + tuple(shape[1:]), device=dev) * 2 - 1
+    st = {"x": x, "x_prev": x.clone(), "log_w": torch.zeros(b, dtype=torch.float64, device=dev),
+          "partial": torch.zeros(b, dtype=torch.float64, device=dev), "pending": False}
+
+    def energy_grad(xx):
+        xx = xx.detach().requires_grad_(True)
+        u = net(xx).reshape(-1)
+        (g,) = torch.autograd.grad(u.sum(), xx)
+        return u.detach().double(), g
+
+    def move():
+        u, g = energy_grad(st["x"])  # one forward+backward per move: completes the last move, drives the next
+        if clip > 0:
+            g = g.clamp(-clip, clip)
+        dims = tuple(range(1, g.dim()))
+        if st["pending"]:
+            back = (st["x_prev"] - st["x"] + h * g).double().square().sum(dims)
+            st["log_w"] += st["partial"] - u - back / (2 * sigma * sigma)
+        xi = torch.randn_like(st["x"])
+        st["x_prev"] = st["x"]
+        st["x"] = st["x"] - h * g + sigma * xi
+        st["partial"] = u + 0.5 * xi.double().square().sum(dims)
+        st["pending"] = True
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.0, 0.999))
+
+    def update():
+        w = torch.softmax(st["log_w"], 0).float()
+        uall = net(torch.cat([data, st["x"]], 0)).reshape(-1)
+        ud, uw = uall[:data_batch], uall[data_batch:]
+        loss = ud.mean() - (w * uw).sum() + 0.01 * (ud.square().mean() + (w * uw.square()).sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        opt.step()
+
+    def iteration():
+        update()
+        for _ in range(moves):
+            move()
+
+    out.append(("ula_cnn", f"{name} ula move", b, median_ms(move, args.repeat, dev)))
+    out.append(("ula_cnn", f"{name} iteration", b, median_ms(iteration, min(args.repeat, 3), dev)))
+
+
+# --- comparison with a `jebm bench` table ----------------------------------------------------------------------
+
+def jebm_key(section, case):
+    if section == "gmm":
+        for k in ("fused step", "full iteration"):
+            if case.startswith(k):
+                return f"gmm/{k}"
+        return None
+    if section == "ula_cnn":
+        return "ula_cnn/" + case.split(" @")[0]
+    return None
+
+
+def read_jebm_table(path):
+    rows = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 or parts[0] not in ("gmm", "ula_cnn"):
+                continue
+            # "section  case words...  dtype  median_ms  gflops"
+            try:
+                ms = float(parts[-2])
+            except ValueError:
+                continue
+            key = jebm_key(parts[0], " ".join(parts[1:-3]))
+            if key:
+                rows[key] = ms
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--repeat", type=int, default=5, help="timed repetitions after one warm-up (median reported)")
+    ap.add_argument("--walkers", type=int, default=10000, help="gmm: walkers N and data points (DESIGN 3.1: 10^4)")
+    ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (DESIGN 3.1: 50)")
+    ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move (the paper: 256)")
+    ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
+    ap.add_argument("--only", default="", help="gmm or ula_cnn")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (jebm uses exact FP32 by default)")
+    ap.add_argument("--compare", default="", help="a `jebm bench` output file: print jebm/torch ratios")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("torch_reference.py: --device cuda but torch.cuda.is_available() is False")
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    rows = []  # (section, name, batch, median_ms)
+    if args.only in ("", "gmm"):
+        s = GmmState(args.walkers, args.dim, dev, 1)
+        u, g, _ = gmm_eval(s.x, s.a, s.z)
+        rows.append(("gmm", "fused step", args.walkers, median_ms(lambda: gmm_fused_step(s, u, g), args.repeat * 20, dev)))
+        s = GmmState(args.walkers, args.dim, dev, 2)
+        rows.append(("gmm", "full iteration", args.walkers, median_ms(lambda: gmm_iteration(s), args.repeat * 20, dev)))
+    if args.only in ("", "ula_cnn"):
+        bench_image("mnist", mnist_net(), (args.batch, 1, 28, 28), 128, 5e-5, 1e-4, 0.0, 1.0,
+                    args.moves or 180, args, dev, rows)
+        bench_image("cifar10", cifar_net(), (args.batch, 3, 32, 32), 512, 1.0, 1e-2, 0.3, 1000.0,
+                    args.moves or 60, args, dev, rows)
+
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    for sec, nm, b, ms in rows:
+        print(json.dumps({"workload": f"{sec}/{nm}", "batch": b, "median_ms": round(ms, 4), "device": name,
+                          "torch": torch.__version__, "repeat": args.repeat}))
+    print(f"\ntorch_reference.py on {name}, torch {torch.__version__}, median of {args.repeat}")
+    print(f"{'workload':34s} {'batch':>6s} {'median ms':>12s}")
+    for sec, nm, b, ms in rows:
+        print(f"{sec + '/' + nm:34s} {b:6d} {ms:12.3f}")
+    if args.compare:
+        jebm = read_jebm_table(args.compare)
+        print(f"\njebm / torch (from {args.compare}; < 1 means jebm is faster)")
+        print(f"{'workload':34s} {'jebm ms':>10s} {'torch ms':>10s} {'ratio':>8s}")
+        for sec, nm, _, ms in rows:
+            key = f"{sec}/{nm}"
+            if key in jebm:
+                print(f"{key:34s} {jebm[key]:10.3f} {ms:10.3f} {jebm[key] / ms:8.2f}")
+            else:
+                print(f"{key:34s} {'-':>10s} {ms:10.3f} {'-':>8s}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+// CUDA twins of the Gaussian-mixture closed forms (models/gaussian_mixture.cpp is the reference): the fused
+// U / grad_x U / responsibilities per row, and the (weighted) parameter gradient as a deterministic two-stage
+// reduction. Tested by tests/test_cuda_samplers.cpp (against gmm_eval, gmm_param_grad, gmm_data_term).
+//
+// CPU reference per row x: e_j = -|x - a_j|^2/2 - z_j, m = max e, s = sum exp(e_j - m), U = -(m + log s),
+// r_j = exp(e_j - m)/s, g = x - sum_j r_j a_j (accumulated in j order). Parameter sums over rows i with weight c_i:
+// acc_a[j] = sum c_i r_ij x_i, acc_z[j] = sum c_i r_ij; dU/da_j = acc_z[j] a_j - acc_a[j], dU/dz_j = acc_z[j].
+// GPU: one warp per row (lanes over coordinates, the K distances warp-reduced); the sums are per-block partials
+// over fixed row chunks, added in chunk order by a second kernel, so results do not depend on scheduling.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "models/gaussian_mixture_cuda.hpp"
+#include "runtime/cuda/context.hpp"
+
+namespace jebm {
+namespace {
+
+constexpr int64_t kSumRows = 256;  // rows per partial sum (the CPU's kRowChunk)
+
+__device__ __forceinline__ double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// params: [K*D means | K offsets]; x: [n, D]; u: [n]; g: [n, D] or null; r: [n, K] or null.
+__global__ void gmm_eval_kernel(const double* __restrict__ params, int64_t k, int64_t d,
+                                const double* __restrict__ x, int64_t n, double* __restrict__ u,
+                                double* __restrict__ g, double* __restrict__ r) {
+  const double* a = params;
+  const double* z = params + k * d;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; i < n; i += warps) {
+    const double* xi = x + i * d;
+    double e[kGmmCudaMaxModes];
+    double m = -INFINITY;
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0.0;
+      for (int64_t c = lane; c < d; c += 32) {
+        const double t = xi[c] - a[j * d + c];
+        s += t * t;
+      }
+      e[j] = -0.5 * warp_sum(s) - z[j];
+      m = fmax(m, e[j]);
+    }
+    double s = 0.0;
+    for (int64_t j = 0; j < k; ++j) {
+      e[j] = ::exp(e[j] - m);
+      s += e[j];
+    }
+    const double inv = 1.0 / s;
+    if (r)
+      for (int64_t j = lane; j < k; j += 32) r[i * k + j] = e[j] * inv;
+    if (g)
+      for (int64_t c = lane; c < d; c += 32) {
+        double v = xi[c];
+        for (int64_t j = 0; j < k; ++j) v -= (e[j] * inv) * a[j * d + c];
+        g[i * d + c] = v;
+      }
+    if (lane == 0) u[i] = -(m + ::log(s));
+  }
+}
+
+// partial[b, q] for rows [b*kSumRows, (b+1)*kSumRows): q < K*D: sum c r_j x_col; q < K*D+K: sum c r_j;
+// q = K*D+K: sum c u (u may be null: 0). c null means c_i = cu.
+__global__ void gmm_sums_kernel(const double* __restrict__ x, const double* __restrict__ r,
+                                const double* __restrict__ c, double cu, const double* __restrict__ u, int64_t n,
+                                int64_t k, int64_t d, double* __restrict__ partial) {
+  const int64_t w = k * d + k + 1;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kSumRows;
+  const int64_t i1 = i0 + kSumRows < n ? i0 + kSumRows : n;
+  for (int64_t q = threadIdx.x; q < w; q += blockDim.x) {
+    double acc = 0.0;
+    if (q < k * d) {
+      const int64_t j = q / d, col = q % d;
+      for (int64_t i = i0; i < i1; ++i) acc += ((c ? c[i] : cu) * r[i * k + j]) * x[i * d + col];
+    } else if (q < k * d + k) {
+      const int64_t j = q - k * d;
+      for (int64_t i = i0; i < i1; ++i) acc += (c ? c[i] : cu) * r[i * k + j];
+    } else if (u) {
+      for (int64_t i = i0; i < i1; ++i) acc += (c ? c[i] : cu) * u[i];
+    }
+    partial[blockIdx.x * w + q] = acc;
+  }
+}
+
+__global__ void sum_partials_kernel(const double* __restrict__ partial, int64_t blocks, int64_t w,
+                                    double* __restrict__ out) {
+  for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < w;
+       q += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    double s = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) s += partial[b * w + q];
+    out[q] = s;
+  }
+}
+
+void check_gmm(const GmmParams& p, const Tensor& x, const char* what) {
+  JEBM_CHECK(p.k > 0 && p.d > 0 && static_cast<int64_t>(p.a.size()) == p.k * p.d &&
+                 static_cast<int64_t>(p.z.size()) == p.k,
+             what << ": parameters of K = " << p.k << ", D = " << p.d << " are inconsistent");
+  JEBM_CHECK(p.k <= kGmmCudaMaxModes, what << ": K = " << p.k << " modes; the CUDA path handles at most "
+                                           << kGmmCudaMaxModes);
+  JEBM_CHECK(x.defined() && x.device().is_cuda() && x.dtype() == DType::Float64 && x.dim() == 2 &&
+                 x.size(1) == p.d,
+             what << ": x must be [n, " << p.d << "] float64 on a CUDA device, got "
+                  << (x.defined() ? shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " on " + x.device().str()
+                                  : std::string("undefined")));
+}
+
+void check_out(const Tensor& t, const Tensor& x, const Shape& shape, const char* what, const char* name) {
+  JEBM_CHECK(t.defined() && t.device() == x.device() && t.dtype() == DType::Float64 && t.numel() == shape_numel(shape),
+             what << ": " << name << " must be " << shape_str(shape) << " float64 on " << x.device().str());
+}
+
+Tensor upload_params(const GmmParams& p, Device dev) {
+  std::vector<double> v(p.a);
+  v.insert(v.end(), p.z.begin(), p.z.end());
+  return Tensor::from_vector(v, {p.k * p.d + p.k}, DType::Float64, dev);
+}
+
+// The K*D + K + 1 weighted sums of gmm_sums_kernel, on the host.
+std::vector<double> gmm_sums(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, const Tensor* u) {
+  const int64_t n = x.size(0), w = p.k * p.d + p.k + 1;
+  const int64_t blocks = (n + kSumRows - 1) / kSumRows;
+  Tensor partial = Tensor::empty({blocks, w}, DType::Float64, x.device());
+  Tensor out = Tensor::empty({w}, DType::Float64, x.device());
+  cudaStream_t s = cuda::stream(x);
+  gmm_sums_kernel<<<static_cast<unsigned>(blocks), 128, 0, s>>>(
+      x.data<double>(), r.data<double>(), c.defined() ? c.data<double>() : nullptr, 1.0 / static_cast<double>(n),
+      u ? u->data<double>() : nullptr, n, p.k, p.d, partial.data<double>());
+  CUDA_CHECK_LAUNCH("gmm_sums_kernel");
+  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.data<double>(), blocks, w,
+                                                                 out.data<double>());
+  CUDA_CHECK_LAUNCH("sum_partials_kernel");
+  return out.to_vector();
+}
+
+// dU/da_j = acc_z[j] a_j - acc_a[j], dU/dz_j = acc_z[j] (as gmm_param_grad finishes on the CPU).
+void finish_grad(const GmmParams& p, const std::vector<double>& acc, double* grad_a, double* grad_z) {
+  const int64_t k = p.k, d = p.d;
+  for (int64_t j = 0; j < k; ++j) {
+    const double s = acc[static_cast<size_t>(k * d + j)];
+    grad_z[j] = s;
+    for (int64_t q = 0; q < d; ++q)
+      grad_a[j * d + q] = s * p.a[static_cast<size_t>(j * d + q)] - acc[static_cast<size_t>(j * d + q)];
+  }
+}
+
+}  // namespace
+
+void gmm_eval_cuda(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r) {
+  check_gmm(p, x, "gmm_eval_cuda");
+  const int64_t n = x.size(0);
+  check_out(u, x, {n}, "gmm_eval_cuda", "u");
+  if (g) check_out(*g, x, {n, p.d}, "gmm_eval_cuda", "g");
+  if (r) check_out(*r, x, {n, p.k}, "gmm_eval_cuda", "r");
+  if (n == 0) return;
+  const Tensor params = upload_params(p, x.device());
+  gmm_eval_kernel<<<cuda::grid_for(n * 32), cuda::kBlock, 0, cuda::stream(x)>>>(
+      params.data<double>(), p.k, p.d, x.data<double>(), n, u.data<double>(), g ? g->data<double>() : nullptr,
+      r ? r->data<double>() : nullptr);
+  CUDA_CHECK_LAUNCH("gmm_eval_kernel");
+}
+
+void gmm_param_grad_cuda(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* grad_a,
+                         double* grad_z) {
+  check_gmm(p, x, "gmm_param_grad_cuda");
+  const int64_t n = x.size(0);
+  JEBM_CHECK(n > 0, "gmm_param_grad_cuda: no rows");
+  check_out(r, x, {n, p.k}, "gmm_param_grad_cuda", "r");
+  if (c.defined()) check_out(c, x, {n}, "gmm_param_grad_cuda", "c");
+  finish_grad(p, gmm_sums(p, x, r, c, nullptr), grad_a, grad_z);
+}
+
+double gmm_data_term_cuda(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z) {
+  check_gmm(p, x, "gmm_data_term_cuda");
+  const int64_t n = x.size(0);
+  JEBM_CHECK(n > 0, "gmm_data_term_cuda: no rows");
+  Tensor u = Tensor::empty({n}, DType::Float64, x.device());
+  Tensor r = Tensor::empty({n, p.k}, DType::Float64, x.device());
+  gmm_eval_cuda(p, x, u, nullptr, &r);
+  const std::vector<double> acc = gmm_sums(p, x, r, Tensor(), &u);
+  if (grad_a && grad_z) finish_grad(p, acc, grad_a, grad_z);
+  return acc.back();
+}
+
+}  // namespace jebm

@@ -1,0 +1,218 @@
+// CUDA samplers against their CPU references (samplers/*.cu vs samplers/*.cpp, models/gaussian_mixture.cu vs
+// .cpp): the in-kernel noise, the fused ULA + Jarzynski move (float32/float64, odd D, subsets, clipping, every
+// MoveKind), weight statistics, cumulative sums and ancestors (identical indices for the same uniform), both
+// resampling paths, and the GMM closed forms. Every case is skipped where no CUDA device is present.
+//
+// Tolerances: the GPU runs the same double-precision formulas; it differs in summation order (warp trees vs
+// sequential sums) and in FMA contraction, i.e. a few ulps per operation. float64 positions: 1e-12 relative;
+// log-weights: increments are differences of O(D) sums, so 1e-9 absolute. float32 positions are rounded from the
+// same double value, so they agree except where that value sits on a float rounding boundary (1 float ulp);
+// float32 log-weights inherit that ulp through |x_prev - x + hG|^2 / (2 sigma^2): 1e-4 absolute at D <= 784.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "models/gaussian_mixture.hpp"
+#include "models/gaussian_mixture_cuda.hpp"
+#include "runtime/ops.hpp"
+#include "runtime/philox.hpp"
+#include "samplers/resampling.hpp"
+#include "samplers/sampler_cuda.hpp"
+#include "samplers/ula_jarzynski.hpp"
+#include "samplers/walkers.hpp"
+#include "tests/helpers.hpp"
+
+using namespace jebm;
+using jebm::test::all_close;
+namespace utf = boost::unit_test;
+
+#ifdef JEBM_WITH_CUDA  // the kernels under test exist only in a CUDA build
+
+namespace {
+
+const Device kCuda = Device::cuda(0);
+
+// Uniform [lo, hi) host values from Philox (seed, stream i).
+std::vector<double> uniform(int64_t n, double lo, double hi, uint64_t seed) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    double u0, u1;
+    philox_uniform2(seed, static_cast<uint64_t>(i), 7, &u0, &u1);
+    v[static_cast<size_t>(i)] = lo + (hi - lo) * u0;
+  }
+  return v;
+}
+
+Tensor host(const std::vector<double>& v, const Shape& s, DType dt = DType::Float64) {
+  return Tensor::from_vector(v, s, dt);
+}
+
+// A distinct, unsorted subset of [0, n) of size b.
+std::vector<int64_t> subset(int64_t n, int64_t b, uint64_t seed) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), int64_t{0});
+  const std::vector<double> u = uniform(n, 0.0, 1.0, seed);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(static_cast<int64_t>(u[static_cast<size_t>(i)] * (i + 1)))]);
+  p.resize(static_cast<size_t>(b));
+  return p;
+}
+
+bool same_population(const WalkerPopulation& gpu, const WalkerPopulation& cpu, double x_rtol, double x_atol,
+                     double w_atol, const std::string& what) {
+  const WalkerPopulation g = walkers_to(gpu, Device::cpu());
+  bool ok = all_close(g.x, cpu.x, x_atol, x_rtol, what + " x");
+  ok = all_close(g.x_prev, cpu.x_prev, x_atol, x_rtol, what + " x_prev") && ok;
+  ok = all_close(g.log_w, cpu.log_w, w_atol, 1e-10, what + " log_w") && ok;
+  ok = all_close(g.partial, cpu.partial, w_atol, 1e-10, what + " partial") && ok;
+  ok = all_close(g.pending, cpu.pending, 0.0, 0.0, what + " pending") && ok;
+  ok = ok && g.moves == cpu.moves;
+  return ok;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(noise_matches_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  for (auto [n, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 5}, {100, 50}, {3, 3073}}) {
+    const Tensor cpu = ula_noise_reference(n, d, 42, 9);
+    const Tensor gpu = ula_noise_cuda(n, d, 42, 9, kCuda);
+    // |z| < 9; polynomial log/sincos with FMA vs without: a few ulps.
+    BOOST_TEST(all_close(gpu.to(Device::cpu()), cpu, 1e-13, 1e-12, "noise " + std::to_string(n) + "x" + std::to_string(d)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fused_step_matches_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  struct Case {
+    int64_t n, d;
+    DType dt;
+    double clip, sigma;
+    bool weighted;
+  };
+  const std::vector<Case> cases = {{1, 1, DType::Float64, 0.0, 0.0, true},     {33, 7, DType::Float64, 1.0, 0.0, true},
+                                   {1000, 50, DType::Float64, 0.0, 0.0, true}, {257, 50, DType::Float64, 0.5, 0.3, false},
+                                   {64, 784, DType::Float32, 0.0, 1e-2, true}, {300, 3, DType::Float32, 1.0, 0.0, true},
+                                   {40, 3072, DType::Float32, 0.3, 1e-2, true}};
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    const std::string what = "n " + std::to_string(c.n) + " d " + std::to_string(c.d) + " " + dtype_name(c.dt) +
+                             " clip " + std::to_string(c.clip) + (c.weighted ? " weighted" : " plain");
+    UlaConfig cfg;
+    cfg.h = 0.05;
+    cfg.sigma = c.sigma;
+    cfg.drift_clip = c.clip;
+    cfg.weighted = c.weighted;
+    WalkerPopulation cpu = WalkerPopulation::create(host(uniform(c.n * c.d, -2, 2, seed++), {c.n, c.d}, c.dt), 11);
+    WalkerPopulation gpu = walkers_to(cpu, kCuda);
+    const double xt = c.dt == DType::Float64 ? 1e-12 : 2e-7, wt = c.dt == DType::Float64 ? 1e-9 : 1e-4;
+    // MoveOnly (nothing pending), CompleteAndMove over all, over a subset, CompleteOnly over all.
+    for (int step = 0; step < 4; ++step) {
+      const MoveKind kind = step == 0 ? MoveKind::MoveOnly : step == 3 ? MoveKind::CompleteOnly : MoveKind::CompleteAndMove;
+      std::vector<int64_t> idx;
+      if (step == 2) idx = subset(c.n, std::max<int64_t>(1, c.n / 3), seed);
+      const int64_t b = idx.empty() ? c.n : static_cast<int64_t>(idx.size());
+      const Tensor u = host(uniform(b, -5, 5, seed++), {b});
+      const Tensor g = host(uniform(b * c.d, -3, 3, seed++), {b, c.d}, c.dt);
+      ula_jarzynski_step(cpu, u, g, cfg, kind, idx);
+      ula_jarzynski_step(gpu, u.to(kCuda), g.to(kCuda), cfg, kind, idx);
+      BOOST_TEST(same_population(gpu, cpu, xt, xt, wt, what + " step " + std::to_string(step)));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(weight_stats_and_weights_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  for (int64_t n : {1, 5, 1000, 10007}) {
+    const std::vector<double> a = uniform(n, -8, 3, 100 + static_cast<uint64_t>(n));
+    const WeightStats want = weight_stats(a.data(), n);
+    const Tensor dev = host(a, {n}).to(kCuda);
+    const WeightStats got = weight_stats_cuda(dev);
+    BOOST_TEST(all_close({got.log_sum, got.log_mean, got.ess, got.cv2}, {want.log_sum, want.log_mean, want.ess, want.cv2},
+                         1e-12, 1e-12, "stats n " + std::to_string(n)));
+    BOOST_TEST(all_close(normalized_weights_cuda(dev).to_vector(), normalized_weights(a), 1e-15, 1e-12,
+                         "weights n " + std::to_string(n)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(ancestors_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  // Cumulative sums differ from the CPU's only in rounding (~1e-16); a search point within that of a boundary
+  // has probability ~N * 1e-16, so the indices must be identical.
+  for (int64_t n : {1, 2, 17, 1000, 4096, 10000}) {
+    const std::vector<double> w = normalized_weights(uniform(n, -6, 2, 300 + static_cast<uint64_t>(n)));
+    const Tensor wd = host(w, {n}).to(kCuda);
+    for (double u : {0.0, 0.37, 0.999}) {
+      const std::vector<double> got = systematic_ancestors_cuda(wd, u).to_vector();
+      const std::vector<int64_t> want = systematic_ancestors(w, u);
+      BOOST_TEST(all_close(got, std::vector<double>(want.begin(), want.end()), 0, 0, "systematic n " + std::to_string(n)));
+    }
+    const std::vector<double> got = multinomial_ancestors_cuda(wd, 5, 3).to_vector();
+    const std::vector<int64_t> want = multinomial_ancestors(w, 5, 3);
+    BOOST_TEST(all_close(got, std::vector<double>(want.begin(), want.end()), 0, 0, "multinomial n " + std::to_string(n)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(resampling_matches_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  for (ResampleScheme scheme : {ResampleScheme::Systematic, ResampleScheme::Multinomial}) {
+    const int64_t n = 500, d = 9;
+    UlaConfig cfg;
+    WalkerPopulation cpu = WalkerPopulation::create(host(uniform(n * d, -1, 1, 1), {n, d}), 3);
+    cpu.log_w.copy_(host(uniform(n, -4, 1, 2), {n}));
+    WalkerPopulation gpu = walkers_to(cpu, kCuda);
+    // resample_population (nothing pending).
+    resample_population(cpu, draw_population_ancestors(cpu, scheme));
+    resample_population_cuda(gpu, draw_population_ancestors_cuda(gpu, scheme));
+    BOOST_TEST(same_population(gpu, cpu, 0, 0, 0, std::string("resample ") + resample_scheme_name(scheme)));
+    BOOST_TEST(std::fabs(gpu.log_z_offset - cpu.log_z_offset) < 1e-12);
+    // resample_and_redo_move: every walker just made a complete+move.
+    const Tensor u = host(uniform(n, -2, 2, 4), {n}), g = host(uniform(n * d, -2, 2, 5), {n, d});
+    ula_jarzynski_step(cpu, u, g, cfg, MoveKind::CompleteAndMove);
+    ula_jarzynski_step(gpu, u.to(kCuda), g.to(kCuda), cfg, MoveKind::CompleteAndMove);
+    cpu.log_w.copy_(host(uniform(n, -4, 1, 6), {n}));
+    gpu.log_w.copy_(cpu.log_w);
+    resample_and_redo_move(cpu, draw_population_ancestors(cpu, scheme), u, g, cfg);
+    resample_and_redo_move_cuda(gpu, draw_population_ancestors_cuda(gpu, scheme), u.to(kCuda), g.to(kCuda), cfg);
+    BOOST_TEST(same_population(gpu, cpu, 1e-12, 1e-12, 1e-9, std::string("redo ") + resample_scheme_name(scheme)));
+    BOOST_TEST(std::fabs(gpu.log_z_offset - cpu.log_z_offset) < 1e-12);
+    BOOST_TEST(gpu.resamplings == cpu.resamplings);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gmm_closed_forms_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  for (auto [k, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 50}, {5, 33}, {3, 100}}) {
+    const std::string what = "K " + std::to_string(k) + " D " + std::to_string(d);
+    GmmParams p = GmmParams::zeros(k, d);
+    p.a = uniform(k * d, -3, 3, 50 + static_cast<uint64_t>(k * d));
+    p.z = uniform(k, -1, 1, 60 + static_cast<uint64_t>(k));
+    const int64_t n = 1234;
+    const std::vector<double> x = uniform(n * d, -4, 4, 70);
+    std::vector<double> u(static_cast<size_t>(n)), g(static_cast<size_t>(n * d)), r(static_cast<size_t>(n * k));
+    gmm_eval(p, x.data(), n, u.data(), g.data(), r.data());
+    const Tensor xd = host(x, {n, d}).to(kCuda);
+    Tensor ud = Tensor::empty({n}, DType::Float64, kCuda), gd = Tensor::empty({n, d}, DType::Float64, kCuda),
+           rd = Tensor::empty({n, k}, DType::Float64, kCuda);
+    gmm_eval_cuda(p, xd, ud, &gd, &rd);
+    // U is -log of a sum of O(|x|^2 D) exponents: relative 1e-12; g, r: a few ulps of O(1..10) values.
+    BOOST_TEST(all_close(ud.to_vector(), u, 1e-11, 1e-12, what + " U"));
+    BOOST_TEST(all_close(gd.to_vector(), g, 1e-11, 1e-12, what + " grad_x U"));
+    BOOST_TEST(all_close(rd.to_vector(), r, 1e-13, 1e-11, what + " responsibilities"));
+    const std::vector<double> c = normalized_weights(uniform(n, -3, 0, 80));
+    for (bool weighted : {false, true}) {
+      std::vector<double> ga(static_cast<size_t>(k * d)), gz(static_cast<size_t>(k)), ga2 = ga, gz2 = gz;
+      gmm_param_grad(p, x.data(), r.data(), weighted ? c.data() : nullptr, n, ga.data(), gz.data());
+      gmm_param_grad_cuda(p, xd, rd, weighted ? host(c, {n}).to(kCuda) : Tensor(), ga2.data(), gz2.data());
+      BOOST_TEST(all_close(ga2, ga, 1e-11, 1e-11, what + " dU/da"));
+      BOOST_TEST(all_close(gz2, gz, 1e-13, 1e-11, what + " dU/dz"));
+    }
+    std::vector<double> ga(static_cast<size_t>(k * d)), gz(static_cast<size_t>(k)), ga2 = ga, gz2 = gz;
+    const double m = gmm_data_term(p, x.data(), n, ga.data(), gz.data());
+    const double m2 = gmm_data_term_cuda(p, xd, ga2.data(), gz2.data());
+    BOOST_TEST(std::fabs(m2 - m) <= 1e-11 * std::fabs(m) + 1e-12);
+    BOOST_TEST(all_close(ga2, ga, 1e-11, 1e-11, what + " data dU/da"));
+    BOOST_TEST(all_close(gz2, gz, 1e-13, 1e-11, what + " data dU/dz"));
+  }
+}
+
+#else
+// A build without the CUDA backend still reports these tests, as skipped, with the reason.
+BOOST_AUTO_TEST_CASE(cuda_samplers_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  BOOST_TEST(false);  // never runs: the precondition is false without a CUDA build
+}
+#endif  // JEBM_WITH_CUDA
