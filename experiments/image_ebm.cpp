@@ -620,6 +620,14 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   };
   if (c.box_revert) tr.after_move = [](WalkerPopulation& w, const std::vector<int64_t>& idx) { box_revert(w, idx); };
 
+  if (tr.iteration() >= total)
+    std::cerr << label << ": the run already has " << tr.iteration() << " updates (" << c.epochs
+              << " epochs); raise --epochs to continue it\n";
+  {
+    const WeightStats ws = pop.stats();  // reported if no update runs below
+    res.ess = ws.ess;
+    res.log_z = c.algo == Algorithm::Jarzynski ? pop.log_z_offset + ws.log_mean : kNaN;
+  }
   Progress prog(label, total - tr.iteration(), c.progress);
   const int64_t first = tr.iteration();
   TrainerStepInfo info;

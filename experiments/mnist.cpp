@@ -76,6 +76,9 @@ int run_mnist(const std::vector<std::string>& args) {
       "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023; DESIGN 3.2). Defaults are the official code's.\n"
       "Noise: the official code moves with noise std 1e-4 (not sqrt(2h) = 1e-2) but keeps the 1/(4h) weight\n"
       "factor, i.e. it runs cold; jebm uses the consistent 1/(2 sigma^2) with sigma = --noise (DESIGN 1.1).\n"
+      "With sigma < sqrt(2h) the moves sample the colder density exp(-U/T), T = sigma^2/(2h) (1e-4 with the\n"
+      "defaults), and the weights must correct all of that: expect the ESS to collapse within a few epochs.\n"
+      "--noise 0 gives sigma = sqrt(2h), the paper's consistent choice.\n"
       "Moves: --moving-subsets 6 fresh random subsets of --moving-batch 256 walkers make --moves-per-update 30\n"
       "moves each, one subset after the other, per parameter update (the official 6 x 30).\n\nOptions");
   // clang-format off

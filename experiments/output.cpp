@@ -186,6 +186,14 @@ void write_svg_plot(const fs::path& path, const std::vector<SvgPanel>& panels, i
       for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
         if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) os << sx(s.x[i]) << "," << sy(s.y[i]) << " ";
       os << "\"/>\n";
+    }
+    // The legend last, on a white box, so no curve hides it.
+    if (!p.series.empty())
+      os << "<rect x=\"" << R - 156 << "\" y=\"" << T + 4 << "\" width=\"152\" height=\""
+         << 16 * p.series.size() + 6 << "\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
+    for (size_t si = 0; si < p.series.size(); ++si) {
+      const SvgSeries& s = p.series[si];
+      const std::string color = s.color.empty() ? kPalette[si % 8] : s.color;
       const double ly = T + 14 + 16 * static_cast<double>(si);
       os << "<line x1=\"" << R - 150 << "\" y1=\"" << ly << "\" x2=\"" << R - 125 << "\" y2=\"" << ly << "\" stroke=\""
          << color << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/><text x=\""

@@ -36,11 +36,18 @@ inline double gmm_eval_row(const GmmParams& p, const double* x, double* r, doubl
   double m = -std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < k; ++j) {
     const double* a = p.a.data() + j * d;
-    double s = 0.0;
-    for (int64_t c = 0; c < d; ++c) {
-      const double t = x[c] - a[c];
-      s += t * t;
+    // Four partial sums: breaks the add-latency chain (the evaluation runs once per walker per iteration).
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t c = 0;
+    for (; c + 4 <= d; c += 4) {
+      const double t0 = x[c] - a[c], t1 = x[c + 1] - a[c + 1], t2 = x[c + 2] - a[c + 2], t3 = x[c + 3] - a[c + 3];
+      s0 += t0 * t0;
+      s1 += t1 * t1;
+      s2 += t2 * t2;
+      s3 += t3 * t3;
     }
+    for (; c < d; ++c) s0 += (x[c] - a[c]) * (x[c] - a[c]);
+    const double s = (s0 + s1) + (s2 + s3);
     e[j] = -0.5 * s - p.z[static_cast<size_t>(j)];
     m = e[j] > m ? e[j] : m;
   }

@@ -33,6 +33,14 @@
 #include "samplers/resampling.hpp"
 #include "samplers/walkers.hpp"
 
+// Host: always inline, so the per-walker code is compiled inside the AVX2 clones of the CPU loops
+// (samplers/ula_jarzynski.cpp, samplers/gmm_step.cpp) rather than once for the baseline ISA.
+#if defined(__CUDACC__)
+#define JEBM_HD_ALWAYS_INLINE __host__ __device__ __forceinline__
+#else
+#define JEBM_HD_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace jebm {
 
 struct UlaConfig {
@@ -123,7 +131,7 @@ constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; 
 // z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as ula_normal2 would
 // give them: the Philox loop and the log/sincos loop vectorise; sqrt is done apart (libm's errno path would
 // stop the vectoriser), with the same correctly rounded result.
-JEBM_HD void ula_normals_tile(uint64_t seed, uint64_t first, uint64_t offset, int64_t np, double* z) {
+JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint64_t offset, int64_t np, double* z) {
   uint32_t w0[kUlaTile], w1[kUlaTile], w2[kUlaTile], w3[kUlaTile];
   double r2[kUlaTile], sn[kUlaTile], cs[kUlaTile];
   for (int64_t p = 0; p < np; ++p) {
@@ -150,39 +158,54 @@ JEBM_HD void ula_normals_tile(uint64_t seed, uint64_t first, uint64_t offset, in
 // x_prev itself: each coordinate of x_prev is read before it is written) and x is left alone, so a caller that
 // moves every walker can swap the two buffers instead of copying x into x_prev.
 template <typename T>
-JEBM_HD void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, const T* g, double u, double* log_w,
+JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, const T* g, double u, double* log_w,
                                   double* partial, int64_t* pending, bool complete, bool move, bool weighted,
                                   double h, double sigma, double clip, uint64_t seed, uint64_t walker,
                                   uint64_t offset, T* x_next = nullptr) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
-  double back = 0.0, xi2 = 0.0;
-  double z[2 * kUlaTile];
+  // Four partial sums (unrolled by 4): breaks the add-latency chain, which otherwise dominates this loop.
+  double b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0, q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
+  double z[2 * kUlaTile], gc[2 * kUlaTile], r[2 * kUlaTile];
   for (int64_t p0 = 0; p0 < pairs; p0 += kUlaTile) {
     const int64_t np = pairs - p0 < kUlaTile ? pairs - p0 : kUlaTile;
-    if (move) ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
-    const int64_t d0 = 2 * p0, d1 = d0 + 2 * np < dims ? d0 + 2 * np : dims;
-    for (int64_t d = d0; d < d1; ++d) {
-      double gd = static_cast<double>(g[d]);
-      if (clip > 0.0) gd = gd < -clip ? -clip : (gd > clip ? clip : gd);
-      const double xd = static_cast<double>(x[d]);
-      if (do_complete) {
-        const double r = static_cast<double>(x_prev[d]) - xd + h * gd;
-        back += r * r;
+    const int64_t d0 = 2 * p0, nd = d0 + 2 * np < dims ? 2 * np : dims - d0;
+    for (int64_t e = 0; e < nd; ++e) {
+      const double gd = static_cast<double>(g[d0 + e]);
+      gc[e] = clip > 0.0 ? (gd < -clip ? -clip : (gd > clip ? clip : gd)) : gd;
+    }
+    if (do_complete) {
+      for (int64_t e = 0; e < nd; ++e)
+        r[e] = static_cast<double>(x_prev[d0 + e]) - static_cast<double>(x[d0 + e]) + h * gc[e];
+      int64_t e = 0;
+      for (; e + 4 <= nd; e += 4) {
+        b0 += r[e] * r[e];
+        b1 += r[e + 1] * r[e + 1];
+        b2 += r[e + 2] * r[e + 2];
+        b3 += r[e + 3] * r[e + 3];
       }
-      if (move) {
-        const double zd = z[d - d0];
-        xi2 += zd * zd;
-        const T xn = static_cast<T>(xd - h * gd + sigma * zd);
-        if (x_next) {
-          x_next[d] = xn;
-        } else {
-          x_prev[d] = x[d];
-          x[d] = xn;
-        }
+      for (; e < nd; ++e) b0 += r[e] * r[e];
+    }
+    if (move) {
+      ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
+      int64_t e = 0;
+      for (; e + 4 <= nd; e += 4) {
+        q0 += z[e] * z[e];
+        q1 += z[e + 1] * z[e + 1];
+        q2 += z[e + 2] * z[e + 2];
+        q3 += z[e + 3] * z[e + 3];
+      }
+      for (; e < nd; ++e) q0 += z[e] * z[e];
+      for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gc[k] + sigma * z[k];
+      if (x_next) {
+        for (int64_t k = 0; k < nd; ++k) x_next[d0 + k] = static_cast<T>(r[k]);
+      } else {
+        for (int64_t k = 0; k < nd; ++k) x_prev[d0 + k] = x[d0 + k];
+        for (int64_t k = 0; k < nd; ++k) x[d0 + k] = static_cast<T>(r[k]);
       }
     }
   }
+  const double back = (b0 + b1) + (b2 + b3), xi2 = (q0 + q1) + (q2 + q3);
   if (do_complete) *log_w += *partial - u - back / (2.0 * sigma * sigma);
   if (move && weighted) {
     *partial = u + 0.5 * xi2;

@@ -1,6 +1,7 @@
 // Tests for experiments/image_ebm.{hpp,cpp} and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
 // run writes its CSV/PNG/checkpoint (with classifier weights); an interrupted (Ctrl-C) and resumed run ends
-// bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD); the divergence guard names the
+// bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD; also from inside the burn-in, and a
+// finished run extended by --epochs equals a longer run); the divergence guard names the
 // update and keeps the last good checkpoint; --out refuses to overwrite without --force; bad --data is a clear error.
 #include <algorithm>
 #include <cmath>
@@ -242,6 +243,23 @@ BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
       BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(extending_a_finished_run_equals_a_longer_run) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const fs::path longer = out.path / "longer", run = out.path / "run";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, longer, "jarzynski"), {"--epochs", "4"})), 0);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(tiny_args(data.path, run, "jarzynski")), 0);  // 3 epochs
+  // Resuming a finished run without more epochs changes nothing.
+  const std::string ck = jebm::image_ebm_checkpoint_path(run.string());
+  const jebm::SafeTensors before = jebm::load_safetensors(ck);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", run.string(), "--no-progress"}), 0);
+  BOOST_TEST(jebm::load_safetensors(ck).metadata.at("iteration") == before.metadata.at("iteration"));
+  // One more epoch: the lr schedule depends on --lr-decay-epochs only, so this is the 4-epoch run.
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", run.string(), "--epochs", "4", "--no-progress"}), 0);
+  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(longer.string()), ck);
+  BOOST_TEST(same_bits(csv_rows(longer / "metrics.csv"), csv_rows(run / "metrics.csv")));
 }
 
 BOOST_AUTO_TEST_CASE(resume_from_inside_burn_in) {

@@ -1,15 +1,40 @@
 // CUDA conv2d (NCHW) through cuDNN's convolution API: forward (+ bias via cudnnAddTensor), backward-data,
-// backward-filter, and backward-bias (a small kernel, summed in double like the CPU). Descriptors are built once
-// per (device, dtype, shape, stride, padding) and kept; each direction's algorithm is picked once from
-// cudnnGet*Algorithm_v7's ranked list: the fastest that is deterministic and, for float32 unless JEBM_ALLOW_TF32=1,
-// uses no tensor-op (TF32) math, so results match the CPU's im2col + GEMM (runtime/cpu/conv.cpp) to FP32
-// summation-order rounding. Workspaces come from the caching allocator. cuDNN 9 still ships this (legacy) API;
-// moving to the graph API would change only this file. Tested by tests/test_cuda_ops.cpp.
+// backward-filter, and backward-bias (a small kernel, summed in double like the CPU). CPU reference:
+// runtime/cpu/conv.cpp (im2col + GEMM). Tested by tests/test_cuda_ops.cpp (CUDA vs CPU in strict FP32/FP64).
+//
+// Per (device, dtype, shape, stride, padding) the tensor/filter descriptors are built once and kept, and each
+// direction (forward, backward-data, backward-filter) has its own convolution descriptor whose math type is set
+// once, so a call does no descriptor work, no host round trip and no synchronisation: it takes the cached plan,
+// a workspace from the caching allocator, and launches. The algorithm of each direction is chosen once, on its
+// first call (this first call synchronises, since timing needs it), by these environment switches:
+//   JEBM_CUDNN_BENCHMARK     1 (default): time the candidates with cudnnFind*AlgorithmEx on the call's own
+//                            buffers and a workspace of at most kFindWorkspaceLimit (like PyTorch's
+//                            cudnn.benchmark=True); falls back to the heuristic if Find fails.
+//                            0: cuDNN's heuristic ranking (cudnnGet*Algorithm_v7), no timing.
+//   JEBM_CUDNN_DETERMINISTIC 0 (default): any candidate, including the backward algorithms that accumulate with
+//                            atomics (results vary in the last bits from run to run, like PyTorch's default).
+//                            1: deterministic algorithms only. With JEBM_CUDNN_BENCHMARK=0 too, the choice itself
+//                            no longer depends on timing, so runs are bitwise repeatable on one GPU + cuDNN.
+//   JEBM_ALLOW_TF32          0 (default): float32 uses plain FP32 FMA math (descriptor CUDNN_FMA_MATH) and only
+//                            the GEMM/direct algorithm families, whose results differ from the CPU's only by
+//                            summation order (FFT and Winograd transforms add their own rounding error).
+//                            1: float32 may use TF32 tensor cores (CUDNN_DEFAULT_MATH, every algorithm family),
+//                            ~1e-3 relative error, like PyTorch's allow_tf32; cuBLAS follows the same switch
+//                            (runtime/cuda/context.cu). float64 is always FMA math.
+//   JEBM_CUDNN_VERBOSE       1: print each choice to stderr (shape, direction, algorithm, math, time, workspace).
+// CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION is never used: for float32 data it permits FP16 down-conversion.
+// cuDNN 9 still ships this (legacy) API; moving to the graph API would change only this file.
+#include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <unordered_map>
 
 #include "runtime/backend.hpp"
@@ -17,6 +42,27 @@
 
 namespace jebm::cuda {
 namespace {
+
+// Find may try algorithms that need up to this much scratch; more is skipped (PyTorch caps at what it can get).
+constexpr size_t kFindWorkspaceLimit = size_t(256) << 20;
+
+bool env_flag(const char* name, bool fallback) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return fallback;
+  return std::string(e) != "0";
+}
+bool cudnn_benchmark() {
+  static const bool on = env_flag("JEBM_CUDNN_BENCHMARK", true);
+  return on;
+}
+bool cudnn_deterministic() {
+  static const bool on = env_flag("JEBM_CUDNN_DETERMINISTIC", false);
+  return on;
+}
+bool cudnn_verbose() {
+  static const bool on = env_flag("JEBM_CUDNN_VERBOSE", false);
+  return on;
+}
 
 struct ConvKey {
   int device, dtype;
@@ -32,10 +78,16 @@ struct ConvKeyHash {
   }
 };
 
-struct Algo {
-  bool chosen = false;
-  int algo = 0;  // the direction's cudnnConvolution*Algo_t
-  cudnnMathType_t math = CUDNN_FMA_MATH;
+enum class Dir { Forward, BackwardData, BackwardFilter };
+const char* dir_name(Dir d) {
+  return d == Dir::Forward ? "forward" : d == Dir::BackwardData ? "backward-data" : "backward-filter";
+}
+
+// One direction's convolution descriptor (its own, so its math type is set once) and its chosen algorithm.
+struct Direction {
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  std::atomic<bool> chosen{false};  // set (release) after algo and workspace are final
+  int algo = 0;                     // the direction's cudnnConvolution*Algo_t
   size_t workspace = 0;
 };
 
@@ -44,8 +96,8 @@ struct ConvPlan {
   cudnnDataType_t dt;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  Algo fwd, bwd_data, bwd_filter;
+  Direction fwd, bwd_data, bwd_filter;
+  std::string what;  // "x [..] w [..] stride s pad p float32", for messages
 };
 
 int to_int(int64_t v, const char* what) {
@@ -64,6 +116,10 @@ ConvKey key_of(const Shape& x, const Shape& w, const Conv2dParams& p, DType dt, 
   return k;
 }
 
+// The math type a direction's descriptor starts with: FMA unless TF32 is allowed for float32 data.
+bool tf32_for(cudnnDataType_t dt) { return dt == CUDNN_DATA_FLOAT && allow_tf32(); }
+cudnnMathType_t initial_math(cudnnDataType_t dt) { return tf32_for(dt) ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+
 ConvPlan& plan_for(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, DType dtype, int device) {
   static std::mutex mu;
   static auto* plans = new std::unordered_map<ConvKey, std::unique_ptr<ConvPlan>, ConvKeyHash>;  // leaked on purpose
@@ -73,50 +129,170 @@ ConvPlan& plan_for(const Shape& x, const Shape& w, const Shape& y, const Conv2dP
   if (it != plans->end()) return *it->second;
   auto pl = std::make_unique<ConvPlan>();
   pl->dt = dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  std::ostringstream what;
+  what << "x " << shape_str(x) << " w " << shape_str(w) << " stride " << p.stride << " pad " << p.padding << " "
+       << dtype_name(dtype);
+  pl->what = what.str();
   CUDNN_CHECK(cudnnCreateTensorDescriptor(&pl->x));
   CUDNN_CHECK(cudnnCreateTensorDescriptor(&pl->y));
   CUDNN_CHECK(cudnnCreateTensorDescriptor(&pl->bias));
   CUDNN_CHECK(cudnnCreateFilterDescriptor(&pl->w));
-  CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&pl->conv));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(pl->x, CUDNN_TENSOR_NCHW, pl->dt, to_int(x[0], "N"), to_int(x[1], "C"),
                                          to_int(x[2], "H"), to_int(x[3], "W")));
   CUDNN_CHECK(cudnnSetFilter4dDescriptor(pl->w, pl->dt, CUDNN_TENSOR_NCHW, to_int(w[0], "F"), to_int(w[1], "C"),
                                          to_int(w[2], "KH"), to_int(w[3], "KW")));
-  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(pl->conv, to_int(p.padding, "padding"), to_int(p.padding, "padding"),
-                                              to_int(p.stride, "stride"), to_int(p.stride, "stride"), 1, 1,
-                                              CUDNN_CROSS_CORRELATION, pl->dt));
+  for (Direction* d : {&pl->fwd, &pl->bwd_data, &pl->bwd_filter}) {
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d->conv));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->conv, to_int(p.padding, "padding"), to_int(p.padding, "padding"),
+                                                to_int(p.stride, "stride"), to_int(p.stride, "stride"), 1, 1,
+                                                CUDNN_CROSS_CORRELATION, pl->dt));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, initial_math(pl->dt)));
+  }
   int on, of, oh, ow;
-  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(pl->conv, pl->x, pl->w, &on, &of, &oh, &ow));
+  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(pl->fwd.conv, pl->x, pl->w, &on, &of, &oh, &ow));
   JEBM_CHECK(on == y[0] && of == y[1] && oh == y[2] && ow == y[3],
              "conv2d (cuda): cuDNN computes output [" << on << ", " << of << ", " << oh << ", " << ow
                                                       << "] for x " << shape_str(x) << ", w " << shape_str(w)
                                                       << " but the op expects " << shape_str(y));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(pl->y, CUDNN_TENSOR_NCHW, pl->dt, on, of, oh, ow));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(pl->bias, CUDNN_TENSOR_NCHW, pl->dt, 1, of, 1, 1));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, CUDNN_FMA_MATH));
   ConvPlan& ref = *pl;
   plans->emplace(key, std::move(pl));
   return ref;
 }
 
-// Picks the first acceptable entry of cuDNN's ranked list (see the file comment); `fallback` is a deterministic
-// FMA algorithm that supports every shape, used if the list has none.
-template <typename Perf>
-void choose(Algo& a, const Perf* perf, int count, int fallback, bool is_float) {
-  const bool tf32_ok = is_float && allow_tf32();
-  for (int i = 0; i < count; ++i) {
-    const Perf& r = perf[i];
-    if (r.status != CUDNN_STATUS_SUCCESS || r.determinism != CUDNN_DETERMINISTIC) continue;
-    const bool tensor_op = r.mathType == CUDNN_TENSOR_OP_MATH || r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-    if (tensor_op && !tf32_ok) continue;
-    a.algo = static_cast<int>(r.algo);
-    a.math = tensor_op ? r.mathType : CUDNN_FMA_MATH;
-    a.chosen = true;
-    return;
+// The GEMM and direct families compute each output as a plain dot product (in some order); FFT and Winograd
+// go through transforms whose rounding error is not bounded by the summation-order argument the tests use.
+bool summation_only(Dir d, int algo) {
+  switch (d) {
+    case Dir::Forward:
+      return algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+             algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || algo == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+    case Dir::BackwardData:
+      return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    case Dir::BackwardFilter:
+      return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+             algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
   }
-  a.algo = fallback;
-  a.math = CUDNN_FMA_MATH;
-  a.chosen = true;
+  return false;
+}
+
+const char* algo_name(Dir d, int a) {
+  static const char* const fwd[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                                    "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  static const char* const bwd_data[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  static const char* const bwd_filter[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED",
+                                           "FFT_TILING"};
+  if (a < 0) return "?";
+  switch (d) {
+    case Dir::Forward: return a < 8 ? fwd[a] : "?";
+    case Dir::BackwardData: return a < 6 ? bwd_data[a] : "?";
+    case Dir::BackwardFilter: return a < 7 ? bwd_filter[a] : "?";
+  }
+  return "?";
+}
+
+const char* math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "DEFAULT(TF32 allowed)";
+    case CUDNN_TENSOR_OP_MATH: return "TENSOR_OP";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "TENSOR_OP_ALLOW_CONVERSION";
+    case CUDNN_FMA_MATH: return "FMA";
+  }
+  return "?";
+}
+
+template <typename Perf>
+bool acceptable(const Perf& r, Dir d, bool tf32) {
+  if (r.status != CUDNN_STATUS_SUCCESS) return false;
+  if (cudnn_deterministic() && r.determinism != CUDNN_DETERMINISTIC) return false;
+  if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;  // FP16 down-conversion of float32 data
+  if (tf32) return true;
+  const bool tensor_op = r.mathType == CUDNN_TENSOR_OP_MATH;
+  return !tensor_op && summation_only(d, static_cast<int>(r.algo));
+}
+
+// What the three directions differ in: the cuDNN calls. Each returns cuDNN's status (checked by the caller).
+template <typename Perf>
+struct DirCalls {
+  std::function<cudnnStatus_t(int cap, int* count, Perf* perf)> heuristic;
+  std::function<cudnnStatus_t(int cap, int* count, Perf* perf, void* ws, size_t bytes)> find;
+  std::function<cudnnStatus_t(int algo, size_t* bytes)> workspace_size;
+};
+
+// Chooses `dir`'s algorithm once (see the file comment) and sets its descriptor's final math type. `fallback`
+// is a deterministic FMA algorithm that supports every shape, used when no candidate is acceptable.
+template <typename Perf, int kCount>
+void choose(ConvPlan& pl, Direction& d, Dir dir, int fallback, const DirCalls<Perf>& calls) {
+  static std::mutex mu;  // one choice at a time: Find measures, and a concurrent Find would disturb it
+  std::lock_guard<std::mutex> lock(mu);
+  if (d.chosen.load(std::memory_order_acquire)) return;
+  const bool tf32 = tf32_for(pl.dt);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, initial_math(pl.dt)));
+
+  Perf ranked[kCount];
+  int count = 0;
+  CUDNN_CHECK(calls.heuristic(kCount, &count, ranked));
+  const Perf* pick = nullptr;
+  for (int i = 0; i < count && !pick; ++i)
+    if (acceptable(ranked[i], dir, tf32)) pick = &ranked[i];
+  const char* how = "heuristic";
+  bool by_find = false;
+
+  Perf timed[kCount];
+  if (cudnn_benchmark()) {
+    // Enough scratch for every acceptable candidate the heuristic knows of, within the limit.
+    size_t need = 0;
+    for (int i = 0; i < count; ++i)
+      if (acceptable(ranked[i], dir, tf32) && ranked[i].memory <= kFindWorkspaceLimit && ranked[i].memory > need)
+        need = ranked[i].memory;
+    std::unique_ptr<Workspace> ws;
+    try {
+      ws = std::make_unique<Workspace>(need);
+    } catch (const std::exception& e) {  // out of memory: time what fits in no scratch at all
+      if (cudnn_verbose()) std::cerr << "jebm: cudnn find workspace of " << need << " bytes failed: " << e.what() << "\n";
+      ws = std::make_unique<Workspace>(0);
+    }
+    int found = 0;
+    const cudnnStatus_t st = calls.find(kCount, &found, timed, ws->get(), ws->size());
+    if (st == CUDNN_STATUS_SUCCESS) {
+      for (int i = 0; i < found; ++i) {  // sorted by time, fastest first
+        if (acceptable(timed[i], dir, tf32) && timed[i].memory <= ws->size()) {
+          pick = &timed[i];
+          how = "find";
+          by_find = true;
+          break;
+        }
+      }
+    } else if (cudnn_verbose()) {
+      std::cerr << "jebm: cudnn find failed (" << cudnnGetErrorString(st) << ") for " << pl.what << " "
+                << dir_name(dir) << "; using the heuristic\n";
+    }
+  }
+
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+  if (pick) {
+    d.algo = static_cast<int>(pick->algo);
+    // Strict mode runs FMA math whatever the entry says; TF32 mode runs the math type the entry was timed with.
+    if (tf32) math = pick->mathType;
+  } else {
+    d.algo = fallback;
+    how = "fallback";
+  }
+  CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, math));
+  size_t bytes = 0;
+  CUDNN_CHECK(calls.workspace_size(d.algo, &bytes));
+  d.workspace = bytes;
+  if (pick && pick->memory > d.workspace) d.workspace = pick->memory;
+  if (cudnn_verbose()) {
+    std::ostringstream line;
+    line << "jebm: cudnn " << dir_name(dir) << " " << pl.what << ": " << algo_name(dir, d.algo) << ", "
+         << math_name(math) << ", by " << how;
+    if (by_find) line << " (" << pick->time << " ms)";
+    line << ", workspace " << d.workspace << " B\n";
+    std::cerr << line.str();
+  }
+  d.chosen.store(true, std::memory_order_release);
 }
 
 // alpha/beta must have the data's precision (double for float64), per cuDNN's scaling-parameter rule.
@@ -128,15 +304,17 @@ struct Scale {
 const Scale kOne{1.0f, 1.0};
 const Scale kZero{0.0f, 0.0};
 
-// grad_y: [N, F, P] -> grad_b[f] = sum over N and P, in double; one block per f.
-template <typename T>
-__global__ void backward_bias_kernel(const T* __restrict__ gy, T* __restrict__ gb, int64_t n, int64_t f, int64_t p) {
+// grad_y: [N, F, P] -> grad_b[f] = sum over N and P, in double; one block per f. Index is int32 when N * P fits
+// (64-bit division is emulated, ~3x slower), else int64; the summation order is the same either way.
+template <typename T, typename Index>
+__global__ void backward_bias_kernel(const T* __restrict__ gy, T* __restrict__ gb, Index n, Index f, Index p) {
   __shared__ double sh[kBlock];
-  for (int64_t j = blockIdx.x; j < f; j += gridDim.x) {
+  const Index np = n * p, step = static_cast<Index>(blockDim.x);
+  for (Index j = static_cast<Index>(blockIdx.x); j < f; j += static_cast<Index>(gridDim.x)) {
     double s = 0.0;
-    for (int64_t t = threadIdx.x; t < n * p; t += blockDim.x) {
-      const int64_t i = t / p, k = t - i * p;
-      s += static_cast<double>(gy[(i * f + j) * p + k]);
+    for (Index t = static_cast<Index>(threadIdx.x); t < np; t += step) {
+      const Index i = t / p, k = t - i * p;
+      s += static_cast<double>(gy[(static_cast<int64_t>(i) * f + j) * p + k]);
     }
     sh[threadIdx.x] = s;
     __syncthreads();
@@ -156,21 +334,26 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   Context& ctx = context(x);
   cudnnHandle_t h = cudnn_handle(ctx);
   ConvPlan& pl = plan_for(x.shape(), w.shape(), y.shape(), p, x.dtype(), ctx.device);
-  if (!pl.fwd.chosen) {
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, pl.x, pl.w, pl.conv, pl.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                       &count, perf));
-    choose(pl.fwd, perf, count, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, x.dtype() == DType::Float32);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.fwd.math));
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, pl.x, pl.w, pl.conv, pl.y,
-                                                        static_cast<cudnnConvolutionFwdAlgo_t>(pl.fwd.algo),
-                                                        &pl.fwd.workspace));
+  Direction& d = pl.fwd;
+  if (!d.chosen.load(std::memory_order_acquire)) {
+    DirCalls<cudnnConvolutionFwdAlgoPerf_t> calls;
+    calls.heuristic = [&](int cap, int* count, cudnnConvolutionFwdAlgoPerf_t* perf) {
+      return cudnnGetConvolutionForwardAlgorithm_v7(h, pl.x, pl.w, d.conv, pl.y, cap, count, perf);
+    };
+    calls.find = [&](int cap, int* count, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
+      return cudnnFindConvolutionForwardAlgorithmEx(h, pl.x, x.raw_data(), pl.w, w.raw_data(), d.conv, pl.y,
+                                                    y.raw_data(), cap, count, perf, ws, bytes);
+    };
+    calls.workspace_size = [&](int algo, size_t* bytes) {
+      return cudnnGetConvolutionForwardWorkspaceSize(h, pl.x, pl.w, d.conv, pl.y,
+                                                     static_cast<cudnnConvolutionFwdAlgo_t>(algo), bytes);
+    };
+    choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+        pl, d, Dir::Forward, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, calls);
   }
-  CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.fwd.math));
-  Workspace ws(pl.fwd.workspace);
-  CUDNN_CHECK(cudnnConvolutionForward(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.w, w.raw_data(), pl.conv,
-                                      static_cast<cudnnConvolutionFwdAlgo_t>(pl.fwd.algo), ws.get(), ws.size(),
+  Workspace ws(d.workspace);
+  CUDNN_CHECK(cudnnConvolutionForward(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.w, w.raw_data(), d.conv,
+                                      static_cast<cudnnConvolutionFwdAlgo_t>(d.algo), ws.get(), ws.size(),
                                       kZero.get(pl.dt), pl.y, y.raw_data()));
   if (bias.defined())
     CUDNN_CHECK(cudnnAddTensor(h, kOne.get(pl.dt), pl.bias, bias.raw_data(), kOne.get(pl.dt), pl.y, y.raw_data()));
@@ -185,22 +368,27 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dPar
   Context& ctx = context(grad_y);
   cudnnHandle_t h = cudnn_handle(ctx);
   ConvPlan& pl = plan_for(grad_x.shape(), w.shape(), grad_y.shape(), p, grad_y.dtype(), ctx.device);
-  if (!pl.bwd_data.chosen) {
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl.w, pl.y, pl.conv, pl.x,
-                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-    choose(pl.bwd_data, perf, count, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, grad_y.dtype() == DType::Float32);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.bwd_data.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-        h, pl.w, pl.y, pl.conv, pl.x, static_cast<cudnnConvolutionBwdDataAlgo_t>(pl.bwd_data.algo),
-        &pl.bwd_data.workspace));
+  Direction& d = pl.bwd_data;
+  if (!d.chosen.load(std::memory_order_acquire)) {
+    DirCalls<cudnnConvolutionBwdDataAlgoPerf_t> calls;
+    calls.heuristic = [&](int cap, int* count, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+      return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl.w, pl.y, d.conv, pl.x, cap, count, perf);
+    };
+    calls.find = [&](int cap, int* count, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
+      return cudnnFindConvolutionBackwardDataAlgorithmEx(h, pl.w, w.raw_data(), pl.y, grad_y.raw_data(), d.conv,
+                                                         pl.x, grad_x.raw_data(), cap, count, perf, ws, bytes);
+    };
+    calls.workspace_size = [&](int algo, size_t* bytes) {
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl.w, pl.y, d.conv, pl.x,
+                                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), bytes);
+    };
+    choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+        pl, d, Dir::BackwardData, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, calls);
   }
-  CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.bwd_data.math));
-  Workspace ws(pl.bwd_data.workspace);
-  CUDNN_CHECK(cudnnConvolutionBackwardData(h, kOne.get(pl.dt), pl.w, w.raw_data(), pl.y, grad_y.raw_data(), pl.conv,
-                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(pl.bwd_data.algo), ws.get(),
-                                           ws.size(), kZero.get(pl.dt), pl.x, grad_x.raw_data()));
+  Workspace ws(d.workspace);
+  CUDNN_CHECK(cudnnConvolutionBackwardData(h, kOne.get(pl.dt), pl.w, w.raw_data(), pl.y, grad_y.raw_data(), d.conv,
+                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(d.algo), ws.get(), ws.size(),
+                                           kZero.get(pl.dt), pl.x, grad_x.raw_data()));
 }
 
 void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
@@ -212,31 +400,44 @@ void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dP
   Context& ctx = context(grad_y);
   cudnnHandle_t h = cudnn_handle(ctx);
   ConvPlan& pl = plan_for(x.shape(), grad_w.shape(), grad_y.shape(), p, grad_y.dtype(), ctx.device);
-  if (!pl.bwd_filter.chosen) {
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl.x, pl.y, pl.conv, pl.w,
-                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
-    choose(pl.bwd_filter, perf, count, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, grad_y.dtype() == DType::Float32);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.bwd_filter.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        h, pl.x, pl.y, pl.conv, pl.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(pl.bwd_filter.algo),
-        &pl.bwd_filter.workspace));
+  Direction& d = pl.bwd_filter;
+  if (!d.chosen.load(std::memory_order_acquire)) {
+    DirCalls<cudnnConvolutionBwdFilterAlgoPerf_t> calls;
+    calls.heuristic = [&](int cap, int* count, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+      return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl.x, pl.y, d.conv, pl.w, cap, count, perf);
+    };
+    calls.find = [&](int cap, int* count, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws, size_t bytes) {
+      return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, pl.x, x.raw_data(), pl.y, grad_y.raw_data(), d.conv,
+                                                           pl.w, grad_w.raw_data(), cap, count, perf, ws, bytes);
+    };
+    calls.workspace_size = [&](int algo, size_t* bytes) {
+      return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          h, pl.x, pl.y, d.conv, pl.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), bytes);
+    };
+    choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+        pl, d, Dir::BackwardFilter, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, calls);
   }
-  CUDNN_CHECK(cudnnSetConvolutionMathType(pl.conv, pl.bwd_filter.math));
-  Workspace ws(pl.bwd_filter.workspace);
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.y, grad_y.raw_data(),
-                                             pl.conv, static_cast<cudnnConvolutionBwdFilterAlgo_t>(pl.bwd_filter.algo),
-                                             ws.get(), ws.size(), kZero.get(pl.dt), pl.w, grad_w.raw_data()));
+  Workspace ws(d.workspace);
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.y, grad_y.raw_data(), d.conv,
+                                             static_cast<cudnnConvolutionBwdFilterAlgo_t>(d.algo), ws.get(),
+                                             ws.size(), kZero.get(pl.dt), pl.w, grad_w.raw_data()));
 }
 
 void conv2d_backward_bias(const Tensor& grad_y, Tensor& grad_b) {
   const int64_t n = grad_y.size(0), f = grad_y.size(1), p = grad_y.size(2) * grad_y.size(3);
   if (f == 0) return;
   cudaStream_t s = stream(grad_y);
+  const unsigned grid = static_cast<unsigned>(f < 65535 ? f : 65535);
+  // int32 indices need n * p + blockDim to stay below 2^31 (t steps past n * p once) and f below 2^31.
+  const bool small = n * p <= INT_MAX - kBlock && f <= INT_MAX;
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_bias (cuda)", [&] {
-    backward_bias_kernel<<<static_cast<unsigned>(f < 65535 ? f : 65535), kBlock, 0, s>>>(
-        grad_y.data<scalar_t>(), grad_b.data<scalar_t>(), n, f, p);
+    if (small)
+      backward_bias_kernel<scalar_t, int32_t><<<grid, kBlock, 0, s>>>(
+          grad_y.data<scalar_t>(), grad_b.data<scalar_t>(), static_cast<int32_t>(n), static_cast<int32_t>(f),
+          static_cast<int32_t>(p));
+    else
+      backward_bias_kernel<scalar_t, int64_t><<<grid, kBlock, 0, s>>>(grad_y.data<scalar_t>(),
+                                                                     grad_b.data<scalar_t>(), n, f, p);
   });
   CUDA_CHECK_LAUNCH("backward_bias_kernel");
 }

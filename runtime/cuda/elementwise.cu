@@ -126,16 +126,23 @@ struct BroadcastPlan {
   int64_t stride_b[kMaxDims] = {};
 };
 
-template <typename T>
+// Index is int32_t when the output is small enough (see binary()): 64-bit division is emulated in software and
+// costs several times a 32-bit one, and this kernel divides once per merged dim per element. Offsets into a and
+// b never exceed n (each operand broadcasts to the output), so they fit the same type.
+template <typename T, typename Index>
 __global__ void binary_broadcast_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b,
-                                        T* __restrict__ o, int64_t n, BroadcastPlan p) {
-  JEBM_GRID_STRIDE(i, n) {
-    int64_t rem = i, oa = 0, ob = 0;
+                                        T* __restrict__ o, Index n, BroadcastPlan p) {
+  const Index step = static_cast<Index>(blockDim.x) * static_cast<Index>(gridDim.x);
+  for (Index i = static_cast<Index>(blockIdx.x) * static_cast<Index>(blockDim.x) + static_cast<Index>(threadIdx.x);
+       i < n; i += step) {
+    Index rem = i, oa = 0, ob = 0;
     for (int k = p.rank - 1; k >= 0; --k) {
-      const int64_t idx = rem % p.shape[k];
-      rem /= p.shape[k];
-      oa += idx * p.stride_a[k];
-      ob += idx * p.stride_b[k];
+      const Index d = static_cast<Index>(p.shape[k]);
+      const Index q = rem / d;
+      const Index idx = rem - q * d;
+      rem = q;
+      oa += idx * static_cast<Index>(p.stride_a[k]);
+      ob += idx * static_cast<Index>(p.stride_b[k]);
     }
     o[i] = binary_value(op, a[oa], b[ob]);
   }
@@ -252,8 +259,13 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
       binary_flat_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, a.numel() == n ? 1 : 0, bp, b.numel() == n ? 1 : 0,
                                                          op_, n);
     } else {
-      binary_broadcast_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, bp, op_, n,
-                                                             plan_broadcast(a.shape(), b.shape(), out.shape()));
+      const BroadcastPlan plan = plan_broadcast(a.shape(), b.shape(), out.shape());
+      // int32 while i + the grid's stride (at most 65536 * kBlock) cannot overflow
+      if (n <= (int64_t(1) << 30))
+        binary_broadcast_kernel<scalar_t, int32_t><<<grid_for(n), kBlock, 0, s>>>(op, ap, bp, op_,
+                                                                                  static_cast<int32_t>(n), plan);
+      else
+        binary_broadcast_kernel<scalar_t, int64_t><<<grid_for(n), kBlock, 0, s>>>(op, ap, bp, op_, n, plan);
     }
   });
   CUDA_CHECK_LAUNCH("binary kernel(" << binary_op_name(op) << ")");
