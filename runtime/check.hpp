@@ -26,4 +26,10 @@ class Error : public std::runtime_error {
     }                                                               \
   } while (0)
 
-#define JEBM_FAIL(msg) JEBM_CHECK(false, msg)
+// Unconditional, so the compiler sees the [[noreturn]] call (no "control reaches end" warnings at -O0).
+#define JEBM_FAIL(msg)                                          \
+  do {                                                          \
+    std::ostringstream jebm_fail_os_;                           \
+    jebm_fail_os_ << msg;                                       \
+    ::jebm::throw_error(__FILE__, __LINE__, jebm_fail_os_.str()); \
+  } while (0)
