@@ -343,22 +343,22 @@ int run_gmm(const std::vector<std::string>& args) {
       ("algo", po::value(&algo_s)->default_value(algo_s), "jarzynski | pcd | cd | all (the paper compares all three)")
       ("iterations", po::value(&c.iterations)->default_value(c.iterations), "parameter updates (paper: 8000)")
       ("dim", po::value(&c.dim)->default_value(c.dim), "dimension d (paper: 50)")
-      ("teacher-mean", po::value(&teacher_means_s)->multitoken()->composing(),
+      ("teacher-mean", po::value(&teacher_means_s)->multitoken()->composing()->default_value(teacher_means_s, "-10 6"),
        "a teacher mode's mean, comma-separated, padded with zeros to --dim; give it once per mode "
        "(paper: -10 and 6, i.e. -10 e1 and +6 e1)")
       ("teacher-weights", po::value(&teacher_weights_s)->default_value(teacher_weights_s),
        "teacher mode masses, comma-separated, normalised (paper: 1/4, 3/4)")
       ("student-modes", po::value(&c.student_modes)->default_value(c.student_modes), "student's number of modes (paper: 2)")
-      ("init-spread", po::value(&c.init_spread)->default_value(c.init_spread),
+      ("init-spread", po::value(&c.init_spread)->default_value(c.init_spread, "0.1"),
        "student means start at -s e1 ... +s e1 (paper: -0.1 e1, +0.1 e1)")
       ("init-noise", po::value(&c.init_noise)->default_value(c.init_noise), "plus this std of Gaussian noise per coordinate (paper: 0.01)")
       ("data", po::value(&c.data)->default_value(c.data), "teacher samples, stratified over the modes (paper: 10^4)")
       ("walkers", po::value(&c.walkers)->default_value(c.walkers), "Langevin walkers N (paper: 10^4)")
-      ("h", po::value(&c.h)->default_value(c.h), "ULA step size (paper: 0.1)")
+      ("h", po::value(&c.h)->default_value(c.h, "0.1"), "ULA step size (paper: 0.1)")
       ("sigma", po::value(&c.sigma)->default_value(c.sigma), "ULA noise scale; 0 means sqrt(2h), the paper's (DESIGN 1.1)")
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip),
        "clip each coordinate of grad U to +-c, used consistently in the weights; 0 = off (paper: off)")
-      ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means), "learning rate of the means, times h (GMM.py: 0.2/8)")
+      ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means, "0.025"), "learning rate of the means, times h (GMM.py: 0.2/8)")
       ("lr-z", po::value(&c.lr_z)->default_value(c.lr_z), "learning rate of z_2..z_K, times h; z_1 is frozen (GMM.py: 1/8)")
       ("cd-lr-factor", po::value(&c.cd_lr_factor)->default_value(c.cd_lr_factor), "CD's learning-rate multiplier (GMM.py: 10)")
       ("cd-k", po::value(&c.cd_k)->default_value(c.cd_k), "CD restarts walkers from data every k updates (GMM.py: 4)")
@@ -376,7 +376,7 @@ int run_gmm(const std::vector<std::string>& args) {
       ("out", po::value(&out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
       ("force", po::bool_switch(&force), "overwrite a previous run in --out")
       ("quick", po::bool_switch(&quick),
-       "smoke preset (about a minute on 2 cores): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
+       "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower)")
       ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-shot check on a GPU machine without package access: configures and builds the CUDA build in build/device
 # (Ninja, JEBM_CUDA=ON, sm_90), runs nvidia-smi, the CUDA tests (ctest -R cuda), the whole ctest suite and
-# `jebm bench --device cuda` next to the PyTorch twin (experiments/bench/torch_reference.py, ratio table at the end
-# of the summary), and writes into OUTDIR: summary.md (steps, results, failed tests, build errors),
+# `jebm bench --device cuda` next to the PyTorch twin (experiments/bench/torch_reference.py) twice, like for like:
+# strict FP32 (jebm's default vs torch --tf32 off, every section) and TF32 (jebm with JEBM_ALLOW_TF32=1 vs torch
+# --tf32 on, the convolution-bound ula_cnn and energy_cnn sections only); both ratio tables end the summary. It
+# writes into OUTDIR: summary.md (steps, results, failed tests, build errors),
 # device-check.log (the whole console) and logs.tar.gz (one log per step, JUnit XML from ctest) -- three files,
 # because the GPU session returns at most 8. Keeps going past failures, records them, and exits non-zero if
 # anything failed. The whole run is bounded by DEADLINE_S (default 540 s).
@@ -182,23 +184,50 @@ if [ -s "$LOGS/build-errors.log" ]; then
 fi
 
 # --- 5. benchmark ----------------------------------------------------------------------------------------------
+# Two like-for-like comparisons, each against the same sampler workloads in PyTorch on the same GPU in the same run
+# (experiments/bench/torch_reference.py reads the jebm logs and prints jebm/torch ratios):
+#   strict FP32   jebm's default (FMA math)        vs torch --tf32 off   every section
+#   TF32          jebm with JEBM_ALLOW_TF32=1      vs torch --tf32 on    ula_cnn and energy_cnn (convolution-bound)
+# JEBM_CUDNN_VERBOSE=1 logs each cuDNN algorithm choice (runtime/cuda/conv.cu) into the bench logs.
+# Missing PyTorch is reported, not counted as a failure.
 if [ -x "$BUILD/jebm" ]; then
-  step bench 120 "$BUILD/jebm" bench --device cuda
+  step bench 150 env JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda
+  step bench-tf32-ula 100 env JEBM_ALLOW_TF32=1 JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda --only ula_cnn
+  step bench-tf32-energy 60 env JEBM_ALLOW_TF32=1 JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda \
+    --only energy_cnn
 else
   echo "| bench | SKIPPED (no $BUILD/jebm) | 0 | - |" >> "$SUMMARY"
 fi
 
-# The same sampler workloads in PyTorch on the same GPU, in the same run (experiments/bench/torch_reference.py);
-# it reads the bench log above and prints jebm/torch ratios. Missing PyTorch is reported, not counted as a failure.
 if python3 -c "import torch" >/dev/null 2>&1; then
-  step torch-reference 100 python3 experiments/bench/torch_reference.py --device cuda --compare "$LOGS/bench.log"
+  step torch-reference 100 python3 experiments/bench/torch_reference.py --device cuda --tf32 off \
+    --compare "$LOGS/bench.log"
+  step torch-reference-tf32 100 python3 experiments/bench/torch_reference.py --device cuda --tf32 on \
+    --only ula_cnn,energy_cnn --compare "$LOGS/bench-tf32-ula.log" --compare "$LOGS/bench-tf32-energy.log"
 else
   echo "| torch-reference | SKIPPED (python3 cannot import torch) | 0 | - |" >> "$SUMMARY"
 fi
 
 [ -f "$LOGS/tests-digest.md" ] && cat "$LOGS/tests-digest.md" >> "$SUMMARY"
-if [ -f "$LOGS/torch-reference.log" ] && grep -q '^jebm / torch' "$LOGS/torch-reference.log"; then
-  { echo; echo "### jebm / torch, same GPU, same run"; echo '```'; sed -n '/^jebm \/ torch/,$p' "$LOGS/torch-reference.log"; echo '```'; } \
-    >> "$SUMMARY"
-fi
+# How jebm's cuDNN algorithms were chosen (by timing, by the heuristic after a failed Find, or the fallback).
+for log in bench bench-tf32-ula bench-tf32-energy; do
+  [ -f "$LOGS/$log.log" ] || continue
+  by_find=$(grep -c '^jebm: cudnn .*, by find' "$LOGS/$log.log")
+  by_heuristic=$(grep -c '^jebm: cudnn .*, by heuristic' "$LOGS/$log.log")
+  by_fallback=$(grep -c '^jebm: cudnn .*, by fallback' "$LOGS/$log.log")
+  find_failed=$(grep -c '^jebm: cudnn find failed' "$LOGS/$log.log")
+  echo "- $log: cuDNN choices by find $by_find, by heuristic $by_heuristic, fallback $by_fallback, find failed" \
+       "$find_failed (work/$log.log)" >> "$LOGS/cudnn-digest.md"
+done
+[ -f "$LOGS/cudnn-digest.md" ] && { echo; cat "$LOGS/cudnn-digest.md"; } >> "$SUMMARY"
+# ratio_table LOG TITLE: the jebm/torch table that LOG (a torch-reference log) ends with, under TITLE.
+ratio_table() {
+  if [ -f "$LOGS/$1.log" ] && grep -q '^jebm / torch' "$LOGS/$1.log"; then
+    { echo; echo "### $2"; echo '```'; sed -n '/^jebm \/ torch/,$p' "$LOGS/$1.log"; echo '```'; } >> "$SUMMARY"
+  else
+    { echo; echo "### $2"; echo "(no ratio table: see work/$1.log if it exists)"; } >> "$SUMMARY"
+  fi
+}
+ratio_table torch-reference "jebm / torch, strict FP32 (jebm default vs torch --tf32 off), same GPU, same run"
+ratio_table torch-reference-tf32 "jebm / torch, TF32 (jebm JEBM_ALLOW_TF32=1 vs torch --tf32 on), same GPU, same run"
 finish "$([ "$FAILED" = 0 ] && echo 0 || echo 1)"

@@ -11,8 +11,13 @@ Workloads (same sizes and hyper-parameters as experiments/bench_samplers.cpp and
   ula_cnn/<net> iteration   one parameter update (one forward of [data; walkers], weighted surrogate loss with
                         alpha=0.01, backward, grad-norm clip, Adam(1e-4, betas (0, 0.999))) + K moves
                         (paper: MNIST 6 x 30 = 180, CIFAR-10 60)
-Prints one JSON line per workload, then a table. `--compare FILE` also reads a `jebm bench` output table and prints
-jebm / torch ratios for the rows both have. Tested here by running it on the CPU with small sizes.
+  energy_cnn/<net>_energy_cnn fwd+bwd   one forward of the energy CNN at --batch and one backward to grad_x and
+                        grad_theta (experiments/bench_models.cpp)
+Prints one JSON line per workload (with the TF32 mode), then a table. `--compare FILE` (repeatable) also reads
+`jebm bench` output tables and prints jebm / torch ratios for the rows both have.
+--tf32 off (the default) sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 to False:
+strict FP32, like jebm's default; --tf32 on allows TF32 tensor cores (PyTorch's own default for convolutions),
+to compare with jebm under JEBM_ALLOW_TF32=1. Tested here by running it on the CPU with small sizes.
 """
 
 import argparse
@@ -190,6 +195,19 @@ def bench_image(name, net, shape, data_batch, h, sigma, clip, grad_clip, moves, 
     out.append(("ula_cnn", f"{name} iteration", b, median_ms(iteration, min(args.repeat, 3), dev)))
 
 
+def bench_energy_cnn(name, net, shape, args, dev, out):
+    """U(x), then grad_x U and grad_theta U from one backward, as a Langevin move with learning needs them."""
+    net = net.to(dev)
+    x = (torch.rand(shape, device=dev) * 2 - 1).requires_grad_(True)
+
+    def pass_():
+        net.zero_grad(set_to_none=True)
+        x.grad = None
+        net(x).sum().backward()
+
+    out.append(("energy_cnn", f"{name}_energy_cnn fwd+bwd", shape[0], median_ms(pass_, args.repeat, dev)))
+
+
 # --- comparison with a `jebm bench` table ----------------------------------------------------------------------
 
 def jebm_key(section, case):
@@ -198,8 +216,8 @@ def jebm_key(section, case):
             if case.startswith(k):
                 return f"gmm/{k}"
         return None
-    if section == "ula_cnn":
-        return "ula_cnn/" + case.split(" @")[0]
+    if section in ("ula_cnn", "energy_cnn"):
+        return section + "/" + case.split(" @")[0]
     return None
 
 
@@ -208,7 +226,7 @@ def read_jebm_table(path):
     with open(path, errors="replace") as f:
         for line in f:
             parts = line.split()
-            if len(parts) < 4 or parts[0] not in ("gmm", "ula_cnn"):
+            if len(parts) < 4 or parts[0] not in ("gmm", "ula_cnn", "energy_cnn"):
                 continue
             # "section  case words...  dtype  median_ms  gflops"
             try:
@@ -227,55 +245,73 @@ def main():
     ap.add_argument("--repeat", type=int, default=5, help="timed repetitions after one warm-up (median reported)")
     ap.add_argument("--walkers", type=int, default=10000, help="gmm: walkers N and data points (DESIGN 3.1: 10^4)")
     ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (DESIGN 3.1: 50)")
-    ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move (the paper: 256)")
+    ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move, energy_cnn: images per pass (the paper: 256)")
     ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
-    ap.add_argument("--only", default="", help="gmm or ula_cnn")
+    ap.add_argument("--only", default="", help="comma-separated sections to run: gmm, ula_cnn, energy_cnn (default: all)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
-    ap.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (jebm uses exact FP32 by default)")
-    ap.add_argument("--compare", default="", help="a `jebm bench` output file: print jebm/torch ratios")
+    ap.add_argument("--tf32", choices=("on", "off"), default="off",
+                    help="TF32 tensor cores for CUDA convolutions and matmuls: off = strict FP32, like jebm's default "
+                         "(on = PyTorch's default for convolutions; compare with jebm under JEBM_ALLOW_TF32=1)")
+    ap.add_argument("--compare", action="append", default=[],
+                    help="a `jebm bench` output file (repeatable): print jebm/torch ratios")
     args = ap.parse_args()
+    sections = [s for s in args.only.split(",") if s] or ["gmm", "ula_cnn", "energy_cnn"]
+    unknown = [s for s in sections if s not in ("gmm", "ula_cnn", "energy_cnn")]
+    if unknown:
+        sys.exit(f"torch_reference.py: --only: unknown section(s) {','.join(unknown)} (gmm, ula_cnn, energy_cnn)")
+    tf32 = args.tf32 == "on"
     dev = torch.device(args.device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             sys.exit("torch_reference.py: --device cuda but torch.cuda.is_available() is False")
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = args.tf32
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     rows = []  # (section, name, batch, median_ms)
-    if args.only in ("", "gmm"):
+    if "gmm" in sections:
         s = GmmState(args.walkers, args.dim, dev, 1)
         u, g, _ = gmm_eval(s.x, s.a, s.z)
         rows.append(("gmm", "fused step", args.walkers, median_ms(lambda: gmm_fused_step(s, u, g), args.repeat * 20, dev)))
         s = GmmState(args.walkers, args.dim, dev, 2)
         rows.append(("gmm", "full iteration", args.walkers, median_ms(lambda: gmm_iteration(s), args.repeat * 20, dev)))
-    if args.only in ("", "ula_cnn"):
+    if "ula_cnn" in sections:
         bench_image("mnist", mnist_net(), (args.batch, 1, 28, 28), 128, 5e-5, 1e-4, 0.0, 1.0,
                     args.moves or 180, args, dev, rows)
         bench_image("cifar10", cifar_net(), (args.batch, 3, 32, 32), 512, 1.0, 1e-2, 0.3, 1000.0,
                     args.moves or 60, args, dev, rows)
+    if "energy_cnn" in sections:
+        bench_energy_cnn("mnist", mnist_net(), (args.batch, 1, 28, 28), args, dev, rows)
+        bench_energy_cnn("cifar", cifar_net(), (args.batch, 3, 32, 32), args, dev, rows)
 
+    mode = ("tf32" if tf32 else "fp32") if dev.type == "cuda" else "fp32 (cpu)"
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     for sec, nm, b, ms in rows:
         print(json.dumps({"workload": f"{sec}/{nm}", "batch": b, "median_ms": round(ms, 4), "device": name,
-                          "torch": torch.__version__, "repeat": args.repeat}))
-    print(f"\ntorch_reference.py on {name}, torch {torch.__version__}, median of {args.repeat}")
-    print(f"{'workload':34s} {'batch':>6s} {'median ms':>12s}")
+                          "torch": torch.__version__, "repeat": args.repeat, "tf32": args.tf32, "math": mode}))
+    print(f"\ntorch_reference.py on {name}, torch {torch.__version__}, median of {args.repeat}, "
+          f"--tf32 {args.tf32} ({mode})")
+    print(f"{'workload':36s} {'batch':>6s} {'median ms':>12s}")
     for sec, nm, b, ms in rows:
-        print(f"{sec + '/' + nm:34s} {b:6d} {ms:12.3f}")
+        print(f"{sec + '/' + nm:36s} {b:6d} {ms:12.3f}")
     if args.compare:
-        jebm = read_jebm_table(args.compare)
-        print(f"\njebm / torch (from {args.compare}; < 1 means jebm is faster)")
-        print(f"{'workload':34s} {'jebm ms':>10s} {'torch ms':>10s} {'ratio':>8s}")
+        jebm = {}
+        for path in args.compare:
+            try:
+                jebm.update(read_jebm_table(path))
+            except OSError as e:  # a jebm bench that did not run: its rows show as "-"
+                print(f"torch_reference.py: --compare {path}: {e}", file=sys.stderr)
+        print(f"\njebm / torch (from {', '.join(args.compare)}; torch --tf32 {args.tf32}; < 1 means jebm is faster)")
+        print(f"{'workload':36s} {'jebm ms':>10s} {'torch ms':>10s} {'ratio':>8s}")
         for sec, nm, _, ms in rows:
             key = f"{sec}/{nm}"
             if key in jebm:
-                print(f"{key:34s} {jebm[key]:10.3f} {ms:10.3f} {jebm[key] / ms:8.2f}")
+                print(f"{key:36s} {jebm[key]:10.3f} {ms:10.3f} {jebm[key] / ms:8.2f}")
             else:
-                print(f"{key:34s} {'-':>10s} {ms:10.3f} {'-':>8s}")
+                print(f"{key:36s} {'-':>10s} {ms:10.3f} {'-':>8s}")
 
 
 if __name__ == "__main__":

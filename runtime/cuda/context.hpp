@@ -103,8 +103,9 @@ __device__ __forceinline__ void report_device_error(DeviceError* e, DeviceErrorK
 }
 #endif
 
-// float32 convolutions may use TF32 tensor cores only when JEBM_ALLOW_TF32=1 is set in the environment; by
-// default they are exact FP32 (FMA) so that the CPU reference and the GPU agree to float rounding.
+// float32 convolutions (cuDNN math type, runtime/cuda/conv.cu) and GEMMs (cuBLAS math mode, cublas_handle) may use
+// TF32 tensor cores only when JEBM_ALLOW_TF32=1 is set in the environment (read once); by default both are exact
+// FP32 (FMA) so that the CPU reference and the GPU agree to float rounding.
 bool allow_tf32();
 
 // The caching allocator: size-bucketed free lists per device, cudaMalloc only on a miss, cudaFree only when a

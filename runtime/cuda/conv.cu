@@ -223,29 +223,36 @@ struct DirCalls {
 // Chooses `dir`'s algorithm once (see the file comment) and sets its descriptor's final math type. `fallback`
 // is a deterministic FMA algorithm that supports every shape, used when no candidate is acceptable.
 template <typename Perf, int kCount>
-void choose(ConvPlan& pl, Direction& d, Dir dir, int fallback, const DirCalls<Perf>& calls) {
+void choose(cudnnHandle_t h, ConvPlan& pl, Direction& d, Dir dir, int fallback, const DirCalls<Perf>& calls) {
   static std::mutex mu;  // one choice at a time: Find measures, and a concurrent Find would disturb it
   std::lock_guard<std::mutex> lock(mu);
   if (d.chosen.load(std::memory_order_acquire)) return;
   const bool tf32 = tf32_for(pl.dt);
   CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, initial_math(pl.dt)));
 
-  Perf ranked[kCount];
+  // Room for each algorithm twice: with TF32 allowed, cuDNN may list an algorithm once per math type.
+  constexpr int kCap = 2 * kCount;
+  Perf ranked[kCap];
   int count = 0;
-  CUDNN_CHECK(calls.heuristic(kCount, &count, ranked));
+  CUDNN_CHECK(calls.heuristic(kCap, &count, ranked));
   const Perf* pick = nullptr;
   for (int i = 0; i < count && !pick; ++i)
     if (acceptable(ranked[i], dir, tf32)) pick = &ranked[i];
   const char* how = "heuristic";
   bool by_find = false;
 
-  Perf timed[kCount];
+  Perf timed[kCap];
   if (cudnn_benchmark()) {
     // Enough scratch for every acceptable candidate the heuristic knows of, within the limit.
     size_t need = 0;
-    for (int i = 0; i < count; ++i)
-      if (acceptable(ranked[i], dir, tf32) && ranked[i].memory <= kFindWorkspaceLimit && ranked[i].memory > need)
-        need = ranked[i].memory;
+    for (int i = 0; i < count; ++i) {
+      if (!acceptable(ranked[i], dir, tf32)) continue;
+      size_t bytes = ranked[i].memory;
+      size_t queried = 0;
+      if (calls.workspace_size(static_cast<int>(ranked[i].algo), &queried) == CUDNN_STATUS_SUCCESS && queried > bytes)
+        bytes = queried;
+      if (bytes <= kFindWorkspaceLimit && bytes > need) need = bytes;
+    }
     std::unique_ptr<Workspace> ws;
     try {
       ws = std::make_unique<Workspace>(need);
@@ -253,8 +260,13 @@ void choose(ConvPlan& pl, Direction& d, Dir dir, int fallback, const DirCalls<Pe
       if (cudnn_verbose()) std::cerr << "jebm: cudnn find workspace of " << need << " bytes failed: " << e.what() << "\n";
       ws = std::make_unique<Workspace>(0);
     }
+    // Find times each candidate on the handle's stream: let the work queued before it finish first, so that the
+    // first candidate's time does not include it.
+    cudaStream_t stream = nullptr;
+    CUDNN_CHECK(cudnnGetStream(h, &stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
     int found = 0;
-    const cudnnStatus_t st = calls.find(kCount, &found, timed, ws->get(), ws->size());
+    const cudnnStatus_t st = calls.find(kCap, &found, timed, ws->get(), ws->size());
     if (st == CUDNN_STATUS_SUCCESS) {
       for (int i = 0; i < found; ++i) {  // sorted by time, fastest first
         if (acceptable(timed[i], dir, tf32) && timed[i].memory <= ws->size()) {
@@ -349,7 +361,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                                                      static_cast<cudnnConvolutionFwdAlgo_t>(algo), bytes);
     };
     choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-        pl, d, Dir::Forward, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, calls);
+        h, pl, d, Dir::Forward, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, calls);
   }
   Workspace ws(d.workspace);
   CUDNN_CHECK(cudnnConvolutionForward(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.w, w.raw_data(), d.conv,
@@ -383,7 +395,7 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dPar
                                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), bytes);
     };
     choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-        pl, d, Dir::BackwardData, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, calls);
+        h, pl, d, Dir::BackwardData, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, calls);
   }
   Workspace ws(d.workspace);
   CUDNN_CHECK(cudnnConvolutionBackwardData(h, kOne.get(pl.dt), pl.w, w.raw_data(), pl.y, grad_y.raw_data(), d.conv,
@@ -415,7 +427,7 @@ void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dP
           h, pl.x, pl.y, d.conv, pl.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), bytes);
     };
     choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-        pl, d, Dir::BackwardFilter, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, calls);
+        h, pl, d, Dir::BackwardFilter, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, calls);
   }
   Workspace ws(d.workspace);
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, kOne.get(pl.dt), pl.x, x.raw_data(), pl.y, grad_y.raw_data(), d.conv,
