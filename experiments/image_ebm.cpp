@@ -23,7 +23,10 @@
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
 #include "models/optim.hpp"
+#include "runtime/cuda_api.hpp"
+#include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "samplers/sampler_cuda.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
 
@@ -111,17 +114,29 @@ void box_revert(WalkerPopulation& pop, const std::vector<int64_t>& idx) {
     box_revert_rows<double>(pop, idx);
 }
 
-// Index of the first non-finite value, or -1.
-int64_t first_non_finite(const Tensor& t) {
+// Index of the first non-finite value, or -1; *value gets that value. A device tensor is tested through one
+// scalar (sum(t * 0) is exactly 0 when every entry is finite, NaN otherwise) and comes to the host only when it
+// fails, so the divergence guard copies no walker data in a healthy run.
+int64_t first_non_finite(const Tensor& t, double* value = nullptr) {
+  if (!t.device().is_cpu()) {
+    if (sum_all(mul_scalar(t, 0.0)).item() == 0.0) return -1;
+    return first_non_finite(t.to(Device::cpu()), value);
+  }
   const int64_t n = t.numel();
   if (t.dtype() == DType::Float32) {
     const float* p = t.data<float>();
     for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return i;
+      if (!std::isfinite(p[i])) {
+        if (value) *value = p[i];
+        return i;
+      }
   } else {
     const double* p = t.data<double>();
     for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return i;
+      if (!std::isfinite(p[i])) {
+        if (value) *value = p[i];
+        return i;
+      }
   }
   return -1;
 }
@@ -277,6 +292,30 @@ void write_grid(const fs::path& path, const Tensor& x, int64_t count) {
 
 }  // namespace
 
+std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
+  auto g4 = [](double v) {  // 4 significant digits
+    std::ostringstream o;
+    o << std::setprecision(4) << v;
+    return o.str();
+  };
+  std::ostringstream os;
+  os << "  timing (" << c.device.str() << "):";
+  if (r.burn_in_steps_run > 0)
+    os << " burn-in " << r.burn_in_steps_run << " steps in " << g4(r.burn_in_s) << " s ("
+       << g4(1e3 * r.burn_in_s / static_cast<double>(r.burn_in_steps_run)) << " ms/step);";
+  if (r.updates_run == 0) return os.str() + " no updates in this run\n";
+  // Steady state: without the first update (allocator growth, cuDNN algorithm choice).
+  const int64_t rest = r.updates_run - 1;
+  const double per_update = rest > 0 ? (r.train_s - r.first_update_s) / static_cast<double>(rest) : r.train_s;
+  os << " " << r.updates_run << " updates in " << g4(r.train_s) << " s, " << g4(1e3 * per_update) << " ms/update"
+     << (rest > 0 ? " (first " + g4(1e3 * r.first_update_s) + " ms)" : "") << "; " << r.updates_per_epoch
+     << " updates/epoch -> " << g4(per_update * static_cast<double>(r.updates_per_epoch)) << " s/epoch";
+  if (r.last_epoch_s > 0) os << " (last whole epoch, with grids and checkpoints: " << g4(r.last_epoch_s) << " s)";
+  os << "; " << c.epochs << " epochs at this rate: "
+     << g4(per_update * static_cast<double>(r.updates_per_epoch * c.epochs) / 3600.0) << " h\n";
+  return os.str();
+}
+
 std::string image_ebm_checkpoint_path(const std::string& out) { return (fs::path(out) / "checkpoint.safetensors").string(); }
 
 // --- options ----------------------------------------------------------------------------------------------
@@ -285,6 +324,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
                                 const std::string& src) {
   s.algo = algorithm_name(c.algo);
   s.resample = c.resample ? resample_scheme_name(c.resample_scheme) : "none";
+  s.gradient_walkers = c.gradient_walkers_moved ? "moved" : "random";
   const std::string from = " (default: " + src + ")";
   // clang-format off
   d.add_options()
@@ -311,6 +351,9 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        ("ULA moves of each moving subset per parameter update" + from).c_str())
       ("gradient-batch", po::value(&c.gradient_batch)->default_value(c.gradient_batch),
        ("walkers in the loss, a fresh random subset, weights renormalised within it; 0 = all" + from).c_str())
+      ("gradient-walkers", po::value(&s.gradient_walkers)->default_value(s.gradient_walkers),
+       ("random: --gradient-batch fresh random walkers per update | moved: the walkers of the last update's moving "
+        "subset(s), weights renormalised within them (--gradient-batch only on the first update)" + from).c_str())
       ("alpha", po::value(&c.alpha)->default_value(c.alpha, short_double(c.alpha)),
        ("weight of the squared-energy regulariser of the surrogate loss (DESIGN 1.2)" + from).c_str())
       ("lr", po::value(&c.lr)->default_value(c.lr, short_double(c.lr)), ("Adam learning rate" + from).c_str())
@@ -330,10 +373,16 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        ("with --resample-cv 0: resample when ESS < this fraction of N" + from).c_str())
       ("resample-after-epoch", po::value(&c.resample_after_epoch)->default_value(c.resample_after_epoch),
        ("resample only when the (0-based) epoch exceeds this" + from).c_str())
+      ("resample-batch-ess", po::value(&c.resample_batch_ess)->default_value(c.resample_batch_ess, short_double(c.resample_batch_ess)),
+       ("resample (all walkers) when the ESS of the gradient walkers' renormalised weights, a count, is below "
+        "this; 0 = use --resample-cv / --resample-ess" + from).c_str())
       ("data-batch", po::value(&c.data_batch)->default_value(c.data_batch),
        ("data images per update, shuffled each epoch; the last partial batch is dropped" + from).c_str())
       ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise, short_double(c.data_noise)),
        ("std of Gaussian noise added to every data batch (the paper's augmentation)" + from).c_str())
+      ("device", po::value(&s.device)->default_value(s.device),
+       "cpu | cuda (or cuda:N): where the energy, the walkers and the data batches live; cuda needs a CUDA build "
+       "and a GPU. A checkpoint resumes on either device")
       ("seed", po::value(&c.seed)->default_value(c.seed),
        "seed of every draw: initial parameters and walkers, ULA noise, subsets, data order, resampling")
       ("threads", po::value(&c.threads)->default_value(c.threads), "OpenMP threads; 0 = OpenMP's default")
@@ -403,6 +452,15 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_CHECK(c.algo != Algorithm::Cd, "--algo " << s.algo << ": the image experiments offer jarzynski and pcd");
   c.resample = s.resample != "none";
   if (c.resample) c.resample_scheme = resample_scheme_from_name(s.resample);
+  JEBM_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
+             "--gradient-walkers " << s.gradient_walkers << ": expected random or moved");
+  c.gradient_walkers_moved = s.gradient_walkers == "moved";
+  JEBM_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
+  c.device = device_from_name(s.device);
+  if (c.device.is_cuda()) {
+    cuda_api::require(("jebm " + c.command + " --device " + s.device).c_str());  // no CUDA build or no GPU: clear error
+    JEBM_CHECK(!c.box_revert, "--box runs on the CPU only; drop it or use --device cpu");
+  }
 
   JEBM_CHECK(c.walkers >= 1, "--walkers " << c.walkers << " must be at least 1");
   JEBM_CHECK(c.burn_in >= 0, "--burn-in " << c.burn_in << " must be >= 0");
@@ -425,6 +483,8 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_CHECK(c.epochs >= 0, "--epochs " << c.epochs << " must be >= 0");
   JEBM_CHECK(c.resample_cv >= 0, "--resample-cv " << c.resample_cv << " must be >= 0");
   JEBM_CHECK(c.resample_ess >= 0 && c.resample_ess <= 1, "--resample-ess " << c.resample_ess << " must be in [0, 1]");
+  JEBM_CHECK(c.resample_batch_ess >= 0 && std::isfinite(c.resample_batch_ess),
+             "--resample-batch-ess " << c.resample_batch_ess << " must be >= 0");
   JEBM_CHECK(c.data_batch >= 1, "--data-batch " << c.data_batch << " must be at least 1");
   JEBM_CHECK(c.data_noise >= 0, "--data-noise " << c.data_noise << " must be >= 0");
   JEBM_CHECK(c.threads >= 0, "--threads " << c.threads << " must be >= 0");
@@ -474,6 +534,13 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   Generator gen{c.seed, 0};
   std::shared_ptr<Module> energy = p.make_energy(gen);
   Module& net = *energy;
+  // --device cuda: built on the host (the same theta_0 as a CPU run), then the energy, the walkers and the data
+  // move to the device; the Trainer keeps every per-walker operation there.
+  if (c.device.is_cuda()) {
+    cuda_api::require(("jebm " + c.command + " --device cuda").c_str());
+    JEBM_CHECK(!c.box_revert, c.command << ": --box runs on the CPU only");
+    net.to(c.device);
+  }
   const std::vector<ag::Var> params = net.parameters();
   Adam adam(params, c.lr, {c.beta1, c.beta2});
   const LinearDecayLR schedule(c.lr, c.lr_decay_epochs, c.lr_floor);
@@ -481,6 +548,8 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   wshape[0] = c.walkers;
   Generator wgen{c.seed ^ kWalkerInitKey, 0};
   WalkerPopulation pop = WalkerPopulation::create(rand_uniform(wshape, -1.0, 1.0, wgen), c.seed ^ kNoiseSeedKey);
+  if (c.device.is_cuda()) pop = walkers_to(pop, c.device);
+  const Tensor data = c.device.is_cuda() ? p.data.to(c.device) : p.data;  // batches are gathered where they are used
 
   TrainerOptions to;
   to.algorithm = c.algo;
@@ -491,6 +560,8 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   to.moving_batch = c.moving_batch;
   to.moving_subsets = c.moving_subsets;
   to.gradient_batch = c.gradient_batch;
+  to.gradient_walkers_moved = c.gradient_walkers_moved;
+  to.resample_batch_ess = c.resample_batch_ess;
   to.alpha = c.alpha;
   to.resample = false;  // switched on after --resample-after-epoch
   to.resample_rule.scheme = c.resample_scheme;
@@ -548,13 +619,15 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
     plain.weighted = false;
     Progress prog(label + " burn-in", c.burn_in - ls.burnin_done, c.progress);
     const int64_t start = ls.burnin_done;
+    const auto t_burn = std::chrono::steady_clock::now();
     while (ls.burnin_done < c.burn_in) {
       if (g_sigint) return stop_interrupted("burn-in step " + std::to_string(ls.burnin_done));
       Tensor u, g;
       tr.energy_and_grad(pop.x, u, g);
-      if (const int64_t i = first_non_finite(u); i >= 0)
+      double bad = 0.0;
+      if (const int64_t i = first_non_finite(u, &bad); i >= 0)
         return stop_diverged("diverged at burn-in step " + std::to_string(ls.burnin_done) + ": non-finite energy " +
-                             fmt_double(u.data<double>()[i]) + " of walker " + std::to_string(i));
+                             fmt_double(bad) + " of walker " + std::to_string(i));
       ula_jarzynski_step(pop, u, g, plain, MoveKind::MoveOnly);
       if (c.box_revert) box_revert(pop, {});
       ++ls.burnin_done;
@@ -562,6 +635,8 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
       if (ls.burnin_done == c.interrupt_at_burn_in) std::raise(SIGINT);
     }
     prog.finish();
+    res.burn_in_steps_run = ls.burnin_done - start;
+    res.burn_in_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_burn).count();
     ls.burned_in = true;
     checkpoint("end of burn-in");
     write_grid(out / "samples_burnin.png", pop.x, c.grid_count);
@@ -570,6 +645,11 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
   // --- training ---------------------------------------------------------------------------------------------
   std::vector<std::string> cols = {"iteration", "epoch", "lr",  "loss",       "data_energy", "ess",     "cv2",
                                    "log_z",     "ce_estimate", "resampled", "resamplings", "grad_norm", "time_s"};
+  // batch_ess: only in runs that resample on it (older runs' CSV headers stay valid for --resume).
+  const bool log_batch_ess = c.resample_batch_ess > 0;
+  if (log_batch_ess) cols.push_back("batch_ess");
+  const bool has_metrics = p.metrics && !p.metric_names.empty();
+  if (has_metrics) cols.insert(cols.end(), p.metric_names.begin(), p.metric_names.end());
   for (const auto& n : p.class_names) cols.push_back("weight_" + n);
   if (c.resume) truncate_metrics(out / "metrics.csv", tr.iteration());
   CsvWriter csv(out / "metrics.csv", cols, c.resume);
@@ -583,10 +663,12 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
       perm_epoch = e;
     }
     const std::vector<int64_t> idx(perm.begin() + b * c.data_batch, perm.begin() + (b + 1) * c.data_batch);
-    Tensor batch = gather_rows_copy(p.data, idx);
+    Tensor batch = data.device().is_cpu()
+                       ? gather_rows_copy(data, idx)
+                       : gather_rows(data, Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, data.device()));
     if (c.data_noise > 0) {
       Generator ng{c.seed ^ kDataNoiseKey, static_cast<uint64_t>(it)};
-      add_(batch, rand_normal(batch.shape(), 0.0, c.data_noise, ng));
+      add_(batch, rand_normal(batch.shape(), 0.0, c.data_noise, ng, batch.dtype(), batch.device()));
     }
     return batch;
   };
@@ -601,22 +683,36 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
     }
     adam.step();
   };
-  std::vector<double> class_w;
-  bool logged_weights = false;
+  std::vector<double> class_w, metric_v;
+  bool logged_weights = false, logged_metrics = false;
   tr.weights_ready = [&](const WalkerPopulation& w, const TrainerStepInfo& info) {
+    logged_weights = false;
+    logged_metrics = false;
     if (c.algo == Algorithm::Jarzynski) {
-      if (const int64_t i = first_non_finite(w.log_w); i >= 0) {
-        if (diverged.empty())
-          diverged = "non-finite log-weight " + fmt_double(w.log_w.data<double>()[i]) + " of walker " + std::to_string(i);
+      double bad = 0.0;
+      if (const int64_t i = first_non_finite(w.log_w, &bad); i >= 0) {
+        if (diverged.empty()) diverged = "non-finite log-weight " + fmt_double(bad) + " of walker " + std::to_string(i);
         return;
       }
     }
-    logged_weights = false;
-    if (!p.class_weights || (info.iteration % c.log_every != 0 && info.iteration != total - 1)) return;
-    const std::vector<double> wn =
-        c.algo == Algorithm::Jarzynski ? w.weights() : std::vector<double>(static_cast<size_t>(w.size()), 1.0 / static_cast<double>(w.size()));
-    class_w = p.class_weights(w.x, wn);
-    logged_weights = true;
+    const bool last = info.iteration == total - 1;
+    const bool want_w = p.class_weights && (info.iteration % c.log_every == 0 || last);
+    const bool want_m = has_metrics && (last || (p.metrics_every > 0 && info.iteration % p.metrics_every == 0));
+    if (!want_w && !want_m) return;
+    // Host weights for the metric callbacks (N doubles, only on the updates that evaluate a metric).
+    const std::vector<double> wn = c.algo == Algorithm::Jarzynski
+                                       ? normalized_weights(w.log_w.host_vector<double>())
+                                       : std::vector<double>(static_cast<size_t>(w.size()), 1.0 / static_cast<double>(w.size()));
+    if (want_w) {
+      class_w = p.class_weights(w.x, wn);
+      logged_weights = true;
+    }
+    if (want_m) {
+      metric_v = p.metrics(w.x, wn);
+      JEBM_CHECK(metric_v.size() == p.metric_names.size(), c.command << ": the metrics gave " << metric_v.size()
+                                                                     << " values for " << p.metric_names.size() << " names");
+      logged_metrics = true;
+    }
   };
   if (c.box_revert) tr.after_move = [](WalkerPopulation& w, const std::vector<int64_t>& idx) { box_revert(w, idx); };
 
@@ -624,12 +720,15 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
     std::cerr << label << ": the run already has " << tr.iteration() << " updates (" << c.epochs
               << " epochs); raise --epochs to continue it\n";
   {
-    const WeightStats ws = pop.stats();  // reported if no update runs below
+    const WeightStats ws = population_weight_stats(pop);  // reported if no update runs below
     res.ess = ws.ess;
     res.log_z = c.algo == Algorithm::Jarzynski ? pop.log_z_offset + ws.log_mean : kNaN;
   }
   Progress prog(label, total - tr.iteration(), c.progress);
   const int64_t first = tr.iteration();
+  res.updates_per_epoch = per_epoch;
+  auto t_epoch = std::chrono::steady_clock::now();
+  bool whole_epoch = first % per_epoch == 0;  // the epoch being timed started in this run
   TrainerStepInfo info;
   while (tr.iteration() < total) {
     if (g_sigint) return stop_interrupted("update " + std::to_string(tr.iteration()));
@@ -638,14 +737,16 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
     adam.set_lr(schedule.lr_at(epoch));
     diverged.clear();
     grad_norm = kNaN;
+    const auto t_update = std::chrono::steady_clock::now();
     info = tr.step();
     // The divergence guard: energies, the parameter gradient, log-weights, walker positions.
     if (diverged.empty() && !(std::isfinite(info.data_energy) && std::isfinite(info.loss)))
       diverged = "non-finite energy (mean data energy " + fmt_double(info.data_energy) + ", surrogate loss " +
                  fmt_double(info.loss) + ")";
+    double bad = 0.0;
     if (diverged.empty())
-      if (const int64_t i = first_non_finite(pop.log_w); i >= 0)
-        diverged = "non-finite log-weight " + fmt_double(pop.log_w.data<double>()[i]) + " of walker " + std::to_string(i);
+      if (const int64_t i = first_non_finite(pop.log_w, &bad); i >= 0)
+        diverged = "non-finite log-weight " + fmt_double(bad) + " of walker " + std::to_string(i);
     if (diverged.empty())
       if (const int64_t i = first_non_finite(pop.x); i >= 0)
         diverged = "non-finite walker position (walker " + std::to_string(i / pop.walker_numel()) + ")";
@@ -653,11 +754,17 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
       prog.finish();
       return stop_diverged("diverged at update " + std::to_string(it) + " (epoch " + std::to_string(epoch) + "): " + diverged);
     }
+    // Update time: the step and its guard (each ends with scalars on the host, so device work is included).
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_update).count();
+    if (res.updates_run == 0) res.first_update_s = dt;
+    ++res.updates_run;
+    res.train_s += dt;
     const bool jz = c.algo == Algorithm::Jarzynski;
     res.log_z = jz ? info.log_z : kNaN;
     res.ess = info.ess;
     res.data_energy = info.data_energy;
-    if (it % c.log_every == 0 || it == total - 1) {
+    if (logged_metrics) res.metrics = metric_v;
+    if (it % c.log_every == 0 || it == total - 1 || logged_metrics) {
       std::vector<double> row = {static_cast<double>(it),
                                  static_cast<double>(epoch),
                                  adam.lr(),
@@ -671,6 +778,11 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
                                  static_cast<double>(pop.resamplings),
                                  grad_norm,
                                  elapsed()};
+      if (log_batch_ess) row.push_back(info.batch_ess);
+      if (has_metrics) {
+        if (logged_metrics) row.insert(row.end(), metric_v.begin(), metric_v.end());
+        else row.insert(row.end(), p.metric_names.size(), kNaN);
+      }
       if (!p.class_names.empty()) {
         if (logged_weights && class_w.size() == p.class_names.size()) {
           row.insert(row.end(), class_w.begin(), class_w.end());
@@ -683,7 +795,9 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
     }
     std::ostringstream extra;
     extra << "ep " << epoch << " ESS " << std::fixed << std::setprecision(0) << info.ess;
+    if (log_batch_ess) extra << " bESS " << std::setprecision(0) << info.batch_ess;
     if (jz) extra << " logZ " << std::setprecision(3) << info.log_z;
+    if (!res.metrics.empty()) extra << " " << p.metric_names[0] << " " << std::setprecision(2) << res.metrics[0];
     if (!res.class_weights.empty()) {
       extra << " w";
       for (double v : res.class_weights) extra << " " << std::setprecision(3) << v;
@@ -695,6 +809,10 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p) 
       if (c.grid_every > 0 && ep % c.grid_every == 0)
         write_grid(out / ("samples_epoch" + std::to_string(ep) + ".png"), pop.x, c.grid_count);
       if (ep % c.checkpoint_every == 0 && done < total) checkpoint("end of epoch " + std::to_string(ep));
+      const auto now = std::chrono::steady_clock::now();
+      if (whole_epoch) res.last_epoch_s = std::chrono::duration<double>(now - t_epoch).count();
+      t_epoch = now;
+      whole_epoch = true;
     }
     if (c.interrupt_at >= 0 && it == c.interrupt_at) std::raise(SIGINT);
   }
@@ -731,7 +849,15 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
     }
     os << "\n";
   }
+  if (!r.metrics.empty()) {
+    os << "  metrics of the " << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted")
+       << " walkers at the last update:";
+    for (size_t k = 0; k < r.metrics.size() && k < p.metric_names.size(); ++k)
+      os << " " << p.metric_names[k] << "=" << std::setprecision(5) << r.metrics[k];
+    os << "\n";
+  }
   os << "  run directory: " << c.out << " (metrics.csv, samples_final.png, checkpoint.safetensors)\n";
+  os << image_ebm_timing(c, r);
   std::cout << os.str();
   return 0;
 }

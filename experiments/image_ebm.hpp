@@ -34,6 +34,7 @@ struct ImageEbmConfig {
   int64_t moving_batch = 256;    // walkers per subset (0: all walkers)
   int64_t moves_per_update = 30; // ULA moves of each subset
   int64_t gradient_batch = 256;  // walkers in the loss (0: all), weights renormalised within them
+  bool gradient_walkers_moved = false;  // the loss uses the walkers just moved instead (CIFAR-10, DESIGN 3.3)
   double alpha = 0.01;           // squared-energy regulariser of the surrogate loss
   // optimizer
   double lr = 1e-4, beta1 = 0.0, beta2 = 0.999;
@@ -47,6 +48,7 @@ struct ImageEbmConfig {
   double resample_cv = 1.5;          // resample when std(w / mean w) over all walkers exceeds this (0: off)
   double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
   int64_t resample_after_epoch = 150;  // only when epoch > this (0-based epochs)
+  double resample_batch_ess = 0.0;     // > 0: resample when the gradient walkers' ESS (a count) is below this
   // data
   int64_t data_batch = 128;      // images per update; an epoch is floor(M / data_batch) updates (drop_last)
   double data_noise = 0.0;       // std of Gaussian noise added to every data batch
@@ -64,6 +66,7 @@ struct ImageEbmConfig {
   std::string out;               // run directory
   bool force = false;
   bool resume = false;           // continue the run in `out` from its checkpoint
+  Device device = Device::cpu(); // --device: the energy, the walkers and the data batches (checkpoints: either)
 };
 
 // Registers the shared options on `desc` with c's current values as defaults; they write into c. Strings that
@@ -71,6 +74,8 @@ struct ImageEbmConfig {
 struct ImageEbmOptionStrings {
   std::string algo = "jarzynski";
   std::string resample = "multinomial";
+  std::string gradient_walkers = "random";  // random | moved (ImageEbmConfig::gradient_walkers_moved)
+  std::string device = "cpu";               // cpu | cuda | cuda:N (ImageEbmConfig::device)
   std::string resume;
 };
 void register_image_ebm_options(boost::program_options::options_description& desc, ImageEbmConfig& c,
@@ -94,6 +99,13 @@ struct ImageEbmProblem {
   std::vector<std::string> class_names;
   std::function<std::vector<double>(const Tensor& x, const std::vector<double>& w)> class_weights;
   std::vector<double> class_targets;  // optional: the truth, printed next to the final weights
+  // Optional further metrics of the walkers (CIFAR-10: the Frechet distance of classifier features and the
+  // predicted-class histogram), same arguments as class_weights, evaluated at the weights of theta_k every
+  // `metrics_every` updates (0: never before the last) and at the last update; one CSV column per name, NaN in
+  // the rows where they were not evaluated (a row is always written when they were).
+  std::vector<std::string> metric_names;
+  std::function<std::vector<double>(const Tensor& x, const std::vector<double>& w)> metrics;
+  int64_t metrics_every = 0;
 };
 
 struct ImageEbmResult {
@@ -104,6 +116,11 @@ struct ImageEbmResult {
   std::string message;            // why it stopped, when it did not finish
   double log_z = 0.0, ess = 0.0, data_energy = 0.0;  // of the last update
   std::vector<double> class_weights;  // of the last logged update (empty without the metric)
+  std::vector<double> metrics;        // ImageEbmProblem::metrics at their last evaluation (empty: none)
+  // Wall times of this run (not of the runs it resumed): burn-in steps, and updates (the step and its guard,
+  // without CSV/grid/checkpoint writes); last_epoch_s: the last epoch run whole here, everything included.
+  int64_t burn_in_steps_run = 0, updates_run = 0, updates_per_epoch = 0;
+  double burn_in_s = 0.0, train_s = 0.0, first_update_s = 0.0, last_epoch_s = 0.0;
   int exit_code() const { return diverged ? 3 : (interrupted ? 130 : 0); }
 };
 
@@ -115,6 +132,10 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p);
 // Runs prepare_run_dir, writes options.txt, then run_image_ebm; prints the summary. The experiments' common tail.
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                           const std::vector<std::pair<std::string, std::string>>& saved_options);
+
+// The summary's timing line: ms per burn-in step and per update (steady state, the first update apart), s per
+// epoch, and the hours --epochs would take at that rate (for extrapolating a full run from a short one).
+std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r);
 
 // The checkpoint file of a run directory, and a reader for tests and tools: the tensors and metadata.
 std::string image_ebm_checkpoint_path(const std::string& out);

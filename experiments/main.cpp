@@ -15,6 +15,8 @@ int run_gmm(const std::vector<std::string>& args);
 int run_mnist(const std::vector<std::string>& args);
 int run_mnist_classifier(const std::vector<std::string>& args);
 int run_cifar10_classifier(const std::vector<std::string>& args);
+int run_cifar10(const std::vector<std::string>& args);
+int run_sample(const std::vector<std::string>& args);
 }  // namespace jebm
 
 namespace {
@@ -26,6 +28,8 @@ const std::vector<jebm::Command>& commands() {
       {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist},
       {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
       {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
+      {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD), DESIGN 3.3", jebm::run_cifar10},
+      {"sample", "draw fresh samples (PNG grid) from a mnist/cifar10 run checkpoint by ULA", jebm::run_sample},
   };
   return table;
 }

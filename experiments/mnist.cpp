@@ -124,6 +124,7 @@ int run_mnist(const std::vector<std::string>& args) {
   }
   if (!classifier_path.empty()) {
     auto clf = std::make_shared<Classifier>(load_classifier(classifier_path, ClassifierKind::Mnist, digits));
+    clf->module().to(c.device);  // --device cuda: the per-digit weights are measured on the device too
     p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
       return class_histogram(predict(*clf, x), w, clf->num_classes());
     };

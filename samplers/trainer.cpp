@@ -1,14 +1,20 @@
-// The generic training loop of DESIGN 1.3 through autograd (see samplers/trainer.hpp for the step's parts).
-// Tested by tests/test_samplers.cpp and tests/test_gmm.cpp.
+// The generic training loop of DESIGN 1.3 through autograd (see samplers/trainer.hpp for the step's parts), on
+// the device of the walkers and the energy. Per-walker work goes through runtime ops (gather_rows,
+// index_copy_rows_: exact row copies on every device) and the samplers' device twins, so on CUDA no walker data
+// comes to the host; only the random subsets' indices go up. Tested by tests/test_samplers.cpp,
+// tests/test_gmm.cpp and tests/test_cuda_trainer.cpp (CUDA vs CPU).
 #include "samplers/trainer.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
+#include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "samplers/sampler_cuda.hpp"
 
 namespace jebm {
 
@@ -31,19 +37,67 @@ std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t
   return perm;
 }
 
-// Writes the float64 values of src (any float dtype, n entries) to dst + offset.
-void put_f64(Tensor& dst, int64_t offset, const Tensor& src) {
-  const std::vector<double> v = src.to_vector();
-  std::copy(v.begin(), v.end(), dst.data<double>() + offset);
+// Host indices as an Int64 tensor on `device`: subsets are chosen on the host (indices only) and uploaded.
+Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
+  return Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, device);
 }
 
-void put_rows(Tensor& dst, int64_t row0, const Tensor& src) {
-  const Tensor s = src.dtype() == dst.dtype() ? src : src.to(dst.dtype());
-  const size_t row = dst.nbytes() / static_cast<size_t>(dst.size(0));
-  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(row0) * row, s.raw_data(), s.nbytes());
+// A copy of t on `device` that never shares t's storage.
+Tensor copy_to(const Tensor& t, Device device) { return t.device() == device ? t.clone() : t.to(device); }
+
+// A_i += u_old_j - u_new_j for the walkers i = idx[j] (host) = idx_t[j] (on the walkers' device), none pending.
+// CPU: jarzynski_parameter_change (which also checks that none is pending); CUDA: the same a + (u_old - u_new)
+// through gather, add and scatter on the device (the pending check would cost a synchronisation; the Trainer
+// only calls this on walkers whose moves it completed).
+void parameter_change(WalkerPopulation& pop, const Tensor& u_old, const Tensor& u_new, const std::vector<int64_t>& idx,
+                      const Tensor& idx_t) {
+  if (pop.log_w.device().is_cpu()) {
+    jarzynski_parameter_change(pop, u_old, u_new, idx);
+    return;
+  }
+  index_copy_rows_(pop.log_w, idx_t, add(gather_rows(pop.log_w, idx_t), sub(u_old, u_new)));
+}
+
+// Normalised weights of the log-weights lw [b] (float64, any device) as float64 on lw's device, and their ESS
+// 1 / sum w^2. CUDA: normalized_weights_cuda, and one scalar comes back.
+Tensor normalized_weights_on_device(const Tensor& lw, double* ess) {
+#ifdef JEBM_WITH_CUDA
+  if (lw.device().is_cuda()) {
+    Tensor w = normalized_weights_cuda(lw);
+    *ess = 1.0 / sum_all(square(w)).item();
+    return w;
+  }
+#endif
+  const std::vector<double> w = normalized_weights(lw.host_vector<double>());
+  double sum_w2 = 0.0;
+  for (double v : w) sum_w2 += v * v;
+  *ess = 1.0 / sum_w2;
+  return Tensor::from_vector(w, {lw.numel()}, DType::Float64, lw.device());
+}
+
+// Resamples a population with nothing pending (resample_population, or its device twin) and returns the
+// ancestors as an Int64 tensor on the walkers' device, to gather the per-walker caches with.
+Tensor resample_walkers(WalkerPopulation& pop, ResampleScheme scheme) {
+#ifdef JEBM_WITH_CUDA
+  if (pop.x.device().is_cuda()) {
+    const Tensor anc = draw_population_ancestors_cuda(pop, scheme);
+    resample_population_cuda(pop, anc);
+    return anc;
+  }
+#endif
+  const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
+  resample_population(pop, anc);
+  return index_tensor(anc, Device::cpu());
 }
 
 }  // namespace
+
+WeightStats population_weight_stats(const WalkerPopulation& pop) {
+#ifdef JEBM_WITH_CUDA
+  if (pop.log_w.device().is_cuda()) return weight_stats_cuda(pop.log_w);
+#endif
+  return pop.stats();
+}
 
 Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions options)
     : energy_(energy), pop_(walkers), opt_(options) {
@@ -53,33 +107,38 @@ Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions optio
              "Trainer: negative batch sizes " << opt_.moving_batch << ", " << opt_.gradient_batch);
   JEBM_CHECK(opt_.cd_k >= 1, "Trainer: cd_k = " << opt_.cd_k);
   JEBM_CHECK(opt_.moving_subsets >= 1, "Trainer: moving_subsets = " << opt_.moving_subsets);
+  if (pop_.x.defined())
+    for (const ag::Var& p : energy_.parameters())
+      JEBM_CHECK(p.device() == pop_.x.device(), "Trainer: the energy's parameters are on "
+                                                    << p.device().str() << ", the walkers on " << pop_.x.device().str()
+                                                    << " (move them with Module::to and walkers_to)");
 }
 
 void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
   const int64_t n = x.size(0);
-  u = Tensor::empty({n}, DType::Float64);
-  g = Tensor::empty(x.shape(), x.dtype());
+  u = Tensor::empty({n}, DType::Float64, x.device());
+  g = Tensor::empty(x.shape(), x.dtype(), x.device());
   const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);
-    ag::Var xv(copy_tensor(x.rows(b, e)), true);
+    ag::Var xv(x.rows(b, e).clone(), true);
     ag::Var uv = energy_(xv);
     JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
                "Trainer: the energy must map [N, ...] to [N], got " << shape_str(uv.shape()));
-    put_f64(u, b, uv.value());
+    u.rows(b, e).copy_(uv.value());  // to float64 on the same device (exact)
     const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
-    put_rows(g, b, gr[0]);
+    g.rows(b, e).copy_(gr[0]);
   }
 }
 
 Tensor Trainer::energy_only(const Tensor& x) const {
   ag::NoGradGuard no_grad;
   const int64_t n = x.size(0);
-  Tensor u = Tensor::empty({n}, DType::Float64);
+  Tensor u = Tensor::empty({n}, DType::Float64, x.device());
   const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);
-    put_f64(u, b, energy_(ag::Var(x.rows(b, e))).value());
+    u.rows(b, e).copy_(energy_(ag::Var(x.rows(b, e))).value());
   }
   return u;
 }
@@ -102,12 +161,13 @@ void Trainer::bring_up_to_date() {
     return;
   }
   g_all_valid_ = false;
+  const Device dev = pop_.x.device();
   if (!last_moved_.empty()) {
+    const Tensor idx = index_tensor(last_moved_, dev);
     Tensor u, g;
-    energy_and_grad(gather_rows_copy(pop_.x, last_moved_), u, g);
+    energy_and_grad(gather_rows(pop_.x, idx), u, g);
     if (weighted) ula_jarzynski_step(pop_, u, g, opt_.ula, MoveKind::CompleteOnly, last_moved_);
-    for (size_t j = 0; j < last_moved_.size(); ++j)
-      u_cache_.data<double>()[last_moved_[j]] = u.data<double>()[j];
+    index_copy_rows_(u_cache_, idx, u);
   }
   if (params_changed_) {
     std::vector<char> moved(static_cast<size_t>(n), 0);
@@ -116,33 +176,43 @@ void Trainer::bring_up_to_date() {
     for (int64_t i = 0; i < n; ++i)
       if (!moved[static_cast<size_t>(i)]) rest.push_back(i);
     if (!rest.empty()) {
-      const Tensor u_new = energy_only(gather_rows_copy(pop_.x, rest));
-      const Tensor u_old = gather_rows_copy(u_cache_, rest);
-      if (weighted) jarzynski_parameter_change(pop_, u_old, u_new, rest);
-      for (size_t j = 0; j < rest.size(); ++j) u_cache_.data<double>()[rest[j]] = u_new.data<double>()[j];
+      const Tensor idx = index_tensor(rest, dev);
+      const Tensor u_new = energy_only(gather_rows(pop_.x, idx));
+      if (weighted) parameter_change(pop_, gather_rows(u_cache_, idx), u_new, rest, idx);
+      index_copy_rows_(u_cache_, idx, u_new);
     }
   }
   params_changed_ = false;
   last_moved_.clear();
 }
 
-void Trainer::surrogate_backward(const Tensor& data, TrainerStepInfo& info) {
+void Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info) {
   const int64_t n = pop_.size();
   std::vector<int64_t> s;
-  const bool all = opt_.gradient_batch == 0 || opt_.gradient_batch >= n;
-  if (!all) s = random_subset(n, opt_.gradient_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
+  const bool use_moved = opt_.gradient_walkers_moved && !moved.empty() && static_cast<int64_t>(moved.size()) < n;
+  const bool all = !use_moved && (opt_.gradient_batch == 0 || opt_.gradient_batch >= n);
+  if (use_moved) s = moved;
+  else if (!all) s = random_subset(n, opt_.gradient_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
   const int64_t b = all ? n : static_cast<int64_t>(s.size());
-  std::vector<double> w(static_cast<size_t>(b), 1.0 / static_cast<double>(b));
+  const Device dev = pop_.x.device();
+  JEBM_CHECK(data.device() == dev, "Trainer: the data batch is on " << data.device().str() << ", the walkers on "
+                                                                    << dev.str());
+  const Tensor idx = all ? Tensor() : index_tensor(s, dev);
+  Tensor w;  // [b] float64 on dev: the gradient walkers' renormalised weights
   if (opt_.ula.weighted) {
-    std::vector<double> lw(static_cast<size_t>(b));
-    for (int64_t j = 0; j < b; ++j) lw[static_cast<size_t>(j)] = pop_.log_w.data<double>()[all ? j : s[static_cast<size_t>(j)]];
-    w = normalized_weights(lw);
+    w = normalized_weights_on_device(all ? pop_.log_w : gather_rows(pop_.log_w, idx), &info.batch_ess);
+  } else {
+    const std::vector<double> wu(static_cast<size_t>(b), 1.0 / static_cast<double>(b));
+    double sum_w2 = 0.0;
+    for (double v : wu) sum_w2 += v * v;
+    info.batch_ess = 1.0 / sum_w2;
+    w = Tensor::from_vector(wu, {b}, DType::Float64, dev);
   }
-  const Tensor xs = all ? pop_.x : gather_rows_copy(pop_.x, s);
+  const Tensor xs = all ? pop_.x : gather_rows(pop_.x, idx);
   energy_.zero_grad();
   const ag::Var ud = energy_(ag::Var(data));
   const ag::Var uw = energy_(ag::Var(xs));
-  const ag::Var wv(Tensor::from_vector(w, {b}, uw.dtype()));
+  const ag::Var wv(w.to(uw.dtype()));
   ag::Var loss = ag::sub(ag::mean_all(ud), ag::sum_all(ag::mul(wv, uw)));
   if (opt_.alpha != 0.0)
     loss = ag::add(loss, ag::mul_scalar(ag::add(ag::mean_all(ag::square(ud)), ag::sum_all(ag::mul(wv, ag::square(uw)))),
@@ -157,17 +227,21 @@ void Trainer::make_moves() {
   const bool all = opt_.moving_batch == 0 || opt_.moving_batch >= n;
   const int64_t subsets = all ? 1 : opt_.moving_subsets;
   std::vector<int64_t> m;
+  Tensor idx;  // m on the walkers' device
   std::vector<char> moved;  // union of the subsets (several subsets only)
   if (subsets > 1) moved.assign(static_cast<size_t>(n), 0);
   for (int64_t s = 0; s < subsets; ++s) {
-    if (!all) m = random_subset(n, opt_.moving_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
+    if (!all) {
+      m = random_subset(n, opt_.moving_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
+      idx = index_tensor(m, pop_.x.device());
+    }
     for (int64_t k = 0; k < opt_.moves_per_update; ++k) {
       Tensor u, g;
       if (k == 0 && all && g_all_valid_) {
         u = u_cache_;
         g = g_all_;
       } else {
-        energy_and_grad(all ? pop_.x : gather_rows_copy(pop_.x, m), u, g);
+        energy_and_grad(all ? pop_.x : gather_rows(pop_.x, idx), u, g);
       }
       // Nothing is pending before the very first move (part 1 completed everything); later moves complete the
       // previous one at the same theta (walkers of an earlier subset included).
@@ -193,7 +267,7 @@ Trainer::State Trainer::state() const {
   s.initialised = initialised_;
   s.params_changed = params_changed_;
   s.all_moved = all_moved_;
-  if (u_cache_.defined()) s.u_cache = copy_tensor(u_cache_);
+  if (u_cache_.defined()) s.u_cache = copy_to(u_cache_, Device::cpu());
   s.last_moved = last_moved_;
   s.subset_counter = subset_counter_;
   return s;
@@ -209,7 +283,7 @@ void Trainer::restore(const State& s) {
   initialised_ = s.initialised;
   params_changed_ = s.params_changed;
   all_moved_ = s.all_moved;
-  u_cache_ = s.u_cache.defined() ? copy_tensor(s.u_cache) : Tensor();
+  u_cache_ = s.u_cache.defined() ? copy_to(s.u_cache, pop_.x.device()) : Tensor();
   last_moved_ = s.last_moved;
   subset_counter_ = s.subset_counter;
   g_all_valid_ = false;  // a step() always ends with g_all_ invalid
@@ -227,18 +301,25 @@ TrainerStepInfo Trainer::step() {
     last_moved_.clear();
     info.restarted = true;
   }
+  // The walkers whose moves bring_up_to_date() completes (it clears the list): the gradient walkers of
+  // gradient_walkers_moved.
+  const std::vector<int64_t> moved = opt_.gradient_walkers_moved && initialised_ && !all_moved_ ? last_moved_
+                                                                                                : std::vector<int64_t>{};
   bring_up_to_date();
-  const WeightStats st = pop_.stats();
+  const WeightStats st = population_weight_stats(pop_);
   info.ess = st.ess;
   info.cv2 = st.cv2;
   info.log_z = pop_.log_z_offset + st.log_mean;
   if (weights_ready) weights_ready(pop_, info);
-  surrogate_backward(data_batch(iteration_), info);
-  if (opt_.ula.weighted && opt_.resample && should_resample(st, pop_.size(), opt_.resample_rule)) {
-    const std::vector<int64_t> anc = draw_population_ancestors(pop_, opt_.resample_rule.scheme);
-    resample_population(pop_, anc);
-    u_cache_ = gather_rows_copy(u_cache_, anc);
-    if (g_all_valid_) g_all_ = gather_rows_copy(g_all_, anc);
+  surrogate_backward(data_batch(iteration_), moved, info);
+  // Non-finite weights (a diverged run) are left for the caller's guard: drawing ancestors from them throws.
+  const bool fire = std::isfinite(st.log_sum) &&
+                    (opt_.resample_batch_ess > 0 ? info.batch_ess < opt_.resample_batch_ess
+                                                 : should_resample(st, pop_.size(), opt_.resample_rule));
+  if (opt_.ula.weighted && opt_.resample && fire) {
+    const Tensor anc = resample_walkers(pop_, opt_.resample_rule.scheme);
+    u_cache_ = gather_rows(u_cache_, anc);
+    if (g_all_valid_) g_all_ = gather_rows(g_all_, anc);
     info.resampled = true;
   }
   make_moves();

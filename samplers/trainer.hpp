@@ -19,6 +19,12 @@
 //  5. optimizer_step() (the caller's: plain GD, Adam + clipping, ...).
 // PCD: the same loop with equal weights, no completion and no resampling. CD-k: also restarts the walkers
 // (restart_walkers callback) before every k-th update.
+//
+// Devices: the energy's parameters, the population and the data batches must share one device. On CUDA every
+// per-walker operation (subset gather/scatter, completion, parameter-change increment, weights, ESS, surrogate
+// loss weights, resampling, the cached energies) stays on the device; the random subsets are drawn on the host
+// (indices only) and uploaded, and only scalars come back (ESS, log Z, loss, batch ESS). The CPU path is the
+// reference (tests/test_cuda_trainer.cpp compares the two).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -42,9 +48,16 @@ struct TrainerOptions {
   // its move completed by the next one's first move (same theta). Needs moving_batch > 0 when above 1.
   int64_t moving_subsets = 1;
   int64_t gradient_batch = 0;    // 0: all walkers enter the loss; else a random subset (weights renormalised)
+  // The official CIFAR-10 code: the loss uses the walkers whose moves part 1 just completed (the last step's
+  // moving walkers), weights renormalised within them, instead of a fresh random subset. Falls back to
+  // gradient_batch when nothing was pending (the first step) or when every walker moved.
+  bool gradient_walkers_moved = false;
   double alpha = 0.0;            // weight of the squared-energy regulariser of the surrogate loss
   bool resample = true;          // Jarzynski only
   ResampleRule resample_rule;
+  // > 0: resample when the ESS of the gradient walkers' renormalised weights (TrainerStepInfo::batch_ess, a
+  // count) is below this, instead of resample_rule's trigger on all walkers (the official CIFAR-10 code: 64).
+  double resample_batch_ess = 0.0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
 };
@@ -52,12 +65,17 @@ struct TrainerOptions {
 struct TrainerStepInfo {
   int64_t iteration = 0;
   double ess = 0.0, cv2 = 0.0;   // of all walkers' weights at the gradient estimate
+  double batch_ess = 0.0;        // of the gradient walkers' renormalised weights (their count for PCD)
   double log_z = 0.0;            // Jarzynski estimate of log Z_theta (WalkerPopulation::log_z_estimate)
   double data_energy = 0.0;      // mean_b U(x_b) of the batch
   double loss = 0.0;             // the surrogate loss value
   bool resampled = false;
   bool restarted = false;        // CD restart before this update
 };
+
+// Weight statistics of a population on its own device (CPU: WalkerPopulation::stats; CUDA: weight_stats_cuda,
+// four scalars come back).
+WeightStats population_weight_stats(const WalkerPopulation& pop);
 
 class Trainer {
  public:
@@ -87,7 +105,7 @@ class Trainer {
   struct State {
     int64_t iteration = 0;
     bool initialised = false, params_changed = false, all_moved = false;
-    Tensor u_cache;                   // [N] float64 or undefined (before the first step)
+    Tensor u_cache;                   // [N] float64 on the host, undefined before the first step (restore() moves it)
     std::vector<int64_t> last_moved;  // walkers whose last move is pending (empty with all_moved: all)
     uint64_t subset_counter = 0;
   };
@@ -108,7 +126,8 @@ class Trainer {
   Tensor energy_only(const Tensor& x) const;  // forward only, [B] float64
 
  private:
-  void surrogate_backward(const Tensor& data, TrainerStepInfo& info);
+  // moved: the walkers whose moves part 1 just completed (for gradient_walkers_moved; empty: none/all).
+  void surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info);
   void make_moves();
 
   Module& energy_;

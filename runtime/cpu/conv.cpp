@@ -1,193 +1,315 @@
 // CPU conv2d (NCHW) by im2col/col2im + GEMM: forward, backward-data, backward-filter, backward-bias. The reference
 // for runtime/cuda/conv.cu (cuDNN). Tested by tests/test_ops.cpp against direct 7-loop references.
 //
-// The batch is processed in groups of G samples whose im2col columns sit side by side, so each group is one large
-// GEMM (BLAS threads it) while im2col/col2im run in parallel over (sample, channel). G depends only on the shapes,
-// and group results are combined in group order, so results do not depend on the thread count.
+// The batch is cut into groups of G samples whose patches sit one under another ([G*OH*OW, C*KH*KW], one sample's
+// block contiguous), sized so a group's patches stay in L2 while its GEMM reads them. Groups run in parallel, one per thread, each with its own
+// scratch buffers and one single-threaded BLAS call; a single group (one big image) instead threads its im2col and
+// its GEMM's fixed blocks. Filter gradients are summed per slot (groups s, s+S, s+2S, ...) and the S slot sums added
+// in slot order. G and S depend only on the shapes, so results do not depend on the thread count.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/cpu/gemm.hpp"
 #include "runtime/cpu/parallel.hpp"
 
 namespace jebm::cpu {
 namespace {
 
-constexpr int64_t kColBudget = int64_t{1} << 22;  // elements of one group's im2col buffer
+constexpr int64_t kGroupBudget = int64_t{1} << 16;       // im2col elements of one group (256 KiB of float32)
+constexpr int64_t kGroupMinCols = 256;                   // GEMM columns per group, at least: amortises packing w
+constexpr int64_t kFilterSlots = 8;                      // partial filter-gradient sums, at most
+constexpr int64_t kFilterSlotBudget = int64_t{1} << 21;  // elements of all partial filter gradients together
 
 struct ConvGeom {
   int64_t n, c, h, w, f, kh, kw, oh, ow, stride, pad;
   int64_t ckk() const { return c * kh * kw; }
   int64_t p() const { return oh * ow; }
-  int64_t group() const { return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, ckk() * p()), 1, std::max<int64_t>(n, 1)); }
+  int64_t group() const {
+    const int64_t by_budget = kGroupBudget / std::max<int64_t>(1, ckk() * p());
+    const int64_t by_cols = (kGroupMinCols + p() - 1) / std::max<int64_t>(1, p());
+    return std::clamp<int64_t>(std::max(by_budget, by_cols), 1, std::max<int64_t>(n, 1));
+  }
+  int64_t groups() const { return (n + group() - 1) / group(); }
+  int64_t work() const { return n * ckk() * p(); }  // im2col elements of the whole batch
 };
 
 ConvGeom geometry(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
   return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p.stride, p.padding};
 }
 
-// Runs f(g, c) for every sample g < gn and channel c, in parallel when the group is big.
+// Per-thread scratch that persists across calls (a Langevin run calls the same shapes thousands of times), so the
+// group loops neither allocate nor touch fresh pages. Slot 0: patches [G*P, CKK]; slot 1: grad_y or output in
+// [F, G*P]; slot 2: one zero-padded sample.
+template <typename T>
+T* scratch(int slot, int64_t count) {
+  struct Buffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~Buffer() { std::free(p); }
+  };
+  thread_local Buffer buffers[3];
+  Buffer& b = buffers[slot];
+  const size_t want = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
+  if (b.bytes < want) {
+    std::free(b.p);
+    b.p = std::aligned_alloc(64, want);
+    b.bytes = b.p ? want : 0;
+    if (!b.p) throw std::bad_alloc();
+  }
+  return static_cast<T*>(b.p);
+}
+
+// Whether groups run one per thread (else one after another, each threading its own im2col and GEMM). A function
+// of the shapes only: it picks between GEMM decompositions, so it must not depend on the thread count.
+bool groups_in_parallel(const ConvGeom& q) { return q.groups() > 1 && q.work() >= kParallelMin; }
+
+// Runs f(gi) for every group, in parallel when groups_in_parallel.
 template <typename F>
-void for_sample_channel(const ConvGeom& q, int64_t gn, F f) {
-  const int64_t tasks = gn * q.c;
-  if (tasks > 1 && gn * q.ckk() * q.p() >= kParallelMin) {
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) f(t / q.c, t % q.c);
+void for_groups(const ConvGeom& q, F f) {
+  const int64_t groups = q.groups();
+  if (groups_in_parallel(q)) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t gi = 0; gi < groups; ++gi) f(gi);
   } else {
-    for (int64_t t = 0; t < tasks; ++t) f(t / q.c, t % q.c);
+    for (int64_t gi = 0; gi < groups; ++gi) f(gi);
   }
 }
 
-// The output columns [lo, hi) whose input column ix = ox*stride - pad + j lies inside [0, W): the loops below run
-// branch-free between them and write zeros (im2col) or skip (col2im) outside.
-inline void valid_columns(const ConvGeom& q, int64_t j, int64_t& lo, int64_t& hi) {
-  const int64_t a = q.pad - j;                      // ox*stride >= a
-  const int64_t b = q.w - 1 + q.pad - j;            // ox*stride <= b
-  lo = a <= 0 ? 0 : (a + q.stride - 1) / q.stride;
-  hi = b < 0 ? 0 : std::min(q.ow, b / q.stride + 1);
-  lo = std::min(lo, hi);
+// One group's product: a single BLAS call when groups run one per thread, else fixed threaded blocks.
+template <typename T>
+void group_gemm(bool per_thread, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+                const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (per_thread) gemm_serial(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
+  else gemm_blocked(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
 }
 
-// x_n: [C, H, W] -> rows c*KH*KW .. of col [CKK, ld], columns col0 .. col0 + OH*OW. Zero where the window hits padding.
-template <typename T>
-void im2col_channel(const ConvGeom& q, const T* xn, int64_t c, T* col, int64_t ld, int64_t col0) {
-  const T* xc = xn + c * q.h * q.w;
-  for (int64_t i = 0; i < q.kh; ++i)
-    for (int64_t j = 0; j < q.kw; ++j) {
-      int64_t lo, hi;
-      valid_columns(q, j, lo, hi);
-      T* row = col + ((c * q.kh + i) * q.kw + j) * ld + col0;
-      for (int64_t oy = 0; oy < q.oh; ++oy) {
-        const int64_t iy = oy * q.stride - q.pad + i;
-        T* out = row + oy * q.ow;
-        if (iy < 0 || iy >= q.h) {
-          std::fill(out, out + q.ow, T(0));
-          continue;
-        }
-        const T* xr = xc + iy * q.w + j - q.pad;  // xr[ox * stride] is x[iy, ox*stride - pad + j]
-        for (int64_t ox = 0; ox < lo; ++ox) out[ox] = T(0);
-        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = xr[ox * q.stride];
-        for (int64_t ox = hi; ox < q.ow; ++ox) out[ox] = T(0);
-      }
-    }
-}
+// --- patches ------------------------------------------------------------------------------------------------
+// A sample's patches are gathered from a zero-padded copy xpad [C, H+2p, W+2p] through a table of offsets,
+// patch[(oy, ox), (c, i, j)] = xpad[c, oy*s + i, ox*s + j], so im2col is one flat gather of P*CKK elements and col2im
+// one flat scatter-add (row loops over OW = 16, 8, 4, 2 outputs spent their time on loop control). The table depends
+// only on the geometry and is built once per shape.
 
-// The adjoint of im2col_channel: accumulates the column entries back into gx_n[c] (zeroed by the caller).
-template <typename T>
-void col2im_channel(const ConvGeom& q, const T* col, int64_t ld, int64_t col0, int64_t c, T* gxn) {
-  T* gc = gxn + c * q.h * q.w;
-  for (int64_t i = 0; i < q.kh; ++i)
-    for (int64_t j = 0; j < q.kw; ++j) {
-      int64_t lo, hi;
-      valid_columns(q, j, lo, hi);
-      const T* row = col + ((c * q.kh + i) * q.kw + j) * ld + col0;
-      for (int64_t oy = 0; oy < q.oh; ++oy) {
-        const int64_t iy = oy * q.stride - q.pad + i;
-        if (iy < 0 || iy >= q.h) continue;
-        const T* in = row + oy * q.ow;
-        T* gr = gc + iy * q.w + j - q.pad;
-        for (int64_t ox = lo; ox < hi; ++ox) gr[ox * q.stride] += in[ox];
-      }
-    }
-}
+struct PatchKey {
+  int64_t c, h, w, kh, kw, stride, pad;
+  bool operator==(const PatchKey& o) const {
+    return c == o.c && h == o.h && w == o.w && kh == o.kh && kw == o.kw && stride == o.stride && pad == o.pad;
+  }
+};
 
-// Builds the im2col buffer [CKK, gn*P] of samples n0 .. n0+gn.
-template <typename T>
-Tensor group_im2col(const ConvGeom& q, const Tensor& x, int64_t n0, int64_t gn) {
-  Tensor col = Tensor::empty({q.ckk(), gn * q.p()}, x.dtype());
-  const T* xp = x.data<T>();
-  T* cp = col.data<T>();
-  const int64_t ld = gn * q.p();
-  for_sample_channel(q, gn, [&](int64_t g, int64_t c) {
-    im2col_channel(q, xp + (n0 + g) * q.c * q.h * q.w, c, cp, ld, g * q.p());
-  });
-  return col;
-}
+using PatchTable = std::shared_ptr<const std::vector<int32_t>>;
 
-// grad_y samples n0 .. n0+gn, [gn, F, P] -> [F, gn*P] (the layout the group GEMMs produce and consume).
-template <typename T>
-Tensor group_grad_y(const ConvGeom& q, const Tensor& gy, int64_t n0, int64_t gn) {
-  Tensor t = Tensor::empty({q.f, gn * q.p()}, gy.dtype());
-  const T* src = gy.data<T>();
-  T* dst = t.data<T>();
-  const int64_t p = q.p();
-  for (int64_t g = 0; g < gn; ++g)
-    for (int64_t f = 0; f < q.f; ++f)
-      std::memcpy(dst + f * gn * p + g * p, src + ((n0 + g) * q.f + f) * p, static_cast<size_t>(p) * sizeof(T));
+// Offsets into xpad for patch[(oy, ox), (c, i, j)], [P * CKK]. Cached: shared, read-only, the oldest of
+// kPatchCacheSize shapes dropped first.
+PatchTable patch_table(const ConvGeom& q) {
+  constexpr size_t kPatchCacheSize = 32;
+  static std::mutex mutex;
+  static std::vector<std::pair<PatchKey, PatchTable>> cache;
+  const PatchKey key{q.c, q.h, q.w, q.kh, q.kw, q.stride, q.pad};
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& e : cache)
+    if (e.first == key) return e.second;
+  const int64_t hp = q.h + 2 * q.pad, wp = q.w + 2 * q.pad;
+  JEBM_CHECK(q.c * hp * wp < (int64_t{1} << 31), "conv2d: one padded sample [" << q.c << ", " << hp << ", " << wp
+                                                     << "] exceeds the 32-bit patch offsets");
+  auto t = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(q.p() * q.ckk()));
+  int32_t* o = t->data();
+  for (int64_t oy = 0; oy < q.oh; ++oy)
+    for (int64_t ox = 0; ox < q.ow; ++ox)
+      for (int64_t c = 0; c < q.c; ++c)
+        for (int64_t i = 0; i < q.kh; ++i)
+          for (int64_t j = 0; j < q.kw; ++j) *o++ = static_cast<int32_t>((c * hp + oy * q.stride + i) * wp + ox * q.stride + j);
+  if (cache.size() == kPatchCacheSize) cache.erase(cache.begin());
+  cache.emplace_back(key, t);
   return t;
+}
+
+// dst[t] = src[idx[t]]: AVX2/AVX-512 gathers where the CPU has them.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gather(const float* src, const int32_t* idx,
+                                                                       float* dst, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) dst[t] = src[idx[t]];
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gather(const double* src, const int32_t* idx,
+                                                                       double* dst, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) dst[t] = src[idx[t]];
+}
+
+// x_n: [C, H, W] -> its patches [P, CKK] (row ld apart). With padding, x_n is first copied into a zero-bordered
+// per-thread buffer.
+template <typename T>
+void sample_im2col(const ConvGeom& q, const int32_t* table, const T* xn, T* patches) {
+  const T* src = xn;
+  if (q.pad > 0) {
+    const int64_t hp = q.h + 2 * q.pad, wp = q.w + 2 * q.pad;
+    T* xpad = scratch<T>(2, q.c * hp * wp);
+    std::fill(xpad, xpad + q.c * hp * wp, T(0));
+    for (int64_t c = 0; c < q.c; ++c)
+      for (int64_t y = 0; y < q.h; ++y) {
+        const T* r = xn + (c * q.h + y) * q.w;
+        std::copy(r, r + q.w, xpad + (c * hp + y + q.pad) * wp + q.pad);
+      }
+    src = xpad;
+  }
+  gather(src, table, patches, q.p() * q.ckk());
+}
+
+// The adjoint of sample_im2col: gx_n = sum of the patch entries that read each pixel.
+template <typename T>
+void sample_col2im(const ConvGeom& q, const int32_t* table, const T* patches, T* gxn) {
+  const int64_t hp = q.h + 2 * q.pad, wp = q.w + 2 * q.pad, n = q.p() * q.ckk();
+  T* acc = q.pad > 0 ? scratch<T>(2, q.c * hp * wp) : gxn;
+  std::fill(acc, acc + q.c * hp * wp, T(0));
+  for (int64_t t = 0; t < n; ++t) acc[table[t]] += patches[t];
+  if (q.pad > 0)
+    for (int64_t c = 0; c < q.c; ++c)
+      for (int64_t y = 0; y < q.h; ++y) {
+        const T* r = acc + (c * hp + y + q.pad) * wp + q.pad;
+        std::copy(r, r + q.w, gxn + (c * q.h + y) * q.w);
+      }
+}
+
+// Runs f(g) for every sample g < gn of one group; threaded only when not already inside a parallel region (the
+// single-group case). Each f(g) writes only sample g's data, so the order does not matter.
+template <typename F>
+void for_samples(const ConvGeom& q, int64_t gn, F f) {
+  if (gn > 1 && !omp_in_parallel() && gn * q.ckk() * q.p() >= kParallelMin) {
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < gn; ++g) f(g);
+  } else {
+    for (int64_t g = 0; g < gn; ++g) f(g);
+  }
+}
+
+// The patches [gn*P, CKK] of samples n0 .. n0+gn of x: [N, C, H, W].
+template <typename T>
+void group_im2col(const ConvGeom& q, const int32_t* table, const T* x, int64_t n0, int64_t gn, T* col) {
+  for_samples(q, gn, [&](int64_t g) { sample_im2col(q, table, x + (n0 + g) * q.c * q.h * q.w, col + g * q.p() * q.ckk()); });
+}
+
+// grad_y samples n0 .. n0+gn, [gn, F, P] -> [F, gn*P] (the layout the group GEMMs produce and consume). One sample
+// needs no copy: its [F, P] block already is that layout.
+template <typename T>
+const T* group_grad_y(const ConvGeom& q, const T* gy, int64_t n0, int64_t gn) {
+  const int64_t p = q.p();
+  const T* src = gy + n0 * q.f * p;
+  if (gn == 1) return src;
+  T* dst = scratch<T>(1, q.f * gn * p);
+  for (int64_t g = 0; g < gn; ++g)
+    for (int64_t f = 0; f < q.f; ++f) std::copy(src + (g * q.f + f) * p, src + (g * q.f + f + 1) * p, dst + f * gn * p + g * p);
+  return dst;
 }
 
 template <typename T>
 void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& prm, Tensor& y) {
   const ConvGeom q = geometry(x.shape(), w.shape(), y.shape(), prm);
-  const int64_t G = q.group(), p = q.p();
-  const Tensor w2 = w.reshape({q.f, q.ckk()});
+  const int64_t G = q.group(), p = q.p(), ckk = q.ckk();
+  const T* xp = x.data<T>();
+  const T* wp = w.data<T>();  // [F, CKK]
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
-  for (int64_t n0 = 0; n0 < q.n; n0 += G) {
-    const int64_t gn = std::min(G, q.n - n0);
-    const Tensor col = group_im2col<T>(q, x, n0, gn);
-    Tensor out = Tensor::empty({q.f, gn * p}, y.dtype());  // [F, gn*P]
-    gemm(false, false, 1.0, w2, col, 0.0, out);
-    const T* op = out.data<T>();
+  const PatchTable table = patch_table(q);
+  for_groups(q, [&](int64_t gi) {
+    const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
+    T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK]
+    group_im2col(q, table->data(), xp, n0, gn, col);
+    // w [F, CKK] x col^T. One sample's product [F, P] lands in y directly; a group's [F, gn*P] is spread over its
+    // samples.
+    T* out = gn == 1 ? yp + n0 * q.f * p : scratch<T>(1, q.f * gn * p);
+    group_gemm(groups_in_parallel(q), false, true, q.f, gn * p, ckk, wp, ckk, col, ckk, T(0), out, gn * p);
     for (int64_t g = 0; g < gn; ++g)
       for (int64_t f = 0; f < q.f; ++f) {
         const T b = bp ? bp[f] : T(0);
-        const T* s = op + f * gn * p + g * p;
+        const T* s = out + f * gn * p + g * p;
         T* d = yp + ((n0 + g) * q.f + f) * p;
         for (int64_t k = 0; k < p; ++k) d[k] = s[k] + b;
       }
-  }
+  });
 }
 
 template <typename T>
 void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& prm, Tensor& gx) {
   const ConvGeom q = geometry(gx.shape(), w.shape(), gy.shape(), prm);
-  const int64_t G = q.group(), p = q.p();
-  const Tensor w2 = w.reshape({q.f, q.ckk()});
+  const int64_t G = q.group(), p = q.p(), ckk = q.ckk();
+  const T* gyp = gy.data<T>();
+  const T* wp = w.data<T>();  // [F, CKK]
   T* gxp = gx.data<T>();
-  for (int64_t n0 = 0; n0 < q.n; n0 += G) {
-    const int64_t gn = std::min(G, q.n - n0);
-    const Tensor gyt = group_grad_y<T>(q, gy, n0, gn);
-    Tensor col = Tensor::empty({q.ckk(), gn * p}, gy.dtype());
-    gemm(true, false, 1.0, w2, gyt, 0.0, col);  // w^T [CKK, F] x [F, gn*P]
-    const T* cp = col.data<T>();
-    for_sample_channel(q, gn, [&](int64_t g, int64_t c) {
-      T* gxn = gxp + (n0 + g) * q.c * q.h * q.w;
-      std::fill(gxn + c * q.h * q.w, gxn + (c + 1) * q.h * q.w, T(0));
-      col2im_channel(q, cp, gn * p, g * p, c, gxn);
+  const PatchTable table = patch_table(q);
+  for_groups(q, [&](int64_t gi) {
+    const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
+    const T* gyt = group_grad_y(q, gyp, n0, gn);
+    T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK] = gy_g^T [gn*P, F] x w [F, CKK]
+    group_gemm(groups_in_parallel(q), true, false, gn * p, ckk, q.f, gyt, gn * p, wp, ckk, T(0), col, ckk);
+    for_samples(q, gn, [&](int64_t g) {
+      sample_col2im(q, table->data(), col + g * p * ckk, gxp + (n0 + g) * q.c * q.h * q.w);
     });
-  }
+  });
 }
 
 template <typename T>
 void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams& prm, Tensor& gw) {
   const ConvGeom q = geometry(x.shape(), gw.shape(), gy.shape(), prm);
-  const int64_t G = q.group();
-  Tensor gw2 = gw.reshape({q.f, q.ckk()});
-  if (q.n == 0) fill(gw2, 0.0);
-  for (int64_t n0 = 0; n0 < q.n; n0 += G) {
-    const int64_t gn = std::min(G, q.n - n0);
-    const Tensor col = group_im2col<T>(q, x, n0, gn);
-    const Tensor gyt = group_grad_y<T>(q, gy, n0, gn);
-    gemm(false, true, 1.0, gyt, col, n0 == 0 ? 0.0 : 1.0, gw2);  // [F, gn*P] x col^T [gn*P, CKK]
+  const int64_t G = q.group(), p = q.p(), ckk = q.ckk(), groups = q.groups(), fk = q.f * ckk;
+  const T* xp = x.data<T>();
+  const T* gyp = gy.data<T>();
+  T* gwp = gw.data<T>();  // [F, CKK]
+  if (q.n == 0) {
+    std::fill(gwp, gwp + fk, T(0));
+    return;
+  }
+  const PatchTable table = patch_table(q);
+  const int64_t slots = std::clamp<int64_t>(kFilterSlotBudget / std::max<int64_t>(1, fk), 1, std::min(groups, kFilterSlots));
+  const bool per_thread = slots > 1 && q.work() >= kParallelMin;
+  // Adds group gi's gy_g [F, gn*P] x col [gn*P, CKK] into acc (overwrites when first).
+  auto add_group = [&](int64_t gi, T* acc, bool first) {
+    const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
+    T* col = scratch<T>(0, gn * p * ckk);
+    group_im2col(q, table->data(), xp, n0, gn, col);
+    const T* gyt = group_grad_y(q, gyp, n0, gn);
+    group_gemm(per_thread, false, false, q.f, ckk, gn * p, gyt, gn * p, col, ckk, first ? T(0) : T(1), acc, ckk);
+  };
+  if (!per_thread) {
+    for (int64_t gi = 0; gi < groups; ++gi) add_group(gi, gwp, gi == 0);
+    return;
+  }
+  std::vector<T> part(static_cast<size_t>(slots * fk));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t s = 0; s < slots; ++s)
+    for (int64_t gi = s; gi < groups; gi += slots) add_group(gi, part.data() + s * fk, gi == s);
+  for (int64_t k = 0; k < fk; ++k) {
+    T v = part[static_cast<size_t>(k)];
+    for (int64_t s = 1; s < slots; ++s) v += part[static_cast<size_t>(s * fk + k)];
+    gwp[k] = v;
   }
 }
 
 template <typename T>
 void backward_bias_typed(const Tensor& gy, Tensor& gb) {
-  // grad_y: [N, F, P] summed over N and P, per F in double, in a fixed order.
+  // grad_y: [N, F, P] summed over N and P, per F in double, in a fixed order: each row of P values into kLanes
+  // independent partial sums (they vectorise), the lanes then added in order.
+  constexpr int64_t kLanes = 8;
   const int64_t n = gy.size(0), f = gy.size(1), p = gy.size(2) * gy.size(3);
   const T* src = gy.data<T>();
   T* dst = gb.data<T>();
   auto one = [&](int64_t j) {
-    double s = 0.0;
+    double lane[kLanes] = {};
+    double tail = 0.0;
+    const int64_t body = p / kLanes * kLanes;
     for (int64_t i = 0; i < n; ++i) {
       const T* r = src + (i * f + j) * p;
-      for (int64_t k = 0; k < p; ++k) s += static_cast<double>(r[k]);
+      for (int64_t k = 0; k < body; k += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) lane[l] += static_cast<double>(r[k + l]);
+      for (int64_t k = body; k < p; ++k) tail += static_cast<double>(r[k]);
     }
+    double s = tail;
+    for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
     dst[j] = static_cast<T>(s);
   };
   if (gy.numel() >= kParallelMin && f > 1) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -36,6 +37,104 @@ inline T stable_sigmoid(T x) {
 template <typename T>
 inline T stable_softplus(T x) {
   return std::max(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+}
+
+// --- float32 logistic family, vectorised ---------------------------------------------------------------------
+// std::exp is an opaque libm call per element, so sigmoid/SiLU loops ran scalar (a third of the MNIST energy net's
+// forward+backward). exp_nonpositive_f32 is Cephes' expf: branch-free, ~1 ulp, so the loops below vectorise; the
+// clones pick AVX-512/AVX2 at load time. No FMA contraction (-std=c++17 implies -ffp-contract=off), so every clone
+// returns the same bits.
+
+// e^t for t <= 0; 0 below -87 (where e^t is under 1.7e-38, at the edge of float's normal range).
+inline float exp_nonpositive_f32(float t) {
+  const bool underflow = t < -87.0f;
+  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
+  t = t < -87.0f ? -87.0f : t;
+  const float shifted = t * kLog2e + kRound;
+  const float n = shifted - kRound;  // round(t / ln 2), in [-126, 0]
+  int32_t ni;
+  std::memcpy(&ni, &shifted, sizeof ni);
+  ni -= 0x4B400000;  // the bits of kRound: what is left is n as an integer
+  const float r = (t - n * kLn2Hi) - n * kLn2Lo;  // t - n ln 2, |r| <= ln2 / 2
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (ni + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return underflow ? 0.0f : p * scale;
+}
+
+// The logistic function, overflow-free: exp only sees -|x|.
+inline float sigmoid_f32(float x) {
+  const float e = exp_nonpositive_f32(x < 0.0f ? x : -x);
+  const float s = 1.0f / (1.0f + e);
+  return x >= 0.0f ? s : e * s;
+}
+
+enum class Logistic { Sigmoid, Silu };
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_forward_f32(Logistic op, const float* x,
+                                                                                     float* y, int64_t n) {
+  if (op == Logistic::Sigmoid) {
+    for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(x[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_f32(x[i]);
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_backward_f32(Logistic op, const float* x,
+                                                                                      const float* gy, float* gx,
+                                                                                      int64_t n) {
+  if (op == Logistic::Sigmoid) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = sigmoid_f32(x[i]);
+      gx[i] = s * (1.0f - s) * gy[i];
+    }
+  } else {  // d/dx x s(x) = s (1 + x (1 - s))
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = sigmoid_f32(x[i]);
+      gx[i] = s * (1.0f + x[i] * (1.0f - s)) * gy[i];
+    }
+  }
+}
+
+// Calls f(lo, hi) on fixed chunks of [0, n), in parallel when n is large.
+template <typename F>
+void for_each_chunk(int64_t n, F f) {
+  constexpr int64_t kChunk = 1 << 13;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (n >= kParallelMin) {
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
+  } else {
+    for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
+  }
+}
+
+// True (and done) when op is a logistic-family op on float32.
+bool logistic_unary_f32(UnaryOp op, const Tensor& x, Tensor& y) {
+  if (x.dtype() != DType::Float32 || (op != UnaryOp::Sigmoid && op != UnaryOp::Silu)) return false;
+  const Logistic l = op == UnaryOp::Sigmoid ? Logistic::Sigmoid : Logistic::Silu;
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  for_each_chunk(x.numel(), [&](int64_t lo, int64_t hi) { logistic_forward_f32(l, xp + lo, yp + lo, hi - lo); });
+  return true;
+}
+
+bool logistic_backward_f32(UnaryOp op, const Tensor& x, const Tensor& gy, Tensor& gx) {
+  if (x.dtype() != DType::Float32 || (op != UnaryOp::Sigmoid && op != UnaryOp::Silu)) return false;
+  const Logistic l = op == UnaryOp::Sigmoid ? Logistic::Sigmoid : Logistic::Silu;
+  const float* xp = x.data<float>();
+  const float* gp = gy.data<float>();
+  float* op_ = gx.data<float>();
+  for_each_chunk(x.numel(), [&](int64_t lo, int64_t hi) { logistic_backward_f32(l, xp + lo, gp + lo, op_ + lo, hi - lo); });
+  return true;
 }
 
 template <typename T, typename F>
@@ -246,10 +345,12 @@ void fill_typed(Tensor& y, T v) {
 }  // namespace
 
 void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
+  if (logistic_unary_f32(op, x, y)) return;
   JEBM_DISPATCH_FLOAT(x.dtype(), "unary", [&] { unary_typed<scalar_t>(op, x, y, static_cast<scalar_t>(alpha)); });
 }
 
 void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& grad_x, double alpha) {
+  if (logistic_backward_f32(op, x, grad_y, grad_x)) return;
   JEBM_DISPATCH_FLOAT(x.dtype(), "unary_backward",
                       [&] { unary_backward_typed<scalar_t>(op, x, grad_y, grad_x, static_cast<scalar_t>(alpha)); });
 }

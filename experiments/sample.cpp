@@ -1,0 +1,256 @@
+// `jebm sample`: fresh samples from a trained image energy. Loads the model of a `jebm mnist` / `jebm cifar10`
+// run checkpoint (which one is told by its metadata and the first layer's shape), runs unweighted ULA from
+// uniform noise (or from the run's saved walkers) and writes a PNG grid atomically. Tested by
+// tests/test_cifar10.cpp (grid size, missing/corrupt/foreign checkpoints).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <omp.h>
+
+#include "experiments/image_ebm.hpp"
+#include "experiments/output.hpp"
+#include "experiments/png.hpp"
+#include "models/checkpoint.hpp"
+#include "models/energy_nets.hpp"
+#include "samplers/trainer.hpp"
+#include "samplers/ula_jarzynski.hpp"
+
+namespace jebm {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kImageCheckpointFormat = "jebm-image-ebm-checkpoint-1";  // experiments/image_ebm.cpp
+constexpr uint64_t kSampleInitKey = 0x73616d706c65696eULL, kSampleNoiseKey = 0x73616d706c656e7aULL;
+
+// A model `jebm sample` knows: how to build it and the ULA settings of its experiment (DESIGN 3.2 / 3.3).
+struct EnergyKind {
+  std::string name;           // the experiment: "mnist" | "cifar10"
+  Shape first_weight;         // model.0.weight of its energy CNN
+  Shape image;                // [C, H, W]
+  double h, sigma, drift_clip;
+};
+const std::vector<EnergyKind>& energy_kinds() {
+  static const std::vector<EnergyKind> k = {
+      {"mnist", {16, 1, 5, 5}, {1, 28, 28}, 5e-5, 1e-4, 0.0},
+      {"cifar10", {64, 3, 3, 3}, {3, 32, 32}, 1.0, 0.01, 0.3},
+  };
+  return k;
+}
+
+std::shared_ptr<Module> make_energy(const EnergyKind& k, Generator& gen) {
+  if (k.name == "mnist") return std::make_shared<MnistEnergyCNN>(gen);
+  return std::make_shared<CifarEnergyCNN>(gen);
+}
+
+// "key = value" lines of a run's options.txt (empty when there is none).
+std::map<std::string, std::string> read_run_options(const fs::path& path) {
+  std::map<std::string, std::string> kv;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(" \t"));
+      s.erase(s.find_last_not_of(" \t\r") + 1);
+      return s;
+    };
+    kv[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  return kv;
+}
+
+// Which energy a checkpoint holds: its format tag, its "command" and the first conv's shape must agree.
+const EnergyKind& detect_energy(const SafeTensors& st) {
+  const auto fmt = st.metadata.find("format");
+  JEBM_CHECK(fmt != st.metadata.end() && fmt->second == kImageCheckpointFormat,
+             "--checkpoint " << st.path << ": format \"" << (fmt == st.metadata.end() ? std::string("(none)") : fmt->second)
+                             << "\" is not a jebm mnist/cifar10 run checkpoint (\"" << kImageCheckpointFormat
+                             << "\"; classifier checkpoints are not energies)");
+  const auto w = st.tensors.find("model.0.weight");
+  JEBM_CHECK(w != st.tensors.end(), "--checkpoint " << st.path << ": no tensor \"model.0.weight\" (not an image energy)");
+  const auto cmd = st.metadata.find("command");
+  for (const EnergyKind& k : energy_kinds()) {
+    if (w->second.shape() != k.first_weight) continue;
+    JEBM_CHECK(cmd == st.metadata.end() || cmd->second == k.name,
+               "--checkpoint " << st.path << ": metadata says command \"" << cmd->second << "\" but model.0.weight is "
+                               << shape_str(w->second.shape()) << ", the " << k.name << " energy's first layer");
+    return k;
+  }
+  JEBM_FAIL("--checkpoint " << st.path << ": model.0.weight is " << shape_str(w->second.shape())
+                            << "; known energies: mnist " << shape_str(energy_kinds()[0].first_weight) << ", cifar10 "
+                            << shape_str(energy_kinds()[1].first_weight));
+}
+
+}  // namespace
+
+int run_sample(const std::vector<std::string>& args) {
+  std::string checkpoint, out, from = "uniform";
+  int64_t steps = -1, n = 64, columns = 0, eval_chunk = 256;
+  uint64_t seed = 1;
+  int threads = 0;
+  double h = 0, sigma = 0, drift_clip = 0;
+  po::options_description desc(
+      "jebm sample: draw fresh samples from the energy of a `jebm mnist` / `jebm cifar10` run checkpoint by\n"
+      "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
+      "walkers), and write them as a PNG grid (written to a temporary file, then renamed).\n"
+      "--h, --noise and --drift-clip default to the run's values (options.txt beside the checkpoint), else to the\n"
+      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n\n"
+      "Options");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "this text")
+      ("checkpoint", po::value(&checkpoint), "checkpoint.safetensors of a jebm mnist or cifar10 run (required)")
+      ("steps", po::value(&steps), "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)")
+      ("out", po::value(&out), "PNG file to write (required)")
+      ("n", po::value(&n)->default_value(n), "samples (jebm's choice: 64, an 8x8 grid)")
+      ("h", po::value(&h), "ULA step size (default: the run's, else DESIGN 3.2/3.3)")
+      ("noise", po::value(&sigma), "ULA noise std; 0 = sqrt(2h) (default: the run's, else DESIGN 3.2/3.3)")
+      ("drift-clip", po::value(&drift_clip), "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else DESIGN 3.2/3.3)")
+      ("seed", po::value(&seed)->default_value(seed), "seed of the initial noise and the ULA noise")
+      ("from", po::value(&from)->default_value(from),
+       "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
+      ("columns", po::value(&columns)->default_value(columns), "grid columns; 0 = ceil(sqrt(n))")
+      ("threads", po::value(&threads)->default_value(threads), "OpenMP threads; 0 = OpenMP's default")
+      ("eval-chunk", po::value(&eval_chunk)->default_value(eval_chunk),
+       "samples per forward/backward chunk (memory only; results do not depend on it)")
+      ("no-progress", "no progress line on stderr");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: jebm sample --checkpoint PATH --steps K --out grid.png [options]\n" << desc << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    JEBM_FAIL(e.what() << " (see jebm sample --help)");
+  }
+  JEBM_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
+  JEBM_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
+  JEBM_CHECK(!out.empty(), "--out FILE.png is required (see jebm sample --help)");
+  JEBM_CHECK(steps >= 0, "--steps " << steps << " must be >= 0");
+  JEBM_CHECK(n >= 1, "--n " << n << " must be at least 1");
+  JEBM_CHECK(columns >= 0, "--columns " << columns << " must be >= 0");
+  JEBM_CHECK(threads >= 0, "--threads " << threads << " must be >= 0");
+  JEBM_CHECK(eval_chunk >= 0, "--eval-chunk " << eval_chunk << " must be >= 0");
+  JEBM_CHECK(from == "uniform" || from == "checkpoint-walkers",
+             "--from " << from << ": expected uniform or checkpoint-walkers");
+  JEBM_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
+  if (threads > 0) omp_set_num_threads(threads);
+
+  const SafeTensors st = load_safetensors(checkpoint);
+  const EnergyKind& kind = detect_energy(st);
+
+  // ULA settings: command line, else the run's options.txt, else the experiment's defaults.
+  const std::map<std::string, std::string> run_opts = read_run_options(fs::path(checkpoint).parent_path() / "options.txt");
+  std::string source;
+  auto pick = [&](const char* name, double& v, double fallback) {
+    if (vm.count(name)) return;
+    const auto it = run_opts.find(name);
+    if (it != run_opts.end()) {
+      try {
+        v = std::stod(it->second);
+        source = "the run's options.txt";
+        return;
+      } catch (const std::exception&) {
+        JEBM_FAIL(fs::path(checkpoint).parent_path() / "options.txt" << ": " << name << " = \"" << it->second
+                                                                     << "\" is not a number");
+      }
+    }
+    v = fallback;
+    if (source.empty()) source = "DESIGN defaults for " + kind.name;
+  };
+  pick("h", h, kind.h);
+  pick("noise", sigma, kind.sigma);
+  pick("drift-clip", drift_clip, kind.drift_clip);
+  JEBM_CHECK(h > 0 && std::isfinite(h), "--h " << h << " must be > 0");
+  JEBM_CHECK(sigma >= 0 && std::isfinite(sigma), "--noise " << sigma << " must be >= 0 (0 = sqrt(2h))");
+  JEBM_CHECK(drift_clip >= 0, "--drift-clip " << drift_clip << " must be >= 0");
+
+  // The energy with the checkpoint's parameters (every one present, same shape and dtype).
+  Generator gen{seed, 0};
+  std::shared_ptr<Module> energy = make_energy(kind, gen);
+  for (auto& [name, v] : energy->named_parameters()) {
+    const std::string key = "model." + name;
+    const auto it = st.tensors.find(key);
+    JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no tensor \"" << key << "\" for the "
+                                                      << kind.name << " energy");
+    JEBM_CHECK(it->second.shape() == v.value().shape() && it->second.dtype() == v.value().dtype(),
+               "--checkpoint " << checkpoint << ": tensor \"" << key << "\" is " << shape_str(it->second.shape()) << " "
+                               << dtype_name(it->second.dtype()) << ", the " << kind.name << " energy wants "
+                               << shape_str(v.value().shape()) << " " << dtype_name(v.value().dtype()));
+    v.value().copy_(it->second);
+  }
+
+  Shape shape = kind.image;
+  shape.insert(shape.begin(), n);
+  Tensor x0;
+  if (from == "uniform") {
+    Generator wgen{seed ^ kSampleInitKey, 0};
+    x0 = rand_uniform(shape, -1.0, 1.0, wgen);
+  } else {
+    const auto it = st.tensors.find("walkers.x");
+    JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
+    const Tensor& wx = it->second;
+    Shape want = kind.image;
+    want.insert(want.begin(), wx.dim() > 0 ? wx.size(0) : 0);
+    JEBM_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
+               "--checkpoint " << checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want " << shape_str(want));
+    JEBM_CHECK(n <= wx.size(0), "--n " << n << ": the checkpoint holds only " << wx.size(0) << " walkers");
+    x0 = copy_tensor(wx.rows(0, n));
+  }
+
+  WalkerPopulation pop = WalkerPopulation::create(x0, seed ^ kSampleNoiseKey);
+  TrainerOptions to;
+  to.eval_chunk = eval_chunk;
+  Trainer tr(*energy, pop, to);  // only for energy_and_grad
+  UlaConfig ula;
+  ula.h = h;
+  ula.sigma = sigma;
+  ula.drift_clip = drift_clip;
+  ula.weighted = false;
+  Progress prog("sample " + kind.name, steps, !vm.count("no-progress"));
+  Tensor u, g;
+  for (int64_t k = 0; k < steps; ++k) {
+    tr.energy_and_grad(pop.x, u, g);
+    ula_jarzynski_step(pop, u, g, ula, MoveKind::MoveOnly);
+    prog.update(k + 1);
+  }
+  prog.finish();
+  u = tr.energy_only(pop.x);
+  double mean_u = 0.0;
+  for (double v : u.to_vector()) mean_u += v / static_cast<double>(n);
+  const int64_t cols =
+      columns > 0 ? columns : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
+  if (!fs::path(out).parent_path().empty()) fs::create_directories(fs::path(out).parent_path());
+  write_image_grid(out, pop.x, cols);
+
+  const auto it_meta = st.metadata.find("iteration");
+  std::cout << "jebm sample: " << kind.name << " energy from " << checkpoint << " (update "
+            << (it_meta != st.metadata.end() ? it_meta->second : std::string("?")) << "); " << n << " samples from "
+            << from << ", " << steps << " ULA steps, h " << h << ", noise " << (sigma > 0 ? sigma : std::sqrt(2 * h))
+            << ", drift clip " << drift_clip << " (" << (source.empty() ? "command line" : source)
+            << "); mean energy " << std::setprecision(6) << mean_u << "\n  wrote " << out << "\n";
+  if (std::isfinite(mean_u)) return 0;
+  std::cerr << "jebm sample: the samples' mean energy is " << mean_u << " (non-finite): the sampler diverged; try a "
+               "smaller --h or a --drift-clip\n";
+  return 3;
+}
+
+}  // namespace jebm
