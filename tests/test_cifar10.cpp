@@ -25,6 +25,7 @@
 #include "models/layers.hpp"
 #include "samplers/trainer.hpp"
 #include "tests/helpers.hpp"
+#include "tests/run_helpers.hpp"
 
 namespace jebm {
 int run_cifar10(const std::vector<std::string>& args);
@@ -33,6 +34,10 @@ int run_sample(const std::vector<std::string>& args);
 
 namespace fs = std::filesystem;
 using jebm::test::TempDir;
+using jebm::test::check_identical_checkpoints;
+using jebm::test::csv_rows;
+using jebm::test::same_bits;
+using jebm::test::with;
 
 namespace {
 
@@ -86,61 +91,6 @@ std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, co
           "--moves-per-update", "2", "--epochs", "2", "--h", "0.01", "--noise", "0.05", "--lr", "0.01",
           "--resample-after-epoch", "0", "--resample-batch-ess", "2.9", "--grid-every", "1", "--grid-count", "4",
           "--fid-every", "1", "--fid-test-images", "5", "--no-progress", "--threads", "1"};
-}
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
-  a.insert(a.end(), more.begin(), more.end());
-  return a;
-}
-
-// CSV rows as numbers (header dropped), with the time_s column removed.
-std::vector<std::vector<double>> csv_rows(const fs::path& path, std::vector<std::string>* header = nullptr) {
-  std::ifstream in(path);
-  std::string line;
-  std::vector<std::vector<double>> rows;
-  std::getline(in, line);
-  std::vector<std::string> cols;
-  {
-    std::stringstream ss(line);
-    std::string c;
-    while (std::getline(ss, c, ',')) cols.push_back(c);
-  }
-  if (header) *header = cols;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string c;
-    std::vector<double> r;
-    for (size_t k = 0; std::getline(ss, c, ','); ++k)
-      if (cols[k] != "time_s") r.push_back(std::strtod(c.c_str(), nullptr));
-    rows.push_back(r);
-  }
-  return rows;
-}
-
-bool same_bits(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].size() != b[i].size()) return false;
-    for (size_t k = 0; k < a[i].size(); ++k)
-      if (!(a[i][k] == b[i][k] || (std::isnan(a[i][k]) && std::isnan(b[i][k])))) return false;
-  }
-  return true;
-}
-
-void check_identical_checkpoints(const std::string& a, const std::string& b) {
-  const jebm::SafeTensors x = jebm::load_safetensors(a), y = jebm::load_safetensors(b);
-  BOOST_REQUIRE_EQUAL(x.tensors.size(), y.tensors.size());
-  for (const auto& [name, t] : x.tensors) {
-    BOOST_TEST_CONTEXT("tensor " << name) {
-      BOOST_REQUIRE(y.tensors.count(name));
-      const jebm::Tensor& u = y.tensors.at(name);
-      BOOST_REQUIRE(t.shape() == u.shape());
-      BOOST_REQUIRE(t.dtype() == u.dtype());
-      BOOST_TEST(std::memcmp(t.raw_data(), u.raw_data(), t.nbytes()) == 0);
-    }
-  }
-  for (const auto& [k, v] : x.metadata)
-    if (k != "elapsed_s") BOOST_TEST(y.metadata.at(k) == v, "metadata " << k);
 }
 
 auto has(const std::string& what) {

@@ -8,58 +8,17 @@
 #include "experiments/classifier_cmd.hpp"
 #include "models/checkpoint.hpp"
 #include "tests/helpers.hpp"
+#include "tests/run_helpers.hpp"
 
 namespace fs = std::filesystem;
 using jebm::test::TempDir;
 
 namespace {
 
-void put_u32(std::ofstream& os, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  os.write(reinterpret_cast<const char*>(b), 4);
-}
-
-// Digit d's pattern on a 28x28 canvas, shifted by up to +-3 pixels, with noise: 2 = horizontal bar,
-// 3 = vertical bar, 6 = hollow square, anything else = a diagonal (to check that other digits are skipped).
-std::vector<uint8_t> pattern(int digit, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int> shift(-3, 3), noise(0, 60);
-  const int dx = shift(rng), dy = shift(rng);
-  std::vector<uint8_t> img(28 * 28);
-  for (int y = 0; y < 28; ++y)
-    for (int x = 0; x < 28; ++x) {
-      const int u = x - dx, v = y - dy;
-      bool on = false;
-      if (digit == 2) on = v >= 12 && v < 16 && u >= 4 && u < 24;
-      else if (digit == 3) on = u >= 12 && u < 16 && v >= 4 && v < 24;
-      else if (digit == 6) on = u >= 7 && u < 21 && v >= 7 && v < 21 && !(u >= 10 && u < 18 && v >= 10 && v < 18);
-      else on = std::abs(u - v) < 2;
-      img[static_cast<size_t>(y * 28 + x)] = static_cast<uint8_t>(on ? 255 - noise(rng) : noise(rng));
-    }
-  return img;
-}
-
 // Writes {prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte with `per_digit` images of each digit of
 // {2, 3, 6, 7}, interleaved.
 void write_split(const fs::path& dir, const std::string& prefix, int per_digit, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> pixels, labels;
-  for (int i = 0; i < per_digit; ++i)
-    for (int d : {2, 3, 6, 7}) {
-      const std::vector<uint8_t> img = pattern(d, rng);
-      pixels.insert(pixels.end(), img.begin(), img.end());
-      labels.push_back(static_cast<uint8_t>(d));
-    }
-  std::ofstream im(dir / (prefix + "-images-idx3-ubyte"), std::ios::binary);
-  put_u32(im, 0x00000803u);
-  put_u32(im, static_cast<uint32_t>(labels.size()));
-  put_u32(im, 28);
-  put_u32(im, 28);
-  im.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
-  std::ofstream lb(dir / (prefix + "-labels-idx1-ubyte"), std::ios::binary);
-  put_u32(lb, 0x00000801u);
-  put_u32(lb, static_cast<uint32_t>(labels.size()));
-  lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
+  jebm::test::write_mnist_split(dir, prefix, per_digit, seed, {2, 3, 6, 7}, 3, 60);
 }
 
 // The synthetic test images of digits 2, 3, 6 as a [N, 1, 28, 28] tensor in [-1, 1] and their class indices.
@@ -69,7 +28,7 @@ void synthetic_test_set(int per_digit, uint64_t seed, jebm::Tensor& images, std:
   labels.clear();
   for (int i = 0; i < per_digit; ++i)
     for (int d : {2, 3, 6, 7}) {
-      const std::vector<uint8_t> img = pattern(d, rng);  // drawn even for 7 so the stream matches write_split
+      const std::vector<uint8_t> img = jebm::test::digit_pattern(d, rng, 3, 60);  // drawn even for 7 so the stream matches write_split
       if (d == 7) continue;
       for (uint8_t p : img) values.push_back(p / 127.5 - 1.0);
       labels.push_back(d == 2 ? 0 : d == 3 ? 1 : 2);

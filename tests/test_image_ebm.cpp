@@ -20,6 +20,7 @@
 #include "models/checkpoint.hpp"
 #include "models/layers.hpp"
 #include "tests/helpers.hpp"
+#include "tests/run_helpers.hpp"
 
 namespace jebm {
 int run_mnist(const std::vector<std::string>& args);
@@ -27,54 +28,16 @@ int run_mnist(const std::vector<std::string>& args);
 
 namespace fs = std::filesystem;
 using jebm::test::TempDir;
+using jebm::test::check_identical_checkpoints;
+using jebm::test::csv_rows;
+using jebm::test::same_bits;
+using jebm::test::with;
 
 namespace {
 
-void put_u32(std::ofstream& os, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  os.write(reinterpret_cast<const char*>(b), 4);
-}
-
-// 28x28 stand-ins for the digits: 2 = horizontal bar, 3 = vertical bar, 6 = hollow square, 7 = diagonal (must be
-// skipped by --digits), jittered by +-2 pixels, with noise.
-std::vector<uint8_t> pattern(int digit, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int> shift(-2, 2), noise(0, 40);
-  const int dx = shift(rng), dy = shift(rng);
-  std::vector<uint8_t> img(28 * 28);
-  for (int y = 0; y < 28; ++y)
-    for (int x = 0; x < 28; ++x) {
-      const int u = x - dx, v = y - dy;
-      bool on = false;
-      if (digit == 2) on = v >= 12 && v < 16 && u >= 4 && u < 24;
-      else if (digit == 3) on = u >= 12 && u < 16 && v >= 4 && v < 24;
-      else if (digit == 6) on = u >= 7 && u < 21 && v >= 7 && v < 21 && !(u >= 10 && u < 18 && v >= 10 && v < 18);
-      else on = std::abs(u - v) < 2;
-      img[static_cast<size_t>(y * 28 + x)] = static_cast<uint8_t>(on ? 255 - noise(rng) : noise(rng));
-    }
-  return img;
-}
-
 // train-images-idx3-ubyte / train-labels-idx1-ubyte with `per_digit` images of each of 2, 3, 6, 7, interleaved.
 void write_mnist(const fs::path& dir, int per_digit) {
-  std::mt19937_64 rng(7);
-  std::vector<uint8_t> pixels, labels;
-  for (int i = 0; i < per_digit; ++i)
-    for (int d : {7, 2, 3, 6}) {
-      const std::vector<uint8_t> img = pattern(d, rng);
-      pixels.insert(pixels.end(), img.begin(), img.end());
-      labels.push_back(static_cast<uint8_t>(d));
-    }
-  std::ofstream im(dir / "train-images-idx3-ubyte", std::ios::binary);
-  put_u32(im, 0x00000803u);
-  put_u32(im, static_cast<uint32_t>(labels.size()));
-  put_u32(im, 28);
-  put_u32(im, 28);
-  im.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
-  std::ofstream lb(dir / "train-labels-idx1-ubyte", std::ios::binary);
-  put_u32(lb, 0x00000801u);
-  put_u32(lb, static_cast<uint32_t>(labels.size()));
-  lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
+  jebm::test::write_mnist_split(dir, "train", per_digit, 7, {7, 2, 3, 6}, 2, 40);
 }
 
 // A tiny but complete `jebm mnist` run: 7 images (4 twos, 2 threes, 1 six), batch 2 -> 3 updates per epoch.
@@ -85,73 +48,6 @@ std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, co
           // a hot, fast sampler so that the weights spread and resampling fires (the test is about bookkeeping)
           "--h", "0.01", "--noise", "0.05", "--lr", "0.01", "--resample-after-epoch", "0", "--resample-cv", "0.01",
           "--data-noise", "0.03", "--grid-every", "1", "--grid-count", "6", "--no-progress", "--threads", "1"};
-}
-
-// a with the options of `more` added; an option already in a gets more's value instead.
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
-  for (size_t i = 0; i < more.size(); ++i) {
-    const bool has_value = i + 1 < more.size() && more[i + 1].rfind("--", 0) != 0;
-    const auto it = std::find(a.begin(), a.end(), more[i]);
-    if (it == a.end()) {
-      a.push_back(more[i]);
-      if (has_value) a.push_back(more[i + 1]);
-    } else if (has_value) {
-      *(it + 1) = more[i + 1];
-    }
-    if (has_value) ++i;
-  }
-  return a;
-}
-
-// CSV rows as numbers (header dropped), with the time_s column removed.
-std::vector<std::vector<double>> csv_rows(const fs::path& path, std::vector<std::string>* header = nullptr) {
-  std::ifstream in(path);
-  std::string line;
-  std::vector<std::vector<double>> rows;
-  std::getline(in, line);
-  std::vector<std::string> cols;
-  {
-    std::stringstream ss(line);
-    std::string c;
-    while (std::getline(ss, c, ',')) cols.push_back(c);
-  }
-  if (header) *header = cols;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string c;
-    std::vector<double> r;
-    for (size_t k = 0; std::getline(ss, c, ','); ++k)
-      if (cols[k] != "time_s") r.push_back(std::strtod(c.c_str(), nullptr));
-    rows.push_back(r);
-  }
-  return rows;
-}
-
-bool same_bits(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].size() != b[i].size()) return false;
-    for (size_t k = 0; k < a[i].size(); ++k)
-      if (!(a[i][k] == b[i][k] || (std::isnan(a[i][k]) && std::isnan(b[i][k])))) return false;
-  }
-  return true;
-}
-
-// Every tensor bit-identical, and the metadata equal but for the wall time.
-void check_identical_checkpoints(const std::string& a, const std::string& b) {
-  const jebm::SafeTensors x = jebm::load_safetensors(a), y = jebm::load_safetensors(b);
-  BOOST_REQUIRE_EQUAL(x.tensors.size(), y.tensors.size());
-  for (const auto& [name, t] : x.tensors) {
-    BOOST_TEST_CONTEXT("tensor " << name) {
-      BOOST_REQUIRE(y.tensors.count(name));
-      const jebm::Tensor& u = y.tensors.at(name);
-      BOOST_REQUIRE(t.shape() == u.shape());
-      BOOST_REQUIRE(t.dtype() == u.dtype());
-      BOOST_TEST(std::memcmp(t.raw_data(), u.raw_data(), t.nbytes()) == 0);
-    }
-  }
-  for (const auto& [k, v] : x.metadata)
-    if (k != "elapsed_s") BOOST_TEST(y.metadata.at(k) == v, "metadata " << k);
 }
 
 // A small energy on [N, 1, 8, 8] whose forward returns NaN from its `nan_after`-th call on.
