@@ -133,6 +133,7 @@ int run_cifar10(const std::vector<std::string>& args) {
   p.make_energy = [](Generator& gen) { return std::make_shared<CifarEnergyCNN>(gen); };
   if (!classifier_path.empty()) {
     auto clf = std::make_shared<Classifier>(load_classifier(classifier_path, ClassifierKind::Cifar10));
+    clf->module().to(c.device);  // --device cuda: features and predictions of the walkers on the device too
     const CifarSplit test = load_cifar10(data_dir, false);
     JEBM_CHECK(fid_test_images <= test.count, "--fid-test-images " << fid_test_images << ": test_batch in --data '"
                                                                     << data_dir << "' holds only " << test.count);

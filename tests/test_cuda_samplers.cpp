@@ -8,6 +8,10 @@
 // log-weights: increments are differences of O(D) sums, so 1e-9 absolute. float32 positions are rounded from the
 // same double value, so they agree except where that value sits on a float rounding boundary (1 float ulp);
 // float32 log-weights inherit that ulp through |x_prev - x + hG|^2 / (2 sigma^2): 1e-4 absolute at D <= 784.
+// GCC 12 at -O3 reports a false "used uninitialized" inside boost::function when utf::precondition is inlined into
+// this translation unit (boost/function/function_template.hpp); the warning is about Boost's code, not ours.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <algorithm>
 #include <cmath>
 #include <numeric>

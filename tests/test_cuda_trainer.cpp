@@ -9,8 +9,6 @@
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +21,7 @@
 #include "samplers/sampler_cuda.hpp"
 #include "samplers/trainer.hpp"
 #include "tests/helpers.hpp"
+#include "tests/run_helpers.hpp"
 
 namespace jebm {
 int run_mnist(const std::vector<std::string>& args);
@@ -38,40 +37,9 @@ using jebm::test::TempDir;
 
 namespace {
 
-// --- synthetic MNIST (as in tests/test_image_ebm.cpp): bars and squares standing in for 2, 3, 6, 7 -------------
-void put_u32(std::ofstream& os, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  os.write(reinterpret_cast<const char*>(b), 4);
-}
-
+// Synthetic MNIST as in tests/test_image_ebm.cpp: bars and squares standing in for 2, 3, 6 (and 7, skipped).
 void write_mnist(const fs::path& dir, int per_digit) {
-  std::mt19937_64 rng(7);
-  std::uniform_int_distribution<int> noise(0, 40);
-  std::vector<uint8_t> pixels, labels;
-  for (int i = 0; i < per_digit; ++i)
-    for (int d : {7, 2, 3, 6}) {
-      for (int y = 0; y < 28; ++y)
-        for (int x = 0; x < 28; ++x) {
-          bool on = false;
-          if (d == 2) on = y >= 12 && y < 16 && x >= 4 && x < 24;
-          else if (d == 3) on = x >= 12 && x < 16 && y >= 4 && y < 24;
-          else if (d == 6) on = x >= 7 && x < 21 && y >= 7 && y < 21 && !(x >= 10 && x < 18 && y >= 10 && y < 18);
-          else on = std::abs(x - y) < 2;
-          pixels.push_back(static_cast<uint8_t>(on ? 255 - noise(rng) : noise(rng)));
-        }
-      labels.push_back(static_cast<uint8_t>(d));
-    }
-  std::ofstream im(dir / "train-images-idx3-ubyte", std::ios::binary);
-  put_u32(im, 0x00000803u);
-  put_u32(im, static_cast<uint32_t>(labels.size()));
-  put_u32(im, 28);
-  put_u32(im, 28);
-  im.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
-  std::ofstream lb(dir / "train-labels-idx1-ubyte", std::ios::binary);
-  put_u32(lb, 0x00000801u);
-  put_u32(lb, static_cast<uint32_t>(labels.size()));
-  lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
+  jebm::test::write_mnist_split(dir, "train", per_digit, 7, {7, 2, 3, 6}, 2, 40);
 }
 
 // 7 images (4 twos, 2 threes, 1 six), batch 2 -> 3 updates per epoch, 3 epochs; hot sampler so resampling fires.
