@@ -1,5 +1,8 @@
 // The `jebm` program: a table of subcommands, each in experiments/<name>.cpp. Errors from any subcommand are
 // printed as "jebm <cmd>: error: ..." and give a non-zero exit, never a crash.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -50,6 +53,12 @@ void print_help(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, before main. Its default spin-waiting made jebm 10-60x slower whenever the
+  // cores were shared with other work (measured on 2-core machines), so unless the user chose a policy we restart
+  // once with the passive one. Set OMP_WAIT_POLICY=active to keep spinning on a dedicated machine.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
+    execv("/proc/self/exe", argv);  // returns only on failure; then go on with the default policy
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     print_help(std::cout);
