@@ -111,6 +111,13 @@ BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
   BOOST_TEST(png.height >= 28 * 2);
   for (const char* f : {"data.png", "samples_burnin.png", "samples_epoch1.png", "samples_epoch3.png", "options.txt"})
     BOOST_TEST(fs::exists(run / f), f);
+  {  // the metrics plot carries the energy, ESS and per-class panels
+    std::ifstream svg(run / "metrics.svg");
+    const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+    BOOST_TEST(text.find("<svg") != std::string::npos);
+    for (const char* series : {"mean U(data)", "CE estimate", "ESS (all walkers)", "weight_2"})
+      BOOST_TEST(text.find(series) != std::string::npos, series);
+  }
 
   const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(run.string()));
   BOOST_TEST(st.metadata.at("iteration") == "9");
