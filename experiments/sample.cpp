@@ -23,6 +23,7 @@
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
 #include "models/energy_nets.hpp"
+#include "runtime/cuda_api.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
 
@@ -99,7 +100,7 @@ const EnergyKind& detect_energy(const SafeTensors& st) {
 }  // namespace
 
 int run_sample(const std::vector<std::string>& args) {
-  std::string checkpoint, out, from = "uniform";
+  std::string checkpoint, out, from = "uniform", device_name = "cpu";
   int64_t steps = -1, n = 64, columns = 0, eval_chunk = 256;
   uint64_t seed = 1;
   int threads = 0;
@@ -125,6 +126,7 @@ int run_sample(const std::vector<std::string>& args) {
       ("from", po::value(&from)->default_value(from),
        "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
       ("columns", po::value(&columns)->default_value(columns), "grid columns; 0 = ceil(sqrt(n))")
+      ("device", po::value(&device_name)->default_value(device_name), "cpu | cuda: where the energy and the samples live")
       ("threads", po::value(&threads)->default_value(threads), "OpenMP threads; 0 = OpenMP's default")
       ("eval-chunk", po::value(&eval_chunk)->default_value(eval_chunk),
        "samples per forward/backward chunk (memory only; results do not depend on it)")
@@ -153,6 +155,8 @@ int run_sample(const std::vector<std::string>& args) {
              "--from " << from << ": expected uniform or checkpoint-walkers");
   JEBM_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
   if (threads > 0) omp_set_num_threads(threads);
+  const Device device = device_from_name(device_name);
+  if (device.is_cuda()) cuda_api::require("jebm sample --device cuda");
 
   const SafeTensors st = load_safetensors(checkpoint);
   const EnergyKind& kind = detect_energy(st);
@@ -216,7 +220,8 @@ int run_sample(const std::vector<std::string>& args) {
     x0 = copy_tensor(wx.rows(0, n));
   }
 
-  WalkerPopulation pop = WalkerPopulation::create(x0, seed ^ kSampleNoiseKey);
+  energy->to(device);
+  WalkerPopulation pop = WalkerPopulation::create(x0.to(device), seed ^ kSampleNoiseKey);
   TrainerOptions to;
   to.eval_chunk = eval_chunk;
   Trainer tr(*energy, pop, to);  // only for energy_and_grad
@@ -239,7 +244,7 @@ int run_sample(const std::vector<std::string>& args) {
   const int64_t cols =
       columns > 0 ? columns : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
   if (!fs::path(out).parent_path().empty()) fs::create_directories(fs::path(out).parent_path());
-  write_image_grid(out, pop.x, cols);
+  write_image_grid(out, pop.x.to(Device::cpu()), cols);
 
   const auto it_meta = st.metadata.find("iteration");
   std::cout << "jebm sample: " << kind.name << " energy from " << checkpoint << " (update "

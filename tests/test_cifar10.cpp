@@ -23,6 +23,7 @@
 #include "models/checkpoint.hpp"
 #include "models/energy_nets.hpp"
 #include "models/layers.hpp"
+#include "runtime/cuda_api.hpp"
 #include "samplers/trainer.hpp"
 #include "tests/helpers.hpp"
 #include "tests/run_helpers.hpp"
@@ -367,6 +368,11 @@ BOOST_AUTO_TEST_CASE(sample_detects_the_energy_and_fails_clearly) {
   BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "0", "--n", "4", "--from", "checkpoint-walkers"})),
                         jebm::Error, has("only 3 walkers"));
   BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--n", "2"})), jebm::Error, has("--steps K is required"));
+  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1", "--device", "tpu"})), jebm::Error,
+                        has("unknown device 'tpu'"));
+  if (!jebm::cuda_api::available())  // no GPU here: asking for one is a clear error, not a crash
+    BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1", "--device", "cuda"})), jebm::Error,
+                          has("jebm sample --device cuda"));
 
   // Missing, corrupt, foreign and inconsistent checkpoints.
   const std::string missing = (dir.path / "none.safetensors").string();
