@@ -434,18 +434,15 @@ int run_gmm(const std::vector<std::string>& args) {
     prepare_run_dir(out, force, false);
     std::vector<std::pair<std::string, std::string>> kv;
     for (const auto& [name, val] : vm) {
-      std::ostringstream os;
-      const auto& a = val.value();
-      if (a.type() == typeid(std::string)) os << val.as<std::string>();
-      else if (a.type() == typeid(int64_t)) os << val.as<int64_t>();
-      else if (a.type() == typeid(int)) os << val.as<int>();
-      else if (a.type() == typeid(uint64_t)) os << val.as<uint64_t>();
-      else if (a.type() == typeid(double)) os << std::setprecision(17) << val.as<double>();
-      else if (a.type() == typeid(bool)) os << (val.as<bool>() ? "true" : "false");
-      else if (a.type() == typeid(std::vector<std::string>)) {
-        for (const auto& s : val.as<std::vector<std::string>>()) os << s << ";";
+      if (const auto text = option_value_string(val)) {
+        kv.emplace_back(name, *text);
+      } else if (val.value().type() == typeid(std::vector<std::string>)) {  // --teacher-mean, given once per mode
+        std::string joined;
+        for (const auto& s : val.as<std::vector<std::string>>()) joined += s + ";";
+        kv.emplace_back(name, joined);
+      } else {
+        kv.emplace_back(name, "");
       }
-      kv.emplace_back(name, os.str());
     }
     // The resolved values the run actually used (after --quick).
     kv.emplace_back("resolved.iterations", std::to_string(c.iterations));

@@ -560,16 +560,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
                                           "interrupt-at-burn-in", "no-progress"};
   for (const auto& [name, val] : vm) {
     if (std::find(std::begin(kNotSaved), std::end(kNotSaved), name) != std::end(kNotSaved)) continue;
-    const auto& a = val.value();
-    std::ostringstream os;
-    if (a.type() == typeid(std::string)) os << val.as<std::string>();
-    else if (a.type() == typeid(int64_t)) os << val.as<int64_t>();
-    else if (a.type() == typeid(int)) os << val.as<int>();
-    else if (a.type() == typeid(uint64_t)) os << val.as<uint64_t>();
-    else if (a.type() == typeid(double)) os << std::setprecision(17) << val.as<double>();
-    else if (a.type() == typeid(bool)) os << (val.as<bool>() ? "true" : "false");
-    else continue;
-    saved.emplace_back(name, os.str());
+    if (const auto text = option_value_string(val)) saved.emplace_back(name, *text);
   }
   return true;
 }

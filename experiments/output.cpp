@@ -29,6 +29,19 @@ void prepare_run_dir(const fs::path& dir, bool force, bool resume) {
   JEBM_CHECK(!ec, "--out " << dir.string() << ": cannot create the directory: " << ec.message());
 }
 
+std::optional<std::string> option_value_string(const boost::program_options::variable_value& v) {
+  const auto& a = v.value();
+  std::ostringstream os;
+  if (a.type() == typeid(std::string)) os << v.as<std::string>();
+  else if (a.type() == typeid(int64_t)) os << v.as<int64_t>();
+  else if (a.type() == typeid(int)) os << v.as<int>();
+  else if (a.type() == typeid(uint64_t)) os << v.as<uint64_t>();
+  else if (a.type() == typeid(double)) os << std::setprecision(17) << v.as<double>();
+  else if (a.type() == typeid(bool)) os << (v.as<bool>() ? "true" : "false");
+  else return std::nullopt;
+  return os.str();
+}
+
 void write_options(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& kv) {
   std::ofstream os(dir / "options.txt");
   JEBM_CHECK(os, "cannot write " << (dir / "options.txt").string());

@@ -7,9 +7,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <boost/program_options/variables_map.hpp>
 
 namespace jebm {
 
@@ -18,6 +21,9 @@ namespace jebm {
 void prepare_run_dir(const std::filesystem::path& dir, bool force, bool resume);
 // Writes "key = value" lines (the resolved options, in order) to dir/options.txt.
 void write_options(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& kv);
+// A scalar option's value as options.txt holds it (doubles to 17 digits, so a resume reads back the same value);
+// nullopt for other types.
+std::optional<std::string> option_value_string(const boost::program_options::variable_value& v);
 
 class CsvWriter {
  public:

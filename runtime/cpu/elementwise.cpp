@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "runtime/backend.hpp"
+#include "runtime/broadcast.hpp"
 #include "runtime/cpu/parallel.hpp"
 
 namespace jebm::cpu {
@@ -214,53 +215,8 @@ void unary_backward_typed(UnaryOp op, const Tensor& x, const Tensor& gy, Tensor&
 
 // --- broadcasting -------------------------------------------------------------------------------------------
 
-// An operand's element strides as seen from the output (right-aligned, 0 where it broadcasts), after merging
-// adjacent dimensions that every operand walks contiguously. E.g. [N, 2] + [N, 2] becomes one dimension of 2N,
-// [N, D] + [D] stays [N, D] with b's strides (0, 1).
-struct BroadcastPlan {
-  std::vector<int64_t> shape, stride_a, stride_b;
-};
-
-std::vector<int64_t> aligned_strides(const Shape& s, const Shape& out) {
-  const size_t r = out.size(), off = r - s.size();
-  std::vector<int64_t> st(r, 0);
-  int64_t run = 1;
-  for (size_t k = s.size(); k-- > 0;) {
-    st[off + k] = s[k] == 1 ? 0 : run;
-    run *= s[k];
-  }
-  return st;
-}
-
-BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
-  const auto sa = aligned_strides(a, out), sb = aligned_strides(b, out);
-  BroadcastPlan p;
-  for (size_t k = 0; k < out.size(); ++k) {
-    if (out[k] == 1) continue;  // size-1 dims contribute nothing
-    if (!p.shape.empty()) {
-      const int64_t n = out[k];
-      // Merge with the previous kept dim when both operands step through it as one run.
-      if (p.stride_a.back() == sa[k] * n && p.stride_b.back() == sb[k] * n) {
-        p.shape.back() *= n;
-        p.stride_a.back() = sa[k];
-        p.stride_b.back() = sb[k];
-        continue;
-      }
-    }
-    p.shape.push_back(out[k]);
-    p.stride_a.push_back(sa[k]);
-    p.stride_b.push_back(sb[k]);
-  }
-  if (p.shape.empty()) {
-    p.shape = {1};
-    p.stride_a = {0};
-    p.stride_b = {0};
-  }
-  return p;
-}
-
 template <typename T, typename F>
-void broadcast_loop(const T* a, const T* b, T* o, const BroadcastPlan& p, int64_t numel, F f) {
+void broadcast_loop(const T* a, const T* b, T* o, const BroadcastLayout& p, int64_t numel, F f) {
   const size_t r = p.shape.size();
   const int64_t len = p.shape[r - 1], la = p.stride_a[r - 1], lb = p.stride_b[r - 1];
   if (r == 1) {
@@ -318,7 +274,7 @@ void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
     const T s = ap[0];
     for_each_index(n, [bp, op, s, f](int64_t i) { op[i] = f(s, bp[i]); });
   } else {
-    broadcast_loop(ap, bp, op, plan_broadcast(a.shape(), b.shape(), out.shape()), n, f);
+    broadcast_loop(ap, bp, op, broadcast_layout(a.shape(), b.shape(), out.shape()), n, f);
   }
 }
 

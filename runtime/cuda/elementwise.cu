@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/broadcast.hpp"
 #include "runtime/cuda/context.hpp"
 
 namespace jebm::cuda {
@@ -170,43 +171,18 @@ __global__ void cast_kernel(const Src* __restrict__ x, Dst* __restrict__ y, int6
 
 // --- host side --------------------------------------------------------------------------------------------
 
-// Same plan as the CPU's: right-aligned strides, size-1 output dims dropped, adjacent dims merged when both
-// operands step through them as one run. [N, D] + [D] stays [N, D] with b's strides (0, 1).
-std::vector<int64_t> aligned_strides(const Shape& s, const Shape& out) {
-  const size_t r = out.size(), off = r - s.size();
-  std::vector<int64_t> st(r, 0);
-  int64_t run = 1;
-  for (size_t k = s.size(); k-- > 0;) {
-    st[off + k] = s[k] == 1 ? 0 : run;
-    run *= s[k];
-  }
-  return st;
-}
-
+// The shared layout (runtime/broadcast.hpp) packed into a fixed-size struct for the kernel argument.
 BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
-  const auto sa = aligned_strides(a, out), sb = aligned_strides(b, out);
-  std::vector<int64_t> shape, st_a, st_b;
-  for (size_t k = 0; k < out.size(); ++k) {
-    if (out[k] == 1) continue;
-    if (!shape.empty() && st_a.back() == sa[k] * out[k] && st_b.back() == sb[k] * out[k]) {
-      shape.back() *= out[k];
-      st_a.back() = sa[k];
-      st_b.back() = sb[k];
-      continue;
-    }
-    shape.push_back(out[k]);
-    st_a.push_back(sa[k]);
-    st_b.push_back(sb[k]);
-  }
-  JEBM_CHECK(shape.size() <= static_cast<size_t>(kMaxDims),
+  const BroadcastLayout l = broadcast_layout(a, b, out);
+  JEBM_CHECK(l.shape.size() <= static_cast<size_t>(kMaxDims),
              "binary (cuda): broadcasting " << shape_str(a) << " with " << shape_str(b) << " needs "
-                                            << shape.size() << " dims after merging; at most " << kMaxDims);
+                                            << l.shape.size() << " dims after merging; at most " << kMaxDims);
   BroadcastPlan p;
-  p.rank = static_cast<int>(shape.size());
-  for (size_t k = 0; k < shape.size(); ++k) {
-    p.shape[k] = shape[k];
-    p.stride_a[k] = st_a[k];
-    p.stride_b[k] = st_b[k];
+  p.rank = static_cast<int>(l.shape.size());
+  for (size_t k = 0; k < l.shape.size(); ++k) {
+    p.shape[k] = l.shape[k];
+    p.stride_a[k] = l.stride_a[k];
+    p.stride_b[k] = l.stride_b[k];
   }
   return p;
 }
