@@ -26,13 +26,13 @@ namespace {
 
 const std::vector<jebm::Command>& commands() {
   static const std::vector<jebm::Command> table = {
-      {"bench", "micro-benchmarks: GEMM, conv2d, ...", jebm::run_bench},
-      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD)", jebm::run_gmm},
+      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD), DESIGN 3.1", jebm::run_gmm},
       {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist},
       {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
       {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
       {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD), DESIGN 3.3", jebm::run_cifar10},
       {"sample", "draw fresh samples (PNG grid) from a mnist/cifar10 run checkpoint by ULA", jebm::run_sample},
+      {"bench", "micro-benchmarks: GEMM, conv2d, energy CNNs, sampler, training iterations", jebm::run_bench},
   };
   return table;
 }
@@ -44,8 +44,8 @@ void print_help(std::ostream& os) {
         "usage: jebm <command> [options]    (jebm <command> --help for the command's options)\n\n"
         "commands:\n";
   for (const auto& c : commands()) {
-    os << "  " << c.name << std::string(c.name[0] && std::string(c.name).size() < 20 ? 20 - std::string(c.name).size() : 1, ' ')
-       << c.summary << "\n";
+    const std::string name = c.name;
+    os << "  " << name << std::string(name.size() < 20 ? 20 - name.size() : 1, ' ') << c.summary << "\n";
   }
   os << "\noptions:\n  -h, --help          this text\n  --version           version and build (CUDA backend on/off)\n";
 }
