@@ -44,6 +44,20 @@ inline bool all_close(const Tensor& got, const Tensor& want, double atol, double
   return all_close(got.to_vector(), want.to_vector(), atol, rtol, what);
 }
 
+// `fn` must throw jebm::Error whose message mentions every needle (the message is logged at test_suite level).
+template <typename F>
+void expect_error(F&& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+    BOOST_ERROR("no error; expected one mentioning '" << needles.front() << "'");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST_MESSAGE("error: " << msg);
+    for (const auto& n : needles)
+      BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message lacks '" << n << "': " << msg);
+  }
+}
+
 // A fresh empty directory under the system temp dir, removed when the object dies.
 struct TempDir {
   std::filesystem::path path;

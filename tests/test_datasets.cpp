@@ -14,6 +14,8 @@ using namespace jebm;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 
+using jebm::test::expect_error;
+
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -59,20 +61,6 @@ Bytes ramp(size_t n, int start = 0) {
   Bytes b(n);
   for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>((start + static_cast<int>(i) * 7) % 256);
   return b;
-}
-
-// `fn` must throw jebm::Error mentioning every needle.
-template <typename F>
-void expect_error(F&& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    BOOST_ERROR("no error; expected one mentioning '" << needles.front() << "'");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST_MESSAGE("error: " << msg);
-    for (const auto& n : needles)
-      BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message lacks '" << n << "': " << msg);
-  }
 }
 
 Bytes cifar_records(const Bytes& labels, int seed) {

@@ -20,6 +20,8 @@
 using namespace jebm;
 using jebm::test::all_close;
 
+using jebm::test::expect_error;
+
 namespace {
 
 // --- host arrays for the references ---------------------------------------------------------------------
@@ -561,17 +563,6 @@ void run_family(const std::string& family) {
     ++count;
   }
   BOOST_TEST(count > 0, "no cases in family " << family);
-}
-
-// Runs f, expects a jebm::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    BOOST_ERROR("expected an error mentioning " << parts.front());
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& p : parts) BOOST_TEST(m.find(p) != std::string::npos, "'" << p << "' missing from: " << m);
-  }
 }
 
 }  // namespace

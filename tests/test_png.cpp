@@ -10,19 +10,9 @@ using namespace jebm;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 
-namespace {
+using jebm::test::expect_error;
 
-template <typename F>
-void expect_error(F&& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    BOOST_ERROR("no error; expected one mentioning '" << needles.front() << "'");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message lacks '" << n << "': " << msg);
-  }
-}
+namespace {
 
 int px(const PngImage& im, int64_t x, int64_t y, int64_t c = 0) {
   return im.pixels[static_cast<size_t>((y * im.width + x) * im.channels + c)];
