@@ -1,12 +1,16 @@
-// Systematic and multinomial resampling, the ESS/CV trigger and its effect on the log Z offset.
-// Tested by tests/test_samplers.cpp (systematic counts within 1 of N w_i, multinomial unbiased over repeats).
+// The resampling rule, ancestor draws and applying them to a population: the dispatch point (validation here,
+// kernels in samplers/{cpu,cuda}/weights). Tested by tests/test_samplers.cpp (systematic counts within 1 of N w_i,
+// multinomial unbiased over repeats) and tests/test_cuda_samplers.cpp (identical ancestors on the device).
 #include "samplers/resampling.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <string>
 
+#include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "samplers/backend.hpp"
+#include "samplers/cpu/weights.hpp"
 
 namespace jebm {
 
@@ -27,74 +31,109 @@ bool should_resample(const WeightStats& s, int64_t n, const ResampleRule& rule) 
 }
 
 namespace {
-// Inclusive prefix sums in double, the last forced to exactly 1 so that every search point lands in range.
+
 std::vector<double> cumulative(const std::vector<double>& w) {
   JEBM_CHECK(!w.empty(), "resampling: no weights");
   std::vector<double> c(w.size());
-  double s = 0.0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    JEBM_CHECK(w[i] >= 0.0 && std::isfinite(w[i]), "resampling: weight " << i << " is " << w[i]);
-    s += w[i];
-    c[i] = s;
-  }
-  JEBM_CHECK(std::fabs(s - 1.0) < 1e-8, "resampling: weights sum to " << s << ", expected 1");
-  for (double& v : c) v /= s;
-  c.back() = 1.0;
+  cpu::cumulative_weights(w.data(), static_cast<int64_t>(w.size()), c.data());
   return c;
 }
+
+void check_weights(const Tensor& w, const char* what) {
+  JEBM_CHECK(w.defined() && w.dtype() == DType::Float64 && w.dim() == 1 && w.numel() > 0,
+             what << ": weights must be a non-empty [N] float64 tensor, got "
+                  << (w.defined() ? shape_str(w.shape()) + " " + dtype_name(w.dtype()) : std::string("undefined")));
+}
+
+// The systematic draw's uniform: a stream no walker index reaches, so it is independent of multinomial draws.
+double systematic_uniform(uint64_t seed, uint64_t offset) {
+  double u0, u1;
+  philox_uniform2(seed, ~uint64_t{0}, offset, &u0, &u1);
+  return u0;
+}
+
 }  // namespace
 
 std::vector<int64_t> systematic_ancestors(const std::vector<double>& w, double u) {
   JEBM_CHECK(u >= 0.0 && u < 1.0, "systematic_ancestors: u = " << u << " not in [0, 1)");
   const std::vector<double> c = cumulative(w);
-  const size_t n = w.size();
-  std::vector<int64_t> anc(n);
-  size_t j = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double p = (static_cast<double>(i) + u) / static_cast<double>(n);
-    while (j + 1 < n && c[j] <= p) ++j;  // first j with c[j] > p; points increase, so j only moves forward
-    anc[i] = static_cast<int64_t>(j);
-  }
+  std::vector<int64_t> anc(w.size());
+  cpu::systematic_ancestors(c.data(), static_cast<int64_t>(c.size()), u, anc.data());
   return anc;
 }
 
 std::vector<int64_t> multinomial_ancestors(const std::vector<double>& w, uint64_t seed, uint64_t offset) {
   const std::vector<double> c = cumulative(w);
-  const size_t n = w.size();
-  std::vector<int64_t> anc(n);
-  for (size_t i = 0; i < n; ++i) {
-    double u0, u1;
-    philox_uniform2(seed, i, offset, &u0, &u1);
-    const size_t j = static_cast<size_t>(std::upper_bound(c.begin(), c.end(), u0) - c.begin());
-    anc[i] = static_cast<int64_t>(std::min(j, n - 1));
-  }
+  std::vector<int64_t> anc(w.size());
+  cpu::multinomial_ancestors(c.data(), static_cast<int64_t>(c.size()), seed, offset, anc.data());
   return anc;
 }
 
 std::vector<int64_t> draw_ancestors(const std::vector<double>& w, ResampleScheme scheme, uint64_t seed,
                                     uint64_t offset) {
   if (scheme == ResampleScheme::Multinomial) return multinomial_ancestors(w, seed, offset);
-  double u0, u1;
-  // A stream no walker index reaches, so the systematic offset is independent of multinomial draws.
-  philox_uniform2(seed, ~uint64_t{0}, offset, &u0, &u1);
-  return systematic_ancestors(w, u0);
+  return systematic_ancestors(w, systematic_uniform(seed, offset));
+}
+
+Tensor cumulative_weights(const Tensor& w) {
+  check_weights(w, "cumulative_weights");
+  Tensor c = Tensor::empty({w.numel()}, DType::Float64, w.device());
+  JEBM_SAMPLER_DISPATCH(w.device(), cumulative_weights, w, c);
+  return c;
+}
+
+Tensor systematic_ancestors(const Tensor& w, double u) {
+  JEBM_CHECK(u >= 0.0 && u < 1.0, "systematic_ancestors: u = " << u << " not in [0, 1)");
+  const Tensor c = cumulative_weights(w);
+  Tensor anc = Tensor::empty({w.numel()}, DType::Int64, w.device());
+  JEBM_SAMPLER_DISPATCH(w.device(), systematic_ancestors, c, u, anc);
+  return anc;
+}
+
+Tensor multinomial_ancestors(const Tensor& w, uint64_t seed, uint64_t offset) {
+  const Tensor c = cumulative_weights(w);
+  Tensor anc = Tensor::empty({w.numel()}, DType::Int64, w.device());
+  JEBM_SAMPLER_DISPATCH(w.device(), multinomial_ancestors, c, seed, offset, anc);
+  return anc;
+}
+
+Tensor draw_ancestors(const Tensor& w, ResampleScheme scheme, uint64_t seed, uint64_t offset) {
+  if (scheme == ResampleScheme::Multinomial) return multinomial_ancestors(w, seed, offset);
+  return systematic_ancestors(w, systematic_uniform(seed, offset));
+}
+
+Tensor population_ancestors(const WalkerPopulation& pop, ResampleScheme scheme) {
+  return draw_ancestors(normalized_weights(pop.log_w), scheme, pop.seed ^ kResampleKey,
+                        static_cast<uint64_t>(pop.resamplings));
 }
 
 std::vector<int64_t> draw_population_ancestors(const WalkerPopulation& pop, ResampleScheme scheme) {
-  return draw_ancestors(pop.weights(), scheme, pop.seed ^ kResampleKey, static_cast<uint64_t>(pop.resamplings));
+  return population_ancestors(pop, scheme).host_vector<int64_t>();
+}
+
+void resample_population(WalkerPopulation& pop, const Tensor& ancestors) {
+  JEBM_CHECK(ancestors.defined() && ancestors.dtype() == DType::Int64 && ancestors.numel() == pop.size() &&
+                 ancestors.device() == pop.x.device(),
+             "resample_population: ancestors must be " << pop.size() << " int64 on " << pop.x.device().str()
+                                                      << ", got "
+                                                      << (ancestors.defined()
+                                                              ? shape_str(ancestors.shape()) + " " +
+                                                                    dtype_name(ancestors.dtype()) + " on " +
+                                                                    ancestors.device().str()
+                                                              : std::string("undefined")));
+  JEBM_CHECK(!pop.any_pending(), "resample_population: walkers have pending moves; complete them first or use "
+                                 "resample_and_redo_move");
+  pop.fold_weights_into_offset();
+  pop.x = gather_rows(pop.x, ancestors);
+  // Nothing is pending, so x_prev only needs to be a valid buffer of the same shape: keep it equal to x.
+  pop.x_prev = pop.x.clone();
+  ++pop.resamplings;
 }
 
 void resample_population(WalkerPopulation& pop, const std::vector<int64_t>& ancestors) {
   JEBM_CHECK(static_cast<int64_t>(ancestors.size()) == pop.size(),
              "resample_population: " << ancestors.size() << " ancestors for " << pop.size() << " walkers");
-  JEBM_CHECK(!pop.any_pending(), "resample_population: walkers have pending moves; complete them first or use "
-                                 "resample_and_redo_move");
-  pop.fold_weights_into_offset();
-  gather_rows_into(pop.x_prev, pop.x, ancestors);
-  std::swap(pop.x, pop.x_prev);
-  // Nothing is pending, so x_prev only needs to be a valid buffer of the same shape: keep it equal to x.
-  std::memcpy(pop.x_prev.raw_data(), pop.x.raw_data(), pop.x.nbytes());
-  ++pop.resamplings;
+  resample_population(pop, Tensor::from_vector(ancestors, {pop.size()}, pop.x.device()));
 }
 
 }  // namespace jebm

@@ -1,20 +1,18 @@
 // The generic training loop of DESIGN 1.3 through autograd (see samplers/trainer.hpp for the step's parts), on
 // the device of the walkers and the energy. Per-walker work goes through runtime ops (gather_rows,
-// index_copy_rows_: exact row copies on every device) and the samplers' device twins, so on CUDA no walker data
-// comes to the host; only the random subsets' indices go up. Tested by tests/test_samplers.cpp,
+// index_copy_rows_: exact row copies on every device) and the samplers' device-transparent API, so on CUDA no
+// walker data comes to the host; only the random subsets' indices go up. Tested by tests/test_samplers.cpp,
 // tests/test_gmm.cpp and tests/test_cuda_trainer.cpp (CUDA vs CPU).
 #include "samplers/trainer.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
-#include "samplers/sampler_cuda.hpp"
 
 namespace jebm {
 
@@ -45,59 +43,7 @@ Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
 // A copy of t on `device` that never shares t's storage.
 Tensor copy_to(const Tensor& t, Device device) { return t.device() == device ? t.clone() : t.to(device); }
 
-// A_i += u_old_j - u_new_j for the walkers i = idx[j] (host) = idx_t[j] (on the walkers' device), none pending.
-// CPU: jarzynski_parameter_change (which also checks that none is pending); CUDA: the same a + (u_old - u_new)
-// through gather, add and scatter on the device (the pending check would cost a synchronisation; the Trainer
-// only calls this on walkers whose moves it completed).
-void parameter_change(WalkerPopulation& pop, const Tensor& u_old, const Tensor& u_new, const std::vector<int64_t>& idx,
-                      const Tensor& idx_t) {
-  if (pop.log_w.device().is_cpu()) {
-    jarzynski_parameter_change(pop, u_old, u_new, idx);
-    return;
-  }
-  index_copy_rows_(pop.log_w, idx_t, add(gather_rows(pop.log_w, idx_t), sub(u_old, u_new)));
-}
-
-// Normalised weights of the log-weights lw [b] (float64, any device) as float64 on lw's device, and their ESS
-// 1 / sum w^2. CUDA: normalized_weights_cuda, and one scalar comes back.
-Tensor normalized_weights_on_device(const Tensor& lw, double* ess) {
-#ifdef JEBM_WITH_CUDA
-  if (lw.device().is_cuda()) {
-    Tensor w = normalized_weights_cuda(lw);
-    *ess = 1.0 / sum_all(square(w)).item();
-    return w;
-  }
-#endif
-  const std::vector<double> w = normalized_weights(lw.host_vector<double>());
-  double sum_w2 = 0.0;
-  for (double v : w) sum_w2 += v * v;
-  *ess = 1.0 / sum_w2;
-  return Tensor::from_vector(w, {lw.numel()}, DType::Float64, lw.device());
-}
-
-// Resamples a population with nothing pending (resample_population, or its device twin) and returns the
-// ancestors as an Int64 tensor on the walkers' device, to gather the per-walker caches with.
-Tensor resample_walkers(WalkerPopulation& pop, ResampleScheme scheme) {
-#ifdef JEBM_WITH_CUDA
-  if (pop.x.device().is_cuda()) {
-    const Tensor anc = draw_population_ancestors_cuda(pop, scheme);
-    resample_population_cuda(pop, anc);
-    return anc;
-  }
-#endif
-  const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
-  resample_population(pop, anc);
-  return index_tensor(anc, Device::cpu());
-}
-
 }  // namespace
-
-WeightStats population_weight_stats(const WalkerPopulation& pop) {
-#ifdef JEBM_WITH_CUDA
-  if (pop.log_w.device().is_cuda()) return weight_stats_cuda(pop.log_w);
-#endif
-  return pop.stats();
-}
 
 Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions options)
     : energy_(energy), pop_(walkers), opt_(options) {
@@ -178,7 +124,7 @@ void Trainer::bring_up_to_date() {
     if (!rest.empty()) {
       const Tensor idx = index_tensor(rest, dev);
       const Tensor u_new = energy_only(gather_rows(pop_.x, idx));
-      if (weighted) parameter_change(pop_, gather_rows(u_cache_, idx), u_new, rest, idx);
+      if (weighted) jarzynski_parameter_change(pop_, gather_rows(u_cache_, idx), u_new, rest);
       index_copy_rows_(u_cache_, idx, u_new);
     }
   }
@@ -200,7 +146,7 @@ void Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_t>&
   const Tensor idx = all ? Tensor() : index_tensor(s, dev);
   Tensor w;  // [b] float64 on dev: the gradient walkers' renormalised weights
   if (opt_.ula.weighted) {
-    w = normalized_weights_on_device(all ? pop_.log_w : gather_rows(pop_.log_w, idx), &info.batch_ess);
+    w = normalized_weights(all ? pop_.log_w : gather_rows(pop_.log_w, idx), &info.batch_ess);
   } else {
     const std::vector<double> wu(static_cast<size_t>(b), 1.0 / static_cast<double>(b));
     double sum_w2 = 0.0;
@@ -306,7 +252,7 @@ TrainerStepInfo Trainer::step() {
   const std::vector<int64_t> moved = opt_.gradient_walkers_moved && initialised_ && !all_moved_ ? last_moved_
                                                                                                 : std::vector<int64_t>{};
   bring_up_to_date();
-  const WeightStats st = population_weight_stats(pop_);
+  const WeightStats st = pop_.stats();
   info.ess = st.ess;
   info.cv2 = st.cv2;
   info.log_z = pop_.log_z_offset + st.log_mean;
@@ -317,7 +263,8 @@ TrainerStepInfo Trainer::step() {
                     (opt_.resample_batch_ess > 0 ? info.batch_ess < opt_.resample_batch_ess
                                                  : should_resample(st, pop_.size(), opt_.resample_rule));
   if (opt_.ula.weighted && opt_.resample && fire) {
-    const Tensor anc = resample_walkers(pop_, opt_.resample_rule.scheme);
+    const Tensor anc = population_ancestors(pop_, opt_.resample_rule.scheme);
+    resample_population(pop_, anc);
     u_cache_ = gather_rows(u_cache_, anc);
     if (g_all_valid_) g_all_ = gather_rows(g_all_, anc);
     info.resampled = true;

@@ -73,9 +73,8 @@ struct TrainerStepInfo {
   bool restarted = false;        // CD restart before this update
 };
 
-// Weight statistics of a population on its own device (CPU: WalkerPopulation::stats; CUDA: weight_stats_cuda,
-// four scalars come back).
-WeightStats population_weight_stats(const WalkerPopulation& pop);
+// Transitional: WalkerPopulation::stats() is safe on either device now; call it instead.
+inline WeightStats population_weight_stats(const WalkerPopulation& pop) { return pop.stats(); }
 
 class Trainer {
  public:

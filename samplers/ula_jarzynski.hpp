@@ -1,21 +1,25 @@
 // The ULA move + Jarzynski weight update of DESIGN 1.1 as ONE fused pass per move (DESIGN 1.4), its unfused
-// reference, the parameter-change increment, and resampling before a move. Tested by tests/test_samplers.cpp
+// reference, the parameter-change increment, and resampling before a move: the device-transparent API (kernels in
+// samplers/{cpu,cuda}/ula_jarzynski, dispatch in samplers/ula_jarzynski.cpp). Tested by tests/test_samplers.cpp
 // (fused == reference, thread-count invariance, resampled copies move apart) and tests/test_gmm.cpp.
 //
 // Fused move (per walker i, coordinates d = 0..D-1; G clipped per coordinate to [-c, c] when c > 0, and the
 // clipped drift is used on both sides of the weight formula):
-//   if pending_i:  A_i += P_i - U(X_i) - |X_prev_i - X_i + h G(X_i)|^2 / (2 sigma^2)       (completes move k-1)
-//   if moving:     X_prev_i = X_i;  X_i = X_i - h G(X_i) + sigma xi_i;  P_i = U(X_i) + |xi_i|^2 / 2;  pending_i = 1
+//   if pending_i:  A_i += P_i - U(X_i) - |X_prev_i - X_i + h G(X_i)|^2 / (2 v)            (completes move k-1)
+//   if moving:     X_prev_i = X_i;  X_i = X_i - h G(X_i) + sigma xi_i;  P_i = U(X_i) + sigma^2 |xi_i|^2 / (2 v);
+//                  pending_i = 1
+// with v = sigma^2 (WeightKernel::Consistent, so P_i = U(X_i) + |xi_i|^2 / 2) or v = 2h (WeightKernel::Paper2h).
 // U(X_i), G(X_i) are the energy and its gradient at the walker's *current* position under the *current*
 // parameters, so a move made under theta_k and completed under theta_{k+1} gets the paper's combined increment.
 //
-// Noise counter scheme (the CUDA twin samplers/ula_jarzynski.cu must use the same one): with P = ceil(D / 2),
-//   (xi_i[2p], xi_i[2p+1]) = ula_normal2(seed, stream = i * P + p, offset = move counter)   (defined below)
+// Noise counter scheme (the CUDA twin samplers/cuda/ula_jarzynski.cu uses the same one): with P = ceil(D / 2),
+//   (xi_i[2p], xi_i[2p+1]) = philox_normal2_poly(seed, stream = i * P + p, offset = move counter)
 // where i is the walker's index in the WHOLE population (so moving a subset draws what the full move would)
 // and the move counter is WalkerPopulation::moves, incremented by every call that moves walkers. A draw is a
 // pure function of (seed, i, d, counter): results do not depend on thread count or batching.
-// ula_normal2 is Philox-4x32-10 (runtime/philox.hpp's philox_block) + Box-Muller, with a 52-bit uniform and
-// branch-free polynomial log/sincos (|error| < 1e-15) instead of libm, so that the CPU loop vectorises.
+// philox_normal2_poly (runtime/philox.hpp) is Philox-4x32-10 + Box-Muller, with a 52-bit uniform and branch-free
+// polynomial log/sincos (|error| < 1e-15) instead of libm, so that the CPU loop vectorises; on the device the
+// words come from cuRAND's Philox4_32_10 (the same words, see runtime/philox.hpp).
 //
 // Resampling and the fused kernel: the ESS test needs the completed weights, which the fused pass produces
 // together with the next move. jebm keeps the single pass on every iteration and, when the test fires, undoes
@@ -27,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "runtime/philox.hpp"
@@ -43,92 +48,41 @@
 
 namespace jebm {
 
+// The variance v of the Gaussian transition kernels in the weight's two kernel terms (DESIGN 1.1):
+//   Consistent ("sigma"): v = sigma^2, the kernel the moves are actually drawn from (jebm's default);
+//   Paper2h ("2h"):       v = 2h whatever sigma is, as the official image code computes its weights (its 1/(4h)).
+// With sigma = sqrt(2h) the two coincide. Paper2h is not the Jarzynski weight of the chain simulated when
+// sigma != sqrt(2h); it exists to reproduce the paper's runs.
+enum class WeightKernel { Consistent, Paper2h };
+WeightKernel weight_kernel_from_name(const std::string& name);  // "sigma" | "2h"
+const char* weight_kernel_name(WeightKernel k);
+
 struct UlaConfig {
   double h = 0.1;            // step size (DESIGN 3.1: h = 0.1 in the Gaussian mixture)
   double sigma = 0.0;        // noise scale; <= 0 means sqrt(2h), the paper's choice (DESIGN 1.1)
   double drift_clip = 0.0;   // > 0: each coordinate of G clipped to [-drift_clip, drift_clip]
   bool weighted = true;      // false: plain ULA (PCD/CD), log-weights untouched, nothing pending
+  WeightKernel weight_kernel = WeightKernel::Consistent;
   double noise_scale() const;
+  // The forward term |X_next - X + h G|^2 / (2 v) = sigma^2 |xi|^2 / (2 v) is partial_coef() * |xi|^2 (0.5 when
+  // consistent); the backward term is |X_prev - X + h G|^2 / back_denominator() with back_denominator() = 2 v.
+  double partial_coef() const;
+  double back_denominator() const;
 };
 
 enum class MoveKind { CompleteAndMove, CompleteOnly, MoveOnly };
 
-// --- the noise: Philox-4x32-10 + Box-Muller with branch-free polynomial log/sincos ------------------------
-// philox_normal2 (runtime/philox.hpp) calls libm, which keeps the CPU loop scalar: one fused move of 10^4 x 50
-// walkers spent ~20 ms there. These helpers are plain arithmetic (relative error < 1e-15 against libm), so the
-// tile loops below vectorise; the CUDA twin calls the same functions, so CPU and GPU draw the same normals.
-JEBM_HD double ula_bits_to_double(uint64_t b) {
-  double d;
-  std::memcpy(&d, &b, sizeof d);
-  return d;
-}
-JEBM_HD uint64_t ula_double_to_bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, sizeof b);
-  return b;
-}
-// Uniform in (0, 1): 52 random bits placed in the mantissa of [1, 2), minus 1, plus 2^-53 so never 0.
-JEBM_HD double ula_u01(uint32_t hi, uint32_t lo) {
-  const uint64_t b = ((static_cast<uint64_t>(hi) << 32 | lo) >> 12) | 0x3ff0000000000000ULL;
-  return (ula_bits_to_double(b) - 1.0) + 1.1102230246251565e-16;
-}
-// log x for normal x > 0: x = 2^e m, m in (sqrt(1/2), sqrt(2)], log m = 2 atanh((m-1)/(m+1)) as a series.
-JEBM_HD double ula_log(double x) {
-  const uint64_t b = ula_double_to_bits(x);
-  const double m0 = ula_bits_to_double((b & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
-  // Branch-free (so the loop vectorises): halve m and bump the exponent when m > sqrt(2).
-  // Integer-to-double conversions go through the 2^52 trick: SSE2 has no packed 64-bit int -> double.
-  // big = 1 when the mantissa exceeds sqrt(2)'s (0x6a09e667f3bcd), by the borrow of an unsigned subtraction.
-  const uint64_t big = (0x6a09e667f3bcdULL - (b & 0x000fffffffffffffULL)) >> 63;
-  const double m = m0 * ula_bits_to_double(0x3ff0000000000000ULL - (big << 52));
-  const double e = ula_bits_to_double(((b >> 52) + big) | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
-  const double f = (m - 1.0) / (m + 1.0), s = f * f;
-  double p = 1.0 / 23;
-  p = p * s + 1.0 / 21; p = p * s + 1.0 / 19; p = p * s + 1.0 / 17; p = p * s + 1.0 / 15; p = p * s + 1.0 / 13;
-  p = p * s + 1.0 / 11; p = p * s + 1.0 / 9; p = p * s + 1.0 / 7; p = p * s + 1.0 / 5; p = p * s + 1.0 / 3;
-  p = p * s + 1.0;
-  return e * 0.6931471805599453094 + 2.0 * f * p;
-}
-// sin and cos of 2 pi u for u in (0, 1): quarter-turn reduction, then Taylor polynomials on [-pi/4, pi/4].
-JEBM_HD void ula_sincos2pi(double u, double* s, double* c) {
-  // q = nearest integer to 4u (0..4) by the 1.5 * 2^52 trick; its low bits sit in the mantissa of t.
-  const double t = u * 4.0 + 6755399441055744.0;
-  const double qd = t - 6755399441055744.0;
-  const double r = (u - 0.25 * qd) * 6.283185307179586476925;
-  const double r2 = r * r;
-  double ps = 1.0 / 355687428096000.0;
-  ps = ps * r2 - 1.0 / 1307674368000.0; ps = ps * r2 + 1.0 / 6227020800.0; ps = ps * r2 - 1.0 / 39916800.0;
-  ps = ps * r2 + 1.0 / 362880.0; ps = ps * r2 - 1.0 / 5040.0; ps = ps * r2 + 1.0 / 120.0; ps = ps * r2 - 1.0 / 6.0;
-  ps = ps * r2 + 1.0;
-  const double sr = r * ps;
-  double pc = -1.0 / 6402373705728000.0;
-  pc = pc * r2 + 1.0 / 20922789888000.0; pc = pc * r2 - 1.0 / 87178291200.0; pc = pc * r2 + 1.0 / 479001600.0;
-  pc = pc * r2 - 1.0 / 3628800.0; pc = pc * r2 + 1.0 / 40320.0; pc = pc * r2 - 1.0 / 720.0; pc = pc * r2 + 1.0 / 24.0;
-  pc = pc * r2 - 0.5; pc = pc * r2 + 1.0;
-  // Quadrant q: (sin, cos) = (sr, pc), (pc, -sr), (-sr, -pc), (-pc, sr); selects and sign flips on the bits.
-  const uint64_t qm = ula_double_to_bits(t) & 3;
-  const uint64_t swap = 0 - (qm & 1);  // all ones in odd quadrants
-  const uint64_t bs = ula_double_to_bits(sr), bc = ula_double_to_bits(pc);
-  const uint64_t a = (bc & swap) | (bs & ~swap), b = (bs & swap) | (bc & ~swap);
-  *s = ula_bits_to_double(a ^ ((qm >> 1) << 63));
-  *c = ula_bits_to_double(b ^ (((qm ^ (qm >> 1)) & 1) << 63));
-}
-// The definition of the sampler's noise: two standard normals from the Philox block (seed, stream, offset).
-JEBM_HD void ula_normal2_from_words(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, double* z0, double* z1) {
-  const double r = std::sqrt(-2.0 * ula_log(ula_u01(w0, w1)));
-  double s, c;
-  ula_sincos2pi(ula_u01(w2, w3), &s, &c);
-  *z0 = r * c;
-  *z1 = r * s;
-}
-JEBM_HD void ula_normal2(uint64_t seed, uint64_t stream, uint64_t offset, double* z0, double* z1) {
-  const Philox4 w = philox_block(seed, stream, offset);
-  ula_normal2_from_words(w.v[0], w.v[1], w.v[2], w.v[3], z0, z1);
-}
+// One fused-move kernel call with its arguments resolved (ula_jarzynski_step fills it; samplers/kernels.inc).
+struct UlaMove {
+  bool complete = true, move = true, weighted = true;
+  double h = 0.1, sigma = 0.0, clip = 0.0;  // sigma: the resolved noise scale
+  double partial_coef = 0.5, back_den = 0.0;  // UlaConfig::partial_coef(), back_denominator()
+  uint64_t offset = 0;                        // Philox offset of this move (the key is the population's seed)
+};
 
 constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; the Philox loop vectorises)
 
-// z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as ula_normal2 would
+// z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as philox_normal2_poly would
 // give them: the Philox loop and the log/sincos loop vectorise; sqrt is done apart (libm's errno path would
 // stop the vectoriser), with the same correctly rounded result.
 JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint64_t offset, int64_t np, double* z) {
@@ -142,8 +96,8 @@ JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint6
     w3[p] = w.v[3];
   }
   for (int64_t p = 0; p < np; ++p) {
-    r2[p] = -2.0 * ula_log(ula_u01(w0[p], w1[p]));
-    ula_sincos2pi(ula_u01(w2[p], w3[p]), &sn[p], &cs[p]);
+    r2[p] = -2.0 * poly_log(philox_u01_52(w0[p], w1[p]));
+    poly_sincos2pi(philox_u01_52(w2[p], w3[p]), &sn[p], &cs[p]);
   }
   for (int64_t p = 0; p < np; ++p) {
     const double r = std::sqrt(r2[p]);
@@ -153,7 +107,8 @@ JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint6
 }
 
 // The per-walker math, shared with the CUDA twin. x_prev/x: this walker's rows, g: its gradient row, u: its
-// energy; writes log_w, partial, pending (see the formulas at the top of this file). Positions: with
+// energy; writes log_w, partial, pending (see the formulas at the top of this file; partial_coef and back_den
+// are UlaConfig::partial_coef() and back_denominator(), back_den <= 0 meaning 2 sigma^2). Positions: with
 // x_next == nullptr the move is in place (x_prev = x, x = X_next); otherwise X_next goes to x_next (which may be
 // x_prev itself: each coordinate of x_prev is read before it is written) and x is left alone, so a caller that
 // moves every walker can swap the two buffers instead of copying x into x_prev.
@@ -161,7 +116,8 @@ template <typename T>
 JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, const T* g, double u, double* log_w,
                                   double* partial, int64_t* pending, bool complete, bool move, bool weighted,
                                   double h, double sigma, double clip, uint64_t seed, uint64_t walker,
-                                  uint64_t offset, T* x_next = nullptr) {
+                                  uint64_t offset, T* x_next = nullptr, double partial_coef = 0.5,
+                                  double back_den = 0.0) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
   // Four partial sums (unrolled by 4): breaks the add-latency chain, which otherwise dominates this loop.
@@ -206,16 +162,18 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
     }
   }
   const double back = (b0 + b1) + (b2 + b3), xi2 = (q0 + q1) + (q2 + q3);
-  if (do_complete) *log_w += *partial - u - back / (2.0 * sigma * sigma);
+  if (do_complete) *log_w += *partial - u - back / (back_den > 0.0 ? back_den : 2.0 * sigma * sigma);
   if (move && weighted) {
-    *partial = u + 0.5 * xi2;
+    *partial = u + partial_coef * xi2;
     *pending = 1;
   } else {
     *pending = 0;
   }
 }
 
-// One fused pass over the walkers (OpenMP over walkers). u: [B] float64, g: [B, ...] like pop.x's rows, for
+// One fused pass over the walkers on the population's device (CPU: OpenMP over walkers, samplers/cpu/
+// ula_jarzynski.cpp; CUDA: one warp per walker, samplers/cuda/ula_jarzynski.cu). u: [B] float64, g: [B, ...] like
+// pop.x's rows (both on the walkers' device), for
 // the walkers idx[b] (idx empty: all walkers, B = N). kind: complete the pending increments, move, or both.
 // Moves use the Philox offset pop.moves and then increment it; `redo` reuses the previous offset (see
 // resample_and_redo_move) and does not increment.
@@ -223,18 +181,27 @@ void ula_jarzynski_step(WalkerPopulation& pop, const Tensor& u, const Tensor& g,
                         MoveKind kind = MoveKind::CompleteAndMove, const std::vector<int64_t>& idx = {},
                         bool redo = false);
 
+// The fused move's noise for walkers 0..n-1 at Philox offset `offset`: xi [n, dims] float64 on `device`
+// (CUDA: drawn by the kernels' code path; equal to the CPU's up to FMA rounding).
+Tensor ula_noise(int64_t n, int64_t dims, uint64_t seed, uint64_t offset, Device device);
+// The raw Philox blocks (seed, stream = first_stream + i, offset), i < n, as [n, 4] int64 on `device`: cuRAND's
+// words on CUDA, runtime/philox.hpp's on the CPU (they must be identical; tests/test_cuda_samplers.cpp).
+Tensor philox_words(int64_t n, uint64_t seed, uint64_t first_stream, uint64_t offset, Device device);
+
 // The unfused reference, written the obvious way for the tests: draws the noise tensor xi [N, D] with the
 // same counter scheme, then X_next = X - h G + sigma xi. The weight update is the literal formula of DESIGN 1.1.
-Tensor ula_noise_reference(int64_t n, int64_t dims, uint64_t seed, uint64_t offset);
+Tensor ula_noise_reference(int64_t n, int64_t dims, uint64_t seed, uint64_t offset);  // = ula_noise on the CPU
 // x, g: [N, D] float64 -> X_next
 Tensor ula_move_reference(const Tensor& x, const Tensor& g, const Tensor& xi, const UlaConfig& cfg);
 // A += U_k(X_k) - U_{k+1}(X_{k+1}) + (|X_{k+1} - X_k + h G_k(X_k)|^2 - |X_k - X_{k+1} + h G_{k+1}(X_{k+1})|^2)
-//      / (2 sigma^2), all [N]/[N, D] float64.
+//      / (2 v), v = sigma^2 or 2h by cfg.weight_kernel, all [N]/[N, D] float64 on the CPU.
 void jarzynski_increment_reference(Tensor& log_w, const Tensor& x_k, const Tensor& u_k, const Tensor& g_k,
                                    const Tensor& x_k1, const Tensor& u_k1, const Tensor& g_k1,
                                    const UlaConfig& cfg);
 
-// Parameter change at fixed positions: A_i += U_theta(X_i) - U_theta'(X_i) for the walkers idx (all if empty).
+// Parameter change at fixed positions: A_i += U_theta(X_i) - U_theta'(X_i) for the walkers idx (all if empty),
+// on the population's device (u_old, u_new there too). No walker may be pending (checked on the CPU only: on
+// CUDA the check would cost a synchronisation).
 void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, const Tensor& u_new,
                                 const std::vector<int64_t>& idx = {});
 
@@ -244,6 +211,10 @@ void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, cons
 // the copies with the same Philox offset: copies sit at different indices, so they get different noise, and
 // the discarded draw is independent of everything the new state depends on. u, g: the pre-move energies and
 // gradients (per walker), gathered with the ancestors. One extra move pass on resampling iterations only.
+// Any device: ancestors [N] int64 on the population's device (e.g. population_ancestors). That every walker just
+// moved is checked on the CPU only (a synchronisation on CUDA).
+void resample_and_redo_move(WalkerPopulation& pop, const Tensor& ancestors, const Tensor& u, const Tensor& g,
+                            const UlaConfig& cfg);
 void resample_and_redo_move(WalkerPopulation& pop, const std::vector<int64_t>& ancestors, const Tensor& u,
                             const Tensor& g, const UlaConfig& cfg);
 

@@ -1,6 +1,8 @@
 // WalkerPopulation: the Langevin walkers of DESIGN 1.2 (positions, float64 log-weights A, running log Z offset,
-// counters) plus the fused ULA+Jarzynski kernel's per-walker state (previous positions, pending partial term).
-// Weight statistics are computed in the log domain. Tested by tests/test_samplers.cpp.
+// counters) plus the fused ULA+Jarzynski kernel's per-walker state (previous positions, pending partial term),
+// and the log-domain weight statistics. Everything here works on a population on either device (the dispatch to
+// samplers/{cpu,cuda}/weights is in samplers/walkers.cpp). Tested by tests/test_samplers.cpp and, on a GPU,
+// tests/test_cuda_samplers.cpp.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,10 +18,14 @@ struct WeightStats {
   double ess = 0.0;       // 1 / sum_i w_i^2, in [1, N]
   double cv2 = 0.0;       // N / ESS - 1 = E[e^A^2]/E[e^A]^2 - 1 (GMM.py's `varian`)
 };
-WeightStats weight_stats(const double* log_w, int64_t n);
+WeightStats weight_stats(const double* log_w, int64_t n);  // host array
+// log_w: [N] float64 on any device; from CUDA only the four totals come back (one synchronisation).
+WeightStats weight_stats(const Tensor& log_w);
 // w_i = exp(A_i) / sum_j exp(A_j), via the max shift. `w` has n entries.
 void normalized_weights(const double* log_w, int64_t n, double* w);
 std::vector<double> normalized_weights(const std::vector<double>& log_w);
+// The same on log_w's device ([N] float64); with ess, also 1 / sum_i w_i^2 (one scalar comes back).
+Tensor normalized_weights(const Tensor& log_w, double* ess = nullptr);
 
 struct WalkerPopulation {
   Tensor x;        // [N, ...] positions, float32 or float64
@@ -32,13 +38,14 @@ struct WalkerPopulation {
   uint64_t moves = 0;         // move-kernel calls so far: the Philox offset of the next move
   int64_t resamplings = 0;
 
-  // Takes x0 [N, ...] (float32/float64, CPU) as the positions; A = 0, nothing pending.
+  // Takes a copy of x0 [N, ...] (float32/float64, any device) as the positions; A = 0, nothing pending.
   static WalkerPopulation create(const Tensor& x0, uint64_t seed, double log_z0 = 0.0);
 
   int64_t size() const { return x.defined() ? x.size(0) : 0; }
   int64_t walker_numel() const { return size() ? x.numel() / size() : 0; }  // D: coordinates per walker
-  WeightStats stats() const { return weight_stats(log_w.data<double>(), size()); }
-  std::vector<double> weights() const;  // normalised
+  // The accessors below work on either device; on CUDA each copies what it returns to the host.
+  WeightStats stats() const { return weight_stats(log_w); }
+  std::vector<double> weights() const;  // normalised, on the host
   // The Jarzynski estimate of log Z_theta (relative to log Z_theta_0 unless created with log_z0).
   double log_z_estimate() const { return log_z_offset + stats().log_mean; }
   bool any_pending() const;
@@ -47,6 +54,10 @@ struct WalkerPopulation {
   // Replaces the positions (e.g. CD restarts from data): A = 0, nothing pending, the log Z offset is kept.
   void reset_positions(const Tensor& x_new);
 };
+
+// A copy of the population with every tensor on `device` (counters, seed and log Z offset carried over); the copy
+// never shares storage with pop, even on the same device.
+WalkerPopulation walkers_to(const WalkerPopulation& pop, Device device);
 
 // Copies rows of a contiguous CPU tensor: dst[i] = src[idx[i]] (dst and src may not alias).
 void gather_rows_into(Tensor& dst, const Tensor& src, const std::vector<int64_t>& idx);

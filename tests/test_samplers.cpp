@@ -1,6 +1,7 @@
-// Tests of samplers/: weight statistics, resampling, the fused ULA+Jarzynski kernel against its unfused reference,
-// determinism (seed, thread count), resampling before a move, and the weighted walkers' estimates on a moving
-// Gaussian target (fast kernel and the generic Trainer) against the exact moments, where PCD is wrong.
+// Tests of samplers/ (CPU): weight statistics, resampling, the fused ULA+Jarzynski kernel against its unfused
+// reference and both weight kernels against their formulas, determinism (seed, thread count), resampling before
+// a move, and the weighted walkers' estimates on a moving Gaussian target (fast kernel and the generic Trainer)
+// against the exact moments, where PCD is wrong.
 #include <omp.h>
 
 #include <cmath>
@@ -113,6 +114,48 @@ BOOST_AUTO_TEST_CASE(multinomial_is_unbiased_over_repeats) {
   }
 }
 
+// The device-transparent Tensor API (samplers/kernels.inc through its dispatch points) gives on the CPU exactly
+// what the host-array API gives, and its validation names the operation and what is wrong.
+BOOST_AUTO_TEST_CASE(tensor_api_equals_host_array_api_on_the_cpu) {
+  const int64_t n = 257;
+  std::vector<double> lw(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) lw[static_cast<size_t>(i)] = 3.0 * std::sin(0.7 * static_cast<double>(i)) - 2.0;
+  const Tensor lw_t = f64(lw, {n});
+  const WeightStats a = weight_stats(lw.data(), n), b = weight_stats(lw_t);
+  BOOST_TEST((a.log_sum == b.log_sum && a.log_mean == b.log_mean && a.ess == b.ess && a.cv2 == b.cv2));
+  double ess = 0.0;
+  const std::vector<double> w = normalized_weights(lw);
+  BOOST_TEST(to_vec(normalized_weights(lw_t, &ess)) == w, boost::test_tools::per_element());
+  double s2 = 0.0;
+  for (double v : w) s2 += v * v;
+  BOOST_TEST(ess == 1.0 / s2);
+  const Tensor w_t = f64(w, {n});
+  const std::vector<int64_t> sys = systematic_ancestors(w, 0.3), mul = multinomial_ancestors(w, 4, 2);
+  BOOST_TEST(systematic_ancestors(w_t, 0.3).host_vector<int64_t>() == sys, boost::test_tools::per_element());
+  BOOST_TEST(multinomial_ancestors(w_t, 4, 2).host_vector<int64_t>() == mul, boost::test_tools::per_element());
+  const std::vector<double> c = to_vec(cumulative_weights(w_t));
+  BOOST_TEST(c.back() == 1.0);
+  BOOST_TEST(std::fabs(c[10] - std::accumulate(w.begin(), w.begin() + 11, 0.0)) < 1e-15);
+
+  WalkerPopulation p1 = WalkerPopulation::create(f64(std::vector<double>(static_cast<size_t>(2 * n), 0.5), {n, 2}), 7);
+  p1.log_w.copy_(lw_t);
+  WalkerPopulation p2 = walkers_to(p1, Device::cpu());
+  BOOST_TEST(!p2.x.same_storage(p1.x));
+  resample_population(p1, draw_population_ancestors(p1, ResampleScheme::Multinomial));
+  resample_population(p2, population_ancestors(p2, ResampleScheme::Multinomial));
+  BOOST_TEST(p1.log_z_offset == p2.log_z_offset);
+  BOOST_TEST(to_vec(p1.x) == to_vec(p2.x), boost::test_tools::per_element());
+
+  const Tensor u = f64(std::vector<double>(3, 0.0), {3});
+  jebm::test::expect_error([&] { ula_jarzynski_step(p1, u, p1.x, UlaConfig{}); }, {"ula_jarzynski_step", "u must"});
+  jebm::test::expect_error([&] { ula_jarzynski_step(p1, f64(std::vector<double>(2, 0.0), {2}), f64({0, 0, 0, 0}, {2, 2}),
+                                                    UlaConfig{}, MoveKind::CompleteAndMove, {0, n}); },
+                           {"ula_jarzynski_step", "walker index " + std::to_string(n)});
+  jebm::test::expect_error([&] { resample_population(p1, Tensor::zeros({3}, DType::Int64)); },
+                           {"resample_population", "ancestors"});
+  jebm::test::expect_error([&] { weight_stats(Tensor::zeros({3}, DType::Float32)); }, {"weight_stats", "float64"});
+}
+
 BOOST_AUTO_TEST_CASE(resampling_carries_log_mean_exp_into_the_offset) {
   Tensor x = f64({0, 1, 2, 3}, {4, 1});
   WalkerPopulation pop = WalkerPopulation::create(x, 3, 0.5);
@@ -135,7 +178,8 @@ BOOST_AUTO_TEST_CASE(resampling_carries_log_mean_exp_into_the_offset) {
 }
 
 // Three Algorithm-1 iterations with parameter changes between them, fused vs the literal formula of DESIGN 1.1.
-void check_fused_equals_reference(double sigma, double clip, int64_t d) {
+void check_fused_equals_reference(double sigma, double clip, int64_t d,
+                                  WeightKernel wk = WeightKernel::Consistent) {
   const int64_t n = 64;
   GmmParams p = GmmParams::zeros(2, d);
   p.a[0] = -2.0;
@@ -147,6 +191,7 @@ void check_fused_equals_reference(double sigma, double clip, int64_t d) {
   cfg.h = 0.05;
   cfg.sigma = sigma;
   cfg.drift_clip = clip;
+  cfg.weight_kernel = wk;
   WalkerPopulation pop = WalkerPopulation::create(x0, 42);
   Tensor x_ref = copy_tensor(x0);
   Tensor a_ref = Tensor::empty({n}, DType::Float64);
@@ -177,6 +222,78 @@ BOOST_AUTO_TEST_CASE(fused_kernel_equals_unfused_reference) {
   check_fused_equals_reference(0.0, 0.0, 7);   // sigma = sqrt(2h), odd D (last pair half used)
   check_fused_equals_reference(0.05, 0.0, 8);  // a cold noise scale, as in the image experiments
   check_fused_equals_reference(0.0, 0.5, 6);   // drift clipping, used on both sides of the formula
+  check_fused_equals_reference(0.05, 0.0, 8, WeightKernel::Paper2h);  // the official image code's weights
+  check_fused_equals_reference(0.3, 0.5, 5, WeightKernel::Paper2h);
+}
+
+// Both weight kernels against their formulas written out here: one move from X0 under U_0, completed at X1 under
+// U_1 (another theta), on a small float64 population:
+//   A = U_0(X0) - U_1(X1) + (|X1 - X0 + h G_0(X0)|^2 - |X0 - X1 + h G_1(X1)|^2) / (2 v),
+// v = sigma^2 ("sigma") or v = 2h ("2h").
+BOOST_AUTO_TEST_CASE(weight_kernels_match_their_formulas) {
+  const int64_t n = 6, d = 3;
+  const double h = 0.04;
+  GmmParams p0 = gaussian(d, 0.3, 0.0), p1 = gaussian(d, -0.2, 0.1);
+  Tensor x0 = Tensor::empty({n, d}, DType::Float64);
+  gmm_sample(p0, n, 8, 0, x0.data<double>());
+  for (WeightKernel wk : {WeightKernel::Consistent, WeightKernel::Paper2h}) {
+    for (double sigma : {0.01, 0.2}) {
+      UlaConfig cfg;
+      cfg.h = h;
+      cfg.sigma = sigma;
+      cfg.weight_kernel = wk;
+      WalkerPopulation pop = WalkerPopulation::create(x0, 3);
+      const Eval e0 = eval(p0, pop.x);
+      ula_jarzynski_step(pop, e0.u, e0.g, cfg, MoveKind::MoveOnly);
+      const Tensor x1 = copy_tensor(pop.x);
+      const Eval e1 = eval(p1, x1);
+      ula_jarzynski_step(pop, e1.u, e1.g, cfg, MoveKind::CompleteOnly);
+      const double v = wk == WeightKernel::Consistent ? sigma * sigma : 2.0 * h;
+      std::vector<double> want(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        double fwd = 0.0, bwd = 0.0;
+        for (int64_t k = 0; k < d; ++k) {
+          const int64_t j = i * d + k;
+          const double a = x0.data<double>()[j], b = x1.data<double>()[j];
+          const double f = b - a + h * e0.g.data<double>()[j], r = a - b + h * e1.g.data<double>()[j];
+          fwd += f * f;
+          bwd += r * r;
+        }
+        want[static_cast<size_t>(i)] = e0.u.data<double>()[i] - e1.u.data<double>()[i] + (fwd - bwd) / (2.0 * v);
+      }
+      // The fused kernel uses sigma^2 |xi|^2 for |X1 - X0 + h G_0|^2: equal up to rounding of O(|x|) terms.
+      BOOST_TEST(all_close(to_vec(pop.log_w), want, 1e-9, 1e-9,
+                           std::string("kernel ") + weight_kernel_name(wk) + " sigma " + std::to_string(sigma)));
+    }
+  }
+  BOOST_TEST(weight_kernel_name(weight_kernel_from_name("sigma")) == std::string("sigma"));
+  BOOST_TEST(weight_kernel_name(weight_kernel_from_name("2h")) == std::string("2h"));
+  jebm::test::expect_error([] { weight_kernel_from_name("4h"); }, {"weight kernel '4h'"});
+}
+
+// With sigma = sqrt(2h), the paper's choice, v = sigma^2 = 2h: both kernels give the same weights.
+BOOST_AUTO_TEST_CASE(weight_kernels_coincide_at_sigma_sqrt_2h) {
+  const int64_t n = 40, d = 5;
+  GmmParams p = gaussian(d, 0.5, 0.0);
+  Tensor x0 = Tensor::empty({n, d}, DType::Float64);
+  gmm_sample(p, n, 2, 0, x0.data<double>());
+  std::vector<std::vector<double>> log_w;
+  for (WeightKernel wk : {WeightKernel::Consistent, WeightKernel::Paper2h}) {
+    UlaConfig cfg;
+    cfg.h = 0.07;  // sigma <= 0: sqrt(2h)
+    cfg.weight_kernel = wk;
+    WalkerPopulation pop = WalkerPopulation::create(x0, 9);
+    for (int k = 0; k < 4; ++k) {
+      const Eval e = eval(p, pop.x);
+      ula_jarzynski_step(pop, e.u, e.g, cfg, k == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove);
+      p.a[0] += 0.05;
+    }
+    const Eval e = eval(p, pop.x);
+    ula_jarzynski_step(pop, e.u, e.g, cfg, MoveKind::CompleteOnly);
+    log_w.push_back(to_vec(pop.log_w));
+    p.a[0] -= 0.2;
+  }
+  BOOST_TEST(all_close(log_w[1], log_w[0], 1e-12, 1e-12, "2h vs sigma at sigma = sqrt(2h)"));
 }
 
 BOOST_AUTO_TEST_CASE(noise_is_standard_normal_and_matches_libm_box_muller) {
@@ -194,9 +311,9 @@ BOOST_AUTO_TEST_CASE(noise_is_standard_normal_and_matches_libm_box_muller) {
   BOOST_TEST(std::fabs(m4 / c - 3.0) < 5 * std::sqrt(96.0 / c));
   // The polynomial log/sincos agree with libm to ~1e-15.
   for (double u : {1e-300, 1e-17, 0.001, 0.3, 0.5, 0.70710678, 0.9999999}) {
-    BOOST_TEST(std::fabs(ula_log(u) - std::log(u)) <= 4e-16 * std::fabs(std::log(u)) + 1e-300);
+    BOOST_TEST(std::fabs(poly_log(u) - std::log(u)) <= 4e-16 * std::fabs(std::log(u)) + 1e-300);
     double s, co;
-    ula_sincos2pi(u, &s, &co);
+    poly_sincos2pi(u, &s, &co);
     BOOST_TEST(std::fabs(s - std::sin(2 * M_PI * u)) < 2e-15);
     BOOST_TEST(std::fabs(co - std::cos(2 * M_PI * u)) < 2e-15);
   }

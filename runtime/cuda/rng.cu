@@ -1,10 +1,12 @@
 // CUDA random fills with exactly the CPU's numbers (runtime/cpu/rng.cpp): element i takes member i % 2 of the
-// Philox-4x32-10 pair (seed, stream = i / 2, offset) from runtime/philox.hpp, transformed in double, then cast.
-// This is the counter scheme of cuRAND's Philox (curand_init(seed, subsequence, offset)) computed in-kernel, so
-// the result is independent of grid size. Uniforms are bit-identical to the CPU (integer ops and exactly-rounded
-// double arithmetic only). Normals go through log/sqrt/sin/cos, which CUDA evaluates within 1-2 ulp of glibc in
-// double: float64 normals agree to ~1e-15 relative (tests use atol 1e-14, rtol 1e-13), float32 normals are the
-// same float except on a rare rounding boundary (1 float ulp). Tested by tests/test_cuda_ops.cpp.
+// Philox-4x32-10 pair (seed, stream = i / 2, offset), transformed in double, then cast. The words come from
+// cuRAND's device generator (curand_init(seed, subsequence = offset, offset = 4 * stream) + curand4, inside
+// runtime/philox.hpp's philox_block), one state per pair, so the result is independent of grid size. Uniforms are
+// bit-identical to the CPU (integer ops and exactly-rounded double arithmetic only). Normals go through
+// log/sqrt/sin/cos, which CUDA evaluates within 1-2 ulp of glibc in double: float64 normals agree to ~1e-15
+// relative (tests use atol 1e-14, rtol 1e-13), float32 normals are the same float except on a rare rounding
+// boundary (1 float ulp). Tested by tests/test_cuda_ops.cpp and
+// tests/test_cuda_samplers.cpp (curand_fills_match_cpu).
 #include <cstdint>
 
 #include "runtime/backend.hpp"
