@@ -2,6 +2,7 @@
 // Tested by tests/test_samplers.cpp (restart schedule, rows come from the data) and tests/test_gmm.cpp.
 #include "samplers/contrastive.hpp"
 
+#include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
 
 namespace jebm {
@@ -45,8 +46,11 @@ void restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed,
              "restart_from_data: data " << shape_str(data.shape()) << " " << dtype_name(data.dtype())
                                         << " vs walkers " << shape_str(pop.x.shape()) << " "
                                         << dtype_name(pop.x.dtype()));
-  const Tensor x = gather_rows_copy(data, random_rows(pop.size(), data.size(0), seed, offset));
-  pop.reset_positions(x);
+  JEBM_CHECK(data.device() == pop.x.device(), "restart_from_data: data on " << data.device().str()
+                                                                         << ", walkers on " << pop.x.device().str());
+  // Rows drawn on the host (indices only), gathered on the walkers' device.
+  const std::vector<int64_t> rows = random_rows(pop.size(), data.size(0), seed, offset);
+  pop.reset_positions(gather_rows(data, Tensor::from_vector(rows, {pop.size()}, data.device())));
 }
 
 }  // namespace jebm

@@ -20,7 +20,8 @@ bool cd_should_restart(int64_t iteration, int64_t k);
 // n row indices into a data set of `rows` rows, uniform with replacement, from Philox (seed, stream = i, offset).
 std::vector<int64_t> random_rows(int64_t n, int64_t rows, uint64_t seed, uint64_t offset);
 
-// Restarts every walker at a data row (rows drawn as above): positions replaced, A = 0, nothing pending.
+// Restarts every walker at a data row (rows drawn as above): positions replaced, A = 0, nothing pending. Any
+// device (data on the walkers' device).
 void restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed, uint64_t offset);
 
 }  // namespace jebm

@@ -30,7 +30,6 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -39,7 +38,7 @@
 #include "samplers/walkers.hpp"
 
 // Host: always inline, so the per-walker code is compiled inside the AVX2 clones of the CPU loops
-// (samplers/ula_jarzynski.cpp, samplers/gmm_step.cpp) rather than once for the baseline ISA.
+// (samplers/cpu/ula_jarzynski.cpp, samplers/gmm_step.cpp) rather than once for the baseline ISA.
 #if defined(__CUDACC__)
 #define JEBM_HD_ALWAYS_INLINE __host__ __device__ __forceinline__
 #else

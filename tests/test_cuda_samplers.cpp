@@ -253,7 +253,7 @@ BOOST_AUTO_TEST_CASE(resampling_matches_cpu, *utf::precondition(jebm::test::Cuda
   }
 }
 
-// The GMM closed forms on the device are declared only in CUDA builds (models/gaussian_mixture_cuda.hpp).
+// The GMM closed forms on the device are defined only in CUDA builds (models/gaussian_mixture_cuda.hpp).
 #ifdef JEBM_WITH_CUDA
 BOOST_AUTO_TEST_CASE(gmm_closed_forms_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
   for (auto [k, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 50}, {5, 33}, {3, 100}}) {
