@@ -1,7 +1,8 @@
 // runtime/comm: every collective of the process's communicator (single process under plain ctest, MPI when
 // CTest launches it with mpirun -np 2 / -np 3), the option-hash check naming the ranks that differ, sharding and
-// its errors, the collective watchdog, and NCCL on a device buffer (skipped without NCCL or a GPU). The
-// comm_timeout CTest case runs `hung_rank_ends_the_job` under mpirun with a 2 s timeout and expects the message.
+// its errors, the collective watchdog, and NCCL on a device buffer (skipped without NCCL or a GPU). The CTest
+// cases test_comm_timeout and test_comm_dead_rank run `hung_rank_ends_the_job` under mpirun (a rank that hangs,
+// a rank that exits) and expect the job to end with the watchdog's or mpirun's message.
 // GCC 12 at -O3 reports a false "used uninitialized" inside boost::function when utf::precondition is inlined into
 // this translation unit (boost/function/function_template.hpp); the warning is about Boost's code, not ours.
 #pragma GCC diagnostic ignored "-Wuninitialized"

@@ -3,7 +3,7 @@
 // launcher (OpenMPI's mpirun ends the whole job when one rank exits non-zero or on a signal); a rank that hangs
 // or skips a collective is caught by the collective watchdog: after JEBM_COMM_TIMEOUT_S (default 600 s) in one
 // call, the waiting rank prints which call timed out and exits with kCommTimeoutExit, and mpirun ends the rest.
-// Tested by tests/test_comm.cpp at np 1, 2, 3 and by the comm_timeout CTest case.
+// Tested by tests/test_comm.cpp at np 1, 2, 3 and by the CTest cases test_comm_timeout and test_comm_dead_rank.
 // The C API only: OpenMPI's and MPICH's mpi.h otherwise pull in the removed MPI-2 C++ bindings (libmpi_cxx).
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1

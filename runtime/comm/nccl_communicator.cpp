@@ -3,7 +3,8 @@
 // single-process one). Every call is enqueued on jebm's stream of its device, so it is ordered after the kernels
 // that wrote the buffer, and the host does not wait. Uneven gathers are grouped broadcasts, all-to-all(v) grouped
 // send/recv (NCCL has no v-collectives); the barrier synchronises the stream, then the host communicator.
-// Tested by tests/test_comm.cpp (nccl_collectives: skipped without a GPU; run by scripts/device-check.sh).
+// Tested by tests/test_comm.cpp (nccl_collectives_on_device_buffers: skipped without a GPU; the device check runs
+// it with one rank).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
