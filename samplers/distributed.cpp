@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <numeric>
 
 #include "runtime/check.hpp"
 #include "runtime/philox.hpp"
@@ -264,18 +266,45 @@ ResamplePlan plan_resampling(Communicator& comm, const ShardLayout& l, const dou
 void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* local, size_t row_bytes,
                    void* new_local) {
   JEBM_CHECK(!comm.device_buffers(), "exchange_rows: host rows only (the communicator is " << comm.backend() << ")");
+  const size_t me = static_cast<size_t>(comm.rank());
+  JEBM_CHECK(plan.send_counts.size() == static_cast<size_t>(comm.size()) &&
+                 plan.recv_counts[me] == plan.send_counts[me],
+             "exchange_rows: the plan was made for another communicator");
   const char* src = static_cast<const char*>(local);
-  std::vector<char> send(plan.send_rows.size() * row_bytes), recv(plan.recv_to_local.size() * row_bytes);
-  for (size_t j = 0; j < plan.send_rows.size(); ++j)
-    std::memcpy(send.data() + j * row_bytes, src + static_cast<size_t>(plan.send_rows[j]) * row_bytes, row_bytes);
-  auto bytes = [row_bytes](std::vector<int64_t> c) {
-    for (int64_t& v : c) v *= static_cast<int64_t>(row_bytes);
-    return c;
-  };
-  comm.alltoallv(send.data(), bytes(plan.send_counts), recv.data(), bytes(plan.recv_counts), CommType::Byte);
   char* dst = static_cast<char*>(new_local);
-  for (size_t j = 0; j < plan.recv_to_local.size(); ++j)
-    std::memcpy(dst + static_cast<size_t>(plan.recv_to_local[j]) * row_bytes, recv.data() + j * row_bytes, row_bytes);
+  // Rows that stay on this rank (most of them, with systematic resampling) are copied directly; the others are
+  // packed in rank order, sent with one alltoallv, and unpacked into their slots.
+  const auto before_me = [me](const std::vector<int64_t>& c) {
+    return std::accumulate(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(me), int64_t{0});
+  };
+  const int64_t send_self = before_me(plan.send_counts), recv_self = before_me(plan.recv_counts);
+  auto row_of = [row_bytes](auto* base, int64_t i) { return base + static_cast<size_t>(i) * row_bytes; };
+  for (int64_t j = 0; j < plan.send_counts[me]; ++j)
+    std::memcpy(row_of(dst, plan.recv_to_local[static_cast<size_t>(recv_self + j)]),
+                row_of(src, plan.send_rows[static_cast<size_t>(send_self + j)]), row_bytes);
+  std::vector<int64_t> send_bytes(plan.send_counts), recv_bytes(plan.recv_counts);
+  send_bytes[me] = recv_bytes[me] = 0;
+  const int64_t n_send = static_cast<int64_t>(plan.send_rows.size()) - plan.send_counts[me];
+  const int64_t n_recv = static_cast<int64_t>(plan.recv_to_local.size()) - plan.recv_counts[me];
+  if (comm.allreduce_value(n_send, ReduceOp::Max) == 0) return;  // nothing crosses ranks: skip the alltoallv
+  for (int64_t& v : send_bytes) v *= static_cast<int64_t>(row_bytes);
+  for (int64_t& v : recv_bytes) v *= static_cast<int64_t>(row_bytes);
+  // Uninitialised buffers: every byte is written before it is read.
+  std::unique_ptr<char[]> send(new char[static_cast<size_t>(n_send) * row_bytes + 1]);
+  std::unique_ptr<char[]> recv(new char[static_cast<size_t>(n_recv) * row_bytes + 1]);
+  int64_t at = 0;
+  for (size_t j = 0; j < plan.send_rows.size(); ++j) {
+    if (static_cast<int64_t>(j) == send_self) j += static_cast<size_t>(plan.send_counts[me]);
+    if (j >= plan.send_rows.size()) break;
+    std::memcpy(row_of(send.get(), at++), row_of(src, plan.send_rows[j]), row_bytes);
+  }
+  comm.alltoallv(send.get(), send_bytes, recv.get(), recv_bytes, CommType::Byte);
+  at = 0;
+  for (size_t j = 0; j < plan.recv_to_local.size(); ++j) {
+    if (static_cast<int64_t>(j) == recv_self) j += static_cast<size_t>(plan.recv_counts[me]);
+    if (j >= plan.recv_to_local.size()) break;
+    std::memcpy(row_of(dst, plan.recv_to_local[j]), row_of(recv.get(), at++), row_bytes);
+  }
 }
 
 ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,

@@ -81,7 +81,8 @@ BOOST_AUTO_TEST_CASE(weighted_sums_and_weights_equal_one_process_bit_for_bit) {
     const int64_t k = 3;
     std::vector<double> f(static_cast<size_t>(n * k));
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < k; ++c) f[static_cast<size_t>(i * k + c)] = std::sin(0.1 * static_cast<double>(i + 7 * c));
+      for (int64_t c = 0; c < k; ++c)
+        f[static_cast<size_t>(i * k + c)] = std::sin(0.1 * static_cast<double>(i + 7 * c));
     const size_t o = static_cast<size_t>(s.shard.offset);
     const std::vector<double> got =
         distributed_weighted_sums(s.comm, s.layout, a.data() + o, f.data() + o * static_cast<size_t>(k), k);
@@ -90,7 +91,8 @@ BOOST_AUTO_TEST_CASE(weighted_sums_and_weights_equal_one_process_bit_for_bit) {
     const std::vector<double> w = normalized_weights(a);
     std::vector<double> direct(static_cast<size_t>(k), 0.0);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < k; ++c) direct[static_cast<size_t>(c)] += w[static_cast<size_t>(i)] * f[static_cast<size_t>(i * k + c)];
+      for (int64_t c = 0; c < k; ++c)
+        direct[static_cast<size_t>(c)] += w[static_cast<size_t>(i)] * f[static_cast<size_t>(i * k + c)];
     BOOST_TEST(test::all_close(ref, direct, 1e-14, 1e-12, "weighted sums vs direct"));
 
     const std::vector<double> wl = distributed_normalized_weights(s.comm, s.layout, a.data() + o);
@@ -132,7 +134,8 @@ BOOST_AUTO_TEST_CASE(resampled_population_equals_one_process) {
     // Positions [n, 2]: (i, -i / 3) for global walker i, so every row says where it came from.
     auto positions = [](int64_t lo, int64_t count) {
       std::vector<double> x;
-      for (int64_t i = lo; i < lo + count; ++i) x.insert(x.end(), {static_cast<double>(i), -static_cast<double>(i) / 3});
+      for (int64_t i = lo; i < lo + count; ++i)
+        x.insert(x.end(), {static_cast<double>(i), -static_cast<double>(i) / 3});
       return Tensor::from_vector(x, {count, 2}, DType::Float64);
     };
     auto population = [&](int64_t lo, int64_t count) {
