@@ -10,7 +10,7 @@ mode=${1:-main}
 shift || true
 
 pkgs=(cmake ninja-build g++ pkg-config libboost-program-options-dev libboost-test-dev libopenblas-dev
-      libpng-dev zlib1g-dev)
+      libpng-dev zlib1g-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

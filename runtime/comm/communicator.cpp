@@ -1,0 +1,97 @@
+// The backend-independent part of runtime/comm: type sizes, the process's communicator (world), the option-hash
+// check across ranks and the even sharding of N items. Tested by tests/test_comm.cpp.
+#include "runtime/comm/communicator.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+#include "runtime/check.hpp"
+#include "runtime/comm/backends.hpp"
+
+namespace jebm {
+
+size_t comm_type_size(CommType t) {
+  switch (t) {
+    case CommType::Byte: return 1;
+    case CommType::Int64: return 8;
+    case CommType::Float32: return 4;
+    case CommType::Float64: return 8;
+  }
+  JEBM_FAIL("comm_type_size: unknown type " << static_cast<int>(t));
+}
+
+const char* comm_type_name(CommType t) {
+  switch (t) {
+    case CommType::Byte: return "byte";
+    case CommType::Int64: return "int64";
+    case CommType::Float32: return "float32";
+    case CommType::Float64: return "float64";
+  }
+  return "unknown";
+}
+
+bool comm_launched_by_mpi() {
+  // OpenMPI's mpirun, PMIx launchers (OpenMPI 5, Slurm's srun --mpi=pmix), MPICH's Hydra and PMI-2 launchers.
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+Communicator& world() {
+  static std::unique_ptr<Communicator> w = [] {
+    if (!comm_launched_by_mpi()) return make_single_process_communicator();
+    JEBM_CHECK(comm_mpi_built(),
+               "jebm was started by an MPI launcher (OMPI_COMM_WORLD_SIZE/PMIX_RANK/PMI_SIZE is set) but was built "
+               "without MPI (JEBM_MPI=OFF, or MPI not found at configure time): every rank would run the whole job "
+               "alone. Rebuild with -DJEBM_MPI=ON (Debian: libopenmpi-dev openmpi-bin) or run without mpirun");
+    return comm_detail::make_mpi_communicator();
+  }();
+  return *w;
+}
+
+uint64_t comm_hash(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+void check_same_on_all_ranks(Communicator& comm, const std::string& what, const std::string& text) {
+  const std::vector<int64_t> all = comm.allgather_value(static_cast<int64_t>(comm_hash(text)));
+  std::ostringstream differ;
+  int n_differ = 0;
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0]) differ << (n_differ++ ? ", " : "") << r;
+  // Every rank sees the same hashes, so every rank throws the same error: none is left waiting in a collective.
+  JEBM_CHECK(n_differ == 0, what << " differ between ranks: rank(s) " << differ.str() << " of " << all.size()
+                                 << " differ from rank 0 (this is rank " << comm.rank()
+                                 << "); start every rank with the same options and the same jebm build");
+}
+
+Shard shard_of(int64_t n, int rank, int size, const char* what) {
+  JEBM_CHECK(size >= 1 && rank >= 0 && rank < size, "shard_of: rank " << rank << " of " << size);
+  JEBM_CHECK(n >= size, what << ": " << n << " cannot be shared by " << size
+                             << " ranks (each needs at least one); use fewer ranks (mpirun -np) or more " << what);
+  const int64_t base = n / size, extra = n % size;
+  Shard s;
+  s.offset = rank * base + std::min<int64_t>(rank, extra);
+  s.count = base + (rank < extra ? 1 : 0);
+  return s;
+}
+
+namespace comm_detail {
+double collective_timeout_s() {
+  const char* v = std::getenv("JEBM_COMM_TIMEOUT_S");
+  if (!v || !*v) return kDefaultTimeoutS;
+  char* end = nullptr;
+  const double t = std::strtod(v, &end);
+  JEBM_CHECK(end && *end == '\0' && t > 0.0, "JEBM_COMM_TIMEOUT_S='" << v << "': expected a positive number of "
+                                                                       "seconds");
+  return t;
+}
+}  // namespace comm_detail
+
+}  // namespace jebm

@@ -1,0 +1,74 @@
+// Weight statistics and resampling over walkers sharded across ranks, bit-identical for any rank count: global
+// log-sum-exp, ESS, CV^2, log mean exp, weighted sums, and global systematic/multinomial resampling with the plan
+// and exchange of walker rows. Pure functions of (local log-weights, the shard's global offset, a Communicator).
+// Tested by tests/test_distributed.cpp (CTest runs it at np 1, 2 and 3, uneven shards, against one process).
+//
+// Reproducible summation: every sum over walkers is cut into blocks of kWeightBlock consecutive GLOBAL indices;
+// each block is summed sequentially from 0.0 in index order, and the block sums are added sequentially in block
+// order. A block inside one shard is summed by its rank; the few walkers of a block that straddles shards travel
+// (as values) to every rank, which continues the same sequential sum. Every floating operation is therefore the
+// same whatever the partition, so the results are bit for bit those of one process. Cost per call: one
+// allreduce(max) of a double and one allgatherv of about k * (N / kWeightBlock + 2 kWeightBlock) doubles per rank.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "runtime/comm/communicator.hpp"
+#include "samplers/resampling.hpp"
+#include "samplers/walkers.hpp"
+
+namespace jebm {
+
+constexpr int64_t kWeightBlock = 256;  // walkers per summation block; results depend on it, not on the rank count
+
+// Which global walkers each rank holds: rank r has [offsets[r], offsets[r] + counts[r]), shards in rank order,
+// contiguous, each non-empty. Gathered once (one allgather) and reused while the partition does not change.
+struct ShardLayout {
+  std::vector<int64_t> offsets, counts;
+  int64_t total = 0;
+  int rank = 0;  // this rank
+  int64_t offset() const { return offsets[static_cast<size_t>(rank)]; }
+  int64_t count() const { return counts[static_cast<size_t>(rank)]; }
+};
+// Collective. Fails (on every rank, same message) when the shards are not contiguous in rank order or one is empty.
+ShardLayout gather_shard_layout(Communicator& comm, int64_t offset, int64_t count);
+
+// Global column sums of local values [count, k] (row-major, one row per local walker), reproducible as above.
+std::vector<double> distributed_sums(Communicator& comm, const ShardLayout& layout, const double* local, int64_t k);
+
+// WeightStats (samplers/walkers.hpp) of the global log-weights, from this rank's count() log-weights.
+WeightStats distributed_weight_stats(Communicator& comm, const ShardLayout& layout, const double* local_log_w);
+// This rank's normalised weights w_i = exp(A_i - global log-sum-exp): count() values.
+std::vector<double> distributed_normalized_weights(Communicator& comm, const ShardLayout& layout,
+                                                   const double* local_log_w);
+// sum_i w_i f_i over all walkers, for local f [count, k]: k values, the same on every rank.
+std::vector<double> distributed_weighted_sums(Communicator& comm, const ShardLayout& layout,
+                                              const double* local_log_w, const double* local_f, int64_t k);
+
+// Global resampling. The new population has the same layout; its global walker k (slot k) is a copy of global
+// walker ancestor(k), drawn exactly as samplers/resampling.hpp draws it in one process (systematic points
+// (k + u) / N, or multinomial uniforms Philox(seed, k, offset)) from cumulative weights summed in fixed blocks.
+// Every rank computes where each shard's cumulative weights begin and end, so the plan needs no extra messages.
+struct ResamplePlan {
+  std::vector<int64_t> send_rows;      // local rows to send, grouped by destination rank, in rank order
+  std::vector<int64_t> send_counts;    // rows for each destination rank
+  std::vector<int64_t> recv_counts;    // rows from each source rank
+  std::vector<int64_t> recv_to_local;  // received row j (in arrival order) becomes new local row recv_to_local[j]
+  std::vector<int64_t> ancestors;      // new local row -> global index of its ancestor
+  int64_t rows_moved = 0;              // rows that change rank, over the whole job (for logs and cost estimates)
+};
+// u in [0, 1) for Systematic (the same on every rank); seed/offset key the multinomial uniforms.
+ResamplePlan plan_resampling(Communicator& comm, const ShardLayout& layout, const double* local_log_w,
+                             ResampleScheme scheme, double u, uint64_t seed, uint64_t offset);
+// Moves rows of `row_bytes` bytes (host memory) as the plan says: new_local gets count() rows.
+void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* local, size_t row_bytes,
+                   void* new_local);
+
+// The distributed twin of draw_population_ancestors + resample_population for a population holding this rank's
+// shard (x: its count() walkers; log_w local; seed, resamplings, log_z_offset equal on all ranks): the same
+// Philox key and offset as one process, global log mean exp folded into the offset, rows exchanged, A = 0.
+// Returns the plan (ancestors, rows moved).
+ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,
+                                             ResampleScheme scheme);
+
+}  // namespace jebm
