@@ -1,7 +1,7 @@
 // The scalar math of the unary ops (UnaryOp in runtime/ops.hpp): each op's value and its derivative, written once
 // for host and device and called by both runtime/cpu/elementwise.cpp and runtime/cuda/elementwise.cu, so the twins
-// cannot drift. Every function is NaN in, NaN out, defined (no UB) for +-inf, huge values and denormals, and gives
-// the mathematical limit at +-inf. Tested by tests/test_ops.cpp (values, special values) and tests/test_cuda_ops.cpp.
+// cannot drift. Every function is NaN in, NaN out (but neg's derivative, a constant), defined (no UB) for +-inf,
+// huge values and denormals, and gives the mathematical limit at +-inf. Tested by tests/test_ops.cpp (values, special values) and tests/test_cuda_ops.cpp.
 #pragma once
 #include <cmath>
 #include <cstdint>

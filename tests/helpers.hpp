@@ -102,16 +102,18 @@ struct CudaDevicePresent {
 struct PythonModules {
   std::string modules;
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    std::string probe = "python3 -c 'import sys";
+    std::string probe = "python3 -c 'import sys", listed;
     for (size_t a = 0, b; a < modules.size(); a = b + 1) {
       b = modules.find(' ', a);
       if (b == std::string::npos) b = modules.size();
-      if (b > a) probe += ", " + modules.substr(a, b - a);
+      if (b == a) continue;
+      probe += ", " + modules.substr(a, b - a);
+      listed += (listed.empty() ? "" : ", ") + modules.substr(a, b - a);
     }
     probe += "' >/dev/null 2>&1";
     const bool ok = std::system(probe.c_str()) == 0;
-    return skip_unless(ok, modules.empty() ? "python3 not found on PATH"
-                                           : "python3 with " + modules + " not available (pip install " + modules + ")");
+    return skip_unless(ok, listed.empty() ? "python3 not found on PATH"
+                                          : "python3 cannot import " + listed + " (pip install " + modules + ")");
   }
 };
 
