@@ -1,5 +1,6 @@
 // Shared test helpers: closeness checks that print the first mismatches (llm.c style), float64 finite
-// differences, temporary directories, and the "skipped: no CUDA device" precondition.
+// differences, temporary directories, and the preconditions that report a test skipped with its reason (no CUDA
+// device, no python3 module, no real data).
 #pragma once
 #include <boost/test/unit_test.hpp>
 
@@ -79,15 +80,56 @@ inline bool sanitized() {
   return s && std::string(s) == "1";
 }
 
+// A Boost.Test precondition's answer: true, or false with the reason, which Boost.Test reports as "skipped" (the
+// reason is echoed to stderr too, so a plain `ctest` log shows it).
+inline boost::test_tools::assertion_result skip_unless(bool ok, const std::string& why) {
+  if (ok) return true;
+  std::cerr << "skipped: " << why << "\n";
+  boost::test_tools::assertion_result r(false);
+  r.message() << "skipped: " << why;
+  return r;
+}
+
 // Boost.Test precondition: CUDA tests are reported as skipped, with the reason, where no device is present.
 struct CudaDevicePresent {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    if (cuda_api::available()) return true;
-    const char* why = cuda_api::built() ? "skipped: no CUDA device" : "skipped: CUDA backend not built";
-    std::cerr << why << "\n";
-    boost::test_tools::assertion_result r(false);
-    r.message() << why;
-    return r;
+    return skip_unless(cuda_api::available(), cuda_api::built() ? "no CUDA device" : "CUDA backend not built");
+  }
+};
+
+// Boost.Test precondition: python3 is on PATH and imports every module in `modules` (space-separated; empty for
+// python3 alone).
+struct PythonModules {
+  std::string modules;
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    std::string probe = "python3 -c 'import sys", listed;
+    for (size_t a = 0, b; a < modules.size(); a = b + 1) {
+      b = modules.find(' ', a);
+      if (b == std::string::npos) b = modules.size();
+      if (b == a) continue;
+      probe += ", " + modules.substr(a, b - a);
+      listed += (listed.empty() ? "" : ", ") + modules.substr(a, b - a);
+    }
+    probe += "' >/dev/null 2>&1";
+    const bool ok = std::system(probe.c_str()) == 0;
+    return skip_unless(ok, listed.empty() ? "python3 not found on PATH"
+                                          : "python3 cannot import " + listed + " (pip install " + modules + ")");
+  }
+};
+
+// The directory `sub` of the shared data (JEBM_SHARED_DATA, set by CTest to ../shared/data), or "" when absent.
+inline std::string shared_data_dir(const std::string& sub) {
+  const char* root = std::getenv("JEBM_SHARED_DATA");
+  if (!root) return "";
+  const std::filesystem::path p = std::filesystem::path(root) / sub;
+  return std::filesystem::is_directory(p) ? p.string() : "";
+}
+
+// Boost.Test precondition: shared_data_dir(sub) exists.
+struct SharedDataPresent {
+  std::string sub;
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    return skip_unless(!shared_data_dir(sub).empty(), "JEBM_SHARED_DATA is unset or has no " + sub + "/ (real data)");
   }
 };
 

@@ -1,7 +1,8 @@
-// CUDA vs CPU: one table of kernel cases (runtime/kernels.inc through runtime/backend.hpp), each run on identical
-// random inputs with jebm::cpu:: (the reference) and jebm::cuda::, in float32 and float64 over several shapes,
-// compared elementwise with a tolerance justified per op (first mismatches printed). Plus the CUDA context
-// itself: transfers, the caching allocator's steady state, deferred index errors, and the ops layer on CUDA.
+// CUDA vs CPU: every row of the shared op-case table (tests/op_cases.cpp) through the ops layer on both devices, the
+// unary ops at special values, and the kernel entry points (runtime/kernels.inc through runtime/backend.hpp) called
+// directly on NaN-filled outputs, so an element a kernel forgets to write fails; each on identical random inputs,
+// float32 and float64, compared elementwise with a tolerance justified per op (first mismatches printed). Plus the
+// CUDA context itself: transfers, the caching allocator's steady state, deferred index errors, the ops layer.
 // Every case has the CudaDevicePresent precondition, so machines without a GPU report them skipped.
 #include "tests/helpers.hpp"
 
@@ -15,6 +16,7 @@
 
 #include "runtime/backend.hpp"
 #include "runtime/ops.hpp"
+#include "tests/op_cases.hpp"
 #ifdef JEBM_WITH_CUDA
 #include "runtime/cuda/context.hpp"
 #endif
@@ -29,7 +31,7 @@ namespace {
 // The same kernel call on either backend (both return void).
 #define KERNEL(on_cuda, FN, ...) ((on_cuda) ? ::jebm::cuda::FN(__VA_ARGS__) : ::jebm::cpu::FN(__VA_ARGS__))
 
-double eps_of(DType t) { return t == DType::Float32 ? 1.1920929e-7 : 2.220446049250313e-16; }
+using jebm::test::eps_of;
 
 // What a case sees: the device it runs on and inputs that are identical on both runs (the same seeded stream of
 // host values, copied to the device).
@@ -59,9 +61,7 @@ struct Env {
   Tensor out(const Shape& s) { return out(s, dt); }
 };
 
-struct Tol {
-  double atol, rtol;
-};
+using jebm::test::Tol;
 
 // all_close, except that equal infinities and NaN against NaN count as equal (log-sum-exp of an all -inf row is
 // -inf on both backends, the mean over an empty axis NaN).
@@ -479,6 +479,64 @@ std::vector<Case> optim_cases() {
   }
   return cs;
 }
+
+// --- the shared op-case table (tests/op_cases.cpp) through the ops layer ------------------------------------
+
+// Every comparable row, on identical inputs: CPU ops vs CUDA ops, within the row's CUDA tolerance.
+void run_table_cases() {
+  int compared = 0;
+  for (const test::OpCase& c : test::op_cases()) {
+    if (!c.cuda_comparable) continue;
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const std::string what = c.family + " " + c.name + " [" + dtype_name(dt) + "]";
+      std::vector<Tensor> cpu_in, gpu_in;
+      for (size_t k = 0; k < c.shapes.size(); ++k) {
+        cpu_in.push_back(Tensor::from_vector(test::op_case_input(c, k), c.shapes[k], dt));
+        gpu_in.push_back(cpu_in.back().to(Device::cuda()));
+      }
+      std::vector<Tensor> want, got;
+      try {
+        want = c.run(cpu_in);
+        got = c.run(gpu_in);
+      } catch (const std::exception& e) {
+        BOOST_ERROR(what << " threw: " << e.what());
+        continue;
+      }
+      BOOST_REQUIRE_EQUAL(want.size(), got.size());
+      const Tol t = dt == DType::Float32 ? c.cuda32 : c.cuda64;
+      for (size_t k = 0; k < want.size(); ++k) {
+        const std::string w = what + " output " + std::to_string(k);
+        BOOST_CHECK_MESSAGE(got[k].device().is_cuda(), w << ": CUDA output is not on the GPU");
+        BOOST_CHECK_MESSAGE(matches(got[k], want[k], t, w),
+                            w << ": CUDA differs from CPU beyond atol " << t.atol << ", rtol " << t.rtol);
+      }
+    }
+    ++compared;
+  }
+  BOOST_TEST(compared > 100);
+}
+
+// Every unary op and its derivative at NaN, +-inf, huge, denormal and +-0 inputs (issue #13): NaN where the CPU
+// gives NaN, the same infinities, and finite values within a few ulps plus an absolute term: the smallest normal for
+// values (float32's shared exp flushes below it, and FMA contraction may move a result across), one epsilon for the
+// derivatives (1 - tanh^2 and s (1 - s) subtract from 1).
+void run_special_values() {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const std::vector<double> xv = test::special_values(dt);
+    const Shape shape{static_cast<int64_t>(xv.size())};
+    const Tensor x = Tensor::from_vector(xv, shape, dt), ones = Tensor::ones(shape, dt);
+    const Tensor xg = x.to(Device::cuda()), ones_g = ones.to(Device::cuda());
+    const double tiny = dt == DType::Float32 ? std::numeric_limits<float>::min() : std::numeric_limits<double>::min();
+    for (UnaryOp op : test::all_unary_ops()) {
+      const std::string what = std::string(unary_op_name(op)) + " at special values [" + dtype_name(dt) + "]";
+      BOOST_CHECK_MESSAGE(matches(unary(op, xg, 0.1), unary(op, x, 0.1), Tol{tiny, 8 * eps_of(dt)}, what),
+                          what << ": CUDA differs from CPU");
+      BOOST_CHECK_MESSAGE(matches(unary_backward(op, xg, ones_g, 0.1), unary_backward(op, x, ones, 0.1),
+                                  Tol{eps_of(dt), 16 * eps_of(dt)}, what + " backward"),
+                          what << " backward: CUDA differs from CPU");
+    }
+  }
+}
 #endif  // JEBM_WITH_CUDA
 
 }  // namespace
@@ -497,6 +555,10 @@ BOOST_AUTO_TEST_CASE(index, *utf::precondition(jebm::test::CudaDevicePresent()))
 }
 BOOST_AUTO_TEST_CASE(rng, *utf::precondition(jebm::test::CudaDevicePresent())) { run_cases(rng_cases()); }
 BOOST_AUTO_TEST_CASE(optim, *utf::precondition(jebm::test::CudaDevicePresent())) { run_cases(optim_cases()); }
+BOOST_AUTO_TEST_CASE(op_table, *utf::precondition(jebm::test::CudaDevicePresent())) { run_table_cases(); }
+BOOST_AUTO_TEST_CASE(unary_special_values, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  run_special_values();
+}
 #endif
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -61,24 +61,8 @@ const std::vector<ConvShape> kShapes = {{4, 3, 32, 32, 64, 3, 1, 1},   {4, 64, 3
                                         {8, 128, 16, 16, 256, 4, 2, 1}, {8, 256, 8, 8, 512, 4, 2, 1},
                                         {8, 512, 4, 4, 1, 4, 1, 0},     {3, 5, 9, 7, 6, 3, 1, 1}};
 
-struct Tf32Requested {
-  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
-    if (kTf32Requested && cuda::allow_tf32()) return true;
-    boost::test_tools::assertion_result r(false);
-    r.message() << "skipped: JEBM_ALLOW_TF32=1 did not take effect";
-    return r;
-  }
-};
-
-#endif  // JEBM_WITH_CUDA
-
-}  // namespace
-
-BOOST_AUTO_TEST_SUITE(cuda_tf32)
-
-#ifdef JEBM_WITH_CUDA
-BOOST_AUTO_TEST_CASE(conv2d_matches_float64_within_tf32_rounding,
-                     *utf::precondition(test::CudaDevicePresent()) * utf::precondition(Tf32Requested())) {
+// The bodies of the two tests below (CUDA builds only).
+void check_conv2d_tf32() {
   uint64_t seed = 100;
   for (const ConvShape& s : kShapes) {
     const std::string what = "conv " + shape_str({s.n, s.c, s.h, s.w}) + " k" + std::to_string(s.k) + " s" +
@@ -108,8 +92,7 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_float64_within_tf32_rounding,
   }
 }
 
-BOOST_AUTO_TEST_CASE(gemm_matches_float64_within_tf32_rounding,
-                     *utf::precondition(test::CudaDevicePresent()) * utf::precondition(Tf32Requested())) {
+void check_gemm_tf32() {
   struct G { int64_t m, n, k; bool ta, tb; };
   uint64_t seed = 200;
   for (const G& g : {G{512, 512, 512, false, false}, G{256, 64, 1024, true, false}, G{33, 129, 300, false, true}}) {
@@ -122,8 +105,41 @@ BOOST_AUTO_TEST_CASE(gemm_matches_float64_within_tf32_rounding,
     BOOST_CHECK_MESSAGE(close(c.gpu, c.cpu, static_cast<double>(g.k), what), what << ": beyond the TF32 tolerance");
   }
 }
+
+#endif  // JEBM_WITH_CUDA
+
+struct Tf32Requested {
+  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
+#ifdef JEBM_WITH_CUDA
+    return test::skip_unless(kTf32Requested && cuda::allow_tf32(), "JEBM_ALLOW_TF32=1 did not take effect");
 #else
-BOOST_AUTO_TEST_CASE(cuda_backend_not_built) { BOOST_TEST_MESSAGE("CUDA backend not built: nothing to test"); }
+    return test::skip_unless(false, "CUDA backend not built");
 #endif
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cuda_tf32)
+
+// Declared in every build, so that a build without the CUDA backend (or a machine without a device) reports each
+// of them skipped with its reason; the preconditions keep the bodies from running there.
+BOOST_AUTO_TEST_CASE(conv2d_matches_float64_within_tf32_rounding,
+                     *utf::precondition(test::CudaDevicePresent()) * utf::precondition(Tf32Requested())) {
+#ifdef JEBM_WITH_CUDA
+  check_conv2d_tf32();
+#else
+  BOOST_FAIL("unreachable: CudaDevicePresent is false without the CUDA backend");
+#endif
+}
+
+BOOST_AUTO_TEST_CASE(gemm_matches_float64_within_tf32_rounding,
+                     *utf::precondition(test::CudaDevicePresent()) * utf::precondition(Tf32Requested())) {
+#ifdef JEBM_WITH_CUDA
+  check_gemm_tf32();
+#else
+  BOOST_FAIL("unreachable: CudaDevicePresent is false without the CUDA backend");
+#endif
+}
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,6 @@
 // Tests for experiments/datasets: IDX and CIFAR-10 files written here (plain and gzip) round-trip, every
 // corrupt case is an error naming file and field, pixel scaling, digit subsets; plus the real MNIST train set
-// and CIFAR-10 test batch when JEBM_SHARED_DATA points at shared/data (skipped with a message otherwise).
+// and CIFAR-10 test batch when JEBM_SHARED_DATA points at shared/data (reported skipped, with the reason, otherwise).
 #include <zlib.h>
 
 #include <cstdlib>
@@ -207,14 +207,8 @@ BOOST_AUTO_TEST_CASE(select_digits_counts_and_order) {
   expect_error([&] { take_records({1, 2, 3, 4}, 2, {2}); }, {"index 2 out of range for 2 records"});
 }
 
-BOOST_AUTO_TEST_CASE(real_mnist_and_cifar_when_available) {
-  const char* root = std::getenv("JEBM_SHARED_DATA");
-  if (!root || !fs::is_directory(fs::path(root) / "mnist")) {
-    std::cerr << "skipped: JEBM_SHARED_DATA not set or has no mnist/ (real-data checks)\n";
-    BOOST_TEST_MESSAGE("skipped: JEBM_SHARED_DATA not set");
-    return;
-  }
-  const MnistSplit tr = load_mnist((fs::path(root) / "mnist").string(), true);
+BOOST_AUTO_TEST_CASE(real_mnist_train_set, *boost::unit_test::precondition(test::SharedDataPresent{"mnist"})) {
+  const MnistSplit tr = load_mnist(test::shared_data_dir("mnist"), true);
   BOOST_TEST(tr.count == 60000);
   BOOST_TEST(tr.rows == 28);
   BOOST_TEST(tr.cols == 28);
@@ -230,12 +224,10 @@ BOOST_AUTO_TEST_CASE(real_mnist_and_cifar_when_available) {
   BOOST_TEST(per[3] == 2800);
   BOOST_TEST(per[6] == 1400);
   BOOST_TEST(std::is_sorted(idx.begin(), idx.end()));
+}
 
-  if (!fs::is_directory(fs::path(root) / "cifar10")) {
-    std::cerr << "skipped: no cifar10/ under JEBM_SHARED_DATA\n";
-    return;
-  }
-  const CifarSplit te = load_cifar10((fs::path(root) / "cifar10").string(), false);
+BOOST_AUTO_TEST_CASE(real_cifar10_test_batch, *boost::unit_test::precondition(test::SharedDataPresent{"cifar10"})) {
+  const CifarSplit te = load_cifar10(test::shared_data_dir("cifar10"), false);
   BOOST_TEST(te.count == 10000);
   int hist[10] = {};
   for (const uint8_t l : te.labels) ++hist[l];

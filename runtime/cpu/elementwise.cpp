@@ -1,10 +1,10 @@
 // CPU elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar ops,
-// axpby, fill and dtype casts. The reference for runtime/cuda/elementwise.cu. Tested by tests/test_ops.cpp
-// (table harness against double-precision references).
+// axpby, fill and dtype casts. The reference for runtime/cuda/elementwise.cu; the unary math is shared with it
+// (runtime/unary_math.hpp). Tested by tests/test_ops.cpp (the op-case table against double-precision references,
+// and every unary op at NaN, +-inf, huge and denormal inputs).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -13,6 +13,7 @@
 #include "runtime/backend.hpp"
 #include "runtime/broadcast.hpp"
 #include "runtime/cpu/parallel.hpp"
+#include "runtime/unary_math.hpp"
 
 namespace jebm::cpu {
 namespace {
@@ -40,66 +41,18 @@ void for_each_index(int64_t n, F f) {
   }
 }
 
-// Overflow-free logistic function: exp() only ever sees a non-positive argument.
-template <typename T>
-inline T stable_sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-// log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}): no overflow for large x, no loss of precision for very negative x.
-template <typename T>
-inline T stable_softplus(T x) {
-  return std::max(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
-}
-
 // --- float32 logistic family, vectorised ---------------------------------------------------------------------
-// std::exp is an opaque libm call per element, so sigmoid/SiLU loops ran scalar (a third of the MNIST energy net's
-// forward+backward). exp_nonpositive_f32 is Cephes' expf: branch-free, ~1 ulp, so the loops below vectorise; the
-// clones pick AVX-512/AVX2 at load time. No FMA contraction (-std=c++17 implies -ffp-contract=off), so every clone
-// returns the same bits.
-
-// e^t for t <= 0; 0 below -87 (where e^t is under 1.7e-38, at the edge of float's normal range).
-inline float exp_nonpositive_f32(float t) {
-  const bool underflow = t < -87.0f;
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
-  t = t < -87.0f ? -87.0f : t;
-  const float shifted = t * kLog2e + kRound;
-  const float n = shifted - kRound;  // round(t / ln 2), in [-126, 0]
-  int32_t ni;
-  std::memcpy(&ni, &shifted, sizeof ni);
-  ni -= 0x4B400000;  // the bits of kRound: what is left is n as an integer
-  const float r = (t - n * kLn2Hi) - n * kLn2Lo;  // t - n ln 2, |r| <= ln2 / 2
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (ni + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return underflow ? 0.0f : p * scale;
-}
-
-// The logistic function, overflow-free: exp only sees -|x|.
-inline float sigmoid_f32(float x) {
-  const float e = exp_nonpositive_f32(x < 0.0f ? x : -x);
-  const float s = 1.0f / (1.0f + e);
-  return x >= 0.0f ? s : e * s;
-}
-
+// unary_math::sigmoid(float) is branch-free (runtime/unary_math.hpp), so these loops vectorise; the clones pick
+// AVX-512/AVX2 at load time. No FMA contraction (-std=c++17 implies -ffp-contract=off), so every clone returns the
+// same bits.
 enum class Logistic { Sigmoid, Silu };
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_forward_f32(Logistic op, const float* x,
                                                                                      float* y, int64_t n) {
   if (op == Logistic::Sigmoid) {
-    for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(x[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = unary_math::sigmoid(x[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_f32(x[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = unary_math::silu(x[i]);
   }
 }
 
@@ -107,15 +60,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_backw
                                                                                       const float* gy, float* gx,
                                                                                       int64_t n) {
   if (op == Logistic::Sigmoid) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float s = sigmoid_f32(x[i]);
-      gx[i] = s * (1.0f - s) * gy[i];
-    }
-  } else {  // d/dx x s(x) = s (1 + x (1 - s))
-    for (int64_t i = 0; i < n; ++i) {
-      const float s = sigmoid_f32(x[i]);
-      gx[i] = s * (1.0f + x[i] * (1.0f - s)) * gy[i];
-    }
+    for (int64_t i = 0; i < n; ++i) gx[i] = unary_math::sigmoid_derivative(x[i]) * gy[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) gx[i] = unary_math::silu_derivative(x[i]) * gy[i];
   }
 }
 
@@ -160,26 +107,23 @@ void map_unary(const Tensor& x, Tensor& y, F f) {
   for_each_index(x.numel(), [xp, yp, f](int64_t i) { yp[i] = f(xp[i]); });
 }
 
+// One loop per op, chosen outside the loop; the math is runtime/unary_math.hpp's, shared with the CUDA kernels.
 template <typename T>
 void unary_typed(UnaryOp op, const Tensor& x, Tensor& y, T alpha) {
+  namespace um = unary_math;
   switch (op) {
-    case UnaryOp::Neg: return map_unary<T>(x, y, [](T v) { return -v; });
-    case UnaryOp::Exp: return map_unary<T>(x, y, [](T v) { return std::exp(v); });
-    case UnaryOp::Log: return map_unary<T>(x, y, [](T v) { return std::log(v); });
-    case UnaryOp::Sqrt: return map_unary<T>(x, y, [](T v) { return std::sqrt(v); });
-    case UnaryOp::Square: return map_unary<T>(x, y, [](T v) { return v * v; });
-    case UnaryOp::Abs: return map_unary<T>(x, y, [](T v) { return std::fabs(v); });
-    case UnaryOp::Tanh: return map_unary<T>(x, y, [](T v) { return std::tanh(v); });
-    case UnaryOp::Sigmoid: return map_unary<T>(x, y, [](T v) { return stable_sigmoid(v); });
-    case UnaryOp::Softplus: return map_unary<T>(x, y, [](T v) { return stable_softplus(v); });
-    case UnaryOp::Relu: return map_unary<T>(x, y, [](T v) { return v > T(0) ? v : T(0); });
-    case UnaryOp::Silu: return map_unary<T>(x, y, [](T v) { return v * stable_sigmoid(v); });
-    case UnaryOp::LeakyRelu:  // pos + alpha neg, exactly v or alpha v (NaN stays NaN): GCC keeps the ternary form's
-                              // multiply behind a branch per element, and these selects vectorise
-      return map_unary<T>(x, y, [alpha](T v) {
-        const T pos = v > T(0) ? v : T(0), neg = v > T(0) ? T(0) : v;
-        return pos + alpha * neg;
-      });
+    case UnaryOp::Neg: return map_unary<T>(x, y, [](T v) { return um::neg(v); });
+    case UnaryOp::Exp: return map_unary<T>(x, y, [](T v) { return um::exp(v); });
+    case UnaryOp::Log: return map_unary<T>(x, y, [](T v) { return um::log(v); });
+    case UnaryOp::Sqrt: return map_unary<T>(x, y, [](T v) { return um::sqrt(v); });
+    case UnaryOp::Square: return map_unary<T>(x, y, [](T v) { return um::square(v); });
+    case UnaryOp::Abs: return map_unary<T>(x, y, [](T v) { return um::abs(v); });
+    case UnaryOp::Tanh: return map_unary<T>(x, y, [](T v) { return um::tanh(v); });
+    case UnaryOp::Sigmoid: return map_unary<T>(x, y, [](T v) { return um::sigmoid(v); });
+    case UnaryOp::Softplus: return map_unary<T>(x, y, [](T v) { return um::softplus(v); });
+    case UnaryOp::Relu: return map_unary<T>(x, y, [](T v) { return um::relu(v); });
+    case UnaryOp::Silu: return map_unary<T>(x, y, [](T v) { return um::silu(v); });
+    case UnaryOp::LeakyRelu: return map_unary<T>(x, y, [alpha](T v) { return um::leaky_relu(v, alpha); });
   }
   JEBM_FAIL("unary: unknown op " << static_cast<int>(op));
 }
@@ -192,23 +136,24 @@ void map_backward(const Tensor& x, const Tensor& gy, Tensor& gx, F f) {
   for_each_index(x.numel(), [xp, gp, op, f](int64_t i) { op[i] = f(xp[i]) * gp[i]; });
 }
 
-// Each lambda is dy/dx evaluated at x; the caller multiplies by grad_y.
+// Each lambda is dy/dx evaluated at x; map_backward multiplies by grad_y.
 template <typename T>
 void unary_backward_typed(UnaryOp op, const Tensor& x, const Tensor& gy, Tensor& gx, T alpha) {
+  namespace um = unary_math;
   switch (op) {
-    case UnaryOp::Neg: return map_backward<T>(x, gy, gx, [](T) { return T(-1); });
-    case UnaryOp::Exp: return map_backward<T>(x, gy, gx, [](T v) { return std::exp(v); });
-    case UnaryOp::Log: return map_backward<T>(x, gy, gx, [](T v) { return T(1) / v; });
-    case UnaryOp::Sqrt: return map_backward<T>(x, gy, gx, [](T v) { return T(0.5) / std::sqrt(v); });
-    case UnaryOp::Square: return map_backward<T>(x, gy, gx, [](T v) { return T(2) * v; });
-    case UnaryOp::Abs: return map_backward<T>(x, gy, gx, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
-    case UnaryOp::Tanh: return map_backward<T>(x, gy, gx, [](T v) { const T t = std::tanh(v); return T(1) - t * t; });
-    case UnaryOp::Sigmoid: return map_backward<T>(x, gy, gx, [](T v) { const T s = stable_sigmoid(v); return s * (T(1) - s); });
-    case UnaryOp::Softplus: return map_backward<T>(x, gy, gx, [](T v) { return stable_sigmoid(v); });
-    case UnaryOp::Relu: return map_backward<T>(x, gy, gx, [](T v) { return v > T(0) ? T(1) : T(0); });
-    case UnaryOp::Silu:  // d/dx x s(x) = s (1 + x (1 - s))
-      return map_backward<T>(x, gy, gx, [](T v) { const T s = stable_sigmoid(v); return s * (T(1) + v * (T(1) - s)); });
-    case UnaryOp::LeakyRelu: return map_backward<T>(x, gy, gx, [alpha](T v) { return v > T(0) ? T(1) : alpha; });
+    case UnaryOp::Neg: return map_backward<T>(x, gy, gx, [](T v) { return um::neg_derivative(v); });
+    case UnaryOp::Exp: return map_backward<T>(x, gy, gx, [](T v) { return um::exp(v); });
+    case UnaryOp::Log: return map_backward<T>(x, gy, gx, [](T v) { return um::log_derivative(v); });
+    case UnaryOp::Sqrt: return map_backward<T>(x, gy, gx, [](T v) { return um::sqrt_derivative(v); });
+    case UnaryOp::Square: return map_backward<T>(x, gy, gx, [](T v) { return um::square_derivative(v); });
+    case UnaryOp::Abs: return map_backward<T>(x, gy, gx, [](T v) { return um::abs_derivative(v); });
+    case UnaryOp::Tanh: return map_backward<T>(x, gy, gx, [](T v) { return um::tanh_derivative(v); });
+    case UnaryOp::Sigmoid: return map_backward<T>(x, gy, gx, [](T v) { return um::sigmoid_derivative(v); });
+    case UnaryOp::Softplus: return map_backward<T>(x, gy, gx, [](T v) { return um::sigmoid(v); });
+    case UnaryOp::Relu: return map_backward<T>(x, gy, gx, [](T v) { return um::relu_derivative(v); });
+    case UnaryOp::Silu: return map_backward<T>(x, gy, gx, [](T v) { return um::silu_derivative(v); });
+    case UnaryOp::LeakyRelu:
+      return map_backward<T>(x, gy, gx, [alpha](T v) { return um::leaky_relu_derivative(v, alpha); });
   }
   JEBM_FAIL("unary_backward: unknown op " << static_cast<int>(op));
 }

@@ -1,6 +1,6 @@
 // CUDA elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar
-// ops, axpby, fill and dtype casts. CPU reference: runtime/cpu/elementwise.cpp (same formulas, same order of
-// operations, so results differ only by the last-ulp differences of CUDA's vs glibc's exp/log/tanh/pow).
+// ops, axpby, fill and dtype casts. CPU reference: runtime/cpu/elementwise.cpp. The unary math is the CPU's own
+// (runtime/unary_math.hpp), so results differ only by CUDA's vs glibc's exp/log/tanh/pow and FMA contraction.
 // Tested by tests/test_cuda_ops.cpp.
 #include <cmath>
 #include <cstdint>
@@ -9,59 +9,10 @@
 #include "runtime/backend.hpp"
 #include "runtime/broadcast.hpp"
 #include "runtime/cuda/context.hpp"
+#include "runtime/unary_math.hpp"
 
 namespace jebm::cuda {
 namespace {
-
-// --- CPU reference, verbatim in spirit --------------------------------------------------------------------
-//   sigmoid(x)  = x >= 0 ? 1 / (1 + e^-x) : e^x / (1 + e^x)      (exp never overflows)
-//   softplus(x) = max(x, 0) + log1p(e^-|x|)
-//   silu'(x)    = s (1 + x (1 - s))
-template <typename T>
-__device__ __forceinline__ T stable_sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-template <typename T>
-__device__ __forceinline__ T unary_value(UnaryOp op, T v, T alpha) {
-  switch (op) {
-    case UnaryOp::Neg: return -v;
-    case UnaryOp::Exp: return std::exp(v);
-    case UnaryOp::Log: return std::log(v);
-    case UnaryOp::Sqrt: return std::sqrt(v);
-    case UnaryOp::Square: return v * v;
-    case UnaryOp::Abs: return std::fabs(v);
-    case UnaryOp::Tanh: return std::tanh(v);
-    case UnaryOp::Sigmoid: return stable_sigmoid(v);
-    case UnaryOp::Softplus: return (v > T(0) ? v : T(0)) + std::log1p(std::exp(-std::fabs(v)));
-    case UnaryOp::Relu: return v > T(0) ? v : T(0);
-    case UnaryOp::Silu: return v * stable_sigmoid(v);
-    case UnaryOp::LeakyRelu: return v > T(0) ? v : alpha * v;
-  }
-  return T(NAN);
-}
-
-// dy/dx at x; the kernel multiplies by grad_y.
-template <typename T>
-__device__ __forceinline__ T unary_derivative(UnaryOp op, T v, T alpha) {
-  switch (op) {
-    case UnaryOp::Neg: return T(-1);
-    case UnaryOp::Exp: return std::exp(v);
-    case UnaryOp::Log: return T(1) / v;
-    case UnaryOp::Sqrt: return T(0.5) / std::sqrt(v);
-    case UnaryOp::Square: return T(2) * v;
-    case UnaryOp::Abs: return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
-    case UnaryOp::Tanh: { const T t = std::tanh(v); return T(1) - t * t; }
-    case UnaryOp::Sigmoid: { const T s = stable_sigmoid(v); return s * (T(1) - s); }
-    case UnaryOp::Softplus: return stable_sigmoid(v);
-    case UnaryOp::Relu: return v > T(0) ? T(1) : T(0);
-    case UnaryOp::Silu: { const T s = stable_sigmoid(v); return s * (T(1) + v * (T(1) - s)); }
-    case UnaryOp::LeakyRelu: return v > T(0) ? T(1) : alpha;
-  }
-  return T(NAN);
-}
 
 template <typename T>
 __device__ __forceinline__ T binary_value(BinaryOp op, T x, T y) {
@@ -97,13 +48,13 @@ __device__ __forceinline__ T scalar_value(ScalarOp op, T v, T s, T s2) {
 
 template <typename T>
 __global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, T alpha) {
-  JEBM_GRID_STRIDE(i, n) y[i] = unary_value(op, x[i], alpha);
+  JEBM_GRID_STRIDE(i, n) y[i] = unary_math::value(op, x[i], alpha);
 }
 
 template <typename T>
 __global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ x, const T* __restrict__ gy,
                                       T* __restrict__ gx, int64_t n, T alpha) {
-  JEBM_GRID_STRIDE(i, n) gx[i] = unary_derivative(op, x[i], alpha) * gy[i];
+  JEBM_GRID_STRIDE(i, n) gx[i] = unary_math::derivative(op, x[i], alpha) * gy[i];
 }
 
 template <typename T>
