@@ -122,6 +122,38 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
   }
 }
 
+// The variance (from T = [sum e^2 f^2 | sum e^2 f]) and, when tot3 is not empty, the lag covariance (from
+// L = [sum e t f | sum e t]) of the pass's gradient estimate out.grad_a/grad_z; s1 = sum e, s2 = sum e^2.
+void second_moments(const GmmParams& theta, const std::vector<double>& tot2, const std::vector<double>& tot3,
+                    double s1, double s2, GmmWalkerPass& out) {
+  const int64_t kd = theta.k * theta.d, w = kd + theta.k;
+  std::vector<double> g = out.grad_a;
+  g.insert(g.end(), out.grad_z.begin(), out.grad_z.end());
+  // sum_i w_i^2 (f_i - g)^2 = (T2 - 2 g T1 + g^2 s2) / s1^2. The raw moments cancel to about |g|^2 / |f - g|^2 of
+  // their size: harmless for these gradients in float64.
+  std::vector<double> var(static_cast<size_t>(w));
+  for (size_t q = 0; q < var.size(); ++q)
+    var[q] = std::max((tot2[q] - 2.0 * g[q] * tot2[static_cast<size_t>(w) + q] + g[q] * g[q] * s2) / (s1 * s1), 0.0);
+  out.var_a.assign(var.begin(), var.begin() + kd);
+  out.var_z.assign(var.begin() + kd, var.end());
+  if (tot3.empty()) return;
+  // sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) = (L1 - g L0) / s1.
+  out.lag_cov.resize(static_cast<size_t>(w));
+  for (size_t q = 0; q < out.lag_cov.size(); ++q) out.lag_cov[q] = (tot3[q] - g[q] * tot3[static_cast<size_t>(w) + q]) / s1;
+}
+
+// What the next pass needs (its responsibilities were stored walker by walker during this one).
+void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWalkerPass& out, GmmGradientLag& lag) {
+  lag.theta = theta;
+  lag.grad = out.grad_a;
+  lag.grad.insert(lag.grad.end(), out.grad_z.begin(), out.grad_z.end());
+  const int64_t n = pop.size();
+  lag.w.resize(static_cast<size_t>(n));
+  const double* lw = pop.log_w.data<double>();
+  for (int64_t i = 0; i < n; ++i) lag.w[static_cast<size_t>(i)] = std::exp(lw[i] - out.stats.log_sum);
+  lag.valid = true;
+}
+
 }  // namespace
 
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
@@ -188,33 +220,8 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
           sr * theta.a[static_cast<size_t>(j * d + q)] - tot[static_cast<size_t>(j * d + q)] / s1;
   }
   if (!with_var) return out;
-  // sum_i w_i^2 (f_i - g)^2 = (T2 - 2 g T1 + g^2 sum e^2) / s1^2 with T2 = sum e^2 f^2, T1 = sum e^2 f (e = e^{A-m}).
-  // The raw moments cancel to about |g|^2 / |f - g|^2 of their size: harmless for these gradients in float64.
-  std::vector<double> var(static_cast<size_t>(w));
-  for (int64_t q = 0; q < w; ++q) {
-    const double g = q < k * d ? out.grad_a[static_cast<size_t>(q)] : out.grad_z[static_cast<size_t>(q - k * d)];
-    const double v = (tot2[static_cast<size_t>(q)] - 2.0 * g * tot2[static_cast<size_t>(w + q)] + g * g * s2) / (s1 * s1);
-    var[static_cast<size_t>(q)] = std::max(v, 0.0);
-  }
-  out.var_a.assign(var.begin(), var.begin() + k * d);
-  out.var_z.assign(var.begin() + k * d, var.end());
-  if (!lag) return out;
-  if (lag_cov) {
-    // sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) = (L1 - g L0) / s1 with L1 = sum e t f, L0 = sum e t.
-    out.lag_cov.resize(static_cast<size_t>(w));
-    for (int64_t q = 0; q < w; ++q) {
-      const double g = q < k * d ? out.grad_a[static_cast<size_t>(q)] : out.grad_z[static_cast<size_t>(q - k * d)];
-      out.lag_cov[static_cast<size_t>(q)] = (tot3[static_cast<size_t>(q)] - g * tot3[static_cast<size_t>(w + q)]) / s1;
-    }
-  }
-  // What the next pass needs (its r was stored walker by walker above).
-  lag->theta = theta;
-  lag->grad = out.grad_a;
-  lag->grad.insert(lag->grad.end(), out.grad_z.begin(), out.grad_z.end());
-  lag->w.resize(static_cast<size_t>(n));
-  const double* lw = pop.log_w.data<double>();
-  for (int64_t i = 0; i < n; ++i) lag->w[static_cast<size_t>(i)] = std::exp(lw[i] - out.stats.log_sum);
-  lag->valid = true;
+  second_moments(theta, tot2, tot3, s1, s2, out);
+  if (lag) store_lag(theta, pop, out, *lag);
   return out;
 }
 
