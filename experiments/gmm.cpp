@@ -1,6 +1,6 @@
-// `jebm gmm`: the paper's Gaussian-mixture experiment (DESIGN 3.1) for Jarzynski, PCD and CD on the closed-form
-// fast path (or the generic Trainer with --autograd), with metrics CSVs, an SVG plot and a summary table.
-// Tested by tests/test_gmm.cpp (short runs: files written, overwrite refusal, fast path == autograd path).
+// `jebm gmm`: the command line, run directory, metrics CSVs, SVG plot and summary table of the paper's
+// Gaussian-mixture experiment (DESIGN 3.1) for Jarzynski, PCD and CD; the loop itself is GmmTrainer
+// (samplers/gmm_training.hpp). Tested by tests/test_gmm.cpp (short runs: files written, overwrite refusal).
 #include "experiments/gmm.hpp"
 
 #include <boost/program_options.hpp>
@@ -8,279 +8,17 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <limits>
 #include <sstream>
 
 #include "experiments/output.hpp"
 #include "runtime/cuda_api.hpp"
-#include "samplers/sampler_cuda.hpp"
-#include "samplers/gmm_step.hpp"
-#include "samplers/trainer.hpp"
 
 namespace jebm {
-
-namespace {
-constexpr uint64_t kDataKey = 0x64617461ULL, kInitKey = 0x696e6974ULL, kRestartKey = 0x72657374ULL;
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-}  // namespace
-
-GmmParams gmm_teacher(const GmmConfig& c) {
-  const int64_t k = static_cast<int64_t>(c.teacher_means.size());
-  JEBM_CHECK(k >= 1 && static_cast<int64_t>(c.teacher_weights.size()) == k,
-             "--teacher-mean given " << k << " times but --teacher-weights has " << c.teacher_weights.size()
-                                     << " entries");
-  GmmParams t = GmmParams::zeros(k, c.dim);
-  double ws = 0.0;
-  for (double w : c.teacher_weights) {
-    JEBM_CHECK(w > 0.0, "--teacher-weights: weight " << w << " must be positive");
-    ws += w;
-  }
-  for (int64_t j = 0; j < k; ++j) {
-    const auto& m = c.teacher_means[static_cast<size_t>(j)];
-    JEBM_CHECK(static_cast<int64_t>(m.size()) <= c.dim, "--teacher-mean " << j << " has " << m.size()
-                                                                          << " coordinates for --dim " << c.dim);
-    for (size_t q = 0; q < m.size(); ++q) t.a[static_cast<size_t>(j * c.dim) + q] = m[q];
-    // mass_j = exp(-z_j) / sum exp(-z): z_j = -log(w_j / w_0) fixes z_0 = 0 (the paper's (0, -log 3)).
-    t.z[static_cast<size_t>(j)] = -std::log(c.teacher_weights[static_cast<size_t>(j)] / c.teacher_weights[0]);
-  }
-  (void)ws;
-  return t;
-}
-
-GmmParams gmm_student_init(const GmmConfig& c) {
-  JEBM_CHECK(c.student_modes >= 1, "--student-modes " << c.student_modes << " must be at least 1");
-  GmmParams s = GmmParams::zeros(c.student_modes, c.dim);
-  const double nz = c.init_noise;
-  for (int64_t j = 0; j < s.k; ++j) {
-    for (int64_t q = 0; q < c.dim; ++q) {
-      double z0, z1;
-      philox_normal2(c.seed ^ kInitKey, static_cast<uint64_t>(j * c.dim + q), 0, &z0, &z1);
-      s.a[static_cast<size_t>(j * c.dim + q)] = nz * z0;
-    }
-    // -spread e1 ... +spread e1 (paper: -0.1 e1 and +0.1 e1 for two modes)
-    s.a[static_cast<size_t>(j * c.dim)] =
-        s.k == 1 ? 0.0 : -c.init_spread + 2.0 * c.init_spread * static_cast<double>(j) / static_cast<double>(s.k - 1);
-  }
-  return s;
-}
-
-Tensor gmm_teacher_data(const GmmConfig& c, const GmmParams& teacher) {
-  Tensor x = Tensor::empty({c.data, c.dim}, DType::Float64);
-  const std::vector<double> w = gmm_mode_weights(teacher);
-  int64_t row = 0;
-  for (int64_t j = 0; j < teacher.k; ++j) {
-    const int64_t cnt = j + 1 == teacher.k ? c.data - row
-                                           : std::llround(static_cast<double>(c.data) * w[static_cast<size_t>(j)]);
-    GmmParams one = GmmParams::zeros(1, c.dim);
-    std::copy(teacher.mean(j), teacher.mean(j) + c.dim, one.a.begin());
-    gmm_sample(one, cnt, c.seed ^ kDataKey, static_cast<uint64_t>(j), x.data<double>() + row * c.dim);
-    row += cnt;
-  }
-  return x;
-}
-
-// --- the autograd path: the same iteration through the generic Trainer ----------------------------------
-struct GmmExperiment::AutogradState {
-  GaussianMixtureEnergy energy;
-  Trainer trainer;
-  AutogradState(const GmmParams& p, WalkerPopulation& pop, const TrainerOptions& o)
-      : energy(p), trainer(energy, pop, o) {}
-};
-
-GmmExperiment::GmmExperiment(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher)
-    : c_(c), algo_(algo), data_(data), teacher_(teacher), theta_(gmm_student_init(c)) {
-  JEBM_CHECK(c.walkers > 0 && c.data > 0 && c.iterations >= 0, "gmm: --walkers " << c.walkers << ", --data "
-                                                                                  << c.data << ", --iterations "
-                                                                                  << c.iterations);
-  ula_.h = c.h;
-  ula_.sigma = c.sigma;
-  ula_.drift_clip = c.drift_clip;
-  ula_.weighted = algo == Algorithm::Jarzynski;
-  Tensor x0 = Tensor::empty({c.walkers, c.dim}, DType::Float64);
-  const uint64_t seed = c.seed * 3 + static_cast<uint64_t>(algo);
-  if (algo == Algorithm::Jarzynski) {
-    // Exact samples of the initial student, so log Z_theta_0 is known and the estimate is absolute.
-    gmm_sample(theta_, c.walkers, seed ^ kInitKey, 1, x0.data<double>());
-    pop_ = WalkerPopulation::create(x0, seed, gmm_log_z(theta_));
-  } else {
-    // PCD and CD start at data points (the official code).
-    pop_ = WalkerPopulation::create(x0, seed);
-    restart_from_data(pop_, data_, seed ^ kRestartKey, ~uint64_t{0});
-  }
-  u_ = Tensor::empty({c.walkers}, DType::Float64, c.device);
-  g_ = Tensor::empty({c.walkers, c.dim}, DType::Float64, c.device);
-  if (c.device.is_cuda()) {  // set up on the host, then everything the iterations touch moves to the device
-    JEBM_CHECK(!c.autograd, "gmm: --autograd runs on the CPU only (use --device cpu)");
-    cuda_api::require("jebm gmm --device cuda");
-    pop_ = walkers_to(pop_, c.device);
-    data_ = data_.to(c.device);
-  }
-  if (c.autograd) {
-    TrainerOptions o;
-    o.algorithm = algo;
-    o.ula = ula_;
-    o.resample = c.resample;
-    o.resample_rule = c.resample_rule;
-    o.cd_k = c.cd_k;
-    ag_ = std::make_unique<AutogradState>(theta_, pop_, o);
-    Trainer& t = ag_->trainer;
-    t.data_batch = [this](int64_t) { return data_; };
-    t.restart_walkers = [this](WalkerPopulation& p, int64_t it) {
-      restart_from_data(p, data_, p.seed ^ kRestartKey, static_cast<uint64_t>(it));
-    };
-    t.optimizer_step = [this](int64_t) {
-      const std::vector<double> ga = ag_->energy.means().grad().to_vector();
-      const std::vector<double> gz = ag_->energy.z().grad().to_vector();
-      update_params(ga, gz);
-      ag_->energy.set_params(theta_);
-    };
-  }
-}
-
-GmmExperiment::~GmmExperiment() = default;
-
-void GmmExperiment::update_params(const std::vector<double>& ga, const std::vector<double>& gz) {
-  // Plain gradient descent on the cross-entropy (GMM.py: theta += lr * F with F = -grad CE); z_0 stays frozen.
-  const double f = algo_ == Algorithm::Cd ? c_.cd_lr_factor : 1.0;
-  const double la = f * c_.lr_means * c_.h, lz = f * c_.lr_z * c_.h;
-  for (size_t q = 0; q < theta_.a.size(); ++q) theta_.a[q] -= la * ga[q];
-  for (size_t j = 1; j < theta_.z.size(); ++j) theta_.z[j] -= lz * gz[j];
-}
-
-GmmRecord GmmExperiment::record(double data_u, const WeightStats* st) const {
-  GmmRecord r;
-  r.iteration = k_;
-  r.log_z_exact = gmm_log_z(theta_);
-  r.exact_ce = data_u + r.log_z_exact;
-  r.log_z_estimate = st ? pop_.log_z_offset + st->log_mean : kNaN;
-  r.jarzynski_ce = st ? data_u + r.log_z_estimate : kNaN;
-  r.ess = st ? st->ess : static_cast<double>(pop_.size());
-  r.weights = gmm_mode_weights(theta_);
-  for (int64_t j = 0; j < theta_.k; ++j) {
-    double best = std::numeric_limits<double>::infinity();
-    for (int64_t t = 0; t < teacher_.k; ++t) {
-      if (theta_.k == teacher_.k && t != j) continue;  // same number of modes: mode j is teacher mode j
-      double s = 0.0;
-      for (int64_t q = 0; q < c_.dim; ++q) {
-        const double e = theta_.mean(j)[q] - teacher_.mean(t)[q];
-        s += e * e;
-      }
-      best = std::min(best, std::sqrt(s));
-    }
-    r.mean_errors.push_back(best);
-  }
-  r.resamplings = pop_.resamplings;
-  return r;
-}
-
-GmmRecord GmmExperiment::iterate() {
-  if (c_.device.is_cuda()) return iterate_fast_cuda();
-  return ag_ ? iterate_autograd() : iterate_fast();
-}
-
-GmmRecord GmmExperiment::iterate_fast() {
-  const int64_t n = pop_.size();
-  if (algo_ == Algorithm::Cd && cd_should_restart(k_, c_.cd_k))
-    restart_from_data(pop_, data_, pop_.seed ^ kRestartKey, static_cast<uint64_t>(k_));
-  // The iteration's one pass over the walkers: U, G, r at (theta_k, X_k) -> complete move k-1 (made under
-  // theta_{k-1}) -> move k with G_k -> sum_i w_i grad_theta U(X_k^i). X_k is in x_prev afterwards.
-  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_);
-  // ... and the one pass over the data: grad CE(theta_k) = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_k^i).
-  std::vector<double> ga(theta_.a.size()), gz(theta_.z.size());
-  const double data_u = gmm_data_term(theta_, data_.data<double>(), data_.size(0), ga.data(), gz.data());
-  GmmRecord rec = record(data_u, algo_ == Algorithm::Jarzynski ? &wp.stats : nullptr);
-  if (algo_ == Algorithm::Jarzynski && c_.resample && should_resample(wp.stats, n, c_.resample_rule)) {
-    // Resample the pre-move state and redo the move (samplers/ula_jarzynski.hpp says why); the pass kept no
-    // G, so it is recomputed at X_k, on resampling iterations only.
-    gmm_eval(theta_, pop_.x_prev.data<double>(), n, u_.data<double>(), g_.data<double>(), nullptr);
-    resample_and_redo_move(pop_, draw_population_ancestors(pop_, c_.resample_rule.scheme), u_, g_, ula_);
-    rec.resampled = true;
-    rec.resamplings = pop_.resamplings;
-  }
-  for (size_t q = 0; q < ga.size(); ++q) ga[q] -= wp.grad_a[q];
-  for (size_t j = 0; j < gz.size(); ++j) gz[j] -= wp.grad_z[j];
-  update_params(ga, gz);
-  ++k_;
-  return rec;
-}
-
-GmmRecord GmmExperiment::iterate_autograd() {
-  const GmmParams before = theta_;
-  const TrainerStepInfo info = ag_->trainer.step();  // calls update_params through optimizer_step
-  // The record describes theta_k, the parameters this step's estimates refer to.
-  const GmmParams after = theta_;
-  theta_ = before;
-  WeightStats st{};
-  st.ess = info.ess;
-  st.log_mean = info.log_z - pop_.log_z_offset;
-  GmmRecord rec = record(info.data_energy, algo_ == Algorithm::Jarzynski ? &st : nullptr);
-  rec.log_z_estimate = algo_ == Algorithm::Jarzynski ? info.log_z : kNaN;
-  rec.jarzynski_ce = algo_ == Algorithm::Jarzynski ? info.data_energy + info.log_z : kNaN;
-  rec.resampled = info.resampled;
-  theta_ = after;
-  ++k_;
-  return rec;
-}
-
-GmmRecord GmmExperiment::final_record() {
-  if (c_.device.is_cuda()) return final_record_cuda();
-  const int64_t n = pop_.size();
-  if (ag_) {
-    ag_->trainer.bring_up_to_date();
-  } else if (pop_.any_pending()) {
-    gmm_eval(theta_, pop_.x.data<double>(), n, u_.data<double>(), g_.data<double>(), nullptr);
-    ula_jarzynski_step(pop_, u_, g_, ula_, MoveKind::CompleteOnly);
-  }
-  const double data_u = gmm_data_term(theta_, data_.data<double>(), data_.size(0), nullptr, nullptr);
-  const WeightStats st = pop_.stats();
-  return record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr);
-}
-
-// --- `jebm bench --only gmm` -----------------------------------------------------------------------------
-
-std::vector<GmmBenchTiming> bench_gmm_timings(int repeat) {
-  auto median = [repeat](const std::function<void()>& f) {
-    f();  // warm-up: first touch of the buffers
-    std::vector<double> t;
-    for (int r = 0; r < std::max(repeat, 1); ++r) {
-      const auto a = std::chrono::steady_clock::now();
-      f();
-      t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  };
-  GmmConfig c;  // the paper's sizes: d = 50, N = 10^4 walkers, 10^4 data points
-  const GmmParams teacher = gmm_teacher(c);
-  const Tensor data = gmm_teacher_data(c, teacher);
-  std::vector<GmmBenchTiming> out;
-  {
-    // The generic kernel on its own, U and grad_x U given (as a network's backward would provide them).
-    GmmParams p = gmm_student_init(c);
-    Tensor x0 = Tensor::empty({c.walkers, c.dim}, DType::Float64);
-    gmm_sample(p, c.walkers, 1, 0, x0.data<double>());
-    WalkerPopulation pop = WalkerPopulation::create(x0, 2);
-    Tensor u = Tensor::empty({c.walkers}, DType::Float64), g = Tensor::empty({c.walkers, c.dim}, DType::Float64);
-    gmm_eval(p, pop.x.data<double>(), c.walkers, u.data<double>(), g.data<double>(), nullptr);
-    UlaConfig cfg;
-    const double ms = median([&] { ula_jarzynski_step(pop, u, g, cfg); });
-    std::ostringstream name;
-    name << "fused step 1e4x50 (" << std::setprecision(3) << c.walkers / ms / 1e3 << " Mmoves/s)";
-    out.push_back({name.str(), ms, 0.0});
-  }
-  {
-    GmmExperiment run(c, Algorithm::Jarzynski, data, teacher);
-    const double ms = median([&] { run.iterate(); });
-    out.push_back({"full iteration 1e4x50 (README fused)", ms, 0.0});
-  }
-  return out;
-}
 
 // --- the command ---------------------------------------------------------------------------------------
 
@@ -368,6 +106,13 @@ int run_gmm(const std::vector<std::string>& args) {
        "resample when CV^2 = N/ESS - 1 exceeds this, i.e. ESS < N/2 (GMM.py: 1.0); 0 = use --resample-ess")
       ("resample-ess", po::value(&resample_ess)->default_value(resample_ess),
        "with --resample-cv2 0: resample when ESS < this fraction of N (jebm's alternative)")
+      ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
+       "Jarzynski only: this many held-out walkers that move and are weighted like the training walkers under the "
+       "same parameters but never enter the gradient; their log Z estimate is logged beside the training walkers' "
+       "(docs/log-z-bias.md). 0 = off")
+      ("holdout-blocks", po::value(&c.holdout_blocks)->default_value(c.holdout_blocks),
+       "the held-out walkers form this many independent populations (each resampled on its own); the spread of "
+       "their estimates gives the held-out error bar. Must divide --holdout-walkers")
       ("seed", po::value(&c.seed)->default_value(c.seed), "seed of every random draw (data, init, noise, resampling)")
       ("device", po::value(&device_s)->default_value(device_s),
        "cpu | cuda: where the closed-form path runs (cuda: walkers, data and kernels stay on the GPU)")
@@ -378,7 +123,8 @@ int run_gmm(const std::vector<std::string>& args) {
       ("quick", po::bool_switch(&quick),
        "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
-       "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower)")
+       "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower; "
+       "reports only the uncorrected Jarzynski estimate, the correction needs per-walker gradients)")
       ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
       ("config", po::value(&config_file), "INI file with any of these options (key = value); the command line wins");
   // clang-format on
@@ -458,22 +204,27 @@ int run_gmm(const std::vector<std::string>& args) {
   for (Algorithm a : algos) {
     AlgoOutcome o;
     o.algo = a;
-    std::vector<std::string> cols = {"iteration", "exact_ce", "jarzynski_ce", "kl_exact", "log_z_exact",
-                                     "log_z_estimate", "ess", "resampled", "resamplings"};
+    // jarzynski_ce is the corrected estimate (docs/log-z-bias.md); holdout_* are NaN without held-out walkers.
+    std::vector<std::string> cols = {"iteration", "exact_ce", "jarzynski_ce", "jarzynski_ce_raw", "log_z_correction",
+                                     "jarzynski_ce_var", "log_z_correction_var",
+                                     "holdout_ce", "holdout_ce_se", "kl_exact", "log_z_exact", "log_z_estimate",
+                                     "ess", "holdout_min_ess", "resampled", "resamplings", "holdout_resamplings"};
     for (int64_t j = 0; j < c.student_modes; ++j) cols.push_back("weight_" + std::to_string(j));
     for (int64_t j = 0; j < c.student_modes; ++j) cols.push_back("mean_error_" + std::to_string(j));
     cols.push_back("time_s");
     CsvWriter csv;
     if (!out.empty()) csv = CsvWriter(std::filesystem::path(out) / ("metrics_" + std::string(algorithm_name(a)) + ".csv"), cols);
     const auto t0 = std::chrono::steady_clock::now();
-    GmmExperiment run(c, a, data, teacher);
+    GmmTrainer run(c, a, data, teacher);
     Progress progress(std::string("gmm ") + algorithm_name(a), c.iterations, !no_progress);
     auto emit = [&](const GmmRecord& r) {
       o.records.push_back(r);
       if (!csv.is_open()) return;
-      std::vector<double> row = {static_cast<double>(r.iteration), r.exact_ce, r.jarzynski_ce,
-                                 r.exact_ce - ce_teacher, r.log_z_exact, r.log_z_estimate, r.ess,
-                                 r.resampled ? 1.0 : 0.0, static_cast<double>(r.resamplings)};
+      std::vector<double> row = {static_cast<double>(r.iteration), r.exact_ce, r.jarzynski_ce, r.jarzynski_ce_raw,
+                                 r.log_z_correction, r.jarzynski_ce_var, r.log_z_correction_var, r.holdout_ce, r.holdout_se, r.exact_ce - ce_teacher,
+                                 r.log_z_exact, r.log_z_estimate, r.ess, r.holdout_ess,
+                                 r.resampled ? 1.0 : 0.0, static_cast<double>(r.resamplings),
+                                 static_cast<double>(r.holdout_resamplings)};
       row.insert(row.end(), r.weights.begin(), r.weights.end());
       row.insert(row.end(), r.mean_errors.begin(), r.mean_errors.end());
       row.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -508,15 +259,20 @@ int run_gmm(const std::vector<std::string>& args) {
             << ", " << c.iterations << " iterations, " << (c.autograd ? "autograd" : "closed-form") << " path, "
             << omp_get_max_threads() << " threads\n";
   std::cout << "teacher cross-entropy on the data: " << std::setprecision(6) << ce_teacher << "\n\n";
-  std::printf("%-10s %-22s %-12s %-12s %-11s %-12s %-9s %-8s %-8s\n", "algorithm", "final weights", "max|a-a*|",
-              "exact CE", "KL (exact)", "Jarzynski CE", "resampl.", "time s", "ms/it");
+  // Jarzynski CE: the training walkers' estimate with the drift correction from the lag covariance; var: with
+  // the variance correction instead; raw: without either (docs/log-z-bias.md).
+  std::printf("%-10s %-22s %-12s %-12s %-11s %-12s %-12s %-12s %-22s %-9s %-8s %-8s\n", "algorithm",
+              "final weights", "max|a-a*|", "exact CE", "KL (exact)", "Jarzynski CE", "var-corr.", "raw",
+              "held-out CE +- se", "resampl.", "time s", "ms/it");
   for (const auto& o : outcomes) {
     const GmmRecord& f = o.final_rec;
     double me = 0.0;
     for (double e : f.mean_errors) me = std::max(me, e);
-    std::printf("%-10s %-22s %-12.4f %-12.5f %-11.5f %-12.5f %-9lld %-8.1f %-8.3f\n", algorithm_name(o.algo),
-                join(f.weights, 4).c_str(), me, f.exact_ce, f.exact_ce - ce_teacher, f.jarzynski_ce,
-                static_cast<long long>(f.resamplings), o.seconds,
+    char held[64] = "-";
+    if (!std::isnan(f.holdout_ce)) std::snprintf(held, sizeof held, "%.5f +- %.5f", f.holdout_ce, f.holdout_se);
+    std::printf("%-10s %-22s %-12.4f %-12.5f %-11.5f %-12.5f %-12.5f %-12.5f %-22s %-9lld %-8.1f %-8.3f\n",
+                algorithm_name(o.algo), join(f.weights, 4).c_str(), me, f.exact_ce, f.exact_ce - ce_teacher,
+                f.jarzynski_ce, f.jarzynski_ce_var, f.jarzynski_ce_raw, held, static_cast<long long>(f.resamplings), o.seconds,
                 c.iterations ? 1e3 * o.seconds / static_cast<double>(c.iterations) : 0.0);
   }
   std::cout << "teacher means (first coordinate): ";
@@ -526,6 +282,7 @@ int run_gmm(const std::vector<std::string>& args) {
   if (!out.empty()) {
     SvgPanel pw{"weight of mode 1 (teacher: " + join({gmm_mode_weights(teacher)[0]}) + ")", "iteration", "weight", {}};
     SvgPanel pc{"cross-entropy: exact (solid), Jarzynski estimate (dashed)", "iteration", "CE (nats)", {}};
+    SvgPanel pg{"Jarzynski CE estimates minus the exact CE", "iteration", "nats", {}};
     static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c"};
     for (const auto& o : outcomes) {
       SvgSeries w{algorithm_name(o.algo), {}, {}, kColors[static_cast<int>(o.algo)], false};
@@ -541,12 +298,32 @@ int run_gmm(const std::vector<std::string>& args) {
       }
       pw.series.push_back(w);
       pc.series.push_back(ce);
-      if (o.algo == Algorithm::Jarzynski) pc.series.push_back(est);
+      if (o.algo != Algorithm::Jarzynski) continue;
+      pc.series.push_back(est);
+      SvgSeries gap{"corrected", {}, {}, "#1f77b4", false}, raw{"raw (uncorrected)", {}, {}, "#9467bd", true};
+      SvgSeries held{"held-out", {}, {}, "#ff7f0e", false};
+      for (const auto& r : o.records) {
+        const double it = static_cast<double>(r.iteration);
+        gap.x.push_back(it);
+        gap.y.push_back(r.jarzynski_ce - r.exact_ce);
+        raw.x.push_back(it);
+        raw.y.push_back(r.jarzynski_ce_raw - r.exact_ce);
+        if (std::isnan(r.holdout_ce)) continue;
+        held.x.push_back(it);
+        held.y.push_back(r.holdout_ce - r.exact_ce);
+      }
+      for (SvgSeries* sr : {&gap, &raw, &held})
+        if (!sr->x.empty() && !std::isnan(sr->y.back())) pg.series.push_back(*sr);
     }
     const double last = static_cast<double>(c.iterations);
     pw.series.push_back({"teacher", {0.0, last}, {gmm_mode_weights(teacher)[0], gmm_mode_weights(teacher)[0]}, "#555555", true});
     pc.series.push_back({"teacher CE", {0.0, last}, {ce_teacher, ce_teacher}, "#555555", true});
-    write_svg_plot(std::filesystem::path(out) / "gmm.svg", {pw, pc});
+    std::vector<SvgPanel> panels = {pw, pc};
+    if (!pg.series.empty()) {
+      pg.series.push_back({"zero", {0.0, last}, {0.0, 0.0}, "#555555", true});
+      panels.push_back(pg);
+    }
+    write_svg_plot(std::filesystem::path(out) / "gmm.svg", panels);
     std::cout << "wrote " << out << "/{options.txt, metrics_<algo>.csv, gmm.svg}\n";
   }
   return 0;

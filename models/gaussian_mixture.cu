@@ -1,6 +1,7 @@
 // CUDA twins of the Gaussian-mixture closed forms (models/gaussian_mixture.cpp is the reference): the fused
-// U / grad_x U / responsibilities per row, and the (weighted) parameter gradient as a deterministic two-stage
-// reduction. Tested by tests/test_cuda_samplers.cpp (against gmm_eval, gmm_param_grad, gmm_data_term).
+// U / grad_x U / responsibilities per row, the (weighted) parameter gradient and its weighted variance as
+// deterministic two-stage reductions. Tested by tests/test_cuda_samplers.cpp (against gmm_eval, gmm_param_grad,
+// gmm_data_term) and tests/test_cuda_gmm.cpp (gmm_param_grad_variance).
 //
 // CPU reference per row x: e_j = -|x - a_j|^2/2 - z_j, m = max e, s = sum exp(e_j - m), U = -(m + log s),
 // r_j = exp(e_j - m)/s, g = x - sum_j r_j a_j (accumulated in j order). Parameter sums over rows i with weight c_i:
@@ -8,6 +9,7 @@
 // GPU: one warp per row (lanes over coordinates, the K distances warp-reduced); the sums are per-block partials
 // over fixed row chunks, added in chunk order by a second kernel, so results do not depend on scheduling.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -81,6 +83,34 @@ __global__ void gmm_sums_kernel(const double* __restrict__ x, const double* __re
       for (int64_t i = i0; i < i1; ++i) acc += (c ? c[i] : cu) * r[i * k + j];
     } else if (u) {
       for (int64_t i = i0; i < i1; ++i) acc += (c ? c[i] : cu) * u[i];
+    }
+    partial[blockIdx.x * w + q] = acc;
+  }
+}
+
+// partial[b, q] for rows of block b: q < K*D: sum (c (r_j (a_j - x)_col - g_q))^2, q < K*D+K: sum (c (r_j - g_q))^2,
+// with g = [grad_a | grad_z] the weighted mean (the CPU's gmm_param_grad_variance, second pass).
+__global__ void gmm_var_kernel(const double* __restrict__ params, const double* __restrict__ gmean,
+                               const double* __restrict__ x, const double* __restrict__ r,
+                               const double* __restrict__ c, double cu, int64_t n, int64_t k, int64_t d,
+                               double* __restrict__ partial) {
+  const int64_t w = k * d + k;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kSumRows;
+  const int64_t i1 = i0 + kSumRows < n ? i0 + kSumRows : n;
+  for (int64_t q = threadIdx.x; q < w; q += blockDim.x) {
+    double acc = 0.0;
+    if (q < k * d) {
+      const int64_t j = q / d, col = q % d;
+      for (int64_t i = i0; i < i1; ++i) {
+        const double dev = (c ? c[i] : cu) * (r[i * k + j] * (params[q] - x[i * d + col]) - gmean[q]);
+        acc += dev * dev;
+      }
+    } else {
+      const int64_t j = q - k * d;
+      for (int64_t i = i0; i < i1; ++i) {
+        const double dev = (c ? c[i] : cu) * (r[i * k + j] - gmean[q]);
+        acc += dev * dev;
+      }
     }
     partial[blockIdx.x * w + q] = acc;
   }
@@ -172,6 +202,33 @@ void gmm_param_grad_cuda(const GmmParams& p, const Tensor& x, const Tensor& r, c
   check_out(r, x, {n, p.k}, "gmm_param_grad_cuda", "r");
   if (c.defined()) check_out(c, x, {n}, "gmm_param_grad_cuda", "c");
   finish_grad(p, gmm_sums(p, x, r, c, nullptr), grad_a, grad_z);
+}
+
+void gmm_param_grad_variance_cuda(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c,
+                                  double* var_a, double* var_z) {
+  check_gmm(p, x, "gmm_param_grad_variance_cuda");
+  const int64_t n = x.size(0), k = p.k, d = p.d, w = k * d + k;
+  JEBM_CHECK(n > 0, "gmm_param_grad_variance_cuda: no rows");
+  check_out(r, x, {n, p.k}, "gmm_param_grad_variance_cuda", "r");
+  if (c.defined()) check_out(c, x, {n}, "gmm_param_grad_variance_cuda", "c");
+  std::vector<double> mean(static_cast<size_t>(w));
+  finish_grad(p, gmm_sums(p, x, r, c, nullptr), mean.data(), mean.data() + k * d);
+  const Tensor params = upload_params(p, x.device());
+  const Tensor gmean = Tensor::from_vector(mean, {w}, DType::Float64, x.device());
+  const int64_t blocks = (n + kSumRows - 1) / kSumRows;
+  Tensor partial = Tensor::empty({blocks, w}, DType::Float64, x.device());
+  Tensor out = Tensor::empty({w}, DType::Float64, x.device());
+  cudaStream_t s = cuda::stream(x);
+  gmm_var_kernel<<<static_cast<unsigned>(blocks), 128, 0, s>>>(
+      params.data<double>(), gmean.data<double>(), x.data<double>(), r.data<double>(),
+      c.defined() ? c.data<double>() : nullptr, 1.0 / static_cast<double>(n), n, k, d, partial.data<double>());
+  CUDA_CHECK_LAUNCH("gmm_var_kernel");
+  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.data<double>(), blocks, w,
+                                                                 out.data<double>());
+  CUDA_CHECK_LAUNCH("sum_partials_kernel");
+  const std::vector<double> v = out.to_vector();
+  std::copy(v.begin(), v.begin() + k * d, var_a);
+  std::copy(v.begin() + k * d, v.end(), var_z);
 }
 
 double gmm_data_term_cuda(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z) {

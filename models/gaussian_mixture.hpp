@@ -1,7 +1,9 @@
 // GaussianMixtureEnergy: U(x) = -log sum_j exp(-|x - a_j|^2 / 2 - z_j) as a Module built from autograd ops, plus
-// the closed forms of the Gaussian-mixture fast path (fused U / grad_x U / responsibilities, parameter gradients,
-// analytic log Z, exact sampling, exact cross-entropy, mode weights) on raw float64 arrays.
-// Tested by tests/test_gmm.cpp (closed forms against autograd and finite differences, log Z, sampling moments).
+// the closed forms of the Gaussian-mixture fast path (fused U / grad_x U / responsibilities, parameter gradients
+// and their weighted variance, analytic log Z, exact sampling, exact cross-entropy, mode weights). The Tensor
+// overloads work on either device (the CUDA twins are in models/gaussian_mixture_cuda.hpp); the raw-array ones
+// are the CPU kernels. Tested by tests/test_gmm.cpp (closed forms against autograd and finite differences, log Z,
+// sampling moments, the variance against a direct sum) and tests/test_cuda_samplers.cpp (CUDA twins).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "models/module.hpp"
+#include "runtime/tensor.hpp"
 
 namespace jebm {
 
@@ -84,6 +87,23 @@ void gmm_param_grad(const GmmParams& p, const double* x, const double* r, const 
 // One pass over a data set: returns mean_b U(x_b) and, when grad_a/grad_z are non-null, mean_b grad_theta U(x_b)
 // (responsibilities recomputed, not stored). Deterministic as above.
 double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z);
+
+// The self-normalised importance-sampling variance of the weighted parameter gradient g_hat = sum_i c_i f_i,
+// f_i = grad_theta U(x_i), with normalised weights c (sum 1; null: 1/n):
+//   var_p = sum_i c_i^2 (f_ip - g_hat_p)^2            (the delta-method variance of a ratio estimate)
+// var_a [K*D], var_z [K] are overwritten. docs/log-z-bias.md says why `jebm gmm` needs it.
+void gmm_param_grad_variance(const GmmParams& p, const double* x, const double* r, const double* c, int64_t n,
+                             double* var_a, double* var_z);
+
+// --- the same closed forms on Tensors, on the device of x (CPU: the functions above; CUDA: the twins) ---------
+// x [n, D] float64; u [n] is written; g [n, D] and r [n, K] when non-null, all on x's device.
+void gmm_eval(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r);
+// r [n, K] from gmm_eval; c [n] normalised weights on x's device, or undefined for c_i = 1/n. Host outputs.
+void gmm_param_grad(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* grad_a,
+                    double* grad_z);
+void gmm_param_grad_variance(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* var_a,
+                             double* var_z);
+double gmm_data_term(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z);
 
 // log Z = (D/2) log(2 pi) + log sum_j exp(-z_j).
 double gmm_log_z(const GmmParams& p);

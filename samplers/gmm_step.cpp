@@ -1,5 +1,9 @@
-// One fused pass over the Gaussian-mixture walkers (see samplers/gmm_step.hpp). Tested by tests/test_gmm.cpp.
+// One fused pass over the Gaussian-mixture walkers and the device dispatch of the GMM loop's sampler calls (see
+// samplers/gmm_step.hpp). Tested by tests/test_gmm.cpp.
 #include "samplers/gmm_step.hpp"
+
+#include "samplers/contrastive.hpp"
+#include "samplers/gmm_step_cuda.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,10 +15,13 @@ namespace {
 
 constexpr int64_t kPassChunk = 64;  // walkers per chunk: fixed, so results do not depend on the thread count
 
+// Per chunk, all sums scaled by the chunk's running max m of the completed log-weights A (e = e^{A-m}).
 struct ChunkAcc {
-  double m = -std::numeric_limits<double>::infinity();  // running max of A in the chunk
-  double s1 = 0.0, s2 = 0.0;                             // sum e^{A-m}, sum e^{2(A-m)}
-  std::vector<double> acc;                               // [K*D | K]: sum e^{A-m} r_j x, sum e^{A-m} r_j
+  double m = -std::numeric_limits<double>::infinity();
+  double s1 = 0.0, s2 = 0.0;  // sum e, sum e^2
+  std::vector<double> acc;    // [K*D | K]: sum e r_j x, sum e r_j (the gradient)
+  std::vector<double> acc2;   // [W | W], W = K*D + K: sum e^2 f^2, sum e^2 f with f = dU/dtheta (the variance)
+  std::vector<double> acc3;   // [W | W]: sum e t f, sum e t with t = w_prev (f_prev - g_prev) (the lag covariance)
 };
 
 struct PassArgs {
@@ -24,7 +31,55 @@ struct PassArgs {
   const UlaConfig* cfg;
   double sigma;
   uint64_t seed, offset;
+  bool with_grad, with_var;
+  GmmGradientLag* lag;  // non-null: read the previous pass's terms (when lag_cov) and store this pass's r
+  bool lag_cov;
 };
+
+// dU/dtheta of one walker as [K*D | K]: dU/da_j = r_j (a_j - x), dU/dz_j = r_j, minus `centre` when non-null,
+// times `scale`.
+inline void param_grad_row(const GmmParams& p, const double* x, const double* r, const double* centre, double scale,
+                           double* out) {
+  const int64_t k = p.k, d = p.d;
+  for (int64_t j = 0; j < k; ++j) {
+    const double* aj = p.a.data() + j * d;
+    for (int64_t q = 0; q < d; ++q)
+      out[j * d + q] = scale * (r[j] * (aj[q] - x[q]) - (centre ? centre[j * d + q] : 0.0));
+    out[k * d + j] = scale * (r[j] - (centre ? centre[k * d + j] : 0.0));
+  }
+}
+
+// Adds walker i (its weight e, responsibilities r, position x = X_k) to the chunk's sums. f: scratch [W].
+inline void accumulate_walker(const PassArgs& a, ChunkAcc& c, double e, const double* r, const double* x,
+                              const double* t, double* f) {
+  const GmmParams& p = *a.theta;
+  const int64_t k = p.k, d = p.d, w = k * d + k;
+  for (int64_t j = 0; j < k; ++j) {
+    const double er = e * r[j];
+    double* o = c.acc.data() + j * d;
+    for (int64_t q = 0; q < d; ++q) o[q] += er * x[q];
+    c.acc[static_cast<size_t>(k * d + j)] += er;
+  }
+  if (!a.with_var && !a.lag_cov) return;
+  param_grad_row(p, x, r, nullptr, 1.0, f);
+  if (a.with_var) {
+    const double e2 = e * e;
+    double* t2 = c.acc2.data();
+    double* t1 = c.acc2.data() + w;
+    for (int64_t q = 0; q < w; ++q) {
+      t1[q] += e2 * f[q];
+      t2[q] += e2 * f[q] * f[q];
+    }
+  }
+  if (a.lag_cov) {
+    double* l1 = c.acc3.data();
+    double* l0 = c.acc3.data() + w;
+    for (int64_t q = 0; q < w; ++q) {
+      l1[q] += e * t[q] * f[q];
+      l0[q] += e * t[q];
+    }
+  }
+}
 
 // Walkers [b0, b1): closed-form evaluation, then the shared per-walker kernel, then the online softmax update.
 // Cloned for AVX2 like the generic kernel (no FMA: both clones give the same bits).
@@ -32,60 +87,101 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
                                                                    ChunkAcc& c) {
   const GmmParams& p = *a.theta;
   const int64_t k = p.k, d = p.d;
-  double g[256], r[16];
-  std::vector<double> gbig, rbig;
-  double* gp = g;
-  double* rp = r;
-  if (d > 256) {
-    gbig.resize(static_cast<size_t>(d));
-    gp = gbig.data();
-  }
-  if (k > 16) {
-    rbig.resize(static_cast<size_t>(k));
-    rp = rbig.data();
-  }
+  std::vector<double> g(static_cast<size_t>(d)), r(static_cast<size_t>(k));
+  std::vector<double> t(a.lag_cov ? static_cast<size_t>(k * d + k) : 0), f(static_cast<size_t>(k * d + k));
   const UlaConfig& cfg = *a.cfg;
   for (int64_t i = b0; i < b1; ++i) {
     double* xi = a.x + i * d;
-    const double u = gmm_eval_row(p, xi, rp, gp);
+    const double u = gmm_eval_row(p, xi, r.data(), g.data());
+    if (a.lag) {
+      double* rl = a.lag->r.data() + i * k;
+      // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev and r is replaced.
+      if (a.lag_cov)
+        param_grad_row(a.lag->theta, a.x_prev + i * d, rl, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)],
+                       t.data());
+      std::copy(r.begin(), r.end(), rl);
+    }
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
-    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, gp, u, a.log_w + i, a.partial + i, a.pending + i, true,
-                                 true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed, static_cast<uint64_t>(i),
-                                 a.offset, a.x_prev + i * d);
+    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g.data(), u, a.log_w + i, a.partial + i, a.pending + i,
+                                 true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
+                                 static_cast<uint64_t>(i), a.offset, a.x_prev + i * d);
     const double ai = a.log_w[i];
     if (ai > c.m) {  // a new maximum: rescale what was accumulated so far
       const double sc = std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0;
       c.s1 *= sc;
       c.s2 *= sc * sc;
       for (double& v : c.acc) v *= sc;
+      for (double& v : c.acc2) v *= sc * sc;
+      for (double& v : c.acc3) v *= sc;
       c.m = ai;
     }
     const double e = std::exp(ai - c.m);
     c.s1 += e;
     c.s2 += e * e;
-    for (int64_t j = 0; j < k; ++j) {
-      const double er = e * rp[j];
-      double* o = c.acc.data() + j * d;
-      for (int64_t q = 0; q < d; ++q) o[q] += er * xi[q];
-      c.acc[static_cast<size_t>(k * d + j)] += er;
-    }
+    if (a.with_grad) accumulate_walker(a, c, e, r.data(), xi, t.data(), f.data());
   }
+}
+
+// The variance (from T = [sum e^2 f^2 | sum e^2 f]) and, when tot3 is not empty, the lag covariance (from
+// L = [sum e t f | sum e t]) of the pass's gradient estimate out.grad_a/grad_z; s1 = sum e, s2 = sum e^2.
+void second_moments(const GmmParams& theta, const std::vector<double>& tot2, const std::vector<double>& tot3,
+                    double s1, double s2, GmmWalkerPass& out) {
+  const int64_t kd = theta.k * theta.d, w = kd + theta.k;
+  std::vector<double> g = out.grad_a;
+  g.insert(g.end(), out.grad_z.begin(), out.grad_z.end());
+  // sum_i w_i^2 (f_i - g)^2 = (T2 - 2 g T1 + g^2 s2) / s1^2. The raw moments cancel to about |g|^2 / |f - g|^2 of
+  // their size: harmless for these gradients in float64.
+  std::vector<double> var(static_cast<size_t>(w));
+  for (size_t q = 0; q < var.size(); ++q)
+    var[q] = std::max((tot2[q] - 2.0 * g[q] * tot2[static_cast<size_t>(w) + q] + g[q] * g[q] * s2) / (s1 * s1), 0.0);
+  out.var_a.assign(var.begin(), var.begin() + kd);
+  out.var_z.assign(var.begin() + kd, var.end());
+  if (tot3.empty()) return;
+  // sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) = (L1 - g L0) / s1.
+  out.lag_cov.resize(static_cast<size_t>(w));
+  for (size_t q = 0; q < out.lag_cov.size(); ++q) out.lag_cov[q] = (tot3[q] - g[q] * tot3[static_cast<size_t>(w) + q]) / s1;
+}
+
+// What the next pass needs (its responsibilities were stored walker by walker during this one).
+void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWalkerPass& out, GmmGradientLag& lag) {
+  lag.theta = theta;
+  lag.grad = out.grad_a;
+  lag.grad.insert(lag.grad.end(), out.grad_z.begin(), out.grad_z.end());
+  const int64_t n = pop.size();
+  lag.w.resize(static_cast<size_t>(n));
+  const double* lw = pop.log_w.data<double>();
+  for (int64_t i = 0; i < n; ++i) lag.w[static_cast<size_t>(i)] = std::exp(lw[i] - out.stats.log_sum);
+  lag.valid = true;
 }
 
 }  // namespace
 
-GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg) {
-  const int64_t n = pop.size(), d = pop.walker_numel(), k = theta.k;
-  JEBM_CHECK(pop.x.dtype() == DType::Float64 && d == theta.d,
-             "gmm_walker_pass: walkers " << shape_str(pop.x.shape()) << " " << dtype_name(pop.x.dtype())
+GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
+                              GmmGradientLag* lag) {
+  JEBM_CHECK(pop.x.defined() && pop.x.dtype() == DType::Float64 && pop.walker_numel() == theta.d,
+             "gmm_walker_pass: walkers " << (pop.x.defined() ? shape_str(pop.x.shape()) : std::string("undefined"))
+                                         << " " << (pop.x.defined() ? dtype_name(pop.x.dtype()) : "")
                                          << " for a mixture in dimension " << theta.d << " (float64 needed)");
   JEBM_CHECK(cfg.h > 0.0, "gmm_walker_pass: step size h = " << cfg.h << " must be positive");
+  if (pop.x.device().is_cuda()) return gmm_cuda::walker_pass(theta, pop, cfg, with_gradient, lag);
+  const int64_t n = pop.size(), d = pop.walker_numel(), k = theta.k, w = k * d + k;
+  const bool with_var = with_gradient && cfg.weighted;
+  if (!with_var) lag = nullptr;  // the lag covariance is of weighted gradient estimates only
+  if (lag && (static_cast<int64_t>(lag->r.size()) != n * k || lag->theta.k != k || lag->theta.d != d)) {
+    *lag = GmmGradientLag{};
+    lag->r.assign(static_cast<size_t>(n * k), 0.0);
+  }
+  const bool lag_cov = lag && lag->valid;
   const int64_t chunks = (n + kPassChunk - 1) / kPassChunk;
   std::vector<ChunkAcc> acc(static_cast<size_t>(chunks));
-  for (auto& c : acc) c.acc.assign(static_cast<size_t>(k * d + k), 0.0);
+  for (auto& c : acc) {
+    if (with_gradient) c.acc.assign(static_cast<size_t>(w), 0.0);
+    if (with_var) c.acc2.assign(static_cast<size_t>(2 * w), 0.0);
+    if (lag_cov) c.acc3.assign(static_cast<size_t>(2 * w), 0.0);
+  }
   const PassArgs a{&theta, pop.x.data<double>(), pop.x_prev.data<double>(), pop.log_w.data<double>(),
                    pop.partial.data<double>(), pop.pending.data<int64_t>(), &cfg, cfg.noise_scale(), pop.seed,
-                   pop.moves};
+                   pop.moves, with_gradient, with_var, lag, lag_cov};
 #pragma omp parallel for schedule(static) if (n * d > 4096)
   for (int64_t c = 0; c < chunks; ++c)
     pass_range(a, c * kPassChunk, std::min(n, (c + 1) * kPassChunk), acc[static_cast<size_t>(c)]);
@@ -97,18 +193,22 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   for (const auto& c : acc) m = std::max(m, c.m);
   JEBM_CHECK(std::isfinite(m), "gmm_walker_pass: the largest log-weight is " << m);
   double s1 = 0.0, s2 = 0.0;
-  std::vector<double> tot(static_cast<size_t>(k * d + k), 0.0);
+  std::vector<double> tot(with_gradient ? static_cast<size_t>(w) : 0, 0.0);
+  std::vector<double> tot2(with_var ? static_cast<size_t>(2 * w) : 0, 0.0), tot3(lag_cov ? static_cast<size_t>(2 * w) : 0, 0.0);
   for (const auto& c : acc) {
     const double sc = std::exp(c.m - m);
     s1 += sc * c.s1;
     s2 += sc * sc * c.s2;
     for (size_t q = 0; q < tot.size(); ++q) tot[q] += sc * c.acc[q];
+    for (size_t q = 0; q < tot2.size(); ++q) tot2[q] += sc * sc * c.acc2[q];
+    for (size_t q = 0; q < tot3.size(); ++q) tot3[q] += sc * c.acc3[q];
   }
   GmmWalkerPass out;
   out.stats.log_sum = m + std::log(s1);
   out.stats.log_mean = out.stats.log_sum - std::log(static_cast<double>(n));
   out.stats.ess = s1 * s1 / s2;
   out.stats.cv2 = static_cast<double>(n) * s2 / (s1 * s1) - 1.0;
+  if (!with_gradient) return out;
   // dU/da_j = r_j (a_j - x): sum_i w_i dU/da_j = (sum w r_j) a_j - sum w r_j x; dU/dz_j = r_j.
   out.grad_a.resize(static_cast<size_t>(k * d));
   out.grad_z.resize(static_cast<size_t>(k));
@@ -119,7 +219,47 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
       out.grad_a[static_cast<size_t>(j * d + q)] =
           sr * theta.a[static_cast<size_t>(j * d + q)] - tot[static_cast<size_t>(j * d + q)] / s1;
   }
+  if (!with_var) return out;
+  second_moments(theta, tot2, tot3, s1, s2, out);
+  if (lag) store_lag(theta, pop, out, *lag);
   return out;
+}
+
+void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, ResampleScheme scheme,
+                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag) {
+  // The pass kept no G, so it is recomputed at X_k (resampling iterations only).
+  gmm_eval(theta, pop.x_prev, u, &g, nullptr);
+  if (pop.x.device().is_cuda()) return gmm_cuda::resample_and_redo(pop, scheme, cfg, u, g);
+  const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
+  resample_and_redo_move(pop, anc, u, g, cfg);
+  if (!lag || !lag->valid) return;
+  // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/log-z-bias.md).
+  const int64_t n = pop.size(), k = theta.k;
+  std::vector<double> w(static_cast<size_t>(n)), r(static_cast<size_t>(n * k));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = anc[static_cast<size_t>(i)];
+    w[static_cast<size_t>(i)] = lag->w[static_cast<size_t>(j)];
+    std::copy_n(lag->r.begin() + j * k, k, r.begin() + i * k);
+  }
+  lag->w = std::move(w);
+  lag->r = std::move(r);
+}
+
+void gmm_complete_pending(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, Tensor& u,
+                          Tensor& g) {
+  // Completing a walker with nothing pending only clears its flag: no need to look at the flags first.
+  gmm_eval(theta, pop.x, u, &g, nullptr);
+  ula_jarzynski_step(pop, u, g, cfg, MoveKind::CompleteOnly);
+}
+
+void gmm_restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed, uint64_t offset) {
+  if (pop.x.device().is_cuda()) return gmm_cuda::restart_from_data(pop, data, seed, offset);
+  restart_from_data(pop, data, seed, offset);
+}
+
+WeightStats gmm_population_stats(const WalkerPopulation& pop) {
+  if (pop.x.device().is_cuda()) return gmm_cuda::population_stats(pop);
+  return pop.stats();
 }
 
 }  // namespace jebm

@@ -1,26 +1,66 @@
 // The Gaussian-mixture fast path of `jebm gmm`: ONE pass over the walkers per iteration that evaluates the
 // closed forms (U, grad_x U, responsibilities) at (theta_k, X_k), completes the pending Jarzynski increment,
 // makes the next ULA move (the per-walker kernel of samplers/ula_jarzynski.hpp) and accumulates the weighted
-// parameter gradient sum_i w_i grad_theta U(X_k^i) with an online (chunk-local, max-shifted) softmax, so that
-// grad_x U never goes to memory. Tested by tests/test_gmm.cpp (equals the generic kernel + closed forms and
-// the Trainer/autograd path).
+// parameter gradient sum_i w_i grad_theta U(X_k^i) and its variance with an online (chunk-local, max-shifted)
+// softmax, so that grad_x U never goes to memory. On CUDA the same results come from the unfused sequence
+// (samplers/gmm_step_cuda.cpp, the one place of the GMM's device-specific calls). Tested by tests/test_gmm.cpp
+// (equals the generic kernel + closed forms and the Trainer/autograd path; variance against the two-pass one)
+// and tests/test_cuda_gmm.cpp.
 #pragma once
 #include <vector>
 
 #include "models/gaussian_mixture.hpp"
+#include "samplers/resampling.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
 
 namespace jebm {
 
 struct GmmWalkerPass {
-  WeightStats stats;          // of the completed log-weights A_k (all walkers)
-  std::vector<double> grad_a;  // [K*D]: sum_i w_i dU/da (X_k^i), w = softmax(A_k) (uniform when not weighted)
+  WeightStats stats;           // of the completed log-weights A_k (all walkers)
+  // With the gradient (else empty):
+  std::vector<double> grad_a;  // [K*D]: g_hat = sum_i w_i dU/da (X_k^i), w = softmax(A_k) (uniform when not weighted)
   std::vector<double> grad_z;  // [K]
+  // With the gradient and weighted walkers (else empty): the variance of g_hat as a self-normalised
+  // importance-sampling estimate, sum_i w_i^2 (dU/dtheta_p(X_k^i) - g_hat_p)^2 (gmm_param_grad_variance).
+  std::vector<double> var_a;   // [K*D]
+  std::vector<double> var_z;   // [K]
+  // With a GmmGradientLag that holds the previous pass (else empty): [K*D | K], the covariance of the previous
+  // and this pass's gradient estimates, sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) (docs/log-z-bias.md).
+  std::vector<double> lag_cov;
 };
 
-// Every walker: evaluate at (theta, pop.x), complete (cfg.weighted), move. Float64 walkers [N, D] only.
-// Deterministic: fixed chunks of walkers, partial sums combined in chunk order.
-GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg);
+// What a pass leaves for the next one to estimate the covariance of consecutive gradient estimates: theta,
+// g_hat, the normalised weights and the responsibilities at X_k. The next pass reads X_k from pop.x_prev.
+struct GmmGradientLag {
+  GmmParams theta;
+  std::vector<double> grad;  // [K*D | K]
+  std::vector<double> w;     // [N]
+  std::vector<double> r;     // [N, K]
+  bool valid = false;
+};
+
+// Every walker: evaluate at (theta, pop.x), complete (cfg.weighted), move; X_k is in pop.x_prev afterwards.
+// with_gradient = false gives the weight statistics only (held-out walkers that never enter the gradient).
+// lag (weighted walkers with the gradient only): reads the previous pass's state to fill lag_cov, and is
+// updated for the next pass. Float64 walkers [N, D], on either device (lag: CPU only for now; ignored on CUDA).
+// CPU: deterministic (fixed chunks of walkers, partial sums combined in chunk order).
+GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg,
+                              bool with_gradient = true, GmmGradientLag* lag = nullptr);
+
+// After gmm_walker_pass moved every walker: resample the pre-move state by the population's own ancestor draw
+// and redo the move (resample_and_redo_move). u [N], g [N, D]: scratch on the population's device, filled here
+// with U, grad_x U at X_k. lag: its per-walker state follows the ancestors.
+void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, ResampleScheme scheme,
+                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag = nullptr);
+
+// Completes every pending move under theta (the last update's increment); u, g as above.
+void gmm_complete_pending(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, Tensor& u, Tensor& g);
+
+// CD's restart: every walker at a data row drawn by Philox (seed, offset) (restart_from_data), on either device.
+void gmm_restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed, uint64_t offset);
+
+// Weight statistics of a population on its own device (for the record of the final iteration).
+WeightStats gmm_population_stats(const WalkerPopulation& pop);
 
 }  // namespace jebm

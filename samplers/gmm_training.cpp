@@ -1,0 +1,274 @@
+// GmmTrainer (samplers/gmm_training.hpp): the Gaussian-mixture training loop, its records, the log Z drift
+// correction and the held-out walkers. Tested by tests/test_gmm.cpp and tests/test_cuda_gmm.cpp.
+#include "samplers/gmm_training.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runtime/cuda_api.hpp"
+#include "samplers/gmm_step.hpp"
+#include "samplers/sampler_cuda.hpp"
+#include "samplers/trainer.hpp"
+
+namespace jebm {
+
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr uint64_t kHoldoutKey = 0x686f6c646f7574ULL;  // "holdout": the held-out blocks' seeds
+
+// Exact samples of the student at theta_0, so that log Z_theta_0 is known and the estimate is absolute.
+WalkerPopulation exact_start(const GmmParams& theta, int64_t n, uint64_t seed) {
+  Tensor x0 = Tensor::empty({n, theta.d}, DType::Float64);
+  gmm_sample(theta, n, seed ^ kGmmInitKey, 1, x0.data<double>());
+  return WalkerPopulation::create(x0, seed, gmm_log_z(theta));
+}
+}  // namespace
+
+// --- the autograd path: the same iteration through the generic Trainer ----------------------------------
+struct GmmTrainer::AutogradState {
+  GaussianMixtureEnergy energy;
+  Trainer trainer;
+  AutogradState(const GmmParams& p, WalkerPopulation& pop, const TrainerOptions& o)
+      : energy(p), trainer(energy, pop, o) {}
+};
+
+GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher)
+    : c_(c), algo_(algo), data_(data), teacher_(teacher), theta_(gmm_student_init(c)) {
+  JEBM_CHECK(c.walkers > 0 && c.data > 0 && c.iterations >= 0, "gmm: --walkers " << c.walkers << ", --data "
+                                                                                  << c.data << ", --iterations "
+                                                                                  << c.iterations);
+  JEBM_CHECK(c.holdout_walkers >= 0 && c.holdout_blocks >= 1 &&
+                 (c.holdout_walkers == 0 || (c.holdout_walkers % c.holdout_blocks == 0 &&
+                                             c.holdout_walkers / c.holdout_blocks >= 2)),
+             "gmm: --holdout-walkers " << c.holdout_walkers << " must be 0 or a multiple of --holdout-blocks "
+                                       << c.holdout_blocks << " with at least 2 walkers per block");
+  ula_.h = c.h;
+  ula_.sigma = c.sigma;
+  ula_.drift_clip = c.drift_clip;
+  ula_.weighted = algo == Algorithm::Jarzynski;
+  const uint64_t seed = c.seed * 3 + static_cast<uint64_t>(algo);
+  if (algo == Algorithm::Jarzynski) {
+    pop_ = exact_start(theta_, c.walkers, seed);
+    // Held-out blocks: the same start and dynamics, independent draws (their own Philox keys).
+    const int64_t per_block = c.holdout_walkers / c.holdout_blocks;
+    for (int64_t b = 0; c.holdout_walkers > 0 && b < c.holdout_blocks; ++b)
+      holdout_.push_back(exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
+  } else {
+    // PCD and CD start at data points (the official code).
+    pop_ = WalkerPopulation::create(Tensor::empty({c.walkers, c.dim}, DType::Float64), seed);
+    restart_from_data(pop_, data_, seed ^ kGmmRestartKey, ~uint64_t{0});
+  }
+  u_ = Tensor::empty({c.walkers}, DType::Float64, c.device);
+  g_ = Tensor::empty({c.walkers, c.dim}, DType::Float64, c.device);
+  if (!holdout_.empty()) {
+    hu_ = Tensor::empty({holdout_[0].size()}, DType::Float64, c.device);
+    hg_ = Tensor::empty({holdout_[0].size(), c.dim}, DType::Float64, c.device);
+  }
+  if (c.device.is_cuda()) {  // set up on the host, then everything the iterations touch moves to the device
+    JEBM_CHECK(!c.autograd, "gmm: --autograd runs on the CPU only (use --device cpu)");
+    cuda_api::require("jebm gmm --device cuda");
+    pop_ = walkers_to(pop_, c.device);
+    for (auto& h : holdout_) h = walkers_to(h, c.device);
+    data_ = data_.to(c.device);
+  }
+  if (c.autograd) {
+    TrainerOptions o;
+    o.algorithm = algo;
+    o.ula = ula_;
+    o.resample = c.resample;
+    o.resample_rule = c.resample_rule;
+    o.cd_k = c.cd_k;
+    ag_ = std::make_unique<AutogradState>(theta_, pop_, o);
+    Trainer& t = ag_->trainer;
+    t.data_batch = [this](int64_t) { return data_; };
+    t.restart_walkers = [this](WalkerPopulation& p, int64_t it) {
+      restart_from_data(p, data_, p.seed ^ kGmmRestartKey, static_cast<uint64_t>(it));
+    };
+    t.optimizer_step = [this](int64_t) {
+      const std::vector<double> ga = ag_->energy.means().grad().to_vector();
+      const std::vector<double> gz = ag_->energy.z().grad().to_vector();
+      update_params(ga, gz);
+      ag_->energy.set_params(theta_);
+    };
+  }
+}
+
+GmmTrainer::~GmmTrainer() = default;
+
+void GmmTrainer::update_params(const std::vector<double>& ga, const std::vector<double>& gz) {
+  // Plain gradient descent on the cross-entropy (GMM.py: theta += lr * F with F = -grad CE); z_0 stays frozen.
+  const double f = algo_ == Algorithm::Cd ? c_.cd_lr_factor : 1.0;
+  const double la = f * c_.lr_means * c_.h, lz = f * c_.lr_z * c_.h;
+  for (size_t q = 0; q < theta_.a.size(); ++q) theta_.a[q] -= la * ga[q];
+  for (size_t j = 1; j < theta_.z.size(); ++j) theta_.z[j] -= lz * gz[j];
+}
+
+// The expected drift of the running log Z estimate caused by one update: sum over the parameters that move of
+// learning rate x Cov(g_hat_p, g_hat'_p) (docs/log-z-bias.md); per_param is [K*D | K]. Mirrors update_params
+// (the Jarzynski learning rates; z_0 is frozen, so it has no term).
+double GmmTrainer::lr_weighted_sum(const std::vector<double>& per_param) const {
+  const size_t kd = theta_.a.size();
+  double sa = 0.0, sz = 0.0;
+  for (size_t q = 0; q < kd; ++q) sa += per_param[q];
+  for (size_t j = 1; j < theta_.z.size(); ++j) sz += per_param[kd + j];
+  return c_.lr_means * c_.h * sa + c_.lr_z * c_.h * sz;
+}
+
+GmmRecord GmmTrainer::record(double data_u, const WeightStats* st, const HoldoutEstimate* ho) const {
+  GmmRecord r;
+  r.iteration = k_;
+  r.log_z_exact = gmm_log_z(theta_);
+  r.exact_ce = data_u + r.log_z_exact;
+  r.log_z_estimate_raw = st ? pop_.log_z_offset + st->log_mean : kNaN;
+  r.jarzynski_ce_raw = data_u + r.log_z_estimate_raw;
+  r.log_z_correction = st && !ag_ && lag_available_ ? correction_lag_ : kNaN;
+  r.log_z_estimate = r.log_z_estimate_raw + r.log_z_correction;
+  r.jarzynski_ce = data_u + r.log_z_estimate;
+  r.log_z_correction_var = st && !ag_ ? correction_var_ : kNaN;
+  r.jarzynski_ce_var = data_u + r.log_z_estimate_raw + r.log_z_correction_var;
+  r.holdout_log_z = ho ? ho->log_z : kNaN;
+  r.holdout_ce = data_u + r.holdout_log_z;
+  r.holdout_se = ho ? ho->se : kNaN;
+  r.holdout_ess = ho ? ho->min_ess : kNaN;
+  r.holdout_resamplings = ho ? ho->resamplings : 0;
+  r.ess = st ? st->ess : static_cast<double>(pop_.size());
+  r.weights = gmm_mode_weights(theta_);
+  for (int64_t j = 0; j < theta_.k; ++j) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int64_t t = 0; t < teacher_.k; ++t) {
+      if (theta_.k == teacher_.k && t != j) continue;  // same number of modes: mode j is teacher mode j
+      double s = 0.0;
+      for (int64_t q = 0; q < c_.dim; ++q) {
+        const double e = theta_.mean(j)[q] - teacher_.mean(t)[q];
+        s += e * e;
+      }
+      best = std::min(best, std::sqrt(s));
+    }
+    r.mean_errors.push_back(best);
+  }
+  r.resamplings = pop_.resamplings;
+  return r;
+}
+
+GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
+  // Each block is an SMC estimate for a protocol fixed independently of it; the blocks are independent given the
+  // theta sequence, so the spread of their Z estimates gives the standard error of their mean.
+  const int64_t nb = static_cast<int64_t>(holdout_.size());
+  std::vector<double> lz(static_cast<size_t>(nb));
+  HoldoutEstimate out{0.0, kNaN, std::numeric_limits<double>::infinity(), 0};
+  for (int64_t b = 0; b < nb; ++b) {
+    WalkerPopulation& h = holdout_[static_cast<size_t>(b)];
+    WeightStats st;
+    if (advance) {
+      st = gmm_walker_pass(theta_, h, ula_, false).stats;
+      if (c_.resample && should_resample(st, h.size(), c_.resample_rule))
+        gmm_resample_and_redo(theta_, h, c_.resample_rule.scheme, ula_, hu_, hg_);
+    } else {
+      gmm_complete_pending(theta_, h, ula_, hu_, hg_);
+      st = gmm_population_stats(h);
+    }
+    lz[static_cast<size_t>(b)] = h.log_z_offset + st.log_mean;
+    out.min_ess = std::min(out.min_ess, st.ess);
+    out.resamplings += h.resamplings;
+  }
+  const double m = *std::max_element(lz.begin(), lz.end());
+  double s1 = 0.0, s2 = 0.0;
+  for (double v : lz) {
+    const double e = std::exp(v - m);
+    s1 += e;
+    s2 += e * e;
+  }
+  const double mean = s1 / static_cast<double>(nb);
+  out.log_z = m + std::log(mean);
+  if (nb > 1) {
+    const double var = std::max(s2 / static_cast<double>(nb) - mean * mean, 0.0) * static_cast<double>(nb) /
+                       static_cast<double>(nb - 1);
+    out.se = std::sqrt(var / static_cast<double>(nb)) / mean;  // delta method: SE(log mean) = SE(mean) / mean
+  }
+  return out;
+}
+
+GmmRecord GmmTrainer::iterate() { return ag_ ? iterate_autograd() : iterate_fast(); }
+
+GmmRecord GmmTrainer::iterate_fast() {
+  const int64_t n = pop_.size();
+  const bool jarzynski = algo_ == Algorithm::Jarzynski;
+  if (algo_ == Algorithm::Cd && cd_should_restart(k_, c_.cd_k))
+    gmm_restart_from_data(pop_, data_, pop_.seed ^ kGmmRestartKey, static_cast<uint64_t>(k_));
+  // The iteration's one pass over the walkers: U, G, r at (theta_k, X_k) -> complete move k-1 (made under
+  // theta_{k-1}) -> move k with G_k -> sum_i w_i grad_theta U(X_k^i) and its variance. X_k is in x_prev after.
+  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, jarzynski ? &lag_ : nullptr);
+  // The previous update's drift term: its log Z increment was just completed by the walkers that also gave this
+  // gradient estimate. Reporting only: the corrections never feed back into training.
+  if (jarzynski && k_ > 0) {
+    if (wp.lag_cov.empty()) lag_available_ = false;
+    else correction_lag_ += lr_weighted_sum(wp.lag_cov);
+  }
+  // ... and the one pass over the data: grad CE(theta_k) = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_k^i).
+  std::vector<double> ga(theta_.a.size()), gz(theta_.z.size());
+  const double data_u = gmm_data_term(theta_, data_, ga.data(), gz.data());
+  HoldoutEstimate ho{};
+  if (!holdout_.empty()) ho = holdout_pass(true);
+  GmmRecord rec = record(data_u, jarzynski ? &wp.stats : nullptr, holdout_.empty() ? nullptr : &ho);
+  if (jarzynski && c_.resample && should_resample(wp.stats, n, c_.resample_rule)) {
+    // Resample the pre-move state and redo the move (samplers/ula_jarzynski.hpp says why).
+    gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, &lag_);
+    rec.resampled = true;
+    rec.resamplings = pop_.resamplings;
+  }
+  for (size_t q = 0; q < ga.size(); ++q) ga[q] -= wp.grad_a[q];
+  for (size_t j = 0; j < gz.size(); ++j) gz[j] -= wp.grad_z[j];
+  update_params(ga, gz);
+  if (jarzynski) {
+    std::vector<double> var = wp.var_a;
+    var.insert(var.end(), wp.var_z.begin(), wp.var_z.end());
+    last_var_term_ = lr_weighted_sum(var);
+    correction_var_ += last_var_term_;
+  }
+  ++k_;
+  return rec;
+}
+
+GmmRecord GmmTrainer::iterate_autograd() {
+  HoldoutEstimate ho{};
+  if (!holdout_.empty()) ho = holdout_pass(true);  // at theta_k, before the step changes it
+  const GmmParams before = theta_;
+  const TrainerStepInfo info = ag_->trainer.step();  // calls update_params through optimizer_step
+  // The record describes theta_k, the parameters this step's estimates refer to.
+  const GmmParams after = theta_;
+  theta_ = before;
+  WeightStats st{};
+  st.ess = info.ess;
+  st.log_mean = info.log_z - pop_.log_z_offset;
+  GmmRecord rec = record(info.data_energy, algo_ == Algorithm::Jarzynski ? &st : nullptr,
+                         holdout_.empty() ? nullptr : &ho);
+  if (algo_ == Algorithm::Jarzynski) {  // the Trainer's own estimate, exactly as it reports it
+    rec.log_z_estimate_raw = info.log_z;
+    rec.jarzynski_ce_raw = info.data_energy + info.log_z;
+  }
+  rec.resampled = info.resampled;
+  theta_ = after;
+  ++k_;
+  return rec;
+}
+
+GmmRecord GmmTrainer::final_record() {
+  if (ag_) {
+    ag_->trainer.bring_up_to_date();
+  } else if (k_ > 0) {
+    gmm_complete_pending(theta_, pop_, ula_, u_, g_);
+  }
+  HoldoutEstimate ho{};
+  if (!holdout_.empty()) ho = holdout_pass(false);
+  const double data_u = gmm_data_term(theta_, data_, nullptr, nullptr);
+  const WeightStats st = gmm_population_stats(pop_);
+  // No pass evaluates the gradient after the last update: its drift term falls back to the variance one.
+  const double lag_sum = correction_lag_;
+  correction_lag_ += last_var_term_;
+  GmmRecord rec = record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr, holdout_.empty() ? nullptr : &ho);
+  correction_lag_ = lag_sum;
+  return rec;
+}
+
+}  // namespace jebm

@@ -1,0 +1,88 @@
+// GmmTrainer: Algorithm 1 (DESIGN 1.3) on the Gaussian mixture's closed forms, one fused walker pass + one data
+// pass per parameter update, on the CPU or with walkers and data on a CUDA device; or the same iteration through
+// the generic Trainer/autograd path (GmmConfig::autograd). Besides the training walkers' running log Z estimate it
+// reports the first-order correction of its drift and, optionally, held-out walkers' estimate (docs/log-z-bias.md).
+// Tested by tests/test_gmm.cpp (fast path == autograd path, thread-count invariance, held-out walkers leave the
+// trajectory bit-identical, corrected and held-out estimates track the exact log Z) and tests/test_cuda_gmm.cpp.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "samplers/contrastive.hpp"
+#include "samplers/gmm_step.hpp"
+#include "samplers/gmm_setup.hpp"
+#include "samplers/ula_jarzynski.hpp"
+#include "samplers/walkers.hpp"
+
+namespace jebm {
+
+// Per logged iteration of one algorithm; the estimates refer to theta_k, the parameters before the update.
+// The Jarzynski fields are NaN for PCD and CD; the held-out ones NaN without held-out walkers.
+struct GmmRecord {
+  int64_t iteration = 0;
+  double exact_ce = 0.0, log_z_exact = 0.0, ess = 0.0;
+  // The training walkers' estimate with the first-order correction of its drift from the covariance of
+  // consecutive gradient estimates (the reported one), the uncorrected estimate, the correction
+  // log_z_estimate - log_z_estimate_raw, and the cruder correction from the variance of each gradient estimate
+  // (docs/log-z-bias.md). Corrections are NaN on the autograd path (no per-walker gradients) and the lag one on
+  // CUDA (not implemented there yet).
+  double jarzynski_ce = 0.0, log_z_estimate = 0.0;
+  double jarzynski_ce_raw = 0.0, log_z_estimate_raw = 0.0, log_z_correction = 0.0;
+  double jarzynski_ce_var = 0.0, log_z_correction_var = 0.0;
+  // Held-out walkers: log of the mean of the blocks' Z estimates, its standard error (from the spread of the
+  // independent blocks, delta method), and the smallest block ESS.
+  double holdout_ce = 0.0, holdout_log_z = 0.0, holdout_se = 0.0, holdout_ess = 0.0;
+  int64_t holdout_resamplings = 0;
+  std::vector<double> weights, mean_errors;
+  int64_t resamplings = 0;
+  bool resampled = false;
+};
+
+class GmmTrainer {
+ public:
+  GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher);
+  ~GmmTrainer();
+  // One parameter update (Algorithm 1 of DESIGN 1.3). Returns the record of theta_k (before the update).
+  GmmRecord iterate();
+  // After the last update: completes the pending move at the final theta and returns its record.
+  GmmRecord final_record();
+  const GmmParams& params() const { return theta_; }
+  const WalkerPopulation& walkers() const { return pop_; }
+  const std::vector<WalkerPopulation>& holdout_walkers() const { return holdout_; }
+  int64_t iteration() const { return k_; }
+
+ private:
+  struct HoldoutEstimate {
+    double log_z, se, min_ess;
+    int64_t resamplings;
+  };
+  GmmRecord record(double data_u, const WeightStats* st, const HoldoutEstimate* ho) const;
+  void update_params(const std::vector<double>& ga, const std::vector<double>& gz);
+  double lr_weighted_sum(const std::vector<double>& per_param) const;
+  GmmRecord iterate_fast();
+  GmmRecord iterate_autograd();
+  // The held-out blocks at theta: complete, estimate, resample by the rule, move (advance = true), or only
+  // complete and estimate (the final record).
+  HoldoutEstimate holdout_pass(bool advance);
+
+  GmmConfig c_;
+  Algorithm algo_;
+  Tensor data_;
+  GmmParams teacher_, theta_;
+  WalkerPopulation pop_;
+  UlaConfig ula_;
+  int64_t k_ = 0;
+  // Sums of the per-update corrections so far (docs/log-z-bias.md): from the lag covariance (the term of update
+  // k is known after the pass at theta_{k+1}) and from the variance; the last update's variance term.
+  double correction_lag_ = 0.0, correction_var_ = 0.0, last_var_term_ = 0.0;
+  bool lag_available_ = true;  // false once a pass could not give the lag covariance (CUDA)
+  GmmGradientLag lag_;
+  Tensor u_, g_;                   // walkers' U [N], grad_x U [N, D]: scratch for resampling and the final completion
+  std::vector<WalkerPopulation> holdout_;
+  Tensor hu_, hg_;                 // the same scratch for one held-out block
+  struct AutogradState;
+  std::unique_ptr<AutogradState> ag_;
+};
+
+}  // namespace jebm
