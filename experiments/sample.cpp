@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include "experiments/image_ebm.hpp"
+#include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
@@ -190,17 +191,7 @@ int run_sample(const std::vector<std::string>& args) {
   // The energy with the checkpoint's parameters (every one present, same shape and dtype).
   Generator gen{seed, 0};
   std::shared_ptr<Module> energy = make_energy(kind, gen);
-  for (auto& [name, v] : energy->named_parameters()) {
-    const std::string key = "model." + name;
-    const auto it = st.tensors.find(key);
-    JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no tensor \"" << key << "\" for the "
-                                                      << kind.name << " energy");
-    JEBM_CHECK(it->second.shape() == v.value().shape() && it->second.dtype() == v.value().dtype(),
-               "--checkpoint " << checkpoint << ": tensor \"" << key << "\" is " << shape_str(it->second.shape()) << " "
-                               << dtype_name(it->second.dtype()) << ", the " << kind.name << " energy wants "
-                               << shape_str(v.value().shape()) << " " << dtype_name(v.value().dtype()));
-    v.value().copy_(it->second);
-  }
+  load_module_parameters(*energy, st, "model.");
 
   Shape shape = kind.image;
   shape.insert(shape.begin(), n);

@@ -1,5 +1,5 @@
 // Helpers shared by the tests that run whole subcommands (mnist, cifar10, the classifiers): synthetic MNIST-like
-// IDX files, option-list editing, and bit-exact comparison of two runs' CSVs and checkpoints.
+// IDX files, option-list editing, capturing stderr, and bit-exact comparison of two runs' CSVs and checkpoints.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <iostream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -66,6 +67,18 @@ inline void write_mnist_split(const std::filesystem::path& dir, const std::strin
   put_u32(lb, static_cast<uint32_t>(labels.size()));
   lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
 }
+
+// Sends std::cerr to `sink` while it lives (to check what a subcommand reports there).
+class CerrCapture {
+ public:
+  explicit CerrCapture(std::ostream& sink) : old_(std::cerr.rdbuf(sink.rdbuf())) {}
+  ~CerrCapture() { std::cerr.rdbuf(old_); }
+  CerrCapture(const CerrCapture&) = delete;
+  CerrCapture& operator=(const CerrCapture&) = delete;
+
+ private:
+  std::streambuf* old_;
+};
 
 // a with the options of `more` added; an option already in a gets more's value instead.
 inline std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
