@@ -275,7 +275,8 @@ BOOST_AUTO_TEST_CASE(divergence_guard_explains_a_failure_by_minus_inf_log_weight
   BOOST_TEST(guard.explains_failure());
   BOOST_TEST(guard.reason().find("non-finite log-weight -inf of walker 0") != std::string::npos, guard.reason());
   guard.clear();
-  params[0].value().data<float>()[1] = std::numeric_limits<float>::quiet_NaN();
+  jebm::Tensor w = params[0].value();  // shares the parameter's storage
+  w.data<float>()[1] = std::numeric_limits<float>::quiet_NaN();
   BOOST_TEST(!guard.check_parameters_and_optimizer());
   BOOST_TEST(guard.reason().find("parameter 0, entry 1") != std::string::npos, guard.reason());
 }

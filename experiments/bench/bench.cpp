@@ -29,6 +29,7 @@ struct BenchOptions {
   int repeat = 5;
   int64_t batch = 256;  // energy_cnn: images per forward+backward
   int64_t moves = 0;    // ula_cnn: ULA moves per training iteration (0: the paper's)
+  std::string net = "all";  // ula_cnn: mnist, cifar10 or all
 };
 
 // One printed row: what ran, its median wall time, and the useful floating-point work it did.
@@ -114,7 +115,7 @@ void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
 // The image samplers as the product runs them: one ULA move and one Trainer::step (DESIGN 1.3) per energy CNN
 // (experiments/bench/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
 void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
-  for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves))
+  for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves, o.net))
     rows.push_back({"ula_cnn", t.name, DType::Float32, t.median_ms, t.flops, t.bytes});
 }
 
@@ -169,6 +170,7 @@ int run_bench(const std::vector<std::string>& args) {
   std::string device = "cpu", only;
   int repeat = 5;
   int64_t batch = 256, moves = 0;
+  std::string net = "all";
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
   for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
@@ -177,6 +179,7 @@ int run_bench(const std::vector<std::string>& args) {
       ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions per case (after one warm-up); the median is reported")
       ("batch", po::value(&batch)->default_value(batch), "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)")
       ("moves", po::value(&moves)->default_value(moves), "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)")
+      ("net", po::value(&net)->default_value(net), "ula_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
       ("only", po::value(&only), ("run one section: " + section_list).c_str());
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -193,6 +196,8 @@ int run_bench(const std::vector<std::string>& args) {
   JEBM_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
   o.batch = batch;
   o.moves = moves;
+  JEBM_CHECK(net == "mnist" || net == "cifar10" || net == "all", "--net " << net << ": expected mnist, cifar10 or all");
+  o.net = net;
   if (o.device.is_cuda()) cuda_api::require("jebm bench --device cuda");  // says why CUDA cannot be used
   bool found = only.empty();
   std::vector<BenchRow> rows;

@@ -157,7 +157,8 @@ std::vector<SamplerTiming> bench_gmm_timings_on(Device device, int repeat) {
   return out;
 }
 
-std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves) {
+std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves,
+                                         const std::string& net) {
   JEBM_CHECK(batch > 0 && repeat > 0, "bench ula_cnn: batch " << batch << ", repeat " << repeat);
   std::vector<SamplerTiming> out;
   Generator gen{3, 0};
@@ -165,8 +166,10 @@ std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device devic
   JEBM_CHECK(batch <= mnist.walkers && batch <= cifar.walkers,
              "bench ula_cnn: --batch " << batch << " exceeds the walkers of the runs (" << mnist.walkers << ", "
                                        << cifar.walkers << ")");
-  bench_image("mnist", std::make_shared<MnistEnergyCNN>(gen), mnist, batch, moves, repeat, device, out);
-  bench_image("cifar10", std::make_shared<CifarEnergyCNN>(gen), cifar, batch, moves, repeat, device, out);
+  if (net != "cifar10")
+    bench_image("mnist", std::make_shared<MnistEnergyCNN>(gen), mnist, batch, moves, repeat, device, out);
+  if (net != "mnist")
+    bench_image("cifar10", std::make_shared<CifarEnergyCNN>(gen), cifar, batch, moves, repeat, device, out);
   return out;
 }
 

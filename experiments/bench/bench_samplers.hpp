@@ -29,6 +29,8 @@ std::vector<SamplerTiming> bench_gmm_timings_on(Device device, int repeat);
 //  ula_jarzynski_step on the subset);
 //  "iteration": one Trainer::step (completion, surrogate loss, the moves, grad-norm clip + Adam), resampling off.
 //  moves > 0 replaces the defaults' moves per update (MNIST 6 subsets x 30, CIFAR-10 1 x 60) by one subset x moves.
-std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves = 0);
+//  net: "mnist", "cifar10" or "all".
+std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves = 0,
+                                         const std::string& net = "all");
 
 }  // namespace jebm

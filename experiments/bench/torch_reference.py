@@ -306,6 +306,8 @@ def main():
     ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (DESIGN 3.1: 50)")
     ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move, energy_cnn: images per pass (the paper: 256)")
     ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
+    ap.add_argument("--net", choices=("mnist", "cifar10", "all"), default="all",
+                    help="ula_cnn: which energy (jebm bench --net); CIFAR-10 takes minutes on a CPU")
     ap.add_argument("--only", default="", help="comma-separated sections to run: gmm, ula_cnn, energy_cnn (default: all)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--tf32", choices=("on", "off"), default="off",
@@ -339,9 +341,11 @@ def main():
         rows.append(("gmm", "full iteration", args.walkers, median_ms(lambda: gmm_iteration(s), args.repeat * 20, dev)))
     if "ula_cnn" in sections:
         # jebm's mnist_defaults() and cifar10_defaults() (DESIGN 3.2, 3.3)
-        bench_image("mnist", mnist_net(), (1, 28, 28), 1024, 128, 5e-5, 1e-4, 0.0, 1.0, 6, 30, False, args, dev, rows)
-        bench_image("cifar10", cifar_net(), (3, 32, 32), 4096, 512, 1.0, 1e-2, 0.3, 1000.0, 1, 60, True, args, dev,
-                    rows)
+        if args.net != "cifar10":
+            bench_image("mnist", mnist_net(), (1, 28, 28), 1024, 128, 5e-5, 1e-4, 0.0, 1.0, 6, 30, False, args, dev, rows)
+        if args.net != "mnist":
+            bench_image("cifar10", cifar_net(), (3, 32, 32), 4096, 512, 1.0, 1e-2, 0.3, 1000.0, 1, 60, True, args,
+                        dev, rows)
     if "energy_cnn" in sections:
         bench_energy_cnn("mnist", mnist_net(), (args.batch, 1, 28, 28), args, dev, rows)
         bench_energy_cnn("cifar", cifar_net(), (args.batch, 3, 32, 32), args, dev, rows)
