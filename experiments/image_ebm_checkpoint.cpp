@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kCheckpointFormat = "jebm-image-ebm-checkpoint-1";
-
 std::string fmt_double(double v) {
   std::ostringstream os;
   os << std::setprecision(17) << v;
@@ -43,7 +41,7 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   append_module_parameters(energy, "model.", t);
   for (const auto& [name, v] : opt.state_tensors()) t.emplace_back("optim." + name, v);
   CheckpointMetadata md = {
-      {"format", kCheckpointFormat},
+      {"format", kImageEbmCheckpointFormat},
       {"command", c.command},
       {"algo", algorithm_name(c.algo)},
       {"seed", std::to_string(c.seed)},
@@ -62,7 +60,7 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
                                WalkerPopulation& pop, Trainer& tr, ImageEbmLoopState& ls) {
   const SafeTensors st = load_safetensors(path);
   const std::string& format = checkpoint_meta(st, "format");
-  JEBM_CHECK(format == kCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kCheckpointFormat << "\"");
+  JEBM_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
   JEBM_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
              path << ": the run was made with --algo " << checkpoint_meta(st, "algo") << ", the options say --algo "
                   << algorithm_name(c.algo));

@@ -13,6 +13,9 @@
 
 namespace jebm {
 
+// The "format" metadata of every image-run checkpoint (`jebm sample` recognises a run checkpoint by it).
+inline constexpr const char* kImageEbmCheckpointFormat = "jebm-image-ebm-checkpoint-1";
+
 // Where the loop is, besides the Trainer: what a checkpoint adds to the samplers' state.
 struct ImageEbmLoopState {
   bool burned_in = false;

@@ -1,8 +1,11 @@
-// Tests for experiments/image_ebm.{hpp,cpp} and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
+// Tests for experiments/image_ebm*.{hpp,cpp} (options, run loop, checkpoint, plots), divergence_guard, box_revert,
+// progress and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
 // run writes its CSV/PNG/checkpoint (with classifier weights); an interrupted (Ctrl-C) and resumed run ends
 // bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD; also from inside the burn-in, and a
 // finished run extended by --epochs equals a longer run); the DivergenceGuard names the update and keeps the last
-// good checkpoint (NaN energies, --lr 1e39 overflowing the parameters, -inf log-weights); --out refuses to overwrite without --force; bad --data is a clear error.
+// good checkpoint (NaN energies, --lr 1e39 overflowing the parameters, -inf log-weights); --box reverts only
+// coordinates outside [-1, 1]; the progress line of a log file; --out refuses to overwrite without --force; bad
+// --data is a clear error.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include <random>
 #include <sstream>
 
+#include "experiments/box_revert.hpp"
 #include "experiments/classifier_cmd.hpp"
 #include "experiments/divergence_guard.hpp"
 #include "experiments/image_ebm.hpp"
@@ -307,6 +311,19 @@ BOOST_AUTO_TEST_CASE(progress_writes_plain_lines_when_stderr_is_not_a_terminal) 
   BOOST_TEST(text.find('\r') == std::string::npos);
   BOOST_TEST(text.find("label 3/3 done in") == 0u);
   BOOST_TEST(std::count(text.begin(), text.end(), '\n') == 1);
+}
+
+// experiments/box_revert.cpp (--box): coordinates outside [-1, 1] of the listed walkers go back to x_prev; the
+// others stay, and so do the walkers not listed.
+BOOST_AUTO_TEST_CASE(box_revert_restores_only_coordinates_outside_the_box) {
+  jebm::WalkerPopulation pop = jebm::WalkerPopulation::create(
+      jebm::Tensor::from_vector(std::vector<float>{0.5f, 1.5f, -2.0f, 0.25f, 3.0f, -0.5f}, {3, 2}), 1);
+  pop.x_prev = jebm::Tensor::from_vector(std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f, 0.6f, 0.7f}, {3, 2});
+  jebm::box_revert(pop, {0, 1});
+  const std::vector<double> x = pop.x.to_vector();
+  BOOST_TEST(x == (std::vector<double>{0.5, 0.2f, 0.3f, 0.25, 3.0, -0.5}), boost::test_tools::per_element());
+  jebm::box_revert(pop, {});
+  BOOST_TEST(pop.x.to_vector()[4] == 0.6f);
 }
 
 BOOST_AUTO_TEST_CASE(out_refuses_to_overwrite_without_force) {

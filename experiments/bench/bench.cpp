@@ -1,7 +1,7 @@
 // `jebm bench`: benchmarks of the runtime's kernels and of the product's own training step, printed as a table of
 // median times with each case's work (FLOPs, or bytes for memory-bound kernels), its rate and its share of this
 // machine's peak. Sections are entries of bench_sections() (name + function): add one there to benchmark
-// something new; `--only NAME` runs one. Smoke-tested by tests/test_sample.cpp (`jebm bench --only gemm`).
+// something new; `--only NAME` runs one. Smoke-tested by tests/test_bench.cpp (`jebm bench --only gemm`).
 #include <boost/program_options.hpp>
 #include <omp.h>
 

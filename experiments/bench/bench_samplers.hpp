@@ -2,8 +2,8 @@
 // (the fused kernel alone and one full iteration at d = 50, N = 10^4, the rows bench_gmm_timings gives on the
 // CPU) and "ula_cnn", which times the product itself: one ULA move as Trainer::step makes it
 // (Trainer::energy_and_grad + ula_jarzynski_step on a walker subset) and one whole Trainer::step with the
-// `jebm mnist` / `jebm cifar10` defaults. Smoke-tested by tests/test_sample.cpp (`jebm bench` sections run);
-// the arithmetic it times is covered by tests/test_samplers.cpp and tests/test_cuda_samplers.cpp.
+// `jebm mnist` / `jebm cifar10` defaults. Not run by the tests (minutes on a CPU; tests/test_bench.cpp runs a
+// quick section); the arithmetic it times is covered by tests/test_samplers.cpp and tests/test_cuda_samplers.cpp.
 #pragma once
 #include <cstdint>
 #include <string>

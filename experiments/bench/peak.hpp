@@ -1,6 +1,6 @@
 // What "share of peak" in `jebm bench` is measured against: this machine's large-GEMM rate (float32 and float64)
 // and its copy bandwidth, both measured with jebm's own kernels at the start of the run, plus (CPU) the nominal
-// cores x clock x FLOPs/cycle for reference. Smoke-tested by tests/test_sample.cpp (`jebm bench --only gemm`).
+// cores x clock x FLOPs/cycle for reference. Smoke-tested by tests/test_bench.cpp (`jebm bench --only gemm`).
 #pragma once
 #include <string>
 

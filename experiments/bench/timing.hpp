@@ -1,5 +1,5 @@
 // The one timer of `jebm bench`: the median wall time of a few calls, with device work included.
-// Tested through `jebm bench` itself (tests/test_sample.cpp runs a bench section).
+// Tested by tests/test_bench.cpp (the call count and the median; `jebm bench --only gemm`).
 #pragma once
 #include <functional>
 
