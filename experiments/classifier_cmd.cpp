@@ -12,13 +12,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <sstream>
 
 #include "autograd/engine.hpp"
+#include "experiments/cli.hpp"
 #include "experiments/datasets.hpp"
+#include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
+#include "experiments/shuffle.hpp"
 #include "models/checkpoint.hpp"
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
@@ -41,20 +45,11 @@ std::string join_ints(const std::vector<int>& v) {
 // "2,3,6" -> {2, 3, 6}; `what` names the option or field for the error message.
 std::vector<int> parse_ints(const std::string& text, const std::string& what) {
   std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    int v = 0;
-    try {
-      v = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    JEBM_CHECK(used > 0 && used == item.size(), what << ": '" << text << "' is not a comma-separated list of integers");
-    out.push_back(v);
+  for (int64_t v : parse_int64_list(text, what)) {
+    JEBM_CHECK(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
+               what << " '" << text << "': " << v << " is out of range");
+    out.push_back(static_cast<int>(v));
   }
-  JEBM_CHECK(!out.empty(), what << ": empty list");
   return out;
 }
 
@@ -75,9 +70,8 @@ const char* classifier_kind_name(ClassifierKind kind) {
 }
 
 Module& Classifier::module() {
-  if (mnist) return *mnist;
-  JEBM_CHECK(cifar, "Classifier: no model (default-constructed?)");
-  return *cifar;
+  JEBM_CHECK(model, "Classifier: no model (default-constructed?)");
+  return *model;
 }
 
 int64_t Classifier::feature_dim() const {
@@ -89,13 +83,13 @@ Shape Classifier::input_shape() const {
 }
 
 Device Classifier::device() const {
-  const Module& m = mnist ? static_cast<const Module&>(*mnist) : static_cast<const Module&>(*cifar);
-  const auto params = m.parameters();
+  JEBM_CHECK(model, "Classifier: no model (default-constructed?)");
+  const auto params = model->parameters();
   return params.empty() ? Device::cpu() : params.front().device();
 }
 
-ag::Var Classifier::logits(const ag::Var& x) { return mnist ? mnist->forward(x) : cifar->forward(x); }
-ag::Var Classifier::features(const ag::Var& x) { return mnist ? mnist->features(x) : cifar->features(x); }
+ag::Var Classifier::logits(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).forward(x); }
+ag::Var Classifier::features(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).features(x); }
 
 Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed) {
   check_classes(classes, "make_classifier");
@@ -105,9 +99,9 @@ Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes,
   Generator gen{seed, 0};
   const auto n = static_cast<int64_t>(classes.size());
   if (kind == ClassifierKind::Mnist)
-    c.mnist = std::make_shared<MnistClassifier>(n, gen);
+    c.model = std::make_shared<MnistClassifier>(n, gen);
   else
-    c.cifar = std::make_shared<CifarClassifier>(n, gen);
+    c.model = std::make_shared<CifarClassifier>(n, gen);
   return c;
 }
 
@@ -154,10 +148,8 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
 
   Classifier c = make_classifier(kind, classes, 0);
   std::set<std::string> expected;
-  for (auto& [name, var] : c.module().named_parameters()) {
-    expected.insert(name);
-    var.value().copy_(get(st, name, var.shape(), DType::Float32));  // get() names file, tensor, shapes
-  }
+  for (const auto& [name, var] : c.module().named_parameters()) expected.insert(name);
+  load_module_parameters(c.module(), st, "");  // names file, tensor, shapes
   for (const auto& [name, t] : st.tensors)
     JEBM_CHECK(expected.count(name), "load_classifier: '" << path << "' holds unexpected tensor '" << name << "' "
                                                           << shape_str(t.shape()) << " for a " << kind_name
@@ -270,17 +262,6 @@ Tensor make_batch(const ImageSet& s, const std::vector<int64_t>& idx, const std:
   return t.to(device);
 }
 
-// Fisher-Yates with counter-based draws: the order is a pure function of (seed, epoch).
-std::vector<int64_t> shuffled(int64_t n, uint64_t seed, uint64_t epoch) {
-  std::vector<int64_t> p(static_cast<size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  for (int64_t i = n - 1; i > 0; --i) {
-    const uint32_t r = philox_block(seed, static_cast<uint64_t>(i), epoch).v[0];
-    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(r % static_cast<uint32_t>(i + 1))]);
-  }
-  return p;
-}
-
 struct TrainOptions {
   std::string data, out, device = "cpu";
   bool force = false;
@@ -331,7 +312,7 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
             << o.batch_size << "), Adam lr " << o.lr << " -> 0, " << dev.str() << ", "
             << omp_get_max_threads() << " threads\n";
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    const std::vector<int64_t> order = shuffled(train.count, o.seed, static_cast<uint64_t>(epoch));
+    const std::vector<int64_t> order = philox_permutation(train.count, o.seed, static_cast<uint64_t>(epoch));
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), steps_per_epoch);
     double loss_sum = 0.0;
     int64_t right = 0;

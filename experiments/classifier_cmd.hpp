@@ -23,8 +23,7 @@ const char* classifier_kind_name(ClassifierKind kind);  // "mnist", "cifar10"
 struct Classifier {
   ClassifierKind kind = ClassifierKind::Mnist;
   std::vector<int> classes;
-  std::shared_ptr<MnistClassifier> mnist;  // exactly one of the two is set, as `kind` says
-  std::shared_ptr<CifarClassifier> cifar;
+  std::shared_ptr<ConvClassifier> model;  // a MnistClassifier or a CifarClassifier, as `kind` says
   std::map<std::string, std::string> metadata;  // as saved: test_accuracy, epochs, ...
 
   Module& module();

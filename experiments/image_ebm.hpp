@@ -1,7 +1,8 @@
 // What the image experiments (`jebm mnist`, `jebm cifar10`) share: the hyper-parameters of DESIGN 3.2/3.3 as one
-// config with its Boost.Program_options registration, and the training loop around samplers' Trainer (burn-in,
-// epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume, Ctrl-C,
-// divergence guard). Tested by tests/test_image_ebm.cpp.
+// config (each experiment's defaults from mnist_defaults() / cifar10_defaults()) with its Boost.Program_options
+// registration (image_ebm_options.cpp), and the training loop around samplers' Trainer (image_ebm_run.cpp:
+// burn-in, epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume
+// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard). Tested by tests/test_image_ebm.cpp.
 #pragma once
 #include <boost/program_options.hpp>
 
@@ -15,44 +16,47 @@
 #include "models/module.hpp"
 #include "samplers/contrastive.hpp"
 #include "samplers/resampling.hpp"
+#include "samplers/trainer.hpp"
 
 namespace jebm {
 
-// Every hyper-parameter of an image run. The experiment fills in its defaults (DESIGN 3.2 for MNIST, 3.3 for
-// CIFAR-10) before register_image_ebm_options(), which shows them in --help.
+// Every hyper-parameter of an image run. The experiment's values have no default here: they come from
+// mnist_defaults() (DESIGN 3.2) or cifar10_defaults() (DESIGN 3.3), the one source of each, before
+// register_image_ebm_options() shows them in --help. The run's mechanics (seed, logging, checkpoints) are the
+// same for both experiments and default here.
 struct ImageEbmConfig {
   std::string command = "image-ebm";  // "mnist", "cifar10": used in messages and the progress line
   Algorithm algo = Algorithm::Jarzynski;
   // walkers and ULA (DESIGN 1.1: jebm's weights use 1/(2 sigma^2) with the user's sigma)
-  int64_t walkers = 1024;
-  int64_t burn_in = 20000;       // unweighted ULA steps at theta_0 from uniform [-1,1]
-  double h = 5e-5;
-  double sigma = 1e-4;           // <= 0: sqrt(2h)
+  int64_t walkers = 0;
+  int64_t burn_in = 0;           // unweighted ULA steps at theta_0 from uniform [-1,1]
+  double h = 0.0;
+  double sigma = 0.0;            // <= 0: sqrt(2h)
   double drift_clip = 0.0;       // per-coordinate clip of grad_x U (0: off), used consistently in the weights
   bool box_revert = false;       // the official code's [-1,1] revert: breaks the weight formula (DESIGN 1.1)
-  int64_t moving_subsets = 6;    // random walker subsets moved per parameter update
-  int64_t moving_batch = 256;    // walkers per subset (0: all walkers)
-  int64_t moves_per_update = 30; // ULA moves of each subset
-  int64_t gradient_batch = 256;  // walkers in the loss (0: all), weights renormalised within them
+  int64_t moving_subsets = 0;    // random walker subsets moved per parameter update
+  int64_t moving_batch = 0;      // walkers per subset (0: all walkers)
+  int64_t moves_per_update = 0;  // ULA moves of each subset
+  int64_t gradient_batch = 0;    // walkers in the loss (0: all), weights renormalised within them
   bool gradient_walkers_moved = false;  // the loss uses the walkers just moved instead (CIFAR-10, DESIGN 3.3)
-  double alpha = 0.01;           // squared-energy regulariser of the surrogate loss
+  double alpha = 0.0;            // squared-energy regulariser of the surrogate loss
   // optimizer
-  double lr = 1e-4, beta1 = 0.0, beta2 = 0.999;
-  double grad_clip = 1.0;        // global grad-norm clip (<= 0: off)
-  int64_t lr_decay_epochs = 500; // lr factor max(1 - epoch / lr_decay_epochs, lr_floor)
-  double lr_floor = 1e-10;
-  int64_t epochs = 600;
+  double lr = 0.0, beta1 = 0.0, beta2 = 0.0;
+  double grad_clip = 0.0;        // global grad-norm clip (<= 0: off)
+  int64_t lr_decay_epochs = 0;   // lr factor max(1 - epoch / lr_decay_epochs, lr_floor)
+  double lr_floor = 0.0;
+  int64_t epochs = 0;
   // resampling (Jarzynski only)
   ResampleScheme resample_scheme = ResampleScheme::Multinomial;
-  bool resample = true;
-  double resample_cv = 1.5;          // resample when std(w / mean w) over all walkers exceeds this (0: off)
+  bool resample = false;
+  double resample_cv = 0.0;          // resample when std(w / mean w) over all walkers exceeds this (0: off)
   double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
-  int64_t resample_after_epoch = 150;  // only when epoch > this (0-based epochs)
-  double resample_batch_ess = 0.0;     // > 0: resample when the gradient walkers' ESS (a count) is below this
+  int64_t resample_after_epoch = 0;  // only when epoch > this (0-based epochs)
+  double resample_batch_ess = 0.0;   // > 0: resample when the gradient walkers' ESS (a count) is below this
   // data
-  int64_t data_batch = 128;      // images per update; an epoch is floor(M / data_batch) updates (drop_last)
+  int64_t data_batch = 0;        // images per update; an epoch is floor(M / data_batch) updates (drop_last)
   double data_noise = 0.0;       // std of Gaussian noise added to every data batch
-  // run
+  // run (the same for every image experiment)
   uint64_t seed = 1;
   int threads = 0;               // OpenMP threads (0: OpenMP's default)
   int64_t eval_chunk = 256;      // walkers per forward/backward chunk
@@ -69,8 +73,11 @@ struct ImageEbmConfig {
   Device device = Device::cpu(); // --device: the energy, the walkers and the data batches (checkpoints: either)
 };
 
-// Registers the shared options on `desc` with c's current values as defaults; they write into c. Strings that
-// need parsing (--algo, --resample) go through finish_image_ebm_options().
+// The paper's values of every hyper-parameter above (defined in experiments/mnist.cpp and cifar10.cpp).
+ImageEbmConfig mnist_defaults();
+ImageEbmConfig cifar10_defaults();
+
+// The options given as text (--algo, --resample, ...): parse_image_ebm_args() turns them into the config's fields.
 struct ImageEbmOptionStrings {
   std::string algo = "jarzynski";
   std::string resample = "multinomial";
@@ -78,6 +85,7 @@ struct ImageEbmOptionStrings {
   std::string device = "cpu";               // cpu | cuda | cuda:N (ImageEbmConfig::device)
   std::string resume;
 };
+// Registers the shared options on `desc` with c's current values as defaults; they write into c and s.
 void register_image_ebm_options(boost::program_options::options_description& desc, ImageEbmConfig& c,
                                 ImageEbmOptionStrings& s, const std::string& defaults_source);
 
@@ -112,7 +120,7 @@ struct ImageEbmResult {
   int64_t iterations = 0;         // updates done in total (this run and the ones it resumed)
   int64_t epochs_done = 0;
   bool interrupted = false;       // Ctrl-C: checkpoint saved, exit code 130
-  bool diverged = false;          // divergence guard: exit code 3, last good checkpoint kept
+  bool diverged = false;          // DivergenceGuard: exit code 3, last good checkpoint kept
   std::string message;            // why it stopped, when it did not finish
   double log_z = 0.0, ess = 0.0, data_energy = 0.0;  // of the last update
   std::vector<double> class_weights;  // of the last logged update (empty without the metric)
@@ -129,6 +137,10 @@ struct ImageEbmResult {
 // directory must have been prepared (prepare_run_dir + options.txt) by the caller.
 ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p);
 
+// The Trainer's options of an image run (resampling off: the loop switches it on after --resample-after-epoch).
+// `jebm bench` uses them too, so that it times the product's configuration.
+TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c);
+
 // Runs prepare_run_dir, writes options.txt, then run_image_ebm; prints the summary. The experiments' common tail.
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                           const std::vector<std::pair<std::string, std::string>>& saved_options);
@@ -137,7 +149,7 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
 // epoch, and the hours --epochs would take at that rate (for extrapolating a full run from a short one).
 std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r);
 
-// The checkpoint file of a run directory, and a reader for tests and tools: the tensors and metadata.
+// The checkpoint file of a run directory (DIR/checkpoint.safetensors; load_safetensors reads it).
 std::string image_ebm_checkpoint_path(const std::string& out);
 
 }  // namespace jebm

@@ -6,11 +6,11 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "experiments/classifier_cmd.hpp"
+#include "experiments/cli.hpp"
 #include "experiments/datasets.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/metrics.hpp"
@@ -20,28 +20,9 @@ namespace jebm {
 
 namespace po = boost::program_options;
 
-namespace {
 
-template <typename T>
-std::vector<T> parse_csv_list(const std::string& s, const std::string& option) {
-  std::vector<T> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::istringstream is(item);
-    T x{};
-    is >> x;
-    JEBM_CHECK(!item.empty() && is && is.eof(), option << " '" << s << "': '" << item << "' is not an integer");
-    v.push_back(x);
-  }
-  JEBM_CHECK(!v.empty(), option << " '" << s << "': empty list");
-  return v;
-}
-
-}  // namespace
-
-int run_mnist(const std::vector<std::string>& args) {
-  // DESIGN 3.2: the official code's values (see the table there); the struct's own defaults are the same.
+ImageEbmConfig mnist_defaults() {
+  // DESIGN 3.2: the official code's values (see the table there).
   ImageEbmConfig c;
   c.command = "mnist";
   c.walkers = 1024;
@@ -68,7 +49,11 @@ int run_mnist(const std::vector<std::string>& args) {
   c.resample_after_epoch = 150;
   c.data_batch = 128;
   c.data_noise = 0.0;
+  return c;
+}
 
+int run_mnist(const std::vector<std::string>& args) {
+  ImageEbmConfig c = mnist_defaults();
   std::string data_dir, digits_s = "2,3,6", counts_s = "5600,2800,1400", classifier_path;
   ImageEbmOptionStrings s;
   po::options_description desc(
@@ -98,11 +83,12 @@ int run_mnist(const std::vector<std::string>& args) {
 
   JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the MNIST files; see jebm mnist --help)");
   JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
-  const std::vector<int> digits = parse_csv_list<int>(digits_s, "--digits");
-  const std::vector<int64_t> counts = parse_csv_list<int64_t>(counts_s, "--counts");
-  JEBM_CHECK(digits.size() == counts.size(), "--digits '" << digits_s << "' has " << digits.size() << " entries, --counts '"
+  const std::vector<int64_t> digit_list = parse_int64_list(digits_s, "--digits");
+  const std::vector<int64_t> counts = parse_int64_list(counts_s, "--counts");
+  JEBM_CHECK(digit_list.size() == counts.size(), "--digits '" << digits_s << "' has " << digit_list.size() << " entries, --counts '"
                                                           << counts_s << "' has " << counts.size());
-  for (int d : digits) JEBM_CHECK(d >= 0 && d <= 9, "--digits '" << digits_s << "': " << d << " is not a digit");
+  for (int64_t d : digit_list) JEBM_CHECK(d >= 0 && d <= 9, "--digits '" << digits_s << "': " << d << " is not a digit");
+  const std::vector<int> digits(digit_list.begin(), digit_list.end());
   for (int64_t n : counts) JEBM_CHECK(n >= 1, "--counts '" << counts_s << "': " << n << " must be at least 1");
 
   const MnistSplit train = load_mnist(data_dir, true);

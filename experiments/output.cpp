@@ -1,4 +1,4 @@
-// Run directories, CSV metrics, the stderr progress line and SVG line plots shared by the experiments.
+// Run directories, CSV metrics and SVG line plots shared by the experiments.
 // Tested by tests/test_gmm.cpp.
 #include "experiments/output.hpp"
 
@@ -67,47 +67,6 @@ void CsvWriter::row(const std::vector<double>& values) {
   for (size_t i = 0; i < values.size(); ++i) os_ << (i ? "," : "") << values[i];
   os_ << "\n";
   os_.flush();
-}
-
-Progress::Progress(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()),
-      last_(start_ - std::chrono::seconds(1)) {}
-
-namespace {
-std::string hms(double s) {
-  const int64_t t = static_cast<int64_t>(s + 0.5);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(t / 3600),
-                  static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
-  return buf;
-}
-}  // namespace
-
-void Progress::update(int64_t done, const std::string& extra) {
-  if (!enabled_) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_ < std::chrono::milliseconds(200) && done < total_) return;
-  last_ = now;
-  const double el = std::chrono::duration<double>(now - start_).count();
-  const double rate = el > 0 ? static_cast<double>(done) / el : 0.0;
-  std::ostringstream os;
-  os << "\r" << label_ << " " << done << "/" << total_ << " (" << std::fixed << std::setprecision(1)
-     << (total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0) << "%) "
-     << std::setprecision(1) << rate << " it/s ETA "
-     << (rate > 0 ? hms(static_cast<double>(total_ - done) / rate) : std::string("?")) << (extra.empty() ? "" : " ")
-     << extra << "   ";
-  std::cerr << os.str() << std::flush;
-}
-
-void Progress::finish() {
-  if (!enabled_) return;
-  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::cerr << "\r" << label_ << " " << total_ << "/" << total_ << " done in " << hms(el) << " ("
-            << std::fixed << std::setprecision(1) << (el > 0 ? static_cast<double>(total_) / el : 0.0)
-            << " it/s)" << std::string(30, ' ') << "\n";
 }
 
 // --- SVG -------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // What every experiment writes: the run directory (--out DIR: refuses to overwrite a previous run unless
-// --force or --resume; resolved options in DIR/options.txt), CSV metrics (header once, flushed each row), a
-// progress line on stderr with rate and ETA, and SVG line plots (no external libraries).
+// --force or --resume; resolved options in DIR/options.txt), CSV metrics (header once, flushed each row) and
+// SVG line plots (no external libraries).
 // Tested by tests/test_gmm.cpp (a short run's files, the overwrite refusal) (the SVG is checked for its series).
 #pragma once
 #include <chrono>
@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <boost/program_options/variables_map.hpp>
+
+#include "experiments/progress.hpp"  // Progress lived here; its users still include this header
 
 namespace jebm {
 
@@ -39,20 +41,6 @@ class CsvWriter {
   std::filesystem::path path_;
   std::ofstream os_;
   size_t columns_ = 0;
-};
-
-// "label 1234/8000 (15.4%) 812.3 it/s ETA 0:08" on stderr, redrawn with \r at most every 0.2 s.
-class Progress {
- public:
-  Progress(std::string label, int64_t total, bool enabled = true);
-  void update(int64_t done, const std::string& extra = "");
-  void finish();  // final line with the total time, then a newline
-
- private:
-  std::string label_;
-  int64_t total_;
-  bool enabled_;
-  std::chrono::steady_clock::time_point start_, last_;
 };
 
 struct SvgSeries {

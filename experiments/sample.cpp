@@ -1,7 +1,7 @@
 // `jebm sample`: fresh samples from a trained image energy. Loads the model of a `jebm mnist` / `jebm cifar10`
 // run checkpoint (which one is told by its metadata and the first layer's shape), runs unweighted ULA from
 // uniform noise (or from the run's saved walkers) and writes a PNG grid atomically. Tested by
-// tests/test_cifar10.cpp (grid size, missing/corrupt/foreign checkpoints).
+// tests/test_sample.cpp (grid size, missing/corrupt/foreign checkpoints) and tests/test_cifar10.cpp (a run's).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -19,6 +19,8 @@
 #include <omp.h>
 
 #include "experiments/image_ebm.hpp"
+#include "experiments/image_ebm_checkpoint.hpp"
+#include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
@@ -34,7 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kImageCheckpointFormat = "jebm-image-ebm-checkpoint-1";  // experiments/image_ebm.cpp
 constexpr uint64_t kSampleInitKey = 0x73616d706c65696eULL, kSampleNoiseKey = 0x73616d706c656e7aULL;
 
 // A model `jebm sample` knows: how to build it and the ULA settings of its experiment (DESIGN 3.2 / 3.3).
@@ -78,9 +79,9 @@ std::map<std::string, std::string> read_run_options(const fs::path& path) {
 // Which energy a checkpoint holds: its format tag, its "command" and the first conv's shape must agree.
 const EnergyKind& detect_energy(const SafeTensors& st) {
   const auto fmt = st.metadata.find("format");
-  JEBM_CHECK(fmt != st.metadata.end() && fmt->second == kImageCheckpointFormat,
+  JEBM_CHECK(fmt != st.metadata.end() && fmt->second == kImageEbmCheckpointFormat,
              "--checkpoint " << st.path << ": format \"" << (fmt == st.metadata.end() ? std::string("(none)") : fmt->second)
-                             << "\" is not a jebm mnist/cifar10 run checkpoint (\"" << kImageCheckpointFormat
+                             << "\" is not a jebm mnist/cifar10 run checkpoint (\"" << kImageEbmCheckpointFormat
                              << "\"; classifier checkpoints are not energies)");
   const auto w = st.tensors.find("model.0.weight");
   JEBM_CHECK(w != st.tensors.end(), "--checkpoint " << st.path << ": no tensor \"model.0.weight\" (not an image energy)");
@@ -190,17 +191,7 @@ int run_sample(const std::vector<std::string>& args) {
   // The energy with the checkpoint's parameters (every one present, same shape and dtype).
   Generator gen{seed, 0};
   std::shared_ptr<Module> energy = make_energy(kind, gen);
-  for (auto& [name, v] : energy->named_parameters()) {
-    const std::string key = "model." + name;
-    const auto it = st.tensors.find(key);
-    JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no tensor \"" << key << "\" for the "
-                                                      << kind.name << " energy");
-    JEBM_CHECK(it->second.shape() == v.value().shape() && it->second.dtype() == v.value().dtype(),
-               "--checkpoint " << checkpoint << ": tensor \"" << key << "\" is " << shape_str(it->second.shape()) << " "
-                               << dtype_name(it->second.dtype()) << ", the " << kind.name << " energy wants "
-                               << shape_str(v.value().shape()) << " " << dtype_name(v.value().dtype()));
-    v.value().copy_(it->second);
-  }
+  load_module_parameters(*energy, st, "model.");
 
   Shape shape = kind.image;
   shape.insert(shape.begin(), n);

@@ -1,53 +1,48 @@
-// MnistClassifier, CifarClassifier, cross_entropy and argmax_rows. Tested by tests/test_models_classifier.cpp.
+// ConvClassifier (MnistClassifier, CifarClassifier), cross_entropy and argmax_rows. Tested by tests/test_models_classifier.cpp.
 #include "models/classifier.hpp"
+
+#include <utility>
 
 namespace jebm {
 
-MnistClassifier::MnistClassifier(int64_t num_classes, Generator& gen, DType dtype) : num_classes_(num_classes) {
-  JEBM_CHECK(num_classes >= 2, "MnistClassifier: num_classes " << num_classes << " must be >= 2");
+ConvClassifier::ConvClassifier(const char* name, Shape input, const std::vector<ClassifierConv>& convs,
+                               int64_t flat, int64_t feature_dim, int64_t num_classes, Generator& gen, DType dtype)
+    : name_(name), input_(std::move(input)), num_classes_(num_classes) {
+  JEBM_CHECK(num_classes >= 2, name << ": num_classes " << num_classes << " must be >= 2");
   body_ = register_module("features", std::make_shared<Sequential>());
-  body_->emplace<Conv2d>(1, 16, 5, 2, 2, gen, true, dtype);   // [N, 16, 14, 14]
+  for (const ClassifierConv& l : convs) {
+    body_->emplace<Conv2d>(l.in, l.out, l.kernel, l.stride, l.pad, gen, true, dtype);
+    body_->emplace<ReLU>();
+  }
+  body_->emplace<Flatten>();
+  body_->emplace<Linear>(flat, feature_dim, gen, true, dtype);
   body_->emplace<ReLU>();
-  body_->emplace<Conv2d>(16, 32, 3, 2, 1, gen, true, dtype);  // [N, 32, 7, 7]
-  body_->emplace<ReLU>();
-  body_->emplace<Flatten>();                                   // [N, 1568]
-  body_->emplace<Linear>(32 * 7 * 7, kFeatureDim, gen, true, dtype);
-  body_->emplace<ReLU>();
-  head_ = register_module("head", std::make_shared<Linear>(kFeatureDim, num_classes, gen, true, dtype));
+  head_ = register_module("head", std::make_shared<Linear>(feature_dim, num_classes, gen, true, dtype));
 }
 
-ag::Var MnistClassifier::features(const ag::Var& x) {
-  JEBM_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == 28 && x.size(3) == 28,
-             "MnistClassifier: input " << shape_str(x.shape()) << ", want [N, 1, 28, 28]");
+ag::Var ConvClassifier::features(const ag::Var& x) {
+  Shape want = input_;
+  want.insert(want.begin(), x.dim() > 0 ? x.size(0) : 0);
+  JEBM_CHECK(x.shape() == want, name_ << ": input " << shape_str(x.shape()) << ", want [N, " << input_[0] << ", "
+                                      << input_[1] << ", " << input_[2] << "]");
   return body_->forward(x);
 }
 
-ag::Var MnistClassifier::forward(const ag::Var& x) { return head_->forward(features(x)); }
+ag::Var ConvClassifier::forward(const ag::Var& x) { return head_->forward(features(x)); }
 
-CifarClassifier::CifarClassifier(int64_t num_classes, Generator& gen, DType dtype) : num_classes_(num_classes) {
-  JEBM_CHECK(num_classes >= 2, "CifarClassifier: num_classes " << num_classes << " must be >= 2");
-  body_ = register_module("features", std::make_shared<Sequential>());
-  body_->emplace<Conv2d>(3, 32, 3, 1, 1, gen, true, dtype);    // [N, 32, 32, 32]
-  body_->emplace<ReLU>();
-  body_->emplace<Conv2d>(32, 64, 4, 2, 1, gen, true, dtype);   // [N, 64, 16, 16]
-  body_->emplace<ReLU>();
-  body_->emplace<Conv2d>(64, 128, 4, 2, 1, gen, true, dtype);  // [N, 128, 8, 8]
-  body_->emplace<ReLU>();
-  body_->emplace<Conv2d>(128, 128, 4, 2, 1, gen, true, dtype); // [N, 128, 4, 4]
-  body_->emplace<ReLU>();
-  body_->emplace<Flatten>();                                    // [N, 2048]
-  body_->emplace<Linear>(128 * 4 * 4, kFeatureDim, gen, true, dtype);
-  body_->emplace<ReLU>();
-  head_ = register_module("head", std::make_shared<Linear>(kFeatureDim, num_classes, gen, true, dtype));
-}
+MnistClassifier::MnistClassifier(int64_t num_classes, Generator& gen, DType dtype)
+    : ConvClassifier("MnistClassifier", {1, 28, 28},
+                     {{1, 16, 5, 2, 2},     // [N, 16, 14, 14]
+                      {16, 32, 3, 2, 1}},   // [N, 32, 7, 7]
+                     32 * 7 * 7, kFeatureDim, num_classes, gen, dtype) {}
 
-ag::Var CifarClassifier::features(const ag::Var& x) {
-  JEBM_CHECK(x.dim() == 4 && x.size(1) == 3 && x.size(2) == 32 && x.size(3) == 32,
-             "CifarClassifier: input " << shape_str(x.shape()) << ", want [N, 3, 32, 32]");
-  return body_->forward(x);
-}
-
-ag::Var CifarClassifier::forward(const ag::Var& x) { return head_->forward(features(x)); }
+CifarClassifier::CifarClassifier(int64_t num_classes, Generator& gen, DType dtype)
+    : ConvClassifier("CifarClassifier", {3, 32, 32},
+                     {{3, 32, 3, 1, 1},     // [N, 32, 32, 32]
+                      {32, 64, 4, 2, 1},    // [N, 64, 16, 16]
+                      {64, 128, 4, 2, 1},   // [N, 128, 8, 8]
+                      {128, 128, 4, 2, 1}}, // [N, 128, 4, 4]
+                     128 * 4 * 4, kFeatureDim, num_classes, gen, dtype) {}
 
 // --- loss -----------------------------------------------------------------------------------------------
 

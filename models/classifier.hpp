@@ -4,43 +4,52 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "models/layers.hpp"
 
 namespace jebm {
 
-// x: [N, 1, 28, 28] -> logits [N, C]. Strided convolutions instead of pooling (no pooling op in the runtime):
-// conv 5x5 s2 p2 (1->16), ReLU, conv 3x3 s2 p1 (16->32), ReLU, flatten (32*7*7), linear ->64, ReLU | linear ->C.
-class MnistClassifier : public Module {
+// One convolution of a classifier body: in -> out channels, kernel k, stride, padding.
+struct ClassifierConv {
+  int64_t in, out, kernel, stride, pad;
+};
+
+// The metric classifiers' shape: convolutions with ReLU after each, flatten, linear -> feature_dim, ReLU (the
+// features) | linear -> C (the head). Strided convolutions instead of pooling (no pooling op in the runtime).
+class ConvClassifier : public Module {
  public:
-  static constexpr int64_t kFeatureDim = 64;
-  explicit MnistClassifier(int64_t num_classes, Generator& gen, DType dtype = DType::Float32);
+  // input: {C, H, W} of one image; flat: the flattened size after the last convolution.
+  ConvClassifier(const char* name, Shape input, const std::vector<ClassifierConv>& convs, int64_t flat,
+                 int64_t feature_dim, int64_t num_classes, Generator& gen, DType dtype);
   ag::Var forward(const ag::Var& x) override;  // logits [N, C]
-  ag::Var features(const ag::Var& x);          // penultimate activations [N, kFeatureDim]
+  ag::Var features(const ag::Var& x);          // penultimate activations [N, feature_dim]
   int64_t num_classes() const { return num_classes_; }
 
  private:
+  const char* name_;
+  Shape input_;
   int64_t num_classes_;
   std::shared_ptr<Sequential> body_;
   std::shared_ptr<Linear> head_;
 };
 
-// x: [N, 3, 32, 32] -> logits [N, C].
-// conv 3x3 s1 p1 (3->32), conv 4x4 s2 p1 (->64), conv 4x4 s2 p1 (->128), conv 4x4 s2 p1 (->128), ReLU after
-// each; spatial 32 -> 32 -> 16 -> 8 -> 4; flatten (2048), linear ->128, ReLU | linear ->C.
-class CifarClassifier : public Module {
+// x: [N, 1, 28, 28] -> logits [N, C]: conv 5x5 s2 p2 (1->16), conv 3x3 s2 p1 (16->32), ReLU after each,
+// flatten (32*7*7), linear ->64, ReLU | linear ->C.
+class MnistClassifier : public ConvClassifier {
+ public:
+  static constexpr int64_t kFeatureDim = 64;
+  explicit MnistClassifier(int64_t num_classes, Generator& gen, DType dtype = DType::Float32);
+};
+
+// x: [N, 3, 32, 32] -> logits [N, C]: conv 3x3 s1 p1 (3->32), conv 4x4 s2 p1 (->64), conv 4x4 s2 p1 (->128),
+// conv 4x4 s2 p1 (->128), ReLU after each; spatial 32 -> 32 -> 16 -> 8 -> 4; flatten (2048), linear ->128, ReLU |
+// linear ->C.
+class CifarClassifier : public ConvClassifier {
  public:
   static constexpr int64_t kFeatureDim = 128;
   explicit CifarClassifier(int64_t num_classes, Generator& gen, DType dtype = DType::Float32);
-  ag::Var forward(const ag::Var& x) override;
-  ag::Var features(const ag::Var& x);  // [N, kFeatureDim]
-  int64_t num_classes() const { return num_classes_; }
-
- private:
-  int64_t num_classes_;
-  std::shared_ptr<Sequential> body_;
-  std::shared_ptr<Linear> head_;
 };
 
 // Mean over the batch of -log softmax(logits)[label]. logits: [N, C]; labels: N values in [0, C).

@@ -1,5 +1,6 @@
 // Helpers shared by the tests that run whole subcommands (mnist, cifar10, the classifiers): synthetic MNIST-like
-// IDX files, option-list editing, and bit-exact comparison of two runs' CSVs and checkpoints.
+// IDX files, option-list editing, capturing stderr, bit-exact comparison of two runs' CSVs and checkpoints, and
+// the checks of a run the DivergenceGuard stopped.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -8,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <iostream>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "experiments/image_ebm.hpp"
 #include "models/checkpoint.hpp"
 #include "tests/helpers.hpp"
 
@@ -66,6 +69,18 @@ inline void write_mnist_split(const std::filesystem::path& dir, const std::strin
   put_u32(lb, static_cast<uint32_t>(labels.size()));
   lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
 }
+
+// Sends std::cerr to `sink` while it lives (to check what a subcommand reports there).
+class CerrCapture {
+ public:
+  explicit CerrCapture(std::ostream& sink) : old_(std::cerr.rdbuf(sink.rdbuf())) {}
+  ~CerrCapture() { std::cerr.rdbuf(old_); }
+  CerrCapture(const CerrCapture&) = delete;
+  CerrCapture& operator=(const CerrCapture&) = delete;
+
+ private:
+  std::streambuf* old_;
+};
 
 // a with the options of `more` added; an option already in a gets more's value instead.
 inline std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
@@ -134,6 +149,35 @@ inline void check_identical_checkpoints(const std::string& a, const std::string&
   }
   for (const auto& [k, v] : x.metadata)
     if (k != "elapsed_s") BOOST_TEST(y.metadata.at(k) == v, "metadata " << k);
+}
+
+// Every float tensor of a checkpoint holds finite values only (one assertion per tensor).
+inline void check_all_finite(const SafeTensors& st) {
+  for (const auto& [name, t] : st.tensors) {
+    if (t.dtype() == DType::Int64) continue;
+    const std::vector<double> v = t.to_vector();
+    BOOST_TEST(std::all_of(v.begin(), v.end(), [](double e) { return std::isfinite(e); }),
+               name << " holds a non-finite value");
+  }
+}
+
+// A run the DivergenceGuard stopped: exit code 3, a message naming the update and the non-finite value, and the
+// last good checkpoint in `out` written at the last epoch boundary (updates_per_epoch) before that update, with
+// finite values only. Returns the update the guard named.
+inline int64_t check_diverged_run(const ImageEbmResult& r, const std::string& out, int64_t updates_per_epoch) {
+  BOOST_REQUIRE(r.diverged);
+  BOOST_TEST(r.exit_code() == 3);
+  BOOST_TEST_MESSAGE(r.message);
+  const std::string tag = "diverged at update ";
+  const size_t at = r.message.find(tag);
+  BOOST_REQUIRE(at != std::string::npos);
+  const int64_t bad = std::stoll(r.message.substr(at + tag.size()));
+  BOOST_TEST(r.message.find("non-finite") != std::string::npos);
+  BOOST_TEST(r.message.find("last good checkpoint") != std::string::npos);
+  const SafeTensors st = load_safetensors(image_ebm_checkpoint_path(out));
+  BOOST_TEST(std::stoll(st.metadata.at("iteration")) == bad / updates_per_epoch * updates_per_epoch);
+  check_all_finite(st);
+  return bad;
 }
 
 }  // namespace jebm::test

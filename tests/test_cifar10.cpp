@@ -1,8 +1,9 @@
-// Tests for experiments/cifar10.cpp and experiments/sample.cpp on tiny synthetic CIFAR-10 binaries written here
+// Tests for experiments/cifar10.cpp on tiny synthetic CIFAR-10 binaries written here
 // (plain and gzip): the loader; a short `jebm cifar10` run writes CSV (Frechet + class histogram)/PNG/checkpoint
 // and an interrupted + resumed run is bit-identical; the Trainer options it relies on (gradient walkers = the
-// walkers just moved, resampling on the batch ESS); the divergence guard on an injected NaN; `jebm sample` grid
-// sizes and its errors; the Frechet distance of identical feature sets is ~0.
+// walkers just moved, resampling on the batch ESS); the divergence guard on an injected NaN; `jebm sample` on the
+// run's checkpoint (grid size; its own tests are in tests/test_sample.cpp); the Frechet distance of identical
+// feature sets is ~0.
 #include <zlib.h>
 
 #include <algorithm>
@@ -296,8 +297,7 @@ BOOST_AUTO_TEST_CASE(gradient_walkers_are_the_walkers_just_moved) {
 
 BOOST_AUTO_TEST_CASE(divergence_guard_triggers_on_injected_nan) {
   TempDir out;
-  jebm::ImageEbmConfig c;
-  c.command = "cifar10";
+  jebm::ImageEbmConfig c = jebm::cifar10_defaults();
   c.walkers = 4;
   c.burn_in = 1;
   c.h = 0.01;
@@ -322,74 +322,8 @@ BOOST_AUTO_TEST_CASE(divergence_guard_triggers_on_injected_nan) {
   // Burn-in: 1 call; first update: 4 (all walkers, data, gradient walkers, move), then 4 each (complete, others'
   // parameter change, data, gradient walkers, move = 5 minus the skipped ones). NaN from call 12: update 2 or 3.
   p.make_energy = [](jebm::Generator& gen) { return std::make_shared<PoisonedCifarEnergy>(gen, 12); };
-  const jebm::ImageEbmResult r = jebm::run_image_ebm(c, p);
-  BOOST_REQUIRE(r.diverged);
-  BOOST_TEST(r.exit_code() == 3);
-  BOOST_TEST_MESSAGE(r.message);
-  const std::string tag = "diverged at update ";
-  const size_t at = r.message.find(tag);
-  BOOST_REQUIRE(at != std::string::npos);
-  const int64_t bad = std::stoll(r.message.substr(at + tag.size()));
+  const int64_t bad = jebm::test::check_diverged_run(jebm::run_image_ebm(c, p), c.out, 2);
   BOOST_TEST(bad >= 2);
-  BOOST_TEST(r.message.find("non-finite") != std::string::npos);
-  BOOST_TEST(r.message.find("last good checkpoint") != std::string::npos);
-  const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(c.out));
-  BOOST_TEST(std::stoll(st.metadata.at("iteration")) == bad / 2 * 2);
-  for (const auto& [name, t] : st.tensors) {
-    if (t.dtype() == jebm::DType::Int64) continue;
-    const std::vector<double> v = t.to_vector();  // ~8M values: one assertion per tensor, not per value
-    BOOST_TEST(std::all_of(v.begin(), v.end(), [](double e) { return std::isfinite(e); }), name << " holds a non-finite value");
-  }
-}
-
-BOOST_AUTO_TEST_CASE(sample_detects_the_energy_and_fails_clearly) {
-  TempDir dir;
-  // A hand-made MNIST run checkpoint: the energy's parameters, 3 walkers and the metadata jebm sample reads.
-  jebm::Generator gen{1, 0};
-  jebm::MnistEnergyCNN mnist(gen);
-  std::vector<std::pair<std::string, jebm::Tensor>> t;
-  for (const auto& [name, v] : mnist.named_parameters()) t.emplace_back("model." + name, v.value());
-  jebm::Generator wg{2, 0};
-  t.emplace_back("walkers.x", jebm::rand_uniform({3, 1, 28, 28}, -1, 1, wg));
-  const std::string ck = (dir.path / "mnist.safetensors").string();
-  jebm::save_safetensors(ck, t, {{"format", "jebm-image-ebm-checkpoint-1"}, {"command", "mnist"}, {"iteration", "7"}});
-  const fs::path grid = dir.path / "sub" / "g.png";
-  const std::vector<std::string> base = {"--checkpoint", ck, "--out", grid.string(), "--no-progress", "--threads", "1"};
-  BOOST_REQUIRE_EQUAL(jebm::run_sample(with(base, {"--steps", "1", "--n", "4", "--columns", "4"})), 0);
-  jebm::PngImage g = jebm::read_png(grid.string());
-  BOOST_TEST(g.channels == 1);
-  BOOST_TEST(g.width == 4 * 30 + 2);
-  BOOST_TEST(g.height == 30 + 2);
-  // --steps 0 from the saved walkers reproduces them exactly.
-  BOOST_REQUIRE_EQUAL(jebm::run_sample(with(base, {"--steps", "0", "--n", "3", "--from", "checkpoint-walkers"})), 0);
-  const fs::path direct = dir.path / "direct.png";
-  jebm::write_image_grid(direct.string(), t.back().second, 2);
-  BOOST_TEST(jebm::read_png(grid.string()).pixels == jebm::read_png(direct.string()).pixels);
-  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "0", "--n", "4", "--from", "checkpoint-walkers"})),
-                        jebm::Error, has("only 3 walkers"));
-  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--n", "2"})), jebm::Error, has("--steps K is required"));
-  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1", "--device", "tpu"})), jebm::Error,
-                        has("unknown device 'tpu'"));
-  if (!jebm::cuda_api::available())  // no GPU here: asking for one is a clear error, not a crash
-    BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1", "--device", "cuda"})), jebm::Error,
-                          has("jebm sample --device cuda"));
-
-  // Missing, corrupt, foreign and inconsistent checkpoints.
-  const std::string missing = (dir.path / "none.safetensors").string();
-  BOOST_CHECK_EXCEPTION(jebm::run_sample({"--checkpoint", missing, "--steps", "1", "--out", grid.string()}), jebm::Error,
-                        has("--checkpoint '" + missing + "': no such file"));
-  const fs::path corrupt = dir.path / "corrupt.safetensors";
-  write_file(corrupt, Bytes(100, 0x5a));
-  BOOST_CHECK_EXCEPTION(jebm::run_sample({"--checkpoint", corrupt.string(), "--steps", "1", "--out", grid.string()}),
-                        jebm::Error, has(corrupt.string()));
-  const std::string clf = untrained_classifier(dir.path);
-  BOOST_CHECK_EXCEPTION(jebm::run_sample({"--checkpoint", clf, "--steps", "1", "--out", grid.string()}), jebm::Error,
-                        has("not a jebm mnist/cifar10 run checkpoint"));
-  jebm::save_safetensors(ck, t, {{"format", "jebm-image-ebm-checkpoint-1"}, {"command", "cifar10"}});
-  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1"})), jebm::Error, has("metadata says command \"cifar10\""));
-  t.erase(t.begin() + 1);  // drop model.0.bias
-  jebm::save_safetensors(ck, t, {{"format", "jebm-image-ebm-checkpoint-1"}, {"command", "mnist"}});
-  BOOST_CHECK_EXCEPTION(jebm::run_sample(with(base, {"--steps", "1"})), jebm::Error, has("no tensor \"model."));
 }
 
 BOOST_AUTO_TEST_CASE(frechet_of_identical_feature_sets_is_zero) {

@@ -1,4 +1,4 @@
-// Tests for the device path of samplers/trainer.cpp and `jebm mnist --device cuda` (experiments/image_ebm.cpp):
+// Tests for the device path of samplers/trainer.cpp and `jebm mnist --device cuda` (experiments/image_ebm_run.cpp):
 // a few Trainer steps on CUDA against the same steps on the CPU (the reference), same seeds, float64, for moving
 // subsets, all walkers moving, gradient walkers = the walkers just moved, PCD, and MnistEnergyCNN; a tiny
 // `jebm mnist --device cuda` run on synthetic IDX files writes its outputs, and its checkpoint resumes on either

@@ -1,11 +1,18 @@
-// Tests for experiments/image_ebm.{hpp,cpp} and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
+// Tests for experiments/image_ebm*.{hpp,cpp} (options, run loop, checkpoint, plots), divergence_guard, box_revert,
+// progress and experiments/mnist.cpp on tiny synthetic data: a short `jebm mnist`
 // run writes its CSV/PNG/checkpoint (with classifier weights); an interrupted (Ctrl-C) and resumed run ends
 // bit-identical to an uninterrupted one (Jarzynski with resampling, and PCD; also from inside the burn-in, and a
-// finished run extended by --epochs equals a longer run); the divergence guard names the
-// update and keeps the last good checkpoint; --out refuses to overwrite without --force; bad --data is a clear error.
+// finished run extended by --epochs equals a longer run); the DivergenceGuard names the update and keeps the last
+// good checkpoint (NaN energies, --lr 1e39 overflowing the parameters, -inf log-weights); --box reverts only
+// coordinates outside [-1, 1]; the progress line of a log file; --out refuses to overwrite without --force; bad
+// --data is a clear error.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -13,12 +20,16 @@
 #include <random>
 #include <sstream>
 
+#include "experiments/box_revert.hpp"
 #include "experiments/classifier_cmd.hpp"
+#include "experiments/divergence_guard.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/output.hpp"
 #include "experiments/png.hpp"
+#include "experiments/progress.hpp"
 #include "models/checkpoint.hpp"
 #include "models/layers.hpp"
+#include "models/optim.hpp"
 #include "tests/helpers.hpp"
 #include "tests/run_helpers.hpp"
 
@@ -184,7 +195,7 @@ BOOST_AUTO_TEST_CASE(resume_from_inside_burn_in) {
 
 BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_checkpoint) {
   TempDir out;
-  jebm::ImageEbmConfig c;
+  jebm::ImageEbmConfig c = jebm::mnist_defaults();
   c.command = "test";
   c.walkers = 6;
   c.burn_in = 2;
@@ -204,24 +215,91 @@ BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_c
   p.data = tiny_patterns(6);  // 3 updates per epoch
   // Burn-in: 2 calls; each update: ~5 calls. NaN from call 40 on: during epoch 2 or 3.
   p.make_energy = [](jebm::Generator& gen) { return std::make_shared<PoisonedEnergy>(gen, 40); };
-  const jebm::ImageEbmResult r = jebm::run_image_ebm(c, p);
-  BOOST_REQUIRE(r.diverged);
-  BOOST_TEST(r.exit_code() == 3);
-  BOOST_TEST_MESSAGE(r.message);
-  const std::string tag = "diverged at update ";
-  const size_t at = r.message.find(tag);
-  BOOST_REQUIRE(at != std::string::npos);
-  const int64_t bad = std::stoll(r.message.substr(at + tag.size()));
+  const int64_t bad = jebm::test::check_diverged_run(jebm::run_image_ebm(c, p), c.out, 3);
   BOOST_TEST(bad >= 3);  // after the first epoch's checkpoint
-  BOOST_TEST(r.message.find("non-finite") != std::string::npos);
-  BOOST_TEST(r.message.find("last good checkpoint") != std::string::npos);
-  // The checkpoint on disk is the last epoch boundary before the bad update, and all finite.
-  const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(c.out));
-  BOOST_TEST(std::stoll(st.metadata.at("iteration")) == bad / 3 * 3);
-  for (const auto& [name, t] : st.tensors) {
-    if (t.dtype() == jebm::DType::Int64) continue;
-    for (double v : t.to_vector()) BOOST_REQUIRE_MESSAGE(std::isfinite(v), name << " holds " << v);
+}
+
+BOOST_AUTO_TEST_CASE(divergence_guard_checks_parameters_after_the_optimiser_step) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const fs::path run = out.path / "run";
+  std::ostringstream err;
+  int rc = 0;
+  {
+    jebm::test::CerrCapture capture(err);
+    rc = jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), {"--lr", "1e39", "--grad-clip", "0"}));
   }
+  BOOST_TEST_MESSAGE(err.str());
+  BOOST_TEST(rc == 3);
+  BOOST_TEST(err.str().find("diverged at update 0") != std::string::npos);
+  BOOST_TEST(err.str().find("non-finite parameter after the optimiser step") != std::string::npos);
+  BOOST_TEST(err.str().find("last good checkpoint") != std::string::npos);
+  const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(run.string()));
+  BOOST_TEST(st.metadata.at("iteration") == "0");
+  BOOST_TEST(st.metadata.at("burned_in") == "1");
+  jebm::test::check_all_finite(st);
+}
+
+// A -inf largest log-weight (every walker's weight underflowed) is a divergence the guard names, not an internal
+// error of the weight statistics; a failure with a healthy state is left to the caller.
+BOOST_AUTO_TEST_CASE(divergence_guard_explains_a_failure_by_minus_inf_log_weights) {
+  jebm::Generator gen{1, 0};
+  jebm::Linear lin(4, 1, gen);
+  const std::vector<jebm::ag::Var> params = lin.parameters();
+  jebm::Adam adam(params, 1e-3);
+  jebm::WalkerPopulation pop = jebm::WalkerPopulation::create(jebm::rand_uniform({3, 4}, -1, 1, gen), 1);
+  jebm::DivergenceGuard guard(params, adam, pop, /*weighted=*/true);
+  BOOST_TEST(!guard.explains_failure());
+  BOOST_TEST(guard.check_parameters_and_optimizer());
+  for (int64_t i = 0; i < 3; ++i) pop.log_w.data<double>()[i] = -std::numeric_limits<double>::infinity();
+  BOOST_TEST(guard.explains_failure());
+  BOOST_TEST(guard.reason().find("non-finite log-weight -inf of walker 0") != std::string::npos, guard.reason());
+  guard.clear();
+  jebm::Tensor w = params[0].value();  // shares the parameter's storage
+  w.data<float>()[1] = std::numeric_limits<float>::quiet_NaN();
+  BOOST_TEST(!guard.check_parameters_and_optimizer());
+  BOOST_TEST(guard.reason().find("parameter 0, entry 1") != std::string::npos, guard.reason());
+}
+
+// experiments/progress.cpp: with stderr going to a file (not a terminal), the progress line is plain text lines,
+// never '\r' redraws: the updates within the first interval print nothing, finish() prints one line.
+BOOST_AUTO_TEST_CASE(progress_writes_plain_lines_when_stderr_is_not_a_terminal) {
+  TempDir dir;
+  const fs::path log = dir.path / "stderr.log";
+  std::fflush(stderr);
+  std::cerr.flush();
+  const int saved = ::dup(STDERR_FILENO);
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  BOOST_REQUIRE(saved >= 0 && fd >= 0);
+  ::dup2(fd, STDERR_FILENO);
+  {
+    jebm::Progress prog("label", 3);
+    for (int64_t i = 1; i <= 3; ++i) prog.update(i, "extra");
+    prog.finish();
+  }
+  std::cerr.flush();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(fd);
+  ::close(saved);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BOOST_TEST_MESSAGE(text);
+  BOOST_TEST(text.find('\r') == std::string::npos);
+  BOOST_TEST(text.find("label 3/3 done in") == 0u);
+  BOOST_TEST(std::count(text.begin(), text.end(), '\n') == 1);
+}
+
+// experiments/box_revert.cpp (--box): coordinates outside [-1, 1] of the listed walkers go back to x_prev; the
+// others stay, and so do the walkers not listed.
+BOOST_AUTO_TEST_CASE(box_revert_restores_only_coordinates_outside_the_box) {
+  jebm::WalkerPopulation pop = jebm::WalkerPopulation::create(
+      jebm::Tensor::from_vector(std::vector<float>{0.5f, 1.5f, -2.0f, 0.25f, 3.0f, -0.5f}, {3, 2}), 1);
+  pop.x_prev = jebm::Tensor::from_vector(std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f, 0.6f, 0.7f}, {3, 2});
+  jebm::box_revert(pop, {0, 1});
+  const std::vector<double> x = pop.x.to_vector();
+  BOOST_TEST(x == (std::vector<double>{0.5, 0.2f, 0.3f, 0.25, 3.0, -0.5}), boost::test_tools::per_element());
+  jebm::box_revert(pop, {});
+  BOOST_TEST(pop.x.to_vector()[4] == 0.6f);
 }
 
 BOOST_AUTO_TEST_CASE(out_refuses_to_overwrite_without_force) {

@@ -2,17 +2,22 @@
 """PyTorch twins of the `jebm bench` sampler workloads, written the fastest plain-PyTorch way, so both can be timed
 side by side on one machine (scripts/device-check.sh runs both on the GPU).
 
-Workloads (same sizes and hyper-parameters as experiments/bench_samplers.cpp and bench_gmm_timings):
+Workloads (same sizes and hyper-parameters as experiments/bench/bench_samplers.cpp and bench_gmm_timings):
   gmm/fused step        ULA move + Jarzynski weight completion for N=10^4 walkers, d=50, float64, U and grad U given
   gmm/full iteration    one Jarzynski iteration of the Gaussian-mixture run (DESIGN 3.1): U, grad U, responsibilities
                         of the walkers, weight completion, move, weighted parameter gradient, data term, update,
                         log-sum-exp / ESS check with systematic resampling when CV^2 > 1 (one host sync)
-  ula_cnn/<net> ula move    one forward+backward (input gradient) of the energy CNN for B walkers + move + weights
-  ula_cnn/<net> iteration   one parameter update (one forward of [data; walkers], weighted surrogate loss with
-                        alpha=0.01, backward, grad-norm clip, Adam(1e-4, betas (0, 0.999))) + K moves
-                        (paper: MNIST 6 x 30 = 180, CIFAR-10 60)
+  ula_cnn/<net> ula move    one forward + input gradient of the energy CNN for B of the run's walkers, the
+                        completion of their previous move and the next move (jebm: Trainer::energy_and_grad +
+                        ula_jarzynski_step on the subset)
+  ula_cnn/<net> iteration   one training step as jebm's Trainer::step makes it with the experiment's defaults
+                        (MNIST: 1024 walkers, data batch 128, 6 subsets x 30 moves; CIFAR-10: 4096 walkers, data
+                        batch 512, 1 x 60, the loss on the walkers just moved), B walkers per subset and in the loss:
+                        completion of the last moves and the parameter-change increment of the other walkers, the
+                        surrogate loss (alpha=0.01) and its backward, the moves, grad-norm clip, Adam(1e-4, (0, 0.999))
   energy_cnn/<net>_energy_cnn fwd+bwd   one forward of the energy CNN at --batch and one backward to grad_x and
-                        grad_theta (experiments/bench_models.cpp)
+                        grad_theta (experiments/bench/bench_models.cpp)
+  energy_cnn/<net>_energy_cnn fwd+grad_x   forward and input gradient only (the README's CPU comparison)
 Prints one JSON line per workload (with the TF32 mode), then a table. `--compare FILE` (repeatable) also reads
 `jebm bench` output tables and prints jebm / torch ratios for the rows both have.
 --tf32 off (the default) sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 to False:
@@ -144,55 +149,98 @@ def cifar_net():
         nn.Conv2d(256, 512, 4, 2, 1), act(), nn.Conv2d(512, 1, 4, 1, 0), nn.Flatten())
 
 
-def bench_image(name, net, shape, data_batch, h, sigma, clip, grad_clip, moves, args, dev, out):
-    net = net.to(dev)
-    for p in net.parameters():
-        p.requires_grad_(True)
-    b = shape[0]
-    x = torch.rand(shape, device=dev) * 2 - 1
-    data = torch.rand((data_batch,) + tuple(shape[1:]), device=dev) * 2 - 1
-    st = {"x": x, "x_prev": x.clone(), "log_w": torch.zeros(b, dtype=torch.float64, device=dev),
-          "partial": torch.zeros(b, dtype=torch.float64, device=dev), "pending": False}
+class ImageRun:
+    """The walkers of an image run as jebm's Trainer keeps them (samplers/trainer.hpp): positions, previous
+    positions, float64 log-weights, the pending partial term, which walkers are pending, and U at each walker."""
 
-    def energy_grad(xx):
+    def __init__(self, net, image, walkers, data_batch, h, sigma, clip, grad_clip, dev):
+        self.net, self.h, self.sigma, self.clip, self.grad_clip = net.to(dev), h, sigma, clip, grad_clip
+        for p in self.net.parameters():
+            p.requires_grad_(True)
+        n = walkers
+        self.x = torch.rand((n,) + image, device=dev) * 2 - 1
+        self.x_prev = self.x.clone()
+        self.log_w = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.partial = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.pending = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.u_cache = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.data = torch.rand((data_batch,) + image, device=dev) * 2 - 1
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-4, betas=(0.0, 0.999))
+        self.dims = tuple(range(1, len(image) + 1))
+        self.dev = dev
+
+    def energy_grad(self, xx):
+        """U (float64) and grad_x U (clipped per coordinate when clip > 0): one forward + input-gradient pass."""
         xx = xx.detach().requires_grad_(True)
-        u = net(xx).reshape(-1)
+        u = self.net(xx).reshape(-1)
         (g,) = torch.autograd.grad(u.sum(), xx)
+        if self.clip > 0:
+            g = g.clamp(-self.clip, self.clip)
         return u.detach().double(), g
 
-    def move():
-        u, g = energy_grad(st["x"])  # one forward+backward per move: completes the last move, drives the next
-        if clip > 0:
-            g = g.clamp(-clip, clip)
-        dims = tuple(range(1, g.dim()))
-        if st["pending"]:
-            back = (st["x_prev"] - st["x"] + h * g).double().square().sum(dims)
-            st["log_w"] += st["partial"] - u - back / (2 * sigma * sigma)
-        xi = torch.randn_like(st["x"])
-        st["x_prev"] = st["x"]
-        st["x"] = st["x"] - h * g + sigma * xi
-        st["partial"] = u + 0.5 * xi.double().square().sum(dims)
-        st["pending"] = True
+    def complete(self, idx, u, g):
+        """The pending walkers among idx finish their weight increment with U, G at their new positions."""
+        p = self.pending[idx]
+        back = (self.x_prev[idx] - self.x[idx] + self.h * g).double().square().sum(self.dims)
+        inc = self.partial[idx] - u - back / (2 * self.sigma * self.sigma)
+        self.log_w[idx] += torch.where(p, inc, torch.zeros_like(inc))
+        self.u_cache[idx] = u
 
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.0, 0.999))
+    def move(self, idx, first):
+        """One fused ULA move of the walkers idx (completing their previous move unless first)."""
+        u, g = self.energy_grad(self.x[idx])
+        if not first:
+            self.complete(idx, u, g)
+        xi = torch.randn_like(g)
+        self.x_prev[idx] = self.x[idx]
+        self.x[idx] = self.x[idx] - self.h * g + self.sigma * xi
+        self.partial[idx] = u + 0.5 * xi.double().square().sum(self.dims)
+        self.pending[idx] = True
 
-    def update():
-        w = torch.softmax(st["log_w"], 0).float()
-        uall = net(torch.cat([data, st["x"]], 0)).reshape(-1)
-        ud, uw = uall[:data_batch], uall[data_batch:]
+    def step(self, subsets, moves, batch, moved_grad):
+        """One Trainer::step: completion + parameter-change increment, surrogate loss over the data batch and the
+        gradient walkers (the walkers just moved when moved_grad, else a random subset), the moves, clip + Adam."""
+        n = self.x.shape[0]
+        moved = self.pending.nonzero().reshape(-1)
+        if moved.numel() > 0:
+            u, g = self.energy_grad(self.x[moved])
+            self.complete(moved, u, g)
+            self.pending[moved] = False
+        rest = (~torch.isin(torch.arange(n, device=self.dev), moved)).nonzero().reshape(-1)
+        if rest.numel() > 0:
+            with torch.no_grad():
+                u_new = self.net(self.x[rest]).reshape(-1).double()
+            self.log_w[rest] += self.u_cache[rest] - u_new
+            self.u_cache[rest] = u_new
+        gidx = moved if moved_grad and 0 < moved.numel() < n else torch.randperm(n, device=self.dev)[:batch]
+        w = torch.softmax(self.log_w[gidx], 0).float()
+        ud = self.net(self.data).reshape(-1)
+        uw = self.net(self.x[gidx]).reshape(-1)
         loss = ud.mean() - (w * uw).sum() + 0.01 * (ud.square().mean() + (w * uw.square()).sum())
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        opt.step()
+        for s in range(subsets):
+            idx = torch.randperm(n, device=self.dev)[:batch]
+            for k in range(moves):
+                self.move(idx, first=(s == 0 and k == 0))
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        self.opt.step()
 
-    def iteration():
-        update()
-        for _ in range(moves):
-            move()
 
-    out.append(("ula_cnn", f"{name} ula move", b, median_ms(move, args.repeat, dev)))
-    out.append(("ula_cnn", f"{name} iteration", b, median_ms(iteration, min(args.repeat, 3), dev)))
+def bench_image(name, net, image, walkers, data_batch, h, sigma, clip, grad_clip, subsets, moves, moved_grad, args,
+                dev, out):
+    """jebm's ula_cnn rows: one ULA move of --batch walkers, and one whole training step (Trainer::step) with the
+    experiment's defaults (walkers, data batch, subsets x moves), --batch walkers per subset and in the loss."""
+    run = ImageRun(net, image, walkers, data_batch, h, sigma, clip, grad_clip, dev)
+    b = args.batch
+    if args.moves > 0:
+        subsets, moves = 1, args.moves
+    sub = torch.arange(b, device=dev) * (walkers // b)
+    run.move(sub, first=True)
+    out.append(("ula_cnn", f"{name} ula move", b, median_ms(lambda: run.move(sub, first=False), args.repeat, dev)))
+    run = ImageRun(net, image, walkers, data_batch, h, sigma, clip, grad_clip, dev)
+    out.append(("ula_cnn", f"{name} iteration", b,
+                median_ms(lambda: run.step(subsets, moves, b, moved_grad), min(args.repeat, 3), dev)))
 
 
 def bench_energy_cnn(name, net, shape, args, dev, out):
@@ -207,6 +255,12 @@ def bench_energy_cnn(name, net, shape, args, dev, out):
 
     out.append(("energy_cnn", f"{name}_energy_cnn fwd+bwd", shape[0], median_ms(pass_, args.repeat, dev)))
 
+    def fwd_grad_x():  # what a Langevin move needs: U and grad_x U only (torch_ref.py's `mnist_step --parts d`)
+        xx = x.detach().requires_grad_(True)
+        torch.autograd.grad(net(xx).sum(), xx)
+
+    out.append(("energy_cnn", f"{name}_energy_cnn fwd+grad_x", shape[0], median_ms(fwd_grad_x, args.repeat, dev)))
+
 
 # --- comparison with a `jebm bench` table ----------------------------------------------------------------------
 
@@ -216,6 +270,8 @@ def jebm_key(section, case):
             if case.startswith(k):
                 return f"gmm/{k}"
         return None
+    if section == "ula_cnn" and "Trainer::step" in case:
+        return f"ula_cnn/{case.split()[0]} iteration"
     if section in ("ula_cnn", "energy_cnn"):
         return section + "/" + case.split(" @")[0]
     return None
@@ -228,12 +284,15 @@ def read_jebm_table(path):
             parts = line.split()
             if len(parts) < 4 or parts[0] not in ("gmm", "ula_cnn", "energy_cnn"):
                 continue
-            # "section  case words...  dtype  median_ms  gflops"
+            # "section  case words...  dtype  median_ms  work  rate  % peak": the dtype token ends the case
+            at = next((k for k, p in enumerate(parts) if p in ("float32", "float64")), None)
+            if at is None or at + 1 >= len(parts):
+                continue
             try:
-                ms = float(parts[-2])
+                ms = float(parts[at + 1])
             except ValueError:
                 continue
-            key = jebm_key(parts[0], " ".join(parts[1:-3]))
+            key = jebm_key(parts[0], " ".join(parts[1:at]))
             if key:
                 rows[key] = ms
     return rows
@@ -247,6 +306,8 @@ def main():
     ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (DESIGN 3.1: 50)")
     ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move, energy_cnn: images per pass (the paper: 256)")
     ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
+    ap.add_argument("--net", choices=("mnist", "cifar10", "all"), default="all",
+                    help="ula_cnn: which energy (jebm bench --net); CIFAR-10 takes minutes on a CPU")
     ap.add_argument("--only", default="", help="comma-separated sections to run: gmm, ula_cnn, energy_cnn (default: all)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--tf32", choices=("on", "off"), default="off",
@@ -279,10 +340,12 @@ def main():
         s = GmmState(args.walkers, args.dim, dev, 2)
         rows.append(("gmm", "full iteration", args.walkers, median_ms(lambda: gmm_iteration(s), args.repeat * 20, dev)))
     if "ula_cnn" in sections:
-        bench_image("mnist", mnist_net(), (args.batch, 1, 28, 28), 128, 5e-5, 1e-4, 0.0, 1.0,
-                    args.moves or 180, args, dev, rows)
-        bench_image("cifar10", cifar_net(), (args.batch, 3, 32, 32), 512, 1.0, 1e-2, 0.3, 1000.0,
-                    args.moves or 60, args, dev, rows)
+        # jebm's mnist_defaults() and cifar10_defaults() (DESIGN 3.2, 3.3)
+        if args.net != "cifar10":
+            bench_image("mnist", mnist_net(), (1, 28, 28), 1024, 128, 5e-5, 1e-4, 0.0, 1.0, 6, 30, False, args, dev, rows)
+        if args.net != "mnist":
+            bench_image("cifar10", cifar_net(), (3, 32, 32), 4096, 512, 1.0, 1e-2, 0.3, 1000.0, 1, 60, True, args,
+                        dev, rows)
     if "energy_cnn" in sections:
         bench_energy_cnn("mnist", mnist_net(), (args.batch, 1, 28, 28), args, dev, rows)
         bench_energy_cnn("cifar", cifar_net(), (args.batch, 3, 32, 32), args, dev, rows)

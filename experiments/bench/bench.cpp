@@ -1,6 +1,7 @@
-// `jebm bench`: micro-benchmarks of the runtime's kernels, printed as a table of median times. Sections are
-// entries of bench_sections() (name + function): add one there to benchmark something new; `--only NAME` runs one.
-// Smoke-tested by running `jebm bench --repeat 1` (tests/test_experiments.cpp where present).
+// `jebm bench`: benchmarks of the runtime's kernels and of the product's own training step, printed as a table of
+// median times with each case's work (FLOPs, or bytes for memory-bound kernels), its rate and its share of this
+// machine's peak. Sections are entries of bench_sections() (name + function): add one there to benchmark
+// something new; `--only NAME` runs one. Smoke-tested by tests/test_bench.cpp (`jebm bench --only gemm`).
 #include <boost/program_options.hpp>
 #include <omp.h>
 
@@ -12,8 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "experiments/bench_models.hpp"
-#include "experiments/bench_samplers.hpp"
+#include "experiments/bench/bench_models.hpp"
+#include "experiments/bench/bench_samplers.hpp"
+#include "experiments/bench/peak.hpp"
+#include "experiments/bench/timing.hpp"
 #include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
@@ -26,6 +29,7 @@ struct BenchOptions {
   int repeat = 5;
   int64_t batch = 256;  // energy_cnn: images per forward+backward
   int64_t moves = 0;    // ula_cnn: ULA moves per training iteration (0: the paper's)
+  std::string net = "all";  // ula_cnn: mnist, cifar10 or all
 };
 
 // One printed row: what ran, its median wall time, and the useful floating-point work it did.
@@ -33,7 +37,8 @@ struct BenchRow {
   std::string section, name;
   DType dtype;
   double median_ms;
-  double flops;  // 0 when GFLOP/s means nothing for the kernel
+  double flops;       // useful floating-point work of one call; 0 when GFLOP/s means nothing for the case
+  double bytes = 0.0;  // memory traffic of one call, for memory-bound cases (rate in GB/s against the bandwidth)
 };
 
 struct BenchSection {
@@ -42,24 +47,6 @@ struct BenchSection {
   std::function<void(const BenchOptions&, std::vector<BenchRow>&)> run;
 };
 
-// Median over `repeat` timed calls of f, after one untimed warm-up call (first-touch allocation, BLAS setup).
-double median_ms(const BenchOptions& o, const std::function<void()>& f) {
-  auto sync = [&] {
-    if (o.device.is_cuda()) cuda_api::synchronize();
-  };
-  f();
-  sync();
-  std::vector<double> t;
-  for (int r = 0; r < o.repeat; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    sync();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 void bench_gemm(const BenchOptions& o, std::vector<BenchRow>& rows) {
   for (DType dt : {DType::Float32, DType::Float64}) {
     for (int64_t n : {256, 512, 1024}) {
@@ -67,7 +54,7 @@ void bench_gemm(const BenchOptions& o, std::vector<BenchRow>& rows) {
       const Tensor a = rand_uniform({n, n}, -1, 1, gen, dt, o.device);
       const Tensor b = rand_uniform({n, n}, -1, 1, gen, dt, o.device);
       Tensor c = Tensor::empty({n, n}, dt, o.device);
-      const double ms = median_ms(o, [&] { gemm_(false, false, 1.0, a, b, 0.0, c); });
+      const double ms = median_ms([&] { gemm_(false, false, 1.0, a, b, 0.0, c); }, o.repeat);
       rows.push_back({"gemm", std::to_string(n) + "^3", dt, ms, 2.0 * n * n * n});
     }
   }
@@ -95,13 +82,13 @@ void bench_conv_mnist(const BenchOptions& o, std::vector<BenchRow>& rows) {
       const Tensor gy = rand_uniform(ys, -1, 1, gen, dt, o.device);
       const double macs = static_cast<double>(shape_numel(ys)) * static_cast<double>(l.c * l.k * l.k);
       rows.push_back({"conv_mnist", std::string(l.name) + " fwd", dt,
-                      median_ms(o, [&] { conv2d(x, w, b, p); }), 2 * macs});
+                      median_ms([&] { conv2d(x, w, b, p); }, o.repeat), 2 * macs});
       rows.push_back({"conv_mnist", std::string(l.name) + " bwd data", dt,
-                      median_ms(o, [&] { conv2d_backward_data(gy, w, x.shape(), p); }), 2 * macs});
-      rows.push_back({"conv_mnist", std::string(l.name) + " bwd filter+bias", dt, median_ms(o, [&] {
+                      median_ms([&] { conv2d_backward_data(gy, w, x.shape(), p); }, o.repeat), 2 * macs});
+      rows.push_back({"conv_mnist", std::string(l.name) + " bwd filter+bias", dt, median_ms([&] {
                         conv2d_backward_filter(gy, x, w.shape(), p);
                         conv2d_backward_bias(gy);
-                      }),
+                      }, o.repeat),
                       2 * macs});
     }
   }
@@ -118,18 +105,18 @@ void bench_energy_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows
 void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
   if (o.device.is_cuda()) {  // the same rows with walkers, data and kernels on the device
     for (const SamplerTiming& t : bench_gmm_timings_on(o.device, o.repeat))
-      rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, 0.0});
+      rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
     return;
   }
   for (const GmmBenchTiming& t : bench_gmm_timings(o.repeat))
     rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops});
 }
 
-// The image samplers: one ULA move and one training iteration (DESIGN 1.3) per energy CNN
-// (experiments/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
+// The image samplers as the product runs them: one ULA move and one Trainer::step (DESIGN 1.3) per energy CNN
+// (experiments/bench/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
 void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
-  for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves))
-    rows.push_back({"ula_cnn", t.name, DType::Float32, t.median_ms, 0.0});
+  for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves, o.net))
+    rows.push_back({"ula_cnn", t.name, DType::Float32, t.median_ms, t.flops, t.bytes});
 }
 
 const std::vector<BenchSection>& bench_sections() {
@@ -139,20 +126,39 @@ const std::vector<BenchSection>& bench_sections() {
       {"energy_cnn", "MNIST and CIFAR-10 energy CNNs: forward+backward to grad_x and grad_theta at --batch",
        bench_energy_cnn_section},
       {"gmm", "Gaussian mixture, d = 50, N = 10^4: fused ULA+Jarzynski kernel, one full iteration", bench_gmm_section},
-      {"ula_cnn", "MNIST and CIFAR-10 energy CNNs at --batch walkers: one ULA move (fwd+bwd + fused kernel) and one "
-                  "training iteration (update + --moves moves; paper: 180 and 60)", bench_ula_cnn_section},
+      {"ula_cnn", "the product's MNIST and CIFAR-10 training (their defaults, --batch walkers per moving subset and "
+                  "in the loss): one ULA move as Trainer::step makes it, and one whole Trainer::step (--moves "
+                  "moves of one subset instead of the defaults' 6 x 30 and 1 x 60 when > 0)", bench_ula_cnn_section},
   };
   return sections;
 }
 
-void print_rows(const std::vector<BenchRow>& rows, std::ostream& os) {
+// Work, rate and share of peak: FLOPs against the measured GEMM rate of the row's dtype; bytes against the
+// measured copy bandwidth.
+void print_rows(const std::vector<BenchRow>& rows, const MachinePeak& peak, std::ostream& os) {
   char line[256];
-  std::snprintf(line, sizeof line, "%-12s %-40s %-8s %12s %10s\n", "section", "case", "dtype", "median ms", "GFLOP/s");
+  std::snprintf(line, sizeof line, "%-12s %-44s %-8s %11s %10s %12s %7s\n", "section", "case", "dtype", "median ms",
+                "work", "rate", "% peak");
   os << line;
   for (const BenchRow& r : rows) {
-    const double gflops = r.flops > 0 && r.median_ms > 0 ? r.flops / (r.median_ms * 1e6) : 0.0;
-    std::snprintf(line, sizeof line, "%-12s %-40s %-8s %12.3f %10.2f\n", r.section.c_str(), r.name.c_str(),
-                  dtype_name(r.dtype), r.median_ms, gflops);
+    std::string work = "-", rate = "-", share = "-";
+    char buf[64];
+    if (r.median_ms > 0 && (r.flops > 0 || r.bytes > 0)) {
+      const bool flops = r.flops > 0;
+      const double amount = flops ? r.flops : r.bytes;
+      const double per_s = amount / (r.median_ms * 1e6);  // GFLOP/s or GB/s
+      std::snprintf(buf, sizeof buf, flops ? "%.3g GFLOP" : "%.3g MB", flops ? amount / 1e9 : amount / 1e6);
+      work = buf;
+      std::snprintf(buf, sizeof buf, flops ? "%.1f GFLOP/s" : "%.1f GB/s", per_s);
+      rate = buf;
+      const double ref = flops ? (r.dtype == DType::Float64 ? peak.gflops_f64 : peak.gflops_f32) : peak.copy_gbs;
+      if (ref > 0) {
+        std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * per_s / ref);
+        share = buf;
+      }
+    }
+    std::snprintf(line, sizeof line, "%-12s %-44s %-8s %11.3f %10s %12s %7s\n", r.section.c_str(), r.name.c_str(),
+                  dtype_name(r.dtype), r.median_ms, work.c_str(), rate.c_str(), share.c_str());
     os << line;
   }
 }
@@ -164,6 +170,7 @@ int run_bench(const std::vector<std::string>& args) {
   std::string device = "cpu", only;
   int repeat = 5;
   int64_t batch = 256, moves = 0;
+  std::string net = "all";
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
   for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
@@ -172,6 +179,7 @@ int run_bench(const std::vector<std::string>& args) {
       ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions per case (after one warm-up); the median is reported")
       ("batch", po::value(&batch)->default_value(batch), "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)")
       ("moves", po::value(&moves)->default_value(moves), "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)")
+      ("net", po::value(&net)->default_value(net), "ula_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
       ("only", po::value(&only), ("run one section: " + section_list).c_str());
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -188,6 +196,8 @@ int run_bench(const std::vector<std::string>& args) {
   JEBM_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
   o.batch = batch;
   o.moves = moves;
+  JEBM_CHECK(net == "mnist" || net == "cifar10" || net == "all", "--net " << net << ": expected mnist, cifar10 or all");
+  o.net = net;
   if (o.device.is_cuda()) cuda_api::require("jebm bench --device cuda");  // says why CUDA cannot be used
   bool found = only.empty();
   std::vector<BenchRow> rows;
@@ -201,7 +211,9 @@ int run_bench(const std::vector<std::string>& args) {
             << (o.device.is_cuda() ? " (" + cuda_api::device_name(o.device.index) + ")"
                                    : " (" + std::to_string(omp_get_max_threads()) + " OpenMP threads)")
             << ", median of " << repeat << "\n";
-  print_rows(rows, std::cout);
+  const MachinePeak peak = measure_peak(o.device, o.repeat);
+  std::cout << peak.how << "\n";
+  print_rows(rows, peak, std::cout);
   return 0;
 }
 

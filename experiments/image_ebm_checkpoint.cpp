@@ -1,0 +1,110 @@
+// The image runs' checkpoint and the metrics truncation of a resume (see image_ebm_checkpoint.hpp).
+// Tested by tests/test_image_ebm.cpp and tests/test_cifar10.cpp.
+#include "experiments/image_ebm_checkpoint.hpp"
+
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "experiments/divergence_guard.hpp"
+#include "experiments/module_io.hpp"
+#include "models/checkpoint.hpp"
+#include "samplers/population_io.hpp"
+
+namespace jebm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fmt_double(double v) {
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+
+}  // namespace
+
+std::string image_ebm_checkpoint_path(const std::string& out) {
+  return (fs::path(out) / "checkpoint.safetensors").string();
+}
+
+void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy,
+                               const Optimizer& opt, const WalkerPopulation& pop, const Trainer& tr,
+                               const ImageEbmLoopState& ls, int64_t per_epoch) {
+  CheckpointTensors t;
+  for (const auto& [name, v] : energy.named_parameters()) {
+    double bad = 0.0;
+    const int64_t i = first_non_finite(v.value(), &bad);
+    JEBM_CHECK(i < 0, path << ": not written: parameter " << name << " holds " << bad << " at entry " << i);
+  }
+  append_module_parameters(energy, "model.", t);
+  for (const auto& [name, v] : opt.state_tensors()) t.emplace_back("optim." + name, v);
+  CheckpointMetadata md = {
+      {"format", kImageEbmCheckpointFormat},
+      {"command", c.command},
+      {"algo", algorithm_name(c.algo)},
+      {"seed", std::to_string(c.seed)},
+      {"walkers", std::to_string(pop.size())},
+      {"burned_in", ls.burned_in ? "1" : "0"},
+      {"burnin_done", std::to_string(ls.burnin_done)},
+      {"epoch", std::to_string(tr.iteration() / per_epoch)},  // for people; the iteration is what resume uses
+      {"elapsed_s", fmt_double(ls.elapsed_s)},
+  };
+  save_population(pop, t, md);
+  save_trainer_state(tr.state(), t, md);
+  save_safetensors(path, t, md);
+}
+
+void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, Optimizer& opt,
+                               WalkerPopulation& pop, Trainer& tr, ImageEbmLoopState& ls) {
+  const SafeTensors st = load_safetensors(path);
+  const std::string& format = checkpoint_meta(st, "format");
+  JEBM_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
+  JEBM_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
+             path << ": the run was made with --algo " << checkpoint_meta(st, "algo") << ", the options say --algo "
+                  << algorithm_name(c.algo));
+  JEBM_CHECK(checkpoint_meta_u64(st, "seed") == c.seed, path << ": the run was made with --seed "
+                                                             << checkpoint_meta(st, "seed")
+                                                             << ", the options say --seed " << c.seed);
+  JEBM_CHECK(static_cast<int64_t>(checkpoint_meta_u64(st, "walkers")) == c.walkers,
+             path << ": the run has " << checkpoint_meta(st, "walkers") << " walkers, --walkers is " << c.walkers);
+  load_module_parameters(energy, st, "model.");
+  NamedTensors os;
+  for (const auto& [name, v] : st.tensors)
+    if (name.rfind("optim.", 0) == 0) os.emplace_back(name.substr(6), v);
+  opt.load_state(os);
+  load_population(st, pop);
+  tr.restore(load_trainer_state(st, c.walkers));
+  ls.burned_in = checkpoint_meta_u64(st, "burned_in") != 0;
+  ls.burnin_done = static_cast<int64_t>(checkpoint_meta_u64(st, "burnin_done"));
+  ls.elapsed_s = std::stod(checkpoint_meta(st, "elapsed_s"));
+}
+
+void truncate_metrics(const fs::path& path, int64_t iteration) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  JEBM_CHECK(in, "cannot read " << path.string());
+  std::ostringstream keep;
+  std::string line;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header) {
+      keep << line << "\n";
+      header = false;
+      continue;
+    }
+    if (line.empty()) continue;
+    const double it = std::strtod(line.c_str(), nullptr);
+    if (it < static_cast<double>(iteration)) keep << line << "\n";
+  }
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    JEBM_CHECK(out, "cannot write " << tmp.string());
+    out << keep.str();
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace jebm

@@ -1,0 +1,76 @@
+// The common tail of `jebm mnist` and `jebm cifar10` (see image_ebm.hpp): the run directory and its
+// options.txt, run_image_ebm, and the summary with its timing line. Tested by tests/test_image_ebm.cpp.
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "experiments/image_ebm.hpp"
+#include "experiments/image_ebm_plot.hpp"
+#include "experiments/output.hpp"
+
+namespace jebm {
+
+std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
+  auto g4 = [](double v) {  // 4 significant digits
+    std::ostringstream o;
+    o << std::setprecision(4) << v;
+    return o.str();
+  };
+  std::ostringstream os;
+  os << "  timing (" << c.device.str() << "):";
+  if (r.burn_in_steps_run > 0)
+    os << " burn-in " << r.burn_in_steps_run << " steps in " << g4(r.burn_in_s) << " s ("
+       << g4(1e3 * r.burn_in_s / static_cast<double>(r.burn_in_steps_run)) << " ms/step);";
+  if (r.updates_run == 0) return os.str() + " no updates in this run\n";
+  // Steady state: without the first update (allocator growth, cuDNN algorithm choice).
+  const int64_t rest = r.updates_run - 1;
+  const double per_update = rest > 0 ? (r.train_s - r.first_update_s) / static_cast<double>(rest) : r.train_s;
+  os << " " << r.updates_run << " updates in " << g4(r.train_s) << " s, " << g4(1e3 * per_update) << " ms/update"
+     << (rest > 0 ? " (first " + g4(1e3 * r.first_update_s) + " ms)" : "") << "; " << r.updates_per_epoch
+     << " updates/epoch -> " << g4(per_update * static_cast<double>(r.updates_per_epoch)) << " s/epoch";
+  if (r.last_epoch_s > 0) os << " (last whole epoch, with grids and checkpoints: " << g4(r.last_epoch_s) << " s)";
+  os << "; " << c.epochs << " epochs at this rate: "
+     << g4(per_update * static_cast<double>(r.updates_per_epoch * c.epochs) / 3600.0) << " h\n";
+  return os.str();
+}
+
+int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
+                          const std::vector<std::pair<std::string, std::string>>& saved_options) {
+  prepare_run_dir(c.out, c.force, c.resume);
+  write_options(c.out, saved_options);
+  if (c.box_revert && c.algo == Algorithm::Jarzynski)
+    std::cerr << "jebm " << c.command << ": warning: --box alters the moves after the fact; the Jarzynski weights "
+                 "no longer follow DESIGN 1.1's formula\n";
+  const ImageEbmResult r = run_image_ebm(c, p);
+  if (r.diverged || r.interrupted) {
+    std::cerr << "jebm " << c.command << ": " << r.message << "\n";
+    return r.exit_code();
+  }
+  std::ostringstream os;
+  os << "jebm " << c.command << " " << algorithm_name(c.algo) << ": " << r.iterations << " updates, " << r.epochs_done
+     << " epochs; final ESS " << std::setprecision(4) << r.ess;
+  if (c.algo == Algorithm::Jarzynski) os << ", log Z estimate " << r.log_z << ", CE estimate " << r.data_energy + r.log_z;
+  os << "\n";
+  if (!r.class_weights.empty()) {
+    os << "  class weights (" << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted") << "):";
+    for (size_t k = 0; k < r.class_weights.size(); ++k) {
+      os << " " << p.class_names[k] << "=" << std::fixed << std::setprecision(4) << r.class_weights[k];
+      if (k < p.class_targets.size()) os << " (target " << p.class_targets[k] << ")";
+    }
+    os << "\n";
+  }
+  if (!r.metrics.empty()) {
+    os << "  metrics of the " << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted")
+       << " walkers at the last update:";
+    for (size_t k = 0; k < r.metrics.size() && k < p.metric_names.size(); ++k)
+      os << " " << p.metric_names[k] << "=" << std::setprecision(5) << r.metrics[k];
+    os << "\n";
+  }
+  write_metrics_plot(c.out, algorithm_name(c.algo));
+  os << "  run directory: " << c.out << " (metrics.csv, metrics.svg, samples_final.png, checkpoint.safetensors)\n";
+  os << image_ebm_timing(c, r);
+  std::cout << os.str();
+  return 0;
+}
+
+}  // namespace jebm

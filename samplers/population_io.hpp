@@ -1,0 +1,37 @@
+// The checkpoint format of the samplers' own state: a WalkerPopulation and a Trainer::State as named tensors plus
+// string metadata, the pieces a safetensors checkpoint holds (models/checkpoint.hpp writes and reads the file).
+// Tested by tests/test_image_ebm.cpp (exact resume) and tests/test_cifar10.cpp.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/checkpoint.hpp"
+#include "samplers/trainer.hpp"
+#include "samplers/walkers.hpp"
+
+namespace jebm {
+
+using CheckpointTensors = std::vector<std::pair<std::string, Tensor>>;
+using CheckpointMetadata = std::map<std::string, std::string>;
+
+// Appends the population: tensors walkers.{x, log_w, x_prev, partial, pending, log_z_offset} (in that order) and
+// metadata walkers.{seed, moves, resamplings}.
+void save_population(const WalkerPopulation& pop, CheckpointTensors& tensors, CheckpointMetadata& metadata);
+// Restores a population saved by save_population into `pop`, whose tensors already have the run's shapes, dtypes
+// and device: a tensor of another shape or dtype is an error naming the file and the tensor.
+void load_population(const SafeTensors& st, WalkerPopulation& pop);
+
+// Appends the Trainer's state: tensors trainer.u_cache and trainer.last_moved when present, metadata
+// "iteration" and trainer.{initialised, params_changed, all_moved, subset_counter, last_moved_count}.
+void save_trainer_state(const Trainer::State& s, CheckpointTensors& tensors, CheckpointMetadata& metadata);
+// The state saved by save_trainer_state for a population of `walkers` walkers (Trainer::restore takes it).
+Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers);
+
+// Metadata accessors that name the file and the key on a missing or malformed entry.
+const std::string& checkpoint_meta(const SafeTensors& st, const std::string& key);
+uint64_t checkpoint_meta_u64(const SafeTensors& st, const std::string& key);
+
+}  // namespace jebm

@@ -1,0 +1,57 @@
+// Tests for experiments/bench/ (`jebm bench`): a quick section runs end to end and prints the peak it measured
+// and, per case, its work, rate and share of that peak; the timer takes the median; bad options are clear errors.
+// The heavy sections (energy CNNs, Trainer::step) are not run here: they take minutes on a CPU.
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "experiments/bench/timing.hpp"
+#include "tests/helpers.hpp"
+
+namespace jebm {
+int run_bench(const std::vector<std::string>& args);
+}  // namespace jebm
+
+using jebm::test::expect_error;
+
+namespace {
+
+// std::cout into a string while it lives.
+struct CoutCapture {
+  std::ostringstream text;
+  std::streambuf* old = std::cout.rdbuf(text.rdbuf());
+  ~CoutCapture() { std::cout.rdbuf(old); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(gemm_section_reports_work_rate_and_share_of_the_measured_peak) {
+  std::string out;
+  {
+    CoutCapture cap;
+    BOOST_REQUIRE_EQUAL(jebm::run_bench({"--only", "gemm", "--repeat", "1"}), 0);
+    out = cap.text.str();
+  }
+  BOOST_TEST_MESSAGE(out);
+  BOOST_TEST(out.find("peak = measured on this cpu") != std::string::npos);
+  BOOST_TEST(out.find("% peak") != std::string::npos);
+  BOOST_TEST(out.find("1024^3") != std::string::npos);
+  BOOST_TEST(out.find("GFLOP/s") != std::string::npos);
+  BOOST_TEST(out.find("0.0336 GFLOP") != std::string::npos);  // the work of 256^3: 2 * 256^3 FLOPs
+  BOOST_TEST(out.find("2.15 GFLOP") != std::string::npos);    // 1024^3
+}
+
+BOOST_AUTO_TEST_CASE(median_ms_is_the_median_of_the_timed_calls) {
+  // Calls 2..4 are timed (the first is the warm-up); only the call count is checked, not a duration.
+  int calls = 0;
+  const double ms = jebm::median_ms([&] { ++calls; }, 3);
+  BOOST_TEST(calls == 4);
+  BOOST_TEST(ms >= 0.0);
+  expect_error([] { jebm::median_ms([] {}, 0); }, {"repeat 0"});
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_are_clear_errors) {
+  expect_error([] { jebm::run_bench({"--only", "nope", "--repeat", "1"}); }, {"--only", "nope"});
+  expect_error([] { jebm::run_bench({"--repeat", "0"}); }, {"--repeat"});
+}
