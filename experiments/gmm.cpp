@@ -15,6 +15,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "experiments/cli.hpp"
 #include "experiments/output.hpp"
 #include "runtime/cuda_api.hpp"
 
@@ -25,24 +26,6 @@ namespace jebm {
 namespace {
 
 namespace po = boost::program_options;
-
-std::vector<double> parse_list(const std::string& s, const std::string& opt) {
-  std::vector<double> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.find_first_not_of(" \t") == std::string::npos) continue;
-    try {
-      size_t used = 0;
-      v.push_back(std::stod(item, &used));
-      JEBM_CHECK(item.find_first_not_of(" \t", used) == std::string::npos, "");
-    } catch (...) {
-      JEBM_FAIL("--" << opt << ": '" << item << "' in '" << s << "' is not a number");
-    }
-  }
-  JEBM_CHECK(!v.empty(), "--" << opt << ": empty list '" << s << "'");
-  return v;
-}
 
 std::string join(const std::vector<double>& v, int prec = 4) {
   std::ostringstream os;
@@ -151,8 +134,8 @@ int run_gmm(const std::vector<std::string>& args) {
     if (vm["log-every"].defaulted()) c.log_every = 20;
   }
   c.teacher_means.clear();
-  for (const auto& s : teacher_means_s) c.teacher_means.push_back(parse_list(s, "teacher-mean"));
-  c.teacher_weights = parse_list(teacher_weights_s, "teacher-weights");
+  for (const auto& s : teacher_means_s) c.teacher_means.push_back(parse_double_list(s, "--teacher-mean"));
+  c.teacher_weights = parse_double_list(teacher_weights_s, "--teacher-weights");
   c.resample = resample_s != "none";
   if (c.resample) c.resample_rule.scheme = resample_scheme_from_name(resample_s);
   c.resample_rule.cv2_max = resample_cv2;

@@ -11,9 +11,6 @@
 
 namespace jebm {
 
-// The loop's name before it moved to samplers/ (experiments/bench_samplers.cpp still uses it).
-using GmmExperiment = GmmTrainer;
-
 int run_gmm(const std::vector<std::string>& args);
 
 }  // namespace jebm

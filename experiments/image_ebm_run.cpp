@@ -25,7 +25,6 @@
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
-#include "samplers/sampler_cuda.hpp"
 #include "samplers/trainer.hpp"
 
 namespace jebm {
@@ -397,7 +396,7 @@ bool ImageEbmRun::train() {
     std::cerr << label_ << ": the run already has " << tr_.iteration() << " updates (" << c_.epochs
               << " epochs); raise --epochs to continue it\n";
   {
-    const WeightStats ws = population_weight_stats(pop_);  // reported if no update runs below
+    const WeightStats ws = pop_.stats();  // reported if no update runs below
     res_.ess = ws.ess;
     res_.log_z = jarzynski_ ? pop_.log_z_offset + ws.log_mean : kNaN;
   }

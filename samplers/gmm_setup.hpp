@@ -36,7 +36,7 @@ struct GmmConfig {
   // and are weighted like the training walkers under the same theta_k but never enter the gradient. 0 = off.
   int64_t holdout_walkers = 0;
   int64_t holdout_blocks = 10;
-  Device device = Device::cpu();  // cuda: the closed-form path on the GPU (samplers/gmm_step_cuda.cpp)
+  Device device = Device::cpu();  // cuda: the closed-form path on the GPU (samplers/gmm_step.cpp: walker_pass_unfused)
 };
 
 GmmParams gmm_teacher(const GmmConfig& c);

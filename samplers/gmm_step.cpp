@@ -3,7 +3,6 @@
 #include "samplers/gmm_step.hpp"
 
 #include "samplers/contrastive.hpp"
-#include "samplers/gmm_step_cuda.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -154,6 +153,37 @@ void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWal
   lag.valid = true;
 }
 
+// The pass as the unfused sequence evaluate -> fused move -> weight statistics -> weighted gradient and variance,
+// through the device-transparent closed forms and sampler calls: the path of walkers on a CUDA device (the fused
+// one-pass loop above is CPU code). Per iteration only the parameters go up and the gradients, variances and
+// four weight statistics come back; no walker data. tests/test_cuda_gmm.cpp compares it with the CPU pass.
+GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
+                          GmmGradientLag* lag) {
+  // The lag covariance is not computed on this path yet: lag_cov stays empty, and the lag state is dropped so
+  // that a later CPU pass does not read a stale one.
+  if (lag) *lag = GmmGradientLag{};
+  const int64_t n = pop.size();
+  const Device dev = pop.x.device();
+  Tensor u = Tensor::empty({n}, DType::Float64, dev), g = Tensor::empty({n, theta.d}, DType::Float64, dev);
+  Tensor r = Tensor::empty({n, theta.k}, DType::Float64, dev);
+  // U, G, r at (theta_k, X_k); complete move k-1 and make move k (X_k is in x_prev afterwards).
+  gmm_eval(theta, pop.x, u, &g, &r);
+  ula_jarzynski_step(pop, u, g, cfg, MoveKind::CompleteAndMove);
+  GmmWalkerPass out;
+  out.stats = pop.stats();
+  if (!with_gradient) return out;
+  const Tensor w = cfg.weighted ? normalized_weights(pop.log_w) : Tensor();  // undefined: uniform 1/N
+  out.grad_a.resize(static_cast<size_t>(theta.k * theta.d));
+  out.grad_z.resize(static_cast<size_t>(theta.k));
+  gmm_param_grad(theta, pop.x_prev, r, w, out.grad_a.data(), out.grad_z.data());
+  if (cfg.weighted) {
+    out.var_a.resize(out.grad_a.size());
+    out.var_z.resize(out.grad_z.size());
+    gmm_param_grad_variance(theta, pop.x_prev, r, w, out.var_a.data(), out.var_z.data());
+  }
+  return out;
+}
+
 }  // namespace
 
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
@@ -163,7 +193,7 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
                                          << " " << (pop.x.defined() ? dtype_name(pop.x.dtype()) : "")
                                          << " for a mixture in dimension " << theta.d << " (float64 needed)");
   JEBM_CHECK(cfg.h > 0.0, "gmm_walker_pass: step size h = " << cfg.h << " must be positive");
-  if (pop.x.device().is_cuda()) return gmm_cuda::walker_pass(theta, pop, cfg, with_gradient, lag);
+  if (pop.x.device().is_cuda()) return walker_pass_unfused(theta, pop, cfg, with_gradient, lag);
   const int64_t n = pop.size(), d = pop.walker_numel(), k = theta.k, w = k * d + k;
   const bool with_var = with_gradient && cfg.weighted;
   if (!with_var) lag = nullptr;  // the lag covariance is of weighted gradient estimates only
@@ -229,7 +259,10 @@ void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, Resamp
                            const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag) {
   // The pass kept no G, so it is recomputed at X_k (resampling iterations only).
   gmm_eval(theta, pop.x_prev, u, &g, nullptr);
-  if (pop.x.device().is_cuda()) return gmm_cuda::resample_and_redo(pop, scheme, cfg, u, g);
+  if (pop.x.device().is_cuda()) {  // no lag state on the device (see walker_pass_unfused)
+    resample_and_redo_move(pop, population_ancestors(pop, scheme), u, g, cfg);
+    return;
+  }
   const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
   resample_and_redo_move(pop, anc, u, g, cfg);
   if (!lag || !lag->valid) return;
@@ -250,16 +283,6 @@ void gmm_complete_pending(const GmmParams& theta, WalkerPopulation& pop, const U
   // Completing a walker with nothing pending only clears its flag: no need to look at the flags first.
   gmm_eval(theta, pop.x, u, &g, nullptr);
   ula_jarzynski_step(pop, u, g, cfg, MoveKind::CompleteOnly);
-}
-
-void gmm_restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed, uint64_t offset) {
-  if (pop.x.device().is_cuda()) return gmm_cuda::restart_from_data(pop, data, seed, offset);
-  restart_from_data(pop, data, seed, offset);
-}
-
-WeightStats gmm_population_stats(const WalkerPopulation& pop) {
-  if (pop.x.device().is_cuda()) return gmm_cuda::population_stats(pop);
-  return pop.stats();
 }
 
 }  // namespace jebm

@@ -3,7 +3,7 @@
 // makes the next ULA move (the per-walker kernel of samplers/ula_jarzynski.hpp) and accumulates the weighted
 // parameter gradient sum_i w_i grad_theta U(X_k^i) and its variance with an online (chunk-local, max-shifted)
 // softmax, so that grad_x U never goes to memory. On CUDA the same results come from the unfused sequence
-// (samplers/gmm_step_cuda.cpp, the one place of the GMM's device-specific calls). Tested by tests/test_gmm.cpp
+// of device-transparent calls (walker_pass_unfused in samplers/gmm_step.cpp). Tested by tests/test_gmm.cpp
 // (equals the generic kernel + closed forms and the Trainer/autograd path; variance against the two-pass one)
 // and tests/test_cuda_gmm.cpp.
 #pragma once
@@ -56,11 +56,5 @@ void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, Resamp
 
 // Completes every pending move under theta (the last update's increment); u, g as above.
 void gmm_complete_pending(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, Tensor& u, Tensor& g);
-
-// CD's restart: every walker at a data row drawn by Philox (seed, offset) (restart_from_data), on either device.
-void gmm_restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed, uint64_t offset);
-
-// Weight statistics of a population on its own device (for the record of the final iteration).
-WeightStats gmm_population_stats(const WalkerPopulation& pop);
 
 }  // namespace jebm

@@ -8,7 +8,6 @@
 
 #include "runtime/cuda_api.hpp"
 #include "samplers/gmm_step.hpp"
-#include "samplers/sampler_cuda.hpp"
 #include "samplers/trainer.hpp"
 
 namespace jebm {
@@ -166,7 +165,7 @@ GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
         gmm_resample_and_redo(theta_, h, c_.resample_rule.scheme, ula_, hu_, hg_);
     } else {
       gmm_complete_pending(theta_, h, ula_, hu_, hg_);
-      st = gmm_population_stats(h);
+      st = h.stats();
     }
     lz[static_cast<size_t>(b)] = h.log_z_offset + st.log_mean;
     out.min_ess = std::min(out.min_ess, st.ess);
@@ -195,7 +194,7 @@ GmmRecord GmmTrainer::iterate_fast() {
   const int64_t n = pop_.size();
   const bool jarzynski = algo_ == Algorithm::Jarzynski;
   if (algo_ == Algorithm::Cd && cd_should_restart(k_, c_.cd_k))
-    gmm_restart_from_data(pop_, data_, pop_.seed ^ kGmmRestartKey, static_cast<uint64_t>(k_));
+    restart_from_data(pop_, data_, pop_.seed ^ kGmmRestartKey, static_cast<uint64_t>(k_));
   // The iteration's one pass over the walkers: U, G, r at (theta_k, X_k) -> complete move k-1 (made under
   // theta_{k-1}) -> move k with G_k -> sum_i w_i grad_theta U(X_k^i) and its variance. X_k is in x_prev after.
   const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, jarzynski ? &lag_ : nullptr);
@@ -262,7 +261,7 @@ GmmRecord GmmTrainer::final_record() {
   HoldoutEstimate ho{};
   if (!holdout_.empty()) ho = holdout_pass(false);
   const double data_u = gmm_data_term(theta_, data_, nullptr, nullptr);
-  const WeightStats st = gmm_population_stats(pop_);
+  const WeightStats st = pop_.stats();
   // No pass evaluates the gradient after the last update: its drift term falls back to the variance one.
   const double lag_sum = correction_lag_;
   correction_lag_ += last_var_term_;

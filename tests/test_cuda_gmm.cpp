@@ -1,5 +1,5 @@
-// `jebm gmm --device cuda` against the CPU closed-form path (GmmTrainer with the device side of
-// samplers/gmm_step_cuda.cpp vs the fused CPU pass): a few iterations of each algorithm from the same start agree
+// `jebm gmm --device cuda` against the CPU closed-form path (GmmTrainer with the unfused device-transparent
+// pass of samplers/gmm_step.cpp vs the fused CPU pass): a few iterations of each algorithm from the same start agree
 // in parameters, log Z estimates (raw, corrected, held-out), ESS and resampling counts; the device variance of the
 // weighted gradient equals the CPU's. Skipped, with the reason, where no CUDA device is present.
 //

@@ -15,6 +15,7 @@
 
 #include "experiments/bench/bench_models.hpp"
 #include "experiments/bench/bench_samplers.hpp"
+#include "experiments/bench/gmm.hpp"
 #include "experiments/bench/peak.hpp"
 #include "experiments/bench/timing.hpp"
 #include "experiments/gmm.hpp"
@@ -101,15 +102,10 @@ void bench_energy_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows
                     t.flops});
 }
 
-// The Gaussian-mixture sampler: the fused ULA+Jarzynski kernel and one full iteration (experiments/gmm.cpp).
+// The Gaussian-mixture sampler: the fused ULA+Jarzynski kernel and one full iteration (experiments/bench/gmm.cpp).
 void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
-  if (o.device.is_cuda()) {  // the same rows with walkers, data and kernels on the device
-    for (const SamplerTiming& t : bench_gmm_timings_on(o.device, o.repeat))
-      rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
-    return;
-  }
-  for (const GmmBenchTiming& t : bench_gmm_timings(o.repeat))
-    rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops});
+  for (const SamplerTiming& t : bench_gmm_timings(o.device, o.repeat))
+    rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
 }
 
 // The image samplers as the product runs them: one ULA move and one Trainer::step (DESIGN 1.3) per energy CNN

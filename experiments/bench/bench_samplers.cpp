@@ -11,18 +11,15 @@
 
 #include "experiments/bench/bench_models.hpp"
 #include "experiments/bench/timing.hpp"
-#include "experiments/gmm.hpp"
 #include "experiments/image_ebm.hpp"
 #include "models/energy_nets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "models/optim.hpp"
 #include "runtime/ops.hpp"
-#include "samplers/sampler_cuda.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
 #ifdef JEBM_WITH_CUDA
-#include "models/gaussian_mixture_cuda.hpp"
 #endif
 
 namespace jebm {
@@ -120,42 +117,6 @@ void bench_image(const std::string& name, std::shared_ptr<Sequential> net, Image
 }
 
 }  // namespace
-
-std::vector<SamplerTiming> bench_gmm_timings_on(Device device, int repeat) {
-  std::vector<SamplerTiming> out;
-#ifdef JEBM_WITH_CUDA
-  JEBM_CHECK(device.is_cuda(), "bench_gmm_timings_on: the CPU rows come from bench_gmm_timings");
-  GmmConfig c;  // the paper's sizes: d = 50, N = 10^4 walkers, 10^4 data points
-  c.device = device;
-  const GmmParams teacher = gmm_teacher(c);
-  const Tensor data = gmm_teacher_data(c, teacher);
-  {
-    GmmParams p = gmm_student_init(c);
-    Tensor x0 = Tensor::empty({c.walkers, c.dim}, DType::Float64);
-    gmm_sample(p, c.walkers, 1, 0, x0.data<double>());
-    WalkerPopulation pop = walkers_to(WalkerPopulation::create(x0, 2), device);
-    Tensor u = Tensor::empty({c.walkers}, DType::Float64, device);
-    Tensor g = Tensor::empty({c.walkers, c.dim}, DType::Float64, device);
-    gmm_eval_cuda(p, pop.x, u, &g, nullptr);
-    UlaConfig cfg;
-    const double ms = median_ms([&] { ula_jarzynski_step(pop, u, g, cfg); }, repeat * 20);
-    std::ostringstream name;
-    name << "fused step 1e4x50 (" << std::setprecision(3) << c.walkers / ms / 1e3 << " Mmoves/s)";
-    // Memory-bound: one pass reads x, x_prev and G and writes x_prev and x (N x d float64 each), plus a few
-    // per-walker scalars (U, log-weight, partial term, pending flag: read and written).
-    const double bytes = 8.0 * static_cast<double>(c.walkers) * (5.0 * static_cast<double>(c.dim) + 7.0);
-    out.push_back({name.str(), ms, 0.0, bytes});
-  }
-  {
-    GmmExperiment run(c, Algorithm::Jarzynski, data, teacher);
-    out.push_back({"full iteration 1e4x50 (README fused)", median_ms([&] { run.iterate(); }, repeat * 20), 0.0, 0.0});
-  }
-#else
-  JEBM_FAIL("bench gmm --device cuda: this build has no CUDA backend (device " << device.str() << ", repeat "
-                                                                                << repeat << ")");
-#endif
-  return out;
-}
 
 std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves,
                                          const std::string& net) {

@@ -1,6 +1,5 @@
-// Benchmark sections of `jebm bench` for the samplers (registered in experiments/bench/bench.cpp): "gmm" on CUDA
-// (the fused kernel alone and one full iteration at d = 50, N = 10^4, the rows bench_gmm_timings gives on the
-// CPU) and "ula_cnn", which times the product itself: one ULA move as Trainer::step makes it
+// Benchmark sections of `jebm bench` for the image samplers (registered in experiments/bench/bench.cpp; the "gmm"
+// section is experiments/bench/gmm.cpp): "ula_cnn", which times the product itself: one ULA move as Trainer::step makes it
 // (Trainer::energy_and_grad + ula_jarzynski_step on a walker subset) and one whole Trainer::step with the
 // `jebm mnist` / `jebm cifar10` defaults. Not run by the tests (minutes on a CPU; tests/test_bench.cpp runs a
 // quick section); the arithmetic it times is covered by tests/test_samplers.cpp and tests/test_cuda_samplers.cpp.
@@ -20,8 +19,6 @@ struct SamplerTiming {
   double bytes = 0.0;  // memory traffic of one call, for memory-bound kernels (0: not counted)
 };
 
-// bench_gmm_timings' rows on `device` (walkers, data and kernels on the device for CUDA).
-std::vector<SamplerTiming> bench_gmm_timings_on(Device device, int repeat);
 
 // Per energy CNN (MNIST, CIFAR-10), float32, with the experiment's defaults (mnist_defaults(), cifar10_defaults())
 // but `batch` walkers per moving subset and in the loss:
