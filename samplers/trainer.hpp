@@ -120,7 +120,7 @@ class Trainer {
   // theta_k sequence, with their own noise (their seed) and subsets, never entering the loss. The moving subset
   // size scales with the population (moving_batch * M / N, at least 1) so each walker moves as often; the
   // caller keeps the population alive and checkpoints it like the training one. after_move applies to them too;
-  // CD restarts do not (they matter for the Jarzynski algorithm). Attach before the first step (or before
+  // CD restarts do not (held-out walkers serve the Jarzynski algorithm). Attach before the first step (or before
   // restore()); must be on the walkers' device and distinct from them.
   void set_holdout(WalkerPopulation* holdout);
   const WalkerPopulation* holdout() const { return hold_.pop; }
