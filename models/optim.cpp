@@ -154,6 +154,27 @@ void Adam::step() {
   }
 }
 
+double Adam::step_scale_dot(const std::vector<Tensor>& c, double clip_coef) const {
+  JEBM_CHECK(c.size() == params_.size(), "Adam::step_scale_dot: " << c.size() << " tensors for " << params_.size()
+                                                                  << " parameters");
+  JEBM_CHECK(step_ > 0, "Adam::step_scale_dot: no step() yet");
+  const double t = static_cast<double>(step_);
+  const double bc1 = 1.0 - std::pow(beta1, t), bc2 = 1.0 - std::pow(beta2, t);
+  double total = 0.0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!c[i].defined() || !v_[i].defined()) continue;
+    JEBM_CHECK(c[i].shape() == v_[i].shape(), "Adam::step_scale_dot: tensor " << i << " has shape "
+                                                  << shape_str(c[i].shape()) << ", parameter "
+                                                  << shape_str(v_[i].shape()));
+    // In float64 whatever the parameters' dtype: the products are summed over millions of entries.
+    const Tensor v = cast(v_[i], DType::Float64);
+    const Tensor denom = add_scalar(mul_scalar(sqrt(v), 1.0 / std::sqrt(bc2)), eps);
+    const Tensor ci = cast(c[i].device() == v.device() ? c[i] : c[i].to(v.device()), DType::Float64);
+    total += sum_all(div(ci, denom)).item();
+  }
+  return total * lr_ * (1.0 - beta1) / bc1 * clip_coef;
+}
+
 NamedTensors Adam::state_tensors() const {
   NamedTensors out;
   out.emplace_back("step", Tensor::scalar(static_cast<double>(step_), DType::Float64));

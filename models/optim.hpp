@@ -62,6 +62,14 @@ class Adam : public Optimizer {
   NamedTensors state_tensors() const override;
   void load_state(const NamedTensors& state) override;
   int64_t step_count() const { return step_; }
+  // sum_p D_p c_p over the parameters (c: one tensor per parameter, in params() order; undefined entries and
+  // parameters without moments are skipped), D_p = d(step of p)/d(g_p) at the last step() with v held fixed:
+  // lr (1 - beta1) / (1 - beta1^t) / (sqrt(v_p / (1 - beta2^t)) + eps). For beta1 = 0 (the paper's image runs)
+  // that is exactly lr_t / (sqrt(v_hat_p) + eps), the effective step the update applied to g_p. With beta1 > 0 it
+  // is only the immediate response: the momentum carries the remaining beta1-weighted share of g_p into later
+  // steps, which this does not count. Gradient clipping by a factor s < 1 before step() scales D by s: pass
+  // it as clip_coef. For the first-order log Z correction (samplers/trainer.hpp, Trainer::step_scale_dot).
+  double step_scale_dot(const std::vector<Tensor>& c, double clip_coef = 1.0) const;
 
   double beta1, beta2, eps, weight_decay;
 

@@ -2,7 +2,21 @@
 // the device of the walkers and the energy. Per-walker work goes through runtime ops (gather_rows,
 // index_copy_rows_: exact row copies on every device) and the samplers' device-transparent API, so on CUDA no
 // walker data comes to the host; only the random subsets' indices go up. Tested by tests/test_samplers.cpp,
-// tests/test_gmm.cpp and tests/test_cuda_trainer.cpp (CUDA vs CPU).
+// tests/test_gmm.cpp, tests/test_cuda_trainer.cpp (CUDA vs CPU) and tests/test_trainer_logz.cpp.
+//
+// The first-order log Z correction (DESIGN 1.5). Let w_i be all N walkers' normalised weights, S the gradient
+// walkers with mass W_S = sum_{i in S} w_i and renormalised weights v_i = w_i / W_S, f_i = grad_theta U(X_i) and
+// f'_i the walker part of the surrogate's gradient (f'_i = (1 + 2 alpha U_i) f_i). The optimiser uses
+// g' = sum_{i in S} v_i f'_i: theta_{k+1} = theta_k - D (g_data - g') (+ terms free of walker noise). The next
+// parameter-change increments use ALL walkers: log Z gains log sum_i w_i exp(U_k - U_{k+1}) ~ -dtheta . g with
+// g = sum_i w_i f_i, so E[estimate - truth] ~ -sum_p D_p Cov(g'_p, g_p). Walkers outside S are independent of
+// g', and walker i in S enters g' with v_i and g with w_i = W_S v_i, so Cov(g'_p, g_p) = W_S sum_{i in S} v_i^2
+// Cov(f'_ip, f_ip) = W_S Var(g'_p) for alpha = 0 (a random half of the walkers: W_S ~ 1/2, twice the variance
+// of the full estimate, the same covariance). Var(g'_p) comes from batch means over K random groups of S:
+// G_k = sum_{i in group k} v_i f'_i, W_k its mass, and K/(K-1) sum_k (G_k - W_k g')^2 (see
+// grouped_walker_backward). With alpha != 0 this is Var(g') where Cov(g', g) is wanted: first order in alpha.
+// Ignored: walkers that are resampled copies of one ancestor inside and outside S (correlated), and the
+// decorrelation by the moves between the gradient estimate and the increments (both second order here).
 #include "samplers/trainer.hpp"
 
 #include <algorithm>
@@ -19,9 +33,10 @@ namespace jebm {
 namespace {
 
 constexpr uint64_t kSubsetKey = 0x7375627365747321ULL;  // Philox key offset for random walker subsets
+constexpr uint64_t kGroupKey = 0x67726f7570732121ULL;   // Philox key offset for the correction's groups
 
-// b distinct indices of [0, n), sorted, from a partial Fisher-Yates shuffle keyed by (seed, offset).
-std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t offset) {
+// The first b entries of a partial Fisher-Yates shuffle of [0, n) keyed by (seed, offset), in draw order.
+std::vector<int64_t> shuffled_prefix(int64_t n, int64_t b, uint64_t seed, uint64_t offset) {
   std::vector<int64_t> perm(static_cast<size_t>(n));
   std::iota(perm.begin(), perm.end(), int64_t{0});
   for (int64_t i = 0; i < b; ++i) {
@@ -31,8 +46,14 @@ std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t
     std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
   }
   perm.resize(static_cast<size_t>(b));
-  std::sort(perm.begin(), perm.end());
   return perm;
+}
+
+// b distinct indices of [0, n), sorted.
+std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t offset) {
+  std::vector<int64_t> s = shuffled_prefix(n, b, seed, offset);
+  std::sort(s.begin(), s.end());
+  return s;
 }
 
 // Host indices as an Int64 tensor on `device`: subsets are chosen on the host (indices only) and uploaded.
@@ -47,6 +68,9 @@ Tensor copy_to(const Tensor& t, Device device) { return t.device() == device ? t
 
 Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions options)
     : energy_(energy), pop_(walkers), opt_(options) {
+  train_.pop = &pop_;
+  JEBM_CHECK(opt_.correction_groups == 0 || opt_.correction_groups >= 2,
+             "Trainer: correction_groups = " << opt_.correction_groups << " (0: off, else at least 2)");
   opt_.ula.weighted = opt_.algorithm == Algorithm::Jarzynski;
   JEBM_CHECK(opt_.moves_per_update >= 1, "Trainer: moves_per_update = " << opt_.moves_per_update);
   JEBM_CHECK(opt_.moving_batch >= 0 && opt_.gradient_batch >= 0,
@@ -89,56 +113,72 @@ Tensor Trainer::energy_only(const Tensor& x) const {
   return u;
 }
 
+void Trainer::set_holdout(WalkerPopulation* holdout) {
+  JEBM_CHECK(holdout != &pop_, "Trainer::set_holdout: the held-out walkers must not be the training walkers");
+  if (holdout && holdout->x.defined() && pop_.x.defined())
+    JEBM_CHECK(holdout->x.device() == pop_.x.device(), "Trainer::set_holdout: held-out walkers on "
+                                                           << holdout->x.device().str() << ", the walkers on "
+                                                           << pop_.x.device().str());
+  hold_ = Track{};
+  hold_.pop = holdout;
+}
+
 void Trainer::bring_up_to_date() {
-  const int64_t n = pop_.size();
+  bring_up_to_date(train_);
+  if (hold_.pop) bring_up_to_date(hold_);
+}
+
+void Trainer::bring_up_to_date(Track& t) {
+  WalkerPopulation& pop = *t.pop;
+  const int64_t n = pop.size();
   const bool weighted = opt_.ula.weighted;
-  if (!initialised_ || all_moved_) {
+  if (!t.initialised || t.all_moved) {
     // Every walker is evaluated: completes every pending move (none on the first step or after a restart).
     Tensor u, g;
-    energy_and_grad(pop_.x, u, g);
-    if (weighted && initialised_) ula_jarzynski_step(pop_, u, g, opt_.ula, MoveKind::CompleteOnly);
-    u_cache_ = u;
-    g_all_ = g;
-    g_all_valid_ = true;
-    initialised_ = true;
-    params_changed_ = false;
-    all_moved_ = false;  // completed: a second call must not re-complete
-    last_moved_.clear();
+    energy_and_grad(pop.x, u, g);
+    if (weighted && t.initialised) ula_jarzynski_step(pop, u, g, opt_.ula, MoveKind::CompleteOnly);
+    t.u_cache = u;
+    t.g_all = g;
+    t.g_all_valid = true;
+    t.initialised = true;
+    t.params_changed = false;
+    t.all_moved = false;  // completed: a second call must not re-complete
+    t.last_moved.clear();
     return;
   }
-  g_all_valid_ = false;
-  const Device dev = pop_.x.device();
-  if (!last_moved_.empty()) {
-    const Tensor idx = index_tensor(last_moved_, dev);
+  t.g_all_valid = false;
+  const Device dev = pop.x.device();
+  if (!t.last_moved.empty()) {
+    const Tensor idx = index_tensor(t.last_moved, dev);
     Tensor u, g;
-    energy_and_grad(gather_rows(pop_.x, idx), u, g);
-    if (weighted) ula_jarzynski_step(pop_, u, g, opt_.ula, MoveKind::CompleteOnly, last_moved_);
-    index_copy_rows_(u_cache_, idx, u);
+    energy_and_grad(gather_rows(pop.x, idx), u, g);
+    if (weighted) ula_jarzynski_step(pop, u, g, opt_.ula, MoveKind::CompleteOnly, t.last_moved);
+    index_copy_rows_(t.u_cache, idx, u);
   }
-  if (params_changed_) {
+  if (t.params_changed) {
     std::vector<char> moved(static_cast<size_t>(n), 0);
-    for (int64_t i : last_moved_) moved[static_cast<size_t>(i)] = 1;
+    for (int64_t i : t.last_moved) moved[static_cast<size_t>(i)] = 1;
     std::vector<int64_t> rest;
     for (int64_t i = 0; i < n; ++i)
       if (!moved[static_cast<size_t>(i)]) rest.push_back(i);
     if (!rest.empty()) {
       const Tensor idx = index_tensor(rest, dev);
-      const Tensor u_new = energy_only(gather_rows(pop_.x, idx));
-      if (weighted) jarzynski_parameter_change(pop_, gather_rows(u_cache_, idx), u_new, rest);
-      index_copy_rows_(u_cache_, idx, u_new);
+      const Tensor u_new = energy_only(gather_rows(pop.x, idx));
+      if (weighted) jarzynski_parameter_change(pop, gather_rows(t.u_cache, idx), u_new, rest);
+      index_copy_rows_(t.u_cache, idx, u_new);
     }
   }
-  params_changed_ = false;
-  last_moved_.clear();
+  t.params_changed = false;
+  t.last_moved.clear();
 }
 
-void Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info) {
+int64_t Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info) {
   const int64_t n = pop_.size();
   std::vector<int64_t> s;
   const bool use_moved = opt_.gradient_walkers_moved && !moved.empty() && static_cast<int64_t>(moved.size()) < n;
   const bool all = !use_moved && (opt_.gradient_batch == 0 || opt_.gradient_batch >= n);
   if (use_moved) s = moved;
-  else if (!all) s = random_subset(n, opt_.gradient_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
+  else if (!all) s = random_subset(n, opt_.gradient_batch, pop_.seed ^ kSubsetKey, train_.subset_counter++);
   const int64_t b = all ? n : static_cast<int64_t>(s.size());
   const Device dev = pop_.x.device();
   JEBM_CHECK(data.device() == dev, "Trainer: the data batch is on " << data.device().str() << ", the walkers on "
@@ -157,20 +197,95 @@ void Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_t>&
   const Tensor xs = all ? pop_.x : gather_rows(pop_.x, idx);
   energy_.zero_grad();
   const ag::Var ud = energy_(ag::Var(data));
+  info.data_energy = ag::mean_all(ud).value().item();
+  if (opt_.correction_groups > 0 && opt_.ula.weighted && b >= 2) {
+    // The data part, then the walker part group by group (the same gradient, summed in another order).
+    ag::Var ld = ag::mean_all(ud);
+    if (opt_.alpha != 0.0) ld = ag::add(ld, ag::mul_scalar(ag::mean_all(ag::square(ud)), opt_.alpha));
+    double loss = ld.value().item();
+    ag::backward(ld);
+    // W_S: the gradient walkers' share of all walkers' normalised weight (see the comment at the top).
+    const double mass = all ? 1.0 : std::exp(weight_stats(gather_rows(pop_.log_w, idx)).log_sum - pop_.stats().log_sum);
+    grouped_walker_backward(xs, w, mass, loss);
+    info.loss = loss;
+    return b;
+  }
   const ag::Var uw = energy_(ag::Var(xs));
   const ag::Var wv(w.to(uw.dtype()));
   ag::Var loss = ag::sub(ag::mean_all(ud), ag::sum_all(ag::mul(wv, uw)));
   if (opt_.alpha != 0.0)
     loss = ag::add(loss, ag::mul_scalar(ag::add(ag::mean_all(ag::square(ud)), ag::sum_all(ag::mul(wv, ag::square(uw)))),
                                         opt_.alpha));
-  info.data_energy = ag::mean_all(ud).value().item();
   info.loss = loss.value().item();
   ag::backward(loss);
+  return b;
 }
 
-void Trainer::make_moves() {
-  const int64_t n = pop_.size();
-  const bool all = opt_.moving_batch == 0 || opt_.moving_batch >= n;
+void Trainer::grouped_walker_backward(const Tensor& xs, const Tensor& w, double mass, double& loss) {
+  const std::vector<ag::Var> params = energy_.parameters();
+  const size_t np = params.size();
+  std::vector<Tensor> total(np);  // the data part's gradient, then the running sum
+  for (size_t j = 0; j < np; ++j)
+    if (params[j].grad().defined()) total[j] = params[j].grad().clone();
+  const int64_t b = xs.size(0);
+  const int64_t k_groups = std::min(opt_.correction_groups, b);
+  // Random groups of (nearly) equal size, from their own stream (the subsets' streams are untouched).
+  const std::vector<int64_t> perm = shuffled_prefix(b, b, pop_.seed ^ kGroupKey, static_cast<uint64_t>(iteration_));
+  const Device dev = xs.device();
+  std::vector<std::vector<Tensor>> gk(static_cast<size_t>(k_groups), std::vector<Tensor>(np));
+  std::vector<double> wk(static_cast<size_t>(k_groups));
+  for (int64_t k = 0; k < k_groups; ++k) {
+    std::vector<int64_t> rows(perm.begin() + k * b / k_groups, perm.begin() + (k + 1) * b / k_groups);
+    std::sort(rows.begin(), rows.end());
+    const Tensor idx = index_tensor(rows, dev);
+    const Tensor wg = gather_rows(w, idx);
+    wk[static_cast<size_t>(k)] = sum_all(wg).item();
+    energy_.zero_grad();
+    const ag::Var uw = energy_(ag::Var(gather_rows(xs, idx)));
+    const ag::Var wv(wg.to(uw.dtype()));
+    ag::Var lk = ag::neg(ag::sum_all(ag::mul(wv, uw)));
+    if (opt_.alpha != 0.0) lk = ag::add(lk, ag::mul_scalar(ag::sum_all(ag::mul(wv, ag::square(uw))), opt_.alpha));
+    loss += lk.value().item();
+    ag::backward(lk);
+    for (size_t j = 0; j < np; ++j)
+      if (params[j].grad().defined()) gk[static_cast<size_t>(k)][j] = params[j].grad().clone();
+  }
+  // Batch means: with G_k - W_k g' = Y_k - W_k sum_l Y_l (Y_k = G_k - W_k E[g'], independent, mean zero,
+  // variance V/K when W_k = 1/K), E[sum_k (G_k - W_k g')^2] = V (1 - 2/K + 1/K) = V (K-1)/K: centring on the
+  // estimate g' itself takes one group's worth of variance out, and K/(K-1) puts it back.
+  const double scale = mass * static_cast<double>(k_groups) / static_cast<double>(k_groups - 1);
+  c_.assign(np, Tensor());
+  for (size_t j = 0; j < np; ++j) {
+    Tensor walker_sum;  // g'_j (as the loss's gradient: minus the walker part's sign, irrelevant in squares)
+    for (int64_t k = 0; k < k_groups; ++k) {
+      const Tensor& gkj = gk[static_cast<size_t>(k)][j];
+      if (!gkj.defined()) continue;
+      if (!walker_sum.defined()) walker_sum = gkj.clone();
+      else add_(walker_sum, gkj);
+    }
+    ag::Var pj = params[j];  // shares the impl: its grad() is replaced in place
+    if (!walker_sum.defined()) {
+      pj.grad() = total[j];
+      continue;
+    }
+    Tensor c = Tensor::zeros(walker_sum.shape(), walker_sum.dtype(), walker_sum.device());
+    for (int64_t k = 0; k < k_groups; ++k) {
+      const Tensor& gkj = gk[static_cast<size_t>(k)][j];
+      Tensor dev_k = gkj.defined() ? gkj.clone() : Tensor::zeros(c.shape(), c.dtype(), c.device());
+      add_(dev_k, walker_sum, -wk[static_cast<size_t>(k)]);
+      add_(c, square(dev_k));
+    }
+    c_[j] = mul_scalar(c, scale);
+    if (total[j].defined()) add_(total[j], walker_sum);
+    else total[j] = walker_sum;
+    pj.grad() = total[j];
+  }
+}
+
+void Trainer::make_moves(Track& t, int64_t moving_batch) {
+  WalkerPopulation& pop = *t.pop;
+  const int64_t n = pop.size();
+  const bool all = moving_batch == 0 || moving_batch >= n;
   const int64_t subsets = all ? 1 : opt_.moving_subsets;
   std::vector<int64_t> m;
   Tensor idx;  // m on the walkers' device
@@ -178,21 +293,21 @@ void Trainer::make_moves() {
   if (subsets > 1) moved.assign(static_cast<size_t>(n), 0);
   for (int64_t s = 0; s < subsets; ++s) {
     if (!all) {
-      m = random_subset(n, opt_.moving_batch, pop_.seed ^ kSubsetKey, subset_counter_++);
-      idx = index_tensor(m, pop_.x.device());
+      m = random_subset(n, moving_batch, pop.seed ^ kSubsetKey, t.subset_counter++);
+      idx = index_tensor(m, pop.x.device());
     }
     for (int64_t k = 0; k < opt_.moves_per_update; ++k) {
       Tensor u, g;
-      if (k == 0 && all && g_all_valid_) {
-        u = u_cache_;
-        g = g_all_;
+      if (k == 0 && all && t.g_all_valid) {
+        u = t.u_cache;
+        g = t.g_all;
       } else {
-        energy_and_grad(all ? pop_.x : gather_rows(pop_.x, idx), u, g);
+        energy_and_grad(all ? pop.x : gather_rows(pop.x, idx), u, g);
       }
       // Nothing is pending before the very first move (part 1 completed everything); later moves complete the
       // previous one at the same theta (walkers of an earlier subset included).
-      ula_jarzynski_step(pop_, u, g, opt_.ula, k == 0 && s == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove, m);
-      if (after_move) after_move(pop_, m);
+      ula_jarzynski_step(pop, u, g, opt_.ula, k == 0 && s == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove, m);
+      if (after_move) after_move(pop, m);
     }
     if (subsets > 1)
       for (int64_t i : m) moved[static_cast<size_t>(i)] = 1;
@@ -202,76 +317,145 @@ void Trainer::make_moves() {
     for (int64_t i = 0; i < n; ++i)
       if (moved[static_cast<size_t>(i)]) m.push_back(i);
   }
-  last_moved_ = m;
-  all_moved_ = all;
-  g_all_valid_ = false;
+  t.last_moved = m;
+  t.all_moved = all;
+  t.g_all_valid = false;
+}
+
+void Trainer::resample(Track& t) {
+  const Tensor anc = population_ancestors(*t.pop, opt_.resample_rule.scheme);
+  resample_population(*t.pop, anc);
+  t.u_cache = gather_rows(t.u_cache, anc);
+  if (t.g_all_valid) t.g_all = gather_rows(t.g_all, anc);
+}
+
+bool Trainer::holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const {
+  if (!std::isfinite(st.log_sum)) return false;
+  // The batch-ESS rule counts the gradient walkers' ESS; the held-out walkers have none, so they use the same
+  // fraction of their own ESS: ess / M < threshold / (gradient walkers).
+  if (opt_.resample_batch_ess > 0)
+    return st.ess * static_cast<double>(gradient_walkers) <
+           opt_.resample_batch_ess * static_cast<double>(hold_.pop->size());
+  return should_resample(st, hold_.pop->size(), opt_.resample_rule);
 }
 
 Trainer::State Trainer::state() const {
   State s;
   s.iteration = iteration_;
-  s.initialised = initialised_;
-  s.params_changed = params_changed_;
-  s.all_moved = all_moved_;
-  if (u_cache_.defined()) s.u_cache = copy_to(u_cache_, Device::cpu());
-  s.last_moved = last_moved_;
-  s.subset_counter = subset_counter_;
+  s.initialised = train_.initialised;
+  s.params_changed = train_.params_changed;
+  s.all_moved = train_.all_moved;
+  if (train_.u_cache.defined()) s.u_cache = copy_to(train_.u_cache, Device::cpu());
+  s.last_moved = train_.last_moved;
+  s.subset_counter = train_.subset_counter;
+  s.holdout_initialised = hold_.initialised;
+  s.holdout_params_changed = hold_.params_changed;
+  s.holdout_all_moved = hold_.all_moved;
+  if (hold_.u_cache.defined()) s.holdout_u_cache = copy_to(hold_.u_cache, Device::cpu());
+  s.holdout_last_moved = hold_.last_moved;
+  s.holdout_subset_counter = hold_.subset_counter;
+  s.log_z_correction = log_z_correction_;
   return s;
 }
 
+namespace {
+
+void check_track_state(bool initialised, const Tensor& u_cache, const std::vector<int64_t>& last_moved, int64_t n,
+                       const char* which) {
+  JEBM_CHECK(!initialised || (u_cache.defined() && u_cache.numel() == n),
+             "Trainer::restore: " << which << "u_cache has " << (u_cache.defined() ? u_cache.numel() : 0)
+                                  << " entries for " << n << " walkers");
+  for (int64_t i : last_moved)
+    JEBM_CHECK(i >= 0 && i < n, "Trainer::restore: " << which << "walker index " << i << " out of " << n);
+}
+
+}  // namespace
+
 void Trainer::restore(const State& s) {
-  JEBM_CHECK(!s.initialised || (s.u_cache.defined() && s.u_cache.numel() == pop_.size()),
-             "Trainer::restore: u_cache has " << (s.u_cache.defined() ? s.u_cache.numel() : 0) << " entries for "
-                                              << pop_.size() << " walkers");
-  for (int64_t i : s.last_moved)
-    JEBM_CHECK(i >= 0 && i < pop_.size(), "Trainer::restore: walker index " << i << " out of " << pop_.size());
+  check_track_state(s.initialised, s.u_cache, s.last_moved, pop_.size(), "");
+  JEBM_CHECK(hold_.pop || !s.holdout_initialised,
+             "Trainer::restore: the state has held-out walkers; attach them with set_holdout first");
+  if (hold_.pop) check_track_state(s.holdout_initialised, s.holdout_u_cache, s.holdout_last_moved, hold_.pop->size(),
+                                   "held-out ");
   iteration_ = s.iteration;
-  initialised_ = s.initialised;
-  params_changed_ = s.params_changed;
-  all_moved_ = s.all_moved;
-  u_cache_ = s.u_cache.defined() ? copy_to(s.u_cache, pop_.x.device()) : Tensor();
-  last_moved_ = s.last_moved;
-  subset_counter_ = s.subset_counter;
-  g_all_valid_ = false;  // a step() always ends with g_all_ invalid
+  train_.initialised = s.initialised;
+  train_.params_changed = s.params_changed;
+  train_.all_moved = s.all_moved;
+  train_.u_cache = s.u_cache.defined() ? copy_to(s.u_cache, pop_.x.device()) : Tensor();
+  train_.last_moved = s.last_moved;
+  train_.subset_counter = s.subset_counter;
+  train_.g_all_valid = false;  // a step() always ends with g_all invalid
+  if (hold_.pop) {
+    hold_.initialised = s.holdout_initialised;
+    hold_.params_changed = s.holdout_params_changed;
+    hold_.all_moved = s.holdout_all_moved;
+    hold_.u_cache = s.holdout_u_cache.defined() ? copy_to(s.holdout_u_cache, hold_.pop->x.device()) : Tensor();
+    hold_.last_moved = s.holdout_last_moved;
+    hold_.subset_counter = s.holdout_subset_counter;
+    hold_.g_all_valid = false;
+  }
+  log_z_correction_ = s.log_z_correction;
 }
 
 TrainerStepInfo Trainer::step() {
   JEBM_CHECK(data_batch && optimizer_step, "Trainer::step: data_batch and optimizer_step callbacks are required");
+  const bool correcting = opt_.correction_groups > 0 && opt_.ula.weighted;
+  JEBM_CHECK(!correcting || step_scale_dot, "Trainer::step: correction_groups = " << opt_.correction_groups
+                                                                                 << " needs the step_scale_dot callback");
   TrainerStepInfo info;
   info.iteration = iteration_;
   if (opt_.algorithm == Algorithm::Cd && cd_should_restart(iteration_, opt_.cd_k)) {
     JEBM_CHECK(restart_walkers, "Trainer::step: CD needs the restart_walkers callback");
     restart_walkers(pop_, iteration_);
-    initialised_ = false;
-    all_moved_ = false;
-    last_moved_.clear();
+    train_.initialised = false;
+    train_.all_moved = false;
+    train_.last_moved.clear();
     info.restarted = true;
   }
   // The walkers whose moves bring_up_to_date() completes (it clears the list): the gradient walkers of
   // gradient_walkers_moved.
-  const std::vector<int64_t> moved = opt_.gradient_walkers_moved && initialised_ && !all_moved_ ? last_moved_
-                                                                                                : std::vector<int64_t>{};
+  const std::vector<int64_t> moved = opt_.gradient_walkers_moved && train_.initialised && !train_.all_moved
+                                         ? train_.last_moved
+                                         : std::vector<int64_t>{};
   bring_up_to_date();
   const WeightStats st = pop_.stats();
   info.ess = st.ess;
   info.cv2 = st.cv2;
   info.log_z = pop_.log_z_offset + st.log_mean;
+  if (correcting) info.log_z_corrected = info.log_z + log_z_correction_;
+  WeightStats hst;
+  if (hold_.pop) {
+    hst = hold_.pop->stats();
+    info.holdout_ess = hst.ess;
+    info.holdout_log_z = hold_.pop->log_z_offset + hst.log_mean;
+  }
   if (weights_ready) weights_ready(pop_, info);
-  surrogate_backward(data_batch(iteration_), moved, info);
+  const int64_t gradient_walkers = surrogate_backward(data_batch(iteration_), moved, info);
   // Non-finite weights (a diverged run) are left for the caller's guard: drawing ancestors from them throws.
   const bool fire = std::isfinite(st.log_sum) &&
                     (opt_.resample_batch_ess > 0 ? info.batch_ess < opt_.resample_batch_ess
                                                  : should_resample(st, pop_.size(), opt_.resample_rule));
   if (opt_.ula.weighted && opt_.resample && fire) {
-    const Tensor anc = population_ancestors(pop_, opt_.resample_rule.scheme);
-    resample_population(pop_, anc);
-    u_cache_ = gather_rows(u_cache_, anc);
-    if (g_all_valid_) g_all_ = gather_rows(g_all_, anc);
+    resample(train_);
     info.resampled = true;
   }
-  make_moves();
+  make_moves(train_, opt_.moving_batch);
+  if (hold_.pop) {
+    const int64_t n = pop_.size(), m = hold_.pop->size();
+    if (opt_.ula.weighted && opt_.resample && holdout_should_resample(hst, gradient_walkers)) {
+      resample(hold_);
+      info.holdout_resampled = true;
+    }
+    const int64_t mb = opt_.moving_batch == 0 || opt_.moving_batch >= n
+                           ? 0
+                           : std::max<int64_t>(1, (opt_.moving_batch * m + n / 2) / n);
+    make_moves(hold_, mb);
+  }
   optimizer_step(iteration_);
-  params_changed_ = true;
+  if (correcting && !c_.empty()) log_z_correction_ += step_scale_dot(c_);
+  c_.clear();
+  train_.params_changed = true;
+  if (hold_.pop) hold_.params_changed = true;
   if (log) log(info);
   ++iteration_;
   return info;

@@ -1,7 +1,9 @@
 // Trainer: DESIGN 1.3 (Algorithm 1 and its image-experiment variant) for ANY energy Module through autograd:
 // Jarzynski-weighted walkers, or the PCD / CD-k baselines, with mini-batch moves, gradient walkers, the
-// surrogate loss and resampling. The optimizer, the data and logging are callbacks. Tested by
-// tests/test_samplers.cpp (a Gaussian target) and tests/test_gmm.cpp (agrees with the closed-form GMM path).
+// surrogate loss and resampling. The optimizer, the data and logging are callbacks. Optional: a held-out walker
+// population and a first-order correction of the running log Z estimate (DESIGN 1.5). Tested by
+// tests/test_samplers.cpp (a Gaussian target), tests/test_gmm.cpp (agrees with the closed-form GMM path) and
+// tests/test_trainer_logz.cpp (held-out walkers, corrected log Z).
 //
 // One step (= one parameter update) with the Jarzynski algorithm:
 //  1. Complete: walkers whose last move is pending get U, grad_x U at their new positions under the current
@@ -17,6 +19,8 @@
 //     fused ULA moves; the first reuses grad_x U from step 1 when the moving set is all walkers, each later one
 //     is one forward+backward. The last move stays pending and is completed in the next step's part 1.
 //  5. optimizer_step() (the caller's: plain GD, Adam + clipping, ...).
+// Held-out walkers (set_holdout) take parts 1, 3 and 4 alongside the training walkers, under the same theta_k,
+// with their own noise and subset streams, and never enter part 2 (DESIGN 1.5).
 // PCD: the same loop with equal weights, no completion and no resampling. CD-k: also restarts the walkers
 // (restart_walkers callback) before every k-th update.
 //
@@ -28,6 +32,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "models/module.hpp"
@@ -60,6 +65,11 @@ struct TrainerOptions {
   double resample_batch_ess = 0.0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
+  // > 1: the first-order log Z correction of DESIGN 1.5 (TrainerStepInfo::log_z_corrected) from batch means over
+  // this many random groups of the gradient walkers (Jarzynski only; needs Trainer::step_scale_dot). The walker
+  // part of the loss is then backpropagated group by group: the gradient is the same sum in another order, so
+  // the trajectory differs from the default's in the last bits. 0: off (today's single backward).
+  int64_t correction_groups = 0;
 };
 
 struct TrainerStepInfo {
@@ -71,6 +81,12 @@ struct TrainerStepInfo {
   double loss = 0.0;             // the surrogate loss value
   bool resampled = false;
   bool restarted = false;        // CD restart before this update
+  // log_z plus the running first-order correction of the updates so far (NaN when correction_groups is off).
+  double log_z_corrected = std::numeric_limits<double>::quiet_NaN();
+  // The held-out walkers' log Z estimate and ESS at theta_k (NaN without held-out walkers).
+  double holdout_log_z = std::numeric_limits<double>::quiet_NaN();
+  double holdout_ess = std::numeric_limits<double>::quiet_NaN();
+  bool holdout_resampled = false;
 };
 
 // Transitional: WalkerPopulation::stats() is safe on either device now; call it instead.
@@ -95,6 +111,20 @@ class Trainer {
   // positions is NOT accounted for in the weights (e.g. the official code's [-1,1] box revert; DESIGN 1.1).
   std::function<void(WalkerPopulation& walkers, const std::vector<int64_t>& idx)> after_move;
 
+  // With correction_groups: sum_p D_p C_p for the C tensors (one per energy parameter, in parameters() order;
+  // undefined where a parameter got no gradient), D_p the effective per-parameter step of the update just
+  // applied by optimizer_step (plain GD: lr; Adam: Adam::step_scale_dot). Called after optimizer_step.
+  std::function<double(const std::vector<Tensor>& c)> step_scale_dot;
+
+  // Held-out walkers (null: none): moved, weighted and resampled like the training walkers under the same
+  // theta_k sequence, with their own noise (their seed) and subsets, never entering the loss. The moving subset
+  // size scales with the population (moving_batch * M / N, at least 1) so each walker moves as often; the
+  // caller keeps the population alive and checkpoints it like the training one. after_move applies to them too;
+  // CD restarts do not (held-out walkers serve the Jarzynski algorithm). Attach before the first step (or before
+  // restore()); must be on the walkers' device and distinct from them.
+  void set_holdout(WalkerPopulation* holdout);
+  const WalkerPopulation* holdout() const { return hold_.pop; }
+
   // Switches resampling on/off between steps (the image experiments enable it after an epoch threshold).
   void set_resample(bool on) { opt_.resample = on; }
 
@@ -107,6 +137,12 @@ class Trainer {
     Tensor u_cache;                   // [N] float64 on the host, undefined before the first step (restore() moves it)
     std::vector<int64_t> last_moved;  // walkers whose last move is pending (empty with all_moved: all)
     uint64_t subset_counter = 0;
+    // The held-out walkers' bookkeeping (as above; unused without them) and the running log Z correction.
+    bool holdout_initialised = false, holdout_params_changed = false, holdout_all_moved = false;
+    Tensor holdout_u_cache;
+    std::vector<int64_t> holdout_last_moved;
+    uint64_t holdout_subset_counter = 0;
+    double log_z_correction = 0.0;
   };
   State state() const;
   void restore(const State& s);
@@ -125,22 +161,37 @@ class Trainer {
   Tensor energy_only(const Tensor& x) const;  // forward only, [B] float64
 
  private:
+  // One population's bookkeeping between steps: the training walkers' and the held-out walkers'.
+  struct Track {
+    WalkerPopulation* pop = nullptr;
+    bool params_changed = false;  // theta changed since u_cache was computed for the non-pending walkers
+    bool initialised = false;
+    Tensor u_cache;               // [N] float64: U_theta(X_i) at the walker's current position (valid after part 1)
+    std::vector<int64_t> last_moved;  // walkers moved in the last step (empty: all)
+    bool all_moved = false;
+    Tensor g_all;                 // grad_x U of all walkers from part 1, valid when all walkers were completed
+    bool g_all_valid = false;
+    uint64_t subset_counter = 0;  // Philox offset for random subsets
+  };
+  void bring_up_to_date(Track& t);
+  void make_moves(Track& t, int64_t moving_batch);
+  void resample(Track& t);
   // moved: the walkers whose moves part 1 just completed (for gradient_walkers_moved; empty: none/all).
-  void surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info);
-  void make_moves();
+  // Returns the number of gradient walkers.
+  int64_t surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info);
+  // The walker part of the loss group by group (correction_groups); fills c_ (scaled by the gradient walkers'
+  // weight mass `mass`).
+  void grouped_walker_backward(const Tensor& xs, const Tensor& w, double mass, double& loss);
+  // The held-out walkers' part 3 (after the training walkers' resampling decision): their own rule.
+  bool holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const;
 
   Module& energy_;
   WalkerPopulation& pop_;
   TrainerOptions opt_;
   int64_t iteration_ = 0;
-  bool params_changed_ = false;  // theta changed since u_cache_ was computed for the non-pending walkers
-  bool initialised_ = false;
-  Tensor u_cache_;               // [N] float64: U_theta(X_i) at the walker's current position (valid after part 1)
-  std::vector<int64_t> last_moved_;  // walkers moved in the last step (empty: all)
-  bool all_moved_ = false;
-  Tensor g_all_;                 // grad_x U of all walkers from part 1, valid when all walkers were completed
-  bool g_all_valid_ = false;
-  uint64_t subset_counter_ = 0;  // Philox offset for random subsets
+  Track train_, hold_;
+  std::vector<Tensor> c_;        // this update's C tensors (correction_groups)
+  double log_z_correction_ = 0.0;
 };
 
 }  // namespace jebm
