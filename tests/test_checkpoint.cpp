@@ -8,6 +8,8 @@
 #include <fstream>
 #include <limits>
 
+#include <zlib.h>
+
 #include "models/checkpoint.hpp"
 #include "tests/helpers.hpp"
 
@@ -119,8 +121,16 @@ BOOST_AUTO_TEST_CASE(byte_layout_follows_the_spec) {
   BOOST_REQUIRE(8 + n + 16 == bytes.size());
   std::string header = bytes.substr(8, n);
   while (!header.empty() && header.back() == ' ') header.pop_back();
-  BOOST_TEST(header == R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                       R"("b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})");
+  // jebm adds each tensor's CRC-32 (zlib's) to the metadata (tests/test_checkpoint_integrity.cpp).
+  const auto crc = [&](size_t begin, size_t len) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08lx",
+                  crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + 8 + n + begin), static_cast<uInt>(len)));
+    return std::string(buf);
+  };
+  BOOST_TEST(header == R"({"__metadata__":{"jebm.crc32:a":")" + crc(0, 8) + R"(","jebm.crc32:b":")" + crc(8, 8) +
+                           R"(","k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})");
   float f[2];
   std::memcpy(f, bytes.data() + 8 + n, 8);
   int64_t i64;
@@ -322,7 +332,7 @@ BOOST_AUTO_TEST_CASE(python_safetensors_interop) {
   const std::string theirs = (dir.path / "theirs.safetensors").string();
   {
     std::ofstream py(script);
-    py << "import sys, numpy as np\n"
+    py << "import sys, zlib, numpy as np\n"
           "from safetensors import safe_open\n"
           "from safetensors.numpy import load_file, save_file\n"
           "t = load_file(sys.argv[1])\n"
@@ -333,7 +343,10 @@ BOOST_AUTO_TEST_CASE(python_safetensors_interop) {
           "assert t['i'].dtype == np.int64 and (t['i'] == np.array([-5, 6])).all()\n"
           "assert t['s'].shape == () and t['s'] == 2.5\n"
           "with safe_open(sys.argv[1], framework='numpy') as f:\n"
-          "    assert f.metadata() == {'seed': '1234', 'note': 'a \"quoted\" \\u00e9'}, f.metadata()\n"
+          "    md = f.metadata()\n"
+          "    sums = {k[len('jebm.crc32:'):]: int(v, 16) for k, v in md.items() if k.startswith('jebm.crc32:')}\n"
+          "    assert sums == {k: zlib.crc32(a.tobytes()) for k, a in t.items()}, sums\n"
+          "    assert {k: v for k, v in md.items() if not k.startswith('jebm.crc32:')} == {'seed': '1234', 'note': 'a \"quoted\" \\u00e9'}, md\n"
           "save_file({'b': np.arange(5, dtype=np.float64), 'a': np.array([[1, 2], [3, 4]], np.float32),\n"
           "           'e': np.zeros((0, 2), np.int64)}, sys.argv[2], metadata={'from': 'python'})\n";
   }
