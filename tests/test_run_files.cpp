@@ -89,6 +89,14 @@ std::vector<SvgPanel> a_plot() {
   return {p};
 }
 
+// Pixels that do not compress, so the PNG is as large as its pixels.
+std::vector<uint8_t> noise_pixels(size_t n) {
+  std::vector<uint8_t> px(n);
+  std::mt19937 rng(5);
+  for (auto& p : px) p = static_cast<uint8_t>(rng());
+  return px;
+}
+
 std::vector<std::pair<std::string, std::string>> options(char fill, size_t n) {
   return {{"a", "1"}, {"long", std::string(n, fill)}, {"z", "end"}};
 }
@@ -148,7 +156,7 @@ BOOST_AUTO_TEST_CASE(full_disk_keeps_every_previous_file, *utf::precondition(Tmp
   }
   const std::string after = slurp(d / "metrics.csv");
   BOOST_TEST(after.rfind(csv_before, 0) == 0);  // the old rows are all still there, first
-  BOOST_TEST(after.substr(after.size() - 6) == "\n-1,-1\n");
+  BOOST_TEST(after.substr(after.size() - 7) == "\n-1,-1\n");
   truncate_csv_rows(d / "metrics.csv", 50);
   BOOST_TEST(slurp(d / "metrics.csv").size() < csv_before.size());
 }
@@ -164,7 +172,7 @@ BOOST_AUTO_TEST_CASE(injected_write_failures_name_the_file_and_keep_the_old_one)
     expect_error([&] { write_options(d, options('b', 10000)); }, {(d / "options.txt").string()});
     expect_error([&] { save_safetensors((d / "c.safetensors").string(), {{"w", Tensor::zeros({4096})}}); },
                  {(d / "c.safetensors").string()});
-    expect_error([&] { write_png((d / "g.png").string(), std::vector<uint8_t>(200 * 200 * 3), 200, 200, 3); },
+    expect_error([&] { write_png((d / "g.png").string(), noise_pixels(200 * 200 * 3), 200, 200, 3); },
                  {(d / "g.png").string()});
     bool failed = false;
     try {

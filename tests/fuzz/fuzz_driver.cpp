@@ -135,6 +135,8 @@ bool campaign(const FuzzTarget& t, const Options& o) {
     }
     g_data = nullptr;
     ++ran;
+    if (ran % 10000 == 0)  // long campaigns: a count that survives the campaign being stopped
+      std::cout << "target " << t.name << ": " << ran << " inputs so far, 0 findings, " << elapsed() << " s" << std::endl;
     // Accepted mutants are new valid files: keep some, so later mutants start from them too.
     if (ok) {
       ++accepted;
