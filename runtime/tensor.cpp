@@ -1,4 +1,5 @@
-// Tensor creation, views, host transfer and printing. Arithmetic lives in runtime/ops.cpp.
+// Tensor creation, views, host transfer and printing, with every size checked (shape_numel, shape_nbytes).
+// Arithmetic lives in runtime/ops.cpp. Tested by tests/test_tensor.cpp and tests/test_tensor_sizes.cpp.
 #include "runtime/tensor.hpp"
 
 #include <cstring>

@@ -1,7 +1,7 @@
-// Run-directory files under failure (runtime/file_io, experiments/output, experiments/png, models/checkpoint;
-// issue #13 items 3, 4, 6): a full disk (a small tmpfs where this process may mount one), an injected write
-// failure (RLIMIT_FSIZE, /dev/full) and SIGKILL during a rewrite never lose a previous file, never leave a cut
-// one, and always end in a jebm::Error naming the file.
+// Run-directory files under failure (runtime/file_io, experiments/output, experiments/png, models/checkpoint
+// and `jebm gmm` end to end; issue #13 items 3, 4, 6): a full disk (a small tmpfs where this process may mount
+// one), an injected write failure (RLIMIT_FSIZE, /dev/full) and SIGKILL during a rewrite never lose a previous
+// file, never leave a cut one, and always end in a jebm::Error naming the file.
 #include "tests/helpers.hpp"
 
 #include <signal.h>
@@ -25,6 +25,10 @@
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
 #include "runtime/file_io.hpp"
+
+namespace jebm {
+int run_gmm(const std::vector<std::string>& args);  // experiments/gmm.cpp (declared where main() dispatches)
+}
 
 using namespace jebm;
 using jebm::test::expect_error;
@@ -159,6 +163,32 @@ BOOST_AUTO_TEST_CASE(full_disk_keeps_every_previous_file, *utf::precondition(Tmp
   BOOST_TEST(after.substr(after.size() - 7) == "\n-1,-1\n");
   truncate_csv_rows(d / "metrics.csv", 50);
   BOOST_TEST(slurp(d / "metrics.csv").size() < csv_before.size());
+}
+
+BOOST_AUTO_TEST_CASE(gmm_on_a_full_disk_fails_naming_the_file, *utf::precondition(TmpfsMountable())) {
+  // Today: exit 0, "wrote ...", a CSV cut mid-row and a 0-byte gmm.svg. 16 KiB hold options.txt and the three
+  // CSVs of this short run, not the SVG.
+  SmallTmpfs disk(16);
+  const fs::path run = disk.dir.path / "run";
+  const std::vector<std::string> args = {"--iterations", "200", "--walkers", "200", "--data", "200", "--dim", "2",
+                                         "--no-progress", "--threads", "1", "--out", run.string()};
+  bool failed = false;
+  try {
+    run_gmm(args);
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST_MESSAGE(msg);
+    failed = msg.find(run.string()) != std::string::npos && msg.find("No space") != std::string::npos;
+  }
+  BOOST_TEST(failed);
+  for (const auto& e : fs::directory_iterator(run)) {
+    BOOST_CHECK_MESSAGE(fs::file_size(e.path()) > 0, "empty file left: " << e.path());
+    BOOST_CHECK_MESSAGE(e.path().extension() != ".tmp", "temporary left behind: " << e.path());
+    if (e.path().extension() == ".csv") {
+      const std::string text = slurp(e.path());
+      BOOST_CHECK_MESSAGE(text.back() == '\n', "row cut in " << e.path());
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(injected_write_failures_name_the_file_and_keep_the_old_one) {
