@@ -1,16 +1,19 @@
-// Run directories, CSV metrics and SVG line plots shared by the experiments.
-// Tested by tests/test_gmm.cpp.
+// Run directories, CSV metrics and SVG line plots shared by the experiments. Every
+// file goes through runtime/file_io (checked writes; atomic replacement). Tested by tests/test_gmm.cpp and
+// tests/test_run_files.cpp.
 #include "experiments/output.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <limits>
 #include <sstream>
 
 #include "runtime/check.hpp"
+#include "runtime/file_io.hpp"
 
 namespace jebm {
 
@@ -20,9 +23,14 @@ void prepare_run_dir(const fs::path& dir, bool force, bool resume) {
   JEBM_CHECK(!dir.empty(), "--out: empty directory name");
   if (fs::exists(dir)) {
     JEBM_CHECK(fs::is_directory(dir), "--out " << dir.string() << ": exists and is not a directory");
-    JEBM_CHECK(!fs::exists(dir / "options.txt") || force || resume,
-               "--out " << dir.string() << " holds a previous run (options.txt); pass --force to overwrite it or "
-                                           "--resume to continue it");
+    // Any file is someone's: a run whose options.txt was lost still has its checkpoint and metrics.
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    JEBM_CHECK(!ec, "--out " << dir.string() << ": cannot list the directory: " << ec.message());
+    JEBM_CHECK(it == fs::directory_iterator() || force || resume,
+               "--out " << dir.string() << " is not empty (it holds " << it->path().filename().string()
+                        << (fs::exists(dir / "options.txt") ? ", a previous run" : "")
+                        << "); pass --force to overwrite it or --resume to continue a run there");
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -43,30 +51,94 @@ std::optional<std::string> option_value_string(const boost::program_options::var
 }
 
 void write_options(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& kv) {
-  std::ofstream os(dir / "options.txt");
-  JEBM_CHECK(os, "cannot write " << (dir / "options.txt").string());
-  for (const auto& [k, v] : kv) os << k << " = " << v << "\n";
+  std::string text;
+  for (const auto& [k, v] : kv) text += k + " = " + v + "\n";
+  write_file_atomic((dir / "options.txt").string(), text);
+}
+
+std::vector<std::pair<std::string, std::string>> read_options(const fs::path& path) {
+  const std::string text = read_file(path.string());
+  std::vector<std::pair<std::string, std::string>> kv;
+  auto trim = [](const std::string& s) {
+    const size_t b = s.find_first_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+  };
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string line = trim(text.substr(pos, end - pos));
+    pos = end + 1;
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t eq = line.find('=');
+    JEBM_CHECK(eq != std::string::npos && eq > 0 && !trim(line.substr(0, eq)).empty(),
+               path.string() << ":" << line_no << ": expected \"key = value\", found \"" << line.substr(0, 80) << "\"");
+    kv.emplace_back(trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
+  }
+  return kv;
+}
+
+namespace {
+// The complete lines of a CSV (a last line without its newline was cut by a kill or a full disk: dropped).
+std::vector<std::string> csv_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;
+    lines.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return lines;
+}
+}  // namespace
+
+void truncate_csv_rows(const fs::path& path, double first_column_limit) {
+  if (!fs::exists(path)) return;
+  const std::vector<std::string> lines = csv_lines(read_file(path.string()));
+  std::string keep;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) {
+      if (lines[i].empty()) continue;
+      char* end = nullptr;
+      const double first = std::strtod(lines[i].c_str(), &end);
+      if (end == lines[i].c_str() || !(first < first_column_limit)) continue;
+    }
+    keep += lines[i] + "\n";
+  }
+  write_file_atomic(path.string(), keep);
 }
 
 CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns, bool append)
     : path_(path), columns_(columns.size()) {
-  const bool had_rows = append && fs::exists(path) && fs::file_size(path) > 0;
-  os_.open(path, append ? std::ios::app : std::ios::trunc);
-  JEBM_CHECK(os_, "cannot write " << path.string());
-  os_ << std::setprecision(10);
-  if (!had_rows) {
-    for (size_t i = 0; i < columns.size(); ++i) os_ << (i ? "," : "") << columns[i];
-    os_ << "\n";
-    os_.flush();
+  std::string header;
+  for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];
+  if (append && fs::exists(path) && fs::file_size(path) > 0) {
+    const std::string text = read_file(path.string());
+    const std::vector<std::string> lines = csv_lines(text);
+    JEBM_CHECK(!lines.empty() && lines[0] == header,
+               path.string() << ": its header \"" << (lines.empty() ? "" : lines[0]) << "\" differs from this run's "
+                             << "columns \"" << header << "\" (an option that changes the metrics cannot change "
+                             << "on --resume)");
+    if (text.back() != '\n') {  // a row cut mid-write: drop it, or the next row would be glued to it
+      std::string whole;
+      for (const auto& l : lines) whole += l + "\n";
+      write_file_atomic(path.string(), whole);
+    }
+    file_ = AppendFile(path.string(), false);
+    return;
   }
+  file_ = AppendFile(path.string(), true);
+  file_.append(header + "\n");
 }
 
 void CsvWriter::row(const std::vector<double>& values) {
   JEBM_CHECK(values.size() == columns_, path_.string() << ": row of " << values.size() << " values for "
                                                        << columns_ << " columns");
-  for (size_t i = 0; i < values.size(); ++i) os_ << (i ? "," : "") << values[i];
-  os_ << "\n";
-  os_.flush();
+  std::ostringstream os;
+  os << std::setprecision(10);
+  for (size_t i = 0; i < values.size(); ++i) os << (i ? "," : "") << values[i];
+  os << "\n";
+  file_.append(os.str());  // one write per row: a kill keeps whole rows, a full disk is an error here
 }
 
 // --- SVG -------------------------------------------------------------------------------------------------
@@ -113,8 +185,7 @@ void write_svg_plot(const fs::path& path, const std::vector<SvgPanel>& panels, i
   static const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                                    "#7f7f7f"};
   const int ml = 70, mr = 20, mt = 34, mb = 50;
-  std::ofstream os(path);
-  JEBM_CHECK(os, "cannot write " << path.string());
+  std::ostringstream os;  // rendered whole, then replaces the file atomically
   const int width = pw * static_cast<int>(std::max<size_t>(panels.size(), 1));
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << ph
      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
@@ -173,6 +244,7 @@ void write_svg_plot(const fs::path& path, const std::vector<SvgPanel>& panels, i
     }
   }
   os << "</svg>\n";
+  write_file_atomic(path.string(), os.str());
 }
 
 }  // namespace jebm

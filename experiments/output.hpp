@@ -1,7 +1,10 @@
 // What every experiment writes: the run directory (--out DIR: refuses to overwrite a previous run unless
 // --force or --resume; resolved options in DIR/options.txt), CSV metrics (header once, flushed each row) and
-// SVG line plots (no external libraries).
-// Tested by tests/test_gmm.cpp (a short run's files, the overwrite refusal) (the SVG is checked for its series).
+// SVG line plots (no external libraries); the progress line is experiments/progress.hpp.
+// Every write is checked and names the file on failure; files that replace a previous version (options.txt, SVG,
+// a rewritten CSV) are written to a temporary, fsync'ed and renamed, so a full disk or a kill loses nothing.
+// Tested by tests/test_gmm.cpp (a short run's files, the overwrite refusal) (the SVG is checked for its series)
+// and tests/test_run_files.cpp (full disk, injected write failures, resume truncation, header changes).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -15,14 +18,23 @@
 #include <boost/program_options/variables_map.hpp>
 
 #include "experiments/progress.hpp"  // Progress lived here; its users still include this header
+#include "runtime/file_io.hpp"
 
 namespace jebm {
 
-// Prepares `dir` for a run. A directory holding options.txt is a previous run: an error unless force (files
-// are overwritten) or resume (kept; the caller appends). Creates the directory as needed.
+// Prepares `dir` for a run. A directory holding any file (options.txt, a checkpoint, metrics...) is an error
+// unless force (files are overwritten) or resume (kept; the caller appends). Creates the directory as needed.
 void prepare_run_dir(const std::filesystem::path& dir, bool force, bool resume);
-// Writes "key = value" lines (the resolved options, in order) to dir/options.txt.
+// Writes "key = value" lines (the resolved options, in order) to dir/options.txt, atomically: a kill or a full
+// disk leaves the previous options.txt whole (resume rewrites it).
 void write_options(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& kv);
+// Reads "key = value" lines (blank lines and '#' comments skipped, whitespace trimmed) in file order; any other
+// line is an error naming path:line.
+std::vector<std::pair<std::string, std::string>> read_options(const std::filesystem::path& path);
+// For --resume: keeps the header and the complete rows whose first column (the iteration) is below
+// `first_column_limit`, and replaces the file atomically (temporary, fsync, rename): a full disk or a kill
+// leaves the old file whole. No file: nothing to do.
+void truncate_csv_rows(const std::filesystem::path& path, double first_column_limit);
 // A scalar option's value as options.txt holds it (doubles to 17 digits, so a resume reads back the same value);
 // nullopt for other types.
 std::optional<std::string> option_value_string(const boost::program_options::variable_value& v);
@@ -30,16 +42,18 @@ std::optional<std::string> option_value_string(const boost::program_options::var
 class CsvWriter {
  public:
   CsvWriter() = default;
-  // append: keep existing rows (resume) and write the header only if the file is empty.
+  // append: keep existing rows (resume) and write the header only if the file is empty; an existing header must
+  // equal `columns` (else an error naming both), and a last row cut mid-write is dropped first.
   CsvWriter(const std::filesystem::path& path, const std::vector<std::string>& columns, bool append = false);
-  bool is_open() const { return os_.is_open(); }
-  // One row; the count must match the header. Flushed at once, so a killed run keeps its rows.
+  bool is_open() const { return file_.is_open(); }
+  // One row; the count must match the header. Written with one checked write, so a killed run keeps its rows and
+  // a full disk is a jebm::Error naming the file.
   void row(const std::vector<double>& values);
   const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
-  std::ofstream os_;
+  AppendFile file_;
   size_t columns_ = 0;
 };
 

@@ -3,15 +3,18 @@
 #include "experiments/png.hpp"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 
+#include "runtime/file_io.hpp"
+
 namespace jebm {
+
+namespace {
+constexpr png_alloc_size_t kMaxPngReadBytes = png_alloc_size_t{1} << 30;  // 1 GiB of decoded pixels
+}  // namespace
 
 void write_png(const std::string& path, const std::vector<uint8_t>& pixels, int64_t width, int64_t height,
                int64_t channels) {
@@ -30,23 +33,15 @@ void write_png(const std::string& path, const std::vector<uint8_t>& pixels, int6
   image.height = static_cast<png_uint_32>(height);
   image.format = kFormats[channels - 1];
 
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  JEBM_CHECK(f, "write_png: cannot create " << tmp << ": " << std::strerror(errno));
-  const bool ok = png_image_write_to_stdio(&image, f, 0, pixels.data(), 0, nullptr) != 0;
-  const std::string png_msg = image.message;
-  const bool flushed = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  const std::string sys_msg = std::strerror(errno);
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !flushed || !closed) {
-    std::remove(tmp.c_str());
-    JEBM_FAIL("write_png: " << tmp << ": " << (!ok ? "libpng: " + png_msg : sys_msg));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    JEBM_FAIL("write_png: cannot rename " << tmp << " to " << path << ": " << why);
-  }
+  // Encode in memory, then one checked atomic replace: a full disk never leaves a cut PNG under `path`.
+  png_alloc_size_t size = 0;
+  JEBM_CHECK(png_image_write_get_memory_size(image, size, 0, pixels.data(), 0, nullptr) != 0,
+             "write_png: " << path << ": libpng: " << image.message);
+  std::string bytes(size, '\0');
+  JEBM_CHECK(png_image_write_to_memory(&image, bytes.data(), &size, 0, pixels.data(), 0, nullptr) != 0,
+             "write_png: " << path << ": libpng: " << image.message);
+  bytes.resize(size);
+  write_file_atomic(path, bytes);
 }
 
 void write_image_grid(const std::string& path, const Tensor& images, int64_t columns, int64_t padding) {
@@ -87,6 +82,13 @@ PngImage read_png(const std::string& path) {
   PngImage out;
   const bool color = (image.format & PNG_FORMAT_FLAG_COLOR) != 0;
   image.format = color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  // The header's size alone would decide the allocation: a damaged or hostile file must not ask for terabytes.
+  if (PNG_IMAGE_SIZE(image) > kMaxPngReadBytes) {
+    png_image_free(&image);
+    JEBM_FAIL("read_png: " << path << ": " << image.width << "x" << image.height << " pixels ("
+                           << (color ? 3 : 1) << " channels) exceed the reader's limit of " << kMaxPngReadBytes
+                           << " bytes");
+  }
   out.width = image.width;
   out.height = image.height;
   out.channels = color ? 3 : 1;

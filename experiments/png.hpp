@@ -10,7 +10,8 @@
 namespace jebm {
 
 // 8-bit PNG from interleaved pixels [height, width, channels]; channels 1 (gray), 2 (gray+alpha), 3 (RGB) or
-// 4 (RGBA). Written to `path + ".tmp"`, fsync'ed, then renamed over `path`.
+// 4 (RGBA). Encoded in memory, then written to `path + ".tmp"`, fsync'ed and renamed over `path`
+// (runtime/file_io): a failed write is a jebm::Error naming `path` and leaves the previous file.
 void write_png(const std::string& path, const std::vector<uint8_t>& pixels, int64_t width, int64_t height,
                int64_t channels);
 
@@ -23,6 +24,8 @@ struct PngImage {
   int64_t width = 0, height = 0, channels = 0;  // channels 1 (gray) or 3 (RGB); alpha is dropped
   std::vector<uint8_t> pixels;                  // [height, width, channels]
 };
+// Reads 8-bit gray or RGB (converted by libpng); images of more than 1 GiB of pixels are refused before any
+// allocation. Every failure is a jebm::Error naming `path`.
 PngImage read_png(const std::string& path);
 
 }  // namespace jebm

@@ -1,12 +1,14 @@
-// safetensors save/load and the strict JSON subset behind its header. Loading trusts nothing in the file:
-// sizes are checked before anything is allocated, and the data offsets must tile the data exactly.
-// Tested by tests/test_checkpoint.cpp.
+// safetensors save/load with per-tensor CRC-32s. Loading trusts nothing in the file: sizes are checked before
+// anything is allocated, the data offsets must tile the data exactly, and the tensors' bytes must match their
+// checksums. Tested by tests/test_checkpoint.cpp and tests/test_checkpoint_integrity.cpp.
 #include "models/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "runtime/file_io.hpp"
+
+#include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -22,220 +24,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint.cpp assumes
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // safetensors' own limit is 100 MB
-constexpr int kMaxJsonDepth = 64;                   // deep nesting is always corruption; bounds the recursion
 const char* const kMetadataKey = "__metadata__";
 
 }  // namespace
-
-// --- JSON -----------------------------------------------------------------------------------------------
-
-namespace json {
-namespace {
-
-class Parser {
- public:
-  Parser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
-
-  Value parse_document() {
-    Value v = parse_value(0);
-    skip_ws();
-    if (pos_ != s_.size()) fail("unexpected trailing character '" + printable(s_[pos_]) + "'");
-    return v;
-  }
-
- private:
-  const std::string& s_;
-  const std::string& what_;
-  size_t pos_ = 0;
-
-  [[noreturn]] void fail(const std::string& msg) const {
-    JEBM_FAIL(what_ << ": header JSON: " << msg << " at byte " << pos_);
-  }
-  static std::string printable(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) return std::string(1, c);
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\x%02x", u);
-    return buf;
-  }
-  void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-  char peek() {
-    skip_ws();
-    if (pos_ >= s_.size()) fail("unexpected end of header");
-    return s_[pos_];
-  }
-  void expect(char c) {
-    if (peek() != c) fail(std::string("expected '") + c + "', found '" + printable(s_[pos_]) + "'");
-    ++pos_;
-  }
-
-  Value parse_value(int depth) {
-    if (depth > kMaxJsonDepth) fail("nesting deeper than " + std::to_string(kMaxJsonDepth));
-    const char c = peek();
-    Value v;
-    if (c == '{') {
-      v.kind = Value::Kind::Object;
-      ++pos_;
-      std::set<std::string> seen;
-      if (peek() == '}') { ++pos_; return v; }
-      for (;;) {
-        if (peek() != '"') fail("expected a string key");
-        const size_t key_pos = pos_;
-        std::string key = parse_string();
-        if (!seen.insert(key).second) {
-          pos_ = key_pos;
-          fail("duplicate key \"" + key + "\"");
-        }
-        expect(':');
-        Value child = parse_value(depth + 1);
-        v.object.emplace_back(std::move(key), std::move(child));
-        if (peek() == ',') { ++pos_; continue; }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Value::Kind::Array;
-      ++pos_;
-      if (peek() == ']') { ++pos_; return v; }
-      for (;;) {
-        v.array.push_back(parse_value(depth + 1));
-        if (peek() == ',') { ++pos_; continue; }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Value::Kind::String;
-      v.string = parse_string();
-      return v;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = Value::Kind::Integer;
-      v.integer = parse_integer();
-      return v;
-    }
-    fail("unexpected character '" + printable(c) + "' (only objects, arrays, strings and integers are allowed)");
-  }
-
-  int64_t parse_integer() {
-    const bool negative = s_[pos_] == '-';
-    if (negative) ++pos_;
-    if (pos_ >= s_.size() || s_[pos_] < '0' || s_[pos_] > '9') fail("expected a digit");
-    if (s_[pos_] == '0' && pos_ + 1 < s_.size() && s_[pos_ + 1] >= '0' && s_[pos_ + 1] <= '9')
-      fail("leading zero in a number");
-    // Accumulate as a negative number so INT64_MIN fits; overflow is an error, not a wrap.
-    int64_t acc = 0;
-    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-      const int d = s_[pos_] - '0';
-      if (acc < (INT64_MIN + d) / 10) fail("integer out of range");
-      acc = acc * 10 - d;
-      ++pos_;
-    }
-    if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
-      fail("non-integer number");
-    if (negative) return acc;
-    if (acc == INT64_MIN) fail("integer out of range");
-    return -acc;
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = s_[pos_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
-      else { --pos_; fail("bad hex digit in \\u escape"); }
-    }
-    return v;
-  }
-
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-  }
-
-  std::string parse_string() {
-    ++pos_;  // opening quote
-    std::string out;
-    for (;;) {
-      if (pos_ >= s_.size()) fail("unterminated string");
-      const char c = s_[pos_];
-      if (c == '"') { ++pos_; return out; }
-      if (static_cast<unsigned char>(c) < 0x20) fail("raw control character in a string");
-      if (c != '\\') { out += c; ++pos_; continue; }
-      ++pos_;
-      if (pos_ >= s_.size()) fail("unterminated escape");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xd800 && cp < 0xdc00) {  // high surrogate: a low one must follow
-            if (pos_ + 2 > s_.size() || s_[pos_] != '\\' || s_[pos_ + 1] != 'u') fail("unpaired surrogate");
-            pos_ += 2;
-            const unsigned lo = hex4();
-            if (lo < 0xdc00 || lo >= 0xe000) fail("unpaired surrogate");
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          } else if (cp >= 0xdc00 && cp < 0xe000) {
-            fail("unpaired surrogate");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: --pos_; fail("bad escape '\\" + printable(e) + "'");
-      }
-    }
-  }
-};
-
-}  // namespace
-
-Value parse(const std::string& text, const std::string& what) { return Parser(text, what).parse_document(); }
-
-void write_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (u < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out += c;  // UTF-8 bytes pass through unchanged
-    }
-  }
-  out += '"';
-}
-
-}  // namespace json
 
 // --- dtypes ---------------------------------------------------------------------------------------------
 
@@ -259,33 +50,50 @@ std::optional<DType> dtype_from_safetensors(const std::string& s) {
 
 std::string errno_str() { return std::strerror(errno); }
 
-// --- save -----------------------------------------------------------------------------------------------
-
-void write_all(int fd, const void* data, size_t n, const std::string& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    JEBM_CHECK(w > 0, "save_safetensors: " << tmp << ": write failed: " << errno_str());
-    p += w;
-    n -= static_cast<size_t>(w);
+uint32_t crc32_of(const Tensor& host) {
+  // zlib's crc32 takes a 32-bit length: feed large tensors in chunks.
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(host.raw_data());
+  size_t left = host.nbytes();
+  while (left > 0) {
+    const size_t n = std::min<size_t>(left, size_t{1} << 30);
+    crc = crc32(crc, p, static_cast<uInt>(n));
+    p += n;
+    left -= n;
   }
+  return static_cast<uint32_t>(crc);
 }
 
-// Makes the rename itself durable. Best effort: some filesystems refuse fsync on directories.
-void fsync_parent_dir(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) parent = ".";
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  (void)::fsync(fd);
-  ::close(fd);
+std::string hex8(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
 }
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+template <typename T>
+void check_finite_values(const std::string& path, const std::string& name, const Tensor& host) {
+  const T* p = host.data<T>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    JEBM_CHECK(std::isfinite(p[i]), path << ": tensor \"" << name << "\" " << shape_str(host.shape())
+                                         << " holds a non-finite value (" << p[i] << " at flat index " << i
+                                         << "): refusing a checkpoint that cannot train");
+}
+
+// --- save -----------------------------------------------------------------------------------------------
 
 }  // namespace
 
+void require_finite(const std::string& path, const std::string& name, const Tensor& t) {
+  if (!t.defined() || t.dtype() == DType::Int64) return;
+  const Tensor host = t.to(Device::cpu());
+  if (host.dtype() == DType::Float32) check_finite_values<float>(path, name, host);
+  else check_finite_values<double>(path, name, host);
+}
+
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& user_metadata, const CheckpointChecks& checks) {
   // Host copies first: a device->host failure must not leave a .tmp behind.
   std::vector<Tensor> host;
   host.reserve(tensors.size());
@@ -296,7 +104,13 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     JEBM_CHECK(names.insert(name).second, "save_safetensors: " << path << ": duplicate tensor name \"" << name << "\"");
     JEBM_CHECK(t.defined(), "save_safetensors: " << path << ": tensor \"" << name << "\" is undefined");
     host.push_back(t.to(Device::cpu()));
+    if (checks.require_finite) require_finite(path, name, host.back());
   }
+  std::map<std::string, std::string> metadata = user_metadata;
+  for (const auto& [k, v] : user_metadata)
+    JEBM_CHECK(!starts_with(k, kChecksumPrefix),
+               "save_safetensors: " << path << ": metadata key \"" << k << "\" uses the reserved prefix " << kChecksumPrefix);
+  for (size_t i = 0; i < host.size(); ++i) metadata[kChecksumPrefix + tensors[i].first] = hex8(crc32_of(host[i]));
 
   std::string header = "{";
   if (!metadata.empty()) {
@@ -334,28 +148,12 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(header_len >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  JEBM_CHECK(fd >= 0, "save_safetensors: cannot create " << tmp << ": " << errno_str());
-  try {
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, header.data(), header.size(), tmp);
-    for (const Tensor& t : host)
-      if (t.nbytes() > 0) write_all(fd, t.raw_data(), t.nbytes(), tmp);
-    JEBM_CHECK(::fsync(fd) == 0, "save_safetensors: " << tmp << ": fsync failed: " << errno_str());
-    const int rc = ::close(fd);
-    JEBM_CHECK(rc == 0, "save_safetensors: " << tmp << ": close failed: " << errno_str());
-  } catch (...) {
-    ::close(fd);  // harmless EBADF if already closed
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = errno_str();
-    ::unlink(tmp.c_str());
-    JEBM_FAIL("save_safetensors: cannot rename " << tmp << " to " << path << ": " << why);
-  }
-  fsync_parent_dir(path);
+  AtomicFile f(path);  // a failure anywhere below leaves the previous checkpoint as it was
+  f.write(len_bytes, 8);
+  f.write(header);
+  for (const Tensor& t : host)
+    if (t.nbytes() > 0) f.write(t.raw_data(), t.nbytes());
+  f.commit();
 }
 
 // --- load -----------------------------------------------------------------------------------------------
@@ -429,9 +227,39 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   return e;
 }
 
+// Moves the checksum keys out of st.metadata and checks each against its tensor's bytes. A file with no such key
+// comes from another tool and passes; a jebm file must have one per tensor, so a dropped key is noticed too.
+void verify_checksums(SafeTensors& st) {
+  std::map<std::string, std::string> sums;
+  for (auto it = st.metadata.begin(); it != st.metadata.end();) {
+    if (starts_with(it->first, kChecksumPrefix)) {
+      sums[it->first.substr(std::strlen(kChecksumPrefix))] = it->second;
+      it = st.metadata.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (sums.empty()) return;
+  for (const auto& [name, want] : sums) {
+    const auto t = st.tensors.find(name);
+    JEBM_CHECK(t != st.tensors.end(), st.path << ": " << kChecksumPrefix << name << ": checksum of tensor \"" << name
+                                              << "\", which the file does not hold");
+    const bool hex = want.size() == 8 && want.find_first_not_of("0123456789abcdef") == std::string::npos;
+    JEBM_CHECK(hex, st.path << ": tensor \"" << name << "\": checksum \"" << want << "\" is not 8 hex digits");
+    const std::string got = hex8(crc32_of(t->second));
+    JEBM_CHECK(got == want, st.path << ": tensor \"" << name << "\": CRC-32 of its " << t->second.nbytes()
+                                    << " bytes is " << got << ", the header says " << want
+                                    << " (the data is corrupt: restore the file from a copy)");
+  }
+  for (const auto& [name, t] : st.tensors)
+    JEBM_CHECK(sums.count(name), st.path << ": tensor \"" << name << "\" has no checksum although the others do "
+                                         << "(the file was changed after jebm wrote it)");
+  st.checksummed = true;
+}
+
 }  // namespace
 
-SafeTensors load_safetensors(const std::string& path) {
+SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& checks) {
   std::error_code ec;
   JEBM_CHECK(std::filesystem::is_regular_file(path, ec),
              "load_safetensors: " << path << ": no such file (or not a regular file)");
@@ -509,6 +337,9 @@ SafeTensors load_safetensors(const std::string& path) {
     }
     st.tensors.emplace(e->name, std::move(t));
   }
+  verify_checksums(st);
+  if (checks.require_finite)
+    for (const auto& [name, t] : st.tensors) require_finite(path, name, t);
   return st;
 }
 

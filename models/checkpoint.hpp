@@ -1,6 +1,7 @@
 // Checkpoints in the safetensors format (8-byte little-endian header length, JSON header, raw little-endian
-// data), readable by Python's `safetensors` package; includes the small strict JSON reader/writer it needs.
-// Tested by tests/test_checkpoint.cpp (round trips, corrupt files, atomic replace, Python interop).
+// data), readable by Python's `safetensors` package. The strict JSON of the header is models/json.hpp.
+// Tested by tests/test_checkpoint.cpp (round trips, corrupt files, atomic replace, Python interop) and
+// tests/test_checkpoint_integrity.cpp (per-tensor CRC-32, non-finite tensors).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -9,25 +10,46 @@
 #include <utility>
 #include <vector>
 
+#include "models/json.hpp"
 #include "runtime/tensor.hpp"
 
 namespace jebm {
 
+// Integrity: jebm writes the CRC-32 (zlib's, as Python's zlib.crc32 computes it) of each tensor's bytes into
+// `__metadata__` under kChecksumPrefix + name, as 8 lowercase hex digits, and verifies it on load. Files written
+// by other tools carry no such keys and load as before.
+inline constexpr const char* kChecksumPrefix = "jebm.crc32:";
+
+// What save/load check beyond the format.
+struct CheckpointChecks {
+  // Refuse a float tensor holding NaN or +-inf: save writes nothing (the previous file stays), load throws.
+  // The experiments should pass {true} when saving and loading the parameters and optimiser state of a run, so
+  // a diverged run never leaves (and a resume never loads) a checkpoint that cannot train; tensors that may
+  // hold infinities by design (e.g. log-weights of -inf) belong in a separate call without it.
+  bool require_finite = false;
+};
+
 // Writes `tensors` (any device; copied to host) and string `metadata` to `path`. The bytes go to
-// `path + ".tmp"`, are fsync'ed, then renamed over `path`, so a crash leaves either the old file or the new
-// one, never a half-written one. Names must be unique, non-empty and not "__metadata__".
+// `path + ".tmp"`, are fsync'ed, then renamed over `path`, so a crash or a full disk leaves either the old file
+// or the new one, never a half-written one. Names must be unique, non-empty and not "__metadata__"; metadata
+// keys must not start with kChecksumPrefix.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {}, const CheckpointChecks& checks = {});
 
 struct SafeTensors {
   std::string path;  // where it was loaded from (for error messages)
   std::map<std::string, Tensor> tensors;  // host tensors
-  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> metadata;  // without the checksum keys
+  bool checksummed = false;  // every tensor's CRC-32 was in the file and matched (false: a file from another tool)
 };
 
 // Reads and fully validates a safetensors file (F32, F64, I64 only); every problem is a jebm::Error naming
-// the file and the tensor or field.
-SafeTensors load_safetensors(const std::string& path);
+// the file and the tensor or field, a checksum mismatch included.
+SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& checks = {});
+
+// Throws a jebm::Error naming `path`, `name` and the first offending element when float tensor `t` (any device)
+// holds a NaN or an infinity; int64 tensors always pass.
+void require_finite(const std::string& path, const std::string& name, const Tensor& t);
 
 // The tensor `name`, checked against an expected shape and dtype when given; errors name file and tensor.
 Tensor get(const SafeTensors& st, const std::string& name, const std::optional<Shape>& shape = std::nullopt,
@@ -36,24 +58,4 @@ Tensor get(const SafeTensors& st, const std::string& name, const std::optional<S
 // safetensors dtype strings: "F32", "F64", "I64".
 const char* safetensors_dtype_name(DType dtype);
 
-// --- the JSON subset safetensors needs: objects, arrays, strings (with escapes), integers -------------------
-namespace json {
-
-struct Value {
-  enum class Kind { Object, Array, String, Integer };
-  Kind kind = Kind::Object;
-  std::vector<std::pair<std::string, Value>> object;  // in file order; keys unique
-  std::vector<Value> array;
-  std::string string;  // UTF-8
-  int64_t integer = 0;
-};
-
-// Parses exactly one value followed only by whitespace; throws jebm::Error "<what>: ... at byte N" on
-// anything else (floats, true/false/null, duplicate keys, nesting deeper than 64, raw control characters).
-Value parse(const std::string& text, const std::string& what);
-
-// Writes `s` as a JSON string literal (quotes included), escaping quotes, backslashes and control characters.
-void write_string(std::string& out, const std::string& s);
-
-}  // namespace json
 }  // namespace jebm

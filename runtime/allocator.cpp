@@ -1,7 +1,9 @@
-// The per-device allocator registry and the CPU allocator (64-byte aligned, for SIMD and cache lines).
+// The per-device allocator registry and the CPU allocator (64-byte aligned, for SIMD and cache lines; a block
+// larger than physical memory is refused with a jebm::Error). Tested by tests/test_tensor_sizes.cpp.
 #include "runtime/allocator.hpp"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <new>
@@ -22,10 +24,19 @@ struct CpuAllocator final : Allocator {
   }
   void* allocate(size_t bytes) override {
     if (bytes == 0) return nullptr;
+    // A block larger than the machine's memory can never be used; refusing it here gives a clear error where
+    // malloc might succeed lazily (overcommit) and the run be killed later, and where a sanitizer would abort.
+    static const size_t physical = physical_memory_bytes();
+    JEBM_CHECK(physical == 0 || bytes <= physical, "cannot allocate " << bytes << " bytes: more than this machine's "
+                                                                      << physical << " bytes of memory");
     const size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     if (!p) throw std::bad_alloc();
     return p;
+  }
+  static size_t physical_memory_bytes() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;  // 0: unknown
   }
   void deallocate(void* ptr, size_t) override { std::free(ptr); }
 };

@@ -1,7 +1,9 @@
-// Tensor creation, views, host transfer and printing. Arithmetic lives in runtime/ops.cpp.
+// Tensor creation, views, host transfer and printing, with every size checked (shape_numel, shape_nbytes).
+// Arithmetic lives in runtime/ops.cpp. Tested by tests/test_tensor.cpp and tests/test_tensor_sizes.cpp.
 #include "runtime/tensor.hpp"
 
 #include <cstring>
+#include <new>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -10,6 +12,17 @@
 #include "runtime/ops.hpp"
 
 namespace jebm {
+
+std::string bytes_str(int64_t bytes) {
+  std::ostringstream os;
+  os << std::setprecision(3);
+  const double b = static_cast<double>(bytes);
+  if (b >= 1099511627776.0) os << b / 1099511627776.0 << " TiB";
+  else if (b >= 1073741824.0) os << b / 1073741824.0 << " GiB";
+  else if (b >= 1048576.0) os << b / 1048576.0 << " MiB";
+  else os << bytes << " B";
+  return os.str();
+}
 
 std::string shape_str(const Shape& s) {
   std::ostringstream os;
@@ -20,12 +33,28 @@ std::string shape_str(const Shape& s) {
 }
 
 int64_t shape_numel(const Shape& s) {
-  int64_t n = 1;
+  // Every dimension is checked before the product: a zero anywhere must not hide a negative one, and the product
+  // of a huge shape must be an error naming it, not a wrapped (undefined) value that later sizes a buffer.
+  bool empty = false;
   for (int64_t d : s) {
     JEBM_CHECK(d >= 0, "shape " << shape_str(s) << " has a negative dimension");
-    n *= d;
+    empty = empty || d == 0;
+  }
+  if (empty) return 0;  // [0, huge, huge] is a valid empty shape whatever the other dimensions
+  int64_t n = 1;
+  for (int64_t d : s) {
+    JEBM_CHECK(!__builtin_mul_overflow(n, d, &n),
+               "shape " << shape_str(s) << " has more elements than a 64-bit size can count");
   }
   return n;
+}
+
+int64_t shape_nbytes(const Shape& s, DType dtype) {
+  int64_t bytes = 0;
+  JEBM_CHECK(!__builtin_mul_overflow(shape_numel(s), static_cast<int64_t>(dtype_size(dtype)), &bytes),
+             "a " << dtype_name(dtype) << " tensor of shape " << shape_str(s)
+                  << " needs more bytes than a 64-bit size can count");
+  return bytes;
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
@@ -44,7 +73,18 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   t.shape_ = shape;
   t.numel_ = shape_numel(shape);
   t.dtype_ = dtype;
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(t.numel_) * dtype_size(dtype), device);
+  const int64_t bytes = shape_nbytes(shape, dtype);
+  // The allocator knows how many bytes failed, only this call knows for which tensor: say both.
+  try {
+    t.storage_ = std::make_shared<Storage>(static_cast<size_t>(bytes), device);
+  } catch (const std::bad_alloc&) {
+    JEBM_FAIL("Tensor::empty: cannot allocate " << bytes << " bytes (" << bytes_str(bytes) << ") for a "
+                                                << dtype_name(dtype) << " tensor of shape " << shape_str(shape)
+                                                << " on " << device.str() << ": out of memory");
+  } catch (const Error& e) {
+    JEBM_FAIL("Tensor::empty: a " << dtype_name(dtype) << " tensor of shape " << shape_str(shape) << " ("
+                                  << bytes_str(bytes) << ") on " << device.str() << ": " << e.what());
+  }
   return t;
 }
 
@@ -59,6 +99,7 @@ Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) { return ful
 Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
+  JEBM_CHECK(n >= 0, "Tensor::arange: length " << n << " is negative");
   std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<double>(i);
   return from_vector(v, {n}, dtype, device);
@@ -114,14 +155,17 @@ Tensor Tensor::reshape(const Shape& shape) const {
       JEBM_CHECK(infer < 0, "reshape: more than one -1 in " << shape_str(shape));
       infer = static_cast<int64_t>(i);
     } else {
-      known *= s[i];
+      JEBM_CHECK(s[i] >= 0, "reshape: shape " << shape_str(shape) << " has a negative dimension other than -1");
+      // Saturate instead of overflowing: any product above numel_ fails the check below anyway.
+      if (__builtin_mul_overflow(known, s[i], &known)) known = INT64_MAX;
     }
   }
   if (infer >= 0) {
     JEBM_CHECK(known > 0 && numel_ % known == 0, "reshape: cannot view " << shape_str(shape_) << " as " << shape_str(shape));
     s[static_cast<size_t>(infer)] = numel_ / known;
+    known *= s[static_cast<size_t>(infer)];  // == numel_, no overflow
   }
-  JEBM_CHECK(shape_numel(s) == numel_, "reshape: cannot view " << shape_str(shape_) << " (" << numel_
+  JEBM_CHECK(known == numel_, "reshape: cannot view " << shape_str(shape_) << " (" << numel_
                                                                 << " elements) as " << shape_str(shape));
   Tensor t = *this;
   t.shape_ = s;

@@ -17,13 +17,18 @@ namespace jebm {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[2, 3]"
+// Number of elements; a negative dimension or a product beyond int64 is a jebm::Error naming the shape.
 int64_t shape_numel(const Shape& s);
+// shape_numel(s) * dtype_size(dtype), checked the same way.
+int64_t shape_nbytes(const Shape& s, DType dtype);
+std::string bytes_str(int64_t bytes);  // "1.5 GiB": sizes in error messages
 
 class Tensor {
  public:
   Tensor() = default;  // undefined tensor
 
   // --- creation -------------------------------------------------------------------------------------
+  // Sizes are checked (shape_nbytes); an allocation that fails is a jebm::Error naming bytes, dtype and shape.
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());

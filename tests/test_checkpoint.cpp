@@ -9,6 +9,8 @@
 #include <fstream>
 #include <limits>
 
+#include <zlib.h>
+
 #include "models/checkpoint.hpp"
 #include "tests/helpers.hpp"
 
@@ -120,8 +122,16 @@ BOOST_AUTO_TEST_CASE(byte_layout_follows_the_spec) {
   BOOST_REQUIRE(8 + n + 16 == bytes.size());
   std::string header = bytes.substr(8, n);
   while (!header.empty() && header.back() == ' ') header.pop_back();
-  BOOST_TEST(header == R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                       R"("b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})");
+  // jebm adds each tensor's CRC-32 (zlib's) to the metadata (tests/test_checkpoint_integrity.cpp).
+  const auto crc = [&](size_t begin, size_t len) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08lx",
+                  crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + 8 + n + begin), static_cast<uInt>(len)));
+    return std::string(buf);
+  };
+  BOOST_TEST(header == R"({"__metadata__":{"jebm.crc32:a":")" + crc(0, 8) + R"(","jebm.crc32:b":")" + crc(8, 8) +
+                           R"(","k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})");
   float f[2];
   std::memcpy(f, bytes.data() + 8 + n, 8);
   int64_t i64;
@@ -341,7 +351,7 @@ bool run_python(const TempDir& dir, const std::string& program, const std::strin
 
 // The format by hand, from the spec: u64 little-endian header length, JSON header (padded with spaces so the data
 // starts 8-byte aligned), then the data; offsets are relative to the data start and must tile it exactly.
-const char* const kStdlibSafetensors = R"PY(import json, struct, sys
+const char* const kStdlibSafetensors = R"PY(import json, struct, sys, zlib
 FORMATS = {'F32': 'f', 'F64': 'd', 'I64': 'q'}
 
 def read(path):
@@ -360,6 +370,8 @@ def read(path):
         begin, end = t['data_offsets']
         assert end - begin == count * struct.calcsize(code), (name, t)
         tensors[name] = (t['dtype'], t['shape'], list(struct.unpack('<%d%s' % (count, code), body[begin:end])))
+        # jebm's per-tensor CRC-32 of the tensor's bytes (zlib's), in the metadata
+        assert int(meta.pop('jebm.crc32:' + name), 16) == zlib.crc32(body[begin:end]), name
         covered += end - begin
     assert covered == len(body), 'data of %d bytes, tensors cover %d' % (len(body), covered)
     return tensors, meta
@@ -386,7 +398,7 @@ write(sys.argv[2], {'b': ('F64', [5], [0, 1, 2, 3, 4]), 'a': ('F32', [2, 2], [1,
 )PY";
 
 // The real package, numpy flavour: alignment, padding and key order as the reference writer makes them.
-const char* const kSafetensorsPackage = R"PY(import sys, numpy as np
+const char* const kSafetensorsPackage = R"PY(import sys, zlib, numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 t = load_file(sys.argv[1])
@@ -397,7 +409,11 @@ assert t['d'].dtype == np.float64 and (t['d'] == np.array([0.1, 0.2])).all()
 assert t['i'].dtype == np.int64 and (t['i'] == np.array([-5, 6])).all()
 assert t['s'].shape == () and t['s'] == 2.5
 with safe_open(sys.argv[1], framework='numpy') as f:
-    assert f.metadata() == {'seed': '1234', 'note': 'a "quoted" \u00e9'}, f.metadata()
+    md = f.metadata()
+    sums = {k[len('jebm.crc32:'):]: int(v, 16) for k, v in md.items() if k.startswith('jebm.crc32:')}
+    assert sums == {k: zlib.crc32(a.tobytes()) for k, a in t.items()}, sums
+    md = {k: v for k, v in md.items() if not k.startswith('jebm.crc32:')}
+    assert md == {'seed': '1234', 'note': 'a "quoted" \u00e9'}, md
 save_file({'b': np.arange(5, dtype=np.float64), 'a': np.array([[1, 2], [3, 4]], np.float32),
            'e': np.zeros((0, 2), np.int64)}, sys.argv[2], metadata={'from': 'python'})
 )PY";
