@@ -81,30 +81,4 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   ls.elapsed_s = std::stod(checkpoint_meta(st, "elapsed_s"));
 }
 
-void truncate_metrics(const fs::path& path, int64_t iteration) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  JEBM_CHECK(in, "cannot read " << path.string());
-  std::ostringstream keep;
-  std::string line;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (header) {
-      keep << line << "\n";
-      header = false;
-      continue;
-    }
-    if (line.empty()) continue;
-    const double it = std::strtod(line.c_str(), nullptr);
-    if (it < static_cast<double>(iteration)) keep << line << "\n";
-  }
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    JEBM_CHECK(out, "cannot write " << tmp.string());
-    out << keep.str();
-  }
-  fs::rename(tmp, path);
-}
-
 }  // namespace jebm

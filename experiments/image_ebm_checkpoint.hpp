@@ -33,8 +33,4 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
 void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, Optimizer& opt,
                                WalkerPopulation& pop, Trainer& tr, ImageEbmLoopState& ls);
 
-// Drops the metrics rows at or after `iteration` (written after the checkpoint by the run that stopped), so a
-// resumed run's rows follow on without duplicates. Atomic: temp file + rename.
-void truncate_metrics(const std::filesystem::path& path, int64_t iteration);
-
 }  // namespace jebm

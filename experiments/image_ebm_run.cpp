@@ -389,7 +389,9 @@ bool ImageEbmRun::train() {
   if (log_batch_ess_) cols.push_back("batch_ess");
   if (has_metrics_) cols.insert(cols.end(), p_.metric_names.begin(), p_.metric_names.end());
   for (const auto& n : p_.class_names) cols.push_back("weight_" + n);
-  if (c_.resume) truncate_metrics(out_ / "metrics.csv", tr_.iteration());
+  // Rows at or after the checkpoint were written by the run that stopped: drop them (atomically, so a full
+  // disk or a kill leaves the old file whole), so the resumed rows follow on without duplicates.
+  if (c_.resume) truncate_csv_rows(out_ / "metrics.csv", static_cast<double>(tr_.iteration()));
   csv_ = std::make_unique<CsvWriter>(out_ / "metrics.csv", cols, c_.resume);
 
   if (tr_.iteration() >= total_)
