@@ -27,7 +27,9 @@ namespace jebm {
 struct ImageEbmConfig {
   std::string command = "image-ebm";  // "mnist", "cifar10": used in messages and the progress line
   Algorithm algo = Algorithm::Jarzynski;
-  // walkers and ULA (DESIGN 1.1: jebm's weights use 1/(2 sigma^2) with the user's sigma)
+  // walkers and ULA (DESIGN 1.1). The weights' transition-kernel terms use 1/(2 sigma^2) (consistent with the
+  // moves) or the official code's 1/(4h) (the N(., 2h) kernel, whatever sigma is): weight_kernel.
+  WeightKernel weight_kernel = WeightKernel::Paper2h;
   int64_t walkers = 0;
   int64_t burn_in = 0;           // unweighted ULA steps at theta_0 from uniform [-1,1]
   double h = 0.0;
@@ -83,6 +85,7 @@ struct ImageEbmOptionStrings {
   std::string resample = "multinomial";
   std::string gradient_walkers = "random";  // random | moved (ImageEbmConfig::gradient_walkers_moved)
   std::string device = "cpu";               // cpu | cuda | cuda:N (ImageEbmConfig::device)
+  std::string weight_kernel = "2h";         // 2h | sigma (ImageEbmConfig::weight_kernel)
   std::string resume;
 };
 // Registers the shared options on `desc` with c's current values as defaults; they write into c and s.

@@ -44,6 +44,7 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
       {"format", kImageEbmCheckpointFormat},
       {"command", c.command},
       {"algo", algorithm_name(c.algo)},
+      {"weight_kernel", weight_kernel_name(c.weight_kernel)},
       {"seed", std::to_string(c.seed)},
       {"walkers", std::to_string(pop.size())},
       {"burned_in", ls.burned_in ? "1" : "0"},
@@ -64,6 +65,12 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   JEBM_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
              path << ": the run was made with --algo " << checkpoint_meta(st, "algo") << ", the options say --algo "
                   << algorithm_name(c.algo));
+  // Checkpoints from before --weight-kernel existed were weighted with 1/(2 sigma^2).
+  const auto wk = st.metadata.find("weight_kernel");
+  const std::string run_wk = wk == st.metadata.end() ? "sigma" : wk->second;
+  JEBM_CHECK(run_wk == weight_kernel_name(c.weight_kernel),
+             path << ": the run was made with --weight-kernel " << run_wk << ", the options say --weight-kernel "
+                  << weight_kernel_name(c.weight_kernel) << " (pass --weight-kernel " << run_wk << " to resume it)");
   JEBM_CHECK(checkpoint_meta_u64(st, "seed") == c.seed, path << ": the run was made with --seed "
                                                              << checkpoint_meta(st, "seed")
                                                              << ", the options say --seed " << c.seed);

@@ -39,6 +39,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
   s.algo = algorithm_name(c.algo);
   s.resample = c.resample ? resample_scheme_name(c.resample_scheme) : "none";
   s.gradient_walkers = c.gradient_walkers_moved ? "moved" : "random";
+  s.weight_kernel = weight_kernel_name(c.weight_kernel);
   const std::string from = " (default: " + src + ")";
   // clang-format off
   d.add_options()
@@ -50,8 +51,12 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("h", po::value(&c.h)->default_value(c.h, short_double(c.h)), ("ULA step size" + from).c_str())
       ("noise", po::value(&c.sigma)->default_value(c.sigma, short_double(c.sigma)),
        ("ULA noise std sigma; 0 = sqrt(2h). The official code moves with this sigma but weighs with the 1/(4h) "
-        "factor of sigma = sqrt(2h) (it runs cold); jebm's weights use the consistent 1/(2 sigma^2) with this "
-        "sigma (DESIGN 1.1)" + from).c_str())
+        "factor of sigma = sqrt(2h) (it runs cold): see --weight-kernel (DESIGN 1.1)" + from).c_str())
+      ("weight-kernel", po::value(&s.weight_kernel)->default_value(s.weight_kernel),
+       ("transition-kernel terms of the Jarzynski weights (DESIGN 1.1). 2h: the official code's 1/(4h), i.e. the "
+        "N(., 2h) kernel whatever --noise is: what produced the paper's results, but NOT the weight of the chain "
+        "simulated unless --noise is sqrt(2h). sigma: 1/(2 sigma^2), consistent with the moves; with a cold "
+        "--noise its ESS collapses fast" + from).c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip, short_double(c.drift_clip)),
        ("clip each coordinate of grad_x U to +-c, used consistently in the weights; 0 = off" + from).c_str())
       ("box", po::bool_switch(&c.box_revert),
@@ -169,6 +174,9 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
              "--gradient-walkers " << s.gradient_walkers << ": expected random or moved");
   c.gradient_walkers_moved = s.gradient_walkers == "moved";
+  JEBM_CHECK(s.weight_kernel == "2h" || s.weight_kernel == "sigma",
+             "--weight-kernel " << s.weight_kernel << ": expected 2h or sigma");
+  c.weight_kernel = weight_kernel_from_name(s.weight_kernel);
   JEBM_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
   c.device = device_from_name(s.device);
   if (c.device.is_cuda()) {

@@ -443,6 +443,7 @@ TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c) {
   to.ula.h = c.h;
   to.ula.sigma = c.sigma;
   to.ula.drift_clip = c.drift_clip;
+  to.ula.weight_kernel = c.weight_kernel;
   to.moves_per_update = c.moves_per_update;
   to.moving_batch = c.moving_batch;
   to.moving_subsets = c.moving_subsets;

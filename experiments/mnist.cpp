@@ -59,11 +59,11 @@ int run_mnist(const std::vector<std::string>& args) {
   po::options_description desc(
       "jebm mnist: train MnistEnergyCNN on MNIST digits with Jarzynski-weighted Langevin walkers or PCD\n"
       "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023; DESIGN 3.2). Defaults are the official code's.\n"
-      "Noise: the official code moves with noise std 1e-4 (not sqrt(2h) = 1e-2) but keeps the 1/(4h) weight\n"
-      "factor, i.e. it runs cold; jebm uses the consistent 1/(2 sigma^2) with sigma = --noise (DESIGN 1.1).\n"
-      "With sigma < sqrt(2h) the moves sample the colder density exp(-U/T), T = sigma^2/(2h) (1e-4 with the\n"
-      "defaults), and the weights must correct all of that: expect the ESS to collapse within a few epochs.\n"
-      "--noise 0 gives sigma = sqrt(2h), the paper's consistent choice.\n"
+      "Weights: the official code moves with noise std 1e-4 (not sqrt(2h) = 1e-2) but keeps the 1/(4h) factor\n"
+      "of the N(., 2h) kernel in the weights. --weight-kernel 2h (the default) does the same: the paper's\n"
+      "weights, which are NOT the Jarzynski weights of the chain simulated. --weight-kernel sigma uses the\n"
+      "consistent 1/(2 sigma^2); with the cold default noise (the moves sample exp(-U/T), T = sigma^2/(2h) =\n"
+      "1e-4) its ESS collapses within an epoch. --noise 0 gives sigma = sqrt(2h), where both coincide.\n"
       "Moves: --moving-subsets 6 fresh random subsets of --moving-batch 256 walkers make --moves-per-update 30\n"
       "moves each, one subset after the other, per parameter update (the official 6 x 30).\n\nOptions");
   // clang-format off
