@@ -127,8 +127,17 @@ CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& colum
     file_ = AppendFile(path.string(), false);
     return;
   }
+  std::error_code ec;
+  const bool existed = fs::exists(path, ec);
   file_ = AppendFile(path.string(), true);
-  file_.append(header + "\n");
+  try {
+    file_.append(header + "\n");
+  } catch (...) {
+    // A new file without even its header is worse than no file; only a regular file this writer created goes
+    // (never a device such as /dev/full, never someone else's file).
+    if (!existed && fs::is_regular_file(path, ec)) fs::remove(path, ec);
+    throw;
+  }
 }
 
 void CsvWriter::row(const std::vector<double>& values) {

@@ -126,7 +126,16 @@ AppendFile& AppendFile::operator=(AppendFile&& o) noexcept {
 
 void AppendFile::append(const std::string& s) {
   JEBM_CHECK(fd_ >= 0, "AppendFile: " << path_ << " is not open");
-  write_all(fd_, s.data(), s.size(), path_);
+  // A full disk can take part of the write: cut the file back to where it was, so it never ends in half a row.
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  try {
+    write_all(fd_, s.data(), s.size(), path_);
+  } catch (...) {
+    if (before >= 0 && ::ftruncate(fd_, before) != 0) {
+      // Nothing more to do: the error being thrown already names the file.
+    }
+    throw;
+  }
 }
 
 void AppendFile::sync() {
