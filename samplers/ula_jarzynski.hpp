@@ -105,6 +105,19 @@ JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint6
   }
 }
 
+// acc[0..3] += the squares of v[0..n), in four partial sums (v[e] goes to acc[e % 4], the tail to acc[0]): this
+// breaks the add-latency chain that otherwise dominates the per-walker loop, and fixes the summation order.
+JEBM_HD_ALWAYS_INLINE void ula_add_squares(const double* v, int64_t n, double* acc) {
+  int64_t e = 0;
+  for (; e + 4 <= n; e += 4) {
+    acc[0] += v[e] * v[e];
+    acc[1] += v[e + 1] * v[e + 1];
+    acc[2] += v[e + 2] * v[e + 2];
+    acc[3] += v[e + 3] * v[e + 3];
+  }
+  for (; e < n; ++e) acc[0] += v[e] * v[e];
+}
+
 // The per-walker math, shared with the CUDA twin. x_prev/x: this walker's rows, g: its gradient row, u: its
 // energy; writes log_w, partial, pending (see the formulas at the top of this file; partial_coef and back_den
 // are UlaConfig::partial_coef() and back_denominator(), back_den <= 0 meaning 2 sigma^2). Positions: with
@@ -119,8 +132,7 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
                                   double back_den = 0.0) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
-  // Four partial sums (unrolled by 4): breaks the add-latency chain, which otherwise dominates this loop.
-  double b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0, q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
+  double b[4] = {0.0, 0.0, 0.0, 0.0}, q[4] = {0.0, 0.0, 0.0, 0.0};  // see ula_add_squares
   double z[2 * kUlaTile], gc[2 * kUlaTile], r[2 * kUlaTile];
   for (int64_t p0 = 0; p0 < pairs; p0 += kUlaTile) {
     const int64_t np = pairs - p0 < kUlaTile ? pairs - p0 : kUlaTile;
@@ -132,25 +144,11 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
     if (do_complete) {
       for (int64_t e = 0; e < nd; ++e)
         r[e] = static_cast<double>(x_prev[d0 + e]) - static_cast<double>(x[d0 + e]) + h * gc[e];
-      int64_t e = 0;
-      for (; e + 4 <= nd; e += 4) {
-        b0 += r[e] * r[e];
-        b1 += r[e + 1] * r[e + 1];
-        b2 += r[e + 2] * r[e + 2];
-        b3 += r[e + 3] * r[e + 3];
-      }
-      for (; e < nd; ++e) b0 += r[e] * r[e];
+      ula_add_squares(r, nd, b);
     }
     if (move) {
       ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
-      int64_t e = 0;
-      for (; e + 4 <= nd; e += 4) {
-        q0 += z[e] * z[e];
-        q1 += z[e + 1] * z[e + 1];
-        q2 += z[e + 2] * z[e + 2];
-        q3 += z[e + 3] * z[e + 3];
-      }
-      for (; e < nd; ++e) q0 += z[e] * z[e];
+      ula_add_squares(z, nd, q);
       for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gc[k] + sigma * z[k];
       if (x_next) {
         for (int64_t k = 0; k < nd; ++k) x_next[d0 + k] = static_cast<T>(r[k]);
@@ -160,7 +158,7 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
       }
     }
   }
-  const double back = (b0 + b1) + (b2 + b3), xi2 = (q0 + q1) + (q2 + q3);
+  const double back = (b[0] + b[1]) + (b[2] + b[3]), xi2 = (q[0] + q[1]) + (q[2] + q[3]);
   if (do_complete) *log_w += *partial - u - back / (back_den > 0.0 ? back_den : 2.0 * sigma * sigma);
   if (move && weighted) {
     *partial = u + partial_coef * xi2;
