@@ -2,7 +2,8 @@
 // config (each experiment's defaults from mnist_defaults() / cifar10_defaults()) with its Boost.Program_options
 // registration (image_ebm_options.cpp), and the training loop around samplers' Trainer (image_ebm_run.cpp:
 // burn-in, epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume
-// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard). Tested by tests/test_image_ebm.cpp.
+// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard, and the log Z diagnostics of DESIGN 1.5: held-out
+// walkers and the corrected estimate). Tested by tests/test_image_ebm.cpp.
 #pragma once
 #include <boost/program_options.hpp>
 

@@ -180,18 +180,27 @@ BOOST_AUTO_TEST_CASE(extending_a_finished_run_equals_a_longer_run) {
 BOOST_AUTO_TEST_CASE(resume_from_inside_burn_in) {
   TempDir data, out;
   write_mnist(data.path, 5);
-  const fs::path full = out.path / "full", cut = out.path / "cut";
-  const auto args = [&](const fs::path& o) { return with(tiny_args(data.path, o, "jarzynski"), {"--burn-in", "6", "--epochs", "1"}); };
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at-burn-in", "2"})), 130);
-  const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
-  BOOST_TEST(mid.metadata.at("burned_in") == "0");
-  BOOST_TEST(mid.metadata.at("burnin_done") == "2");
-  BOOST_TEST(!fs::exists(cut / "metrics.csv"));
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
-  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
-                              jebm::image_ebm_checkpoint_path(cut.string()));
-  BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+  // Also with the held-out walkers, whose burn-in runs beside the walkers', and the log Z correction.
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, std::vector<std::string>{"--holdout-walkers", "3", "--correction-groups", "3"}}) {
+    BOOST_TEST_CONTEXT("extra options " << extra.size()) {
+      const fs::path full = out.path / ("full" + std::to_string(extra.size())),
+                     cut = out.path / ("cut" + std::to_string(extra.size()));
+      const auto args = [&](const fs::path& o) {
+        return with(with(tiny_args(data.path, o, "jarzynski"), {"--burn-in", "6", "--epochs", "1"}), extra);
+      };
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at-burn-in", "2"})), 130);
+      const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(mid.metadata.at("burned_in") == "0");
+      BOOST_TEST(mid.metadata.at("burnin_done") == "2");
+      BOOST_TEST(!fs::exists(cut / "metrics.csv"));
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
+      check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
+                                  jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_checkpoint) {
