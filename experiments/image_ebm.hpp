@@ -2,7 +2,8 @@
 // config (each experiment's defaults from mnist_defaults() / cifar10_defaults()) with its Boost.Program_options
 // registration (image_ebm_options.cpp), and the training loop around samplers' Trainer (image_ebm_run.cpp:
 // burn-in, epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume
-// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard). Tested by tests/test_image_ebm.cpp.
+// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard, and the log Z diagnostics of DESIGN 1.5: held-out
+// walkers and the corrected estimate). Tested by tests/test_image_ebm.cpp.
 #pragma once
 #include <boost/program_options.hpp>
 
@@ -55,6 +56,9 @@ struct ImageEbmConfig {
   double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
   int64_t resample_after_epoch = 0;  // only when epoch > this (0-based epochs)
   double resample_batch_ess = 0.0;   // > 0: resample when the gradient walkers' ESS (a count) is below this
+  // log Z diagnostics (DESIGN 1.5, Jarzynski only; both off by default, so default runs are unchanged)
+  int64_t holdout_walkers = 0;    // held-out walkers M: moved and weighted like the walkers, never in the loss
+  int64_t correction_groups = 0;  // >= 2: the first-order corrected log Z from this many groups (0: off)
   // data
   int64_t data_batch = 0;        // images per update; an epoch is floor(M / data_batch) updates (drop_last)
   double data_noise = 0.0;       // std of Gaussian noise added to every data batch

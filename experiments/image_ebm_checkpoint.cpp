@@ -2,6 +2,7 @@
 // Tested by tests/test_image_ebm.cpp and tests/test_cifar10.cpp.
 #include "experiments/image_ebm_checkpoint.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -30,8 +31,8 @@ std::string image_ebm_checkpoint_path(const std::string& out) {
 }
 
 void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy,
-                               const Optimizer& opt, const WalkerPopulation& pop, const Trainer& tr,
-                               const ImageEbmLoopState& ls, int64_t per_epoch) {
+                               const Optimizer& opt, const WalkerPopulation& pop, const WalkerPopulation* holdout,
+                               const Trainer& tr, const ImageEbmLoopState& ls, int64_t per_epoch) {
   CheckpointTensors t;
   for (const auto& [name, v] : energy.named_parameters()) {
     double bad = 0.0;
@@ -52,13 +53,18 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
       {"epoch", std::to_string(tr.iteration() / per_epoch)},  // for people; the iteration is what resume uses
       {"elapsed_s", fmt_double(ls.elapsed_s)},
   };
+  // Written only when on, so that a default run's checkpoint is what it was before these options existed.
+  if (c.holdout_walkers > 0) md["holdout_walkers"] = std::to_string(c.holdout_walkers);
+  if (c.correction_groups > 0) md["correction_groups"] = std::to_string(c.correction_groups);
   save_population(pop, t, md);
-  save_trainer_state(tr.state(), t, md);
+  if (holdout) save_population(*holdout, t, md, "holdout.");
+  save_trainer_state(tr.state(), t, md, holdout ? holdout->size() : 0);
   save_safetensors(path, t, md);
 }
 
 void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, Optimizer& opt,
-                               WalkerPopulation& pop, Trainer& tr, ImageEbmLoopState& ls) {
+                               WalkerPopulation& pop, WalkerPopulation* holdout, Trainer& tr,
+                               ImageEbmLoopState& ls) {
   const SafeTensors st = load_safetensors(path);
   const std::string& format = checkpoint_meta(st, "format");
   JEBM_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
@@ -76,13 +82,26 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
                                                              << ", the options say --seed " << c.seed);
   JEBM_CHECK(static_cast<int64_t>(checkpoint_meta_u64(st, "walkers")) == c.walkers,
              path << ": the run has " << checkpoint_meta(st, "walkers") << " walkers, --walkers is " << c.walkers);
+  // Absent from checkpoints of runs without them (and from before they existed): off.
+  for (const auto& [key, value] : {std::pair<const char*, int64_t>{"holdout_walkers", c.holdout_walkers},
+                                   std::pair<const char*, int64_t>{"correction_groups", c.correction_groups}}) {
+    const int64_t run = st.metadata.count(key) ? static_cast<int64_t>(checkpoint_meta_u64(st, key)) : 0;
+    std::string option = key;
+    std::replace(option.begin(), option.end(), '_', '-');
+    JEBM_CHECK(run == value, path << ": the run was made with --" << option << " " << run << ", the options say --"
+                                  << option << " " << value << " (it cannot change on resume)");
+  }
+  JEBM_CHECK((holdout ? holdout->size() : 0) == c.holdout_walkers,
+             path << ": --holdout-walkers " << c.holdout_walkers << " but the run holds "
+                  << (holdout ? holdout->size() : 0) << " held-out walkers");
   load_module_parameters(energy, st, "model.");
   NamedTensors os;
   for (const auto& [name, v] : st.tensors)
     if (name.rfind("optim.", 0) == 0) os.emplace_back(name.substr(6), v);
   opt.load_state(os);
   load_population(st, pop);
-  tr.restore(load_trainer_state(st, c.walkers));
+  if (holdout) load_population(st, *holdout, "holdout.");
+  tr.restore(load_trainer_state(st, c.walkers, c.holdout_walkers));
   ls.burned_in = checkpoint_meta_u64(st, "burned_in") != 0;
   ls.burnin_done = static_cast<int64_t>(checkpoint_meta_u64(st, "burnin_done"));
   ls.elapsed_s = std::stod(checkpoint_meta(st, "elapsed_s"));

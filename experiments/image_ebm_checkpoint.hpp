@@ -1,6 +1,6 @@
 // The image runs' checkpoint (DIR/checkpoint.safetensors, format "jebm-image-ebm-checkpoint-1"): the energy's
 // parameters, the optimiser state, the walkers and the Trainer state (their format is samplers/population_io's),
-// and the loop's own position (burn-in or update); plus the metrics.csv truncation a resume needs. Tested by
+// the held-out walkers (--holdout-walkers) and the loop's own position (burn-in or update); plus the metrics.csv truncation a resume needs. Tested by
 // tests/test_image_ebm.cpp (resume bit-identical, from burn-in too) and tests/test_cifar10.cpp.
 #pragma once
 #include <cstdint>
@@ -25,12 +25,15 @@ struct ImageEbmLoopState {
 
 // Writes the checkpoint atomically (models/checkpoint.hpp). Refuses (jebm::Error) to write non-finite parameters,
 // so a diverged state can never replace a good checkpoint.
+// holdout: the held-out walkers (null without --holdout-walkers), saved under "holdout.".
 void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy,
-                               const Optimizer& opt, const WalkerPopulation& pop, const Trainer& tr,
+                               const Optimizer& opt, const WalkerPopulation& pop, const WalkerPopulation* holdout,
+                               const Trainer& tr,
                                const ImageEbmLoopState& ls, int64_t updates_per_epoch);
 // Restores everything save_image_ebm_checkpoint wrote into a freshly built run of the same options; --algo,
-// --seed and --walkers must match the checkpoint's (the message names the option and both values).
+// --seed, --walkers, --holdout-walkers and --correction-groups must match the checkpoint's (the message names the
+// option and both values). holdout: as for save (the Trainer must have it attached already).
 void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, Optimizer& opt,
-                               WalkerPopulation& pop, Trainer& tr, ImageEbmLoopState& ls);
+                               WalkerPopulation& pop, WalkerPopulation* holdout, Trainer& tr, ImageEbmLoopState& ls);
 
 }  // namespace jebm

@@ -1,5 +1,6 @@
 // The common tail of `jebm mnist` and `jebm cifar10` (see image_ebm.hpp): the run directory and its
 // options.txt, run_image_ebm, and the summary with its timing line. Tested by tests/test_image_ebm.cpp.
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include "experiments/image_ebm.hpp"
 #include "experiments/image_ebm_plot.hpp"
 #include "experiments/output.hpp"
+#include "runtime/file_io.hpp"
 
 namespace jebm {
 
@@ -37,11 +39,22 @@ std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                           const std::vector<std::pair<std::string, std::string>>& saved_options) {
   prepare_run_dir(c.out, c.force, c.resume);
+  // A resume that fails (e.g. the checkpoint refuses a changed --holdout-walkers) must leave the run's options.txt
+  // as it was: it is the defaults of the next --resume.
+  const std::string options_path = (std::filesystem::path(c.out) / "options.txt").string();
+  const std::string old_options = c.resume && std::filesystem::is_regular_file(options_path) ? read_file(options_path)
+                                                                                           : std::string();
   write_options(c.out, saved_options);
+  ImageEbmResult r;
+  try {
+    r = run_image_ebm(c, p);
+  } catch (const Error&) {
+    if (!old_options.empty()) write_file_atomic(options_path, old_options);
+    throw;
+  }
   if (c.box_revert && c.algo == Algorithm::Jarzynski)
     std::cerr << "jebm " << c.command << ": warning: --box alters the moves after the fact; the Jarzynski weights "
                  "no longer follow DESIGN 1.1's formula\n";
-  const ImageEbmResult r = run_image_ebm(c, p);
   if (r.diverged || r.interrupted) {
     std::cerr << "jebm " << c.command << ": " << r.message << "\n";
     return r.exit_code();

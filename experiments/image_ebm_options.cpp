@@ -95,6 +95,15 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("resample-batch-ess", po::value(&c.resample_batch_ess)->default_value(c.resample_batch_ess, short_double(c.resample_batch_ess)),
        ("resample (all walkers) when the ESS of the gradient walkers' renormalised weights, a count, is below "
         "this; 0 = use --resample-cv / --resample-ess" + from).c_str())
+      ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
+       "held-out walkers M (jarzynski only; 0 = off): uniform on [-1,1] with their own init and noise, burned in "
+       "and moved and weighted like the walkers under the same parameters, never in the loss; their log Z is an "
+       "independent estimate (metrics.csv: holdout_log_z, holdout_ce_estimate, holdout_ess; DESIGN 1.5)")
+      ("correction-groups", po::value(&c.correction_groups)->default_value(c.correction_groups),
+       "K >= 2 (jarzynski only; 0 = off): the first-order correction of the walkers' log Z for the optimiser "
+       "following their own gradient noise, from batch means over K groups of the gradient walkers (metrics.csv: "
+       "log_z_corrected, ce_corrected; DESIGN 1.5). Sums the gradient in another order: the trajectory differs "
+       "from an uncorrected run's in the last bits")
       ("data-batch", po::value(&c.data_batch)->default_value(c.data_batch),
        ("data images per update, shuffled each epoch; the last partial batch is dropped" + from).c_str())
       ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise, short_double(c.data_noise)),
@@ -207,6 +216,13 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_CHECK(c.resample_ess >= 0 && c.resample_ess <= 1, "--resample-ess " << c.resample_ess << " must be in [0, 1]");
   JEBM_CHECK(c.resample_batch_ess >= 0 && std::isfinite(c.resample_batch_ess),
              "--resample-batch-ess " << c.resample_batch_ess << " must be >= 0");
+  JEBM_CHECK(c.holdout_walkers >= 0, "--holdout-walkers " << c.holdout_walkers << " must be >= 0 (0 = off)");
+  JEBM_CHECK(c.holdout_walkers == 0 || c.algo == Algorithm::Jarzynski,
+             "--holdout-walkers " << c.holdout_walkers << " needs --algo jarzynski (got " << s.algo << ")");
+  JEBM_CHECK(c.correction_groups == 0 || c.correction_groups >= 2,
+             "--correction-groups " << c.correction_groups << " must be 0 (off) or at least 2");
+  JEBM_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
+             "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
   JEBM_CHECK(c.data_batch >= 1, "--data-batch " << c.data_batch << " must be at least 1");
   JEBM_CHECK(c.data_noise >= 0, "--data-noise " << c.data_noise << " must be >= 0");
   JEBM_CHECK(c.threads >= 0, "--threads " << c.threads << " must be >= 0");

@@ -60,10 +60,16 @@ void write_metrics_plot(const fs::path& out, const std::string& algo) {
   if (const auto* d = col("data_energy")) energy.series.push_back(series("mean U(data)", *d));
   if (const auto* ce = col("ce_estimate"); ce && algo == "jarzynski")
     energy.series.push_back(series("CE estimate (up to log Z_0)", *ce, true));
+  // The log Z diagnostics of --holdout-walkers and --correction-groups, when the run has them.
+  if (const auto* h = col("holdout_ce_estimate"))
+    energy.series.push_back(series("CE estimate, held-out walkers", *h, true));
+  if (const auto* k = col("ce_corrected"))
+    energy.series.push_back(series("CE estimate, corrected", *k, true));
   panels.push_back(energy);
   SvgPanel ess{"effective sample size", "parameter update", "ESS", {}};
   if (const auto* e = col("ess")) ess.series.push_back(series("ESS (all walkers)", *e));
   if (const auto* b = col("batch_ess")) ess.series.push_back(series("ESS (moved batch)", *b, true));
+  if (const auto* h = col("holdout_ess")) ess.series.push_back(series("ESS (held-out walkers)", *h, true));
   panels.push_back(ess);
   SvgPanel classes{"walkers per predicted class (" + std::string(algo == "jarzynski" ? "weighted" : "unweighted") + ")",
                    "parameter update", "fraction", {}};

@@ -4,6 +4,7 @@
 // Tested by tests/test_image_ebm.cpp and tests/test_cifar10.cpp.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -35,7 +36,8 @@ namespace {
 
 // Philox keys of the loop's own draws (the walkers' noise and subsets are keyed inside samplers/).
 constexpr uint64_t kWalkerInitKey = 0x77616c6b696e6974ULL, kNoiseSeedKey = 0x6e6f697365736564ULL,
-                   kShuffleKey = 0x73687566666c6521ULL, kDataNoiseKey = 0x646e6f6973652121ULL;
+                   kShuffleKey = 0x73687566666c6521ULL, kDataNoiseKey = 0x646e6f6973652121ULL,
+                   kHoldoutInitKey = 0x686f6c64696e6974ULL, kHoldoutNoiseKey = 0x686f6c646e6f6973ULL;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 using Clock = std::chrono::steady_clock;
@@ -85,13 +87,25 @@ std::shared_ptr<Module> initial_energy(const ImageEbmConfig& c, const ImageEbmPr
   return energy;
 }
 
-// Uniform on [-1, 1]^D, on the run's device.
-WalkerPopulation initial_walkers(const ImageEbmConfig& c, const ImageEbmProblem& p) {
+// n walkers uniform on [-1, 1]^D (drawn with init_key), with noise seed noise_key, on the run's device.
+WalkerPopulation uniform_walkers(const ImageEbmConfig& c, const ImageEbmProblem& p, int64_t n, uint64_t init_key,
+                                 uint64_t noise_key) {
   Shape wshape = p.data.shape();
-  wshape[0] = c.walkers;
-  Generator wgen{c.seed ^ kWalkerInitKey, 0};
-  WalkerPopulation pop = WalkerPopulation::create(rand_uniform(wshape, -1.0, 1.0, wgen), c.seed ^ kNoiseSeedKey);
+  wshape[0] = n;
+  Generator wgen{c.seed ^ init_key, 0};
+  WalkerPopulation pop = WalkerPopulation::create(rand_uniform(wshape, -1.0, 1.0, wgen), c.seed ^ noise_key);
   return c.device.is_cuda() ? walkers_to(pop, c.device) : pop;
+}
+
+WalkerPopulation initial_walkers(const ImageEbmConfig& c, const ImageEbmProblem& p) {
+  return uniform_walkers(c, p, c.walkers, kWalkerInitKey, kNoiseSeedKey);
+}
+
+// --holdout-walkers: their own init and noise keys, so the training walkers' draws are those of a run without them.
+std::unique_ptr<WalkerPopulation> initial_holdout(const ImageEbmConfig& c, const ImageEbmProblem& p) {
+  if (c.holdout_walkers == 0) return nullptr;
+  return std::make_unique<WalkerPopulation>(
+      uniform_walkers(c, p, c.holdout_walkers, kHoldoutInitKey, kHoldoutNoiseKey));
 }
 
 // One run: the energy, optimiser, walkers, Trainer and guard, and the loop's bookkeeping between updates.
@@ -130,6 +144,7 @@ class ImageEbmRun {
   Adam adam_;
   const LinearDecayLR schedule_;
   WalkerPopulation pop_;
+  std::unique_ptr<WalkerPopulation> hold_;  // --holdout-walkers (null: off)
   const Tensor data_;  // batches are gathered where they are used
   Trainer tr_;
   DivergenceGuard guard_;
@@ -143,6 +158,8 @@ class ImageEbmRun {
   std::vector<int64_t> perm_;
   // Set by the callbacks during a step, read by the row that follows it.
   double grad_norm_ = kNaN;
+  // The factor clip_grad_norm applied this update, 0 when no optimiser step was applied (step_scale_dot).
+  double step_clip_ = 0.0;
   std::vector<double> class_w_, metric_v_;
   bool logged_weights_ = false, logged_metrics_ = false;
   // Timing of whole epochs.
@@ -167,12 +184,19 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       adam_(params_, c.lr, {c.beta1, c.beta2}),
       schedule_(c.lr, c.lr_decay_epochs, c.lr_floor),
       pop_(initial_walkers(c, p)),
+      hold_(initial_holdout(c, p)),
       data_(c.device.is_cuda() ? p.data.to(c.device) : p.data),
       tr_(*energy_, pop_, image_ebm_trainer_options(c)),
       guard_(params_, adam_, pop_, c.algo == Algorithm::Jarzynski) {
   tr_.data_batch = [this](int64_t it) { return data_batch(it); };
   tr_.optimizer_step = [this](int64_t) { optimizer_step(); };
   tr_.weights_ready = [this](const WalkerPopulation& w, const TrainerStepInfo& info) { weights_ready(w, info); };
+  if (hold_) tr_.set_holdout(hold_.get());
+  // Adam's parameters are params_, energy_->parameters() in order: the order of the Trainer's C tensors.
+  if (c.correction_groups > 0)
+    tr_.step_scale_dot = [this](const std::vector<Tensor>& cs) {
+      return step_clip_ > 0 ? adam_.step_scale_dot(cs, step_clip_) : 0.0;
+    };
   if (c.box_revert) tr_.after_move = [](WalkerPopulation& w, const std::vector<int64_t>& idx) { box_revert(w, idx); };
 }
 
@@ -194,9 +218,13 @@ Tensor ImageEbmRun::data_batch(int64_t it) {
 }
 
 void ImageEbmRun::optimizer_step() {
-  grad_norm_ = clip_grad_norm(params_, c_.grad_clip > 0 ? c_.grad_clip : std::numeric_limits<double>::infinity());
+  const double max_norm = c_.grad_clip > 0 ? c_.grad_clip : std::numeric_limits<double>::infinity();
+  grad_norm_ = clip_grad_norm(params_, max_norm);
+  step_clip_ = 0.0;
   // A non-finite gradient is not applied: the parameters keep their last finite values.
   if (!guard_.check_grad_norm(grad_norm_)) return;
+  // clip_grad_norm's rule: scaled by max_norm / (norm + 1e-6) when that is below 1.
+  step_clip_ = std::min(1.0, max_norm / (grad_norm_ + 1e-6));
   adam_.step();
   guard_.check_parameters_and_optimizer();
 }
@@ -229,7 +257,7 @@ void ImageEbmRun::weights_ready(const WalkerPopulation& w, const TrainerStepInfo
 void ImageEbmRun::checkpoint(const std::string& what) {
   ImageEbmLoopState s = ls_;
   s.elapsed_s = elapsed();
-  save_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, tr_, s, per_epoch_);
+  save_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, s, per_epoch_);
   last_ckpt_what_ = what;
 }
 
@@ -270,6 +298,16 @@ bool ImageEbmRun::burn_in() {
     }
     ula_jarzynski_step(pop_, u, g, plain, MoveKind::MoveOnly);
     if (c_.box_revert) box_revert(pop_, {});
+    if (hold_) {  // the same burn-in, with the held-out walkers' own noise
+      tr_.energy_and_grad(hold_->x, u, g);
+      if (!guard_.check_energies(u, "diverged at burn-in step " + std::to_string(ls_.burnin_done) +
+                                        " (held-out walkers)")) {
+        stop_diverged(guard_.reason());
+        return false;
+      }
+      ula_jarzynski_step(*hold_, u, g, plain, MoveKind::MoveOnly);
+      if (c_.box_revert) box_revert(*hold_, {});
+    }
     ++ls_.burnin_done;
     prog.update(ls_.burnin_done - start);
     if (ls_.burnin_done == c_.interrupt_at_burn_in) std::raise(SIGINT);
@@ -298,6 +336,8 @@ void ImageEbmRun::write_row(int64_t it, int64_t epoch, const TrainerStepInfo& in
                              grad_norm_,
                              elapsed()};
   if (log_batch_ess_) row.push_back(info.batch_ess);
+  if (hold_) row.insert(row.end(), {info.holdout_log_z, info.data_energy + info.holdout_log_z, info.holdout_ess});
+  if (c_.correction_groups > 0) row.insert(row.end(), {info.log_z_corrected, info.data_energy + info.log_z_corrected});
   if (has_metrics_) {
     if (logged_metrics_) row.insert(row.end(), metric_v_.begin(), metric_v_.end());
     else row.insert(row.end(), p_.metric_names.size(), kNaN);
@@ -318,6 +358,8 @@ std::string ImageEbmRun::progress_text(int64_t epoch, const TrainerStepInfo& inf
   extra << "ep " << epoch << " ESS " << std::fixed << std::setprecision(0) << info.ess;
   if (log_batch_ess_) extra << " bESS " << std::setprecision(0) << info.batch_ess;
   if (jarzynski_) extra << " logZ " << std::setprecision(3) << info.log_z;
+  if (hold_) extra << " held-out " << std::setprecision(3) << info.holdout_log_z;
+  if (c_.correction_groups > 0) extra << " corrected " << std::setprecision(3) << info.log_z_corrected;
   if (!res_.metrics.empty()) extra << " " << p_.metric_names[0] << " " << std::setprecision(2) << res_.metrics[0];
   if (!res_.class_weights.empty()) {
     extra << " w";
@@ -387,6 +429,9 @@ bool ImageEbmRun::train() {
   // batch_ess: only in runs that resample on it (older runs' CSV headers stay valid for --resume).
   log_batch_ess_ = c_.resample_batch_ess > 0;
   if (log_batch_ess_) cols.push_back("batch_ess");
+  // The log Z diagnostics: only in runs that have them, so default runs keep their columns.
+  if (hold_) cols.insert(cols.end(), {"holdout_log_z", "holdout_ce_estimate", "holdout_ess"});
+  if (c_.correction_groups > 0) cols.insert(cols.end(), {"log_z_corrected", "ce_corrected"});
   if (has_metrics_) cols.insert(cols.end(), p_.metric_names.begin(), p_.metric_names.end());
   for (const auto& n : p_.class_names) cols.push_back("weight_" + n);
   // Rows at or after the checkpoint were written by the run that stopped: drop them (atomically, so a full
@@ -416,7 +461,7 @@ bool ImageEbmRun::train() {
 ImageEbmResult ImageEbmRun::run() {
   if (c_.resume) {
     JEBM_CHECK(fs::is_regular_file(ckpt_), "--resume " << c_.out << ": no checkpoint.safetensors there");
-    load_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, tr_, ls_);
+    load_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, ls_);
     last_ckpt_what_ = ls_.burned_in ? "update " + std::to_string(tr_.iteration())
                                     : "burn-in step " + std::to_string(ls_.burnin_done);
     std::cerr << label_ << ": resumed from " << ckpt_ << " at " << last_ckpt_what_ << "\n";
@@ -456,6 +501,7 @@ TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c) {
   to.resample_rule.cv2_max = c.resample_cv * c.resample_cv;  // std(w / mean w)^2 = CV^2 = N / ESS - 1
   to.resample_rule.ess_fraction = c.resample_cv > 0 ? 0.0 : c.resample_ess;
   to.eval_chunk = c.eval_chunk;
+  to.correction_groups = c.correction_groups;
   return to;
 }
 

@@ -40,55 +40,94 @@ uint64_t checkpoint_meta_u64(const SafeTensors& st, const std::string& key) {
   return static_cast<uint64_t>(v);
 }
 
-void save_population(const WalkerPopulation& pop, CheckpointTensors& t, CheckpointMetadata& md) {
-  t.emplace_back("walkers.x", pop.x);
-  t.emplace_back("walkers.log_w", pop.log_w);
-  t.emplace_back("walkers.x_prev", pop.x_prev);
-  t.emplace_back("walkers.partial", pop.partial);
-  t.emplace_back("walkers.pending", pop.pending);
-  t.emplace_back("walkers.log_z_offset",
-                 Tensor::from_vector(std::vector<double>{pop.log_z_offset}, {1}, DType::Float64));
-  md["walkers.seed"] = std::to_string(pop.seed);
-  md["walkers.moves"] = std::to_string(pop.moves);
-  md["walkers.resamplings"] = std::to_string(pop.resamplings);
+void save_population(const WalkerPopulation& pop, CheckpointTensors& t, CheckpointMetadata& md,
+                     const std::string& prefix) {
+  t.emplace_back(prefix + "x", pop.x);
+  t.emplace_back(prefix + "log_w", pop.log_w);
+  t.emplace_back(prefix + "x_prev", pop.x_prev);
+  t.emplace_back(prefix + "partial", pop.partial);
+  t.emplace_back(prefix + "pending", pop.pending);
+  t.emplace_back(prefix + "log_z_offset", Tensor::from_vector(std::vector<double>{pop.log_z_offset}, {1}, DType::Float64));
+  md[prefix + "seed"] = std::to_string(pop.seed);
+  md[prefix + "moves"] = std::to_string(pop.moves);
+  md[prefix + "resamplings"] = std::to_string(pop.resamplings);
 }
 
-void load_population(const SafeTensors& st, WalkerPopulation& pop) {
-  copy_into(pop.x, st, "walkers.x");
-  copy_into(pop.log_w, st, "walkers.log_w");
-  copy_into(pop.x_prev, st, "walkers.x_prev");
-  copy_into(pop.partial, st, "walkers.partial");
-  copy_into(pop.pending, st, "walkers.pending");
-  pop.log_z_offset = get(st, "walkers.log_z_offset", Shape{1}, DType::Float64).data<double>()[0];
-  pop.seed = checkpoint_meta_u64(st, "walkers.seed");
-  pop.moves = checkpoint_meta_u64(st, "walkers.moves");
-  pop.resamplings = static_cast<int64_t>(checkpoint_meta_u64(st, "walkers.resamplings"));
+void load_population(const SafeTensors& st, WalkerPopulation& pop, const std::string& prefix) {
+  copy_into(pop.x, st, prefix + "x");
+  copy_into(pop.log_w, st, prefix + "log_w");
+  copy_into(pop.x_prev, st, prefix + "x_prev");
+  copy_into(pop.partial, st, prefix + "partial");
+  copy_into(pop.pending, st, prefix + "pending");
+  pop.log_z_offset = get(st, prefix + "log_z_offset", Shape{1}, DType::Float64).data<double>()[0];
+  pop.seed = checkpoint_meta_u64(st, prefix + "seed");
+  pop.moves = checkpoint_meta_u64(st, prefix + "moves");
+  pop.resamplings = static_cast<int64_t>(checkpoint_meta_u64(st, prefix + "resamplings"));
 }
 
-void save_trainer_state(const Trainer::State& s, CheckpointTensors& t, CheckpointMetadata& md) {
-  if (s.u_cache.defined()) t.emplace_back("trainer.u_cache", s.u_cache);
-  if (!s.last_moved.empty())
-    t.emplace_back("trainer.last_moved",
-                   Tensor::from_vector(s.last_moved, {static_cast<int64_t>(s.last_moved.size())}));
+namespace {
+
+// One walker track's bookkeeping under `key` ("trainer." or "trainer.holdout_"): the u_cache and last_moved
+// tensors when present, and the flags, the subset counter and the last_moved count as metadata.
+struct TrackRefs {
+  bool& initialised;
+  bool& params_changed;
+  bool& all_moved;
+  Tensor& u_cache;
+  std::vector<int64_t>& last_moved;
+  uint64_t& subset_counter;
+};
+
+void save_track(const TrackRefs& r, const std::string& key, CheckpointTensors& t, CheckpointMetadata& md) {
+  if (r.u_cache.defined()) t.emplace_back(key + "u_cache", r.u_cache);
+  if (!r.last_moved.empty())
+    t.emplace_back(key + "last_moved", Tensor::from_vector(r.last_moved, {static_cast<int64_t>(r.last_moved.size())}));
+  md[key + "initialised"] = r.initialised ? "1" : "0";
+  md[key + "params_changed"] = r.params_changed ? "1" : "0";
+  md[key + "all_moved"] = r.all_moved ? "1" : "0";
+  md[key + "subset_counter"] = std::to_string(r.subset_counter);
+  md[key + "last_moved_count"] = std::to_string(r.last_moved.size());
+}
+
+void load_track(const SafeTensors& st, const std::string& key, int64_t walkers, const TrackRefs& r) {
+  r.initialised = checkpoint_meta_u64(st, key + "initialised") != 0;
+  r.params_changed = checkpoint_meta_u64(st, key + "params_changed") != 0;
+  r.all_moved = checkpoint_meta_u64(st, key + "all_moved") != 0;
+  r.subset_counter = checkpoint_meta_u64(st, key + "subset_counter");
+  if (st.tensors.count(key + "u_cache"))
+    r.u_cache = copy_tensor(get(st, key + "u_cache", Shape{walkers}, DType::Float64));
+  const int64_t lm = static_cast<int64_t>(checkpoint_meta_u64(st, key + "last_moved_count"));
+  if (lm > 0) r.last_moved = get(st, key + "last_moved", Shape{lm}, DType::Int64).host_vector<int64_t>();
+}
+
+}  // namespace
+
+void save_trainer_state(const Trainer::State& s, CheckpointTensors& t, CheckpointMetadata& md,
+                        int64_t holdout_walkers) {
+  Trainer::State c = s;  // TrackRefs binds non-const references; the copy shares the tensors
   md["iteration"] = std::to_string(s.iteration);
-  md["trainer.initialised"] = s.initialised ? "1" : "0";
-  md["trainer.params_changed"] = s.params_changed ? "1" : "0";
-  md["trainer.all_moved"] = s.all_moved ? "1" : "0";
-  md["trainer.subset_counter"] = std::to_string(s.subset_counter);
-  md["trainer.last_moved_count"] = std::to_string(s.last_moved.size());
+  save_track({c.initialised, c.params_changed, c.all_moved, c.u_cache, c.last_moved, c.subset_counter}, "trainer.",
+             t, md);
+  if (holdout_walkers > 0)
+    save_track({c.holdout_initialised, c.holdout_params_changed, c.holdout_all_moved, c.holdout_u_cache,
+                c.holdout_last_moved, c.holdout_subset_counter},
+               "trainer.holdout_", t, md);
+  if (s.log_z_correction != 0.0)
+    t.emplace_back("trainer.log_z_correction",
+                   Tensor::from_vector(std::vector<double>{s.log_z_correction}, {1}, DType::Float64));
 }
 
-Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers) {
+Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers, int64_t holdout_walkers) {
   Trainer::State s;
   s.iteration = static_cast<int64_t>(checkpoint_meta_u64(st, "iteration"));
-  s.initialised = checkpoint_meta_u64(st, "trainer.initialised") != 0;
-  s.params_changed = checkpoint_meta_u64(st, "trainer.params_changed") != 0;
-  s.all_moved = checkpoint_meta_u64(st, "trainer.all_moved") != 0;
-  s.subset_counter = checkpoint_meta_u64(st, "trainer.subset_counter");
-  if (st.tensors.count("trainer.u_cache"))
-    s.u_cache = copy_tensor(get(st, "trainer.u_cache", Shape{walkers}, DType::Float64));
-  const int64_t lm = static_cast<int64_t>(checkpoint_meta_u64(st, "trainer.last_moved_count"));
-  if (lm > 0) s.last_moved = get(st, "trainer.last_moved", Shape{lm}, DType::Int64).host_vector<int64_t>();
+  load_track(st, "trainer.", walkers,
+             {s.initialised, s.params_changed, s.all_moved, s.u_cache, s.last_moved, s.subset_counter});
+  if (holdout_walkers > 0)
+    load_track(st, "trainer.holdout_", holdout_walkers,
+               {s.holdout_initialised, s.holdout_params_changed, s.holdout_all_moved, s.holdout_u_cache,
+                s.holdout_last_moved, s.holdout_subset_counter});
+  if (st.tensors.count("trainer.log_z_correction"))
+    s.log_z_correction = get(st, "trainer.log_z_correction", Shape{1}, DType::Float64).data<double>()[0];
   return s;
 }
 

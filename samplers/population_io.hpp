@@ -17,18 +17,23 @@ namespace jebm {
 using CheckpointTensors = std::vector<std::pair<std::string, Tensor>>;
 using CheckpointMetadata = std::map<std::string, std::string>;
 
-// Appends the population: tensors walkers.{x, log_w, x_prev, partial, pending, log_z_offset} (in that order) and
-// metadata walkers.{seed, moves, resamplings}.
-void save_population(const WalkerPopulation& pop, CheckpointTensors& tensors, CheckpointMetadata& metadata);
+// Appends the population: tensors <prefix>{x, log_w, x_prev, partial, pending, log_z_offset} (in that order) and
+// metadata <prefix>{seed, moves, resamplings}. The training walkers use "walkers.", held-out ones "holdout.".
+void save_population(const WalkerPopulation& pop, CheckpointTensors& tensors, CheckpointMetadata& metadata,
+                     const std::string& prefix = "walkers.");
 // Restores a population saved by save_population into `pop`, whose tensors already have the run's shapes, dtypes
 // and device: a tensor of another shape or dtype is an error naming the file and the tensor.
-void load_population(const SafeTensors& st, WalkerPopulation& pop);
+void load_population(const SafeTensors& st, WalkerPopulation& pop, const std::string& prefix = "walkers.");
 
 // Appends the Trainer's state: tensors trainer.u_cache and trainer.last_moved when present, metadata
-// "iteration" and trainer.{initialised, params_changed, all_moved, subset_counter, last_moved_count}.
-void save_trainer_state(const Trainer::State& s, CheckpointTensors& tensors, CheckpointMetadata& metadata);
-// The state saved by save_trainer_state for a population of `walkers` walkers (Trainer::restore takes it).
-Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers);
+// "iteration" and trainer.{initialised, params_changed, all_moved, subset_counter, last_moved_count}; with
+// held-out walkers (holdout_walkers > 0) also trainer.holdout_{u_cache, last_moved} and the holdout_ metadata;
+// trainer.log_z_correction (a Float64 [1] tensor, exact) when it is not zero.
+void save_trainer_state(const Trainer::State& s, CheckpointTensors& tensors, CheckpointMetadata& metadata,
+                        int64_t holdout_walkers = 0);
+// The state saved by save_trainer_state for `walkers` walkers and `holdout_walkers` held-out ones (Trainer::restore
+// takes it). Checkpoints from before the held-out walkers and the correction existed load with those fields off.
+Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers, int64_t holdout_walkers = 0);
 
 // Metadata accessors that name the file and the key on a missing or malformed entry.
 const std::string& checkpoint_meta(const SafeTensors& st, const std::string& key);

@@ -5,7 +5,8 @@
 // finished run extended by --epochs equals a longer run); the DivergenceGuard names the update and keeps the last
 // good checkpoint (NaN energies, --lr 1e39 overflowing the parameters, -inf log-weights); --box reverts only
 // coordinates outside [-1, 1]; the progress line of a log file; --out refuses to overwrite without --force; bad
-// --data is a clear error.
+// --data is a clear error; --holdout-walkers / --correction-groups add their columns, leave the training trajectory
+// alone (held-out walkers), resume bit-identically and cannot change on resume.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -179,18 +180,27 @@ BOOST_AUTO_TEST_CASE(extending_a_finished_run_equals_a_longer_run) {
 BOOST_AUTO_TEST_CASE(resume_from_inside_burn_in) {
   TempDir data, out;
   write_mnist(data.path, 5);
-  const fs::path full = out.path / "full", cut = out.path / "cut";
-  const auto args = [&](const fs::path& o) { return with(tiny_args(data.path, o, "jarzynski"), {"--burn-in", "6", "--epochs", "1"}); };
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at-burn-in", "2"})), 130);
-  const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
-  BOOST_TEST(mid.metadata.at("burned_in") == "0");
-  BOOST_TEST(mid.metadata.at("burnin_done") == "2");
-  BOOST_TEST(!fs::exists(cut / "metrics.csv"));
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
-  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
-                              jebm::image_ebm_checkpoint_path(cut.string()));
-  BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+  // Also with the held-out walkers, whose burn-in runs beside the walkers', and the log Z correction.
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, std::vector<std::string>{"--holdout-walkers", "3", "--correction-groups", "3"}}) {
+    BOOST_TEST_CONTEXT("extra options " << extra.size()) {
+      const fs::path full = out.path / ("full" + std::to_string(extra.size())),
+                     cut = out.path / ("cut" + std::to_string(extra.size()));
+      const auto args = [&](const fs::path& o) {
+        return with(with(tiny_args(data.path, o, "jarzynski"), {"--burn-in", "6", "--epochs", "1"}), extra);
+      };
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at-burn-in", "2"})), 130);
+      const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(mid.metadata.at("burned_in") == "0");
+      BOOST_TEST(mid.metadata.at("burnin_done") == "2");
+      BOOST_TEST(!fs::exists(cut / "metrics.csv"));
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
+      check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
+                                  jebm::image_ebm_checkpoint_path(cut.string()));
+      BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_checkpoint) {
@@ -339,4 +349,88 @@ BOOST_AUTO_TEST_CASE(bad_data_is_a_clear_error) {
   BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), {"--walkers", "0"})), jebm::Error,
                         has("--walkers 0"));
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", (out.path / "none").string()}), jebm::Error, has("--resume"));
+}
+
+// The log Z diagnostics of issue 12 in a tiny run: their columns and plot series, a training trajectory that the
+// held-out walkers do not touch, an exact resume with both on, and a resume that changes them refused.
+BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const auto has = [](const std::string& what) {
+    return [what](const jebm::Error& e) { return std::string(e.what()).find(what) != std::string::npos; };
+  };
+  const fs::path plain = out.path / "plain", held = out.path / "held", full = out.path / "full", cut = out.path / "cut";
+  const auto base = [&](const fs::path& run) { return tiny_args(data.path, run, "jarzynski"); };
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(base(plain)), 0);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(base(held), {"--holdout-walkers", "5"})), 0);
+  {  // The held-out walkers never enter the loss: parameters, optimiser state and walkers are those of the plain run.
+    const jebm::SafeTensors a = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(plain.string()));
+    const jebm::SafeTensors b = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(held.string()));
+    for (const auto& [name, t] : a.tensors) {
+      BOOST_TEST_CONTEXT("tensor " << name) {
+        BOOST_REQUIRE(b.tensors.count(name));
+        const jebm::Tensor& u = b.tensors.at(name);
+        BOOST_REQUIRE(t.shape() == u.shape());
+        BOOST_TEST(std::memcmp(t.raw_data(), u.raw_data(), t.nbytes()) == 0);
+      }
+    }
+    BOOST_TEST(jebm::get(b, "holdout.x").shape() == (jebm::Shape{5, 1, 28, 28}));
+    BOOST_TEST(b.metadata.at("holdout_walkers") == "5");
+    BOOST_TEST(a.metadata.count("holdout_walkers") == 0u);
+    // The plain run's columns are unchanged; the held-out ones are finite, the corrected ones absent.
+    std::vector<std::string> ha, hb;
+    const auto ra = csv_rows(plain / "metrics.csv", &ha), rb = csv_rows(held / "metrics.csv", &hb);
+    BOOST_REQUIRE_EQUAL(ra.size(), rb.size());
+    ha.erase(std::remove(ha.begin(), ha.end(), "time_s"), ha.end());
+    hb.erase(std::remove(hb.begin(), hb.end(), "time_s"), hb.end());
+    for (size_t k = 0; k < ha.size(); ++k) {
+      const size_t kb = static_cast<size_t>(std::find(hb.begin(), hb.end(), ha[k]) - hb.begin());
+      BOOST_REQUIRE(kb < hb.size());
+      for (size_t i = 0; i < ra.size(); ++i) {
+        const double x = ra[i][k], y = rb[i][kb];
+        BOOST_TEST((x == y || (std::isnan(x) && std::isnan(y))), ha[k] << " of row " << i << ": " << x << " vs " << y);
+      }
+    }
+    for (const char* col : {"holdout_log_z", "holdout_ce_estimate", "holdout_ess"}) {
+      const size_t kb = static_cast<size_t>(std::find(hb.begin(), hb.end(), col) - hb.begin());
+      BOOST_REQUIRE_MESSAGE(kb < hb.size(), col);
+      for (const auto& r : rb) BOOST_TEST(std::isfinite(r[kb]), col);
+    }
+    BOOST_TEST((std::find(hb.begin(), hb.end(), "log_z_corrected") == hb.end()));
+  }
+  // Both on: an interrupted and resumed run equals the uninterrupted one (the correction changes the gradient's
+  // summation order, so it is compared only with itself).
+  const std::vector<std::string> both = {"--holdout-walkers", "5", "--correction-groups", "2"};
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(base(full), both)), 0);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(base(cut), both), {"--interrupt-at", "4"})), 130);
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--holdout-walkers", "3", "--no-progress"}),
+                        jebm::Error, has("--holdout-walkers 5, the options say --holdout-walkers 3"));
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--correction-groups", "0", "--no-progress"}),
+                        jebm::Error, has("--correction-groups 2, the options say --correction-groups 0"));
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
+  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
+                              jebm::image_ebm_checkpoint_path(cut.string()));
+  std::vector<std::string> header;
+  const auto rows = csv_rows(full / "metrics.csv", &header);
+  BOOST_TEST(same_bits(rows, csv_rows(cut / "metrics.csv")));
+  header.erase(std::remove(header.begin(), header.end(), "time_s"), header.end());  // csv_rows drops it
+  const size_t lz = static_cast<size_t>(std::find(header.begin(), header.end(), "log_z") - header.begin());
+  const size_t lc = static_cast<size_t>(std::find(header.begin(), header.end(), "log_z_corrected") - header.begin());
+  BOOST_REQUIRE(lc < header.size());
+  BOOST_TEST(rows.front()[lc] == rows.front()[lz]);  // nothing to correct before the first update
+  bool corrected = false;
+  for (const auto& r : rows) {
+    BOOST_TEST(std::isfinite(r[lc]));
+    corrected = corrected || r[lc] != r[lz];
+  }
+  BOOST_TEST(corrected, "the correction never moved the estimate");
+  std::ifstream svg(full / "metrics.svg");
+  const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  for (const char* series : {"CE estimate, held-out walkers", "CE estimate, corrected", "ESS (held-out walkers)"})
+    BOOST_TEST(text.find(series) != std::string::npos, series);
+  // Bad values name the option.
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(base(out.path / "bad"), {"--correction-groups", "1"})), jebm::Error,
+                        has("--correction-groups 1"));
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, out.path / "bad", "pcd"), {"--holdout-walkers", "2"})),
+                        jebm::Error, has("--holdout-walkers 2"));
 }
