@@ -89,9 +89,6 @@ struct TrainerStepInfo {
   bool holdout_resampled = false;
 };
 
-// Transitional: WalkerPopulation::stats() is safe on either device now; call it instead.
-inline WeightStats population_weight_stats(const WalkerPopulation& pop) { return pop.stats(); }
-
 class Trainer {
  public:
   Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions options);
