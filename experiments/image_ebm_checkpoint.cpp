@@ -66,7 +66,7 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
                                WalkerPopulation& pop, WalkerPopulation* holdout, Trainer& tr,
                                ImageEbmLoopState& ls) {
   const SafeTensors st = load_safetensors(path);
-  const std::string& format = checkpoint_meta(st, "format");
+  const std::string format = checkpoint_meta(st, "format");  // a copy: GCC 13 flags the reference (-Wdangling-reference)
   JEBM_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
   JEBM_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
              path << ": the run was made with --algo " << checkpoint_meta(st, "algo") << ", the options say --algo "

@@ -153,17 +153,47 @@ void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWal
   lag.valid = true;
 }
 
+// The lag covariance of the unfused pass, on the host: sum_i w_i t_i (f_i - g) with t_i = w_prev,i (f_prev,i -
+// g_prev) (the fused pass's L sums, divided by s1). Reporting only, so the device keeps no lag state: the walker
+// positions, responsibilities and weights come back to the host (two [N, D] copies per iteration; the GMM's
+// CUDA iteration is then bound by them, but its training trajectory is unchanged). Fixed chunks, as on the CPU.
+std::vector<double> lag_covariance_host(const GmmParams& theta, const GmmGradientLag& lag, const std::vector<double>& x_prev,
+                                        const std::vector<double>& x, const std::vector<double>& r,
+                                        const std::vector<double>& w, const std::vector<double>& g) {
+  const int64_t k = theta.k, d = theta.d, wd = k * d + k, n = static_cast<int64_t>(w.size());
+  const int64_t chunks = (n + kPassChunk - 1) / kPassChunk;
+  std::vector<std::vector<double>> part(static_cast<size_t>(chunks), std::vector<double>(static_cast<size_t>(wd), 0.0));
+#pragma omp parallel for schedule(static) if (n * d > 4096)
+  for (int64_t c = 0; c < chunks; ++c) {
+    std::vector<double> t(static_cast<size_t>(wd)), f(static_cast<size_t>(wd));
+    double* out = part[static_cast<size_t>(c)].data();
+    for (int64_t i = c * kPassChunk; i < std::min(n, (c + 1) * kPassChunk); ++i) {
+      param_grad_row(lag.theta, x_prev.data() + i * d, lag.r.data() + i * k, lag.grad.data(),
+                     lag.w[static_cast<size_t>(i)], t.data());
+      param_grad_row(theta, x.data() + i * d, r.data() + i * k, g.data(), w[static_cast<size_t>(i)], f.data());
+      for (int64_t q = 0; q < wd; ++q) out[q] += t[static_cast<size_t>(q)] * f[static_cast<size_t>(q)];
+    }
+  }
+  std::vector<double> lag_cov(static_cast<size_t>(wd), 0.0);
+  for (const auto& pc : part)
+    for (size_t q = 0; q < lag_cov.size(); ++q) lag_cov[q] += pc[q];
+  return lag_cov;
+}
+
 // The pass as the unfused sequence evaluate -> fused move -> weight statistics -> weighted gradient and variance,
 // through the device-transparent closed forms and sampler calls: the path of walkers on a CUDA device (the fused
-// one-pass loop above is CPU code). Per iteration only the parameters go up and the gradients, variances and
-// four weight statistics come back; no walker data. tests/test_cuda_gmm.cpp compares it with the CPU pass.
+// one-pass loop above is CPU code). Per iteration the parameters go up and the gradients, variances and four
+// weight statistics come back; with `lag`, also the walkers for lag_covariance_host. tests/test_cuda_gmm.cpp
+// compares it with the CPU pass.
 GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
-                          GmmGradientLag* lag) {
-  // The lag covariance is not computed on this path yet: lag_cov stays empty, and the lag state is dropped so
-  // that a later CPU pass does not read a stale one.
-  if (lag) *lag = GmmGradientLag{};
+                                  GmmGradientLag* lag) {
   const int64_t n = pop.size();
   const Device dev = pop.x.device();
+  if (!with_gradient || !cfg.weighted) lag = nullptr;  // the lag covariance is of weighted gradient estimates only
+  if (lag && (static_cast<int64_t>(lag->w.size()) != n || lag->theta.k != theta.k || lag->theta.d != theta.d))
+    *lag = GmmGradientLag{};
+  // X_{k-1}, where the previous pass took its gradient (resampling gathered it along with lag->w and lag->r).
+  const std::vector<double> x_before = lag && lag->valid ? pop.x_prev.to_vector() : std::vector<double>();
   Tensor u = Tensor::empty({n}, DType::Float64, dev), g = Tensor::empty({n, theta.d}, DType::Float64, dev);
   Tensor r = Tensor::empty({n, theta.k}, DType::Float64, dev);
   // U, G, r at (theta_k, X_k); complete move k-1 and make move k (X_k is in x_prev afterwards).
@@ -181,6 +211,16 @@ GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop,
     out.var_z.resize(out.grad_z.size());
     gmm_param_grad_variance(theta, pop.x_prev, r, w, out.var_a.data(), out.var_z.data());
   }
+  if (!lag) return out;
+  std::vector<double> gvec = out.grad_a;
+  gvec.insert(gvec.end(), out.grad_z.begin(), out.grad_z.end());
+  std::vector<double> wv = w.to_vector(), rv = r.to_vector();
+  if (lag->valid) out.lag_cov = lag_covariance_host(theta, *lag, x_before, pop.x_prev.to_vector(), rv, wv, gvec);
+  lag->theta = theta;
+  lag->grad = std::move(gvec);
+  lag->w = std::move(wv);
+  lag->r = std::move(rv);
+  lag->valid = true;
   return out;
 }
 
@@ -259,10 +299,7 @@ void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, Resamp
                            const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag) {
   // The pass kept no G, so it is recomputed at X_k (resampling iterations only).
   gmm_eval(theta, pop.x_prev, u, &g, nullptr);
-  if (pop.x.device().is_cuda()) {  // no lag state on the device (see walker_pass_unfused)
-    resample_and_redo_move(pop, population_ancestors(pop, scheme), u, g, cfg);
-    return;
-  }
+  // Ancestors on the host on either device: the lag state lives there (N int64 per resampling, not per move).
   const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
   resample_and_redo_move(pop, anc, u, g, cfg);
   if (!lag || !lag->valid) return;

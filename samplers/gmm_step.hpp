@@ -43,7 +43,7 @@ struct GmmGradientLag {
 // Every walker: evaluate at (theta, pop.x), complete (cfg.weighted), move; X_k is in pop.x_prev afterwards.
 // with_gradient = false gives the weight statistics only (held-out walkers that never enter the gradient).
 // lag (weighted walkers with the gradient only): reads the previous pass's state to fill lag_cov, and is
-// updated for the next pass. Float64 walkers [N, D], on either device (lag: CPU only for now; ignored on CUDA).
+// updated for the next pass. Float64 walkers [N, D], on either device (on CUDA the lag sums are taken on the host).
 // CPU: deterministic (fixed chunks of walkers, partial sums combined in chunk order).
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg,
                               bool with_gradient = true, GmmGradientLag* lag = nullptr);

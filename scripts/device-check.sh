@@ -16,7 +16,7 @@
 # Libraries the machine lacks (Boost, OpenBLAS, libpng, zlib headers) come from .device-deps/root at the checkout
 # root, prepared on a Debian machine by ../shared/scripts/device-deps.sh and carried along (".device-deps").
 # Environment: JOBS (default 16), BUILD_DIR (default build/device), DEADLINE_S (default 500), WERROR (default OFF),
-#              MNIST_SECONDS (default 150; 0 skips the MNIST run),
+#              MNIST_SECONDS (default 150; 0 skips the MNIST run), BENCH (default 1; 0 skips the benchmarks),
 #              ALLOW_NO_GPU=1 to go on without a GPU (CUDA tests then report "skipped"; used to test this script).
 # Tested by hand: `bash -n`, and on a machine without a GPU (stops at the nvidia-smi step, or with ALLOW_NO_GPU=1
 # runs the CPU parts).
@@ -190,7 +190,9 @@ fi
 #   TF32          jebm with JEBM_ALLOW_TF32=1      vs torch --tf32 on    ula_cnn and energy_cnn (convolution-bound)
 # JEBM_CUDNN_VERBOSE=1 logs each cuDNN algorithm choice (runtime/cuda/conv.cu) into the bench logs.
 # Missing PyTorch is reported, not counted as a failure.
-if [ -x "$BUILD/jebm" ]; then
+if [ "${BENCH:-1}" = 0 ]; then
+  echo "| bench | SKIPPED (BENCH=0) | 0 | - |" >> "$SUMMARY"
+elif [ -x "$BUILD/jebm" ]; then
   step bench 150 env JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda
   step bench-tf32-ula 100 env JEBM_ALLOW_TF32=1 JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda --only ula_cnn
   step bench-tf32-energy 60 env JEBM_ALLOW_TF32=1 JEBM_CUDNN_VERBOSE=1 "$BUILD/jebm" bench --device cuda \
@@ -199,7 +201,9 @@ else
   echo "| bench | SKIPPED (no $BUILD/jebm) | 0 | - |" >> "$SUMMARY"
 fi
 
-if python3 -c "import torch" >/dev/null 2>&1; then
+if [ "${BENCH:-1}" = 0 ]; then
+  :
+elif python3 -c "import torch" >/dev/null 2>&1; then
   step torch-reference 100 python3 experiments/bench/torch_reference.py --device cuda --tf32 off \
     --compare "$LOGS/bench.log"
   step torch-reference-tf32 100 python3 experiments/bench/torch_reference.py --device cuda --tf32 on \
