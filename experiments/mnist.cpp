@@ -31,6 +31,9 @@ constexpr int64_t kMnistSide = 28;
 // the file and both values.
 std::shared_ptr<Classifier> load_mnist_run_classifier(const std::string& path, const std::string& digits_s,
                                                       const std::vector<int>& digits, int64_t downsample, int64_t side) {
+  JEBM_CHECK(std::filesystem::is_regular_file(path), "--classifier '" << path << "': no such file (train one with "
+                                                     "jebm mnist-classifier --digits " << digits_s << " --downsample "
+                                                     << downsample << ")");
   auto clf = std::make_shared<Classifier>(load_classifier(path, ClassifierKind::Mnist));
   std::string classes;
   for (size_t k = 0; k < clf->classes.size(); ++k) classes += (k ? "," : "") + std::to_string(clf->classes[k]);
