@@ -2,7 +2,7 @@
 // 4/7, 2/7, 1/7) with MnistEnergyCNN, Jarzynski or PCD, on the shared image loop of experiments/image_ebm.hpp;
 // the per-digit weights of the walkers come from a `jebm mnist-classifier` checkpoint. --downsample 2 trains on
 // 2x2-averaged 14x14 digits (the CPU-scale setup of issue 11). Tested by tests/test_image_ebm.cpp (synthetic IDX
-// files: a short run, resume, overwrite refusal, bad --data) and tests/test_mnist_downsample.cpp (--downsample 2
+// files: a short run, resume, overwrite refusal, bad --data) and tests/test_mnist_cpu.cpp (--downsample 2
 // end to end, classifier mismatches, the experiments/presets/mnist-cpu.ini preset).
 #include <filesystem>
 #include <iostream>
