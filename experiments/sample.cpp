@@ -127,7 +127,8 @@ int run_sample(const std::vector<std::string>& args) {
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
       "walkers), and write them as a PNG grid (written to a temporary file, then renamed).\n"
       "--h, --noise and --drift-clip default to the run's values (options.txt beside the checkpoint), else to the\n"
-      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n\n"
+      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n"
+      "The images have the size of the run's walkers (14x14 for a `jebm mnist --downsample 2` run).\n\n"
       "Options");
   // clang-format off
   desc.add_options()
