@@ -215,6 +215,24 @@ std::vector<int64_t> predict(Classifier& c, const Tensor& images, int64_t batch_
   return out;
 }
 
+std::vector<double> max_probability(Classifier& c, const Tensor& images, int64_t batch_size) {
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(images.dim() > 0 ? images.size(0) : 0));
+  for_each_batch(c, images, batch_size, [&](const ag::Var& x) {
+    const Tensor logits = c.logits(x).value();
+    const int64_t rows = logits.size(0), cols = logits.size(1);
+    const std::vector<double> l = logits.to_vector();
+    for (int64_t i = 0; i < rows; ++i) {
+      const double* li = l.data() + i * cols;
+      const double m = *std::max_element(li, li + cols);
+      double s = 0.0;
+      for (int64_t j = 0; j < cols; ++j) s += std::exp(li[j] - m);
+      out.push_back(1.0 / s);  // softmax at the largest logit: e^0 / sum_j e^(l_j - m)
+    }
+  });
+  return out;
+}
+
 Tensor features(Classifier& c, const Tensor& images, int64_t batch_size) {
   std::vector<Tensor> parts;
   for_each_batch(c, images, batch_size,

@@ -59,6 +59,10 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
 // float32 or float64; processed `batch_size` rows at a time on the classifier's device, without a graph.
 std::vector<int64_t> predict(Classifier& c, const Tensor& images, int64_t batch_size = 500);
 
+// The classifier's confidence in its answer for each image: the largest softmax probability, in (1/C, 1].
+// Same batching as predict().
+std::vector<double> max_probability(Classifier& c, const Tensor& images, int64_t batch_size = 500);
+
 // Penultimate features of each image as a host Float32 tensor [N, feature_dim()]; same batching as predict().
 Tensor features(Classifier& c, const Tensor& images, int64_t batch_size = 500);
 

@@ -156,6 +156,16 @@ int run_mnist(const std::vector<std::string>& args) {
     p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
       return class_histogram(predict(*clf, x), w, clf->num_classes());
     };
+    // Issue #11's readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
+    // walkers look like digits at all (fractions of noise mean nothing): the share the classifier labels with
+    // probability > 0.9 (unweighted: how many walkers, not how much weight).
+    p.metric_names = {"tv_to_target", "confident_frac"};
+    const std::vector<double> targets = p.class_targets;
+    p.metrics = [clf, targets](const Tensor& x, const std::vector<double>& w) {
+      const std::vector<double> h = class_histogram(predict(*clf, x), w, clf->num_classes());
+      return std::vector<double>{total_variation(h, targets), fraction_above(max_probability(*clf, x), 0.9)};
+    };
+    p.metrics_every = c.log_every;
   } else {
     p.class_names.clear();
     std::cerr << "jebm mnist: no --classifier: the per-digit weights of the walkers are not measured (train a "

@@ -4,7 +4,11 @@
 // missing one, stops `jebm mnist` before any work, naming the option, the file and both values; the preset
 // experiments/presets/mnist-cpu.ini starts, writes its outputs and resumes bit-identically after a Ctrl-C; the
 // --weight-kernel choice is recorded in options.txt and the checkpoint and cannot change on resume.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -204,6 +208,51 @@ BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
   check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
                               jebm::image_ebm_checkpoint_path(cut.string()));
   BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+
+  // The claim's readings: tv_to_target is 0.5 sum |weight_d - target_d| of the same row (counts 4,2,1), and
+  // confident_frac a fraction.
+  std::vector<std::string> header;
+  const auto rows = csv_rows(full / "metrics.csv", &header);
+  const auto raw_col = [&](const std::string& name) {  // index in the file's lines
+    const auto it = std::find(header.begin(), header.end(), name);
+    BOOST_REQUIRE_MESSAGE(it != header.end(), "metrics.csv has no column " << name);
+    return static_cast<size_t>(it - header.begin());
+  };
+  const size_t time_col = raw_col("time_s");
+  const auto col = [&](const std::string& name) {  // index in csv_rows' rows, which drop time_s
+    const size_t k = raw_col(name);
+    return k > time_col ? k - 1 : k;
+  };
+  const size_t tv = col("tv_to_target"), conf = col("confident_frac"), w2 = col("weight_2");
+  for (const auto& r : rows) {
+    const double want = 0.5 * (std::fabs(r[w2] - 4.0 / 7) + std::fabs(r[w2 + 1] - 2.0 / 7) + std::fabs(r[w2 + 2] - 1.0 / 7));
+    BOOST_TEST(r[tv] == want, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST((r[conf] >= 0.0 && r[conf] <= 1.0));
+  }
+
+  // A run started before those columns existed resumes with its own header (no column changes under its rows).
+  const fs::path old_run = out.path / "old";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(old_run), {"--interrupt-at", "4"})), 130);
+  {
+    std::ifstream in(old_run / "metrics.csv");
+    std::ostringstream kept;
+    for (std::string line; std::getline(in, line);) {
+      std::vector<std::string> cells;
+      std::stringstream ss(line);
+      for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+      const auto first = static_cast<std::ptrdiff_t>(raw_col("tv_to_target"));
+      cells.erase(cells.begin() + first, cells.begin() + first + 2);  // tv_to_target, confident_frac
+      for (size_t i = 0; i < cells.size(); ++i) kept << (i ? "," : "") << cells[i];
+      kept << "\n";
+    }
+    std::ofstream(old_run / "metrics.csv") << kept.str();
+  }
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", old_run.string(), "--no-progress"}), 0);
+  std::vector<std::string> old_header;
+  const auto old_rows = csv_rows(old_run / "metrics.csv", &old_header);
+  BOOST_TEST(old_rows.size() == rows.size());
+  BOOST_TEST((std::find(old_header.begin(), old_header.end(), "tv_to_target") == old_header.end()));
+  BOOST_TEST(old_header.size() == header.size() - 2);
 
   // A config file that is not there is named, and nothing is written.
   const std::string missing = (out.path / "no-such-preset.ini").string();
