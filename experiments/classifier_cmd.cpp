@@ -20,6 +20,7 @@
 #include "autograd/engine.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/datasets.hpp"
+#include "experiments/downsample.hpp"
 #include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
 #include "experiments/shuffle.hpp"
@@ -63,10 +64,17 @@ void check_classes(const std::vector<int>& classes, const std::string& what) {
   }
 }
 
+std::string image_size_text(int64_t side) { return std::to_string(side) + "x" + std::to_string(side); }
+
 }  // namespace
 
 const char* classifier_kind_name(ClassifierKind kind) {
   return kind == ClassifierKind::Mnist ? "mnist" : "cifar10";
+}
+
+const std::vector<int64_t>& classifier_image_sizes(ClassifierKind kind) {
+  static const std::vector<int64_t> mnist = {28, 14}, cifar = {32};
+  return kind == ClassifierKind::Mnist ? mnist : cifar;
 }
 
 Module& Classifier::module() {
@@ -79,7 +87,7 @@ int64_t Classifier::feature_dim() const {
 }
 
 Shape Classifier::input_shape() const {
-  return kind == ClassifierKind::Mnist ? Shape{1, 28, 28} : Shape{3, 32, 32};
+  return kind == ClassifierKind::Mnist ? Shape{1, image_size, image_size} : Shape{3, 32, 32};
 }
 
 Device Classifier::device() const {
@@ -91,15 +99,21 @@ Device Classifier::device() const {
 ag::Var Classifier::logits(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).forward(x); }
 ag::Var Classifier::features(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).features(x); }
 
-Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed) {
+Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed, int64_t image_size) {
   check_classes(classes, "make_classifier");
+  const std::vector<int64_t>& sizes = classifier_image_sizes(kind);
+  if (image_size == 0) image_size = sizes.front();
+  JEBM_CHECK(std::find(sizes.begin(), sizes.end(), image_size) != sizes.end(),
+             "make_classifier: a " << classifier_kind_name(kind) << " classifier of " << image_size_text(image_size)
+                                   << " images is not offered");
   Classifier c;
   c.kind = kind;
   c.classes = classes;
+  c.image_size = image_size;
   Generator gen{seed, 0};
   const auto n = static_cast<int64_t>(classes.size());
   if (kind == ClassifierKind::Mnist)
-    c.model = std::make_shared<MnistClassifier>(n, gen);
+    c.model = std::make_shared<MnistClassifier>(n, gen, DType::Float32, image_size);
   else
     c.model = std::make_shared<CifarClassifier>(n, gen);
   return c;
@@ -114,6 +128,7 @@ void save_classifier(const std::string& path, Classifier& c, const std::map<std:
   meta["classes"] = join_ints(c.classes);
   meta["num_classes"] = std::to_string(c.num_classes());
   meta["feature_dim"] = std::to_string(c.feature_dim());
+  meta["image_size"] = image_size_text(c.image_size);
   save_safetensors(path, tensors, meta);
   c.metadata = meta;
 }
@@ -146,7 +161,16 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
              "load_classifier: '" << path << "' classifies " << join_ints(classes) << ", want "
                                   << join_ints(expect_classes));
 
-  Classifier c = make_classifier(kind, classes, 0);
+  // Checkpoints from before the field existed were all of the kind's native size.
+  int64_t image_size = classifier_image_sizes(kind).front();
+  if (const auto it = st.metadata.find("image_size"); it != st.metadata.end()) {
+    image_size = 0;
+    for (int64_t s : classifier_image_sizes(kind))
+      if (it->second == image_size_text(s)) image_size = s;
+    JEBM_CHECK(image_size > 0, "load_classifier: '" << path << "' metadata image_size is '" << it->second
+                                                    << "', not one a " << kind_name << " classifier takes");
+  }
+  Classifier c = make_classifier(kind, classes, 0, image_size);
   std::set<std::string> expected;
   for (const auto& [name, var] : c.module().named_parameters()) expected.insert(name);
   load_module_parameters(c.module(), st, "");  // names file, tensor, shapes
@@ -191,6 +215,24 @@ std::vector<int64_t> predict(Classifier& c, const Tensor& images, int64_t batch_
   return out;
 }
 
+std::vector<double> max_probability(Classifier& c, const Tensor& images, int64_t batch_size) {
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(images.dim() > 0 ? images.size(0) : 0));
+  for_each_batch(c, images, batch_size, [&](const ag::Var& x) {
+    const Tensor logits = c.logits(x).value();
+    const int64_t rows = logits.size(0), cols = logits.size(1);
+    const std::vector<double> l = logits.to_vector();
+    for (int64_t i = 0; i < rows; ++i) {
+      const double* li = l.data() + i * cols;
+      const double m = *std::max_element(li, li + cols);
+      double s = 0.0;
+      for (int64_t j = 0; j < cols; ++j) s += std::exp(li[j] - m);
+      out.push_back(1.0 / s);  // softmax at the largest logit: e^0 / sum_j e^(l_j - m)
+    }
+  });
+  return out;
+}
+
 Tensor features(Classifier& c, const Tensor& images, int64_t batch_size) {
   std::vector<Tensor> parts;
   for_each_batch(c, images, batch_size,
@@ -212,12 +254,16 @@ double accuracy(Classifier& c, const Tensor& images, const std::vector<int64_t>&
 
 namespace {
 
-// A labelled image set kept as uint8 (CIFAR-10 as float would be 600 MB); batches are converted on the fly.
+// A labelled image set kept as uint8 (CIFAR-10 as float would be 600 MB); batches are converted on the fly,
+// downsampled by `downsample` (block means, experiments/downsample.hpp) on the way.
 struct ImageSet {
-  int64_t count = 0, channels = 0, height = 0, width = 0;
+  int64_t count = 0, channels = 0, height = 0, width = 0;  // as stored
+  int64_t downsample = 1;
   std::vector<uint8_t> pixels;  // [count, channels, height, width]
   std::vector<int64_t> labels;  // class indices 0..C-1
   int64_t image_bytes() const { return channels * height * width; }
+  int64_t out_height() const { return height / downsample; }
+  int64_t out_width() const { return width / downsample; }
 };
 
 // Keeps the images whose label is one of `classes` (relabelled to the class index), at most `limit` of them
@@ -243,21 +289,20 @@ ImageSet select(const std::vector<uint8_t>& pixels, const std::vector<uint8_t>& 
   return s;
 }
 
-// Images idx (flipped left-right where flip[i]) as a float32 [B, C, H, W] tensor in [-1, 1] on `device`.
+// Images idx (flipped left-right where flip[i]) as a float32 [B, C, H/f, W/f] tensor in [-1, 1] on `device`,
+// scaled as the image experiments scale their data (downsampled_images_to_tensor), so that the classifier sees
+// the walkers' space exactly.
 Tensor make_batch(const ImageSet& s, const std::vector<int64_t>& idx, const std::vector<bool>& flip, Device device) {
   const auto b = static_cast<int64_t>(idx.size());
-  Tensor t = Tensor::empty({b, s.channels, s.height, s.width});
+  const int64_t oh = s.out_height(), ow = s.out_width(), out_numel = s.channels * oh * ow;
+  Tensor t = Tensor::empty({b, s.channels, oh, ow});
   float* p = t.data<float>();
-  const int64_t bytes = s.image_bytes();
   for (int64_t i = 0; i < b; ++i) {
-    const uint8_t* src = s.pixels.data() + idx[static_cast<size_t>(i)] * bytes;
-    float* dst = p + i * bytes;
-    const bool f = !flip.empty() && flip[static_cast<size_t>(i)];
-    for (int64_t r = 0; r < s.channels * s.height; ++r)
-      for (int64_t x = 0; x < s.width; ++x) {
-        const int64_t sx = f ? s.width - 1 - x : x;
-        dst[r * s.width + x] = static_cast<float>(src[r * s.width + sx]) * (2.0f / 255.0f) - 1.0f;
-      }
+    float* dst = p + i * out_numel;
+    downsample_to_unit_range(s.pixels.data() + idx[static_cast<size_t>(i)] * s.image_bytes(), s.channels, s.height,
+                             s.width, s.downsample, dst);
+    if (!flip.empty() && flip[static_cast<size_t>(i)])
+      for (int64_t r = 0; r < s.channels * oh; ++r) std::reverse(dst + r * ow, dst + (r + 1) * ow);
   }
   return t.to(device);
 }
@@ -271,6 +316,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   int threads = 0;
   bool flip = false;
+  int64_t downsample = 1;  // mnist-classifier only
 };
 
 struct TrainResult {
@@ -307,7 +353,8 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
   r.test_count = test.count;
   const auto start = std::chrono::steady_clock::now();
   int64_t step = 0;
-  std::cout << title << ": " << train.count << " training images, " << test.count << " test images, classes "
+  std::cout << title << ": " << train.count << " training images, " << test.count << " test images ("
+            << shape_str(c.input_shape()) << " each), classes "
             << join_ints(c.classes) << ", " << o.epochs << " epochs of " << steps_per_epoch << " steps (batch "
             << o.batch_size << "), Adam lr " << o.lr << " -> 0, " << dev.str() << ", "
             << omp_get_max_threads() << " threads\n";
@@ -435,21 +482,29 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   po::options_description desc = common_options(o, defaults);
   desc.add_options()("digits", po::value(&o.digits)->default_value(defaults.digits),
                      "comma-separated digits to tell apart (the MNIST experiment's 2,3,6, DESIGN.md 3.2)");
+  desc.add_options()("downsample", po::value(&o.downsample)->default_value(defaults.downsample),
+                     "1: the 28x28 digits | 2: 2x2 block means, 14x14 digits (for `jebm mnist --downsample 2`, "
+                     "which needs a classifier of its own image size)");
   if (!parse(args, desc, "usage: jebm mnist-classifier --data DIR --out DIR [options]", o)) return 0;
   const std::vector<int> digits = parse_ints(o.digits, "--digits");
   check_classes(digits, "--digits");
+  check_downsample_factor(o.downsample, "--downsample");
 
   const MnistSplit train_split = load_mnist(o.data, true), test_split = load_mnist(o.data, false);
-  const ImageSet train = select(train_split.pixels, train_split.labels, 1, train_split.rows, train_split.cols, digits, o.limit);
-  const ImageSet test = select(test_split.pixels, test_split.labels, 1, test_split.rows, test_split.cols, digits, 0);
-  JEBM_CHECK(train_split.rows == 28 && train_split.cols == 28,
-             "--data '" << o.data << "': MNIST images are " << train_split.rows << "x" << train_split.cols << ", want 28x28");
+  ImageSet train = select(train_split.pixels, train_split.labels, 1, train_split.rows, train_split.cols, digits, o.limit);
+  ImageSet test = select(test_split.pixels, test_split.labels, 1, test_split.rows, test_split.cols, digits, 0);
+  for (const MnistSplit* split : {&train_split, &test_split})
+    JEBM_CHECK(split->rows == 28 && split->cols == 28,
+               "--data '" << o.data << "': MNIST images are " << split->rows << "x" << split->cols << ", want 28x28");
+  train.downsample = test.downsample = o.downsample;
   JEBM_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
   JEBM_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
 
   prepare_run_dir(o.out, o.force, false);
-  write_options(o.out, resolved(o, join_ints(digits)));
-  Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed);
+  auto options = resolved(o, join_ints(digits));
+  options.emplace_back("downsample", std::to_string(o.downsample));
+  write_options(o.out, options);
+  Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed, train.out_height());
   train_and_save(o, c, train, test, o.out, "mnist-classifier");
   return 0;
 }

@@ -25,6 +25,7 @@
 #include "experiments/shuffle.hpp"
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/file_io.hpp"
 #include "runtime/ops.hpp"
 #include "samplers/trainer.hpp"
 
@@ -72,6 +73,21 @@ int64_t checked_image_count(const ImageEbmConfig& c, const ImageEbmProblem& p) {
   const int64_t m = p.data.size(0);
   JEBM_CHECK(m >= c.data_batch, c.command << ": " << m << " training images, fewer than --data-batch " << c.data_batch);
   return m;
+}
+
+// A resumed run keeps its metrics.csv header: metric columns added to jebm after the run started (e.g. mnist's
+// tv_to_target, confident_frac) are not measured in it rather than changing the columns under its rows.
+bool metric_columns_fit(const ImageEbmConfig& c, const ImageEbmProblem& p) {
+  const fs::path csv = fs::path(c.out) / "metrics.csv";
+  std::error_code ec;
+  if (!c.resume || !fs::is_regular_file(csv, ec) || fs::file_size(csv, ec) == 0) return true;
+  const std::string text = read_file(csv.string());
+  const std::string header = text.substr(0, text.find('\n'));
+  if (("," + header + ",").find("," + p.metric_names.front() + ",") != std::string::npos) return true;
+  std::cerr << c.command << ": " << csv.string() << " was started without the columns";
+  for (const auto& n : p.metric_names) std::cerr << " " << n;
+  std::cerr << "; the resumed run keeps its columns and does not measure them\n";
+  return false;
 }
 
 // theta_0 depends on the seed only, so Jarzynski and PCD runs start identically. --device cuda: built on the host
@@ -177,7 +193,7 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       ckpt_(image_ebm_checkpoint_path(c.out)),
       label_(c.command + " " + algorithm_name(c.algo)),
       jarzynski_(c.algo == Algorithm::Jarzynski),
-      has_metrics_(p.metrics && !p.metric_names.empty()),
+      has_metrics_(p.metrics && !p.metric_names.empty() && metric_columns_fit(c, p)),
       t_start_(Clock::now()),
       energy_(initial_energy(c, p)),
       params_(energy_->parameters()),

@@ -218,4 +218,17 @@ std::vector<double> class_histogram(const std::vector<int64_t>& labels, const st
   return h;
 }
 
+double total_variation(const std::vector<double>& a, const std::vector<double>& b) {
+  JEBM_CHECK(a.size() == b.size(), "total_variation: " << a.size() << " and " << b.size() << " classes");
+  double s = 0.0;
+  for (size_t c = 0; c < a.size(); ++c) s += std::fabs(a[c] - b[c]);
+  return 0.5 * s;
+}
+
+double fraction_above(const std::vector<double>& values, double threshold) {
+  if (values.empty()) return 0.0;
+  const auto n = std::count_if(values.begin(), values.end(), [&](double v) { return v > threshold; });
+  return static_cast<double>(n) / static_cast<double>(values.size());
+}
+
 }  // namespace jebm

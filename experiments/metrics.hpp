@@ -61,6 +61,12 @@ double frechet_distance(const MeanCov& a, const MeanCov& b);
 
 // Weighted fraction of samples per class: h[c] = sum_{i: labels[i] = c} w_i / sum_i w_i. Empty weights mean
 // uniform. Labels must be in [0, num_classes). The result sums to 1.
+// Total-variation distance 0.5 sum_c |a_c - b_c| of two distributions over the same classes (same length).
+double total_variation(const std::vector<double>& a, const std::vector<double>& b);
+
+// Fraction of the values strictly above `threshold` (0 for an empty list).
+double fraction_above(const std::vector<double>& values, double threshold);
+
 std::vector<double> class_histogram(const std::vector<int64_t>& labels, const std::vector<double>& weights,
                                     int64_t num_classes);
 

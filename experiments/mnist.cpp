@@ -1,7 +1,9 @@
 // `jebm mnist` (DESIGN 3.2): the paper's MNIST run (first 5600 twos, 2800 threes, 1400 sixes; target weights
 // 4/7, 2/7, 1/7) with MnistEnergyCNN, Jarzynski or PCD, on the shared image loop of experiments/image_ebm.hpp;
-// the per-digit weights of the walkers come from a `jebm mnist-classifier` checkpoint. Tested by
-// tests/test_image_ebm.cpp (synthetic IDX files: a short run, resume, overwrite refusal, bad --data).
+// the per-digit weights of the walkers come from a `jebm mnist-classifier` checkpoint. --downsample 2 trains on
+// 2x2-averaged 14x14 digits (the CPU-scale setup of issue 11). Tested by tests/test_image_ebm.cpp (synthetic IDX
+// files: a short run, resume, overwrite refusal, bad --data) and tests/test_mnist_cpu.cpp (--downsample 2
+// end to end, classifier mismatches, the experiments/presets/mnist-cpu.ini preset).
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -12,6 +14,7 @@
 #include "experiments/classifier_cmd.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/datasets.hpp"
+#include "experiments/downsample.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/metrics.hpp"
 #include "models/energy_nets.hpp"
@@ -19,6 +22,34 @@
 namespace jebm {
 
 namespace po = boost::program_options;
+
+namespace {
+
+constexpr int64_t kMnistSide = 28;
+
+// The --classifier of a run: an MNIST classifier of the run's digits and image size. The messages name the option,
+// the file and both values.
+std::shared_ptr<Classifier> load_mnist_run_classifier(const std::string& path, const std::string& digits_s,
+                                                      const std::vector<int>& digits, int64_t downsample, int64_t side) {
+  JEBM_CHECK(std::filesystem::is_regular_file(path), "--classifier '" << path << "': no such file (train one with "
+                                                     "jebm mnist-classifier --digits " << digits_s << " --downsample "
+                                                     << downsample << ")");
+  auto clf = std::make_shared<Classifier>(load_classifier(path, ClassifierKind::Mnist));
+  std::string classes;
+  for (size_t k = 0; k < clf->classes.size(); ++k) classes += (k ? "," : "") + std::to_string(clf->classes[k]);
+  JEBM_CHECK(clf->classes == digits, "--classifier '" << path << "' tells apart digits " << classes
+                                                       << ", but --digits is " << digits_s
+                                                       << " (train one with jebm mnist-classifier --digits "
+                                                       << digits_s << ")");
+  JEBM_CHECK(clf->image_size == side,
+             "--classifier '" << path << "' was trained on " << clf->image_size << "x" << clf->image_size
+                              << " images, but this run's are " << side << "x" << side << " (--downsample "
+                              << downsample << "; train one with jebm mnist-classifier --downsample " << downsample
+                              << ")");
+  return clf;
+}
+
+}  // namespace
 
 
 ImageEbmConfig mnist_defaults() {
@@ -55,6 +86,7 @@ ImageEbmConfig mnist_defaults() {
 int run_mnist(const std::vector<std::string>& args) {
   ImageEbmConfig c = mnist_defaults();
   std::string data_dir, digits_s = "2,3,6", counts_s = "5600,2800,1400", classifier_path;
+  int64_t downsample = 1;
   ImageEbmOptionStrings s;
   po::options_description desc(
       "jebm mnist: train MnistEnergyCNN on MNIST digits with Jarzynski-weighted Langevin walkers or PCD\n"
@@ -65,7 +97,9 @@ int run_mnist(const std::vector<std::string>& args) {
       "consistent 1/(2 sigma^2); with the cold default noise (the moves sample exp(-U/T), T = sigma^2/(2h) =\n"
       "1e-4) its ESS collapses within an epoch. --noise 0 gives sigma = sqrt(2h), where both coincide.\n"
       "Moves: --moving-subsets 6 fresh random subsets of --moving-batch 256 walkers make --moves-per-update 30\n"
-      "moves each, one subset after the other, per parameter update (the official 6 x 30).\n\nOptions");
+      "moves each, one subset after the other, per parameter update (the official 6 x 30).\n"
+      "--downsample 2 trains on 2x2-averaged 14x14 digits (4x fewer pixels; the same energy network), a deviation\n"
+      "for CPU-scale runs; --classifier must then come from `jebm mnist-classifier --downsample 2`.\n\nOptions");
   // clang-format off
   desc.add_options()
       ("help,h", "this text")
@@ -74,8 +108,11 @@ int run_mnist(const std::vector<std::string>& args) {
       ("counts", po::value(&counts_s)->default_value(counts_s),
        "how many of each digit, the first ones in file order (DESIGN 3.2: 5600,2800,1400, target weights 4/7, 2/7, 1/7)")
       ("classifier", po::value(&classifier_path),
-       "classifier checkpoint from `jebm mnist-classifier` (same --digits) for the per-digit weights of the walkers "
-       "in metrics.csv; without it that metric is skipped");
+       "classifier checkpoint from `jebm mnist-classifier` (same --digits and --downsample) for the per-digit "
+       "weights of the walkers in metrics.csv; without it that metric is skipped")
+      ("downsample", po::value(&downsample)->default_value(downsample),
+       "1: the 28x28 digits (DESIGN 3.2) | 2: the mean of each 2x2 pixel block, 14x14 digits (a deviation for "
+       "CPU-scale runs; the walkers are 14x14 too)");
   // clang-format on
   register_image_ebm_options(desc, c, s, "the official MNIST code, DESIGN 3.2");
   std::vector<std::pair<std::string, std::string>> saved;
@@ -90,6 +127,12 @@ int run_mnist(const std::vector<std::string>& args) {
   for (int64_t d : digit_list) JEBM_CHECK(d >= 0 && d <= 9, "--digits '" << digits_s << "': " << d << " is not a digit");
   const std::vector<int> digits(digit_list.begin(), digit_list.end());
   for (int64_t n : counts) JEBM_CHECK(n >= 1, "--counts '" << counts_s << "': " << n << " must be at least 1");
+  check_downsample_factor(downsample, "--downsample");
+  const int64_t side = kMnistSide / downsample;
+
+  // The classifier first: a mismatch must stop the run before any work and before the run directory exists.
+  std::shared_ptr<Classifier> clf;
+  if (!classifier_path.empty()) clf = load_mnist_run_classifier(classifier_path, digits_s, digits, downsample, side);
 
   const MnistSplit train = load_mnist(data_dir, true);
   const std::vector<int64_t> idx = select_digits(train.labels, digits, counts);
@@ -97,23 +140,32 @@ int run_mnist(const std::vector<std::string>& args) {
   std::vector<uint8_t> px(static_cast<size_t>(static_cast<int64_t>(idx.size()) * hw));
   for (size_t i = 0; i < idx.size(); ++i)
     std::copy_n(train.pixels.begin() + idx[i] * hw, hw, px.begin() + static_cast<int64_t>(i) * hw);
-  JEBM_CHECK(train.rows == 28 && train.cols == 28,
+  JEBM_CHECK(train.rows == kMnistSide && train.cols == kMnistSide,
              "--data '" << data_dir << "': MNIST images are " << train.rows << "x" << train.cols << ", want 28x28");
 
   ImageEbmProblem p;
-  p.data = images_to_tensor(px, static_cast<int64_t>(idx.size()), 1, train.rows, train.cols, DType::Float32);
+  p.data = downsampled_images_to_tensor(px, static_cast<int64_t>(idx.size()), 1, train.rows, train.cols, downsample);
   p.make_energy = [](Generator& gen) { return std::make_shared<MnistEnergyCNN>(gen); };
   const double total = static_cast<double>(std::accumulate(counts.begin(), counts.end(), int64_t{0}));
   for (size_t k = 0; k < digits.size(); ++k) {
     p.class_names.push_back(std::to_string(digits[k]));
     p.class_targets.push_back(static_cast<double>(counts[k]) / total);
   }
-  if (!classifier_path.empty()) {
-    auto clf = std::make_shared<Classifier>(load_classifier(classifier_path, ClassifierKind::Mnist, digits));
+  if (clf) {
     clf->module().to(c.device);  // --device cuda: the per-digit weights are measured on the device too
     p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
       return class_histogram(predict(*clf, x), w, clf->num_classes());
     };
+    // Issue #11's readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
+    // walkers look like digits at all (fractions of noise mean nothing): the share the classifier labels with
+    // probability > 0.9 (unweighted: how many walkers, not how much weight).
+    p.metric_names = {"tv_to_target", "confident_frac"};
+    const std::vector<double> targets = p.class_targets;
+    p.metrics = [clf, targets](const Tensor& x, const std::vector<double>& w) {
+      const std::vector<double> h = class_histogram(predict(*clf, x), w, clf->num_classes());
+      return std::vector<double>{total_variation(h, targets), fraction_above(max_probability(*clf, x), 0.9)};
+    };
+    p.metrics_every = c.log_every;
   } else {
     p.class_names.clear();
     std::cerr << "jebm mnist: no --classifier: the per-digit weights of the walkers are not measured (train a "

@@ -1,5 +1,6 @@
 // `jebm sample`: fresh samples from a trained image energy. Loads the model of a `jebm mnist` / `jebm cifar10`
-// run checkpoint (which one is told by its metadata and the first layer's shape), runs unweighted ULA from
+// run checkpoint (which one is told by its metadata and the first layer's shape; the image size by its walkers,
+// so that a `jebm mnist --downsample 2` run samples 14x14 digits), runs unweighted ULA from
 // uniform noise (or from the run's saved walkers) and writes a PNG grid atomically. Tested by
 // tests/test_sample.cpp (grid size, missing/corrupt/foreign checkpoints) and tests/test_cifar10.cpp (a run's).
 #include <algorithm>
@@ -42,15 +43,30 @@ constexpr uint64_t kSampleInitKey = 0x73616d706c65696eULL, kSampleNoiseKey = 0x7
 struct EnergyKind {
   std::string name;           // the experiment: "mnist" | "cifar10"
   Shape first_weight;         // model.0.weight of its energy CNN
-  Shape image;                // [C, H, W]
+  std::vector<Shape> images;  // the [C, H, W] its energy takes; the first is the experiment's native size
   double h, sigma, drift_clip;
 };
 const std::vector<EnergyKind>& energy_kinds() {
   static const std::vector<EnergyKind> k = {
-      {"mnist", {16, 1, 5, 5}, {1, 28, 28}, 5e-5, 1e-4, 0.0},
-      {"cifar10", {64, 3, 3, 3}, {3, 32, 32}, 1.0, 0.01, 0.3},
+      {"mnist", {16, 1, 5, 5}, {{1, 28, 28}, {1, 14, 14}}, 5e-5, 1e-4, 0.0},  // 14x14: jebm mnist --downsample 2
+      {"cifar10", {64, 3, 3, 3}, {{3, 32, 32}}, 1.0, 0.01, 0.3},
   };
   return k;
+}
+
+// The run's image size: that of its walkers (every run checkpoint holds them), else the experiment's native one.
+Shape run_image_shape(const SafeTensors& st, const EnergyKind& k) {
+  const auto it = st.tensors.find("walkers.x");
+  if (it == st.tensors.end()) return k.images.front();
+  const Shape& ws = it->second.shape();
+  const Shape image(ws.begin() + (ws.empty() ? 0 : 1), ws.end());
+  std::string known;
+  for (const Shape& s : k.images) {
+    if (s == image) return image;
+    known += (known.empty() ? "" : " or ") + shape_str(s);
+  }
+  JEBM_FAIL("--checkpoint " << st.path << ": walkers.x is " << shape_str(ws) << "; a " << k.name
+                            << " energy takes images " << known);
 }
 
 std::shared_ptr<Module> make_energy(const EnergyKind& k, Generator& gen) {
@@ -111,7 +127,8 @@ int run_sample(const std::vector<std::string>& args) {
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
       "walkers), and write them as a PNG grid (written to a temporary file, then renamed).\n"
       "--h, --noise and --drift-clip default to the run's values (options.txt beside the checkpoint), else to the\n"
-      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n\n"
+      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n"
+      "The images have the size of the run's walkers (14x14 for a `jebm mnist --downsample 2` run).\n\n"
       "Options");
   // clang-format off
   desc.add_options()
@@ -161,6 +178,7 @@ int run_sample(const std::vector<std::string>& args) {
 
   const SafeTensors st = load_safetensors(checkpoint);
   const EnergyKind& kind = detect_energy(st);
+  const Shape image = run_image_shape(st, kind);
 
   // ULA settings: command line, else the run's options.txt, else the experiment's defaults.
   const std::map<std::string, std::string> run_opts = read_run_options(fs::path(checkpoint).parent_path() / "options.txt");
@@ -193,7 +211,7 @@ int run_sample(const std::vector<std::string>& args) {
   std::shared_ptr<Module> energy = make_energy(kind, gen);
   load_module_parameters(*energy, st, "model.");
 
-  Shape shape = kind.image;
+  Shape shape = image;
   shape.insert(shape.begin(), n);
   Tensor x0;
   if (from == "uniform") {
@@ -203,7 +221,7 @@ int run_sample(const std::vector<std::string>& args) {
     const auto it = st.tensors.find("walkers.x");
     JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
     const Tensor& wx = it->second;
-    Shape want = kind.image;
+    Shape want = image;
     want.insert(want.begin(), wx.dim() > 0 ? wx.size(0) : 0);
     JEBM_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
                "--checkpoint " << checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want " << shape_str(want));

@@ -30,11 +30,24 @@ ag::Var ConvClassifier::features(const ag::Var& x) {
 
 ag::Var ConvClassifier::forward(const ag::Var& x) { return head_->forward(features(x)); }
 
-MnistClassifier::MnistClassifier(int64_t num_classes, Generator& gen, DType dtype)
-    : ConvClassifier("MnistClassifier", {1, 28, 28},
-                     {{1, 16, 5, 2, 2},     // [N, 16, 14, 14]
+namespace {
+
+// Output side of a convolution with kernel k, stride s, padding p on a side of n.
+int64_t conv_out(int64_t n, int64_t k, int64_t s, int64_t p) { return (n + 2 * p - k) / s + 1; }
+
+int64_t mnist_classifier_flat(int64_t side) {
+  JEBM_CHECK(side >= 5, "MnistClassifier: images " << side << "x" << side << " are smaller than its 5x5 kernel");
+  const int64_t s = conv_out(conv_out(side, 5, 2, 2), 3, 2, 1);
+  return 32 * s * s;
+}
+
+}  // namespace
+
+MnistClassifier::MnistClassifier(int64_t num_classes, Generator& gen, DType dtype, int64_t side)
+    : ConvClassifier("MnistClassifier", {1, side, side},
+                     {{1, 16, 5, 2, 2},     // [N, 16, 14, 14] (S = 28)
                       {16, 32, 3, 2, 1}},   // [N, 32, 7, 7]
-                     32 * 7 * 7, kFeatureDim, num_classes, gen, dtype) {}
+                     mnist_classifier_flat(side), kFeatureDim, num_classes, gen, dtype) {}
 
 CifarClassifier::CifarClassifier(int64_t num_classes, Generator& gen, DType dtype)
     : ConvClassifier("CifarClassifier", {3, 32, 32},

@@ -35,12 +35,13 @@ class ConvClassifier : public Module {
   std::shared_ptr<Linear> head_;
 };
 
-// x: [N, 1, 28, 28] -> logits [N, C]: conv 5x5 s2 p2 (1->16), conv 3x3 s2 p1 (16->32), ReLU after each,
-// flatten (32*7*7), linear ->64, ReLU | linear ->C.
+// x: [N, 1, S, S] -> logits [N, C]: conv 5x5 s2 p2 (1->16), conv 3x3 s2 p1 (16->32), ReLU after each,
+// flatten, linear ->64, ReLU | linear ->C. S = 28: spatial 28 -> 14 -> 7, flatten 32*7*7; S = 14 (2x2-downsampled
+// digits): 14 -> 7 -> 4, flatten 32*4*4. Only the first linear layer's shape depends on S.
 class MnistClassifier : public ConvClassifier {
  public:
   static constexpr int64_t kFeatureDim = 64;
-  explicit MnistClassifier(int64_t num_classes, Generator& gen, DType dtype = DType::Float32);
+  explicit MnistClassifier(int64_t num_classes, Generator& gen, DType dtype = DType::Float32, int64_t side = 28);
 };
 
 // x: [N, 3, 32, 32] -> logits [N, C]: conv 3x3 s1 p1 (3->32), conv 4x4 s2 p1 (->64), conv 4x4 s2 p1 (->128),

@@ -19,8 +19,9 @@ MnistEnergyCNN::MnistEnergyCNN(Generator& gen, DType dtype) {
 }
 
 ag::Var MnistEnergyCNN::forward(const ag::Var& x) {
-  JEBM_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == 28 && x.size(3) == 28,
-             "MnistEnergyCNN: input " << shape_str(x.shape()) << ", want [N, 1, 28, 28]");
+  // 14x14 (2x2-downsampled digits, --downsample 2) keeps every parameter shape: spatial 14 -> 9 -> 5 -> 3 -> 2.
+  JEBM_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == x.size(3) && (x.size(2) == 28 || x.size(2) == 14),
+             "MnistEnergyCNN: input " << shape_str(x.shape()) << ", want [N, 1, 28, 28] or [N, 1, 14, 14]");
   return ag::reshape(Sequential::forward(x), {x.size(0)});
 }
 

@@ -6,9 +6,10 @@
 
 namespace jebm {
 
-// x: [N, 1, 28, 28] -> U: [N].
+// x: [N, 1, 28, 28] or [N, 1, 14, 14] (2x2-downsampled digits) -> U: [N].
 // conv 5x5 s2 p4 (1->16), conv 3x3 s2 p1 (->32), conv 3x3 s2 p1 (->64), conv 3x3 s2 p1 (->64), SiLU after each;
-// spatial 28 -> 16 -> 8 -> 4 -> 2, flatten (64*2*2 = 256), linear 256->64, SiLU, linear 64->1.
+// spatial 28 -> 16 -> 8 -> 4 -> 2 (14 -> 9 -> 5 -> 3 -> 2), flatten (64*2*2 = 256), linear 256->64, SiLU,
+// linear 64->1. The parameter shapes do not depend on the input size.
 class MnistEnergyCNN : public Sequential {
  public:
   explicit MnistEnergyCNN(Generator& gen, DType dtype = DType::Float32);

@@ -1,6 +1,7 @@
 // Tests for experiments/classifier_cmd.{hpp,cpp}: `jebm mnist-classifier` on tiny synthetic IDX files (three
 // easily separated patterns) trains, saves, reloads and classifies well; load_classifier rejects wrong kinds,
 // classes and shapes naming the file; bad options name the option and value.
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <random>
@@ -92,7 +93,19 @@ BOOST_AUTO_TEST_CASE(mnist_classifier_trains_saves_and_reloads) {
   // predict == argmax of logits; features have the classifier's width, whatever the batch size.
   const std::vector<int64_t> p = jebm::predict(c, images, 16);
   jebm::ag::NoGradGuard no_grad;
-  BOOST_TEST(p == jebm::argmax_rows(c.logits(jebm::ag::Var(images)).value()));
+  const jebm::Tensor logits = c.logits(jebm::ag::Var(images)).value();
+  BOOST_TEST(p == jebm::argmax_rows(logits));
+  // max_probability == the softmax at the argmax, computed here directly from the logits, whatever the batch.
+  const std::vector<double> mp = jebm::max_probability(c, images, 16), l = logits.to_vector();
+  BOOST_TEST_REQUIRE(mp.size() == 90u);
+  for (size_t i = 0; i < mp.size(); ++i) {
+    double z = 0.0;
+    for (size_t j = 0; j < 3; ++j) z += std::exp(l[i * 3 + j]);
+    const double want = std::exp(l[i * 3 + static_cast<size_t>(p[i])]) / z;
+    BOOST_TEST(mp[i] == want, boost::test_tools::tolerance(1e-6));
+  }
+  const std::vector<double> mp_one_batch = jebm::max_probability(c, images, 1000);  // other GEMM sizes: last bits
+  for (size_t i = 0; i < mp.size(); ++i) BOOST_TEST(mp_one_batch[i] == mp[i], boost::test_tools::tolerance(1e-6));
   const jebm::Tensor f1 = jebm::features(c, images, 16), f2 = jebm::features(c, images, 1000);
   BOOST_TEST((f1.shape() == jebm::Shape{90, jebm::MnistClassifier::kFeatureDim}));
   BOOST_TEST(jebm::test::all_close(f1, f2, 1e-6, 1e-5, "features by batch size"));

@@ -234,3 +234,14 @@ BOOST_AUTO_TEST_CASE(class_histogram_weighted_fractions_sum_to_one) {
   BOOST_TEST(s == 1.0, boost::test_tools::tolerance(1e-15));
   BOOST_CHECK_THROW(jebm::class_histogram({0, 3}, {}, 3), jebm::Error);  // label out of range
 }
+
+BOOST_AUTO_TEST_CASE(total_variation_and_fraction_above) {
+  // 0.5 (|0.6 - 4/7| + |0.3 - 2/7| + |0.1 - 1/7|) = 0.5 (0.2/7 + 0.1/7 + 0.3/7) = 0.3/7.
+  BOOST_TEST(jebm::total_variation({0.6, 0.3, 0.1}, {4.0 / 7, 2.0 / 7, 1.0 / 7}) == 0.3 / 7,
+             boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(jebm::total_variation({1.0, 0.0}, {0.0, 1.0}) == 1.0);  // disjoint: the largest distance
+  BOOST_TEST(jebm::total_variation({0.2, 0.8}, {0.2, 0.8}) == 0.0);
+  BOOST_CHECK_THROW(jebm::total_variation({0.5, 0.5}, {1.0}), jebm::Error);
+  BOOST_TEST(jebm::fraction_above({0.95, 0.9, 0.3, 0.91}, 0.9) == 0.5);  // strictly above: 0.9 does not count
+  BOOST_TEST(jebm::fraction_above({}, 0.9) == 0.0);
+}

@@ -1,5 +1,5 @@
 // Tests for models/module, models/layers and models/energy_nets: parameter names and order, counts from the layer
-// formulas, output shapes, PyTorch-default initialisation (bounds and spread), seeding, train/eval, to(DType),
+// formulas, output shapes (MNIST at 28x28 and 14x14), PyTorch-default initialisation (bounds and spread), seeding, train/eval, to(DType),
 // and float64 finite-difference gradients of both image energies w.r.t. the input and the parameters.
 #include <algorithm>
 #include <cmath>
@@ -150,8 +150,14 @@ BOOST_AUTO_TEST_CASE(energy_output_shapes) {
   BOOST_TEST(shape_str(uc.shape()) == "[3]");
   for (double e : um.value().to_vector()) BOOST_TEST(std::isfinite(e));
   for (double e : uc.value().to_vector()) BOOST_TEST(std::isfinite(e));
+  // 14x14 (jebm mnist --downsample 2): the same parameters, spatial 14 -> 9 -> 5 -> 3 -> 2.
+  const ag::Var u14 = mnist(ag::Var(rand_uniform({2, 1, 14, 14}, -1, 1, gen)));
+  BOOST_TEST(shape_str(u14.shape()) == "[2]");
+  for (double e : u14.value().to_vector()) BOOST_TEST(std::isfinite(e));
   // Wrong image sizes are refused with the shape in the message, not a kernel crash.
   BOOST_CHECK_THROW(mnist(ag::Var(Tensor::zeros({2, 1, 32, 32}))), Error);
+  jebm::test::expect_error([&] { mnist(ag::Var(Tensor::zeros({2, 1, 20, 20}))); },
+                           {"[2, 1, 20, 20]", "[N, 1, 28, 28] or [N, 1, 14, 14]"});
   BOOST_CHECK_THROW(cifar(ag::Var(Tensor::zeros({2, 1, 28, 28}))), Error);
 }
 

@@ -1,5 +1,5 @@
 // Tests for models/classifier: cross_entropy against a hand computation (value and gradient), label checks,
-// argmax_rows, feature/logit shapes, and a few Adam steps reducing the loss on a tiny synthetic 2-class problem.
+// argmax_rows, feature/logit shapes (MNIST at 28x28 and 14x14), and a few Adam steps reducing the loss on a tiny synthetic 2-class problem.
 #include <cmath>
 #include <vector>
 
@@ -66,6 +66,12 @@ BOOST_AUTO_TEST_CASE(classifier_shapes_and_names) {
   // Conv (C_in*k*k + 1)*C_out and Linear (in + 1)*out.
   BOOST_TEST(mnist.parameter_count() == (25 + 1) * 16 + (16 * 9 + 1) * 32 + (1568 + 1) * 64 + (64 + 1) * 3);
   BOOST_CHECK_THROW(mnist(xc), Error);
+  // 14x14 digits (--downsample 2): spatial 14 -> 7 -> 4, so only the first linear layer changes (32*4*4 inputs).
+  MnistClassifier small(3, gen, DType::Float32, 14);
+  const ag::Var xs(rand_uniform({4, 1, 14, 14}, -1, 1, gen));
+  BOOST_TEST(shape_str(small(xs).shape()) == "[4, 3]");
+  BOOST_TEST(small.parameter_count() == (25 + 1) * 16 + (16 * 9 + 1) * 32 + (512 + 1) * 64 + (64 + 1) * 3);
+  BOOST_CHECK_THROW(small(xm), Error);
 }
 
 // Class 0: the top half of the image is bright, class 1: the bottom half; plus uniform noise. A few Adam steps
