@@ -176,15 +176,16 @@ BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
   BOOST_REQUIRE_MESSAGE(fs::is_regular_file(preset), preset);
   TempDir data, out;
   jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
-  // An untrained 14x14 classifier is enough for the per-digit columns.
-  jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3, 14);
+  // An untrained 28x28 classifier (the preset's digits are full size) is enough for the per-digit columns.
+  jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3, 28);
   const std::string clf_path = (data.path / "clf.safetensors").string();
   jebm::save_classifier(clf_path, clf, {});
   // The preset as documented, shrunk by command-line overrides: 3 updates per epoch, seconds in all.
   const auto args = [&](const fs::path& run) {
     return std::vector<std::string>{"--config", preset.string(), "--data", data.path.string(), "--classifier",
                                     clf_path, "--out", run.string(), "--counts", "4,2,1", "--walkers", "8",
-                                    "--burn-in", "3", "--epochs", "3", "--data-batch", "2", "--log-every", "1",
+                                    "--moving-batch", "4", "--gradient-batch", "4", "--burn-in", "3",
+                                    "--epochs", "3", "--data-batch", "2", "--log-every", "1",
                                     "--no-progress", "--threads", "1"};
   };
   const fs::path full = out.path / "full", cut = out.path / "cut";
@@ -193,11 +194,12 @@ BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
                            "samples_final.png", "checkpoint.safetensors"})
     BOOST_TEST(fs::is_regular_file(full / file), file);
   // The preset's values (and the overrides) are the run's: options.txt keeps them for a resume.
-  for (const char* line : {"downsample = 2", "walkers = 8", "moves-per-update = 10", "moving-subsets = 1",
-                           "weight-kernel = 2h", "resample-after-epoch = 2", "grid-every = 5", "noise = 0.0001"})
+  for (const char* line : {"downsample = 1", "walkers = 8", "moves-per-update = 20", "moving-subsets = 1",
+                           "weight-kernel = 2h", "resample-after-epoch = 0", "grid-every = 20",
+                           "h = 0.01", "lr-decay-epochs = 1000"})
     BOOST_TEST(has_line(full / "options.txt", line), line);
   const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
-  BOOST_TEST(jebm::get(st, "walkers.x").shape() == (jebm::Shape{8, 1, 14, 14}));
+  BOOST_TEST(jebm::get(st, "walkers.x").shape() == (jebm::Shape{8, 1, 28, 28}));
   BOOST_TEST(st.metadata.at("weight_kernel") == "2h");
   BOOST_TEST(st.metadata.at("iteration") == "9");
 
