@@ -27,7 +27,7 @@ case "$engine" in
   libfuzzer)
     cmake --preset fuzz >/dev/null
     targets=$target
-    [ "$target" = all ] && targets="safetensors idx_images idx_labels cifar10 png json options image_ebm_config"
+    [ "$target" = all ] && targets="safetensors idx_images idx_labels cifar10 png json options image_ebm_config gmm_config"
     nice cmake --build --preset fuzz --target jebm_fuzz $(for t in $targets; do echo "jebm_fuzz_$t"; done)
     build/fuzz/tests/jebm_fuzz --target all --write-seeds "$out/seeds"
     for t in $targets; do

@@ -16,6 +16,7 @@
 #include <boost/program_options.hpp>
 
 #include "experiments/datasets.hpp"
+#include "experiments/gmm.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/output.hpp"
 #include "experiments/png.hpp"
@@ -224,6 +225,21 @@ std::vector<Bytes> seeds_image_ebm_config() {
           text("seed = 3\nbeta2 = 0.999\ngrad-clip = 1\nlog-every = 5\n")};
 }
 
+// `jebm gmm --config FILE`: the INI parser, every range and list check, nothing run or written.
+bool run_gmm_config(const uint8_t* d, size_t n) {
+  const fs::path p = scratch() / "gmm.ini";
+  put(p, d, n);
+  GmmCommandLine cl;
+  return accepts([&] { parse_gmm_args({"--config", p.string()}, cl); });
+}
+
+std::vector<Bytes> seeds_gmm_config() {
+  return {text("dim = 2\nteacher-mean = -4,1\nteacher-mean = 3\nteacher-weights = 0.2,0.8\nstudent-modes = 2\n"
+               "iterations = 5\ndata = 100\nwalkers = 50\nalgo = jarzynski\nresample = multinomial\n"),
+          text("quick = true\nh = 0.05\nsigma = 0.3\nlr-z = 0.5\nresample-cv2 = 0\nresample-ess = 0.5\n"
+               "holdout-walkers = 20\nholdout-blocks = 4\nseed = 7\n")};
+}
+
 }  // namespace
 
 const std::vector<FuzzTarget>& fuzz_targets() {
@@ -240,6 +256,9 @@ const std::vector<FuzzTarget>& fuzz_targets() {
       {"image_ebm_config", false, run_image_ebm_config, seeds_image_ebm_config,
        {"=", "\n", "walkers", "epochs", "data-batch", "threads", "lr", "h", "noise", "resume", "device = cuda",
         "9223372036854775807", "4611686018427387904", "1e308", "inf", "nan", "-1", "[", "]"}},
+      {"gmm_config", false, run_gmm_config, seeds_gmm_config,
+       {"=", "\n", "teacher-mean", "teacher-weights", "student-modes", "dim", "walkers", "lr-z", "sigma", "quick",
+        "algo", "config", "9223372036854775807", "1e308", "inf", "nan", "-1", ",", "[", "]"}},
   };
   return targets;
 }
