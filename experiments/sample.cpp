@@ -186,10 +186,11 @@ int run_sample(const std::vector<std::string>& args) {
   pick("h", h, kind.h);
   pick("noise", sigma, kind.sigma);
   pick("drift-clip", drift_clip, kind.drift_clip);
-  check_range("--h (" + (source.empty() ? std::string("command line") : source) + ")", h, R.at("h"));
-  check_range("--noise (" + (source.empty() ? std::string("command line") : source) + ")", sigma, R.at("noise"));
-  check_range("--drift-clip (" + (source.empty() ? std::string("command line") : source) + ")", drift_clip,
-              R.at("drift-clip"));
+  // Values from the command line were checked above; these may come from the run's options.txt.
+  auto label = [&](const std::string& name) { return "--" + name + (vm.count(name) ? "" : " (from " + source + ")"); };
+  check_range(label("h"), h, R.at("h"));
+  check_range(label("noise"), sigma, R.at("noise"));
+  check_range(label("drift-clip"), drift_clip, R.at("drift-clip"));
 
   // The energy with the checkpoint's parameters (every one present, same shape and dtype).
   Generator gen{seed, 0};
