@@ -35,8 +35,8 @@ std::string join(const std::vector<double>& v, int prec = 4) {
 }
 
 // The gmm NaN guard: which quantity of theta_k's record is non-finite ("" when all are finite). The weights, the
-// mean errors, the exact CE and log Z are finite for any finite parameters, so a non-finite one means the updates
-// diverged; the Jarzynski estimates are NaN by design for PCD/CD and are not tested.
+// mean errors, the exact CE and log Z are finite for any finite parameters, the ESS for any finite log-weights, so
+// a non-finite one means the run diverged; the Jarzynski estimates are NaN by design for PCD/CD and are not tested.
 std::string non_finite_field(const GmmRecord& r) {
   std::ostringstream os;
   for (size_t j = 0; j < r.weights.size(); ++j)
@@ -45,6 +45,7 @@ std::string non_finite_field(const GmmRecord& r) {
     if (!std::isfinite(r.mean_errors[j])) os << "mean_error_" << j << " = " << r.mean_errors[j];
   if (os.tellp() == 0 && !std::isfinite(r.exact_ce)) os << "exact_ce = " << r.exact_ce;
   if (os.tellp() == 0 && !std::isfinite(r.log_z_exact)) os << "log_z_exact = " << r.log_z_exact;
+  if (os.tellp() == 0 && !std::isfinite(r.ess)) os << "ess = " << r.ess;  // the Jarzynski weights (PCD/CD: N)
   return os.str();
 }
 

@@ -206,9 +206,10 @@ bool run_image_ebm_config(const uint8_t* d, size_t n) {
   const fs::path p = scratch() / "config.ini";
   put(p, d, n);
   const int threads = omp_get_max_threads();  // a parsed --threads must not leak into the next input
-  ImageEbmConfig c;
+  // mnist's defaults, as `jebm mnist` registers them: a default-constructed config (data-batch 0, ...) made every
+  // input that does not set all of them fail the first range check, so the later checks were never reached.
+  ImageEbmConfig c = mnist_defaults();
   ImageEbmOptionStrings s;
-  c.command = "mnist";
   boost::program_options::options_description desc("fuzz");
   register_image_ebm_options(desc, c, s, "fuzz");
   std::vector<std::pair<std::string, std::string>> saved;
