@@ -378,7 +378,9 @@ namespace po = boost::program_options;
 // The valid range of every numeric option (--help shows it; parse() checks it).
 const OptionRanges& classifier_ranges() {
   static const OptionRanges r = {{"epochs", at_least(1)}, {"batch-size", at_least(1)}, {"lr", above(0)},
-                                 {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)}};
+                                 {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)},
+                                 // mnist-classifier only (issue 11): 1 = 28x28 digits, 2 = 14x14 block means.
+                                 {"downsample", within(1, 2)}};
   return r;
 }
 

@@ -73,6 +73,8 @@ const OptionRanges& image_ebm_ranges() {
       {"log-every", at_least(1)},         {"grid-every", at_least(0)},
       {"grid-count", at_least(1)},        {"checkpoint-every", at_least(1)},
       {"interrupt-at", at_least(-1)},     {"interrupt-at-burn-in", at_least(-1)},
+      // mnist only (experiments/mnist.cpp, issue 11): 1 = 28x28 digits, 2 = 2x2 block means, 14x14.
+      {"downsample", within(1, 2)},
   };
   return r;
 }
@@ -94,17 +96,19 @@ void check_resume_options(const po::options_description& desc, const po::variabl
   for (const auto& [name, val] : given) {
     if (val.defaulted() || listed(kNotSaved, name) || listed(kResumeMayChange, name)) continue;
     const std::string now = value_text(val);
-    std::string was;
-    if (run.count(name)) {
+    std::string was, source = "its options.txt";
+    if (run.count(name) && !run[name].defaulted()) {  // po::store fills in defaults: those are not the file's
       was = value_text(run[name]);
     } else {
       boost::any def;
       const auto* od = desc.find_nothrow(name, false);
       was = od && od->semantic()->apply_default(def) ? value_text(po::variable_value(def, true)) : "(not set)";
+      source = "its options.txt does not name it";
     }
-    JEBM_CHECK(now == was, "--resume " << dir << ": --" << name << " " << now << " differs from the run's --" << name
-                                       << " " << was << " (options.txt); only " << resume_may_change_list()
-                                       << " may change on resume");
+    // The wording of the checkpoint's own checks (image_ebm_checkpoint.cpp), which this one runs before.
+    JEBM_CHECK(now == was, "--resume " << dir << ": the run was made with --" << name << " " << was
+                                       << " (" << source << "), the options say --" << name << " " << now << "; only "
+                                       << resume_may_change_list() << " may change on resume");
   }
 }
 

@@ -409,9 +409,9 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(base(full), both)), 0);
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(base(cut), both), {"--interrupt-at", "4"})), 130);
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--holdout-walkers", "3", "--no-progress"}),
-                        jebm::Error, has("--holdout-walkers 3 differs from the run's --holdout-walkers 5"));
+                        jebm::Error, has("--holdout-walkers 5 (its options.txt), the options say --holdout-walkers 3"));
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--correction-groups", "0", "--no-progress"}),
-                        jebm::Error, has("--correction-groups 0 differs from the run's --correction-groups 2"));
+                        jebm::Error, has("--correction-groups 2 (its options.txt), the options say --correction-groups 0"));
   BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
   check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
                               jebm::image_ebm_checkpoint_path(cut.string()));
@@ -459,16 +459,16 @@ BOOST_AUTO_TEST_CASE(resume_refuses_any_changed_run_option) {
     return with({"--resume", cut.string(), "--no-progress"}, more);
   };
   const std::vector<std::pair<std::vector<std::string>, std::string>> changed = {
-      {{"--digits", "2,3,7"}, "--digits 2,3,7 differs from the run's --digits 2,3,6"},
-      {{"--counts", "4,2,2"}, "--counts 4,2,2 differs from the run's --counts 4,2,1"},
-      {{"--data-batch", "1"}, "--data-batch 1 differs from the run's --data-batch 2"},
-      {{"--h", "0.02"}, "--h 0.02 differs from the run's --h 0.01"},
-      {{"--noise", "0.06"}, "--noise 0.06 differs from the run's --noise 0.05"},
-      {{"--box"}, "--box true differs from the run's --box false"},
-      {{"--resample", "systematic"}, "--resample systematic differs from the run's --resample multinomial"},
-      {{"--weight-kernel", "sigma"}, "--weight-kernel sigma differs from the run's --weight-kernel 2h"},
+      {{"--digits", "2,3,7"}, "--digits 2,3,6 (its options.txt), the options say --digits 2,3,7"},
+      {{"--counts", "4,2,2"}, "--counts 4,2,1 (its options.txt), the options say --counts 4,2,2"},
+      {{"--data-batch", "1"}, "--data-batch 2 (its options.txt), the options say --data-batch 1"},
+      {{"--h", "0.02"}, "--h 0.01 (its options.txt), the options say --h 0.02"},
+      {{"--noise", "0.06"}, "--noise 0.05 (its options.txt), the options say --noise 0.06"},
+      {{"--box"}, "--box false (its options.txt), the options say --box true"},
+      {{"--resample", "systematic"}, "--resample multinomial (its options.txt), the options say --resample systematic"},
+      {{"--weight-kernel", "sigma"}, "--weight-kernel 2h (its options.txt), the options say --weight-kernel sigma"},
       // Adding a classifier would also add columns under the existing header.
-      {{"--classifier", "c.safetensors"}, "--classifier c.safetensors differs from the run's --classifier (not set)"},
+      {{"--classifier", "c.safetensors"}, "--classifier (not set) (its options.txt does not name it), the options say --classifier c.safetensors"},
   };
   for (const auto& [args, message] : changed)
     BOOST_TEST_CONTEXT(args.front()) {
@@ -479,7 +479,7 @@ BOOST_AUTO_TEST_CASE(resume_refuses_any_changed_run_option) {
   // --config on resume is compared too.
   std::ofstream(out.path / "c.ini") << "lr = 0.5\n";
   BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume({"--config", (out.path / "c.ini").string()})), jebm::Error,
-                        has("--lr 0.5 differs from the run's --lr 0.01"));
+                        has("--lr 0.01 (its options.txt), the options say --lr 0.5"));
   // An option the run's options.txt lacks (a run older than the option) counts as its default (mnist: alpha 0.01).
   {
     std::string text = options_before, kept;
@@ -488,7 +488,7 @@ BOOST_AUTO_TEST_CASE(resume_refuses_any_changed_run_option) {
       if (line.rfind("alpha =", 0) != 0) kept += line + "\n";
     jebm::write_file_atomic((cut / "options.txt").string(), kept);
     BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume({"--alpha", "0.5"})), jebm::Error,
-                          has("--alpha 0.5 differs from the run's --alpha 0.01"));
+                          has("--alpha 0.01 (its options.txt does not name it), the options say --alpha 0.5"));
   }
   BOOST_TEST(jebm::read_file((cut / "options.txt").string()).find("alpha =") == std::string::npos,
              "a refused resume must not rewrite options.txt");
