@@ -415,7 +415,7 @@ bool parse(const std::vector<std::string>& args, po::options_description& desc, 
     }
     po::notify(vm);  // throws on a missing --data/--out, naming the option
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see " << usage << ")");
+    JEBM_FAIL(option_error_text(e) << " (see " << usage << ")");
   }
   classifier_ranges().check(vm);
   JEBM_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");

@@ -44,7 +44,25 @@ std::string num(double v) {
   return os.str();
 }
 
+// An option error whose substitutions (the user's option name and value) have every '%' followed by a blank.
+// Built by copying: the substitutions are protected members of the Boost class.
+struct SafeOptionError : boost::program_options::error_with_option_name {
+  explicit SafeOptionError(const boost::program_options::error_with_option_name& e) : error_with_option_name(e) {
+    for (auto& kv : m_substitutions) {
+      std::string safe;
+      for (char ch : kv.second) safe += ch == '%' ? std::string("% ") : std::string(1, ch);
+      kv.second = safe;
+    }
+  }
+};
+
 }  // namespace
+
+std::string option_error_text(const boost::program_options::error& e) {
+  if (const auto* o = dynamic_cast<const boost::program_options::error_with_option_name*>(&e))
+    return SafeOptionError(*o).what();
+  return e.what();
+}
 
 std::vector<double> parse_double_list(const std::string& text, const std::string& option) {
   return parse_list<double>(text, option, "a number",

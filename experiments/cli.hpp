@@ -20,6 +20,12 @@ std::vector<double> parse_double_list(const std::string& text, const std::string
 // The int64 twin ("5600,2800,1400"); values outside int64 are errors too.
 std::vector<int64_t> parse_int64_list(const std::string& text, const std::string& option);
 
+// The message of a Boost.Program_options error, safe for any user text. Boost 1.74 fills an error's "%value%",
+// "%canonical_option%", ... tokens in a loop until none is left, so a value that holds a token ("--dim %value%")
+// made what() loop forever (found by the gmm_config fuzz target): here every '%' of the user's text is followed
+// by a blank ("% value% ") so that no token can reappear. Use it instead of e.what() for every po::error.
+std::string option_error_text(const boost::program_options::error& e);
+
 // A numeric option's valid interval. NaN and +-inf are outside every range: no jebm option gives them a meaning.
 // text() is what --help shows after the description: "(> 0)", "(>= 1)", "(in [0, 1))"; empty for any_value().
 struct Range {

@@ -162,7 +162,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       try {
         po::store(po::parse_config_file(f, desc), vm);
       } catch (const po::error& e) {
-        JEBM_FAIL("--config " << cf << ": " << e.what() << " (see jebm gmm --help)");
+        JEBM_FAIL("--config " << cf << ": " << option_error_text(e) << " (see jebm gmm --help)");
       }
     }
     if (vm.count("help")) {
@@ -171,7 +171,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm gmm --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm gmm --help)");
   }
   R.check(vm);
   if (quick) {

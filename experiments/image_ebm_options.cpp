@@ -231,7 +231,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     try {
       return po::parse_config_file(f, desc);
     } catch (const po::error& e) {
-      JEBM_FAIL(what << " " << path.string() << ": " << e.what() << " (see jebm " << c.command << " --help)");
+      JEBM_FAIL(what << " " << path.string() << ": " << option_error_text(e) << " (see jebm " << c.command << " --help)");
     }
   };
   try {
@@ -259,7 +259,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm " << c.command << " --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm " << c.command << " --help)");
   }
   OptionRanges ranges = image_ebm_ranges();
   ranges.add(extra_ranges);

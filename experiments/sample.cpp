@@ -148,7 +148,7 @@ int run_sample(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm sample --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm sample --help)");
   }
   JEBM_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
   JEBM_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");

@@ -1,12 +1,13 @@
 // Tests of experiments/cli.{hpp,cpp}: number lists and the numeric option ranges (Range text and membership,
 // non-finite values outside every range, OptionRanges::check naming option, value and range, and refusing a
-// numeric option that has no documented range).
+// numeric option that has no documented range) and option_error_text on values holding Boost's "%...%" tokens.
 #include <boost/program_options.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "experiments/cli.hpp"
@@ -79,6 +80,35 @@ BOOST_AUTO_TEST_CASE(option_ranges_check_every_numeric_option) {
   const jebm::OptionRanges partial = {{"h", jebm::above(0)}};
   BOOST_TEST(error_has([&] { partial.check(parse({})); }, "option --n has no documented range"));
   BOOST_TEST(error_has([&] { r.at("nope"); }, "--nope"));
+}
+
+// Boost's error messages loop forever on a value that holds one of their "%...%" tokens (found by fuzzing
+// gmm --config): option_error_text must return, naming the option and showing the value.
+BOOST_AUTO_TEST_CASE(option_error_text_survives_placeholder_tokens) {
+  int64_t n = 0;
+  po::options_description d;
+  d.add_options()("n", po::value(&n), "count");
+  for (const std::string v : {"%value%", "%canonical_option%", "%prefix%%option%", "%"}) {
+    BOOST_TEST_CONTEXT(v) {
+      try {
+        po::variables_map vm;
+        po::store(po::command_line_parser(std::vector<std::string>{"--n", v}).options(d).run(), vm);
+        BOOST_ERROR("accepted");
+      } catch (const po::error& e) {
+        const std::string text = jebm::option_error_text(e);
+        BOOST_TEST(text.find("'--n'") != std::string::npos, text);
+        BOOST_TEST(text.find("% ") != std::string::npos, text);
+      }
+    }
+  }
+  // An unknown option's name is user text too (INI keys).
+  std::istringstream ini("%option% = 1\n");
+  try {
+    po::parse_config_file(ini, d);
+    BOOST_ERROR("accepted");
+  } catch (const po::error& e) {
+    BOOST_TEST(jebm::option_error_text(e).find("% option% ") != std::string::npos, jebm::option_error_text(e));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(number_lists) {

@@ -310,10 +310,14 @@ BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
   check_refused({"--student-modes", "100000000000"}, {"--student-modes 100000000000", "[1, 10000]"});
   check_refused({"--resample-ess", "1.5"}, {"--resample-ess 1.5", "[0, 1]"});
   check_refused({"--walkers", "0"}, {"--walkers 0", "(>= 1)"});
+  // A value holding one of Boost's message tokens used to hang the command (found by the gmm_config fuzz target).
+  check_refused({"--dim", "%value%"}, {"'--dim'", "% value% "});
   // A bad INI line names the file.
   jebm::test::TempDir tmp;
   std::ofstream(tmp.path / "bad.ini") << "dim = 2\nno-such-option = 3\n";
   check_refused({"--config", (tmp.path / "bad.ini").string()}, {"bad.ini", "no-such-option"});
+  std::ofstream(tmp.path / "tokens.ini") << "dim = %canonical_option%\n";
+  check_refused({"--config", (tmp.path / "tokens.ini").string()}, {"tokens.ini", "% canonical_option% "});
   std::ofstream(tmp.path / "range.ini") << "sigma = -2\n";
   check_refused({"--config", (tmp.path / "range.ini").string()}, {"--sigma -2"});
   // --help shows the ranges.

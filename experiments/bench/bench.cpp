@@ -189,7 +189,7 @@ int run_bench(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm bench --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm bench --help)");
   }
   R.check(vm);
   BenchOptions o;
