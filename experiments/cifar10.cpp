@@ -80,6 +80,8 @@ int run_cifar10(const std::vector<std::string>& args) {
   std::string data_dir, classifier_path;
   int64_t train_images = 50000, fid_test_images = 2000, fid_every = 10;
   ImageEbmOptionStrings s;
+  // fid-test-images >= 2: the Frechet distance needs a covariance.
+  const OptionRanges R = {{"train-images", at_least(0)}, {"fid-test-images", at_least(2)}, {"fid-every", at_least(0)}};
   po::options_description desc(
       "jebm cifar10: train CifarEnergyCNN on CIFAR-10 with Jarzynski-weighted Langevin walkers or PCD\n"
       "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023; DESIGN 3.3). Defaults are the paper's setup.\n"
@@ -102,26 +104,23 @@ int run_cifar10(const std::vector<std::string>& args) {
       ("data", po::value(&data_dir),
        "directory with CIFAR-10's data_batch_1..5.bin (and test_batch.bin for the metric), plain or .gz")
       ("train-images", po::value(&train_images)->default_value(train_images),
-       "use the first this many training images in file order; 0 = all (DESIGN 3.3: all 50,000)")
+       R.help("train-images", "use the first this many training images in file order; 0 = all (DESIGN 3.3: all 50,000)").c_str())
       ("classifier", po::value(&classifier_path),
        "classifier checkpoint from `jebm cifar10-classifier` for the Frechet distance and the class histogram of "
        "the walkers in metrics.csv; without it those metrics are skipped")
       ("fid-test-images", po::value(&fid_test_images)->default_value(fid_test_images),
-       "held-out test images (the first ones of test_batch.bin) for the Frechet distance (jebm's choice: 2000, "
-       "enough for 128-dimensional feature moments)")
+       R.help("fid-test-images", "held-out test images (the first ones of test_batch.bin) for the Frechet distance "
+              "(jebm's choice: 2000, enough for 128-dimensional feature moments)").c_str())
       ("fid-every", po::value(&fid_every)->default_value(fid_every),
-       "Frechet distance and class histogram every this many epochs, and at the last update; 0 = only at the last "
-       "(jebm's choice: 10, with the grids)");
+       R.help("fid-every", "Frechet distance and class histogram every this many epochs, and at the last update; "
+              "0 = only at the last (jebm's choice: 10, with the grids)").c_str());
   // clang-format on
   register_image_ebm_options(desc, c, s, "the paper's CIFAR-10 setup, DESIGN 3.3");
   std::vector<std::pair<std::string, std::string>> saved;
-  if (!parse_image_ebm_args(args, desc, "usage: jebm cifar10 --data DIR --out DIR [options]", c, s, saved)) return 0;
+  if (!parse_image_ebm_args(args, desc, "usage: jebm cifar10 --data DIR --out DIR [options]", c, s, saved, R)) return 0;
 
   JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the CIFAR-10 binaries; see jebm cifar10 --help)");
   JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
-  JEBM_CHECK(train_images >= 0, "--train-images " << train_images << " must be >= 0 (0 = all)");
-  JEBM_CHECK(fid_test_images >= 2, "--fid-test-images " << fid_test_images << " must be at least 2 (a covariance)");
-  JEBM_CHECK(fid_every >= 0, "--fid-every " << fid_every << " must be >= 0");
   if (!classifier_path.empty())
     JEBM_CHECK(std::filesystem::is_regular_file(classifier_path), "--classifier '" << classifier_path << "': no such file");
 

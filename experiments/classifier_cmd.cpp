@@ -422,20 +422,30 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
 namespace po = boost::program_options;
 
 // Shared options; the defaults differ per data set (see the two entry points).
+// The valid range of every numeric option (--help shows it; parse() checks it).
+const OptionRanges& classifier_ranges() {
+  static const OptionRanges r = {{"epochs", at_least(1)}, {"batch-size", at_least(1)}, {"lr", above(0)},
+                                 {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)},
+                                 // mnist-classifier only (issue 11): 1 = 28x28 digits, 2 = 14x14 block means.
+                                 {"downsample", within(1, 2)}};
+  return r;
+}
+
 po::options_description common_options(TrainOptions& o, const TrainOptions& defaults) {
   o = defaults;
+  const OptionRanges& R = classifier_ranges();
   po::options_description d;
   d.add_options()
       ("help,h", "this text")
       ("data", po::value(&o.data)->required(), "directory holding the data set files (plain or .gz)")
       ("out", po::value(&o.out)->required(), "run directory: options.txt, metrics.csv, classifier.safetensors")
       ("force", po::bool_switch(&o.force), "overwrite a previous run in --out")
-      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), "passes over the training images (default measured on 2 CPU cores: >= 98 % for MNIST, DESIGN.md 3.2; ~15 min for CIFAR-10)")
-      ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), "images per Adam step (a common choice for small CNNs)")
-      ("lr", po::value(&o.lr)->default_value(defaults.lr), "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)")
-      ("seed", po::value(&o.seed)->default_value(defaults.seed), "initialisation, shuffling and flips are pure functions of it")
-      ("limit", po::value(&o.limit)->default_value(defaults.limit), "use only the first N training images of the chosen classes (0: all; for tests and quick runs)")
-      ("threads", po::value(&o.threads)->default_value(defaults.threads), "OpenMP threads (0: OpenMP's default, OMP_NUM_THREADS or all cores)")
+      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (default measured on 2 CPU cores: >= 98 % for MNIST, DESIGN.md 3.2; ~15 min for CIFAR-10)").c_str())
+      ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), R.help("batch-size", "images per Adam step (a common choice for small CNNs)").c_str())
+      ("lr", po::value(&o.lr)->default_value(defaults.lr), R.help("lr", "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)").c_str())
+      ("seed", po::value(&o.seed)->default_value(defaults.seed), R.help("seed", "initialisation, shuffling and flips are pure functions of it").c_str())
+      ("limit", po::value(&o.limit)->default_value(defaults.limit), R.help("limit", "use only the first N training images of the chosen classes (0: all; for tests and quick runs)").c_str())
+      ("threads", po::value(&o.threads)->default_value(defaults.threads), R.help("threads", "OpenMP threads (0: OpenMP's default, OMP_NUM_THREADS or all cores)").c_str())
       ("device", po::value(&o.device)->default_value(defaults.device), "cpu, cuda or cuda:N");
   return d;
 }
@@ -444,18 +454,18 @@ po::options_description common_options(TrainOptions& o, const TrainOptions& defa
 bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
            TrainOptions& o) {
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << usage << "\n" << desc;
-    return false;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << usage << "\n" << desc;
+      return false;
+    }
+    po::notify(vm);  // throws on a missing --data/--out, naming the option
+  } catch (const po::error& e) {
+    JEBM_FAIL(option_error_text(e) << " (see " << usage << ")");
   }
-  po::notify(vm);  // throws on a missing --data/--out, naming the option
+  classifier_ranges().check(vm);
   JEBM_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");
-  JEBM_CHECK(o.epochs >= 1, "--epochs " << o.epochs << " must be >= 1");
-  JEBM_CHECK(o.batch_size >= 1, "--batch-size " << o.batch_size << " must be >= 1");
-  JEBM_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr " << o.lr << " must be > 0");
-  JEBM_CHECK(o.limit >= 0, "--limit " << o.limit << " must be >= 0");
-  JEBM_CHECK(o.threads >= 0, "--threads " << o.threads << " must be >= 0");
   const Device dev = device_from_name(o.device);
   if (dev.is_cuda()) cuda_api::require("--device cuda");
   if (o.threads > 0) omp_set_num_threads(o.threads);

@@ -1,7 +1,8 @@
-// Comma-separated number lists for the command lines (see cli.hpp). Tested by tests/test_image_ebm.cpp and
-// tests/test_classifier_cmd.cpp.
+// Comma-separated number lists and numeric option ranges for the command lines (see cli.hpp). Tested by
+// tests/test_cli.cpp, tests/test_image_ebm.cpp and tests/test_classifier_cmd.cpp.
 #include "experiments/cli.hpp"
 
+#include <cmath>
 #include <exception>
 #include <sstream>
 
@@ -35,7 +36,33 @@ std::vector<T> parse_list(const std::string& text, const std::string& option, co
   return out;
 }
 
+// Whole numbers in full ("1000000", not "1e+06"); others in the shortest default form.
+std::string num(double v) {
+  std::ostringstream os;
+  if (v == std::floor(v) && std::fabs(v) < 1e15) os << static_cast<int64_t>(v);
+  else os << v;
+  return os.str();
+}
+
+// An option error whose substitutions (the user's option name and value) have every '%' followed by a blank.
+// Built by copying: the substitutions are protected members of the Boost class.
+struct SafeOptionError : boost::program_options::error_with_option_name {
+  explicit SafeOptionError(const boost::program_options::error_with_option_name& e) : error_with_option_name(e) {
+    for (auto& kv : m_substitutions) {
+      std::string safe;
+      for (char ch : kv.second) safe += ch == '%' ? std::string("% ") : std::string(1, ch);
+      kv.second = safe;
+    }
+  }
+};
+
 }  // namespace
+
+std::string option_error_text(const boost::program_options::error& e) {
+  if (const auto* o = dynamic_cast<const boost::program_options::error_with_option_name*>(&e))
+    return SafeOptionError(*o).what();
+  return e.what();
+}
 
 std::vector<double> parse_double_list(const std::string& text, const std::string& option) {
   return parse_list<double>(text, option, "a number",
@@ -46,6 +73,64 @@ std::vector<int64_t> parse_int64_list(const std::string& text, const std::string
   return parse_list<int64_t>(text, option, "an integer", [](const std::string& s, size_t* used) {
     return static_cast<int64_t>(std::stoll(s, used));
   });
+}
+
+bool Range::contains(double v) const {
+  if (!std::isfinite(v)) return false;
+  if (lo_open ? !(v > lo) : !(v >= lo)) return false;
+  return hi_open ? v < hi : v <= hi;
+}
+
+std::string Range::text() const {
+  const bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
+  if (has_lo && has_hi) return std::string("(in ") + (lo_open ? "(" : "[") + num(lo) + ", " + num(hi) + (hi_open ? "))" : "])");
+  if (has_lo) return std::string("(") + (lo_open ? "> " : ">= ") + num(lo) + ")";
+  if (has_hi) return std::string("(") + (hi_open ? "< " : "<= ") + num(hi) + ")";
+  return "";
+}
+
+Range at_least(double lo) { return Range{lo, std::numeric_limits<double>::infinity(), false, false}; }
+Range above(double lo) { return Range{lo, std::numeric_limits<double>::infinity(), true, false}; }
+Range within(double lo, double hi) { return Range{lo, hi, false, false}; }
+Range within_upper_open(double lo, double hi) { return Range{lo, hi, false, true}; }
+Range any_value() { return Range{}; }
+
+void check_range(const std::string& option, double v, const Range& r) {
+  const std::string t = r.text();
+  JEBM_CHECK(r.contains(v), option << " " << v << " is outside its range " << (t.empty() ? "(finite)" : t));
+}
+
+const Range& OptionRanges::at(const std::string& name) const {
+  const auto it = ranges_.find(name);
+  JEBM_CHECK(it != ranges_.end(), "option --" << name << " has no documented range (add it to its command's "
+                                                    "OptionRanges, experiments/cli.hpp)");
+  return it->second;
+}
+
+std::string OptionRanges::help(const std::string& name, const std::string& help) const {
+  const std::string t = at(name).text();
+  return t.empty() ? help : help + " " + t;
+}
+
+void OptionRanges::check(const boost::program_options::variables_map& vm) const {
+  for (const auto& [name, val] : vm) {
+    const auto& a = val.value();
+    double v = 0.0;
+    if (a.type() == typeid(double)) v = val.as<double>();
+    else if (a.type() == typeid(int)) v = val.as<int>();
+    else if (a.type() == typeid(int64_t)) v = static_cast<double>(val.as<int64_t>());
+    else if (a.type() == typeid(uint64_t)) v = static_cast<double>(val.as<uint64_t>());
+    else continue;
+    // Integers are shown exactly (a double would print 2^62 as 4.61169e+18).
+    const Range& r = at(name);
+    if (r.contains(v)) continue;
+    std::ostringstream shown;
+    if (a.type() == typeid(double)) shown << v;
+    else if (a.type() == typeid(int)) shown << val.as<int>();
+    else if (a.type() == typeid(int64_t)) shown << val.as<int64_t>();
+    else shown << val.as<uint64_t>();
+    JEBM_FAIL("--" << name << " " << shown.str() << " is outside its range " << (r.text().empty() ? "(finite)" : r.text()));
+  }
 }
 
 }  // namespace jebm

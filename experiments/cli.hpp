@@ -1,8 +1,15 @@
-// Command-line helpers shared by the subcommands: comma-separated lists of numbers ("2,3,6", "0.25,0.75").
-// Tested by tests/test_image_ebm.cpp (--digits/--counts) and tests/test_classifier_cmd.cpp.
+// Command-line helpers shared by the subcommands: comma-separated lists of numbers ("2,3,6", "0.25,0.75") and the
+// documented valid range of every numeric option (shown in --help, checked at parse time; issue #13).
+// Tested by tests/test_cli.cpp, tests/test_image_ebm.cpp (--digits/--counts) and tests/test_classifier_cmd.cpp.
 #pragma once
+#include <boost/program_options.hpp>
+
 #include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace jebm {
@@ -12,5 +19,47 @@ namespace jebm {
 std::vector<double> parse_double_list(const std::string& text, const std::string& option);
 // The int64 twin ("5600,2800,1400"); values outside int64 are errors too.
 std::vector<int64_t> parse_int64_list(const std::string& text, const std::string& option);
+
+// The message of a Boost.Program_options error, safe for any user text. Boost 1.74 fills an error's "%value%",
+// "%canonical_option%", ... tokens in a loop until none is left, so a value that holds a token ("--dim %value%")
+// made what() loop forever (found by the gmm_config fuzz target): here every '%' of the user's text is followed
+// by a blank ("% value% ") so that no token can reappear. Use it instead of e.what() for every po::error.
+std::string option_error_text(const boost::program_options::error& e);
+
+// A numeric option's valid interval. NaN and +-inf are outside every range: no jebm option gives them a meaning.
+// text() is what --help shows after the description: "(> 0)", "(>= 1)", "(in [0, 1))"; empty for any_value().
+struct Range {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false, hi_open = false;
+  bool contains(double v) const;
+  std::string text() const;
+};
+Range at_least(double lo);                      // [lo, inf)
+Range above(double lo);                         // (lo, inf)
+Range within(double lo, double hi);             // [lo, hi]
+Range within_upper_open(double lo, double hi);  // [lo, hi)
+Range any_value();                              // every finite value (a seed, a coordinate)
+
+// Throws Error "OPTION VALUE is outside its range (RANGE)" unless r contains v. `option` is the text shown
+// ("--sigma", "--teacher-weights item").
+void check_range(const std::string& option, double v, const Range& r);
+
+// The ranges of one command's numeric options, by name (without "--"): the one place a range is written, so that
+// --help and the check cannot disagree.
+class OptionRanges {
+ public:
+  OptionRanges(std::initializer_list<std::pair<const std::string, Range>> ranges) : ranges_(ranges) {}
+  void add(const OptionRanges& more) { ranges_.insert(more.ranges_.begin(), more.ranges_.end()); }
+  const Range& at(const std::string& name) const;  // a programming error (Error) when `name` has no range
+  // `help` followed by the range's text: the description for --help.
+  std::string help(const std::string& name, const std::string& help) const;
+  // Checks every numeric value (int, int64, uint64, double) in vm against its option's range. A numeric option
+  // without a range is a programming error: the message names it, so a new option cannot skip its range.
+  void check(const boost::program_options::variables_map& vm) const;
+
+ private:
+  std::map<std::string, Range> ranges_;
+};
 
 }  // namespace jebm

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -242,10 +243,14 @@ std::vector<int64_t> select_digits(const std::vector<uint8_t>& labels, const std
     JEBM_CHECK(counts[k] >= 0, "select_digits: count " << counts[k] << " for digit " << digits[k] << " is negative");
     chosen[static_cast<size_t>(digits[k])] = true;
     remaining[static_cast<size_t>(digits[k])] = counts[k];
+    JEBM_CHECK(counts[k] <= std::numeric_limits<int64_t>::max() - total,
+               "select_digits: the counts sum to more than 2^63 - 1 (count " << counts[k] << " for digit " << digits[k] << ")");
     total += counts[k];
   }
   std::vector<int64_t> out;
-  out.reserve(static_cast<size_t>(total));
+  // At most every label is chosen: a huge count (--counts 10^11) must reach the "asked for" error below, not a
+  // std::bad_alloc here.
+  out.reserve(static_cast<size_t>(std::min<int64_t>(total, static_cast<int64_t>(labels.size()))));
   for (size_t i = 0; i < labels.size() && static_cast<int64_t>(out.size()) < total; ++i) {
     int64_t& r = remaining[labels[i]];
     if (r > 0) {

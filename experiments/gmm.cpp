@@ -34,6 +34,24 @@ std::string join(const std::vector<double>& v, int prec = 4) {
   return os.str();
 }
 
+// The gmm NaN guard: which quantity of theta_k's record is non-finite ("" when all are finite). The weights, the
+// mean errors, the exact CE and log Z are finite for any finite parameters, the ESS for any finite log-weights, so
+// a non-finite one means the run diverged; the Jarzynski estimates are NaN by design for PCD/CD and are not tested.
+std::string non_finite_field(const GmmRecord& r) {
+  std::ostringstream os;
+  for (size_t j = 0; j < r.weights.size(); ++j)
+    if (!std::isfinite(r.weights[j])) os << "weight_" << j << " = " << r.weights[j];
+  for (size_t j = 0; j < r.mean_errors.size() && os.tellp() == 0; ++j)
+    if (!std::isfinite(r.mean_errors[j])) os << "mean_error_" << j << " = " << r.mean_errors[j];
+  if (os.tellp() == 0 && !std::isfinite(r.exact_ce)) os << "exact_ce = " << r.exact_ce;
+  if (os.tellp() == 0 && !std::isfinite(r.log_z_exact)) os << "log_z_exact = " << r.log_z_exact;
+  if (os.tellp() == 0 && !std::isfinite(r.ess)) os << "ess = " << r.ess;  // the Jarzynski weights (PCD/CD: N)
+  return os.str();
+}
+
+// Exit code of a diverged run, as the image runs' DivergenceGuard.
+constexpr int kGmmDivergedExit = 3;
+
 struct AlgoOutcome {
   Algorithm algo;
   std::vector<GmmRecord> records;
@@ -44,14 +62,37 @@ struct AlgoOutcome {
 
 }  // namespace
 
-int run_gmm(const std::vector<std::string>& args) {
-  GmmConfig c;
-  std::string algo_s = "all", out, config_file, resample_s = "systematic", device_s = "cpu";
+namespace {
+
+// The valid range of every numeric option (--help shows it; parse_gmm_args checks it).
+const OptionRanges& gmm_ranges() {
+  static const OptionRanges r = {
+      {"iterations", at_least(0)},        {"dim", within(1, 1e6)},
+      {"student-modes", within(1, 1e4)},  {"init-spread", any_value()},
+      {"init-noise", at_least(0)},        {"data", at_least(1)},
+      {"walkers", at_least(1)},           {"h", above(0)},
+      {"sigma", at_least(0)},             {"drift-clip", at_least(0)},
+      {"lr-means", within(0, 1e3)},       {"lr-z", within(0, 1e3)},
+      {"cd-lr-factor", within(0, 1e3)},   {"cd-k", at_least(1)},
+      {"resample-cv2", at_least(0)},      {"resample-ess", within(0, 1)},
+      {"holdout-walkers", at_least(0)},   {"holdout-blocks", at_least(1)},
+      {"seed", any_value()},              {"threads", within(0, 4096)},
+      {"log-every", at_least(1)},
+  };
+  return r;
+}
+
+}  // namespace
+
+bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
+  GmmConfig& c = cl.config;
+  std::string config_file, resample_s = "systematic", device_s = "cpu";
   std::vector<std::string> teacher_means_s = {"-10", "6"};
   std::string teacher_weights_s = "0.25,0.75";
-  int threads = 0;
-  bool force = false, quick = false, no_progress = false;
+  int& threads = cl.threads;
+  bool quick = false;
   double resample_cv2 = 1.0, resample_ess = 0.0;
+  const OptionRanges& R = gmm_ranges();
 
   po::options_description desc(
       "jebm gmm: the Gaussian-mixture experiment of Carbone et al. (NeurIPS 2023), DESIGN 3.1.\n"
@@ -61,72 +102,78 @@ int run_gmm(const std::vector<std::string>& args) {
   // clang-format off
   desc.add_options()
       ("help,h", "this text")
-      ("algo", po::value(&algo_s)->default_value(algo_s), "jarzynski | pcd | cd | all (the paper compares all three)")
-      ("iterations", po::value(&c.iterations)->default_value(c.iterations), "parameter updates (paper: 8000)")
-      ("dim", po::value(&c.dim)->default_value(c.dim), "dimension d (paper: 50)")
+      ("algo", po::value(&cl.algo_s)->default_value(cl.algo_s), "jarzynski | pcd | cd | all (the paper compares all three)")
+      ("iterations", po::value(&c.iterations)->default_value(c.iterations), R.help("iterations", "parameter updates (paper: 8000)").c_str())
+      ("dim", po::value(&c.dim)->default_value(c.dim), R.help("dim", "dimension d (paper: 50)").c_str())
       ("teacher-mean", po::value(&teacher_means_s)->multitoken()->composing()->default_value(teacher_means_s, "-10 6"),
        "a teacher mode's mean, comma-separated, padded with zeros to --dim; give it once per mode "
        "(paper: -10 and 6, i.e. -10 e1 and +6 e1)")
       ("teacher-weights", po::value(&teacher_weights_s)->default_value(teacher_weights_s),
        "teacher mode masses, comma-separated, normalised (paper: 1/4, 3/4)")
-      ("student-modes", po::value(&c.student_modes)->default_value(c.student_modes), "student's number of modes (paper: 2)")
+      ("student-modes", po::value(&c.student_modes)->default_value(c.student_modes), R.help("student-modes", "student's number of modes (paper: 2)").c_str())
       ("init-spread", po::value(&c.init_spread)->default_value(c.init_spread, "0.1"),
-       "student means start at -s e1 ... +s e1 (paper: -0.1 e1, +0.1 e1)")
-      ("init-noise", po::value(&c.init_noise)->default_value(c.init_noise), "plus this std of Gaussian noise per coordinate (paper: 0.01)")
-      ("data", po::value(&c.data)->default_value(c.data), "teacher samples, stratified over the modes (paper: 10^4)")
-      ("walkers", po::value(&c.walkers)->default_value(c.walkers), "Langevin walkers N (paper: 10^4)")
-      ("h", po::value(&c.h)->default_value(c.h, "0.1"), "ULA step size (paper: 0.1)")
-      ("sigma", po::value(&c.sigma)->default_value(c.sigma), "ULA noise scale; 0 means sqrt(2h), the paper's (DESIGN 1.1)")
+       R.help("init-spread", "student means start at -s e1 ... +s e1 (paper: -0.1 e1, +0.1 e1)").c_str())
+      ("init-noise", po::value(&c.init_noise)->default_value(c.init_noise), R.help("init-noise", "plus this std of Gaussian noise per coordinate (paper: 0.01)").c_str())
+      ("data", po::value(&c.data)->default_value(c.data), R.help("data", "teacher samples, stratified over the modes (paper: 10^4)").c_str())
+      ("walkers", po::value(&c.walkers)->default_value(c.walkers), R.help("walkers", "Langevin walkers N (paper: 10^4)").c_str())
+      ("h", po::value(&c.h)->default_value(c.h, "0.1"), R.help("h", "ULA step size (paper: 0.1)").c_str())
+      ("sigma", po::value(&c.sigma)->default_value(c.sigma), R.help("sigma", "ULA noise scale; 0 means sqrt(2h), the paper's (DESIGN 1.1)").c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip),
-       "clip each coordinate of grad U to +-c, used consistently in the weights; 0 = off (paper: off)")
-      ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means, "0.025"), "learning rate of the means, times h (GMM.py: 0.2/8)")
-      ("lr-z", po::value(&c.lr_z)->default_value(c.lr_z), "learning rate of z_2..z_K, times h; z_1 is frozen (GMM.py: 1/8)")
-      ("cd-lr-factor", po::value(&c.cd_lr_factor)->default_value(c.cd_lr_factor), "CD's learning-rate multiplier (GMM.py: 10)")
-      ("cd-k", po::value(&c.cd_k)->default_value(c.cd_k), "CD restarts walkers from data every k updates (GMM.py: 4)")
+       R.help("drift-clip", "clip each coordinate of grad U to +-c, used consistently in the weights; 0 = off (paper: off)").c_str())
+      ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means, "0.025"), R.help("lr-means", "learning rate of the means, times h (GMM.py: 0.2/8)").c_str())
+      ("lr-z", po::value(&c.lr_z)->default_value(c.lr_z), R.help("lr-z", "learning rate of z_2..z_K, times h; z_1 is frozen (GMM.py: 1/8)").c_str())
+      ("cd-lr-factor", po::value(&c.cd_lr_factor)->default_value(c.cd_lr_factor), R.help("cd-lr-factor", "CD's learning-rate multiplier (GMM.py: 10)").c_str())
+      ("cd-k", po::value(&c.cd_k)->default_value(c.cd_k), R.help("cd-k", "CD restarts walkers from data every k updates (GMM.py: 4)").c_str())
       ("resample", po::value(&resample_s)->default_value(resample_s),
        "systematic | multinomial | none (DESIGN 1.3: systematic by default; GMM.py: multinomial)")
       ("resample-cv2", po::value(&resample_cv2)->default_value(resample_cv2),
-       "resample when CV^2 = N/ESS - 1 exceeds this, i.e. ESS < N/2 (GMM.py: 1.0); 0 = use --resample-ess")
+       R.help("resample-cv2", "resample when CV^2 = N/ESS - 1 exceeds this, i.e. ESS < N/2 (GMM.py: 1.0); 0 = use --resample-ess").c_str())
       ("resample-ess", po::value(&resample_ess)->default_value(resample_ess),
-       "with --resample-cv2 0: resample when ESS < this fraction of N (jebm's alternative)")
+       R.help("resample-ess", "with --resample-cv2 0: resample when ESS < this fraction of N (jebm's alternative)").c_str())
       ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
-       "Jarzynski only: this many held-out walkers that move and are weighted like the training walkers under the "
+       R.help("holdout-walkers", "Jarzynski only: this many held-out walkers that move and are weighted like the training walkers under the "
        "same parameters but never enter the gradient; their log Z estimate is logged beside the training walkers' "
-       "(docs/log-z-bias.md). 0 = off")
+       "(docs/log-z-bias.md). 0 = off").c_str())
       ("holdout-blocks", po::value(&c.holdout_blocks)->default_value(c.holdout_blocks),
-       "the held-out walkers form this many independent populations (each resampled on its own); the spread of "
-       "their estimates gives the held-out error bar. Must divide --holdout-walkers")
-      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of every random draw (data, init, noise, resampling)")
+       R.help("holdout-blocks", "the held-out walkers form this many independent populations (each resampled on its own); the spread of "
+       "their estimates gives the held-out error bar. Must divide --holdout-walkers").c_str())
+      ("seed", po::value(&c.seed)->default_value(c.seed), R.help("seed", "seed of every random draw (data, init, noise, resampling)").c_str())
       ("device", po::value(&device_s)->default_value(device_s),
        "cpu | cuda: where the closed-form path runs (cuda: walkers, data and kernels stay on the GPU)")
-      ("threads", po::value(&threads)->default_value(threads), "OpenMP threads; 0 = all cores")
-      ("log-every", po::value(&c.log_every)->default_value(c.log_every), "CSV row every this many iterations")
-      ("out", po::value(&out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
-      ("force", po::bool_switch(&force), "overwrite a previous run in --out")
+      ("threads", po::value(&threads)->default_value(threads), R.help("threads", "OpenMP threads; 0 = all cores").c_str())
+      ("log-every", po::value(&c.log_every)->default_value(c.log_every), R.help("log-every", "CSV row every this many iterations").c_str())
+      ("out", po::value(&cl.out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
+      ("force", po::bool_switch(&cl.force), "overwrite a previous run in --out")
       ("quick", po::bool_switch(&quick),
        "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower; "
        "reports only the uncorrected Jarzynski estimate, the correction needs per-walker gradients)")
-      ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
+      ("no-progress", po::bool_switch(&cl.no_progress), "no progress line on stderr")
       ("config", po::value(&config_file), "INI file with any of these options (key = value); the command line wins");
   // clang-format on
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     if (vm.count("config")) {
-      std::ifstream cf(vm["config"].as<std::string>());
-      JEBM_CHECK(cf, "--config " << vm["config"].as<std::string>() << ": cannot read the file");
-      po::store(po::parse_config_file(cf, desc), vm);
+      const std::string cf = vm["config"].as<std::string>();
+      std::ifstream f(cf);
+      JEBM_CHECK(f, "--config " << cf << ": cannot read the file");
+      try {
+        po::store(po::parse_config_file(f, desc), vm);
+      } catch (const po::error& e) {
+        JEBM_FAIL("--config " << cf << ": " << option_error_text(e) << " (see jebm gmm --help)");
+      }
     }
     if (vm.count("help")) {
       std::cout << desc << "\n";
-      return 0;
+      return false;
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm gmm --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm gmm --help)");
   }
+  R.check(vm);
   if (quick) {
     if (vm["iterations"].defaulted()) c.iterations = 4000;
     if (vm["walkers"].defaulted()) c.walkers = 2000;
@@ -134,52 +181,62 @@ int run_gmm(const std::vector<std::string>& args) {
     if (vm["log-every"].defaulted()) c.log_every = 20;
   }
   c.teacher_means.clear();
-  for (const auto& s : teacher_means_s) c.teacher_means.push_back(parse_double_list(s, "--teacher-mean"));
+  for (const auto& s : teacher_means_s) {
+    c.teacher_means.push_back(parse_double_list(s, "--teacher-mean"));
+    for (double v : c.teacher_means.back()) check_range("--teacher-mean '" + s + "': coordinate", v, any_value());
+  }
   c.teacher_weights = parse_double_list(teacher_weights_s, "--teacher-weights");
+  for (double v : c.teacher_weights) check_range("--teacher-weights '" + teacher_weights_s + "': mass", v, above(0));
   c.resample = resample_s != "none";
   if (c.resample) c.resample_rule.scheme = resample_scheme_from_name(resample_s);
   c.resample_rule.cv2_max = resample_cv2;
   c.resample_rule.ess_fraction = resample_ess;
-  JEBM_CHECK(c.log_every >= 1, "--log-every " << c.log_every << " must be at least 1");
-  JEBM_CHECK(c.dim >= 1, "--dim " << c.dim << " must be at least 1");
-  if (threads > 0) omp_set_num_threads(threads);
   c.device = device_from_name(device_s);
-  if (c.device.is_cuda()) {
-    JEBM_CHECK(!c.autograd, "--autograd runs on the CPU only; drop it or use --device cpu");
-    cuda_api::require("jebm gmm --device cuda");  // a clear error when there is no CUDA build or device
-  }
-
-  std::vector<Algorithm> algos;
-  if (algo_s == "all")
-    algos = {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd};
+  JEBM_CHECK(!(c.device.is_cuda() && c.autograd), "--autograd runs on the CPU only; drop it or use --device cpu");
+  if (cl.algo_s == "all")
+    cl.algos = {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd};
   else
-    algos = {algorithm_from_name(algo_s)};
+    cl.algos = {algorithm_from_name(cl.algo_s)};
+
+  cl.saved.clear();
+  for (const auto& [name, val] : vm) {
+    if (const auto text = option_value_string(val)) {
+      cl.saved.emplace_back(name, *text);
+    } else if (val.value().type() == typeid(std::vector<std::string>)) {  // --teacher-mean, given once per mode
+      std::string joined;
+      for (const auto& s : val.as<std::vector<std::string>>()) joined += s + ";";
+      cl.saved.emplace_back(name, joined);
+    } else {
+      cl.saved.emplace_back(name, "");
+    }
+  }
+  // The resolved values the run actually uses (after --quick).
+  cl.saved.emplace_back("resolved.iterations", std::to_string(c.iterations));
+  cl.saved.emplace_back("resolved.walkers", std::to_string(c.walkers));
+  cl.saved.emplace_back("resolved.data", std::to_string(c.data));
+  cl.saved.emplace_back("resolved.sigma", std::to_string(c.sigma > 0 ? c.sigma : std::sqrt(2 * c.h)));
+  cl.saved.emplace_back("resolved.path", c.autograd ? "autograd" : "closed-form");
+  return true;
+}
+
+int run_gmm(const std::vector<std::string>& args) {
+  GmmCommandLine cl;
+  if (!parse_gmm_args(args, cl)) return 0;
+  const GmmConfig& c = cl.config;
+  const std::string& out = cl.out;
+  const bool no_progress = cl.no_progress;
+  if (cl.threads > 0) omp_set_num_threads(cl.threads);
+  if (c.device.is_cuda()) cuda_api::require("jebm gmm --device cuda");  // a clear error when there is no CUDA build or device
+  const std::vector<Algorithm>& algos = cl.algos;
 
   const GmmParams teacher = gmm_teacher(c);
   const Tensor data = gmm_teacher_data(c, teacher);
   const double ce_teacher = gmm_cross_entropy(teacher, data.data<double>(), c.data);
 
   if (!out.empty()) {
-    prepare_run_dir(out, force, false);
-    std::vector<std::pair<std::string, std::string>> kv;
-    for (const auto& [name, val] : vm) {
-      if (const auto text = option_value_string(val)) {
-        kv.emplace_back(name, *text);
-      } else if (val.value().type() == typeid(std::vector<std::string>)) {  // --teacher-mean, given once per mode
-        std::string joined;
-        for (const auto& s : val.as<std::vector<std::string>>()) joined += s + ";";
-        kv.emplace_back(name, joined);
-      } else {
-        kv.emplace_back(name, "");
-      }
-    }
-    // The resolved values the run actually used (after --quick).
-    kv.emplace_back("resolved.iterations", std::to_string(c.iterations));
-    kv.emplace_back("resolved.walkers", std::to_string(c.walkers));
-    kv.emplace_back("resolved.data", std::to_string(c.data));
+    prepare_run_dir(out, cl.force, false);
+    std::vector<std::pair<std::string, std::string>> kv = cl.saved;
     kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
-    kv.emplace_back("resolved.sigma", std::to_string(c.sigma > 0 ? c.sigma : std::sqrt(2 * c.h)));
-    kv.emplace_back("resolved.path", c.autograd ? "autograd" : "closed-form");
     write_options(out, kv);
   }
 
@@ -213,9 +270,20 @@ int run_gmm(const std::vector<std::string>& args) {
       row.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       csv.row(row);
     };
+    // The NaN guard: a diverged record is logged (the CSV keeps it and every row before it), then the run stops.
+    auto diverged = [&](const GmmRecord& r) {
+      const std::string bad = non_finite_field(r);
+      if (bad.empty()) return false;
+      emit(r);
+      progress.finish();
+      std::cerr << "jebm gmm: " << algorithm_name(a) << " diverged at iteration " << r.iteration << ": " << bad
+                << " (non-finite); try a smaller --lr-means, --lr-z or --h. Stopped; no plot or summary written\n";
+      return true;
+    };
     int64_t resampled_since = 0;
     for (int64_t k = 0; k < c.iterations; ++k) {
       GmmRecord r = run.iterate();
+      if (diverged(r)) return kGmmDivergedExit;
       resampled_since += r.resampled;
       if (k % c.log_every == 0) {
         r.resampled = resampled_since > 0;  // a logged row says whether any resampling happened since the last
@@ -227,6 +295,7 @@ int run_gmm(const std::vector<std::string>& args) {
       progress.update(k + 1, extra.str());
     }
     o.final_rec = run.final_record();
+    if (diverged(o.final_rec)) return kGmmDivergedExit;
     std::vector<double> fc;
     for (int64_t j = 0; j < run.params().k; ++j) fc.push_back(run.params().mean(j)[0]);
     o.first_coords = join(fc, 5);

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "experiments/cli.hpp"
 #include "models/module.hpp"
 #include "samplers/contrastive.hpp"
 #include "samplers/resampling.hpp"
@@ -98,11 +99,14 @@ void register_image_ebm_options(boost::program_options::options_description& des
 
 // Parses args against desc: --help prints `usage` + desc and returns false. With --resume DIR the options saved
 // in DIR/options.txt are the defaults (the command line still wins, e.g. a larger --epochs), and --out is DIR.
-// Validates every shared option (the message names the option and its value). `saved_options` gets the
-// (name, value) pairs to write to options.txt.
+// Validates every shared option (the message names the option and its value); every numeric option of desc is
+// checked against its range (the shared ones' or `extra_ranges`, the command's own). On --resume, every option
+// given that differs from the run's options.txt is refused, but for a short list that may change (--help of
+// --resume). `saved_options` gets the (name, value) pairs to write to options.txt.
 bool parse_image_ebm_args(const std::vector<std::string>& args, boost::program_options::options_description& desc,
                           const std::string& usage, ImageEbmConfig& c, ImageEbmOptionStrings& s,
-                          std::vector<std::pair<std::string, std::string>>& saved_options);
+                          std::vector<std::pair<std::string, std::string>>& saved_options,
+                          const OptionRanges& extra_ranges = OptionRanges{});
 
 // What an experiment hands the loop.
 struct ImageEbmProblem {

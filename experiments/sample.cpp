@@ -19,6 +19,7 @@
 #include <boost/program_options.hpp>
 #include <omp.h>
 
+#include "experiments/cli.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/image_ebm_checkpoint.hpp"
 #include "experiments/module_io.hpp"
@@ -122,6 +123,11 @@ int run_sample(const std::vector<std::string>& args) {
   uint64_t seed = 1;
   int threads = 0;
   double h = 0, sigma = 0, drift_clip = 0;
+  // The valid range of every numeric option (--help shows it; checked after parsing). --h/--noise/--drift-clip
+  // taken from the run's options.txt are checked against the same ranges below.
+  const OptionRanges R = {{"steps", at_least(0)},      {"n", at_least(1)},        {"h", above(0)},
+                          {"noise", at_least(0)},      {"drift-clip", at_least(0)}, {"seed", any_value()},
+                          {"columns", at_least(0)},    {"threads", within(0, 4096)}, {"eval-chunk", at_least(0)}};
   po::options_description desc(
       "jebm sample: draw fresh samples from the energy of a `jebm mnist` / `jebm cifar10` run checkpoint by\n"
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
@@ -134,20 +140,20 @@ int run_sample(const std::vector<std::string>& args) {
   desc.add_options()
       ("help,h", "this text")
       ("checkpoint", po::value(&checkpoint), "checkpoint.safetensors of a jebm mnist or cifar10 run (required)")
-      ("steps", po::value(&steps), "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)")
+      ("steps", po::value(&steps), R.help("steps", "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)").c_str())
       ("out", po::value(&out), "PNG file to write (required)")
-      ("n", po::value(&n)->default_value(n), "samples (jebm's choice: 64, an 8x8 grid)")
-      ("h", po::value(&h), "ULA step size (default: the run's, else DESIGN 3.2/3.3)")
-      ("noise", po::value(&sigma), "ULA noise std; 0 = sqrt(2h) (default: the run's, else DESIGN 3.2/3.3)")
-      ("drift-clip", po::value(&drift_clip), "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else DESIGN 3.2/3.3)")
-      ("seed", po::value(&seed)->default_value(seed), "seed of the initial noise and the ULA noise")
+      ("n", po::value(&n)->default_value(n), R.help("n", "samples (jebm's choice: 64, an 8x8 grid)").c_str())
+      ("h", po::value(&h), R.help("h", "ULA step size (default: the run's, else DESIGN 3.2/3.3)").c_str())
+      ("noise", po::value(&sigma), R.help("noise", "ULA noise std; 0 = sqrt(2h) (default: the run's, else DESIGN 3.2/3.3)").c_str())
+      ("drift-clip", po::value(&drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else DESIGN 3.2/3.3)").c_str())
+      ("seed", po::value(&seed)->default_value(seed), R.help("seed", "seed of the initial noise and the ULA noise").c_str())
       ("from", po::value(&from)->default_value(from),
        "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
-      ("columns", po::value(&columns)->default_value(columns), "grid columns; 0 = ceil(sqrt(n))")
+      ("columns", po::value(&columns)->default_value(columns), R.help("columns", "grid columns; 0 = ceil(sqrt(n))").c_str())
       ("device", po::value(&device_name)->default_value(device_name), "cpu | cuda: where the energy and the samples live")
-      ("threads", po::value(&threads)->default_value(threads), "OpenMP threads; 0 = OpenMP's default")
+      ("threads", po::value(&threads)->default_value(threads), R.help("threads", "OpenMP threads; 0 = OpenMP's default").c_str())
       ("eval-chunk", po::value(&eval_chunk)->default_value(eval_chunk),
-       "samples per forward/backward chunk (memory only; results do not depend on it)")
+       R.help("eval-chunk", "samples per forward/backward chunk (memory only; results do not depend on it)").c_str())
       ("no-progress", "no progress line on stderr");
   // clang-format on
   po::variables_map vm;
@@ -159,16 +165,12 @@ int run_sample(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(e.what() << " (see jebm sample --help)");
+    JEBM_FAIL(option_error_text(e) << " (see jebm sample --help)");
   }
   JEBM_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
   JEBM_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
   JEBM_CHECK(!out.empty(), "--out FILE.png is required (see jebm sample --help)");
-  JEBM_CHECK(steps >= 0, "--steps " << steps << " must be >= 0");
-  JEBM_CHECK(n >= 1, "--n " << n << " must be at least 1");
-  JEBM_CHECK(columns >= 0, "--columns " << columns << " must be >= 0");
-  JEBM_CHECK(threads >= 0, "--threads " << threads << " must be >= 0");
-  JEBM_CHECK(eval_chunk >= 0, "--eval-chunk " << eval_chunk << " must be >= 0");
+  R.check(vm);
   JEBM_CHECK(from == "uniform" || from == "checkpoint-walkers",
              "--from " << from << ": expected uniform or checkpoint-walkers");
   JEBM_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
@@ -202,9 +204,11 @@ int run_sample(const std::vector<std::string>& args) {
   pick("h", h, kind.h);
   pick("noise", sigma, kind.sigma);
   pick("drift-clip", drift_clip, kind.drift_clip);
-  JEBM_CHECK(h > 0 && std::isfinite(h), "--h " << h << " must be > 0");
-  JEBM_CHECK(sigma >= 0 && std::isfinite(sigma), "--noise " << sigma << " must be >= 0 (0 = sqrt(2h))");
-  JEBM_CHECK(drift_clip >= 0, "--drift-clip " << drift_clip << " must be >= 0");
+  // Values from the command line were checked above; these may come from the run's options.txt.
+  auto label = [&](const std::string& name) { return "--" + name + (vm.count(name) ? "" : " (from " + source + ")"); };
+  check_range(label("h"), h, R.at("h"));
+  check_range(label("noise"), sigma, R.at("noise"));
+  check_range(label("drift-clip"), drift_clip, R.at("drift-clip"));
 
   // The energy with the checkpoint's parameters (every one present, same shape and dtype).
   Generator gen{seed, 0};

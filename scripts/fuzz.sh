@@ -4,7 +4,8 @@
 #       the seeded mutation driver under ASan+UBSan (asan preset): deterministic, reproducible from SEED;
 #   scripts/fuzz.sh libfuzzer SECONDS [TARGET|all]
 #       coverage-guided libFuzzer (fuzz preset, clang), starting from the seeds the driver writes.
-# Findings: fuzz-crash-<target>.bin (driver) or crash-* (libFuzzer) in build/fuzz-campaign/. Runs niced.
+# Findings: fuzz-crash-<target>.bin (driver) or crash-*/timeout-* (libFuzzer: an input running > 10 s is a hang)
+# in build/fuzz-campaign/. Runs niced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine=${1:?usage: scripts/fuzz.sh driver|libfuzzer SECONDS [TARGET] [SEED]}
@@ -27,12 +28,12 @@ case "$engine" in
   libfuzzer)
     cmake --preset fuzz >/dev/null
     targets=$target
-    [ "$target" = all ] && targets="safetensors idx_images idx_labels cifar10 png json options image_ebm_config"
+    [ "$target" = all ] && targets="safetensors idx_images idx_labels cifar10 png json options image_ebm_config gmm_config"
     nice cmake --build --preset fuzz --target jebm_fuzz $(for t in $targets; do echo "jebm_fuzz_$t"; done)
     build/fuzz/tests/jebm_fuzz --target all --write-seeds "$out/seeds"
     for t in $targets; do
       mkdir -p "$out/corpus/$t"
-      (cd "$out" && nice ../fuzz/tests/jebm_fuzz_$t -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 \
+      (cd "$out" && nice ../fuzz/tests/jebm_fuzz_$t -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 -timeout=10 \
          -print_final_stats=1 "corpus/$t" "seeds/$t")
     done
     ;;

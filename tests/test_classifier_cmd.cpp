@@ -3,6 +3,7 @@
 // classes and shapes naming the file; bad options name the option and value.
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <fstream>
 #include <random>
 
@@ -200,5 +201,16 @@ BOOST_AUTO_TEST_CASE(bad_options_name_the_option_and_value) {
   BOOST_CHECK_THROW(jebm::run_mnist_classifier({"--data", tmp.path.string(), "--out", (tmp.path / "out").string(),
                                                 "--epochs", "0"}),
                     jebm::Error);
+  // Every numeric option has a range, checked at parse time (--lr inf used to pass the old check only by luck).
+  for (const auto& [opt, val, range] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--lr", "inf", "(> 0)"}, {"--lr", "nan", "(> 0)"}, {"--batch-size", "0", "(>= 1)"},
+           {"--limit", "-1", "(>= 0)"}, {"--threads", "100000", "(in [0, 4096])"}}) {
+    try {
+      jebm::run_mnist_classifier({"--data", tmp.path.string(), "--out", (tmp.path / "out").string(), opt, val});
+      BOOST_ERROR(opt << " " << val << " accepted");
+    } catch (const jebm::Error& e) {
+      BOOST_TEST(message_contains(e, opt + " " + val + " is outside its range " + range));
+    }
+  }
   BOOST_TEST(jebm::run_mnist_classifier({"--help"}) == 0);
 }

@@ -201,6 +201,9 @@ BOOST_AUTO_TEST_CASE(select_digits_counts_and_order) {
   BOOST_TEST(select_digits(labels, {6}, {0}).empty());
   expect_error([&] { select_digits(labels, {2, 3, 6}, {3, 1, 4}); }, {"digit 6", "asked for 4", "only 3"});
   expect_error([&] { select_digits(labels, {2, 3}, {1}); }, {"2 digits but 1 counts"});
+  // A huge count is the same clear error, not a std::bad_alloc from reserving it (`mnist --counts 100000000000,1,1`).
+  expect_error([&] { select_digits(labels, {2, 3, 6}, {100000000000, 1, 1}); }, {"digit 2", "asked for 100000000000"});
+  expect_error([&] { select_digits(labels, {2, 3}, {INT64_MAX, INT64_MAX}); }, {"more than 2^63 - 1"});
   expect_error([&] { select_digits(labels, {2, 2}, {1, 1}); }, {"digit 2 listed twice"});
   const Bytes rec = take_records({1, 2, 3, 4, 5, 6}, 2, {2, 0});
   BOOST_TEST(rec == Bytes({5, 6, 1, 2}), boost::test_tools::per_element());

@@ -1,9 +1,13 @@
 // Tests of the Gaussian-mixture energy (closed forms against autograd and finite differences, analytic log Z,
-// exact sampling) and of `jebm gmm` (fast path == Trainer/autograd path; a short run's files; no overwrite).
+// exact sampling) and of `jebm gmm` (fast path == Trainer/autograd path; a short run's files; no overwrite; option
+// ranges, the parse-only entry parse_gmm_args, the NaN guard).
 #include <omp.h>
 
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "autograd/engine.hpp"
@@ -277,4 +281,76 @@ BOOST_AUTO_TEST_CASE(gmm_config_file_sets_the_teacher) {
   BOOST_TEST(all_close(gmm_mode_weights(t), {0.2, 0.3, 0.5}, 1e-14, 1e-12, "teacher weights"));
   BOOST_TEST(t.mean(1)[1] == 0.0);
   BOOST_TEST(t.mean(2)[1] == 5.0);
+}
+
+namespace {
+
+// run_gmm(args) throws a jebm::Error whose message holds every one of `parts`.
+void check_refused(const std::vector<std::string>& args, const std::vector<std::string>& parts) {
+  try {
+    run_gmm(args);
+    BOOST_ERROR("accepted: " << args.front() << " " << args.back());
+  } catch (const jebm::Error& e) {
+    for (const auto& p : parts) BOOST_TEST(std::string(e.what()).find(p) != std::string::npos, e.what() << " lacks " << p);
+  }
+}
+
+}  // namespace
+
+// Issue #13: every numeric option has a documented range, refused at parse time naming option and value; the
+// teacher's lists must be finite (masses > 0). These used to run and print NaN results with exit 0, or hang.
+BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
+  check_refused({"--teacher-weights", "1,inf"}, {"--teacher-weights '1,inf'", "inf", "(> 0)"});
+  check_refused({"--teacher-weights", "1,0"}, {"--teacher-weights", "(> 0)"});
+  check_refused({"--teacher-mean", "1,nan"}, {"--teacher-mean '1,nan'", "nan"});
+  check_refused({"--lr-z", "1e300"}, {"--lr-z 1e+300", "[0, 1000]"});
+  check_refused({"--sigma", "-1"}, {"--sigma -1", "(>= 0)"});
+  check_refused({"--h", "nan"}, {"--h nan"});
+  check_refused({"--h", "0"}, {"--h 0", "(> 0)"});
+  check_refused({"--student-modes", "100000000000"}, {"--student-modes 100000000000", "[1, 10000]"});
+  check_refused({"--resample-ess", "1.5"}, {"--resample-ess 1.5", "[0, 1]"});
+  check_refused({"--walkers", "0"}, {"--walkers 0", "(>= 1)"});
+  // A value holding one of Boost's message tokens used to hang the command (found by the gmm_config fuzz target).
+  check_refused({"--dim", "%value%"}, {"'--dim'", "% value% "});
+  // A bad INI line names the file.
+  jebm::test::TempDir tmp;
+  std::ofstream(tmp.path / "bad.ini") << "dim = 2\nno-such-option = 3\n";
+  check_refused({"--config", (tmp.path / "bad.ini").string()}, {"bad.ini", "no-such-option"});
+  std::ofstream(tmp.path / "tokens.ini") << "dim = %canonical_option%\n";
+  check_refused({"--config", (tmp.path / "tokens.ini").string()}, {"tokens.ini", "% canonical_option% "});
+  std::ofstream(tmp.path / "range.ini") << "sigma = -2\n";
+  check_refused({"--config", (tmp.path / "range.ini").string()}, {"--sigma -2"});
+  // --help shows the ranges.
+  std::ostringstream help;
+  auto* old = std::cout.rdbuf(help.rdbuf());
+  const int rc = run_gmm({"--help"});
+  std::cout.rdbuf(old);
+  BOOST_TEST(rc == 0);
+  std::string text;  // Boost wraps long descriptions: compare with the blanks collapsed
+  for (char ch : help.str())
+    if (!std::isspace(static_cast<unsigned char>(ch)) || (!text.empty() && text.back() != ' ')) text += std::isspace(static_cast<unsigned char>(ch)) ? ' ' : ch;
+  for (const char* r : {"(>= 0)", "(> 0)", "(in [0, 1000])", "(in [1, 10000])"})
+    BOOST_TEST(text.find(r) != std::string::npos, r);
+}
+
+// parse_gmm_args: the parse-only entry (the gmm_config fuzz target) fills the config and writes nothing.
+BOOST_AUTO_TEST_CASE(parse_gmm_args_fills_the_config) {
+  GmmCommandLine cl;
+  BOOST_REQUIRE(parse_gmm_args({"--quick", "--algo", "pcd", "--sigma", "0.5", "--teacher-weights", "1,3"}, cl));
+  BOOST_TEST(cl.config.iterations == 4000);
+  BOOST_TEST(cl.config.sigma == 0.5);
+  BOOST_TEST(cl.algos.size() == 1u);
+  BOOST_TEST(cl.config.teacher_weights == (std::vector<double>{1, 3}), boost::test_tools::per_element());
+  BOOST_TEST(cl.out.empty());
+}
+
+// The NaN guard: updates that overflow the parameters stop the run with the guard's message and exit code 3,
+// keep the CSV rows so far and write no plot (it used to print inf/NaN results and exit 0).
+BOOST_AUTO_TEST_CASE(gmm_nan_guard_stops_a_diverged_run) {
+  jebm::test::TempDir tmp;
+  const std::string out = (tmp.path / "run").string();
+  BOOST_TEST(run_gmm({"--dim", "3", "--data", "100", "--walkers", "50", "--iterations", "20", "--algo", "pcd",
+                      "--h", "1e300", "--no-progress", "--out", out}) == 3);
+  BOOST_TEST(std::filesystem::exists(tmp.path / "run" / "metrics_pcd.csv"));
+  BOOST_TEST(!std::filesystem::exists(tmp.path / "run" / "gmm.svg"));
 }

@@ -6,16 +6,20 @@
 // good checkpoint (NaN energies, --lr 1e39 overflowing the parameters, -inf log-weights); --box reverts only
 // coordinates outside [-1, 1]; the progress line of a log file; --out refuses to overwrite without --force; bad
 // --data is a clear error; --holdout-walkers / --correction-groups add their columns, leave the training trajectory
-// alone (held-out walkers), resume bit-identically and cannot change on resume.
+// alone (held-out walkers), resume bit-identically and cannot change on resume; a resume refuses every changed
+// run-defining option (command line, --config, options missing from an older options.txt) but the documented
+// few; the shared options' ranges are checked and shown in --help.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -31,6 +35,7 @@
 #include "models/checkpoint.hpp"
 #include "models/layers.hpp"
 #include "models/optim.hpp"
+#include "runtime/file_io.hpp"
 #include "tests/helpers.hpp"
 #include "tests/run_helpers.hpp"
 
@@ -404,9 +409,9 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(base(full), both)), 0);
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(base(cut), both), {"--interrupt-at", "4"})), 130);
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--holdout-walkers", "3", "--no-progress"}),
-                        jebm::Error, has("--holdout-walkers 5, the options say --holdout-walkers 3"));
+                        jebm::Error, has("--holdout-walkers 5 (its options.txt), the options say --holdout-walkers 3"));
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", cut.string(), "--correction-groups", "0", "--no-progress"}),
-                        jebm::Error, has("--correction-groups 2, the options say --correction-groups 0"));
+                        jebm::Error, has("--correction-groups 2 (its options.txt), the options say --correction-groups 0"));
   BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
   check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
                               jebm::image_ebm_checkpoint_path(cut.string()));
@@ -433,4 +438,91 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
                         has("--correction-groups 1"));
   BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, out.path / "bad", "pcd"), {"--holdout-walkers", "2"})),
                         jebm::Error, has("--holdout-walkers 2"));
+}
+
+// Issue #13 item 6: --resume compares every option given (command line or --config) with the run's options.txt,
+// not only --algo/--seed/--walkers; only the documented list may change. Used to accept --digits 2,3,7, --counts,
+// --data-batch, --h, --noise, ... silently.
+BOOST_AUTO_TEST_CASE(resume_refuses_any_changed_run_option) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const auto has = [](const std::string& what) {
+    return [what](const jebm::Error& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return std::string(e.what()).find(what) != std::string::npos;
+    };
+  };
+  const fs::path cut = out.path / "cut";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, cut, "jarzynski"), {"--interrupt-at", "4"})), 130);
+  const std::string options_before = jebm::read_file((cut / "options.txt").string());
+  const auto resume = [&](const std::vector<std::string>& more) {
+    return with({"--resume", cut.string(), "--no-progress"}, more);
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::string>> changed = {
+      {{"--digits", "2,3,7"}, "--digits 2,3,6 (its options.txt), the options say --digits 2,3,7"},
+      {{"--counts", "4,2,2"}, "--counts 4,2,1 (its options.txt), the options say --counts 4,2,2"},
+      {{"--data-batch", "1"}, "--data-batch 2 (its options.txt), the options say --data-batch 1"},
+      {{"--h", "0.02"}, "--h 0.01 (its options.txt), the options say --h 0.02"},
+      {{"--noise", "0.06"}, "--noise 0.05 (its options.txt), the options say --noise 0.06"},
+      {{"--box"}, "--box false (its options.txt), the options say --box true"},
+      {{"--resample", "systematic"}, "--resample multinomial (its options.txt), the options say --resample systematic"},
+      {{"--weight-kernel", "sigma"}, "--weight-kernel 2h (its options.txt), the options say --weight-kernel sigma"},
+      // Adding a classifier would also add columns under the existing header.
+      {{"--classifier", "c.safetensors"}, "--classifier (not set) (its options.txt does not name it), the options say --classifier c.safetensors"},
+  };
+  for (const auto& [args, message] : changed)
+    BOOST_TEST_CONTEXT(args.front()) {
+      BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume(args)), jebm::Error, has(message));
+    }
+  // The message lists what may change.
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume({"--h", "0.02"})), jebm::Error, has("only --epochs, --threads"));
+  // --config on resume is compared too.
+  std::ofstream(out.path / "c.ini") << "lr = 0.5\n";
+  BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume({"--config", (out.path / "c.ini").string()})), jebm::Error,
+                        has("--lr 0.01 (its options.txt), the options say --lr 0.5"));
+  // An option the run's options.txt lacks (a run older than the option) counts as its default (mnist: alpha 0.01).
+  {
+    std::string text = options_before, kept;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("alpha =", 0) != 0) kept += line + "\n";
+    jebm::write_file_atomic((cut / "options.txt").string(), kept);
+    BOOST_CHECK_EXCEPTION(jebm::run_mnist(resume({"--alpha", "0.5"})), jebm::Error,
+                          has("--alpha 0.01 (its options.txt does not name it), the options say --alpha 0.5"));
+  }
+  BOOST_TEST(jebm::read_file((cut / "options.txt").string()).find("alpha =") == std::string::npos,
+             "a refused resume must not rewrite options.txt");
+  // Same values (another spelling) and the documented changeable options are accepted.
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(resume({"--h", "1e-2", "--alpha", "0.01", "--threads", "1", "--log-every", "2",
+                                              "--grid-count", "4", "--checkpoint-every", "2", "--eval-chunk", "3"})),
+                      0);
+}
+
+// The shared options' ranges: refused at parse time naming option, value and range, and shown in --help.
+BOOST_AUTO_TEST_CASE(image_option_ranges) {
+  TempDir data, out;
+  write_mnist(data.path, 5);
+  const auto has = [](const std::string& what) {
+    return [what](const jebm::Error& e) { return std::string(e.what()).find(what) != std::string::npos; };
+  };
+  const fs::path run = out.path / "run";
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--data-noise", "inf"}, "--data-noise inf is outside its range (>= 0)"},
+           {{"--beta1", "1"}, "--beta1 1 is outside its range (in [0, 1))"},
+           {{"--lr-floor", "nan"}, "--lr-floor nan"},
+           {{"--drift-clip", "-inf"}, "--drift-clip -inf"},
+           {{"--threads", "100000"}, "--threads 100000 is outside its range (in [0, 4096])"}})
+    BOOST_TEST_CONTEXT(args.front()) {
+      BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), args)), jebm::Error, has(message));
+    }
+  std::ostringstream help;
+  auto* old = std::cout.rdbuf(help.rdbuf());
+  const int rc = jebm::run_mnist({"--help"});
+  std::cout.rdbuf(old);
+  BOOST_TEST(rc == 0);
+  std::string text;  // Boost wraps long descriptions: compare with the blanks collapsed
+  for (char ch : help.str())
+    if (!std::isspace(static_cast<unsigned char>(ch)) || (!text.empty() && text.back() != ' ')) text += std::isspace(static_cast<unsigned char>(ch)) ? ' ' : ch;
+  for (const char* r : {"(in [0, 1))", "(>= 0)", "(> 0)", "may be given with other values", "--checkpoint-every"})
+    BOOST_TEST(text.find(r) != std::string::npos, r);
 }

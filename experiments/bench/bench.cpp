@@ -18,6 +18,7 @@
 #include "experiments/bench/gmm.hpp"
 #include "experiments/bench/peak.hpp"
 #include "experiments/bench/timing.hpp"
+#include "experiments/cli.hpp"
 #include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
@@ -167,29 +168,33 @@ int run_bench(const std::vector<std::string>& args) {
   int repeat = 5;
   int64_t batch = 256, moves = 0;
   std::string net = "all";
+  const OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", at_least(1)}, {"moves", at_least(0)}};
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
   for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
   desc.add_options()("help,h", "this text")
       ("device", po::value(&device)->default_value(device), "cpu or cuda")
-      ("repeat", po::value(&repeat)->default_value(repeat), "timed repetitions per case (after one warm-up); the median is reported")
-      ("batch", po::value(&batch)->default_value(batch), "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)")
-      ("moves", po::value(&moves)->default_value(moves), "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)")
+      ("repeat", po::value(&repeat)->default_value(repeat), R.help("repeat", "timed repetitions per case (after one warm-up); the median is reported").c_str())
+      ("batch", po::value(&batch)->default_value(batch), R.help("batch", "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)").c_str())
+      ("moves", po::value(&moves)->default_value(moves), R.help("moves", "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)").c_str())
       ("net", po::value(&net)->default_value(net), "ula_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
       ("only", po::value(&only), ("run one section: " + section_list).c_str());
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\nsections:\n";
-    for (const auto& s : bench_sections()) std::cout << "  " << s.name << ": " << s.summary << "\n";
-    return 0;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\nsections:\n";
+      for (const auto& s : bench_sections()) std::cout << "  " << s.name << ": " << s.summary << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    JEBM_FAIL(option_error_text(e) << " (see jebm bench --help)");
   }
-  po::notify(vm);
-  JEBM_CHECK(repeat >= 1, "--repeat must be >= 1, got " << repeat);
+  R.check(vm);
   BenchOptions o;
   o.device = device_from_name(device);
   o.repeat = repeat;
-  JEBM_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
   o.batch = batch;
   o.moves = moves;
   JEBM_CHECK(net == "mnist" || net == "cifar10" || net == "all", "--net " << net << ": expected mnist, cifar10 or all");

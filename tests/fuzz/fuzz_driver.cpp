@@ -134,6 +134,12 @@ bool campaign(const FuzzTarget& t, const Options& o) {
       return false;
     }
     g_data = nullptr;
+    // A rejected seed means the target never gets past its first check on valid input (the image config target
+    // once accepted 0 of 3000 inputs that way): a finding too.
+    if (!ok && i < static_cast<long long>(n_seeds)) {
+      std::cerr << "FINDING: target " << t.name << ": seed " << i << " was rejected; seeds must be valid inputs\n";
+      return false;
+    }
     ++ran;
     if (ran % 10000 == 0)  // long campaigns: a count that survives the campaign being stopped
       std::cout << "target " << t.name << ": " << ran << " inputs so far, 0 findings, " << elapsed() << " s" << std::endl;

@@ -16,6 +16,7 @@
 #include <boost/program_options.hpp>
 
 #include "experiments/datasets.hpp"
+#include "experiments/gmm.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/output.hpp"
 #include "experiments/png.hpp"
@@ -205,9 +206,10 @@ bool run_image_ebm_config(const uint8_t* d, size_t n) {
   const fs::path p = scratch() / "config.ini";
   put(p, d, n);
   const int threads = omp_get_max_threads();  // a parsed --threads must not leak into the next input
-  ImageEbmConfig c;
+  // mnist's defaults, as `jebm mnist` registers them: a default-constructed config (data-batch 0, ...) made every
+  // input that does not set all of them fail the first range check, so the later checks were never reached.
+  ImageEbmConfig c = mnist_defaults();
   ImageEbmOptionStrings s;
-  c.command = "mnist";
   boost::program_options::options_description desc("fuzz");
   register_image_ebm_options(desc, c, s, "fuzz");
   std::vector<std::pair<std::string, std::string>> saved;
@@ -222,6 +224,21 @@ std::vector<Bytes> seeds_image_ebm_config() {
                "moves-per-update = 5\ngradient-batch = 32\ndata-batch = 16\nepochs = 2\nlr = 3e-4\nalgo = pcd\n"
                "resample = systematic\n"),
           text("seed = 3\nbeta2 = 0.999\ngrad-clip = 1\nlog-every = 5\n")};
+}
+
+// `jebm gmm --config FILE`: the INI parser, every range and list check, nothing run or written.
+bool run_gmm_config(const uint8_t* d, size_t n) {
+  const fs::path p = scratch() / "gmm.ini";
+  put(p, d, n);
+  GmmCommandLine cl;
+  return accepts([&] { parse_gmm_args({"--config", p.string()}, cl); });
+}
+
+std::vector<Bytes> seeds_gmm_config() {
+  return {text("dim = 2\nteacher-mean = -4,1\nteacher-mean = 3\nteacher-weights = 0.2,0.8\nstudent-modes = 2\n"
+               "iterations = 5\ndata = 100\nwalkers = 50\nalgo = jarzynski\nresample = multinomial\n"),
+          text("quick = true\nh = 0.05\nsigma = 0.3\nlr-z = 0.5\nresample-cv2 = 0\nresample-ess = 0.5\n"
+               "holdout-walkers = 20\nholdout-blocks = 4\nseed = 7\n")};
 }
 
 }  // namespace
@@ -240,6 +257,9 @@ const std::vector<FuzzTarget>& fuzz_targets() {
       {"image_ebm_config", false, run_image_ebm_config, seeds_image_ebm_config,
        {"=", "\n", "walkers", "epochs", "data-batch", "threads", "lr", "h", "noise", "resume", "device = cuda",
         "9223372036854775807", "4611686018427387904", "1e308", "inf", "nan", "-1", "[", "]"}},
+      {"gmm_config", false, run_gmm_config, seeds_gmm_config,
+       {"=", "\n", "teacher-mean", "teacher-weights", "student-modes", "dim", "walkers", "lr-z", "sigma", "quick",
+        "algo", "config", "9223372036854775807", "1e308", "inf", "nan", "-1", ",", "[", "]"}},
   };
   return targets;
 }

@@ -1,5 +1,5 @@
 // Fuzz targets: one per file loader (safetensors, IDX images/labels, CIFAR-10 batch, PNG) and per parser of
-// text the user or a file supplies (safetensors header JSON, options.txt, the image experiments' --config).
+// text the user or a file supplies (safetensors header JSON, options.txt, the image experiments' and gmm's --config).
 // Each target feeds one input to the real loader; a jebm::Error is the expected answer to a bad input, any
 // other exception or a sanitizer report is a finding. Seeds are valid small files the target makes itself.
 // Run by tests/fuzz/fuzz_driver.cpp (CTest: fuzz_seeded) and tests/fuzz/libfuzzer_main.cpp (JEBM_FUZZ=ON).
