@@ -58,8 +58,11 @@ WeightStats weight_stats(const Tensor& log_w) {
 }
 
 void normalized_weights(const double* log_w, int64_t n, double* w) {
-  const double ls = weight_stats(log_w, n).log_sum;
-  for (int64_t i = 0; i < n; ++i) w[i] = std::exp(log_w[i] - ls);
+  JEBM_CHECK(n > 0, "normalized_weights: empty population");
+  double h[4];
+  cpu::log_weight_sums(log_w, n, h);
+  stats_from_sums(h, n);  // the same check of the largest log-weight as weight_stats
+  for (int64_t i = 0; i < n; ++i) w[i] = std::exp(log_w[i] - h[0]) / h[1];  // not exp(A - log_sum): cpu/weights.cpp
 }
 
 std::vector<double> normalized_weights(const std::vector<double>& log_w) {

@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(downsampled_classifier_and_run_end_to_end) {
   // A resume with another --downsample is refused, and the run's options.txt stays as it was.
   const std::string options_before = jebm::read_file((run / "options.txt").string());
   expect_error([&] { jebm::run_mnist({"--resume", run.string(), "--downsample", "1", "--epochs", "3", "--no-progress"}); },
-               {"--classifier", "14x14", "28x28", "--downsample 1"});
+               {"--downsample 2 (its options.txt), the options say --downsample 1"});
   BOOST_TEST(jebm::read_file((run / "options.txt").string()) == options_before);
 }
 

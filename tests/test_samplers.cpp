@@ -82,6 +82,24 @@ BOOST_AUTO_TEST_CASE(weight_stats_match_direct_formulas) {
   BOOST_TEST(std::fabs(weight_stats(eq.data(), 5).cv2) < 1e-12);
 }
 
+BOOST_AUTO_TEST_CASE(normalized_weights_sum_to_one_at_huge_log_weights) {
+  // |A| ~ 1e17: the ulp of A (16) exceeds log s1 (here log 37 = 3.6), so exp(A - log_sum) summed to s1 = 37 and
+  // resampling stopped with an internal error (a GMM run pushed to huge weights). exp(A - m) / s1 sums to 1.
+  std::vector<double> lw(40, 1e17);
+  for (size_t i = 37; i < lw.size(); ++i) lw[i] = 1e17 - 64.0;  // three walkers e^-64 below the rest
+  const std::vector<double> w = normalized_weights(lw);
+  double s = 0.0;
+  for (double v : w) s += v;
+  BOOST_TEST(s == 1.0, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(w[0] == 1.0 / 37.0, boost::test_tools::tolerance(1e-12));
+  const Tensor wt = normalized_weights(Tensor::from_vector(lw, {40}, DType::Float64));
+  BOOST_TEST(all_close(wt.host_vector<double>(), w, 0.0, 1e-15, "tensor path"));
+  WalkerPopulation pop = WalkerPopulation::create(Tensor::zeros({40, 2}, DType::Float64), 7);
+  pop.log_w = Tensor::from_vector(lw, {40}, DType::Float64);
+  const std::vector<int64_t> anc = draw_population_ancestors(pop, ResampleScheme::Multinomial);  // used to throw
+  for (int64_t a : anc) BOOST_TEST(a < 37);
+}
+
 BOOST_AUTO_TEST_CASE(systematic_counts_within_one_of_n_w) {
   const int64_t n = 1000;
   std::vector<double> lw(static_cast<size_t>(n));

@@ -64,10 +64,12 @@ void log_weight_sums(const Tensor& log_w, Tensor& sums) {
 }
 
 void normalized_weights(const Tensor& log_w, const Tensor& sums, Tensor& w) {
-  const double ls = sums.data<double>()[3];
+  // exp(A - m) / s1, not exp(A - log_sum): with |m| ~ 1e17 the ulp of m exceeds log s1, m + log s1 rounds to m,
+  // and the weights summed to s1 (resampling then stopped with "weights sum to 37").
+  const double m = sums.data<double>()[0], s1 = sums.data<double>()[1];
   const double* a = log_w.data<double>();
   double* o = w.data<double>();
-  for (int64_t i = 0; i < log_w.numel(); ++i) o[i] = std::exp(a[i] - ls);
+  for (int64_t i = 0; i < log_w.numel(); ++i) o[i] = std::exp(a[i] - m) / s1;
 }
 
 double sum_of_squares(const Tensor& w) {

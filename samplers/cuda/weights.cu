@@ -66,10 +66,10 @@ __global__ void weight_stats_kernel(const double* __restrict__ a, int64_t n, dou
 
 __global__ void normalized_weights_kernel(const double* __restrict__ a, int64_t n, const double* __restrict__ stats,
                                           double* __restrict__ w) {
-  const double ls = stats[3];
+  const double m = stats[0], s1 = stats[1];  // exp(A - m) / s1: see the CPU twin for why not exp(A - log_sum)
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    w[i] = ::exp(a[i] - ls);
+    w[i] = ::exp(a[i] - m) / s1;
 }
 
 // c = inclusive prefix sums of w, divided by the total, c[n-1] = 1. One block: thread t sums its contiguous
