@@ -261,7 +261,23 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   // Combine the chunks in order: shift every chunk to the global max (log-sum-exp).
   double m = -std::numeric_limits<double>::infinity();
   for (const auto& c : acc) m = std::max(m, c.m);
-  JEBM_CHECK(std::isfinite(m), "gmm_walker_pass: the largest log-weight is " << m);
+  GmmWalkerPass out;
+  if (!std::isfinite(m)) {
+    // Every log-weight is -inf or one is +inf/NaN: the run diverged. NaN statistics and gradient, not an internal
+    // error, so that the caller's NaN guard stops the run with its own message (experiments/gmm.cpp).
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    out.stats = {nan, nan, nan, nan};
+    if (with_gradient) {
+      out.grad_a.assign(static_cast<size_t>(k * d), nan);
+      out.grad_z.assign(static_cast<size_t>(k), nan);
+    }
+    if (with_var) {
+      out.var_a = out.grad_a;
+      out.var_z = out.grad_z;
+    }
+    if (lag) *lag = GmmGradientLag{};
+    return out;
+  }
   double s1 = 0.0, s2 = 0.0;
   std::vector<double> tot(with_gradient ? static_cast<size_t>(w) : 0, 0.0);
   std::vector<double> tot2(with_var ? static_cast<size_t>(2 * w) : 0, 0.0), tot3(lag_cov ? static_cast<size_t>(2 * w) : 0, 0.0);
@@ -273,7 +289,6 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
     for (size_t q = 0; q < tot2.size(); ++q) tot2[q] += sc * sc * c.acc2[q];
     for (size_t q = 0; q < tot3.size(); ++q) tot3[q] += sc * c.acc3[q];
   }
-  GmmWalkerPass out;
   out.stats.log_sum = m + std::log(s1);
   out.stats.log_mean = out.stats.log_sum - std::log(static_cast<double>(n));
   out.stats.ess = s1 * s1 / s2;

@@ -353,4 +353,11 @@ BOOST_AUTO_TEST_CASE(gmm_nan_guard_stops_a_diverged_run) {
                       "--h", "1e300", "--no-progress", "--out", out}) == 3);
   BOOST_TEST(std::filesystem::exists(tmp.path / "run" / "metrics_pcd.csv"));
   BOOST_TEST(!std::filesystem::exists(tmp.path / "run" / "gmm.svg"));
+  // Jarzynski pushed until every log-weight is -inf: the guard's exit, not an internal error (it used to end
+  // with exit 2 and "gmm_walker_pass: the largest log-weight is -inf").
+  for (const char* lr : {"--lr-z", "--lr-means"}) {
+    const std::string out2 = (tmp.path / (std::string("jz") + lr)).string();
+    BOOST_TEST(run_gmm({"--dim", "3", "--data", "100", "--walkers", "50", "--iterations", "300", "--algo", "jarzynski",
+                        lr, "1000", "--h", "10", "--no-progress", "--out", out2}) == 3, lr);
+  }
 }
