@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "experiments/command.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
 
 namespace jebm {
@@ -72,6 +73,15 @@ int main(int argc, char** argv) {
   for (const auto& c : commands()) {
     if (args[0] != c.name) continue;
     try {
+      // `mpirun -np K jebm ...` with K > 1: no command shards its work over ranks yet (issue #14), so every rank
+      // would run the whole job and write the same files. Refuse before anything is read or written.
+      if (jebm::comm_launched_by_mpi() && jebm::world().size() > 1) {
+        if (jebm::world().rank() == 0)
+          std::cerr << "jebm " << c.name << ": error: started on " << jebm::world().size()
+                    << " MPI ranks, but jebm " << c.name << " runs on one process only (sharding over ranks is not "
+                    << "implemented yet); run it without mpirun, or with -np 1\n";
+        return 2;
+      }
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
     } catch (const std::exception& e) {
       std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
