@@ -146,10 +146,10 @@ void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWal
   lag.theta = theta;
   lag.grad = out.grad_a;
   lag.grad.insert(lag.grad.end(), out.grad_z.begin(), out.grad_z.end());
-  const int64_t n = pop.size();
-  lag.w.resize(static_cast<size_t>(n));
-  const double* lw = pop.log_w.data<double>();
-  for (int64_t i = 0; i < n; ++i) lag.w[static_cast<size_t>(i)] = std::exp(lw[i] - out.stats.log_sum);
+  lag.w.resize(static_cast<size_t>(pop.size()));
+  // The shared normalisation (exp(A - max) / s1, samplers/walkers.hpp), not exp(A - log_sum), which loses the sum
+  // at huge log-weights.
+  normalized_weights(pop.log_w.data<double>(), pop.size(), lag.w.data());
   lag.valid = true;
 }
 
