@@ -21,28 +21,28 @@ JEBM=${JEBM:-$ROOT/build/release/jebm}
 THREADS=${THREADS:-2}
 PRESET=$ROOT/experiments/presets/mnist-cpu.ini
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
-[ -x "$JEBM" ] || { echo "mnist-claim: no jebm binary at $JEBM (build first, or set JEBM)" >&2; exit 1; }
-[ -d "$DATA" ] || { echo "mnist-claim: DATA_DIR '$DATA' is not a directory" >&2; exit 1; }
-mkdir -p "$OUT"
+  [ -x "$JEBM" ] || { echo "mnist-claim: no jebm binary at $JEBM (build first, or set JEBM)" >&2; exit 1; }
+  [ -d "$DATA" ] || { echo "mnist-claim: DATA_DIR '$DATA' is not a directory" >&2; exit 1; }
+  mkdir -p "$OUT"
 
-CLF=$OUT/classifier/classifier.safetensors
-[ -f "$CLF" ] || "$JEBM" mnist-classifier --data "$DATA" --out "$OUT/classifier" --threads "$THREADS"
+  CLF=$OUT/classifier/classifier.safetensors
+  [ -f "$CLF" ] || "$JEBM" mnist-classifier --data "$DATA" --out "$OUT/classifier" --threads "$THREADS"
 
-run_one() {  # ALGO SEED: one run, its wall time in OUT/ALGO-sSEED/wall_s
-  local dir=$OUT/$1-s$2 t0
-  t0=$(date +%s)
-  "$JEBM" mnist --config "$PRESET" --data "$DATA" --classifier "$CLF" --out "$dir" --algo "$1" --seed "$2" \
-    --threads "$THREADS" > "$OUT/$1-s$2.log" 2>&1
-  echo $(($(date +%s) - t0)) > "$dir/wall_s"
-}
-for seed in $SEEDS; do
-  if [ "$PARALLEL" = 2 ]; then
-    run_one jarzynski "$seed" & run_one pcd "$seed" & wait
-  else
-    run_one jarzynski "$seed"
-    run_one pcd "$seed"
-  fi
-done
+  run_one() {  # ALGO SEED: one run, its wall time in OUT/ALGO-sSEED/wall_s
+    local dir=$OUT/$1-s$2 t0
+    t0=$(date +%s)
+    "$JEBM" mnist --config "$PRESET" --data "$DATA" --classifier "$CLF" --out "$dir" --algo "$1" --seed "$2" \
+      --threads "$THREADS" > "$OUT/$1-s$2.log" 2>&1
+    echo $(($(date +%s) - t0)) > "$dir/wall_s"
+  }
+  for seed in $SEEDS; do
+    if [ "$PARALLEL" = 2 ]; then
+      run_one jarzynski "$seed" & run_one pcd "$seed" & wait
+    else
+      run_one jarzynski "$seed"
+      run_one pcd "$seed"
+    fi
+  done
 fi
 
 echo
