@@ -17,7 +17,9 @@
 
 #include "experiments/cli.hpp"
 #include "experiments/output.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
+#include "samplers/distributed.hpp"
 
 namespace jebm {
 
@@ -220,12 +222,35 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
 }
 
 int run_gmm(const std::vector<std::string>& args) {
+  // Under `mpirun -np K` every rank runs this with its shard of the walkers and data (GmmTrainer); rank 0 alone
+  // writes the run directory, the CSVs, the plot, the progress line and the table. Errors that every rank meets
+  // together are SharedErrors (printed once).
+  Communicator& comm = world();
+  const bool root = comm.rank() == 0;
+  std::string argv_text = JEBM_VERSION;
+  for (const auto& a : args) argv_text += "\n" + a;
+  check_same_on_all_ranks(comm, "the command lines (or jebm versions)", argv_text);
   GmmCommandLine cl;
-  if (!parse_gmm_args(args, cl)) return 0;
+  try {
+    if (!parse_gmm_args(args, cl)) return 0;
+  } catch (const Error& e) {
+    throw SharedError(e.what());  // the same command line on every rank: the same error
+  }
   const GmmConfig& c = cl.config;
   const std::string& out = cl.out;
-  const bool no_progress = cl.no_progress;
+  const bool no_progress = cl.no_progress || !root;
   if (cl.threads > 0) omp_set_num_threads(cl.threads);
+  if (comm.size() > 1) {
+    try {
+      JEBM_CHECK(c.device.is_cpu() && !c.autograd, (c.autograd ? "--autograd" : "--device cuda")
+                                                       << " runs on one rank only; under mpirun -np "
+                                                       << comm.size() << " use the closed-form CPU path");
+      chunk_shard(c.walkers, kGmmWalkerChunk, comm.rank(), comm.size(), "--walkers");
+      chunk_shard(c.data, kGmmRowChunk, comm.rank(), comm.size(), "--data points");
+    } catch (const Error& e) {
+      throw SharedError(e.what());
+    }
+  }
   if (c.device.is_cuda()) cuda_api::require("jebm gmm --device cuda");  // a clear error when there is no CUDA build or device
   const std::vector<Algorithm>& algos = cl.algos;
 
@@ -234,10 +259,13 @@ int run_gmm(const std::vector<std::string>& args) {
   const double ce_teacher = gmm_cross_entropy(teacher, data.data<double>(), c.data);
 
   if (!out.empty()) {
-    prepare_run_dir(out, cl.force, false);
-    std::vector<std::pair<std::string, std::string>> kv = cl.saved;
-    kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
-    write_options(out, kv);
+    run_on_rank0(comm, [&] {
+      prepare_run_dir(out, cl.force, false);
+      std::vector<std::pair<std::string, std::string>> kv = cl.saved;
+      kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
+      kv.emplace_back("resolved.ranks", std::to_string(comm.size()));
+      write_options(out, kv);
+    });
   }
 
   std::vector<AlgoOutcome> outcomes;
@@ -253,9 +281,9 @@ int run_gmm(const std::vector<std::string>& args) {
     for (int64_t j = 0; j < c.student_modes; ++j) cols.push_back("mean_error_" + std::to_string(j));
     cols.push_back("time_s");
     CsvWriter csv;
-    if (!out.empty()) csv = CsvWriter(std::filesystem::path(out) / ("metrics_" + std::string(algorithm_name(a)) + ".csv"), cols);
+    if (!out.empty() && root) csv = CsvWriter(std::filesystem::path(out) / ("metrics_" + std::string(algorithm_name(a)) + ".csv"), cols);
     const auto t0 = std::chrono::steady_clock::now();
-    GmmTrainer run(c, a, data, teacher);
+    GmmTrainer run(c, a, data, teacher, &comm);
     Progress progress(std::string("gmm ") + algorithm_name(a), c.iterations, !no_progress);
     auto emit = [&](const GmmRecord& r) {
       o.records.push_back(r);
@@ -276,7 +304,8 @@ int run_gmm(const std::vector<std::string>& args) {
       if (bad.empty()) return false;
       emit(r);
       progress.finish();
-      std::cerr << "jebm gmm: " << algorithm_name(a) << " diverged at iteration " << r.iteration << ": " << bad
+      if (root)
+        std::cerr << "jebm gmm: " << algorithm_name(a) << " diverged at iteration " << r.iteration << ": " << bad
                 << " (non-finite); try a smaller --lr-means, --lr-z or --h. Stopped; no plot or summary written\n";
       return true;
     };
@@ -304,12 +333,14 @@ int run_gmm(const std::vector<std::string>& args) {
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     outcomes.push_back(std::move(o));
   }
+  if (!root) return 0;  // every rank has the same records; rank 0 reports them
 
   // Summary table.
   std::cout << "\njebm gmm: d = " << c.dim << ", " << teacher.k << " teacher modes (weights "
             << join(gmm_mode_weights(teacher)) << "), " << c.data << " data, " << c.walkers << " walkers, h = " << c.h
             << ", " << c.iterations << " iterations, " << (c.autograd ? "autograd" : "closed-form") << " path, "
-            << omp_get_max_threads() << " threads\n";
+            << (comm.size() > 1 ? std::to_string(comm.size()) + " ranks x " : "") << omp_get_max_threads()
+            << " threads\n";
   std::cout << "teacher cross-entropy on the data: " << std::setprecision(6) << ce_teacher << "\n\n";
   // Jarzynski CE: the training walkers' estimate with the drift correction from the lag covariance; var: with
   // the variance correction instead; raw: without either (docs/log-z-bias.md).

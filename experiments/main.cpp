@@ -27,7 +27,8 @@ namespace {
 
 const std::vector<jebm::Command>& commands() {
   static const std::vector<jebm::Command> table = {
-      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD), DESIGN 3.1", jebm::run_gmm},
+      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD), DESIGN 3.1", jebm::run_gmm,
+       true},
       {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist},
       {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
       {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
@@ -49,6 +50,24 @@ void print_help(std::ostream& os) {
     os << "  " << name << std::string(name.size() < 20 ? 20 - name.size() : 1, ' ') << c.summary << "\n";
   }
   os << "\noptions:\n  -h, --help          this text\n  --version           version and build (CUDA backend on/off)\n";
+}
+
+// This process's rank, or -1 when there is no usable communicator (e.g. started by mpirun but built without MPI:
+// world() itself is what failed).
+int rank_of_world() {
+  try {
+    return jebm::world().rank();
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+int world_size() {
+  try {
+    return jebm::world().size();
+  } catch (const std::exception&) {
+    return 1;
+  }
 }
 
 }  // namespace
@@ -73,18 +92,24 @@ int main(int argc, char** argv) {
   for (const auto& c : commands()) {
     if (args[0] != c.name) continue;
     try {
-      // `mpirun -np K jebm ...` with K > 1: no command shards its work over ranks yet (issue #14), so every rank
-      // would run the whole job and write the same files. Refuse before anything is read or written.
-      if (jebm::comm_launched_by_mpi() && jebm::world().size() > 1) {
+      // `mpirun -np K jebm ...` with K > 1 and a command that does not shard its work over ranks (issue #14): every
+      // rank would run the whole job and write the same files. Refuse before anything is read or written.
+      if (!c.multi_rank && jebm::comm_launched_by_mpi() && jebm::world().size() > 1) {
         if (jebm::world().rank() == 0)
           std::cerr << "jebm " << c.name << ": error: started on " << jebm::world().size()
-                    << " MPI ranks, but jebm " << c.name << " runs on one process only (sharding over ranks is not "
-                    << "implemented yet); run it without mpirun, or with -np 1\n";
+                    << " MPI ranks, but jebm " << c.name << " runs on one process only (of the commands, only gmm "
+                    << "shards over ranks so far); run it without mpirun, or with -np 1\n";
         return 2;
       }
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+    } catch (const jebm::SharedError& e) {
+      // Every rank failed together with this message: print it once.
+      if (rank_of_world() <= 0) std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
+      return 2;
     } catch (const std::exception& e) {
-      std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
+      const int rank = rank_of_world();
+      std::cerr << "jebm " << c.name << ": error" << (rank > 0 || world_size() > 1 ? " on rank " + std::to_string(rank) : "")
+                << ": " << e.what() << "\n";
       return 2;
     }
   }

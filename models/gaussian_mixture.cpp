@@ -16,7 +16,7 @@ namespace jebm {
 
 namespace {
 
-constexpr int64_t kRowChunk = 256;  // fixed reduction chunk: results independent of the thread count
+constexpr int64_t kRowChunk = kGmmRowChunk;  // fixed reduction chunk: results independent of the thread count
 
 void check_params(const GmmParams& p, const char* what) {
   JEBM_CHECK(p.k > 0 && p.d > 0 && static_cast<int64_t>(p.a.size()) == p.k * p.d &&
@@ -114,28 +114,45 @@ void gmm_param_grad_variance(const GmmParams& p, const double* x, const double* 
   std::copy(acc.begin() + k * d, acc.end(), var_z);
 }
 
-double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z) {
-  check_params(p, "gmm_data_term");
-  const int64_t k = p.k, d = p.d;
-  const bool want_grad = grad_a && grad_z;
-  const int64_t w = 1 + (want_grad ? k * d + k : 0);
-  std::vector<double> acc(static_cast<size_t>(w));
-  chunked_sum(n, w, acc.data(), [&](int64_t b, int64_t e, double* out) {
+std::vector<double> gmm_data_partials(const GmmParams& p, const double* x, int64_t n, bool with_grad) {
+  check_params(p, "gmm_data_partials");
+  const int64_t k = p.k, d = p.d, w = 1 + (with_grad ? k * d + k : 0);
+  const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
+  std::vector<double> part(static_cast<size_t>(chunks * w), 0.0);
+#pragma omp parallel for schedule(static) if (n * w > 8192)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double* out = part.data() + c * w;
     double r[64];
     std::vector<double> rbig(static_cast<size_t>(k > 64 ? k : 0));
     double* rr = k > 64 ? rbig.data() : r;
-    for (int64_t i = b; i < e; ++i) {
+    for (int64_t i = c * kRowChunk; i < std::min(n, (c + 1) * kRowChunk); ++i) {
       const double* xi = x + i * d;
-      out[0] += gmm_eval_row(p, xi, want_grad ? rr : nullptr, nullptr);
-      if (!want_grad) continue;
+      out[0] += gmm_eval_row(p, xi, with_grad ? rr : nullptr, nullptr);
+      if (!with_grad) continue;
       for (int64_t j = 0; j < k; ++j) {
         out[1 + k * d + j] += rr[j];
         double* o = out + 1 + j * d;
         for (int64_t q = 0; q < d; ++q) o[q] += rr[j] * xi[q];
       }
     }
-  });
-  const double inv = 1.0 / static_cast<double>(n);
+  }
+  return part;
+}
+
+double gmm_data_finish(const GmmParams& p, const std::vector<double>& partials, int64_t n_total, double* grad_a,
+                       double* grad_z) {
+  check_params(p, "gmm_data_finish");
+  const int64_t k = p.k, d = p.d;
+  const bool want_grad = grad_a && grad_z;
+  const int64_t w = 1 + (want_grad ? k * d + k : 0);
+  const int64_t chunks = (n_total + kRowChunk - 1) / kRowChunk;
+  JEBM_CHECK(static_cast<int64_t>(partials.size()) == chunks * w,
+             "gmm_data_finish: " << partials.size() << " partial sums for " << n_total << " rows in chunks of "
+                                 << kRowChunk << " (" << chunks << " x " << w << " expected)");
+  std::vector<double> acc(static_cast<size_t>(w), 0.0);
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t q = 0; q < w; ++q) acc[static_cast<size_t>(q)] += partials[static_cast<size_t>(c * w + q)];
+  const double inv = 1.0 / static_cast<double>(n_total);
   if (want_grad) {
     for (int64_t j = 0; j < k; ++j) {
       const double s = acc[static_cast<size_t>(1 + k * d + j)] * inv;
@@ -145,6 +162,10 @@ double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* gra
     }
   }
   return acc[0] * inv;
+}
+
+double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z) {
+  return gmm_data_finish(p, gmm_data_partials(p, x, n, grad_a && grad_z), n, grad_a, grad_z);
 }
 
 // --- Tensor dispatch: the one place that picks the CPU kernels or their CUDA twins ------------------------

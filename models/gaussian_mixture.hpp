@@ -87,6 +87,14 @@ void gmm_param_grad(const GmmParams& p, const double* x, const double* r, const 
 // One pass over a data set: returns mean_b U(x_b) and, when grad_a/grad_z are non-null, mean_b grad_theta U(x_b)
 // (responsibilities recomputed, not stored). Deterministic as above.
 double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* grad_a, double* grad_z);
+// gmm_data_term in two halves, for data sharded over ranks in whole chunks of kGmmRowChunk rows: the partial sums
+// of each chunk of x [n, D] (gmm_data_partials: [chunks, 1 + K*D + K], or [chunks, 1] without the gradient), then
+// the chunks of the whole data set added in chunk order and divided by its size n_total (gmm_data_finish).
+// gmm_data_term(x, n) is gmm_data_finish(gmm_data_partials(x, n), n), bit for bit.
+constexpr int64_t kGmmRowChunk = 256;
+std::vector<double> gmm_data_partials(const GmmParams& p, const double* x, int64_t n, bool with_grad);
+double gmm_data_finish(const GmmParams& p, const std::vector<double>& partials, int64_t n_total, double* grad_a,
+                       double* grad_z);
 
 // The self-normalised importance-sampling variance of the weighted parameter gradient g_hat = sum_i c_i f_i,
 // f_i = grad_theta U(x_i), with normalised weights c (sum 1; null: 1/n):

@@ -28,12 +28,12 @@ bool cd_should_restart(int64_t iteration, int64_t k) {
   return iteration % k == 0;
 }
 
-std::vector<int64_t> random_rows(int64_t n, int64_t rows, uint64_t seed, uint64_t offset) {
+std::vector<int64_t> random_rows(int64_t n, int64_t rows, uint64_t seed, uint64_t offset, uint64_t first) {
   JEBM_CHECK(rows > 0, "random_rows: empty data set");
   std::vector<int64_t> idx(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     double u0, u1;
-    philox_uniform2(seed, static_cast<uint64_t>(i), offset, &u0, &u1);
+    philox_uniform2(seed, first + static_cast<uint64_t>(i), offset, &u0, &u1);
     const int64_t r = static_cast<int64_t>(u0 * static_cast<double>(rows));
     idx[static_cast<size_t>(i)] = r < rows ? r : rows - 1;
   }
@@ -49,7 +49,8 @@ void restart_from_data(WalkerPopulation& pop, const Tensor& data, uint64_t seed,
   JEBM_CHECK(data.device() == pop.x.device(), "restart_from_data: data on " << data.device().str()
                                                                          << ", walkers on " << pop.x.device().str());
   // Rows drawn on the host (indices only), gathered on the walkers' device.
-  const std::vector<int64_t> rows = random_rows(pop.size(), data.size(0), seed, offset);
+  const std::vector<int64_t> rows =
+      random_rows(pop.size(), data.size(0), seed, offset, static_cast<uint64_t>(pop.first_index));
   pop.reset_positions(gather_rows(data, Tensor::from_vector(rows, {pop.size()}, data.device())));
 }
 

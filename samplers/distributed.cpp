@@ -136,7 +136,7 @@ BlockSums reduce_blocks(Communicator& comm, const ShardLayout& l, const double* 
 double global_max(Communicator& comm, const ShardLayout& l, const double* local_log_w) {
   double m = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < l.count(); ++i) m = std::max(m, local_log_w[i]);
-  m = comm.allreduce_value(m, ReduceOp::Max);
+  m = comm.allreduce_value(m, CommReduce::Max);
   JEBM_CHECK(std::isfinite(m), "distributed weights: the largest log-weight is " << m);
   return m;
 }
@@ -286,7 +286,7 @@ void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* loc
   send_bytes[me] = recv_bytes[me] = 0;
   const int64_t n_send = static_cast<int64_t>(plan.send_rows.size()) - plan.send_counts[me];
   const int64_t n_recv = static_cast<int64_t>(plan.recv_to_local.size()) - plan.recv_counts[me];
-  if (comm.allreduce_value(n_send, ReduceOp::Max) == 0) return;  // nothing crosses ranks: skip the alltoallv
+  if (comm.allreduce_value(n_send, CommReduce::Max) == 0) return;  // nothing crosses ranks: skip the alltoallv
   for (int64_t& v : send_bytes) v *= static_cast<int64_t>(row_bytes);
   for (int64_t& v : recv_bytes) v *= static_cast<int64_t>(row_bytes);
   // Uninitialised buffers: every byte is written before it is read.
@@ -307,19 +307,57 @@ void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* loc
   }
 }
 
-ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,
-                                             ResampleScheme scheme) {
-  JEBM_CHECK(pop.size() == layout.count(), "distributed_resample_population: the population holds "
-                                               << pop.size() << " walkers, the layout gives this rank "
-                                               << layout.count());
-  JEBM_CHECK(!pop.any_pending(), "distributed_resample_population: walkers have pending moves; complete them first");
+Shard chunk_shard(int64_t n, int64_t chunk, int rank, int size, const char* what) {
+  JEBM_CHECK(chunk >= 1 && n >= 1, "chunk_shard: " << n << " " << what << " in chunks of " << chunk);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  JEBM_CHECK(chunks >= size, what << ": " << n << " make " << chunks << " block(s) of " << chunk
+                                  << ", fewer than the " << size << " ranks (each rank needs a whole block); use "
+                                  << "fewer ranks (mpirun -np) or at least " << (size - 1) * chunk + 1 << " " << what);
+  const Shard c = shard_of(chunks, rank, size, what);
+  Shard s;
+  s.offset = c.offset * chunk;
+  s.count = std::min(n, (c.offset + c.count) * chunk) - s.offset;
+  return s;
+}
+
+std::vector<double> gather_chunk_rows(Communicator& comm, const ShardLayout& layout, int64_t chunk,
+                                      const std::vector<double>& local, int64_t width) {
+  std::vector<int64_t> counts(layout.counts.size());
+  for (size_t r = 0; r < counts.size(); ++r) {
+    JEBM_CHECK(layout.offsets[r] % chunk == 0, "gather_chunk_rows: rank " << r << "'s shard begins at "
+                                                   << layout.offsets[r] << ", inside a chunk of " << chunk);
+    counts[r] = (layout.counts[r] + chunk - 1) / chunk * width;
+  }
+  JEBM_CHECK(static_cast<int64_t>(local.size()) == counts[static_cast<size_t>(layout.rank)],
+             "gather_chunk_rows: " << local.size() << " values from this rank, " << counts[static_cast<size_t>(layout.rank)]
+                                   << " expected");
+  std::vector<double> all(static_cast<size_t>(std::accumulate(counts.begin(), counts.end(), int64_t{0})));
+  comm.allgatherv(local.data(), all.data(), counts, CommType::Float64);
+  return all;
+}
+
+ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
+                                        ResampleScheme scheme, double* log_mean) {
+  JEBM_CHECK(pop.size() == layout.count() && pop.first_index == layout.offset(),
+             "distributed resampling: the population holds walkers [" << pop.first_index << ", "
+                                                                     << pop.first_index + pop.size()
+                                                                     << "), the layout gives this rank ["
+                                                                     << layout.offset() << ", "
+                                                                     << layout.offset() + layout.count() << ")");
   // The key and offset of draw_population_ancestors, and of draw_ancestors' systematic uniform.
   const uint64_t seed = pop.seed ^ kResampleKey, offset = static_cast<uint64_t>(pop.resamplings);
   double u0, u1;
   philox_uniform2(seed, ~uint64_t{0}, offset, &u0, &u1);
   const double* log_w = pop.log_w.data<double>();
-  const double log_mean = distributed_weight_stats(comm, layout, log_w).log_mean;
-  ResamplePlan plan = plan_resampling(comm, layout, log_w, scheme, u0, seed, offset);
+  if (log_mean) *log_mean = distributed_weight_stats(comm, layout, log_w).log_mean;
+  return plan_resampling(comm, layout, log_w, scheme, u0, seed, offset);
+}
+
+ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,
+                                             ResampleScheme scheme) {
+  JEBM_CHECK(!pop.any_pending(), "distributed_resample_population: walkers have pending moves; complete them first");
+  double log_mean = 0.0;
+  ResamplePlan plan = plan_population_resampling(comm, layout, pop, scheme, &log_mean);
   const size_t row_bytes = pop.size() ? pop.x.nbytes() / static_cast<size_t>(pop.size()) : 0;
   exchange_rows(comm, plan, pop.x.raw_data(), row_bytes, pop.x_prev.raw_data());
   std::swap(pop.x, pop.x_prev);

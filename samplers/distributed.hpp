@@ -45,6 +45,23 @@ std::vector<double> distributed_normalized_weights(Communicator& comm, const Sha
 std::vector<double> distributed_weighted_sums(Communicator& comm, const ShardLayout& layout,
                                               const double* local_log_w, const double* local_f, int64_t k);
 
+// Work cut into chunks of `chunk` consecutive global items and sharded in whole chunks (the GMM pass and its data
+// term: their one-process sums are already per chunk, combined in chunk order, so a chunk-aligned partition leaves
+// every floating operation unchanged). This rank's shard of n items: whole chunks, shared as evenly as shard_of
+// shares them; the last chunk may be short. Fails when there are fewer chunks than ranks, naming `what`.
+Shard chunk_shard(int64_t n, int64_t chunk, int rank, int size, const char* what);
+// Every rank's per-chunk rows (`width` values per chunk) in global chunk order, from this rank's rows for its
+// chunks (layout: chunk-aligned shards, as chunk_shard gives). One allgatherv.
+std::vector<double> gather_chunk_rows(Communicator& comm, const ShardLayout& layout, int64_t chunk,
+                                      const std::vector<double>& local, int64_t width);
+
+// A population that is one rank's shard of a larger one: the communicator and the layout of the whole population
+// (WalkerPopulation::first_index == layout.offset()).
+struct WalkerShards {
+  Communicator* comm = nullptr;
+  ShardLayout layout;
+};
+
 // Global resampling. The new population has the same layout; its global walker k (slot k) is a copy of global
 // walker ancestor(k), drawn exactly as samplers/resampling.hpp draws it in one process (systematic points
 // (k + u) / N, or multinomial uniforms Philox(seed, k, offset)) from cumulative weights summed in fixed blocks.
@@ -63,6 +80,12 @@ ResamplePlan plan_resampling(Communicator& comm, const ShardLayout& layout, cons
 // Moves rows of `row_bytes` bytes (host memory) as the plan says: new_local gets count() rows.
 void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* local, size_t row_bytes,
                    void* new_local);
+
+// The plan of draw_population_ancestors for a sharded population: the same Philox key and offset (and systematic
+// uniform) as one process; *log_mean (when non-null) gets the global log mean exp(A) that resampling folds into
+// the log Z offset. For callers that exchange more per walker than its position (the GMM's redo of the move).
+ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
+                                        ResampleScheme scheme, double* log_mean);
 
 // The distributed twin of draw_population_ancestors + resample_population for a population holding this rank's
 // shard (x: its count() walkers; log_w local; seed, resamplings, log_z_offset equal on all ranks): the same

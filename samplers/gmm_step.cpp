@@ -2,17 +2,17 @@
 // samplers/gmm_step.hpp). Tested by tests/test_gmm.cpp.
 #include "samplers/gmm_step.hpp"
 
-#include "samplers/contrastive.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "samplers/contrastive.hpp"
 
 namespace jebm {
 
 namespace {
 
-constexpr int64_t kPassChunk = 64;  // walkers per chunk: fixed, so results do not depend on the thread count
+constexpr int64_t kPassChunk = kGmmWalkerChunk;  // walkers per chunk: fixed, so results do not depend on the thread count
 
 // Per chunk, all sums scaled by the chunk's running max m of the completed log-weights A (e = e^{A-m}).
 struct ChunkAcc {
@@ -29,7 +29,7 @@ struct PassArgs {
   int64_t* pending;
   const UlaConfig* cfg;
   double sigma;
-  uint64_t seed, offset;
+  uint64_t seed, offset, first;  // first: the global index of walker 0 (the noise is keyed by global index)
   bool with_grad, with_var;
   GmmGradientLag* lag;  // non-null: read the previous pass's terms (when lag_cov) and store this pass's r
   bool lag_cov;
@@ -103,7 +103,7 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
     ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g.data(), u, a.log_w + i, a.partial + i, a.pending + i,
                                  true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
-                                 static_cast<uint64_t>(i), a.offset, a.x_prev + i * d);
+                                 a.first + static_cast<uint64_t>(i), a.offset, a.x_prev + i * d);
     const double ai = a.log_w[i];
     if (ai > c.m) {  // a new maximum: rescale what was accumulated so far
       const double sc = std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0;
@@ -141,15 +141,17 @@ void second_moments(const GmmParams& theta, const std::vector<double>& tot2, con
   for (size_t q = 0; q < out.lag_cov.size(); ++q) out.lag_cov[q] = (tot3[q] - g[q] * tot3[static_cast<size_t>(w) + q]) / s1;
 }
 
-// What the next pass needs (its responsibilities were stored walker by walker during this one).
-void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWalkerPass& out, GmmGradientLag& lag) {
+// What the next pass needs (its responsibilities were stored walker by walker during this one). The weights are
+// exp(A - m) / s1 with the pass's global max m and sum s1 (the normalisation of samplers/walkers.hpp, not
+// exp(A - log_sum), which loses the sum at huge log-weights), so that a shard's are those of the whole.
+void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWalkerPass& out, double m, double s1,
+               GmmGradientLag& lag) {
   lag.theta = theta;
   lag.grad = out.grad_a;
   lag.grad.insert(lag.grad.end(), out.grad_z.begin(), out.grad_z.end());
   lag.w.resize(static_cast<size_t>(pop.size()));
-  // The shared normalisation (exp(A - max) / s1, samplers/walkers.hpp), not exp(A - log_sum), which loses the sum
-  // at huge log-weights.
-  normalized_weights(pop.log_w.data<double>(), pop.size(), lag.w.data());
+  const double* a = pop.log_w.data<double>();
+  for (size_t i = 0; i < lag.w.size(); ++i) lag.w[i] = std::exp(a[i] - m) / s1;
   lag.valid = true;
 }
 
@@ -227,14 +229,23 @@ GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop,
 }  // namespace
 
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
-                              GmmGradientLag* lag) {
+                              GmmGradientLag* lag, const WalkerShards* shards) {
   JEBM_CHECK(pop.x.defined() && pop.x.dtype() == DType::Float64 && pop.walker_numel() == theta.d,
              "gmm_walker_pass: walkers " << (pop.x.defined() ? shape_str(pop.x.shape()) : std::string("undefined"))
                                          << " " << (pop.x.defined() ? dtype_name(pop.x.dtype()) : "")
                                          << " for a mixture in dimension " << theta.d << " (float64 needed)");
   JEBM_CHECK(cfg.h > 0.0, "gmm_walker_pass: step size h = " << cfg.h << " must be positive");
-  if (pop.x.device().is_cuda()) return walker_pass_unfused(theta, pop, cfg, with_gradient, lag);
+  if (pop.x.device().is_cuda()) {
+    JEBM_CHECK(!shards || shards->comm->size() == 1, "gmm_walker_pass: walkers on CUDA sharded over "
+                                                        << shards->comm->size() << " ranks (CPU walkers only)");
+    return walker_pass_unfused(theta, pop, cfg, with_gradient, lag);
+  }
+  JEBM_CHECK(!shards || (pop.size() == shards->layout.count() && pop.first_index == shards->layout.offset() &&
+                         pop.first_index % kPassChunk == 0),
+             "gmm_walker_pass: this rank holds walkers [" << pop.first_index << ", " << pop.first_index + pop.size()
+                                                          << "), not a shard in whole blocks of " << kPassChunk);
   const int64_t n = pop.size(), d = pop.walker_numel(), k = theta.k, w = k * d + k;
+  const int64_t n_total = shards ? shards->layout.total : n;
   const bool with_var = with_gradient && cfg.weighted;
   if (!with_var) lag = nullptr;  // the lag covariance is of weighted gradient estimates only
   if (lag && (static_cast<int64_t>(lag->r.size()) != n * k || lag->theta.k != k || lag->theta.d != d)) {
@@ -251,16 +262,33 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   }
   const PassArgs a{&theta, pop.x.data<double>(), pop.x_prev.data<double>(), pop.log_w.data<double>(),
                    pop.partial.data<double>(), pop.pending.data<int64_t>(), &cfg, cfg.noise_scale(), pop.seed,
-                   pop.moves, with_gradient, with_var, lag, lag_cov};
+                   pop.moves, static_cast<uint64_t>(pop.first_index), with_gradient, with_var, lag, lag_cov};
 #pragma omp parallel for schedule(static) if (n * d > 4096)
   for (int64_t c = 0; c < chunks; ++c)
     pass_range(a, c * kPassChunk, std::min(n, (c + 1) * kPassChunk), acc[static_cast<size_t>(c)]);
   ++pop.moves;
   std::swap(pop.x, pop.x_prev);  // x = X_{k+1}; x_prev = X_k
 
+  // Every chunk's sums as one row [m, s1, s2 | acc | acc2 | acc3]; sharded, the rows of all ranks' chunks in
+  // global chunk order: the combination below is then the one-process arithmetic, whatever the rank count.
+  const size_t wg = with_gradient ? static_cast<size_t>(w) : 0, wv = with_var ? static_cast<size_t>(2 * w) : 0,
+               wl = lag_cov ? static_cast<size_t>(2 * w) : 0, row = 3 + wg + wv + wl;
+  std::vector<double> rows(static_cast<size_t>(chunks) * row);
+  for (size_t c = 0; c < acc.size(); ++c) {
+    double* o = rows.data() + c * row;
+    o[0] = acc[c].m;
+    o[1] = acc[c].s1;
+    o[2] = acc[c].s2;
+    std::copy(acc[c].acc.begin(), acc[c].acc.end(), o + 3);
+    std::copy(acc[c].acc2.begin(), acc[c].acc2.end(), o + 3 + wg);
+    std::copy(acc[c].acc3.begin(), acc[c].acc3.end(), o + 3 + wg + wv);
+  }
+  if (shards) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
+  const size_t all_chunks = rows.size() / row;
+
   // Combine the chunks in order: shift every chunk to the global max (log-sum-exp).
   double m = -std::numeric_limits<double>::infinity();
-  for (const auto& c : acc) m = std::max(m, c.m);
+  for (size_t c = 0; c < all_chunks; ++c) m = std::max(m, rows[c * row]);
   GmmWalkerPass out;
   if (!std::isfinite(m)) {
     // Every log-weight is -inf or one is +inf/NaN: the run diverged. NaN statistics and gradient, not an internal
@@ -279,20 +307,20 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
     return out;
   }
   double s1 = 0.0, s2 = 0.0;
-  std::vector<double> tot(with_gradient ? static_cast<size_t>(w) : 0, 0.0);
-  std::vector<double> tot2(with_var ? static_cast<size_t>(2 * w) : 0, 0.0), tot3(lag_cov ? static_cast<size_t>(2 * w) : 0, 0.0);
-  for (const auto& c : acc) {
-    const double sc = std::exp(c.m - m);
-    s1 += sc * c.s1;
-    s2 += sc * sc * c.s2;
-    for (size_t q = 0; q < tot.size(); ++q) tot[q] += sc * c.acc[q];
-    for (size_t q = 0; q < tot2.size(); ++q) tot2[q] += sc * sc * c.acc2[q];
-    for (size_t q = 0; q < tot3.size(); ++q) tot3[q] += sc * c.acc3[q];
+  std::vector<double> tot(wg, 0.0), tot2(wv, 0.0), tot3(wl, 0.0);
+  for (size_t c = 0; c < all_chunks; ++c) {
+    const double* r = rows.data() + c * row;
+    const double sc = std::exp(r[0] - m);
+    s1 += sc * r[1];
+    s2 += sc * sc * r[2];
+    for (size_t q = 0; q < wg; ++q) tot[q] += sc * r[3 + q];
+    for (size_t q = 0; q < wv; ++q) tot2[q] += sc * sc * r[3 + wg + q];
+    for (size_t q = 0; q < wl; ++q) tot3[q] += sc * r[3 + wg + wv + q];
   }
   out.stats.log_sum = m + std::log(s1);
-  out.stats.log_mean = out.stats.log_sum - std::log(static_cast<double>(n));
+  out.stats.log_mean = out.stats.log_sum - std::log(static_cast<double>(n_total));
   out.stats.ess = s1 * s1 / s2;
-  out.stats.cv2 = static_cast<double>(n) * s2 / (s1 * s1) - 1.0;
+  out.stats.cv2 = static_cast<double>(n_total) * s2 / (s1 * s1) - 1.0;
   if (!with_gradient) return out;
   // dU/da_j = r_j (a_j - x): sum_i w_i dU/da_j = (sum w r_j) a_j - sum w r_j x; dU/dz_j = r_j.
   out.grad_a.resize(static_cast<size_t>(k * d));
@@ -306,14 +334,63 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   }
   if (!with_var) return out;
   second_moments(theta, tot2, tot3, s1, s2, out);
-  if (lag) store_lag(theta, pop, out, *lag);
+  if (lag) store_lag(theta, pop, out, m, s1, *lag);
   return out;
 }
 
+namespace {
+
+// gmm_resample_and_redo for a sharded population (CPU): the global plan, then each new walker's pre-move row
+// [X_k | U | grad_x U | lag weight | lag responsibilities] travels from its ancestor's rank, and the move is redone
+// from the copies.
+void resample_and_redo_sharded(const GmmParams& theta, WalkerPopulation& pop, ResampleScheme scheme,
+                               const UlaConfig& cfg, const Tensor& u, const Tensor& g, GmmGradientLag* lag,
+                               const WalkerShards& shards) {
+  double log_mean = 0.0;
+  const ResamplePlan plan = plan_population_resampling(*shards.comm, shards.layout, pop, scheme, &log_mean);
+  const int64_t n = pop.size(), d = theta.d, k = theta.k;
+  const bool with_lag = lag && lag->valid;
+  const size_t row = static_cast<size_t>(2 * d + 1 + (with_lag ? 1 + k : 0));
+  std::vector<double> mine(static_cast<size_t>(n) * row), got(static_cast<size_t>(n) * row);
+  const double *xp = pop.x_prev.data<double>(), *up = u.data<double>(), *gp = g.data<double>();
+  for (int64_t i = 0; i < n; ++i) {
+    double* o = mine.data() + static_cast<size_t>(i) * row;
+    o = std::copy_n(xp + i * d, d, o);
+    *o++ = up[i];
+    o = std::copy_n(gp + i * d, d, o);
+    if (!with_lag) continue;
+    *o++ = lag->w[static_cast<size_t>(i)];
+    std::copy_n(lag->r.begin() + i * k, k, o);
+  }
+  exchange_rows(*shards.comm, plan, mine.data(), row * sizeof(double), got.data());
+  Tensor x_anc = Tensor::empty({n, d}, DType::Float64), u_anc = Tensor::empty({n}, DType::Float64),
+         g_anc = Tensor::empty({n, d}, DType::Float64);
+  double *xa = x_anc.data<double>(), *ua = u_anc.data<double>(), *ga = g_anc.data<double>();
+  for (int64_t i = 0; i < n; ++i) {
+    const double* o = got.data() + static_cast<size_t>(i) * row;
+    std::copy_n(o, d, xa + i * d);
+    ua[i] = o[d];
+    std::copy_n(o + d + 1, d, ga + i * d);
+    if (!with_lag) continue;
+    // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/log-z-bias.md).
+    lag->w[static_cast<size_t>(i)] = o[2 * d + 1];
+    std::copy_n(o + 2 * d + 2, k, lag->r.begin() + i * k);
+  }
+  redo_move_from(pop, x_anc, u_anc, g_anc, log_mean, cfg);
+}
+
+}  // namespace
+
 void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, ResampleScheme scheme,
-                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag) {
+                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag,
+                           const WalkerShards* shards) {
   // The pass kept no G, so it is recomputed at X_k (resampling iterations only).
   gmm_eval(theta, pop.x_prev, u, &g, nullptr);
+  if (shards) {
+    JEBM_CHECK(pop.x.device().is_cpu(), "gmm_resample_and_redo: sharded walkers must be on the CPU");
+    resample_and_redo_sharded(theta, pop, scheme, cfg, u, g, lag, *shards);
+    return;
+  }
   // Ancestors on the host on either device: the lag state lives there (N int64 per resampling, not per move).
   const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
   resample_and_redo_move(pop, anc, u, g, cfg);

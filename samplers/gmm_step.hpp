@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/gaussian_mixture.hpp"
+#include "samplers/distributed.hpp"
 #include "samplers/resampling.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
@@ -45,14 +46,22 @@ struct GmmGradientLag {
 // lag (weighted walkers with the gradient only): reads the previous pass's state to fill lag_cov, and is
 // updated for the next pass. Float64 walkers [N, D], on either device (on CUDA the lag sums are taken on the host).
 // CPU: deterministic (fixed chunks of walkers, partial sums combined in chunk order).
+// shards: the population is this rank's shard (CPU only; its first_index a multiple of kGmmWalkerChunk, as
+// chunk_shard gives): the statistics and gradients are those of the whole population, bit for bit what one
+// process computes, because the pass's sums are per chunk of kGmmWalkerChunk walkers and every rank combines all
+// chunks in global order (one allgatherv of the chunks' sums per pass).
+constexpr int64_t kGmmWalkerChunk = 64;
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg,
-                              bool with_gradient = true, GmmGradientLag* lag = nullptr);
+                              bool with_gradient = true, GmmGradientLag* lag = nullptr,
+                              const WalkerShards* shards = nullptr);
 
 // After gmm_walker_pass moved every walker: resample the pre-move state by the population's own ancestor draw
 // and redo the move (resample_and_redo_move). u [N], g [N, D]: scratch on the population's device, filled here
 // with U, grad_x U at X_k. lag: its per-walker state follows the ancestors.
+// shards: the global draw of samplers/distributed.hpp (the ancestors' rows travel between ranks).
 void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, ResampleScheme scheme,
-                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag = nullptr);
+                           const UlaConfig& cfg, Tensor& u, Tensor& g, GmmGradientLag* lag = nullptr,
+                           const WalkerShards* shards = nullptr);
 
 // Completes every pending move under theta (the last update's increment); u, g as above.
 void gmm_complete_pending(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, Tensor& u, Tensor& g);

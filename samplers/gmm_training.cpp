@@ -16,11 +16,17 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr uint64_t kHoldoutKey = 0x686f6c646f7574ULL;  // "holdout": the held-out blocks' seeds
 
-// Exact samples of the student at theta_0, so that log Z_theta_0 is known and the estimate is absolute.
-WalkerPopulation exact_start(const GmmParams& theta, int64_t n, uint64_t seed) {
-  Tensor x0 = Tensor::empty({n, theta.d}, DType::Float64);
-  gmm_sample(theta, n, seed ^ kGmmInitKey, 1, x0.data<double>());
-  return WalkerPopulation::create(x0, seed, gmm_log_z(theta));
+// Exact samples of the student at theta_0, so that log Z_theta_0 is known and the estimate is absolute: walkers
+// [first, first + count) of n (every rank draws all n, once, and keeps its rows).
+WalkerPopulation exact_start(const GmmParams& theta, int64_t n, uint64_t seed, int64_t first = 0, int64_t count = -1) {
+  if (count < 0) count = n;
+  std::vector<double> all(static_cast<size_t>(n * theta.d));
+  gmm_sample(theta, n, seed ^ kGmmInitKey, 1, all.data());
+  Tensor x0 = Tensor::empty({count, theta.d}, DType::Float64);
+  std::copy_n(all.begin() + first * theta.d, count * theta.d, x0.data<double>());
+  WalkerPopulation p = WalkerPopulation::create(x0, seed, gmm_log_z(theta));
+  p.first_index = first;
+  return p;
 }
 }  // namespace
 
@@ -32,7 +38,8 @@ struct GmmTrainer::AutogradState {
       : energy(p), trainer(energy, pop, o) {}
 };
 
-GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher)
+GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher,
+                       Communicator* comm)
     : c_(c), algo_(algo), data_(data), teacher_(teacher), theta_(gmm_student_init(c)) {
   JEBM_CHECK(c.walkers > 0 && c.data > 0 && c.iterations >= 0, "gmm: --walkers " << c.walkers << ", --data "
                                                                                   << c.data << ", --iterations "
@@ -46,20 +53,40 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
   ula_.sigma = c.sigma;
   ula_.drift_clip = c.drift_clip;
   ula_.weighted = algo == Algorithm::Jarzynski;
+  JEBM_CHECK(data.defined() && data.dim() == 2 && data.size(0) == c.data && data.size(1) == c.dim,
+             "gmm: the data set is " << (data.defined() ? shape_str(data.shape()) : std::string("undefined"))
+                                     << ", expected [" << c.data << ", " << c.dim << "]");
+  if (!comm) {
+    own_comm_ = make_single_process_communicator();
+    comm = own_comm_.get();
+  }
+  sharded_ = !c.autograd && c.device.is_cpu();
+  JEBM_CHECK(sharded_ || comm->size() == 1, "gmm: " << (c.autograd ? "--autograd" : "--device cuda")
+                                                    << " runs on one rank only, not on " << comm->size()
+                                                    << " (the closed-form CPU path shards over ranks)");
+  Shard mine{0, c.walkers}, rows{0, c.data};
+  if (sharded_) {
+    mine = chunk_shard(c.walkers, kGmmWalkerChunk, comm->rank(), comm->size(), "walkers");
+    rows = chunk_shard(c.data, kGmmRowChunk, comm->rank(), comm->size(), "data points");
+    shards_.comm = comm;
+    shards_.layout = gather_shard_layout(*comm, mine.offset, mine.count);
+    data_layout_ = gather_shard_layout(*comm, rows.offset, rows.count);
+  }
   const uint64_t seed = c.seed * 3 + static_cast<uint64_t>(algo);
   if (algo == Algorithm::Jarzynski) {
-    pop_ = exact_start(theta_, c.walkers, seed);
+    pop_ = exact_start(theta_, c.walkers, seed, mine.offset, mine.count);
     // Held-out blocks: the same start and dynamics, independent draws (their own Philox keys).
     const int64_t per_block = c.holdout_walkers / c.holdout_blocks;
     for (int64_t b = 0; c.holdout_walkers > 0 && b < c.holdout_blocks; ++b)
       holdout_.push_back(exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
   } else {
     // PCD and CD start at data points (the official code).
-    pop_ = WalkerPopulation::create(Tensor::empty({c.walkers, c.dim}, DType::Float64), seed);
+    pop_ = WalkerPopulation::create(Tensor::empty({mine.count, c.dim}, DType::Float64), seed);
+    pop_.first_index = mine.offset;
     restart_from_data(pop_, data_, seed ^ kGmmRestartKey, ~uint64_t{0});
   }
-  u_ = Tensor::empty({c.walkers}, DType::Float64, c.device);
-  g_ = Tensor::empty({c.walkers, c.dim}, DType::Float64, c.device);
+  u_ = Tensor::empty({mine.count}, DType::Float64, c.device);
+  g_ = Tensor::empty({mine.count, c.dim}, DType::Float64, c.device);
   if (!holdout_.empty()) {
     hu_ = Tensor::empty({holdout_[0].size()}, DType::Float64, c.device);
     hg_ = Tensor::empty({holdout_[0].size(), c.dim}, DType::Float64, c.device);
@@ -131,7 +158,7 @@ GmmRecord GmmTrainer::record(double data_u, const WeightStats* st, const Holdout
   r.holdout_se = ho ? ho->se : kNaN;
   r.holdout_ess = ho ? ho->min_ess : kNaN;
   r.holdout_resamplings = ho ? ho->resamplings : 0;
-  r.ess = st ? st->ess : static_cast<double>(pop_.size());
+  r.ess = st ? st->ess : static_cast<double>(c_.walkers);
   r.weights = gmm_mode_weights(theta_);
   for (int64_t j = 0; j < theta_.k; ++j) {
     double best = std::numeric_limits<double>::infinity();
@@ -188,16 +215,31 @@ GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
   return out;
 }
 
+double GmmTrainer::data_term(double* ga, double* gz) const {
+  if (!sharded_) return gmm_data_term(theta_, data_, ga, gz);
+  const bool with_grad = ga && gz;
+  const int64_t o = data_layout_.offset(), w = 1 + (with_grad ? theta_.k * theta_.d + theta_.k : 0);
+  const std::vector<double> mine =
+      gmm_data_partials(theta_, data_.data<double>() + o * c_.dim, data_layout_.count(), with_grad);
+  return gmm_data_finish(theta_, gather_chunk_rows(*shards_.comm, data_layout_, kGmmRowChunk, mine, w), c_.data,
+                         ga, gz);
+}
+
+WeightStats GmmTrainer::walker_stats() const {
+  return sharded_ ? distributed_weight_stats(*shards_.comm, shards_.layout, pop_.log_w.data<double>()) : pop_.stats();
+}
+
 GmmRecord GmmTrainer::iterate() { return ag_ ? iterate_autograd() : iterate_fast(); }
 
 GmmRecord GmmTrainer::iterate_fast() {
-  const int64_t n = pop_.size();
+  const int64_t n = c_.walkers;
+  const WalkerShards* shards = sharded_ ? &shards_ : nullptr;
   const bool jarzynski = algo_ == Algorithm::Jarzynski;
   if (algo_ == Algorithm::Cd && cd_should_restart(k_, c_.cd_k))
     restart_from_data(pop_, data_, pop_.seed ^ kGmmRestartKey, static_cast<uint64_t>(k_));
   // The iteration's one pass over the walkers: U, G, r at (theta_k, X_k) -> complete move k-1 (made under
   // theta_{k-1}) -> move k with G_k -> sum_i w_i grad_theta U(X_k^i) and its variance. X_k is in x_prev after.
-  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, jarzynski ? &lag_ : nullptr);
+  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, jarzynski ? &lag_ : nullptr, shards);
   // The previous update's drift term: its log Z increment was just completed by the walkers that also gave this
   // gradient estimate. Reporting only: the corrections never feed back into training.
   if (jarzynski && k_ > 0) {
@@ -206,13 +248,13 @@ GmmRecord GmmTrainer::iterate_fast() {
   }
   // ... and the one pass over the data: grad CE(theta_k) = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_k^i).
   std::vector<double> ga(theta_.a.size()), gz(theta_.z.size());
-  const double data_u = gmm_data_term(theta_, data_, ga.data(), gz.data());
+  const double data_u = data_term(ga.data(), gz.data());
   HoldoutEstimate ho{};
   if (!holdout_.empty()) ho = holdout_pass(true);
   GmmRecord rec = record(data_u, jarzynski ? &wp.stats : nullptr, holdout_.empty() ? nullptr : &ho);
   if (jarzynski && c_.resample && should_resample(wp.stats, n, c_.resample_rule)) {
     // Resample the pre-move state and redo the move (samplers/ula_jarzynski.hpp says why).
-    gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, &lag_);
+    gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, &lag_, shards);
     rec.resampled = true;
     rec.resamplings = pop_.resamplings;
   }
@@ -260,8 +302,8 @@ GmmRecord GmmTrainer::final_record() {
   }
   HoldoutEstimate ho{};
   if (!holdout_.empty()) ho = holdout_pass(false);
-  const double data_u = gmm_data_term(theta_, data_, nullptr, nullptr);
-  const WeightStats st = pop_.stats();
+  const double data_u = data_term(nullptr, nullptr);
+  const WeightStats st = walker_stats();
   // No pass evaluates the gradient after the last update: its drift term falls back to the variance one.
   const double lag_sum = correction_lag_;
   correction_lag_ += last_var_term_;

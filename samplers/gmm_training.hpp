@@ -9,7 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/comm/communicator.hpp"
 #include "samplers/contrastive.hpp"
+#include "samplers/distributed.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/gmm_setup.hpp"
 #include "samplers/ula_jarzynski.hpp"
@@ -39,16 +41,24 @@ struct GmmRecord {
   bool resampled = false;
 };
 
+// Sharding (issue #14): the closed-form CPU path always runs as shards over a communicator (comm, or a
+// single-process one when null): this rank holds the walkers [o, o + n) and the data rows of chunk_shard's split
+// (whole blocks of kGmmWalkerChunk walkers and kGmmRowChunk data rows), computes its chunks' sums, and every rank
+// combines all chunks in global order. Parameters, records and the log Z offset are the same on every rank and
+// bit for bit those of one process, whatever the rank count (tests/test_gmm_ranks.cpp, CTest at np 1, 2, 3).
+// Held-out walkers are not sharded: every rank runs all blocks (the same draws on every rank). The autograd and
+// CUDA paths run on one rank only.
 class GmmTrainer {
  public:
-  GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher);
+  GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher,
+             Communicator* comm = nullptr);
   ~GmmTrainer();
   // One parameter update (Algorithm 1 of DESIGN 1.3). Returns the record of theta_k (before the update).
   GmmRecord iterate();
   // After the last update: completes the pending move at the final theta and returns its record.
   GmmRecord final_record();
   const GmmParams& params() const { return theta_; }
-  const WalkerPopulation& walkers() const { return pop_; }
+  const WalkerPopulation& walkers() const { return pop_; }  // this rank's shard (all walkers on one rank)
   const std::vector<WalkerPopulation>& holdout_walkers() const { return holdout_; }
   int64_t iteration() const { return k_; }
 
@@ -65,9 +75,17 @@ class GmmTrainer {
   // The held-out blocks at theta: complete, estimate, resample by the rule, move (advance = true), or only
   // complete and estimate (the final record).
   HoldoutEstimate holdout_pass(bool advance);
+  // mean_data U(theta) and, with ga/gz, mean_data grad_theta U: over the whole data set, from this rank's rows.
+  double data_term(double* ga, double* gz) const;
+  // The walkers' weight statistics (all ranks' walkers).
+  WeightStats walker_stats() const;
 
   GmmConfig c_;
   Algorithm algo_;
+  std::unique_ptr<Communicator> own_comm_;  // the single-process communicator when none is given
+  bool sharded_ = false;                    // the closed-form CPU path: walkers and data as shards
+  WalkerShards shards_;                     // this rank's walkers
+  ShardLayout data_layout_;                 // this rank's data rows
   Tensor data_;
   GmmParams teacher_, theta_;
   WalkerPopulation pop_;

@@ -89,6 +89,7 @@ void ula_jarzynski_step(WalkerPopulation& pop, const Tensor& u, const Tensor& g,
   m.partial_coef = cfg.partial_coef();
   m.back_den = cfg.back_denominator();
   m.offset = redo ? pop.moves - 1 : pop.moves;
+  m.first_walker = static_cast<uint64_t>(pop.first_index);
   JEBM_SAMPLER_DISPATCH(pop.x.device(), ula_jarzynski_move, pop, u, g, m, idx);
   if (move && !redo) ++pop.moves;
 }
@@ -184,10 +185,22 @@ void resample_and_redo_move(WalkerPopulation& pop, const Tensor& ancestors, cons
     const int64_t* pend = pop.pending.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) JEBM_CHECK(pend[i], "resample_and_redo_move: walker " << i << " did not just move");
   }
-  pop.fold_weights_into_offset();
-  pop.x = gather_rows(pop.x_prev, ancestors);  // the pre-move positions of the ancestors
+  // The pre-move positions of the ancestors, their energies and gradients.
+  redo_move_from(pop, gather_rows(pop.x_prev, ancestors), gather_rows(u, ancestors), gather_rows(g, ancestors),
+                 pop.stats().log_mean, cfg);
+}
+
+void redo_move_from(WalkerPopulation& pop, const Tensor& x_anc, const Tensor& u_anc, const Tensor& g_anc,
+                    double log_mean, const UlaConfig& cfg) {
+  JEBM_CHECK(pop.moves > 0, "redo_move_from: no move to redo");
+  JEBM_CHECK(x_anc.defined() && x_anc.shape() == pop.x.shape() && x_anc.dtype() == pop.x.dtype() &&
+                 x_anc.device() == pop.x.device(),
+             "redo_move_from: ancestor positions " << (x_anc.defined() ? shape_str(x_anc.shape()) : "undefined")
+                                                   << " for walkers " << shape_str(pop.x.shape()));
+  pop.log_z_offset += log_mean;
+  fill_(pop.log_w, 0.0);
+  pop.x = x_anc;
   fill_(pop.pending, 0.0);
-  const Tensor u_anc = gather_rows(u, ancestors), g_anc = gather_rows(g, ancestors);
   ula_jarzynski_step(pop, u_anc, g_anc, cfg, MoveKind::MoveOnly, {}, /*redo=*/true);
   ++pop.resamplings;
 }

@@ -14,7 +14,8 @@
 //
 // Noise counter scheme (the CUDA twin samplers/cuda/ula_jarzynski.cu uses the same one): with P = ceil(D / 2),
 //   (xi_i[2p], xi_i[2p+1]) = philox_normal2_poly(seed, stream = i * P + p, offset = move counter)
-// where i is the walker's index in the WHOLE population (so moving a subset draws what the full move would)
+// where i is the walker's index in the WHOLE population (so moving a subset draws what the full move would, and
+// a rank's shard, whose walker 0 is global walker WalkerPopulation::first_index, what one process would)
 // and the move counter is WalkerPopulation::moves, incremented by every call that moves walkers. A draw is a
 // pure function of (seed, i, d, counter): results do not depend on thread count or batching.
 // philox_normal2_poly (runtime/philox.hpp) is Philox-4x32-10 + Box-Muller, with a 52-bit uniform and branch-free
@@ -77,6 +78,7 @@ struct UlaMove {
   double h = 0.1, sigma = 0.0, clip = 0.0;  // sigma: the resolved noise scale
   double partial_coef = 0.5, back_den = 0.0;  // UlaConfig::partial_coef(), back_denominator()
   uint64_t offset = 0;                        // Philox offset of this move (the key is the population's seed)
+  uint64_t first_walker = 0;                  // global index of walker 0 (WalkerPopulation::first_index)
 };
 
 constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; the Philox loop vectorises)
@@ -214,5 +216,11 @@ void resample_and_redo_move(WalkerPopulation& pop, const Tensor& ancestors, cons
                             const UlaConfig& cfg);
 void resample_and_redo_move(WalkerPopulation& pop, const std::vector<int64_t>& ancestors, const Tensor& u,
                             const Tensor& g, const UlaConfig& cfg);
+// Its second half, for a caller that gathered the ancestors' rows itself (a population sharded over ranks, whose
+// ancestors may live on other ranks: samplers/gmm_step.cpp): A = 0 after adding log_mean (the log mean exp(A) of
+// the whole population) to the log Z offset, x = x_anc, then the move is redone from u_anc, g_anc. x_anc is taken
+// as the new position tensor (not copied).
+void redo_move_from(WalkerPopulation& pop, const Tensor& x_anc, const Tensor& u_anc, const Tensor& g_anc,
+                    double log_mean, const UlaConfig& cfg);
 
 }  // namespace jebm

@@ -37,6 +37,9 @@ struct WalkerPopulation {
   uint64_t seed = 0;          // Philox key of every move's noise (samplers/ula_jarzynski.hpp)
   uint64_t moves = 0;         // move-kernel calls so far: the Philox offset of the next move
   int64_t resamplings = 0;
+  // Global index of walker 0 when this population is one rank's shard of a larger one (samplers/distributed.hpp);
+  // 0 otherwise. Each walker's noise is keyed by its global index, so a shard draws what the whole would.
+  int64_t first_index = 0;
 
   // Takes a copy of x0 [N, ...] (float32/float64, any device) as the positions; A = 0, nothing pending.
   static WalkerPopulation create(const Tensor& x0, uint64_t seed, double log_z0 = 0.0);

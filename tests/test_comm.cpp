@@ -75,15 +75,15 @@ BOOST_AUTO_TEST_CASE(allreduce_sum_and_max_every_type) {
   int64_t i[2] = {r + 1, 10 * r};
   float f[2] = {static_cast<float>(r + 1), -static_cast<float>(r)};
   double d[2] = {0.5 * static_cast<double>(r), 1e300 * static_cast<double>(r % 2)};
-  c.allreduce(i, 2, ReduceOp::Sum);
-  c.allreduce(f, 2, ReduceOp::Max);
-  c.allreduce(d, 2, ReduceOp::Sum);
+  c.allreduce(i, 2, CommReduce::Sum);
+  c.allreduce(f, 2, CommReduce::Max);
+  c.allreduce(d, 2, CommReduce::Sum);
   BOOST_TEST(i[0] == n * (n + 1) / 2);
   BOOST_TEST(i[1] == 10 * n * (n - 1) / 2);
   BOOST_TEST(f[0] == static_cast<float>(n));
   BOOST_TEST(f[1] == 0.0f);
   BOOST_TEST(d[0] == 0.25 * static_cast<double>(n * (n - 1)));
-  BOOST_TEST(c.allreduce_value(static_cast<double>(r), ReduceOp::Max) == static_cast<double>(n - 1));
+  BOOST_TEST(c.allreduce_value(static_cast<double>(r), CommReduce::Max) == static_cast<double>(n - 1));
   BOOST_TEST(d[1] == 1e300 * static_cast<double>(n / 2));
 }
 
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(nccl_collectives_on_device_buffers, *utf::precondition(Nccl
   BOOST_TEST(nccl->device_buffers());
   BOOST_TEST(nccl->size() == host.size());
   Tensor x = Tensor::from_vector(std::vector<double>{1.0 + r, 2.0 * r}, {2}, DType::Float64, Device::cuda(r));
-  nccl->allreduce(x.raw_data(), 2, CommType::Float64, ReduceOp::Sum);
+  nccl->allreduce(x.raw_data(), 2, CommType::Float64, CommReduce::Sum);
   Tensor g = Tensor::empty({n}, DType::Float64, Device::cuda(r));
   Tensor mine = Tensor::full({1}, static_cast<double>(r), DType::Float64, Device::cuda(r));
   nccl->allgather(mine.raw_data(), 1, g.raw_data(), CommType::Float64);

@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(resampling_plans_equal_one_process) {
         const std::vector<int64_t> mine(ref.ancestors.begin() + s.shard.offset,
                                         ref.ancestors.begin() + s.shard.offset + s.shard.count);
         BOOST_TEST(got.ancestors == mine, boost::test_tools::per_element());
-        BOOST_TEST(s.comm.allreduce_value(static_cast<int64_t>(got.send_rows.size()), ReduceOp::Sum) == n);
+        BOOST_TEST(s.comm.allreduce_value(static_cast<int64_t>(got.send_rows.size()), CommReduce::Sum) == n);
         BOOST_TEST(ref.rows_moved == 0);
         // The one-process draw of samplers/resampling.hpp: same rule, sums in another order.
         const std::vector<double> w = normalized_weights(a);
@@ -142,6 +142,7 @@ BOOST_AUTO_TEST_CASE(resampled_population_equals_one_process) {
       WalkerPopulation p = WalkerPopulation::create(positions(lo, count), 21, 0.25);
       std::copy(a.begin() + lo, a.begin() + lo + count, p.log_w.data<double>());
       p.resamplings = 3;
+      p.first_index = lo;
       return p;
     };
     WalkerPopulation local = population(s.shard.offset, s.shard.count), all = population(0, n);

@@ -66,9 +66,33 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& what, const 
   for (size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0]) differ << (n_differ++ ? ", " : "") << r;
   // Every rank sees the same hashes, so every rank throws the same error: none is left waiting in a collective.
-  JEBM_CHECK(n_differ == 0, what << " differ between ranks: rank(s) " << differ.str() << " of " << all.size()
-                                 << " differ from rank 0 (this is rank " << comm.rank()
-                                 << "); start every rank with the same options and the same jebm build");
+  if (n_differ == 0) return;
+  std::ostringstream os;
+  os << what << " differ between ranks: rank(s) " << differ.str() << " of " << all.size()
+     << " differ from rank 0; start every rank with the same options and the same jebm build";
+  throw SharedError(os.str());
+}
+
+void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
+  std::string failure;
+  int64_t failed = 0;
+  if (comm.rank() == 0) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      failure = e.what();
+      failed = 1;
+    }
+  }
+  if (comm.size() > 1) {
+    int64_t len = static_cast<int64_t>(failure.size());
+    comm.broadcast(&failed, 1, CommType::Int64, 0);
+    if (!failed) return;
+    comm.broadcast(&len, 1, CommType::Int64, 0);
+    failure.resize(static_cast<size_t>(len));
+    comm.broadcast(failure.data(), len, CommType::Byte, 0);
+  }
+  if (failed) throw SharedError(failure);
 }
 
 Shard shard_of(int64_t n, int rank, int size, const char* what) {

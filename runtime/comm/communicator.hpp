@@ -3,14 +3,17 @@
 // NCCL for device buffers (CUDA + NCCL). Tested by tests/test_comm.cpp (CTest runs it at np 1, 2 and 3).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/check.hpp"
+
 namespace jebm {
 
 enum class CommType { Byte, Int64, Float32, Float64 };
-enum class ReduceOp { Sum, Max };
+enum class CommReduce { Sum, Max };
 size_t comm_type_size(CommType t);
 const char* comm_type_name(CommType t);
 
@@ -38,7 +41,7 @@ class Communicator {
 
   // In place on every rank. Sum of floating values is in the library's order: for results independent of the
   // rank count use samplers/distributed.hpp (fixed-block sums), not a floating Sum here.
-  virtual void allreduce(void* buf, int64_t n, CommType type, ReduceOp op) = 0;
+  virtual void allreduce(void* buf, int64_t n, CommType type, CommReduce op) = 0;
   // recv: size() * n elements, rank r's n at r * n.
   virtual void allgather(const void* send, int64_t n, void* recv, CommType type) = 0;
   // recv: sum(counts) elements, rank r's counts[r] in rank order. counts has size() entries, equal on all ranks.
@@ -53,9 +56,9 @@ class Communicator {
 
   // Typed conveniences.
   template <typename T>
-  void allreduce(T* buf, int64_t n, ReduceOp op) { allreduce(buf, n, comm_type_of<T>(), op); }
+  void allreduce(T* buf, int64_t n, CommReduce op) { allreduce(buf, n, comm_type_of<T>(), op); }
   template <typename T>
-  T allreduce_value(T v, ReduceOp op) { allreduce(&v, 1, comm_type_of<T>(), op); return v; }
+  T allreduce_value(T v, CommReduce op) { allreduce(&v, 1, comm_type_of<T>(), op); return v; }
   template <typename T>
   std::vector<T> allgather_value(T v) {
     std::vector<T> all(static_cast<size_t>(size()));
@@ -78,7 +81,18 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 bool comm_nccl_built();
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, int device);
 
-// Fails on every rank, with the same message naming the ranks that differ from rank 0, unless `text` (e.g.
+// An error that every rank of the job raises together, with the same message (a collective check failed, or rank
+// 0 could not write the run's files): `jebm` prints it once, from rank 0, instead of once per rank.
+class SharedError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Runs fn on rank 0 only (e.g. preparing the run directory); when it throws there, every rank throws a SharedError
+// with rank 0's message, so that no rank goes on to wait for a rank 0 that has stopped. Collective.
+void run_on_rank0(Communicator& comm, const std::function<void()>& fn);
+
+// Fails on every rank (SharedError), with the same message naming the ranks that differ from rank 0, unless `text` (e.g.
 // the resolved options plus the version) hashes the same on all ranks. `what` names the text in the message.
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, const std::string& text);
 uint64_t comm_hash(const std::string& text);  // FNV-1a 64: stable across processes, builds and machines

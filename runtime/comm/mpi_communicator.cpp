@@ -110,11 +110,11 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   const char* backend() const override { return "mpi"; }
 
-  void allreduce(void* buf, int64_t n, CommType type, ReduceOp op) override {
+  void allreduce(void* buf, int64_t n, CommType type, CommReduce op) override {
     JEBM_CHECK(type != CommType::Byte, "MPI allreduce: bytes cannot be summed or maxed");
     CollectiveWatchdog::Scope scope(*watchdog_, "MPI_Allreduce");
     JEBM_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, mpi_count(n, "allreduce"), mpi_type(type),
-                                 op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD));
+                                 op == CommReduce::Sum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD));
   }
   void allgather(const void* send, int64_t n, void* recv, CommType type) override {
     CollectiveWatchdog::Scope scope(*watchdog_, "MPI_Allgather");

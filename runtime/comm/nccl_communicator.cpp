@@ -58,9 +58,9 @@ class NcclCommunicator final : public Communicator {
   const char* backend() const override { return "nccl"; }
   bool device_buffers() const override { return true; }
 
-  void allreduce(void* buf, int64_t n, CommType type, ReduceOp op) override {
+  void allreduce(void* buf, int64_t n, CommType type, CommReduce op) override {
     JEBM_CHECK(type != CommType::Byte, "NCCL allreduce: bytes cannot be summed or maxed");
-    NCCL_CHECK(ncclAllReduce(buf, buf, count(n), nccl_type(type), op == ReduceOp::Sum ? ncclSum : ncclMax, comm_,
+    NCCL_CHECK(ncclAllReduce(buf, buf, count(n), nccl_type(type), op == CommReduce::Sum ? ncclSum : ncclMax, comm_,
                              stream_));
   }
   void allgather(const void* send, int64_t n, void* recv, CommType type) override {

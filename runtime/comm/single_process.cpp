@@ -17,7 +17,7 @@ class SingleProcessCommunicator final : public Communicator {
   int size() const override { return 1; }
   const char* backend() const override { return "single"; }
 
-  void allreduce(void*, int64_t n, CommType, ReduceOp) override { check_count("allreduce", n); }
+  void allreduce(void*, int64_t n, CommType, CommReduce) override { check_count("allreduce", n); }
   void allgather(const void* send, int64_t n, void* recv, CommType type) override {
     check_count("allgather", n);
     copy(recv, send, n, type);

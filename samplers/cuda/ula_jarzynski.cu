@@ -56,7 +56,7 @@ __global__ void ula_jarzynski_kernel(StepArgsDev a, T* __restrict__ x_prev, T* _
     for (int64_t p = lane; p < a.pairs; p += 32) {
       double z[2] = {0.0, 0.0};
       if (m.move)
-        philox_normal2_poly(a.seed, static_cast<uint64_t>(i) * static_cast<uint64_t>(a.pairs) + static_cast<uint64_t>(p),
+        philox_normal2_poly(a.seed, (m.first_walker + static_cast<uint64_t>(i)) * static_cast<uint64_t>(a.pairs) + static_cast<uint64_t>(p),
                             m.offset, &z[0], &z[1]);
       for (int k = 0; k < 2; ++k) {
         const int64_t d = 2 * p + k;
