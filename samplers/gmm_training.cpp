@@ -76,8 +76,13 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
   if (algo == Algorithm::Jarzynski) {
     pop_ = exact_start(theta_, c.walkers, seed, mine.offset, mine.count);
     // Held-out blocks: the same start and dynamics, independent draws (their own Philox keys).
-    const int64_t per_block = c.holdout_walkers / c.holdout_blocks;
-    for (int64_t b = 0; c.holdout_walkers > 0 && b < c.holdout_blocks; ++b)
+    // Sharded, the blocks are split over the ranks in contiguous ranges (a rank may hold none). Each block has its
+    // own seed, so the rank that holds it draws what one process would.
+    const int64_t per_block = c.holdout_walkers / c.holdout_blocks, nb = c.holdout_walkers > 0 ? c.holdout_blocks : 0;
+    has_holdout_ = nb > 0;
+    holdout_first_ = sharded_ ? nb * comm->rank() / comm->size() : 0;
+    const int64_t holdout_end = sharded_ ? nb * (comm->rank() + 1) / comm->size() : nb;
+    for (int64_t b = holdout_first_; b < holdout_end; ++b)
       holdout_.push_back(exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
   } else {
     // PCD and CD start at data points (the official code).
@@ -87,7 +92,7 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
   }
   u_ = Tensor::empty({mine.count}, DType::Float64, c.device);
   g_ = Tensor::empty({mine.count, c.dim}, DType::Float64, c.device);
-  if (!holdout_.empty()) {
+  if (!holdout_.empty()) {  // scratch for one block
     hu_ = Tensor::empty({holdout_[0].size()}, DType::Float64, c.device);
     hg_ = Tensor::empty({holdout_[0].size(), c.dim}, DType::Float64, c.device);
   }
@@ -180,11 +185,9 @@ GmmRecord GmmTrainer::record(double data_u, const WeightStats* st, const Holdout
 GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
   // Each block is an SMC estimate for a protocol fixed independently of it; the blocks are independent given the
   // theta sequence, so the spread of their Z estimates gives the standard error of their mean.
-  const int64_t nb = static_cast<int64_t>(holdout_.size());
-  std::vector<double> lz(static_cast<size_t>(nb));
-  HoldoutEstimate out{0.0, kNaN, std::numeric_limits<double>::infinity(), 0};
-  for (int64_t b = 0; b < nb; ++b) {
-    WalkerPopulation& h = holdout_[static_cast<size_t>(b)];
+  // This rank's blocks: (log Z estimate, ESS, resamplings) each; sharded, then every block's in block order.
+  std::vector<double> mine;
+  for (WalkerPopulation& h : holdout_) {
     WeightStats st;
     if (advance) {
       st = gmm_walker_pass(theta_, h, ula_, false).stats;
@@ -194,9 +197,24 @@ GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
       gmm_complete_pending(theta_, h, ula_, hu_, hg_);
       st = h.stats();
     }
-    lz[static_cast<size_t>(b)] = h.log_z_offset + st.log_mean;
-    out.min_ess = std::min(out.min_ess, st.ess);
-    out.resamplings += h.resamplings;
+    mine.insert(mine.end(), {h.log_z_offset + st.log_mean, st.ess, static_cast<double>(h.resamplings)});
+  }
+  std::vector<double> all = mine;
+  if (sharded_ && shards_.comm->size() > 1) {
+    const int size = shards_.comm->size();
+    const int64_t total = c_.holdout_blocks;
+    std::vector<int64_t> counts(static_cast<size_t>(size));
+    for (int r = 0; r < size; ++r) counts[static_cast<size_t>(r)] = 3 * (total * (r + 1) / size - total * r / size);
+    all.resize(static_cast<size_t>(3 * total));
+    shards_.comm->allgatherv(mine.data(), all.data(), counts, CommType::Float64);
+  }
+  const int64_t nb = static_cast<int64_t>(all.size() / 3);
+  std::vector<double> lz(static_cast<size_t>(nb));
+  HoldoutEstimate out{0.0, kNaN, std::numeric_limits<double>::infinity(), 0};
+  for (int64_t b = 0; b < nb; ++b) {
+    lz[static_cast<size_t>(b)] = all[static_cast<size_t>(3 * b)];
+    out.min_ess = std::min(out.min_ess, all[static_cast<size_t>(3 * b + 1)]);
+    out.resamplings += static_cast<int64_t>(all[static_cast<size_t>(3 * b + 2)]);
   }
   const double m = *std::max_element(lz.begin(), lz.end());
   double s1 = 0.0, s2 = 0.0;
@@ -250,8 +268,8 @@ GmmRecord GmmTrainer::iterate_fast() {
   std::vector<double> ga(theta_.a.size()), gz(theta_.z.size());
   const double data_u = data_term(ga.data(), gz.data());
   HoldoutEstimate ho{};
-  if (!holdout_.empty()) ho = holdout_pass(true);
-  GmmRecord rec = record(data_u, jarzynski ? &wp.stats : nullptr, holdout_.empty() ? nullptr : &ho);
+  if (has_holdout_) ho = holdout_pass(true);
+  GmmRecord rec = record(data_u, jarzynski ? &wp.stats : nullptr, has_holdout_ ? &ho : nullptr);
   if (jarzynski && c_.resample && should_resample(wp.stats, n, c_.resample_rule)) {
     // Resample the pre-move state and redo the move (samplers/ula_jarzynski.hpp says why).
     gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, &lag_, shards);
@@ -273,7 +291,7 @@ GmmRecord GmmTrainer::iterate_fast() {
 
 GmmRecord GmmTrainer::iterate_autograd() {
   HoldoutEstimate ho{};
-  if (!holdout_.empty()) ho = holdout_pass(true);  // at theta_k, before the step changes it
+  if (has_holdout_) ho = holdout_pass(true);  // at theta_k, before the step changes it
   const GmmParams before = theta_;
   const TrainerStepInfo info = ag_->trainer.step();  // calls update_params through optimizer_step
   // The record describes theta_k, the parameters this step's estimates refer to.
@@ -283,7 +301,7 @@ GmmRecord GmmTrainer::iterate_autograd() {
   st.ess = info.ess;
   st.log_mean = info.log_z - pop_.log_z_offset;
   GmmRecord rec = record(info.data_energy, algo_ == Algorithm::Jarzynski ? &st : nullptr,
-                         holdout_.empty() ? nullptr : &ho);
+                         has_holdout_ ? &ho : nullptr);
   if (algo_ == Algorithm::Jarzynski) {  // the Trainer's own estimate, exactly as it reports it
     rec.log_z_estimate_raw = info.log_z;
     rec.jarzynski_ce_raw = info.data_energy + info.log_z;
@@ -301,13 +319,13 @@ GmmRecord GmmTrainer::final_record() {
     gmm_complete_pending(theta_, pop_, ula_, u_, g_);
   }
   HoldoutEstimate ho{};
-  if (!holdout_.empty()) ho = holdout_pass(false);
+  if (has_holdout_) ho = holdout_pass(false);
   const double data_u = data_term(nullptr, nullptr);
   const WeightStats st = walker_stats();
   // No pass evaluates the gradient after the last update: its drift term falls back to the variance one.
   const double lag_sum = correction_lag_;
   correction_lag_ += last_var_term_;
-  GmmRecord rec = record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr, holdout_.empty() ? nullptr : &ho);
+  GmmRecord rec = record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr, has_holdout_ ? &ho : nullptr);
   correction_lag_ = lag_sum;
   return rec;
 }

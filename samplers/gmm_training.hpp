@@ -46,8 +46,8 @@ struct GmmRecord {
 // (whole blocks of kGmmWalkerChunk walkers and kGmmRowChunk data rows), computes its chunks' sums, and every rank
 // combines all chunks in global order. Parameters, records and the log Z offset are the same on every rank and
 // bit for bit those of one process, whatever the rank count (tests/test_gmm_ranks.cpp, CTest at np 1, 2, 3).
-// Held-out walkers are not sharded: every rank runs all blocks (the same draws on every rank). The autograd and
-// CUDA paths run on one rank only.
+// Held-out blocks are split over the ranks (contiguous ranges of blocks; their estimates are gathered in block
+// order). The autograd and CUDA paths run on one rank only.
 class GmmTrainer {
  public:
   GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher,
@@ -59,7 +59,7 @@ class GmmTrainer {
   GmmRecord final_record();
   const GmmParams& params() const { return theta_; }
   const WalkerPopulation& walkers() const { return pop_; }  // this rank's shard (all walkers on one rank)
-  const std::vector<WalkerPopulation>& holdout_walkers() const { return holdout_; }
+  const std::vector<WalkerPopulation>& holdout_walkers() const { return holdout_; }  // this rank's blocks
   int64_t iteration() const { return k_; }
 
  private:
@@ -97,7 +97,9 @@ class GmmTrainer {
   bool lag_available_ = true;  // false once a pass could not give the lag covariance (CUDA)
   GmmGradientLag lag_;
   Tensor u_, g_;                   // walkers' U [N], grad_x U [N, D]: scratch for resampling and the final completion
-  std::vector<WalkerPopulation> holdout_;
+  std::vector<WalkerPopulation> holdout_;  // this rank's held-out blocks: [holdout_first_, + size) of all
+  int64_t holdout_first_ = 0;
+  bool has_holdout_ = false;
   Tensor hu_, hg_;                 // the same scratch for one held-out block
   struct AutogradState;
   std::unique_ptr<AutogradState> ag_;

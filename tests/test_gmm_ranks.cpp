@@ -5,7 +5,8 @@
 // `jebm gmm` sharded over ranks (issue #14): GmmTrainer on world() against GmmTrainer on a single-process
 // communicator in the same process, bit for bit. CTest runs this suite alone (world() of one rank: the sharded
 // code against itself, and the shard helpers' errors) and under mpirun at 2 and 3 ranks (uneven shards, a short
-// last block, resampling that moves walkers between ranks, all three algorithms, held-out walkers).
+// last block, resampling that moves walkers between ranks, all three algorithms, held-out blocks split over the
+// ranks, one rank without any).
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -59,16 +60,16 @@ BOOST_AUTO_TEST_CASE(sharded_runs_equal_one_process_bit_for_bit) {
   struct Case {
     Algorithm algo;
     ResampleScheme scheme;
-    int64_t holdout;
+    int64_t holdout, blocks;  // held-out walkers in blocks (2 blocks on 3 ranks: a rank holds none)
   };
-  const Case cases[] = {{Algorithm::Jarzynski, ResampleScheme::Systematic, 40},
-                        {Algorithm::Jarzynski, ResampleScheme::Multinomial, 0},
-                        {Algorithm::Pcd, ResampleScheme::Systematic, 0},
-                        {Algorithm::Cd, ResampleScheme::Systematic, 0}};
+  const Case cases[] = {{Algorithm::Jarzynski, ResampleScheme::Systematic, 40, 4},
+                        {Algorithm::Jarzynski, ResampleScheme::Multinomial, 20, 2},
+                        {Algorithm::Pcd, ResampleScheme::Systematic, 0, 1},
+                        {Algorithm::Cd, ResampleScheme::Systematic, 0, 1}};
   for (const Case& k : cases) {
     GmmConfig c = small_config(k.scheme);
     c.holdout_walkers = k.holdout;
-    c.holdout_blocks = 4;
+    c.holdout_blocks = k.blocks;
     const GmmParams teacher = gmm_teacher(c);
     const Tensor data = gmm_teacher_data(c, teacher);
     std::unique_ptr<Communicator> single = make_single_process_communicator();
