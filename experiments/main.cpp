@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,11 @@ int main(int argc, char** argv) {
     } catch (const jebm::SharedError& e) {
       // Every rank failed together with this message: print it once.
       if (rank_of_world() <= 0) std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
+      return 2;
+    } catch (const std::bad_alloc&) {
+      // An allocation the size checks did not foresee: say what it was rather than "std::bad_alloc".
+      std::cerr << "jebm " << c.name << ": error: out of memory (an allocation failed); use fewer walkers, smaller "
+                << "batches or --eval-chunk, or a machine with more memory\n";
       return 2;
     } catch (const std::exception& e) {
       const int rank = rank_of_world();
