@@ -2,13 +2,18 @@
 // tests/test_cli.cpp, tests/test_image_ebm.cpp and tests/test_classifier_cmd.cpp.
 #include "experiments/cli.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
+#include <iomanip>
 #include <sstream>
 
+#include "experiments/output.hpp"
 #include "runtime/check.hpp"
 
 namespace jebm {
+
+namespace po = boost::program_options;
 
 namespace {
 
@@ -130,6 +135,53 @@ void OptionRanges::check(const boost::program_options::variables_map& vm) const 
     else if (a.type() == typeid(int64_t)) shown << val.as<int64_t>();
     else shown << val.as<uint64_t>();
     JEBM_FAIL("--" << name << " " << shown.str() << " is outside its range " << (r.text().empty() ? "(finite)" : r.text()));
+  }
+}
+
+std::string short_double(double v) {
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::ostringstream os;
+    os << std::setprecision(prec) << v;
+    if (std::stod(os.str()) == v) return os.str();
+  }
+  return std::to_string(v);
+}
+
+std::string option_value_text(const po::variable_value& v) {
+  if (v.empty()) return "(not set)";
+  if (v.value().type() == typeid(double)) return short_double(v.as<double>());
+  if (v.value().type() == typeid(std::vector<std::string>)) {
+    std::string joined;
+    for (const auto& s : v.as<std::vector<std::string>>()) joined += s + ";";
+    return joined;
+  }
+  const auto t = option_value_string(v);
+  return t ? *t : "(not comparable)";
+}
+
+void check_resume_options(const po::options_description& desc, const po::variables_map& given,
+                          const po::variables_map& run, const std::string& dir,
+                          const std::vector<std::string>& may_change, const std::vector<std::string>& not_saved) {
+  auto listed = [](const std::vector<std::string>& l, const std::string& n) {
+    return std::find(l.begin(), l.end(), n) != l.end();
+  };
+  std::string may;
+  for (const auto& n : may_change) may += (may.empty() ? "--" : ", --") + n;
+  for (const auto& [name, val] : given) {
+    if (val.defaulted() || listed(not_saved, name) || listed(may_change, name)) continue;
+    const std::string now = option_value_text(val);
+    std::string was, source = "its options.txt";
+    if (run.count(name) && !run[name].defaulted()) {  // po::store fills in defaults: those are not the file's
+      was = option_value_text(run[name]);
+    } else {
+      boost::any def;
+      const auto* od = desc.find_nothrow(name, false);
+      was = od && od->semantic()->apply_default(def) ? option_value_text(po::variable_value(def, true)) : "(not set)";
+      source = "its options.txt does not name it";
+    }
+    JEBM_CHECK(now == was, "--resume " << dir << ": the run was made with --" << name << " " << was << " (" << source
+                                       << "), the options say --" << name << " " << now << "; only " << may
+                                       << " may change on resume");
   }
 }
 

@@ -62,4 +62,20 @@ class OptionRanges {
   std::map<std::string, Range> ranges_;
 };
 
+// Shortest round-tripping text of a double ("5e-05", not "5.0000000000000002e-05"): --help and options.txt.
+std::string short_double(double v);
+
+// Text of an option's value: a number in its shortest exact form (equal texts <=> equal values), a list of strings
+// joined by ';'; "(not set)" for an option without a value or default.
+std::string option_value_text(const boost::program_options::variable_value& v);
+
+// --resume DIR: every option given on the command line or in --config (`given`) must equal the run's (`run`,
+// parsed from DIR/options.txt), unless it is in may_change (options that extend the run or change how it is
+// computed, not what) or not_saved (options that name the run). An option the run's options.txt lacks counts as its
+// default. Fails naming the option, both values and the options that may change.
+void check_resume_options(const boost::program_options::options_description& desc,
+                          const boost::program_options::variables_map& given,
+                          const boost::program_options::variables_map& run, const std::string& dir,
+                          const std::vector<std::string>& may_change, const std::vector<std::string>& not_saved);
+
 }  // namespace jebm

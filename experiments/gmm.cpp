@@ -19,7 +19,9 @@
 #include "experiments/output.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
+#include "models/checkpoint.hpp"
 #include "samplers/distributed.hpp"
+#include "samplers/population_io.hpp"
 
 namespace jebm {
 
@@ -51,6 +53,24 @@ std::string non_finite_field(const GmmRecord& r) {
   return os.str();
 }
 
+// The rows a resumed run kept, as records for its plot (the fields the plot draws).
+std::vector<GmmRecord> records_from_csv(const CsvTable& t, int64_t modes) {
+  const size_t it = t.column("iteration"), ce = t.column("exact_ce"), jce = t.column("jarzynski_ce"),
+               raw = t.column("jarzynski_ce_raw"), held = t.column("holdout_ce"), w0 = t.column("weight_0");
+  std::vector<GmmRecord> out;
+  for (const auto& row : t.rows) {
+    GmmRecord r;
+    r.iteration = static_cast<int64_t>(row[it]);
+    r.exact_ce = row[ce];
+    r.jarzynski_ce = row[jce];
+    r.jarzynski_ce_raw = row[raw];
+    r.holdout_ce = row[held];
+    r.weights.assign(row.begin() + static_cast<std::ptrdiff_t>(w0), row.begin() + static_cast<std::ptrdiff_t>(w0) + modes);
+    out.push_back(r);
+  }
+  return out;
+}
+
 // Exit code of a diverged run, as the image runs' DivergenceGuard.
 constexpr int kGmmDivergedExit = 3;
 
@@ -66,6 +86,12 @@ struct AlgoOutcome {
 
 namespace {
 
+// --resume: the options that may differ from the run's options.txt (they extend the run or change how it is
+// computed or reported, not what), and those options.txt does not keep (they name the run or are one-off).
+const std::vector<std::string> kGmmResumeMayChange = {"iterations", "threads", "checkpoint-every", "no-progress"};
+const char* const kGmmResumeMayChangeText = "--iterations, --threads, --checkpoint-every, --no-progress";
+const std::vector<std::string> kGmmNotSaved = {"help", "out", "force", "resume", "config", "no-progress"};
+
 // The valid range of every numeric option (--help shows it; parse_gmm_args checks it).
 const OptionRanges& gmm_ranges() {
   static const OptionRanges r = {
@@ -79,7 +105,7 @@ const OptionRanges& gmm_ranges() {
       {"resample-cv2", at_least(0)},      {"resample-ess", within(0, 1)},
       {"holdout-walkers", at_least(0)},   {"holdout-blocks", at_least(1)},
       {"seed", any_value()},              {"threads", within(0, 4096)},
-      {"log-every", at_least(1)},
+      {"log-every", at_least(1)},         {"checkpoint-every", at_least(0)},
   };
   return r;
 }
@@ -146,6 +172,13 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("log-every", po::value(&c.log_every)->default_value(c.log_every), R.help("log-every", "CSV row every this many iterations").c_str())
       ("out", po::value(&cl.out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
       ("force", po::bool_switch(&cl.force), "overwrite a previous run in --out")
+      ("checkpoint-every", po::value(&cl.checkpoint_every)->default_value(cl.checkpoint_every),
+       R.help("checkpoint-every", "with --out: write checkpoint_<algo>.safetensors every this many iterations and after "
+       "the last one (the whole population, whatever the number of MPI ranks); 0 = none").c_str())
+      ("resume", po::value(&cl.resume),
+       ("continue the run in this directory from its checkpoints (on any number of MPI ranks), bit for bit as if it "
+        "had not stopped; its options.txt gives every option. Only " + std::string(kGmmResumeMayChangeText) +
+        " may be given with other values (a larger --iterations extends a finished run)").c_str())
       ("quick", po::bool_switch(&quick),
        "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
@@ -154,34 +187,61 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("no-progress", po::bool_switch(&cl.no_progress), "no progress line on stderr")
       ("config", po::value(&config_file), "INI file with any of these options (key = value); the command line wins");
   // clang-format on
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("config")) {
-      const std::string cf = vm["config"].as<std::string>();
-      std::ifstream f(cf);
-      JEBM_CHECK(f, "--config " << cf << ": cannot read the file");
-      try {
-        po::store(po::parse_config_file(f, desc), vm);
-      } catch (const po::error& e) {
-        JEBM_FAIL("--config " << cf << ": " << option_error_text(e) << " (see jebm gmm --help)");
-      }
+  // vm: every source; given: the command line and --config; run: a resumed run's options.txt. po::store keeps the
+  // first value it sees: command line, then the resumed run's options, then --config.
+  po::variables_map vm, given, run;
+  // An INI file's errors (syntax, unknown option, a value of the wrong type) name the file.
+  auto store_file = [&](const std::string& path, const char* what, bool allow_unregistered,
+                        std::initializer_list<po::variables_map*> maps) {
+    std::ifstream f(path);
+    JEBM_CHECK(f, what << " " << path << ": cannot read the file");
+    try {
+      const auto parsed = po::parse_config_file(f, desc, allow_unregistered);
+      for (po::variables_map* m : maps) po::store(parsed, *m);
+    } catch (const po::error& e) {
+      JEBM_FAIL(what << " " << path << ": " << option_error_text(e) << " (see jebm gmm --help)");
     }
+  };
+  try {
+    const auto cmd = po::command_line_parser(args).options(desc).run();
+    po::store(cmd, vm);
+    po::store(cmd, given);
     if (vm.count("help")) {
       std::cout << desc << "\n";
       return false;
     }
+    if (vm.count("resume")) {
+      const std::string opts = (std::filesystem::path(vm["resume"].as<std::string>()) / "options.txt").string();
+      JEBM_CHECK(std::filesystem::is_regular_file(opts),
+                 "--resume " << vm["resume"].as<std::string>() << ": no options.txt there (not a jebm gmm run directory)");
+      store_file(opts, "--resume: options", true, {&vm, &run});  // resolved.* lines are reports: skipped
+    }
+    if (vm.count("config")) store_file(vm["config"].as<std::string>(), "--config", false, {&vm, &given});
     po::notify(vm);
   } catch (const po::error& e) {
     JEBM_FAIL(option_error_text(e) << " (see jebm gmm --help)");
   }
   R.check(vm);
+  if (vm.count("resume")) {
+    check_resume_options(desc, given, run, cl.resume, kGmmResumeMayChange, kGmmNotSaved);
+    JEBM_CHECK(cl.out.empty() || std::filesystem::path(cl.out) == std::filesystem::path(cl.resume),
+               "--out " << cl.out << " and --resume " << cl.resume << " name different directories");
+    JEBM_CHECK(!cl.force, "--force and --resume " << cl.resume << " contradict each other");
+    cl.out = cl.resume;
+  }
   if (quick) {
     if (vm["iterations"].defaulted()) c.iterations = 4000;
     if (vm["walkers"].defaulted()) c.walkers = 2000;
     if (vm["data"].defaulted()) c.data = 2000;
     if (vm["log-every"].defaulted()) c.log_every = 20;
   }
+  // --teacher-mean composes over its occurrences, and so over the sources: take the command line's (with --config)
+  // or else the resumed run's, never both.
+  for (const po::variables_map* m : {&given, &run})
+    if (m->count("teacher-mean") && !(*m)["teacher-mean"].defaulted()) {
+      teacher_means_s = (*m)["teacher-mean"].as<std::vector<std::string>>();
+      break;
+    }
   c.teacher_means.clear();
   for (const auto& s : teacher_means_s) {
     c.teacher_means.push_back(parse_double_list(s, "--teacher-mean"));
@@ -200,16 +260,22 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
   else
     cl.algos = {algorithm_from_name(cl.algo_s)};
 
+  // options.txt: an INI file of every option that defines the run (what --resume reads back), then the resolved
+  // values as resolved.* lines (reports; --resume skips them).
   cl.saved.clear();
   for (const auto& [name, val] : vm) {
-    if (const auto text = option_value_string(val)) {
+    if (std::find(kGmmNotSaved.begin(), kGmmNotSaved.end(), name) != kGmmNotSaved.end()) continue;
+    if (name == "teacher-mean") {  // one line per mode
+      for (const auto& s : teacher_means_s) cl.saved.emplace_back(name, s);
+    } else if (name == "iterations" || name == "walkers" || name == "data" || name == "log-every") {
+      // The values --quick resolved (so that a resumed --quick run reads them back, not the defaults).
+      const int64_t v = name == "iterations" ? c.iterations
+                        : name == "walkers"  ? c.walkers
+                        : name == "data"     ? c.data
+                                             : c.log_every;
+      cl.saved.emplace_back(name, std::to_string(v));
+    } else if (const auto text = option_value_string(val)) {
       cl.saved.emplace_back(name, *text);
-    } else if (val.value().type() == typeid(std::vector<std::string>)) {  // --teacher-mean, given once per mode
-      std::string joined;
-      for (const auto& s : val.as<std::vector<std::string>>()) joined += s + ";";
-      cl.saved.emplace_back(name, joined);
-    } else {
-      cl.saved.emplace_back(name, "");
     }
   }
   // The resolved values the run actually uses (after --quick).
@@ -251,6 +317,8 @@ int run_gmm(const std::vector<std::string>& args) {
       throw SharedError(e.what());
     }
   }
+  if (!cl.resume.empty() && c.autograd)
+    throw SharedError("--resume " + cl.resume + ": the --autograd path writes no checkpoints");
   if (c.device.is_cuda()) cuda_api::require("jebm gmm --device cuda");  // a clear error when there is no CUDA build or device
   const std::vector<Algorithm>& algos = cl.algos;
 
@@ -258,9 +326,18 @@ int run_gmm(const std::vector<std::string>& args) {
   const Tensor data = gmm_teacher_data(c, teacher);
   const double ce_teacher = gmm_cross_entropy(teacher, data.data<double>(), c.data);
 
+  const bool resume = !cl.resume.empty();
+  const bool checkpoints = !out.empty() && cl.checkpoint_every > 0 && !c.autograd;
+  // What a checkpoint must have been made with: every option that defines the run (not those --resume may change).
+  std::string run_text;
+  for (const auto& [k, v] : cl.saved)
+    if (k.rfind("resolved.", 0) != 0 &&
+        std::find(kGmmResumeMayChange.begin(), kGmmResumeMayChange.end(), k) == kGmmResumeMayChange.end())
+      run_text += k + "=" + v + "\n";
+  const std::string options_hash = std::to_string(comm_hash(run_text));
   if (!out.empty()) {
     run_on_rank0(comm, [&] {
-      prepare_run_dir(out, cl.force, false);
+      prepare_run_dir(out, cl.force, resume);
       std::vector<std::pair<std::string, std::string>> kv = cl.saved;
       kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
       kv.emplace_back("resolved.ranks", std::to_string(comm.size()));
@@ -280,11 +357,46 @@ int run_gmm(const std::vector<std::string>& args) {
     for (int64_t j = 0; j < c.student_modes; ++j) cols.push_back("weight_" + std::to_string(j));
     for (int64_t j = 0; j < c.student_modes; ++j) cols.push_back("mean_error_" + std::to_string(j));
     cols.push_back("time_s");
-    CsvWriter csv;
-    if (!out.empty() && root) csv = CsvWriter(std::filesystem::path(out) / ("metrics_" + std::string(algorithm_name(a)) + ".csv"), cols);
-    const auto t0 = std::chrono::steady_clock::now();
+    const std::filesystem::path csv_path = std::filesystem::path(out) / ("metrics_" + std::string(algorithm_name(a)) + ".csv");
+    const std::string ckpt = (std::filesystem::path(out) / ("checkpoint_" + std::string(algorithm_name(a)) + ".safetensors")).string();
     GmmTrainer run(c, a, data, teacher, &comm);
+    // --resume: continue from this algorithm's checkpoint (every rank reads it and keeps its shard); an algorithm
+    // without one starts afresh. Rows the checkpoint does not cover are dropped and made again.
+    int64_t k0 = 0, resampled_since = 0;
+    double seconds_before = 0.0;
+    if (resume && std::filesystem::exists(ckpt)) {
+      const SafeTensors st = load_safetensors(ckpt);
+      JEBM_CHECK(checkpoint_meta(st, "gmm.options_hash") == options_hash,
+                 ckpt << ": made by a run with other options than " << out << "/options.txt (a stale checkpoint?)");
+      run.load_state(st);
+      k0 = run.iteration();
+      JEBM_CHECK(k0 <= c.iterations, "--resume " << out << ": " << algorithm_name(a) << "'s checkpoint is at iteration "
+                                                 << k0 << ", beyond --iterations " << c.iterations
+                                                 << "; give --iterations " << k0 << " or more");
+      seconds_before = std::stod(checkpoint_meta(st, "gmm.seconds"));
+      resampled_since = static_cast<int64_t>(checkpoint_meta_u64(st, "gmm.resampled_since"));
+    }
+    CsvWriter csv;
+    if (!out.empty() && root) {
+      if (resume) {
+        truncate_csv_rows(csv_path, static_cast<double>(k0));
+        if (std::filesystem::exists(csv_path)) o.records = records_from_csv(read_csv(csv_path), c.student_modes);
+      }
+      csv = CsvWriter(csv_path, cols, resume);
+    }
+    const auto t0 = std::chrono::steady_clock::now() -
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds_before));
     Progress progress(std::string("gmm ") + algorithm_name(a), c.iterations, !no_progress);
+    // A checkpoint of the state after `k` updates: gathered on every rank, written by rank 0 (temporary + rename).
+    auto save = [&] {
+      CheckpointTensors tensors;
+      CheckpointMetadata meta;
+      run.save_state(tensors, meta);
+      meta["gmm.options_hash"] = options_hash;
+      meta["gmm.seconds"] = std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      meta["gmm.resampled_since"] = std::to_string(resampled_since);
+      run_on_rank0(comm, [&] { save_safetensors(ckpt, tensors, meta); });
+    };
     auto emit = [&](const GmmRecord& r) {
       o.records.push_back(r);
       if (!csv.is_open()) return;
@@ -309,8 +421,7 @@ int run_gmm(const std::vector<std::string>& args) {
                 << " (non-finite); try a smaller --lr-means, --lr-z or --h. Stopped; no plot or summary written\n";
       return true;
     };
-    int64_t resampled_since = 0;
-    for (int64_t k = 0; k < c.iterations; ++k) {
+    for (int64_t k = k0; k < c.iterations; ++k) {
       GmmRecord r = run.iterate();
       if (diverged(r)) return kGmmDivergedExit;
       resampled_since += r.resampled;
@@ -322,7 +433,11 @@ int run_gmm(const std::vector<std::string>& args) {
       std::ostringstream extra;
       extra << "w0 " << std::setprecision(3) << r.weights[0];
       progress.update(k + 1, extra.str());
+      if (checkpoints && (k + 1) % cl.checkpoint_every == 0 && k + 1 < c.iterations) save();
     }
+    // After the last update, before the final record completes the pending move: a larger --iterations on
+    // --resume continues from here.
+    if (checkpoints) save();
     o.final_rec = run.final_record();
     if (diverged(o.final_rec)) return kGmmDivergedExit;
     std::vector<double> fc;

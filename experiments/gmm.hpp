@@ -20,7 +20,9 @@ struct GmmCommandLine {
   std::string out;
   bool force = false, no_progress = false;
   int threads = 0;  // 0 = OpenMP's default
-  std::vector<std::pair<std::string, std::string>> saved;  // options.txt, but for resolved.threads
+  int64_t checkpoint_every = 1000;  // iterations between checkpoints (and one after the last); 0 = none
+  std::string resume;               // --resume DIR (then out == resume)
+  std::vector<std::pair<std::string, std::string>> saved;  // options.txt, but for resolved.threads/ranks
 };
 
 // Parses args (the command line, then --config, whose INI errors name the file) and checks every option: each

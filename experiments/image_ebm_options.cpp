@@ -23,16 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Shortest round-tripping text for --help ("5e-05", not "5.0000000000000002e-05").
-std::string short_double(double v) {
-  for (int prec = 6; prec <= 17; ++prec) {
-    std::ostringstream os;
-    os << std::setprecision(prec) << v;
-    if (std::stod(os.str()) == v) return os.str();
-  }
-  return std::to_string(v);
-}
-
 // Options that may differ from the run's options.txt on --resume: they extend the run (--epochs) or change how
 // it is computed or reported but not what (threads, chunking, logging, grids, checkpoints, device, a moved copy
 // of the same --data). Every other option, including any a command adds, must match.
@@ -77,39 +67,6 @@ const OptionRanges& image_ebm_ranges() {
       {"downsample", within(1, 2)},
   };
   return r;
-}
-
-// Text of an option's value, a number in its shortest exact form (equal texts <=> equal values); "(not set)" for
-// an option without a value or default.
-std::string value_text(const po::variable_value& v) {
-  if (v.empty()) return "(not set)";
-  if (v.value().type() == typeid(double)) return short_double(v.as<double>());
-  const auto t = option_value_string(v);
-  return t ? *t : "(not comparable)";
-}
-
-// --resume: every option given on the command line or in --config (`given`) must equal the run's (`run`, parsed
-// from its options.txt), unless it is on kResumeMayChange. An option the run's options.txt lacks (the run
-// predates it, or did not set it) counts as its default.
-void check_resume_options(const po::options_description& desc, const po::variables_map& given,
-                          const po::variables_map& run, const std::string& dir) {
-  for (const auto& [name, val] : given) {
-    if (val.defaulted() || listed(kNotSaved, name) || listed(kResumeMayChange, name)) continue;
-    const std::string now = value_text(val);
-    std::string was, source = "its options.txt";
-    if (run.count(name) && !run[name].defaulted()) {  // po::store fills in defaults: those are not the file's
-      was = value_text(run[name]);
-    } else {
-      boost::any def;
-      const auto* od = desc.find_nothrow(name, false);
-      was = od && od->semantic()->apply_default(def) ? value_text(po::variable_value(def, true)) : "(not set)";
-      source = "its options.txt does not name it";
-    }
-    // The wording of the checkpoint's own checks (image_ebm_checkpoint.cpp), which this one runs before.
-    JEBM_CHECK(now == was, "--resume " << dir << ": the run was made with --" << name << " " << was
-                                       << " (" << source << "), the options say --" << name << " " << now << "; only "
-                                       << resume_may_change_list() << " may change on resume");
-  }
 }
 
 }  // namespace
@@ -264,7 +221,10 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   OptionRanges ranges = image_ebm_ranges();
   ranges.add(extra_ranges);
   ranges.check(vm);
-  if (vm.count("resume")) check_resume_options(desc, given, run, vm["resume"].as<std::string>());
+  if (vm.count("resume"))
+    check_resume_options(desc, given, run, vm["resume"].as<std::string>(),
+                         std::vector<std::string>(std::begin(kResumeMayChange), std::end(kResumeMayChange)),
+                         std::vector<std::string>(std::begin(kNotSaved), std::end(kNotSaved)));
   c.progress = !vm.count("no-progress");
   c.resume = vm.count("resume") > 0;
   if (c.resume) {

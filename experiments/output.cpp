@@ -108,6 +108,37 @@ void truncate_csv_rows(const fs::path& path, double first_column_limit) {
   write_file_atomic(path.string(), keep);
 }
 
+CsvTable read_csv(const fs::path& path) {
+  const std::string text = read_file(path.string());
+  const std::vector<std::string> lines = csv_lines(text);  // a last row cut mid-write is not among them
+  CsvTable t;
+  t.path = path.string();
+  JEBM_CHECK(!lines.empty(), path.string() << ": no header line");
+  std::istringstream hs(lines[0]);
+  for (std::string c; std::getline(hs, c, ',');) t.columns.push_back(c);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    std::vector<double> row;
+    std::istringstream rs(lines[i]);
+    for (std::string c; std::getline(rs, c, ',');) {
+      char* end = nullptr;
+      const double v = std::strtod(c.c_str(), &end);
+      JEBM_CHECK(end != c.c_str() && *end == '\0', path.string() << ":" << i + 1 << ": \"" << c << "\" is not a number");
+      row.push_back(v);
+    }
+    JEBM_CHECK(row.size() == t.columns.size(), path.string() << ":" << i + 1 << ": " << row.size() << " values for "
+                                                             << t.columns.size() << " columns");
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  const auto it = std::find(columns.begin(), columns.end(), name);
+  JEBM_CHECK(it != columns.end(), path << ": no column " << name);
+  return static_cast<size_t>(it - columns.begin());
+}
+
 CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns, bool append)
     : path_(path), columns_(columns.size()) {
   std::string header;

@@ -35,6 +35,17 @@ std::vector<std::pair<std::string, std::string>> read_options(const std::filesys
 // `first_column_limit`, and replaces the file atomically (temporary, fsync, rename): a full disk or a kill
 // leaves the old file whole. No file: nothing to do.
 void truncate_csv_rows(const std::filesystem::path& path, double first_column_limit);
+// A metrics CSV as CsvWriter wrote it: the header's columns and every complete row as numbers ("nan", "inf"
+// included). For a resumed run that redraws its plots from the rows it kept. Errors name the file and line.
+struct CsvTable {
+  std::vector<std::string> columns;
+  std::vector<std::vector<double>> rows;
+  // The index of column `name`; an error naming the file when it has none.
+  size_t column(const std::string& name) const;
+  std::string path;
+};
+CsvTable read_csv(const std::filesystem::path& path);
+
 // A scalar option's value as options.txt holds it (doubles to 17 digits, so a resume reads back the same value);
 // nullopt for other types.
 std::optional<std::string> option_value_string(const boost::program_options::variable_value& v);

@@ -336,6 +336,65 @@ std::vector<double> gather_chunk_rows(Communicator& comm, const ShardLayout& lay
   return all;
 }
 
+namespace {
+
+// t's rows of every rank, in global order, as one tensor [layout.total, ...] (host; any dtype, sent as bytes).
+Tensor gather_tensor_rows(Communicator& comm, const ShardLayout& layout, const Tensor& t) {
+  JEBM_CHECK(t.defined() && t.device().is_cpu() && t.size(0) == layout.count(),
+             "gather_population: a tensor of " << (t.defined() ? shape_str(t.shape()) : std::string("undefined"))
+                                               << " for a shard of " << layout.count() << " walkers (host tensors)");
+  const int64_t row_bytes = layout.count() ? static_cast<int64_t>(t.nbytes()) / layout.count() : 0;
+  Shape shape = t.shape();
+  shape[0] = layout.total;
+  Tensor all = Tensor::empty(shape, t.dtype());
+  std::vector<int64_t> counts(layout.counts.size());
+  for (size_t r = 0; r < counts.size(); ++r) counts[r] = layout.counts[r] * row_bytes;
+  comm.allgatherv(t.raw_data(), all.raw_data(), counts, CommType::Byte);
+  return all;
+}
+
+Tensor shard_rows(const Tensor& t, const ShardLayout& layout) {
+  JEBM_CHECK(t.defined() && t.size(0) == layout.total, "shard_population: a tensor of "
+                                                           << (t.defined() ? shape_str(t.shape()) : std::string("undefined"))
+                                                           << " for a population of " << layout.total);
+  return copy_tensor(t.rows(layout.offset(), layout.offset() + layout.count()));
+}
+
+}  // namespace
+
+WalkerPopulation gather_population(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& local) {
+  WalkerPopulation p = local;
+  p.x = gather_tensor_rows(comm, layout, local.x);
+  p.x_prev = gather_tensor_rows(comm, layout, local.x_prev);
+  p.log_w = gather_tensor_rows(comm, layout, local.log_w);
+  p.partial = gather_tensor_rows(comm, layout, local.partial);
+  p.pending = gather_tensor_rows(comm, layout, local.pending);
+  p.first_index = 0;
+  return p;
+}
+
+WalkerPopulation shard_population(const WalkerPopulation& whole, const ShardLayout& layout) {
+  WalkerPopulation p = whole;
+  p.x = shard_rows(whole.x, layout);
+  p.x_prev = shard_rows(whole.x_prev, layout);
+  p.log_w = shard_rows(whole.log_w, layout);
+  p.partial = shard_rows(whole.partial, layout);
+  p.pending = shard_rows(whole.pending, layout);
+  p.first_index = layout.offset();
+  return p;
+}
+
+std::vector<double> gather_walker_rows(Communicator& comm, const ShardLayout& layout, const std::vector<double>& local,
+                                       int64_t row_len) {
+  JEBM_CHECK(static_cast<int64_t>(local.size()) == layout.count() * row_len,
+             "gather_walker_rows: " << local.size() << " values for " << layout.count() << " walkers x " << row_len);
+  std::vector<int64_t> counts(layout.counts.size());
+  for (size_t r = 0; r < counts.size(); ++r) counts[r] = layout.counts[r] * row_len;
+  std::vector<double> all(static_cast<size_t>(layout.total * row_len));
+  comm.allgatherv(local.data(), all.data(), counts, CommType::Float64);
+  return all;
+}
+
 ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
                                         ResampleScheme scheme, double* log_mean) {
   JEBM_CHECK(pop.size() == layout.count() && pop.first_index == layout.offset(),

@@ -62,6 +62,16 @@ struct WalkerShards {
   ShardLayout layout;
 };
 
+// The whole population on every rank, from each rank's shard (one allgatherv per per-walker tensor; the counters,
+// seed and log Z offset are this rank's, equal on all ranks): what one process would hold, for a checkpoint.
+WalkerPopulation gather_population(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& local);
+// This rank's shard of a whole population (CPU): rows [layout.offset(), + count()) of every per-walker tensor, with
+// first_index = layout.offset(). The inverse of gather_population, for any layout: resuming on another rank count.
+WalkerPopulation shard_population(const WalkerPopulation& whole, const ShardLayout& layout);
+// Rows of a per-walker host array (row_len values per walker) from every rank's shard, in global order.
+std::vector<double> gather_walker_rows(Communicator& comm, const ShardLayout& layout, const std::vector<double>& local,
+                                       int64_t row_len);
+
 // Global resampling. The new population has the same layout; its global walker k (slot k) is a copy of global
 // walker ancestor(k), drawn exactly as samplers/resampling.hpp draws it in one process (systematic points
 // (k + u) / N, or multinomial uniforms Philox(seed, k, offset)) from cumulative weights summed in fixed blocks.

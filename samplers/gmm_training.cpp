@@ -330,4 +330,117 @@ GmmRecord GmmTrainer::final_record() {
   return rec;
 }
 
+namespace {
+
+Tensor vec_tensor(const std::vector<double>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, DType::Float64);
+}
+
+std::vector<double> vec_of(const SafeTensors& st, const std::string& name, int64_t n) {
+  return get(st, name, Shape{n}, DType::Float64).to_vector();
+}
+
+// The rank that holds held-out block b when nb blocks are split over `size` ranks in contiguous ranges.
+int block_owner(int64_t b, int64_t nb, int size) {
+  for (int r = 0; r < size; ++r)
+    if (b < nb * (r + 1) / size) return r;
+  return size - 1;
+}
+
+// Every per-walker tensor and counter of `pop` from rank `root` (the others hold a population of the same shapes).
+void broadcast_population(Communicator& comm, WalkerPopulation& pop, int root) {
+  for (Tensor* t : {&pop.x, &pop.x_prev, &pop.log_w, &pop.partial, &pop.pending})
+    comm.broadcast(t->raw_data(), static_cast<int64_t>(t->nbytes()), CommType::Byte, root);
+  int64_t ints[3] = {static_cast<int64_t>(pop.seed), static_cast<int64_t>(pop.moves), pop.resamplings};
+  comm.broadcast(ints, 3, CommType::Int64, root);
+  comm.broadcast(&pop.log_z_offset, 1, CommType::Float64, root);
+  pop.seed = static_cast<uint64_t>(ints[0]);
+  pop.moves = static_cast<uint64_t>(ints[1]);
+  pop.resamplings = ints[2];
+}
+
+}  // namespace
+
+void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
+  JEBM_CHECK(!ag_, "gmm checkpoints: the --autograd path has none (its state is the Trainer's)");
+  Communicator* comm = shards_.comm;
+  m["gmm.algorithm"] = algorithm_name(algo_);
+  m["gmm.iteration"] = std::to_string(k_);
+  m["gmm.walkers"] = std::to_string(c_.walkers);
+  m["gmm.holdout_blocks"] = std::to_string(has_holdout_ ? c_.holdout_blocks : 0);
+  t.emplace_back("gmm.theta.a", vec_tensor(theta_.a));
+  t.emplace_back("gmm.theta.z", vec_tensor(theta_.z));
+  t.emplace_back("gmm.corrections",
+                 vec_tensor({correction_lag_, correction_var_, last_var_term_, lag_available_ ? 1.0 : 0.0}));
+  const WalkerPopulation host = pop_.x.device().is_cpu() ? pop_ : walkers_to(pop_, Device::cpu());
+  save_population(sharded_ ? gather_population(*comm, shards_.layout, host) : host, t, m, "walkers.");
+  m["gmm.lag.valid"] = lag_.valid ? "1" : "0";
+  if (lag_.valid) {
+    t.emplace_back("gmm.lag.theta.a", vec_tensor(lag_.theta.a));
+    t.emplace_back("gmm.lag.theta.z", vec_tensor(lag_.theta.z));
+    t.emplace_back("gmm.lag.grad", vec_tensor(lag_.grad));
+    t.emplace_back("gmm.lag.w", vec_tensor(sharded_ ? gather_walker_rows(*comm, shards_.layout, lag_.w, 1) : lag_.w));
+    t.emplace_back("gmm.lag.r",
+                   vec_tensor(sharded_ ? gather_walker_rows(*comm, shards_.layout, lag_.r, theta_.k) : lag_.r));
+  }
+  if (!has_holdout_) return;
+  const int64_t nb = c_.holdout_blocks, per_block = c_.holdout_walkers / nb;
+  const int size = sharded_ ? comm->size() : 1;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int owner = block_owner(b, nb, size);
+    WalkerPopulation blk;
+    if (!sharded_ || owner == comm->rank()) {
+      const WalkerPopulation& h = holdout_[static_cast<size_t>(b - holdout_first_)];
+      blk = h.x.device().is_cpu() ? h : walkers_to(h, Device::cpu());
+    } else {
+      blk = WalkerPopulation::create(Tensor::zeros({per_block, c_.dim}, DType::Float64), 0);
+    }
+    if (size > 1) broadcast_population(*comm, blk, owner);
+    save_population(blk, t, m, "holdout" + std::to_string(b) + ".");
+  }
+}
+
+void GmmTrainer::load_state(const SafeTensors& st) {
+  JEBM_CHECK(!ag_, "gmm checkpoints: the --autograd path has none");
+  const std::string algo = checkpoint_meta(st, "gmm.algorithm");
+  JEBM_CHECK(algo == algorithm_name(algo_), st.path << ": a checkpoint of the " << algo << " run, not of "
+                                                    << algorithm_name(algo_));
+  const uint64_t walkers = checkpoint_meta_u64(st, "gmm.walkers"), blocks = checkpoint_meta_u64(st, "gmm.holdout_blocks");
+  JEBM_CHECK(walkers == static_cast<uint64_t>(c_.walkers) &&
+                 blocks == static_cast<uint64_t>(has_holdout_ ? c_.holdout_blocks : 0),
+             st.path << ": " << walkers << " walkers and " << blocks << " held-out blocks, the run has " << c_.walkers
+                     << " and " << (has_holdout_ ? c_.holdout_blocks : 0));
+  const int64_t kd = theta_.k * theta_.d;
+  k_ = static_cast<int64_t>(checkpoint_meta_u64(st, "gmm.iteration"));
+  theta_.a = vec_of(st, "gmm.theta.a", kd);
+  theta_.z = vec_of(st, "gmm.theta.z", theta_.k);
+  const std::vector<double> corr = vec_of(st, "gmm.corrections", 4);
+  correction_lag_ = corr[0];
+  correction_var_ = corr[1];
+  last_var_term_ = corr[2];
+  lag_available_ = corr[3] != 0.0;
+  WalkerPopulation whole = WalkerPopulation::create(Tensor::zeros({c_.walkers, c_.dim}, DType::Float64), 0);
+  load_population(st, whole, "walkers.");
+  pop_ = sharded_ ? shard_population(whole, shards_.layout) : whole;
+  if (c_.device.is_cuda()) pop_ = walkers_to(pop_, c_.device);
+  lag_ = GmmGradientLag{};
+  if (checkpoint_meta(st, "gmm.lag.valid") == "1") {
+    const int64_t n = c_.walkers, o = pop_.first_index, local = pop_.size(), k = theta_.k;
+    lag_.theta = theta_;
+    lag_.theta.a = vec_of(st, "gmm.lag.theta.a", kd);
+    lag_.theta.z = vec_of(st, "gmm.lag.theta.z", k);
+    lag_.grad = vec_of(st, "gmm.lag.grad", kd + k);
+    const std::vector<double> w = vec_of(st, "gmm.lag.w", n), r = vec_of(st, "gmm.lag.r", n * k);
+    lag_.w.assign(w.begin() + o, w.begin() + o + local);
+    lag_.r.assign(r.begin() + o * k, r.begin() + (o + local) * k);
+    lag_.valid = true;
+  }
+  for (size_t i = 0; i < holdout_.size(); ++i) {
+    WalkerPopulation& h = holdout_[i];
+    WalkerPopulation blk = WalkerPopulation::create(Tensor::zeros({h.size(), c_.dim}, DType::Float64), 0);
+    load_population(st, blk, "holdout" + std::to_string(holdout_first_ + static_cast<int64_t>(i)) + ".");
+    h = c_.device.is_cuda() ? walkers_to(blk, c_.device) : blk;
+  }
+}
+
 }  // namespace jebm

@@ -14,6 +14,7 @@
 #include "samplers/distributed.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/gmm_setup.hpp"
+#include "samplers/population_io.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
 
@@ -61,6 +62,14 @@ class GmmTrainer {
   const WalkerPopulation& walkers() const { return pop_; }  // this rank's shard (all walkers on one rank)
   const std::vector<WalkerPopulation>& holdout_walkers() const { return holdout_; }  // this rank's blocks
   int64_t iteration() const { return k_; }
+
+  // Checkpoints (collective when sharded): everything the next iterate() depends on, with the whole population
+  // (training walkers, the lag state of the CE correction, every held-out block) gathered from the ranks, so that a
+  // run saved on K ranks resumes on any number, bit for bit (load_state keeps this rank's shard). save_state fills
+  // `tensors`/`metadata` on every rank (rank 0 writes them); load_state reads a file every rank can open into a
+  // trainer built with the same config. Not for the autograd path.
+  void save_state(CheckpointTensors& tensors, CheckpointMetadata& metadata);
+  void load_state(const SafeTensors& st);
 
  private:
   struct HoldoutEstimate {

@@ -262,6 +262,44 @@ BOOST_AUTO_TEST_CASE(gmm_command_writes_its_run_directory_and_refuses_to_overwri
   BOOST_CHECK_THROW(run_gmm({"--teacher-weights", "0.5,x"}), jebm::Error);
 }
 
+// Every metrics column but the last (time_s), row by row.
+std::string without_time(const std::string& csv) {
+  std::istringstream is(csv);
+  std::string out;
+  for (std::string line; std::getline(is, line);) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
+}
+
+// --resume: a run stopped after 35 iterations (its last checkpoint) and resumed to 60 writes the rows of the
+// uninterrupted 60-iteration run; its options.txt gives the options back; a changed option or --force is refused.
+BOOST_AUTO_TEST_CASE(gmm_resume_continues_bit_for_bit_and_refuses_other_options) {
+  jebm::test::TempDir tmp;
+  const std::string straight = (tmp.path / "straight").string(), part = (tmp.path / "part").string();
+  auto args = [](const std::string& out, const char* iterations) {
+    return std::vector<std::string>{"--dim", "3", "--data", "300", "--walkers", "200", "--iterations", iterations,
+                                    "--log-every", "5", "--resample-cv2", "0.05", "--holdout-walkers", "20",
+                                    "--holdout-blocks", "2", "--checkpoint-every", "10", "--no-progress", "--out", out};
+  };
+  BOOST_TEST(run_gmm(args(straight, "60")) == 0);
+  BOOST_TEST(run_gmm(args(part, "35")) == 0);
+  for (const char* algo : {"jarzynski", "pcd", "cd"})
+    BOOST_TEST(std::filesystem::exists(tmp.path / "part" / ("checkpoint_" + std::string(algo) + ".safetensors")), algo);
+  BOOST_CHECK_EXCEPTION(run_gmm({"--resume", part, "--iterations", "60", "--walkers", "300"}), Error, [](const Error& e) {
+    return std::string(e.what()).find("the run was made with --walkers 200 (its options.txt), the options say "
+                                      "--walkers 300") != std::string::npos;
+  });
+  BOOST_CHECK_EXCEPTION(run_gmm({"--resume", part, "--iterations", "20"}), Error, [](const Error& e) {
+    return std::string(e.what()).find("checkpoint is at iteration 35, beyond --iterations 20") != std::string::npos;
+  });
+  BOOST_CHECK_THROW(run_gmm({"--resume", part, "--force"}), Error);
+  BOOST_TEST(run_gmm({"--resume", part, "--iterations", "60", "--no-progress"}) == 0);
+  for (const char* algo : {"jarzynski", "pcd", "cd"}) {
+    const std::string f = "metrics_" + std::string(algo) + ".csv";
+    BOOST_TEST(without_time(slurp(tmp.path / "part" / f)) == without_time(slurp(tmp.path / "straight" / f)), f);
+  }
+  BOOST_TEST(slurp(tmp.path / "part" / "options.txt").find("iterations = 60") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(gmm_config_file_sets_the_teacher) {
   jebm::test::TempDir tmp;
   {

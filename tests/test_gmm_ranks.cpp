@@ -146,3 +146,81 @@ BOOST_AUTO_TEST_CASE(autograd_path_refuses_several_ranks, *boost::unit_test::pre
     return std::string(e.what()).find("--autograd runs on one rank only") != std::string::npos;
   });
 }
+
+namespace {
+
+// What a checkpoint file would give back: the saved tensors (host copies) and metadata.
+SafeTensors in_memory(const CheckpointTensors& tensors, const CheckpointMetadata& metadata) {
+  SafeTensors st;
+  st.path = "(in memory)";
+  for (const auto& [name, t] : tensors) st.tensors[name] = copy_tensor(t);
+  st.metadata = metadata;
+  return st;
+}
+
+}  // namespace
+
+// A checkpoint taken on this run's ranks resumes on one process and on the same ranks, and both continue exactly
+// as the uninterrupted one-process run (walkers, lag state of the CE correction and held-out blocks gathered).
+BOOST_AUTO_TEST_CASE(checkpoints_resume_on_any_rank_count_bit_for_bit) {
+  Communicator& comm = world();
+  for (Algorithm algo : {Algorithm::Jarzynski, Algorithm::Cd}) {
+    GmmConfig c = small_config(ResampleScheme::Systematic);
+    if (algo == Algorithm::Jarzynski) {
+      c.holdout_walkers = 60;
+      c.holdout_blocks = 3;
+    }
+    const GmmParams teacher = gmm_teacher(c);
+    const Tensor data = gmm_teacher_data(c, teacher);
+    std::unique_ptr<Communicator> single = make_single_process_communicator();
+    GmmTrainer saved(c, algo, data, teacher, &comm), straight(c, algo, data, teacher, single.get());
+    const int64_t half = 30;
+    for (int64_t it = 0; it < half; ++it) {
+      saved.iterate();
+      straight.iterate();
+    }
+    CheckpointTensors tensors;
+    CheckpointMetadata metadata;
+    saved.save_state(tensors, metadata);
+    const SafeTensors st = in_memory(tensors, metadata);
+    GmmTrainer on_one(c, algo, data, teacher, single.get()), on_these(c, algo, data, teacher, &comm);
+    on_one.load_state(st);
+    on_these.load_state(st);
+    BOOST_TEST_CONTEXT(algorithm_name(algo) << ", saved on " << comm.size() << " rank(s), rank " << comm.rank()) {
+      BOOST_TEST(on_one.iteration() == half);
+      int64_t mismatched = 0, resampled = 0;
+      for (int64_t it = half; it < c.iterations; ++it) {
+        const GmmRecord a = straight.iterate(), b = on_one.iterate(), d = on_these.iterate();
+        resampled += a.resampled;
+        if ((!same_bits(fields(a), fields(b)) || !same_bits(fields(a), fields(d))) && mismatched++ == 0)
+          BOOST_ERROR("resumed records differ first at iteration " << it);
+      }
+      BOOST_TEST(mismatched == 0);
+      if (algo == Algorithm::Jarzynski) BOOST_TEST(resampled > 0);
+      BOOST_TEST(same_bits(fields(straight.final_record()), fields(on_one.final_record())));
+      BOOST_TEST(same_bits(fields(straight.final_record()), fields(on_these.final_record())));
+      BOOST_TEST(same_bits(straight.params().a, on_these.params().a));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_checkpoint_of_another_run_is_refused) {
+  GmmConfig c = small_config(ResampleScheme::Systematic);
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  std::unique_ptr<Communicator> single = make_single_process_communicator();
+  GmmTrainer pcd(c, Algorithm::Pcd, data, teacher, single.get());
+  CheckpointTensors tensors;
+  CheckpointMetadata metadata;
+  pcd.save_state(tensors, metadata);
+  GmmTrainer jar(c, Algorithm::Jarzynski, data, teacher, single.get());
+  BOOST_CHECK_EXCEPTION(jar.load_state(in_memory(tensors, metadata)), Error, [](const Error& e) {
+    return std::string(e.what()).find("a checkpoint of the pcd run, not of jarzynski") != std::string::npos;
+  });
+  GmmConfig bigger = c;
+  bigger.walkers = 900;
+  GmmTrainer other(bigger, Algorithm::Pcd, data, teacher, single.get());
+  BOOST_CHECK_EXCEPTION(other.load_state(in_memory(tensors, metadata)), Error, [](const Error& e) {
+    return std::string(e.what()).find("700 walkers and 0 held-out blocks, the run has 900") != std::string::npos;
+  });
+}
