@@ -67,6 +67,9 @@ struct ImageEbmConfig {
   uint64_t seed = 1;
   int threads = 0;               // OpenMP threads (0: OpenMP's default)
   int64_t eval_chunk = 256;      // walkers per forward/backward chunk
+  // > 0: evaluation blocks of this many rows, shared out over the MPI ranks (TrainerOptions::shard_block; needed
+  // under mpirun -np K > 1; the results depend on it, not on K). 0: one process, today's single passes.
+  int64_t shard_block = 0;
   int64_t log_every = 1;         // CSV row (with the class weights) every this many updates
   int64_t grid_every = 10;       // PNG grid of walkers every this many epochs (0: only at the end)
   int64_t grid_count = 64;       // walkers in a grid

@@ -8,6 +8,7 @@
 #include "experiments/image_ebm.hpp"
 #include "experiments/image_ebm_plot.hpp"
 #include "experiments/output.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "runtime/file_io.hpp"
 
 namespace jebm {
@@ -38,20 +39,34 @@ std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
 
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                           const std::vector<std::pair<std::string, std::string>>& saved_options) {
-  prepare_run_dir(c.out, c.force, c.resume);
-  // A resume that fails (e.g. the checkpoint refuses a changed --holdout-walkers) must leave the run's options.txt
-  // as it was: it is the defaults of the next --resume.
+  // Under mpirun -np K (issue #14): every rank runs the same loop on the same (replicated) walkers and data and
+  // shares out the evaluation blocks (--shard-block); rank 0 alone writes the run directory and prints.
+  Communicator& comm = world();
+  const bool root = comm.rank() == 0;
+  std::string options_text = JEBM_VERSION;
+  for (const auto& [k, v] : saved_options)
+    if (k != "threads" && k != "eval-chunk") options_text += "\n" + k + " = " + v;
+  check_same_on_all_ranks(comm, "the run options (or jebm versions)", options_text);
+  if (comm.size() > 1 && c.shard_block == 0)
+    throw SharedError("started on " + std::to_string(comm.size()) + " MPI ranks: give --shard-block (rows per "
+                      "evaluation block, e.g. 64; the results depend on it, not on the number of ranks)");
   const std::string options_path = (std::filesystem::path(c.out) / "options.txt").string();
-  const std::string old_options = c.resume && std::filesystem::is_regular_file(options_path) ? read_file(options_path)
-                                                                                           : std::string();
-  write_options(c.out, saved_options);
+  std::string old_options;
+  run_on_rank0(comm, [&] {
+    prepare_run_dir(c.out, c.force, c.resume);
+    // A resume that fails (e.g. the checkpoint refuses a changed --holdout-walkers) must leave the run's
+    // options.txt as it was: it is the defaults of the next --resume.
+    if (c.resume && std::filesystem::is_regular_file(options_path)) old_options = read_file(options_path);
+    write_options(c.out, saved_options);
+  });
   ImageEbmResult r;
   try {
     r = run_image_ebm(c, p);
   } catch (const Error&) {
-    if (!old_options.empty()) write_file_atomic(options_path, old_options);
+    if (root && !old_options.empty()) write_file_atomic(options_path, old_options);
     throw;
   }
+  if (!root) return r.diverged || r.interrupted ? r.exit_code() : 0;
   if (c.box_revert && c.algo == Algorithm::Jarzynski)
     std::cerr << "jebm " << c.command << ": warning: --box alters the moves after the fact; the Jarzynski weights "
                  "no longer follow DESIGN 1.1's formula\n";

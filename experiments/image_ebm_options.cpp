@@ -61,6 +61,7 @@ const OptionRanges& image_ebm_ranges() {
       {"data-noise", at_least(0)},        {"seed", any_value()},
       {"threads", within(0, 4096)},       {"eval-chunk", at_least(0)},
       {"log-every", at_least(1)},         {"grid-every", at_least(0)},
+      {"shard-block", at_least(0)},
       {"grid-count", at_least(1)},        {"checkpoint-every", at_least(1)},
       {"interrupt-at", at_least(-1)},     {"interrupt-at-burn-in", at_least(-1)},
       // mnist only (experiments/mnist.cpp, issue 11): 1 = 28x28 digits, 2 = 2x2 block means, 14x14.
@@ -154,6 +155,10 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("threads", po::value(&c.threads)->default_value(c.threads), R.help("threads", "OpenMP threads; 0 = OpenMP's default").c_str())
       ("eval-chunk", po::value(&c.eval_chunk)->default_value(c.eval_chunk),
        R.help("eval-chunk", "walkers per forward/backward chunk (memory only; results do not depend on it)").c_str())
+      ("shard-block", po::value(&c.shard_block)->default_value(c.shard_block),
+       R.help("shard-block", "> 0: every forward/backward runs in blocks of this many rows and the loss gradient is "
+       "summed block by block; under mpirun -np K the blocks are shared out over the K ranks (walkers and data "
+       "replicated), with the same results for any K. Needed with K > 1 (e.g. 64); 0 = one process").c_str())
       ("log-every", po::value(&c.log_every)->default_value(c.log_every),
        R.help("log-every", "metrics.csv row (with the per-class weights) every this many updates").c_str())
       ("grid-every", po::value(&c.grid_every)->default_value(c.grid_every),
@@ -259,6 +264,9 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
              "--holdout-walkers " << c.holdout_walkers << " needs --algo jarzynski (got " << s.algo << ")");
   JEBM_CHECK(c.correction_groups == 0 || c.correction_groups >= 2,
              "--correction-groups " << c.correction_groups << " must be 0 (off) or at least 2");
+  JEBM_CHECK(c.correction_groups == 0 || c.shard_block == 0,
+             "--correction-groups " << c.correction_groups << " and --shard-block " << c.shard_block
+                                    << " cannot be combined (the correction's grouped backward is one process's)");
   JEBM_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
              "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
   if (c.threads > 0) omp_set_num_threads(c.threads);

@@ -27,6 +27,7 @@
 #include "runtime/cuda_api.hpp"
 #include "runtime/file_io.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "samplers/trainer.hpp"
 
 namespace jebm {
@@ -84,9 +85,11 @@ bool metric_columns_fit(const ImageEbmConfig& c, const ImageEbmProblem& p) {
   const std::string text = read_file(csv.string());
   const std::string header = text.substr(0, text.find('\n'));
   if (("," + header + ",").find("," + p.metric_names.front() + ",") != std::string::npos) return true;
-  std::cerr << c.command << ": " << csv.string() << " was started without the columns";
-  for (const auto& n : p.metric_names) std::cerr << " " << n;
-  std::cerr << "; the resumed run keeps its columns and does not measure them\n";
+  if (world().rank() == 0) {
+    std::cerr << c.command << ": " << csv.string() << " was started without the columns";
+    for (const auto& n : p.metric_names) std::cerr << " " << n;
+    std::cerr << "; the resumed run keeps its columns and does not measure them\n";
+  }
   return false;
 }
 
@@ -148,8 +151,13 @@ class ImageEbmRun {
   void weights_ready(const WalkerPopulation& w, const TrainerStepInfo& info);
   double elapsed() const { return ls_.elapsed_s + seconds_since(t_start_); }
 
+  // Under mpirun every rank holds the same walkers, parameters and data and runs the same loop; the Trainer
+  // shares out the evaluation blocks. Rank 0 alone writes files and prints.
+  bool interrupted();  // Ctrl-C on any rank (all ranks agree, so that none waits for one that stopped)
   const ImageEbmConfig& c_;
   const ImageEbmProblem& p_;
+  Communicator& comm_;
+  const bool root_;
   const int64_t m_, per_epoch_, total_;
   const fs::path out_;
   const std::string ckpt_, label_;
@@ -186,6 +194,8 @@ class ImageEbmRun {
 ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
     : c_(c),
       p_(p),
+      comm_(world()),
+      root_(comm_.rank() == 0),
       m_(checked_image_count(c, p)),
       per_epoch_(m_ / c.data_batch),
       total_(c.epochs * per_epoch_),
@@ -204,6 +214,7 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       data_(c.device.is_cuda() ? p.data.to(c.device) : p.data),
       tr_(*energy_, pop_, image_ebm_trainer_options(c)),
       guard_(params_, adam_, pop_, c.algo == Algorithm::Jarzynski) {
+  tr_.set_communicator(&comm_);
   tr_.data_batch = [this](int64_t it) { return data_batch(it); };
   tr_.optimizer_step = [this](int64_t) { optimizer_step(); };
   tr_.weights_ready = [this](const WalkerPopulation& w, const TrainerStepInfo& info) { weights_ready(w, info); };
@@ -245,10 +256,15 @@ void ImageEbmRun::optimizer_step() {
   guard_.check_parameters_and_optimizer();
 }
 
+bool ImageEbmRun::interrupted() {
+  if (comm_.size() == 1) return g_sigint != 0;
+  return comm_.allreduce_value(static_cast<int64_t>(g_sigint), CommReduce::Max) != 0;
+}
+
 void ImageEbmRun::weights_ready(const WalkerPopulation& w, const TrainerStepInfo& info) {
   logged_weights_ = false;
   logged_metrics_ = false;
-  if (!guard_.check_log_weights()) return;
+  if (!guard_.check_log_weights() || !root_) return;  // the metrics feed only rank 0's rows
   const bool last = info.iteration == total_ - 1;
   const bool want_w = p_.class_weights && (info.iteration % c_.log_every == 0 || last);
   const bool want_m = has_metrics_ && (last || (p_.metrics_every > 0 && info.iteration % p_.metrics_every == 0));
@@ -273,7 +289,8 @@ void ImageEbmRun::weights_ready(const WalkerPopulation& w, const TrainerStepInfo
 void ImageEbmRun::checkpoint(const std::string& what) {
   ImageEbmLoopState s = ls_;
   s.elapsed_s = elapsed();
-  save_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, s, per_epoch_);
+  // The state is the same on every rank: rank 0 writes it; a failure there stops every rank.
+  run_on_rank0(comm_, [&] { save_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, s, per_epoch_); });
   last_ckpt_what_ = what;
 }
 
@@ -298,11 +315,11 @@ void ImageEbmRun::stop_diverged(const std::string& what) {
 bool ImageEbmRun::burn_in() {
   UlaConfig plain = image_ebm_trainer_options(c_).ula;
   plain.weighted = false;
-  Progress prog(label_ + " burn-in", c_.burn_in - ls_.burnin_done, c_.progress);
+  Progress prog(label_ + " burn-in", c_.burn_in - ls_.burnin_done, c_.progress && root_);
   const int64_t start = ls_.burnin_done;
   const auto t_burn = Clock::now();
   while (ls_.burnin_done < c_.burn_in) {
-    if (g_sigint) {
+    if (interrupted()) {
       stop_interrupted("burn-in step " + std::to_string(ls_.burnin_done));
       return false;
     }
@@ -333,7 +350,7 @@ bool ImageEbmRun::burn_in() {
   res_.burn_in_s = seconds_since(t_burn);
   ls_.burned_in = true;
   checkpoint("end of burn-in");
-  write_grid(out_ / "samples_burnin.png", pop_.x, c_.grid_count);
+  if (root_) write_grid(out_ / "samples_burnin.png", pop_.x, c_.grid_count);
   return true;
 }
 
@@ -366,7 +383,7 @@ void ImageEbmRun::write_row(int64_t it, int64_t epoch, const TrainerStepInfo& in
       row.insert(row.end(), p_.class_names.size(), kNaN);
     }
   }
-  csv_->row(row);
+  if (csv_) csv_->row(row);  // rank 0's
 }
 
 std::string ImageEbmRun::progress_text(int64_t epoch, const TrainerStepInfo& info) const {
@@ -387,7 +404,7 @@ std::string ImageEbmRun::progress_text(int64_t epoch, const TrainerStepInfo& inf
 // After the last update of an epoch: its grid and checkpoint, and its wall time.
 void ImageEbmRun::end_of_epoch_outputs() {
   const int64_t done = tr_.iteration(), ep = done / per_epoch_;
-  if (c_.grid_every > 0 && ep % c_.grid_every == 0)
+  if (root_ && c_.grid_every > 0 && ep % c_.grid_every == 0)
     write_grid(out_ / ("samples_epoch" + std::to_string(ep) + ".png"), pop_.x, c_.grid_count);
   if (ep % c_.checkpoint_every == 0 && done < total_) checkpoint("end of epoch " + std::to_string(ep));
   const auto now = Clock::now();
@@ -398,7 +415,7 @@ void ImageEbmRun::end_of_epoch_outputs() {
 
 // One parameter update with its guard, metrics row and epoch-end outputs; false: the run stopped.
 bool ImageEbmRun::update(Progress& prog, int64_t first) {
-  if (g_sigint) {
+  if (interrupted()) {
     stop_interrupted("update " + std::to_string(tr_.iteration()));
     return false;
   }
@@ -452,10 +469,12 @@ bool ImageEbmRun::train() {
   for (const auto& n : p_.class_names) cols.push_back("weight_" + n);
   // Rows at or after the checkpoint were written by the run that stopped: drop them (atomically, so a full
   // disk or a kill leaves the old file whole), so the resumed rows follow on without duplicates.
-  if (c_.resume) truncate_csv_rows(out_ / "metrics.csv", static_cast<double>(tr_.iteration()));
-  csv_ = std::make_unique<CsvWriter>(out_ / "metrics.csv", cols, c_.resume);
+  if (root_) {
+    if (c_.resume) truncate_csv_rows(out_ / "metrics.csv", static_cast<double>(tr_.iteration()));
+    csv_ = std::make_unique<CsvWriter>(out_ / "metrics.csv", cols, c_.resume);
+  }
 
-  if (tr_.iteration() >= total_)
+  if (tr_.iteration() >= total_ && root_)
     std::cerr << label_ << ": the run already has " << tr_.iteration() << " updates (" << c_.epochs
               << " epochs); raise --epochs to continue it\n";
   {
@@ -463,7 +482,7 @@ bool ImageEbmRun::train() {
     res_.ess = ws.ess;
     res_.log_z = jarzynski_ ? pop_.log_z_offset + ws.log_mean : kNaN;
   }
-  Progress prog(label_, total_ - tr_.iteration(), c_.progress);
+  Progress prog(label_, total_ - tr_.iteration(), c_.progress && root_);
   const int64_t first = tr_.iteration();
   res_.updates_per_epoch = per_epoch_;
   t_epoch_ = Clock::now();
@@ -480,8 +499,8 @@ ImageEbmResult ImageEbmRun::run() {
     load_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, ls_);
     last_ckpt_what_ = ls_.burned_in ? "update " + std::to_string(tr_.iteration())
                                     : "burn-in step " + std::to_string(ls_.burnin_done);
-    std::cerr << label_ << ": resumed from " << ckpt_ << " at " << last_ckpt_what_ << "\n";
-  } else {
+    if (root_) std::cerr << label_ << ": resumed from " << ckpt_ << " at " << last_ckpt_what_ << "\n";
+  } else if (root_) {
     std::error_code ec;
     fs::remove(ckpt_, ec);  // a --force run must never fall back on an older run's checkpoint
     write_grid(out_ / "data.png", p_.data, c_.grid_count);
@@ -490,7 +509,7 @@ ImageEbmResult ImageEbmRun::run() {
   if (!ls_.burned_in && !burn_in()) return res_;
   if (!train()) return res_;
   checkpoint("end of training");
-  write_grid(out_ / "samples_final.png", pop_.x, c_.grid_count);
+  if (root_) write_grid(out_ / "samples_final.png", pop_.x, c_.grid_count);
   res_.iterations = tr_.iteration();
   res_.epochs_done = c_.epochs;
   return res_;
@@ -517,6 +536,7 @@ TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c) {
   to.resample_rule.cv2_max = c.resample_cv * c.resample_cv;  // std(w / mean w)^2 = CV^2 = N / ESS - 1
   to.resample_rule.ess_fraction = c.resample_cv > 0 ? 0.0 : c.resample_ess;
   to.eval_chunk = c.eval_chunk;
+  to.shard_block = c.shard_block;
   to.correction_groups = c.correction_groups;
   return to;
 }

@@ -30,10 +30,11 @@ const std::vector<jebm::Command>& commands() {
   static const std::vector<jebm::Command> table = {
       {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD), DESIGN 3.1", jebm::run_gmm,
        true},
-      {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist},
+      {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist,
+       true},
       {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
       {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
-      {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD), DESIGN 3.3", jebm::run_cifar10},
+      {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD), DESIGN 3.3", jebm::run_cifar10, true},
       {"sample", "draw fresh samples (PNG grid) from a mnist/cifar10 run checkpoint by ULA", jebm::run_sample},
       {"bench", "micro-benchmarks: GEMM, conv2d, energy CNNs, sampler, training iterations", jebm::run_bench},
   };
@@ -71,6 +72,15 @@ int world_size() {
   }
 }
 
+// " on rank R" when several ranks run (an error only this rank met), else nothing.
+std::string rank_text() { return world_size() > 1 ? " on rank " + std::to_string(rank_of_world()) : ""; }
+
+// After an error only this rank met: the others may be waiting for it in a collective, so end the whole job now
+// (MPI_Abort) rather than let them wait for the watchdog.
+void end_other_ranks(int code) {
+  if (world_size() > 1) jebm::world().abort(code);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,8 +108,8 @@ int main(int argc, char** argv) {
       if (!c.multi_rank && jebm::comm_launched_by_mpi() && jebm::world().size() > 1) {
         if (jebm::world().rank() == 0)
           std::cerr << "jebm " << c.name << ": error: started on " << jebm::world().size()
-                    << " MPI ranks, but jebm " << c.name << " runs on one process only (of the commands, only gmm "
-                    << "shards over ranks so far); run it without mpirun, or with -np 1\n";
+                    << " MPI ranks, but jebm " << c.name << " runs on one process only (gmm, mnist and cifar10 "
+                    << "run on several); run it without mpirun, or with -np 1\n";
         return 2;
       }
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
@@ -109,13 +119,13 @@ int main(int argc, char** argv) {
       return 2;
     } catch (const std::bad_alloc&) {
       // An allocation the size checks did not foresee: say what it was rather than "std::bad_alloc".
-      std::cerr << "jebm " << c.name << ": error: out of memory (an allocation failed); use fewer walkers, smaller "
-                << "batches or --eval-chunk, or a machine with more memory\n";
+      std::cerr << "jebm " << c.name << ": error" << rank_text() << ": out of memory (an allocation failed); use "
+                << "fewer walkers, smaller batches or --eval-chunk, or a machine with more memory\n";
+      end_other_ranks(2);
       return 2;
     } catch (const std::exception& e) {
-      const int rank = rank_of_world();
-      std::cerr << "jebm " << c.name << ": error" << (rank > 0 || world_size() > 1 ? " on rank " + std::to_string(rank) : "")
-                << ": " << e.what() << "\n";
+      std::cerr << "jebm " << c.name << ": error" << rank_text() << ": " << e.what() << "\n";
+      end_other_ranks(2);
       return 2;
     }
   }

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "autograd/engine.hpp"
@@ -77,6 +78,8 @@ Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions optio
              "Trainer: negative batch sizes " << opt_.moving_batch << ", " << opt_.gradient_batch);
   JEBM_CHECK(opt_.cd_k >= 1, "Trainer: cd_k = " << opt_.cd_k);
   JEBM_CHECK(opt_.moving_subsets >= 1, "Trainer: moving_subsets = " << opt_.moving_subsets);
+  JEBM_CHECK(opt_.shard_block >= 0 && (opt_.shard_block == 0 || opt_.correction_groups == 0),
+             "Trainer: shard_block = " << opt_.shard_block << " (>= 0, and not with correction_groups)");
   if (pop_.x.defined())
     for (const ag::Var& p : energy_.parameters())
       JEBM_CHECK(p.device() == pop_.x.device(), "Trainer: the energy's parameters are on "
@@ -84,10 +87,64 @@ Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions optio
                                                     << " (move them with Module::to and walkers_to)");
 }
 
+namespace {
+
+// Rows [starts[r], starts[r + 1]) of t are rank r's; afterwards every rank's t holds all of them (t on any device:
+// the rows travel through the host).
+void gather_row_ranges(Communicator& comm, Tensor& t, const std::vector<int64_t>& starts) {
+  const Device dev = t.device();
+  Tensor host = dev.is_cpu() ? t : t.to(Device::cpu());
+  const int64_t n = t.size(0), row_bytes = n ? static_cast<int64_t>(host.nbytes()) / n : 0;
+  const int r = comm.rank();
+  const int64_t lo = starts[static_cast<size_t>(r)], hi = starts[static_cast<size_t>(r) + 1];
+  std::vector<char> mine(static_cast<size_t>((hi - lo) * row_bytes) + 1);
+  std::memcpy(mine.data(), static_cast<const char*>(host.raw_data()) + lo * row_bytes,
+              static_cast<size_t>((hi - lo) * row_bytes));
+  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
+  for (size_t q = 0; q < counts.size(); ++q) counts[q] = (starts[q + 1] - starts[q]) * row_bytes;
+  comm.allgatherv(mine.data(), host.raw_data(), counts, CommType::Byte);
+  if (!dev.is_cpu()) t.copy_(host.to(dev));
+}
+
+}  // namespace
+
+void Trainer::set_communicator(Communicator* comm) {
+  JEBM_CHECK(!comm || comm->size() == 1 || opt_.shard_block > 0,
+             "Trainer: " << comm->size() << " ranks need evaluation blocks (shard_block > 0)");
+  comm_ = comm;
+}
+
+std::pair<int64_t, int64_t> Trainer::my_blocks(int64_t blocks) const {
+  const int64_t size = comm_ ? comm_->size() : 1, rank = comm_ ? comm_->rank() : 0;
+  return {blocks * rank / size, blocks * (rank + 1) / size};
+}
+
 void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
   const int64_t n = x.size(0);
   u = Tensor::empty({n}, DType::Float64, x.device());
   g = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (opt_.shard_block > 0) {
+    // Fixed blocks of rows, this rank's share of them, then every rank's rows gathered.
+    const int64_t bs = opt_.shard_block, blocks = (n + bs - 1) / bs;
+    const auto [b0, b1] = my_blocks(blocks);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t b = blk * bs, e = std::min(n, b + bs);
+      ag::Var xv(x.rows(b, e).clone(), true);
+      ag::Var uv = energy_(xv);
+      JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
+                 "Trainer: the energy must map [N, ...] to [N], got " << shape_str(uv.shape()));
+      u.rows(b, e).copy_(uv.value());
+      const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
+      g.rows(b, e).copy_(gr[0]);
+    }
+    if (comm_ && comm_->size() > 1) {
+      std::vector<int64_t> starts;
+      for (int r = 0; r <= comm_->size(); ++r) starts.push_back(std::min(n, blocks * r / comm_->size() * bs));
+      gather_row_ranges(*comm_, u, starts);
+      gather_row_ranges(*comm_, g, starts);
+    }
+    return;
+  }
   const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);
@@ -105,6 +162,20 @@ Tensor Trainer::energy_only(const Tensor& x) const {
   ag::NoGradGuard no_grad;
   const int64_t n = x.size(0);
   Tensor u = Tensor::empty({n}, DType::Float64, x.device());
+  if (opt_.shard_block > 0) {
+    const int64_t bs = opt_.shard_block, blocks = (n + bs - 1) / bs;
+    const auto [b0, b1] = my_blocks(blocks);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t b = blk * bs, e = std::min(n, b + bs);
+      u.rows(b, e).copy_(energy_(ag::Var(x.rows(b, e))).value());
+    }
+    if (comm_ && comm_->size() > 1) {
+      std::vector<int64_t> starts;
+      for (int r = 0; r <= comm_->size(); ++r) starts.push_back(std::min(n, blocks * r / comm_->size() * bs));
+      gather_row_ranges(*comm_, u, starts);
+    }
+    return u;
+  }
   const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);
@@ -195,6 +266,10 @@ int64_t Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_
     w = Tensor::from_vector(wu, {b}, DType::Float64, dev);
   }
   const Tensor xs = all ? pop_.x : gather_rows(pop_.x, idx);
+  if (opt_.shard_block > 0) {
+    blocked_surrogate_backward(data, xs, w, info);
+    return b;
+  }
   energy_.zero_grad();
   const ag::Var ud = energy_(ag::Var(data));
   info.data_energy = ag::mean_all(ud).value().item();
@@ -219,6 +294,65 @@ int64_t Trainer::surrogate_backward(const Tensor& data, const std::vector<int64_
   info.loss = loss.value().item();
   ag::backward(loss);
   return b;
+}
+
+void Trainer::blocked_surrogate_backward(const Tensor& data, const Tensor& xs, const Tensor& w, TrainerStepInfo& info) {
+  const std::vector<ag::Var> params = energy_.parameters();
+  std::vector<int64_t> offset(params.size() + 1, 0);
+  for (size_t j = 0; j < params.size(); ++j) offset[j + 1] = offset[j] + params[j].value().numel();
+  const int64_t np = offset.back(), bs = opt_.shard_block, nd = data.size(0), nw = xs.size(0);
+  const int64_t dblocks = (nd + bs - 1) / bs, blocks = dblocks + (nw + bs - 1) / bs;
+  // Per block: [loss, sum of the data energies, the gradient of every parameter] in float64.
+  const int64_t rec = 2 + np;
+  const auto [b0, b1] = my_blocks(blocks);
+  std::vector<double> mine(static_cast<size_t>((b1 - b0) * rec), 0.0);
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    double* out = mine.data() + (blk - b0) * rec;
+    energy_.zero_grad();
+    ag::Var loss;
+    if (blk < dblocks) {  // the data part: (1/B) sum_b U(x_b) (+ alpha (1/B) sum_b U(x_b)^2)
+      const int64_t b = blk * bs, e = std::min(nd, b + bs);
+      const ag::Var ud = energy_(ag::Var(data.rows(b, e)));
+      const ag::Var su = ag::sum_all(ud);
+      out[1] = su.value().item();
+      loss = ag::mul_scalar(su, 1.0 / static_cast<double>(nd));
+      if (opt_.alpha != 0.0)
+        loss = ag::add(loss, ag::mul_scalar(ag::sum_all(ag::square(ud)), opt_.alpha / static_cast<double>(nd)));
+    } else {  // the walker part: -sum_i w_i U(X_i) (+ alpha sum_i w_i U(X_i)^2)
+      const int64_t b = (blk - dblocks) * bs, e = std::min(nw, b + bs);
+      const ag::Var uw = energy_(ag::Var(xs.rows(b, e)));
+      const ag::Var wv(w.rows(b, e).to(uw.dtype()));
+      loss = ag::neg(ag::sum_all(ag::mul(wv, uw)));
+      if (opt_.alpha != 0.0) loss = ag::add(loss, ag::mul_scalar(ag::sum_all(ag::mul(wv, ag::square(uw))), opt_.alpha));
+    }
+    out[0] = loss.value().item();
+    ag::backward(loss);
+    for (size_t j = 0; j < params.size(); ++j) {
+      if (!params[j].grad().defined()) continue;
+      const std::vector<double> gj = params[j].grad().to_vector();
+      std::copy(gj.begin(), gj.end(), out + 2 + offset[j]);
+    }
+  }
+  std::vector<double> all = mine;
+  if (comm_ && comm_->size() > 1) {
+    std::vector<int64_t> counts(static_cast<size_t>(comm_->size()));
+    for (int r = 0; r < comm_->size(); ++r)
+      counts[static_cast<size_t>(r)] = (blocks * (r + 1) / comm_->size() - blocks * r / comm_->size()) * rec;
+    all.assign(static_cast<size_t>(blocks * rec), 0.0);
+    comm_->allgatherv(mine.data(), all.data(), counts, CommType::Float64);
+  }
+  // The blocks in block order, in float64, on every rank: the same sums whatever the rank count.
+  std::vector<double> tot(static_cast<size_t>(rec), 0.0);
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    for (int64_t q = 0; q < rec; ++q) tot[static_cast<size_t>(q)] += all[static_cast<size_t>(blk * rec + q)];
+  for (size_t j = 0; j < params.size(); ++j) {
+    ag::Var pj = params[j];  // shares the impl: its grad() is replaced in place
+    const Tensor& v = params[j].value();
+    pj.grad() = Tensor::from_vector(std::vector<double>(tot.begin() + 2 + offset[j], tot.begin() + 2 + offset[j + 1]),
+                                    v.shape(), v.dtype(), v.device());
+  }
+  info.loss = tot[0];
+  info.data_energy = tot[1] / static_cast<double>(nd);
 }
 
 void Trainer::grouped_walker_backward(const Tensor& xs, const Tensor& w, double mass, double& loss) {

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "models/module.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "samplers/contrastive.hpp"
 #include "samplers/resampling.hpp"
 #include "samplers/ula_jarzynski.hpp"
@@ -65,6 +66,12 @@ struct TrainerOptions {
   double resample_batch_ess = 0.0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
+  // > 0: evaluation blocks (issue #14). Every forward/backward over rows (walkers, data) runs in blocks of this
+  // many rows, and the loss's parameter gradient is the sum of the blocks' gradients in block order; with a
+  // communicator of K ranks (set_communicator) the blocks are shared out and their results gathered, so each rank
+  // does 1/K of the network work while the walkers and the data stay replicated. The trajectory depends on the
+  // block size, not on the rank count: bit for bit the same on 1, 2, 3... ranks. 0: one pass (eval_chunk), one rank.
+  int64_t shard_block = 0;
   // > 1: the first-order log Z correction of DESIGN 1.5 (TrainerStepInfo::log_z_corrected) from batch means over
   // this many random groups of the gradient walkers (Jarzynski only; needs Trainer::step_scale_dot). The walker
   // part of the loss is then backpropagated group by group: the gradient is the same sum in another order, so
@@ -121,6 +128,10 @@ class Trainer {
   // restore()); must be on the walkers' device and distinct from them.
   void set_holdout(WalkerPopulation* holdout);
   const WalkerPopulation* holdout() const { return hold_.pop; }
+
+  // The ranks that share the evaluation blocks (null: this process alone). Needs shard_block > 0 when it has
+  // more than one rank; every rank must hold the same population, parameters and data and make the same calls.
+  void set_communicator(Communicator* comm);
 
   // Switches resampling on/off between steps (the image experiments enable it after an epoch threshold).
   void set_resample(bool on) { opt_.resample = on; }
@@ -182,8 +193,14 @@ class Trainer {
   // The held-out walkers' part 3 (after the training walkers' resampling decision): their own rule.
   bool holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const;
 
+  // shard_block: this rank's blocks of `blocks` ([first, end)), and the gathering of per-block results.
+  std::pair<int64_t, int64_t> my_blocks(int64_t blocks) const;
+  // The surrogate loss's backward block by block (shard_block): data rows then gradient walkers with weights w.
+  void blocked_surrogate_backward(const Tensor& data, const Tensor& xs, const Tensor& w, TrainerStepInfo& info);
+
   Module& energy_;
   WalkerPopulation& pop_;
+  Communicator* comm_ = nullptr;
   TrainerOptions opt_;
   int64_t iteration_ = 0;
   Track train_, hold_;
