@@ -15,6 +15,7 @@
 #include "experiments/classifier_cmd.hpp"
 #include "experiments/datasets.hpp"
 #include "experiments/image_ebm.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "experiments/metrics.hpp"
 #include "models/energy_nets.hpp"
 
@@ -144,7 +145,8 @@ int run_cifar10(const std::vector<std::string>& args) {
     const int64_t ref_n = std::min<int64_t>(m, std::max<int64_t>(fid_test_images, 2));
     const double ref = frechet_distance(weighted_mean_cov(features(*clf, p.data.rows(0, ref_n))), *test_mc);
     const auto acc = clf->metadata.find("test_accuracy");
-    std::cerr << "jebm cifar10: note: " << kNotFid << ".\n  classifier " << classifier_path << " (test accuracy "
+    if (world().rank() == 0)
+      std::cerr << "jebm cifar10: note: " << kNotFid << ".\n  classifier " << classifier_path << " (test accuracy "
               << (acc != clf->metadata.end() ? acc->second : std::string("unknown"))
               << "; a weak classifier gives weak features); reference: " << ref_n
               << " real training images vs " << fid_test_images << " test images score " << std::setprecision(4)
@@ -159,11 +161,12 @@ int run_cifar10(const std::vector<std::string>& args) {
     };
     p.metrics_every = fid_every * (m / c.data_batch);
   } else {
-    std::cerr << "jebm cifar10: no --classifier: the Frechet distance and class histogram of the walkers are not "
+    if (world().rank() == 0)
+      std::cerr << "jebm cifar10: no --classifier: the Frechet distance and class histogram of the walkers are not "
                  "measured (train one with `jebm cifar10-classifier` and pass its classifier.safetensors)\n";
   }
   const int rc = run_image_ebm_command(c, p, saved);
-  if (rc == 0 && p.metrics) std::cout << "  note: frechet_clf is NOT Inception FID; not comparable with published FIDs\n";
+  if (rc == 0 && p.metrics && world().rank() == 0) std::cout << "  note: frechet_clf is NOT Inception FID; not comparable with published FIDs\n";
   return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "experiments/datasets.hpp"
 #include "experiments/downsample.hpp"
 #include "experiments/image_ebm.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "experiments/metrics.hpp"
 #include "models/energy_nets.hpp"
 
@@ -168,7 +169,8 @@ int run_mnist(const std::vector<std::string>& args) {
     p.metrics_every = c.log_every;
   } else {
     p.class_names.clear();
-    std::cerr << "jebm mnist: no --classifier: the per-digit weights of the walkers are not measured (train a "
+    if (world().rank() == 0)
+      std::cerr << "jebm mnist: no --classifier: the per-digit weights of the walkers are not measured (train a "
                  "classifier with `jebm mnist-classifier` and pass its classifier.safetensors)\n";
   }
   return run_image_ebm_command(c, p, saved);
