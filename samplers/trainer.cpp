@@ -333,18 +333,39 @@ void Trainer::blocked_surrogate_backward(const Tensor& data, const Tensor& xs, c
       std::copy(gj.begin(), gj.end(), out + 2 + offset[j]);
     }
   }
-  std::vector<double> all = mine;
-  if (comm_ && comm_->size() > 1) {
-    std::vector<int64_t> counts(static_cast<size_t>(comm_->size()));
-    for (int r = 0; r < comm_->size(); ++r)
-      counts[static_cast<size_t>(r)] = (blocks * (r + 1) / comm_->size() - blocks * r / comm_->size()) * rec;
-    all.assign(static_cast<size_t>(blocks * rec), 0.0);
-    comm_->allgatherv(mine.data(), all.data(), counts, CommType::Float64);
-  }
-  // The blocks in block order, in float64, on every rank: the same sums whatever the rank count.
+  // Every value is the sum over all blocks in block order, in float64: the same bits whatever the rank count.
   std::vector<double> tot(static_cast<size_t>(rec), 0.0);
-  for (int64_t blk = 0; blk < blocks; ++blk)
-    for (int64_t q = 0; q < rec; ++q) tot[static_cast<size_t>(q)] += all[static_cast<size_t>(blk * rec + q)];
+  const int size = comm_ ? comm_->size() : 1;
+  if (size == 1) {
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t q = 0; q < rec; ++q) tot[static_cast<size_t>(q)] += mine[static_cast<size_t>(blk * rec + q)];
+  } else {
+    // A reproducible reduce-scatter: rank s sums slice s of the record over all blocks (alltoallv: every rank sends
+    // each slice of its blocks to the slice's rank; they arrive by source rank, i.e. in block order), then the
+    // slices are gathered. About 2 records per rank travel, not one per block.
+    std::vector<int64_t> lo(static_cast<size_t>(size) + 1), nblk(static_cast<size_t>(size));
+    for (int r = 0; r <= size; ++r) lo[static_cast<size_t>(r)] = rec * r / size;
+    for (int r = 0; r < size; ++r) nblk[static_cast<size_t>(r)] = blocks * (r + 1) / size - blocks * r / size;
+    const int me = comm_->rank();
+    const int64_t mine_n = b1 - b0, my_len = lo[static_cast<size_t>(me) + 1] - lo[static_cast<size_t>(me)];
+    std::vector<double> send;
+    std::vector<int64_t> send_counts(static_cast<size_t>(size)), recv_counts(static_cast<size_t>(size));
+    for (int r = 0; r < size; ++r) {
+      const int64_t a = lo[static_cast<size_t>(r)], len = lo[static_cast<size_t>(r) + 1] - a;
+      for (int64_t j = 0; j < mine_n; ++j)
+        send.insert(send.end(), mine.begin() + j * rec + a, mine.begin() + j * rec + a + len);
+      send_counts[static_cast<size_t>(r)] = mine_n * len;
+      recv_counts[static_cast<size_t>(r)] = nblk[static_cast<size_t>(r)] * my_len;
+    }
+    std::vector<double> got(static_cast<size_t>(blocks * my_len));
+    comm_->alltoallv(send.data(), send_counts, got.data(), recv_counts, CommType::Float64);
+    std::vector<double> slice(static_cast<size_t>(my_len), 0.0);
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t q = 0; q < my_len; ++q) slice[static_cast<size_t>(q)] += got[static_cast<size_t>(blk * my_len + q)];
+    std::vector<int64_t> slice_counts(static_cast<size_t>(size));
+    for (int r = 0; r < size; ++r) slice_counts[static_cast<size_t>(r)] = lo[static_cast<size_t>(r) + 1] - lo[static_cast<size_t>(r)];
+    comm_->allgatherv(slice.data(), tot.data(), slice_counts, CommType::Float64);
+  }
   for (size_t j = 0; j < params.size(); ++j) {
     ag::Var pj = params[j];  // shares the impl: its grad() is replaced in place
     const Tensor& v = params[j].value();
