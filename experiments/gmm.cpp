@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -17,9 +18,10 @@
 
 #include "experiments/cli.hpp"
 #include "experiments/output.hpp"
+#include "experiments/sigint.hpp"
+#include "models/checkpoint.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
-#include "models/checkpoint.hpp"
 #include "samplers/distributed.hpp"
 #include "samplers/population_io.hpp"
 
@@ -71,8 +73,8 @@ std::vector<GmmRecord> records_from_csv(const CsvTable& t, int64_t modes) {
   return out;
 }
 
-// Exit code of a diverged run, as the image runs' DivergenceGuard.
-constexpr int kGmmDivergedExit = 3;
+// Exit codes of a diverged and of an interrupted run, as the image runs'.
+constexpr int kGmmDivergedExit = 3, kGmmInterruptedExit = 130;
 
 struct AlgoOutcome {
   Algorithm algo;
@@ -90,7 +92,7 @@ namespace {
 // computed or reported, not what), and those options.txt does not keep (they name the run or are one-off).
 const std::vector<std::string> kGmmResumeMayChange = {"iterations", "threads", "checkpoint-every", "no-progress"};
 const char* const kGmmResumeMayChangeText = "--iterations, --threads, --checkpoint-every, --no-progress";
-const std::vector<std::string> kGmmNotSaved = {"help", "out", "force", "resume", "config", "no-progress"};
+const std::vector<std::string> kGmmNotSaved = {"help", "out", "force", "resume", "config", "no-progress", "interrupt-at"};
 
 // The valid range of every numeric option (--help shows it; parse_gmm_args checks it).
 const OptionRanges& gmm_ranges() {
@@ -106,6 +108,7 @@ const OptionRanges& gmm_ranges() {
       {"holdout-walkers", at_least(0)},   {"holdout-blocks", at_least(1)},
       {"seed", any_value()},              {"threads", within(0, 4096)},
       {"log-every", at_least(1)},         {"checkpoint-every", at_least(0)},
+      {"interrupt-at", at_least(-1)},
   };
   return r;
 }
@@ -175,6 +178,9 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("checkpoint-every", po::value(&cl.checkpoint_every)->default_value(cl.checkpoint_every),
        R.help("checkpoint-every", "with --out: write checkpoint_<algo>.safetensors every this many iterations and after "
        "the last one (the whole population, whatever the number of MPI ranks); 0 = none").c_str())
+      ("interrupt-at", po::value(&cl.interrupt_at)->default_value(cl.interrupt_at),
+       R.help("interrupt-at", "testing: act as if Ctrl-C came after this iteration (-1: never). Ctrl-C saves a checkpoint "
+       "(with --out) and stops with exit code 130").c_str())
       ("resume", po::value(&cl.resume),
        ("continue the run in this directory from its checkpoints (on any number of MPI ranks), bit for bit as if it "
         "had not stopped; its options.txt gives every option. Only " + std::string(kGmmResumeMayChangeText) +
@@ -345,6 +351,7 @@ int run_gmm(const std::vector<std::string>& args) {
     });
   }
 
+  SigintGuard sigint;
   std::vector<AlgoOutcome> outcomes;
   for (Algorithm a : algos) {
     AlgoOutcome o;
@@ -434,6 +441,18 @@ int run_gmm(const std::vector<std::string>& args) {
       extra << "w0 " << std::setprecision(3) << r.weights[0];
       progress.update(k + 1, extra.str());
       if (checkpoints && (k + 1) % cl.checkpoint_every == 0 && k + 1 < c.iterations) save();
+      if (cl.interrupt_at >= 0 && k == cl.interrupt_at) std::raise(SIGINT);
+      // Ctrl-C: every rank stops after the same iteration; the checkpoint makes the run resumable from there.
+      if (sigint_on_any_rank(comm)) {
+        progress.finish();
+        if (checkpoints) save();
+        if (root)
+          std::cerr << "jebm gmm: " << algorithm_name(a) << " interrupted after iteration " << k + 1 << "; "
+                    << (checkpoints ? "checkpoint saved to " + ckpt + "; continue with --resume " + out
+                                    : std::string("nothing saved (no --out, or --checkpoint-every 0)"))
+                    << "\n";
+        return kGmmInterruptedExit;
+      }
     }
     // After the last update, before the final record completes the pending move: a larger --iterations on
     // --resume continues from here.

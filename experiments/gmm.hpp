@@ -22,6 +22,7 @@ struct GmmCommandLine {
   int threads = 0;  // 0 = OpenMP's default
   int64_t checkpoint_every = 1000;  // iterations between checkpoints (and one after the last); 0 = none
   std::string resume;               // --resume DIR (then out == resume)
+  int64_t interrupt_at = -1;        // testing: raise SIGINT after this iteration (-1: never)
   std::vector<std::pair<std::string, std::string>> saved;  // options.txt, but for resolved.threads/ranks
 };
 

@@ -27,6 +27,7 @@
 #include "runtime/cuda_api.hpp"
 #include "runtime/file_io.hpp"
 #include "runtime/ops.hpp"
+#include "experiments/sigint.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "samplers/trainer.hpp"
 
@@ -44,27 +45,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// --- Ctrl-C: the handler only sets a flag; the loop saves a checkpoint at the next update boundary ----------
-volatile std::sig_atomic_t g_sigint = 0;
-extern "C" void on_sigint(int) { g_sigint = 1; }
-
-// Installs the handler for the duration of a run. SA_RESETHAND: a second Ctrl-C kills at once (no save).
-struct SigintGuard {
-  struct sigaction old_action {};
-  SigintGuard() {
-    g_sigint = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, &old_action);
-  }
-  ~SigintGuard() {
-    sigaction(SIGINT, &old_action, nullptr);
-    g_sigint = 0;
-  }
-};
 
 int64_t checked_image_count(const ImageEbmConfig& c, const ImageEbmProblem& p) {
   JEBM_CHECK(p.data.defined() && p.data.dim() == 4 && p.data.dtype() == DType::Float32,
@@ -256,10 +236,7 @@ void ImageEbmRun::optimizer_step() {
   guard_.check_parameters_and_optimizer();
 }
 
-bool ImageEbmRun::interrupted() {
-  if (comm_.size() == 1) return g_sigint != 0;
-  return comm_.allreduce_value(static_cast<int64_t>(g_sigint), CommReduce::Max) != 0;
-}
+bool ImageEbmRun::interrupted() { return sigint_on_any_rank(comm_); }
 
 void ImageEbmRun::weights_ready(const WalkerPopulation& w, const TrainerStepInfo& info) {
   logged_weights_ = false;

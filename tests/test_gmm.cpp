@@ -12,6 +12,7 @@
 
 #include "autograd/engine.hpp"
 #include "experiments/gmm.hpp"
+#include "models/checkpoint.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "tests/helpers.hpp"
 
@@ -298,6 +299,21 @@ BOOST_AUTO_TEST_CASE(gmm_resume_continues_bit_for_bit_and_refuses_other_options)
     BOOST_TEST(without_time(slurp(tmp.path / "part" / f)) == without_time(slurp(tmp.path / "straight" / f)), f);
   }
   BOOST_TEST(slurp(tmp.path / "part" / "options.txt").find("iterations = 60") != std::string::npos);
+
+  // Ctrl-C (a real SIGINT through the handler) after iteration 22: a checkpoint of 23 iterations, exit code 130;
+  // the resumed run ends as the uninterrupted one.
+  const std::string cut = (tmp.path / "cut").string();
+  std::vector<std::string> cut_args = args(cut, "60");
+  cut_args.insert(cut_args.end(), {"--interrupt-at", "22"});
+  BOOST_TEST(run_gmm(cut_args) == 130);
+  BOOST_TEST(load_safetensors((tmp.path / "cut" / "checkpoint_jarzynski.safetensors").string()).metadata.at(
+                 "gmm.iteration") == "23");
+  BOOST_TEST(!std::filesystem::exists(tmp.path / "cut" / "metrics_pcd.csv"));  // stopped in the first algorithm
+  BOOST_TEST(run_gmm({"--resume", cut, "--no-progress"}) == 0);
+  for (const char* algo : {"jarzynski", "pcd", "cd"}) {
+    const std::string f = "metrics_" + std::string(algo) + ".csv";
+    BOOST_TEST(without_time(slurp(tmp.path / "cut" / f)) == without_time(slurp(tmp.path / "straight" / f)), f);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gmm_config_file_sets_the_teacher) {
