@@ -14,6 +14,7 @@
 #include "experiments/cli.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/output.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
 
 namespace jebm {
@@ -149,7 +150,8 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        (R.help("data-noise", "std of Gaussian noise added to every data batch (the paper's augmentation)") + from).c_str())
       ("device", po::value(&s.device)->default_value(s.device),
        "cpu | cuda (or cuda:N): where the energy, the walkers and the data batches live; cuda needs a CUDA build "
-       "and a GPU. A checkpoint resumes on either device")
+       "and a GPU (under mpirun, cuda means one GPU per rank: the rank's local index modulo the GPUs). A checkpoint "
+       "resumes on either device")
       ("seed", po::value(&c.seed)->default_value(c.seed),
        R.help("seed", "seed of every draw: initial parameters and walkers, ULA noise, subsets, data order, resampling").c_str())
       ("threads", po::value(&c.threads)->default_value(c.threads), R.help("threads", "OpenMP threads; 0 = OpenMP's default").c_str())
@@ -251,6 +253,9 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   c.weight_kernel = weight_kernel_from_name(s.weight_kernel);
   JEBM_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
   c.device = device_from_name(s.device);
+  // Under mpirun, plain "cuda" means one GPU per rank: the rank's local index modulo the GPUs of its machine.
+  if (s.device == "cuda" && world().size() > 1 && cuda_api::device_count() > 1)
+    c.device = Device::cuda(comm_local_rank() % cuda_api::device_count());
   if (c.device.is_cuda()) {
     cuda_api::require(("jebm " + c.command + " --device " + s.device).c_str());  // no CUDA build or no GPU: clear error
     JEBM_CHECK(!c.box_revert, "--box runs on the CPU only; drop it or use --device cpu");

@@ -69,6 +69,46 @@ BOOST_AUTO_TEST_CASE(gmm_iterations_match_cpu, *utf::precondition(jebm::test::Cu
   }
 }
 
+// A checkpoint of a CUDA run (walkers copied back, the lag state and held-out blocks) resumes on the device and
+// on the CPU, and both go on as the uninterrupted CUDA run (to the device's rounding against the CPU).
+BOOST_AUTO_TEST_CASE(gmm_checkpoint_of_a_cuda_run_resumes, *utf::precondition(jebm::test::CudaDevicePresent())) {
+  GmmConfig c;
+  c.dim = 6;
+  c.walkers = 500;
+  c.data = 400;
+  c.resample_rule = {ResampleScheme::Systematic, 0.0, 0.05};
+  c.holdout_walkers = 60;
+  c.holdout_blocks = 3;
+  c.device = Device::cuda(0);
+  GmmConfig cpu_c = c;
+  cpu_c.device = Device::cpu();
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  GmmTrainer straight(c, Algorithm::Jarzynski, data, teacher), saved(c, Algorithm::Jarzynski, data, teacher);
+  for (int k = 0; k < 20; ++k) {
+    straight.iterate();
+    saved.iterate();
+  }
+  CheckpointTensors tensors;
+  CheckpointMetadata meta;
+  saved.save_state(tensors, meta);
+  SafeTensors st;
+  st.path = "(in memory)";
+  for (const auto& [name, t] : tensors) st.tensors[name] = t.to(Device::cpu());
+  st.metadata = meta;
+  GmmTrainer on_gpu(c, Algorithm::Jarzynski, data, teacher), on_cpu(cpu_c, Algorithm::Jarzynski, data, teacher);
+  on_gpu.load_state(st);
+  on_cpu.load_state(st);
+  for (int k = 20; k < 40; ++k) {
+    const GmmRecord a = straight.iterate(), b = on_gpu.iterate(), d = on_cpu.iterate();
+    BOOST_TEST(all_close({b.log_z_estimate, b.holdout_log_z, b.ess, d.log_z_estimate, d.holdout_log_z, d.ess},
+                         {a.log_z_estimate, a.holdout_log_z, a.ess, a.log_z_estimate, a.holdout_log_z, a.ess}, 1e-9,
+                         1e-9, "iteration " + std::to_string(k) + ": log Z, held-out log Z, ESS"));
+  }
+  BOOST_TEST(all_close(on_gpu.params().a, straight.params().a, 1e-9, 1e-9, "means (resumed on the device)"));
+  BOOST_TEST(all_close(on_cpu.params().a, straight.params().a, 1e-9, 1e-9, "means (resumed on the CPU)"));
+}
+
 BOOST_AUTO_TEST_CASE(gradient_variance_matches_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
   GmmConfig c;
   c.dim = 7;

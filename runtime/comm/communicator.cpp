@@ -38,6 +38,16 @@ bool comm_launched_by_mpi() {
   return false;
 }
 
+int comm_local_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "PMI_LOCAL_RANK"})
+    if (const char* s = std::getenv(v)) {
+      char* end = nullptr;
+      const long r = std::strtol(s, &end, 10);
+      if (end != s && *end == '\0' && r >= 0) return static_cast<int>(r);
+    }
+  return world().rank();
+}
+
 Communicator& world() {
   static std::unique_ptr<Communicator> w = [] {
     if (!comm_launched_by_mpi()) return make_single_process_communicator();

@@ -73,6 +73,9 @@ class Communicator {
 // the process ends (MPI may be initialised only once).
 Communicator& world();
 bool comm_mpi_built();               // was jebm built with MPI (JEBM_MPI)?
+// This process's rank among the ranks on its machine, from the launcher's environment (OpenMPI, MPICH/Hydra,
+// Slurm); world().rank() when none says. For "one GPU per rank": cuda:(local rank % GPUs).
+int comm_local_rank();
 bool comm_launched_by_mpi();         // do the environment variables say an MPI launcher started us?
 std::unique_ptr<Communicator> make_single_process_communicator();
 
