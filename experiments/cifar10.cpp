@@ -118,7 +118,12 @@ int run_cifar10(const std::vector<std::string>& args) {
   // clang-format on
   register_image_ebm_options(desc, c, s, "the paper's CIFAR-10 setup, DESIGN 3.3");
   std::vector<std::pair<std::string, std::string>> saved;
-  if (!parse_image_ebm_args(args, desc, "usage: jebm cifar10 --data DIR --out DIR [options]", c, s, saved, R)) return 0;
+  bool go = true;
+  // Under mpirun: the same options give the same error on every rank, printed once.
+  agree_on_errors(world(), [&] {
+    go = parse_image_ebm_args(args, desc, "usage: jebm cifar10 --data DIR --out DIR [options]", c, s, saved, R);
+  });
+  if (!go) return 0;
 
   JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the CIFAR-10 binaries; see jebm cifar10 --help)");
   JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");

@@ -303,11 +303,9 @@ int run_gmm(const std::vector<std::string>& args) {
   for (const auto& a : args) argv_text += "\n" + a;
   check_same_on_all_ranks(comm, "the command lines (or jebm versions)", argv_text);
   GmmCommandLine cl;
-  try {
-    if (!parse_gmm_args(args, cl)) return 0;
-  } catch (const Error& e) {
-    throw SharedError(e.what());  // the same command line on every rank: the same error
-  }
+  bool go = true;
+  agree_on_errors(comm, [&] { go = parse_gmm_args(args, cl); });  // the same command line: the same error
+  if (!go) return 0;
   const GmmConfig& c = cl.config;
   const std::string& out = cl.out;
   const bool no_progress = cl.no_progress || !root;

@@ -50,6 +50,12 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
   if (comm.size() > 1 && c.shard_block == 0)
     throw SharedError("started on " + std::to_string(comm.size()) + " MPI ranks: give --shard-block (rows per "
                       "evaluation block, e.g. 64; the results depend on it, not on the number of ranks)");
+  const int64_t walker_blocks = c.shard_block > 0 ? (c.walkers + c.shard_block - 1) / c.shard_block : 1;
+  if (comm.size() > walker_blocks)
+    throw SharedError("started on " + std::to_string(comm.size()) + " MPI ranks, but --walkers " +
+                      std::to_string(c.walkers) + " make only " + std::to_string(walker_blocks) + " block(s) of " +
+                      "--shard-block " + std::to_string(c.shard_block) + ": some ranks would never work; use fewer "
+                      "ranks or a smaller --shard-block");
   const std::string options_path = (std::filesystem::path(c.out) / "options.txt").string();
   std::string old_options;
   run_on_rank0(comm, [&] {

@@ -117,7 +117,12 @@ int run_mnist(const std::vector<std::string>& args) {
   // clang-format on
   register_image_ebm_options(desc, c, s, "the official MNIST code, DESIGN 3.2");
   std::vector<std::pair<std::string, std::string>> saved;
-  if (!parse_image_ebm_args(args, desc, "usage: jebm mnist --data DIR --out DIR [options]", c, s, saved)) return 0;
+  bool go = true;
+  // Under mpirun: the same options give the same error on every rank, printed once.
+  agree_on_errors(world(), [&] {
+    go = parse_image_ebm_args(args, desc, "usage: jebm mnist --data DIR --out DIR [options]", c, s, saved);
+  });
+  if (!go) return 0;
 
   JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the MNIST files; see jebm mnist --help)");
   JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");

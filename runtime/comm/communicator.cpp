@@ -83,6 +83,33 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& what, const 
   throw SharedError(os.str());
 }
 
+void agree_on_errors(Communicator& comm, const std::function<void()>& fn) {
+  if (comm.size() == 1) {
+    fn();
+    return;
+  }
+  std::string failure;
+  bool failed = false;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    failure = e.what();
+    failed = true;
+  }
+  // 0: no error; else the message's hash (never 0).
+  const int64_t mine = failed ? static_cast<int64_t>(comm_hash(failure) | 1) : 0;
+  const std::vector<int64_t> all = comm.allgather_value(mine);
+  if (std::all_of(all.begin(), all.end(), [](int64_t v) { return v == 0; })) return;
+  if (std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; })) throw SharedError(failure);
+  if (failed) throw Error(failure);
+  std::ostringstream os;
+  os << "failed on rank(s)";
+  for (size_t r = 0; r < all.size(); ++r)
+    if (all[r] != 0) os << " " << r;
+  os << " (their messages above)";
+  throw SharedError(os.str());
+}
+
 void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
   std::string failure;
   int64_t failed = 0;

@@ -95,6 +95,11 @@ class SharedError : public Error {
 // with rank 0's message, so that no rank goes on to wait for a rank 0 that has stopped. Collective.
 void run_on_rank0(Communicator& comm, const std::function<void()>& fn);
 
+// Runs fn on every rank (fn makes no collective calls: e.g. parsing and checking the options), then the ranks
+// agree: when fn failed on every rank with the same message, every rank throws it as a SharedError (printed
+// once); when it failed on some ranks only, those throw their own error and the others a SharedError naming them.
+void agree_on_errors(Communicator& comm, const std::function<void()>& fn);
+
 // Fails on every rank (SharedError), with the same message naming the ranks that differ from rank 0, unless `text` (e.g.
 // the resolved options plus the version) hashes the same on all ranks. `what` names the text in the message.
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, const std::string& text);
