@@ -9,6 +9,7 @@
 #   JEBM (default: build/release/jebm) names the binary; THREADS (default 2) the OpenMP threads per run.
 #   PARALLEL=2 runs the two algorithms of a seed side by side (give each THREADS=1 on a 2-core machine).
 #   TABLE_ONLY=1 prints the table of runs already in OUT_DIR (OUT_DIR/{jarzynski,pcd}-sSEED) without running.
+#   EXTRA_ARGS="--walkers 1024" adds options to every run (both algorithms), e.g. to try one lever of the preset.
 # Each run is an ordinary `jebm mnist` run directory under OUT_DIR (resumable, metrics.svg, samples_*.png).
 set -euo pipefail
 if [ "$#" -lt 2 ]; then
@@ -32,7 +33,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     local dir=$OUT/$1-s$2 t0
     t0=$(date +%s)
     "$JEBM" mnist --config "$PRESET" --data "$DATA" --classifier "$CLF" --out "$dir" --algo "$1" --seed "$2" \
-      --threads "$THREADS" > "$OUT/$1-s$2.log" 2>&1
+      --threads "$THREADS" ${EXTRA_ARGS:-} > "$OUT/$1-s$2.log" 2>&1
     echo $(($(date +%s) - t0)) > "$dir/wall_s"
   }
   for seed in $SEEDS; do
