@@ -384,17 +384,6 @@ WalkerPopulation shard_population(const WalkerPopulation& whole, const ShardLayo
   return p;
 }
 
-std::vector<double> gather_walker_rows(Communicator& comm, const ShardLayout& layout, const std::vector<double>& local,
-                                       int64_t row_len) {
-  JEBM_CHECK(static_cast<int64_t>(local.size()) == layout.count() * row_len,
-             "gather_walker_rows: " << local.size() << " values for " << layout.count() << " walkers x " << row_len);
-  std::vector<int64_t> counts(layout.counts.size());
-  for (size_t r = 0; r < counts.size(); ++r) counts[r] = layout.counts[r] * row_len;
-  std::vector<double> all(static_cast<size_t>(layout.total * row_len));
-  comm.allgatherv(local.data(), all.data(), counts, CommType::Float64);
-  return all;
-}
-
 ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
                                         ResampleScheme scheme, double* log_mean) {
   JEBM_CHECK(pop.size() == layout.count() && pop.first_index == layout.offset(),

@@ -51,7 +51,7 @@ std::vector<double> distributed_weighted_sums(Communicator& comm, const ShardLay
 // shares them; the last chunk may be short. Fails when there are fewer chunks than ranks, naming `what`.
 Shard chunk_shard(int64_t n, int64_t chunk, int rank, int size, const char* what);
 // Every rank's per-chunk rows (`width` values per chunk) in global chunk order, from this rank's rows for its
-// chunks (layout: chunk-aligned shards, as chunk_shard gives). One allgatherv.
+// chunks (layout: chunk-aligned shards, as chunk_shard gives). One allgatherv. chunk = 1: per-walker rows.
 std::vector<double> gather_chunk_rows(Communicator& comm, const ShardLayout& layout, int64_t chunk,
                                       const std::vector<double>& local, int64_t width);
 
@@ -68,9 +68,6 @@ WalkerPopulation gather_population(Communicator& comm, const ShardLayout& layout
 // This rank's shard of a whole population (CPU): rows [layout.offset(), + count()) of every per-walker tensor, with
 // first_index = layout.offset(). The inverse of gather_population, for any layout: resuming on another rank count.
 WalkerPopulation shard_population(const WalkerPopulation& whole, const ShardLayout& layout);
-// Rows of a per-walker host array (row_len values per walker) from every rank's shard, in global order.
-std::vector<double> gather_walker_rows(Communicator& comm, const ShardLayout& layout, const std::vector<double>& local,
-                                       int64_t row_len);
 
 // Global resampling. The new population has the same layout; its global walker k (slot k) is a copy of global
 // walker ancestor(k), drawn exactly as samplers/resampling.hpp draws it in one process (systematic points

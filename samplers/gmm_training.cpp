@@ -379,9 +379,9 @@ void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
     t.emplace_back("gmm.lag.theta.a", vec_tensor(lag_.theta.a));
     t.emplace_back("gmm.lag.theta.z", vec_tensor(lag_.theta.z));
     t.emplace_back("gmm.lag.grad", vec_tensor(lag_.grad));
-    t.emplace_back("gmm.lag.w", vec_tensor(sharded_ ? gather_walker_rows(*comm, shards_.layout, lag_.w, 1) : lag_.w));
+    t.emplace_back("gmm.lag.w", vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, lag_.w, 1) : lag_.w));
     t.emplace_back("gmm.lag.r",
-                   vec_tensor(sharded_ ? gather_walker_rows(*comm, shards_.layout, lag_.r, theta_.k) : lag_.r));
+                   vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, lag_.r, theta_.k) : lag_.r));
   }
   if (!has_holdout_) return;
   const int64_t nb = c_.holdout_blocks, per_block = c_.holdout_walkers / nb;
