@@ -114,40 +114,37 @@ void Trainer::set_communicator(Communicator* comm) {
   comm_ = comm;
 }
 
-std::pair<int64_t, int64_t> Trainer::my_blocks(int64_t blocks) const {
-  const int64_t size = comm_ ? comm_->size() : 1, rank = comm_ ? comm_->rank() : 0;
-  return {blocks * rank / size, blocks * (rank + 1) / size};
+std::vector<int64_t> Trainer::rank_split(int64_t items) const {
+  const int64_t size = comm_ ? comm_->size() : 1;
+  std::vector<int64_t> s(static_cast<size_t>(size) + 1);
+  for (int64_t r = 0; r <= size; ++r) s[static_cast<size_t>(r)] = items * r / size;
+  return s;
+}
+
+Trainer::EvalRange Trainer::eval_range(int64_t n) const {
+  if (opt_.shard_block <= 0) return {0, n, opt_.eval_chunk > 0 ? opt_.eval_chunk : n};
+  // Fixed blocks of rows and this rank's share of them.
+  const int64_t bs = opt_.shard_block;
+  const std::vector<int64_t> s = rank_split((n + bs - 1) / bs);
+  const size_t r = static_cast<size_t>(comm_ ? comm_->rank() : 0);
+  return {std::min(n, s[r] * bs), std::min(n, s[r + 1] * bs), bs};
+}
+
+void Trainer::gather_evaluated(Tensor& t) const {
+  if (opt_.shard_block <= 0 || !comm_ || comm_->size() == 1) return;
+  const int64_t n = t.size(0), bs = opt_.shard_block;
+  std::vector<int64_t> starts = rank_split((n + bs - 1) / bs);
+  for (int64_t& v : starts) v = std::min(n, v * bs);
+  gather_row_ranges(*comm_, t, starts);
 }
 
 void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
   const int64_t n = x.size(0);
   u = Tensor::empty({n}, DType::Float64, x.device());
   g = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (opt_.shard_block > 0) {
-    // Fixed blocks of rows, this rank's share of them, then every rank's rows gathered.
-    const int64_t bs = opt_.shard_block, blocks = (n + bs - 1) / bs;
-    const auto [b0, b1] = my_blocks(blocks);
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t b = blk * bs, e = std::min(n, b + bs);
-      ag::Var xv(x.rows(b, e).clone(), true);
-      ag::Var uv = energy_(xv);
-      JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
-                 "Trainer: the energy must map [N, ...] to [N], got " << shape_str(uv.shape()));
-      u.rows(b, e).copy_(uv.value());
-      const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
-      g.rows(b, e).copy_(gr[0]);
-    }
-    if (comm_ && comm_->size() > 1) {
-      std::vector<int64_t> starts;
-      for (int r = 0; r <= comm_->size(); ++r) starts.push_back(std::min(n, blocks * r / comm_->size() * bs));
-      gather_row_ranges(*comm_, u, starts);
-      gather_row_ranges(*comm_, g, starts);
-    }
-    return;
-  }
-  const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
-  for (int64_t b = 0; b < n; b += chunk) {
-    const int64_t e = std::min(n, b + chunk);
+  const EvalRange er = eval_range(n);
+  for (int64_t b = er.lo; b < er.hi; b += er.chunk) {
+    const int64_t e = std::min(er.hi, b + er.chunk);
     ag::Var xv(x.rows(b, e).clone(), true);
     ag::Var uv = energy_(xv);
     JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
@@ -156,31 +153,20 @@ void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
     const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
     g.rows(b, e).copy_(gr[0]);
   }
+  gather_evaluated(u);
+  gather_evaluated(g);
 }
 
 Tensor Trainer::energy_only(const Tensor& x) const {
   ag::NoGradGuard no_grad;
   const int64_t n = x.size(0);
   Tensor u = Tensor::empty({n}, DType::Float64, x.device());
-  if (opt_.shard_block > 0) {
-    const int64_t bs = opt_.shard_block, blocks = (n + bs - 1) / bs;
-    const auto [b0, b1] = my_blocks(blocks);
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t b = blk * bs, e = std::min(n, b + bs);
-      u.rows(b, e).copy_(energy_(ag::Var(x.rows(b, e))).value());
-    }
-    if (comm_ && comm_->size() > 1) {
-      std::vector<int64_t> starts;
-      for (int r = 0; r <= comm_->size(); ++r) starts.push_back(std::min(n, blocks * r / comm_->size() * bs));
-      gather_row_ranges(*comm_, u, starts);
-    }
-    return u;
-  }
-  const int64_t chunk = opt_.eval_chunk > 0 ? opt_.eval_chunk : n;
-  for (int64_t b = 0; b < n; b += chunk) {
-    const int64_t e = std::min(n, b + chunk);
+  const EvalRange er = eval_range(n);
+  for (int64_t b = er.lo; b < er.hi; b += er.chunk) {
+    const int64_t e = std::min(er.hi, b + er.chunk);
     u.rows(b, e).copy_(energy_(ag::Var(x.rows(b, e))).value());
   }
+  gather_evaluated(u);
   return u;
 }
 
@@ -304,7 +290,9 @@ void Trainer::blocked_surrogate_backward(const Tensor& data, const Tensor& xs, c
   const int64_t dblocks = (nd + bs - 1) / bs, blocks = dblocks + (nw + bs - 1) / bs;
   // Per block: [loss, sum of the data energies, the gradient of every parameter] in float64.
   const int64_t rec = 2 + np;
-  const auto [b0, b1] = my_blocks(blocks);
+  const std::vector<int64_t> split = rank_split(blocks);
+  const size_t me_r = static_cast<size_t>(comm_ ? comm_->rank() : 0);
+  const int64_t b0 = split[me_r], b1 = split[me_r + 1];
   std::vector<double> mine(static_cast<size_t>((b1 - b0) * rec), 0.0);
   for (int64_t blk = b0; blk < b1; ++blk) {
     double* out = mine.data() + (blk - b0) * rec;
@@ -343,9 +331,7 @@ void Trainer::blocked_surrogate_backward(const Tensor& data, const Tensor& xs, c
     // A reproducible reduce-scatter: rank s sums slice s of the record over all blocks (alltoallv: every rank sends
     // each slice of its blocks to the slice's rank; they arrive by source rank, i.e. in block order), then the
     // slices are gathered. About 2 records per rank travel, not one per block.
-    std::vector<int64_t> lo(static_cast<size_t>(size) + 1), nblk(static_cast<size_t>(size));
-    for (int r = 0; r <= size; ++r) lo[static_cast<size_t>(r)] = rec * r / size;
-    for (int r = 0; r < size; ++r) nblk[static_cast<size_t>(r)] = blocks * (r + 1) / size - blocks * r / size;
+    const std::vector<int64_t> lo = rank_split(rec);  // the slices of the record
     const int me = comm_->rank();
     const int64_t mine_n = b1 - b0, my_len = lo[static_cast<size_t>(me) + 1] - lo[static_cast<size_t>(me)];
     std::vector<double> send;
@@ -355,7 +341,7 @@ void Trainer::blocked_surrogate_backward(const Tensor& data, const Tensor& xs, c
       for (int64_t j = 0; j < mine_n; ++j)
         send.insert(send.end(), mine.begin() + j * rec + a, mine.begin() + j * rec + a + len);
       send_counts[static_cast<size_t>(r)] = mine_n * len;
-      recv_counts[static_cast<size_t>(r)] = nblk[static_cast<size_t>(r)] * my_len;
+      recv_counts[static_cast<size_t>(r)] = (split[static_cast<size_t>(r) + 1] - split[static_cast<size_t>(r)]) * my_len;
     }
     std::vector<double> got(static_cast<size_t>(blocks * my_len));
     comm_->alltoallv(send.data(), send_counts, got.data(), recv_counts, CommType::Float64);

@@ -193,8 +193,16 @@ class Trainer {
   // The held-out walkers' part 3 (after the training walkers' resampling decision): their own rule.
   bool holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const;
 
-  // shard_block: this rank's blocks of `blocks` ([first, end)), and the gathering of per-block results.
-  std::pair<int64_t, int64_t> my_blocks(int64_t blocks) const;
+  // `items` split over the ranks in contiguous ranges, as evenly as possible: rank r has [s[r], s[r + 1]).
+  std::vector<int64_t> rank_split(int64_t items) const;
+  // The rows of n that this rank evaluates, and in pieces of how many: with shard_block, its blocks' rows in
+  // blocks; otherwise all rows in eval_chunk pieces.
+  struct EvalRange {
+    int64_t lo, hi, chunk;
+  };
+  EvalRange eval_range(int64_t n) const;
+  // With shard_block on several ranks: every rank's evaluated rows of t gathered into t on every rank.
+  void gather_evaluated(Tensor& t) const;
   // The surrogate loss's backward block by block (shard_block): data rows then gradient walkers with weights w.
   void blocked_surrogate_backward(const Tensor& data, const Tensor& xs, const Tensor& w, TrainerStepInfo& info);
 
