@@ -336,14 +336,13 @@ std::vector<double> gather_chunk_rows(Communicator& comm, const ShardLayout& lay
   return all;
 }
 
-namespace {
-
-// t's rows of every rank, in global order, as one tensor [layout.total, ...] (host; any dtype, sent as bytes).
 Tensor gather_tensor_rows(Communicator& comm, const ShardLayout& layout, const Tensor& t) {
-  JEBM_CHECK(t.defined() && t.device().is_cpu() && t.size(0) == layout.count(),
-             "gather_population: a tensor of " << (t.defined() ? shape_str(t.shape()) : std::string("undefined"))
-                                               << " for a shard of " << layout.count() << " walkers (host tensors)");
-  const int64_t row_bytes = layout.count() ? static_cast<int64_t>(t.nbytes()) / layout.count() : 0;
+  JEBM_CHECK(t.defined() && t.device().is_cpu() && t.dim() >= 1 && t.size(0) == layout.count(),
+             "gather_tensor_rows: a tensor of " << (t.defined() ? shape_str(t.shape()) : std::string("undefined"))
+                                                << " for a shard of " << layout.count() << " rows (host tensors)");
+  // From the shape, not nbytes / rows: a rank may hold no rows.
+  int64_t row_bytes = static_cast<int64_t>(dtype_size(t.dtype()));
+  for (int64_t dim = 1; dim < t.dim(); ++dim) row_bytes *= t.size(dim);
   Shape shape = t.shape();
   shape[0] = layout.total;
   Tensor all = Tensor::empty(shape, t.dtype());
@@ -352,6 +351,8 @@ Tensor gather_tensor_rows(Communicator& comm, const ShardLayout& layout, const T
   comm.allgatherv(t.raw_data(), all.raw_data(), counts, CommType::Byte);
   return all;
 }
+
+namespace {
 
 Tensor shard_rows(const Tensor& t, const ShardLayout& layout) {
   JEBM_CHECK(t.defined() && t.size(0) == layout.total, "shard_population: a tensor of "

@@ -62,6 +62,10 @@ struct WalkerShards {
   ShardLayout layout;
 };
 
+// Every rank's rows of a tensor (rank r holds layout.counts[r] rows, possibly none), in rank order: [layout.total,
+// ...] on the host, any dtype (sent as bytes). One allgatherv. t: this rank's rows, on the host.
+Tensor gather_tensor_rows(Communicator& comm, const ShardLayout& layout, const Tensor& t);
+
 // The whole population on every rank, from each rank's shard (one allgatherv per per-walker tensor; the counters,
 // seed and log Z offset are this rank's, equal on all ranks): what one process would hold, for a checkpoint.
 WalkerPopulation gather_population(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& local);

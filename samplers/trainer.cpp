@@ -21,13 +21,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "samplers/distributed.hpp"
 
 namespace jebm {
 
@@ -89,21 +89,19 @@ Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions optio
 
 namespace {
 
-// Rows [starts[r], starts[r + 1]) of t are rank r's; afterwards every rank's t holds all of them (t on any device:
-// the rows travel through the host).
+// Rows [starts[r], starts[r + 1]) of t are rank r's (possibly none); afterwards every rank's t holds all of them
+// (t on any device: the rows travel through the host).
 void gather_row_ranges(Communicator& comm, Tensor& t, const std::vector<int64_t>& starts) {
-  const Device dev = t.device();
-  Tensor host = dev.is_cpu() ? t : t.to(Device::cpu());
-  const int64_t n = t.size(0), row_bytes = n ? static_cast<int64_t>(host.nbytes()) / n : 0;
-  const int r = comm.rank();
-  const int64_t lo = starts[static_cast<size_t>(r)], hi = starts[static_cast<size_t>(r) + 1];
-  std::vector<char> mine(static_cast<size_t>((hi - lo) * row_bytes) + 1);
-  std::memcpy(mine.data(), static_cast<const char*>(host.raw_data()) + lo * row_bytes,
-              static_cast<size_t>((hi - lo) * row_bytes));
-  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
-  for (size_t q = 0; q < counts.size(); ++q) counts[q] = (starts[q + 1] - starts[q]) * row_bytes;
-  comm.allgatherv(mine.data(), host.raw_data(), counts, CommType::Byte);
-  if (!dev.is_cpu()) t.copy_(host.to(dev));
+  ShardLayout l;
+  l.rank = comm.rank();
+  l.total = starts.back();
+  for (size_t q = 0; q + 1 < starts.size(); ++q) {
+    l.offsets.push_back(starts[q]);
+    l.counts.push_back(starts[q + 1] - starts[q]);
+  }
+  const Tensor mine = t.rows(l.offset(), l.offset() + l.count());
+  const Tensor all = gather_tensor_rows(comm, l, t.device().is_cpu() ? copy_tensor(mine) : mine.to(Device::cpu()));
+  t.copy_(t.device().is_cpu() ? all : all.to(t.device()));
 }
 
 }  // namespace
