@@ -80,9 +80,10 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
     // own seed, so the rank that holds it draws what one process would.
     const int64_t per_block = c.holdout_walkers / c.holdout_blocks, nb = c.holdout_walkers > 0 ? c.holdout_blocks : 0;
     has_holdout_ = nb > 0;
-    holdout_first_ = sharded_ ? nb * comm->rank() / comm->size() : 0;
-    const int64_t holdout_end = sharded_ ? nb * (comm->rank() + 1) / comm->size() : nb;
-    for (int64_t b = holdout_first_; b < holdout_end; ++b)
+    const std::vector<int64_t> split = split_starts(nb, sharded_ ? comm->size() : 1);
+    const size_t r = static_cast<size_t>(sharded_ ? comm->rank() : 0);
+    holdout_first_ = split[r];
+    for (int64_t b = holdout_first_; b < split[r + 1]; ++b)
       holdout_.push_back(exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
   } else {
     // PCD and CD start at data points (the official code).
@@ -201,11 +202,10 @@ GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
   }
   std::vector<double> all = mine;
   if (sharded_ && shards_.comm->size() > 1) {
-    const int size = shards_.comm->size();
-    const int64_t total = c_.holdout_blocks;
-    std::vector<int64_t> counts(static_cast<size_t>(size));
-    for (int r = 0; r < size; ++r) counts[static_cast<size_t>(r)] = 3 * (total * (r + 1) / size - total * r / size);
-    all.resize(static_cast<size_t>(3 * total));
+    const std::vector<int64_t> split = split_starts(c_.holdout_blocks, shards_.comm->size());
+    std::vector<int64_t> counts;
+    for (size_t r = 0; r + 1 < split.size(); ++r) counts.push_back(3 * (split[r + 1] - split[r]));
+    all.resize(static_cast<size_t>(3 * c_.holdout_blocks));
     shards_.comm->allgatherv(mine.data(), all.data(), counts, CommType::Float64);
   }
   const int64_t nb = static_cast<int64_t>(all.size() / 3);
@@ -340,13 +340,6 @@ std::vector<double> vec_of(const SafeTensors& st, const std::string& name, int64
   return get(st, name, Shape{n}, DType::Float64).to_vector();
 }
 
-// The rank that holds held-out block b when nb blocks are split over `size` ranks in contiguous ranges.
-int block_owner(int64_t b, int64_t nb, int size) {
-  for (int r = 0; r < size; ++r)
-    if (b < nb * (r + 1) / size) return r;
-  return size - 1;
-}
-
 // Every per-walker tensor and counter of `pop` from rank `root` (the others hold a population of the same shapes).
 void broadcast_population(Communicator& comm, WalkerPopulation& pop, int root) {
   for (Tensor* t : {&pop.x, &pop.x_prev, &pop.log_w, &pop.partial, &pop.pending})
@@ -386,8 +379,10 @@ void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
   if (!has_holdout_) return;
   const int64_t nb = c_.holdout_blocks, per_block = c_.holdout_walkers / nb;
   const int size = sharded_ ? comm->size() : 1;
+  const std::vector<int64_t> split = split_starts(nb, size);
   for (int64_t b = 0; b < nb; ++b) {
-    const int owner = block_owner(b, nb, size);
+    // The rank whose range holds block b (the last one that starts at or before it).
+    const int owner = static_cast<int>(std::upper_bound(split.begin(), split.end() - 1, b) - split.begin()) - 1;
     WalkerPopulation blk;
     if (!sharded_ || owner == comm->rank()) {
       const WalkerPopulation& h = holdout_[static_cast<size_t>(b - holdout_first_)];

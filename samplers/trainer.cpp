@@ -112,12 +112,7 @@ void Trainer::set_communicator(Communicator* comm) {
   comm_ = comm;
 }
 
-std::vector<int64_t> Trainer::rank_split(int64_t items) const {
-  const int64_t size = comm_ ? comm_->size() : 1;
-  std::vector<int64_t> s(static_cast<size_t>(size) + 1);
-  for (int64_t r = 0; r <= size; ++r) s[static_cast<size_t>(r)] = items * r / size;
-  return s;
-}
+std::vector<int64_t> Trainer::rank_split(int64_t items) const { return split_starts(items, comm_ ? comm_->size() : 1); }
 
 Trainer::EvalRange Trainer::eval_range(int64_t n) const {
   if (opt_.shard_block <= 0) return {0, n, opt_.eval_chunk > 0 ? opt_.eval_chunk : n};

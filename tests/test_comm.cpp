@@ -149,6 +149,23 @@ BOOST_AUTO_TEST_CASE(shards_cover_evenly_and_refuse_too_many_ranks) {
   test::expect_error([] { shard_of(2, 0, 3, "walkers"); }, {"walkers: 2 cannot be shared by 3 ranks", "mpirun -np"});
 }
 
+// split_starts: contiguous ranges covering [0, n) in rank order, sizes differing by at most one, empty ones allowed.
+BOOST_AUTO_TEST_CASE(split_starts_cover_the_items_and_allow_empty_ranks) {
+  for (int size : {1, 2, 3, 7}) {
+    for (int64_t n : {int64_t{0}, int64_t{2}, int64_t{7}, int64_t{4096}}) {
+      const std::vector<int64_t> s = split_starts(n, size);
+      BOOST_REQUIRE_EQUAL(s.size(), static_cast<size_t>(size) + 1);
+      BOOST_TEST(s.front() == 0);
+      BOOST_TEST(s.back() == n);
+      for (int r = 0; r < size; ++r) {
+        const int64_t c = s[static_cast<size_t>(r) + 1] - s[static_cast<size_t>(r)];
+        BOOST_TEST((c == n / size || c == n / size + 1), "n " << n << " size " << size << " rank " << r);
+      }
+    }
+  }
+  test::expect_error([] { split_starts(5, 0); }, {"split_starts: 5 items over 0 ranks"});
+}
+
 BOOST_AUTO_TEST_CASE(watchdog_fires_once_for_a_stuck_call_only) {
   std::atomic<int> fired{0};
   std::string what;

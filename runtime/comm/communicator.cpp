@@ -132,6 +132,13 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
   if (failed) throw SharedError(failure);
 }
 
+std::vector<int64_t> split_starts(int64_t n, int size) {
+  JEBM_CHECK(size >= 1 && n >= 0, "split_starts: " << n << " items over " << size << " ranks");
+  std::vector<int64_t> s(static_cast<size_t>(size) + 1);
+  for (int r = 0; r <= size; ++r) s[static_cast<size_t>(r)] = n * r / size;
+  return s;
+}
+
 Shard shard_of(int64_t n, int rank, int size, const char* what) {
   JEBM_CHECK(size >= 1 && rank >= 0 && rank < size, "shard_of: rank " << rank << " of " << size);
   JEBM_CHECK(n >= size, what << ": " << n << " cannot be shared by " << size

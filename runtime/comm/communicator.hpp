@@ -112,5 +112,8 @@ struct Shard {
   int64_t count = 0;
 };
 Shard shard_of(int64_t n, int rank, int size, const char* what);
+// n items over `size` ranks in contiguous ranges where a rank may get none (work that some ranks may lack:
+// held-out populations, evaluation blocks): rank r has [s[r], s[r + 1]) with s[r] = n r / size (size + 1 entries).
+std::vector<int64_t> split_starts(int64_t n, int size);
 
 }  // namespace jebm
