@@ -314,6 +314,61 @@ BOOST_AUTO_TEST_CASE(weight_kernels_coincide_at_sigma_sqrt_2h) {
   BOOST_TEST(all_close(log_w[1], log_w[0], 1e-12, 1e-12, "2h vs sigma at sigma = sqrt(2h)"));
 }
 
+// What each kernel's weight becomes at FIXED theta on a quadratic energy (U = |x - a|^2 / 2, G = x - a), where
+// U(x) - U(y) = (x - y).(G_x + G_y) / 2 holds exactly. For one move x -> y, d = y - x (whatever the noise was):
+//   "2h":    A += h/4 (|G_x|^2 - |G_y|^2)                                   so K moves telescope to
+//            A_K = h/4 (|G_0|^2 - |G_K|^2), whatever sigma is: the paper's weights do not see the chain's
+//            temperature (README, "MNIST: what the method does here");
+//   "sigma": A += (h / sigma^2 - 1/2) d.(G_x + G_y) + h^2 / (2 sigma^2) (|G_x|^2 - |G_y|^2)
+//            whose first term, zero only at sigma^2 = 2h, is what collapses the ESS of a cold chain.
+BOOST_AUTO_TEST_CASE(weights_at_fixed_theta_on_a_quadratic_energy_have_closed_forms) {
+  const int64_t n = 8, d = 4, moves = 6;
+  const double h = 0.04;
+  const GmmParams p = gaussian(d, 0.7, 0.3);
+  Tensor x0 = Tensor::empty({n, d}, DType::Float64);
+  gmm_sample(gaussian(d, -1.0, 0.0), n, 5, 0, x0.data<double>());  // away from the minimum: |G| is not small
+  auto sq = [&](const Tensor& g, int64_t i) {
+    double s = 0.0;
+    for (int64_t k = 0; k < d; ++k) s += g.data<double>()[i * d + k] * g.data<double>()[i * d + k];
+    return s;
+  };
+  for (WeightKernel wk : {WeightKernel::Paper2h, WeightKernel::Consistent}) {
+    for (double sigma : {0.005, 0.1, 0.6}) {
+      UlaConfig cfg;
+      cfg.h = h;
+      cfg.sigma = sigma;
+      cfg.weight_kernel = wk;
+      WalkerPopulation pop = WalkerPopulation::create(x0, 4);
+      std::vector<double> cross(static_cast<size_t>(n), 0.0);  // sum over moves of d.(G_x + G_y)
+      Eval e = eval(p, pop.x);
+      const Tensor g0 = copy_tensor(e.g);
+      for (int64_t k = 0; k < moves; ++k) {
+        const Tensor xa = copy_tensor(pop.x), ga = copy_tensor(e.g);
+        ula_jarzynski_step(pop, e.u, e.g, cfg, k == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove);
+        const Eval next = eval(p, pop.x);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t c = 0; c < d; ++c) {
+            const int64_t j = i * d + c;
+            cross[static_cast<size_t>(i)] += (pop.x.data<double>()[j] - xa.data<double>()[j]) *
+                                             (ga.data<double>()[j] + next.g.data<double>()[j]);
+          }
+        e = next;
+      }
+      ula_jarzynski_step(pop, e.u, e.g, cfg, MoveKind::CompleteOnly);
+      std::vector<double> want(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const double dg = sq(g0, i) - sq(e.g, i);
+        want[static_cast<size_t>(i)] =
+            wk == WeightKernel::Paper2h
+                ? h / 4.0 * dg
+                : (h / (sigma * sigma) - 0.5) * cross[static_cast<size_t>(i)] + h * h / (2.0 * sigma * sigma) * dg;
+      }
+      BOOST_TEST(all_close(to_vec(pop.log_w), want, 1e-8, 1e-8,
+                           std::string("kernel ") + weight_kernel_name(wk) + " sigma " + std::to_string(sigma)));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(noise_is_standard_normal_and_matches_libm_box_muller) {
   const int64_t n = jebm::test::sanitized() ? 2000 : 20000;
   const Tensor xi = ula_noise_reference(n, 2, 9, 0);
