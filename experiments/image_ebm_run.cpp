@@ -295,33 +295,32 @@ bool ImageEbmRun::burn_in() {
   Progress prog(label_ + " burn-in", c_.burn_in - ls_.burnin_done, c_.progress && root_);
   const int64_t start = ls_.burnin_done;
   const auto t_burn = Clock::now();
+  // On several ranks each one moves its own rows (Trainer::plain_move); every walker's position is gathered once,
+  // when the burn-in ends or stops.
+  auto gather = [this] {
+    tr_.gather_walkers(pop_);
+    if (hold_) tr_.gather_walkers(*hold_);
+  };
   while (ls_.burnin_done < c_.burn_in) {
     if (interrupted()) {
+      gather();
       stop_interrupted("burn-in step " + std::to_string(ls_.burnin_done));
       return false;
     }
-    Tensor u, g;
-    tr_.energy_and_grad(pop_.x, u, g);
-    if (!guard_.check_energies(u, "diverged at burn-in step " + std::to_string(ls_.burnin_done))) {
+    const std::string where = "diverged at burn-in step " + std::to_string(ls_.burnin_done);
+    if (!tr_.plain_move(pop_, plain, [&](const Tensor& u) { return guard_.check_energies(u, where); }) ||
+        (hold_ && !tr_.plain_move(*hold_, plain, [&](const Tensor& u) {  // with the held-out walkers' own noise
+          return guard_.check_energies(u, where + " (held-out walkers)");
+        }))) {
+      gather();
       stop_diverged(guard_.reason());
       return false;
-    }
-    ula_jarzynski_step(pop_, u, g, plain, MoveKind::MoveOnly);
-    if (c_.box_revert) box_revert(pop_, {});
-    if (hold_) {  // the same burn-in, with the held-out walkers' own noise
-      tr_.energy_and_grad(hold_->x, u, g);
-      if (!guard_.check_energies(u, "diverged at burn-in step " + std::to_string(ls_.burnin_done) +
-                                        " (held-out walkers)")) {
-        stop_diverged(guard_.reason());
-        return false;
-      }
-      ula_jarzynski_step(*hold_, u, g, plain, MoveKind::MoveOnly);
-      if (c_.box_revert) box_revert(*hold_, {});
     }
     ++ls_.burnin_done;
     prog.update(ls_.burnin_done - start);
     if (ls_.burnin_done == c_.interrupt_at_burn_in) std::raise(SIGINT);
   }
+  gather();
   prog.finish();
   res_.burn_in_steps_run = ls_.burnin_done - start;
   res_.burn_in_s = seconds_since(t_burn);

@@ -131,13 +131,9 @@ void Trainer::gather_evaluated(Tensor& t) const {
   gather_row_ranges(*comm_, t, starts);
 }
 
-void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
-  const int64_t n = x.size(0);
-  u = Tensor::empty({n}, DType::Float64, x.device());
-  g = Tensor::empty(x.shape(), x.dtype(), x.device());
-  const EvalRange er = eval_range(n);
-  for (int64_t b = er.lo; b < er.hi; b += er.chunk) {
-    const int64_t e = std::min(er.hi, b + er.chunk);
+void Trainer::evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const {
+  for (int64_t b = lo; b < hi; b += chunk) {
+    const int64_t e = std::min(hi, b + chunk);
     ag::Var xv(x.rows(b, e).clone(), true);
     ag::Var uv = energy_(xv);
     JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
@@ -146,6 +142,14 @@ void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
     const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
     g.rows(b, e).copy_(gr[0]);
   }
+}
+
+void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
+  const int64_t n = x.size(0);
+  u = Tensor::empty({n}, DType::Float64, x.device());
+  g = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const EvalRange er = eval_range(n);
+  evaluate_rows(x, er.lo, er.hi, er.chunk, u, g);
   gather_evaluated(u);
   gather_evaluated(g);
 }
@@ -198,7 +202,25 @@ void Trainer::bring_up_to_date(Track& t) {
   }
   t.g_all_valid = false;
   const Device dev = pop.x.device();
-  if (!t.last_moved.empty()) {
+  if (!t.last_moved.empty() && splits_rows()) {
+    // Each rank completes its own blocks' rows (as make_moves moved them); their energies and weight state are
+    // gathered, not their gradients.
+    const int64_t rows = static_cast<int64_t>(t.last_moved.size());
+    const EvalRange er = eval_range(rows);
+    const std::vector<int64_t> mine(t.last_moved.begin() + er.lo, t.last_moved.begin() + er.hi);
+    Tensor u = Tensor::empty({rows}, DType::Float64, dev);
+    if (!mine.empty()) {
+      const Tensor xm = gather_rows(pop.x, index_tensor(mine, dev));
+      Tensor um = Tensor::empty({xm.size(0)}, DType::Float64, dev), g = Tensor::empty(xm.shape(), xm.dtype(), dev);
+      evaluate_rows(xm, 0, xm.size(0), opt_.shard_block, um, g);
+      if (weighted) ula_jarzynski_step(pop, um, g, opt_.ula, MoveKind::CompleteOnly, mine);
+      u.rows(er.lo, er.hi).copy_(um);
+    }
+    gather_evaluated(u);
+    const Tensor idx = index_tensor(t.last_moved, dev);
+    if (weighted) gather_moved_rows(pop, idx, rows, {&pop.log_w, &pop.partial, &pop.pending});
+    index_copy_rows_(t.u_cache, idx, u);
+  } else if (!t.last_moved.empty()) {
     const Tensor idx = index_tensor(t.last_moved, dev);
     Tensor u, g;
     energy_and_grad(gather_rows(pop.x, idx), u, g);
@@ -419,8 +441,14 @@ void Trainer::grouped_walker_backward(const Tensor& xs, const Tensor& w, double 
 void Trainer::make_moves(Track& t, int64_t moving_batch) {
   WalkerPopulation& pop = *t.pop;
   const int64_t n = pop.size();
+  const Device dev = pop.x.device();
   const bool all = moving_batch == 0 || moving_batch >= n;
   const int64_t subsets = all ? 1 : opt_.moving_subsets;
+  // With evaluation blocks on several ranks, each rank moves only its blocks' rows of the moving set, through all
+  // of the subset's moves, and the moved walkers' state is gathered once after them: one gather of positions per
+  // subset instead of one of energies and gradients per move. The bits are one process's: a walker's move reads
+  // its own row only, its noise is keyed by its global index and by the move counter that every rank advances.
+  const bool split = splits_rows();
   std::vector<int64_t> m;
   Tensor idx;  // m on the walkers' device
   std::vector<char> moved;  // union of the subsets (several subsets only)
@@ -428,21 +456,42 @@ void Trainer::make_moves(Track& t, int64_t moving_batch) {
   for (int64_t s = 0; s < subsets; ++s) {
     if (!all) {
       m = random_subset(n, moving_batch, pop.seed ^ kSubsetKey, t.subset_counter++);
-      idx = index_tensor(m, pop.x.device());
+      idx = index_tensor(m, dev);
     }
+    const int64_t rows = all ? n : static_cast<int64_t>(m.size());
+    const EvalRange er = split ? eval_range(rows) : EvalRange{0, rows, rows};
+    std::vector<int64_t> mine;  // split: the walkers of this rank's rows of the moving set
+    for (int64_t r = er.lo; split && r < er.hi; ++r) mine.push_back(all ? r : m[static_cast<size_t>(r)]);
+    const Tensor mine_idx = mine.empty() ? Tensor() : index_tensor(mine, dev);
     for (int64_t k = 0; k < opt_.moves_per_update; ++k) {
+      const MoveKind kind = k == 0 && s == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove;
       Tensor u, g;
       if (k == 0 && all && t.g_all_valid) {
-        u = t.u_cache;
-        g = t.g_all;
+        u = split ? t.u_cache.rows(er.lo, er.hi) : t.u_cache;
+        g = split ? t.g_all.rows(er.lo, er.hi) : t.g_all;
+      } else if (split) {
+        if (!mine.empty()) {
+          const Tensor xm = gather_rows(pop.x, mine_idx);
+          u = Tensor::empty({xm.size(0)}, DType::Float64, dev);
+          g = Tensor::empty(xm.shape(), xm.dtype(), dev);
+          evaluate_rows(xm, 0, xm.size(0), opt_.shard_block, u, g);  // er.lo is a block boundary: the same blocks
+        }
       } else {
         energy_and_grad(all ? pop.x : gather_rows(pop.x, idx), u, g);
       }
       // Nothing is pending before the very first move (part 1 completed everything); later moves complete the
       // previous one at the same theta (walkers of an earlier subset included).
-      ula_jarzynski_step(pop, u, g, opt_.ula, k == 0 && s == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove, m);
-      if (after_move) after_move(pop, m);
+      if (!split) {
+        ula_jarzynski_step(pop, u, g, opt_.ula, kind, m);
+        if (after_move) after_move(pop, m);
+      } else if (!mine.empty()) {
+        ula_jarzynski_step(pop, u, g, opt_.ula, kind, mine);
+        if (after_move) after_move(pop, mine);
+      } else {
+        ++pop.moves;  // none of the rows is this rank's: its move counter advances with the others'
+      }
     }
+    if (split) gather_moved_rows(pop, all ? Tensor() : idx, rows);
     if (subsets > 1)
       for (int64_t i : m) moved[static_cast<size_t>(i)] = 1;
   }
@@ -454,6 +503,60 @@ void Trainer::make_moves(Track& t, int64_t moving_batch) {
   t.last_moved = m;
   t.all_moved = all;
   t.g_all_valid = false;
+}
+
+bool Trainer::splits_rows() const { return opt_.shard_block > 0 && comm_ && comm_->size() > 1; }
+
+bool Trainer::plain_move(WalkerPopulation& pop, const UlaConfig& cfg, const std::function<bool(const Tensor&)>& check) {
+  JEBM_CHECK(!cfg.weighted, "Trainer::plain_move: for unweighted moves (weighted = false)");
+  if (!splits_rows()) {
+    Tensor u, g;
+    energy_and_grad(pop.x, u, g);
+    if (!check(u)) return false;
+    ula_jarzynski_step(pop, u, g, cfg, MoveKind::MoveOnly);
+    if (after_move) after_move(pop, {});
+    return true;
+  }
+  // This rank's rows only; the energies (N doubles) are gathered for `check`, the gradients (N rows) are not.
+  const int64_t n = pop.size();
+  const Device dev = pop.x.device();
+  const EvalRange er = eval_range(n);
+  Tensor u = Tensor::empty({n}, DType::Float64, dev), um = Tensor::empty({er.hi - er.lo}, DType::Float64, dev);
+  Tensor g = Tensor::empty(pop.x.rows(er.lo, er.hi).shape(), pop.x.dtype(), dev);
+  evaluate_rows(pop.x.rows(er.lo, er.hi), 0, er.hi - er.lo, er.chunk, um, g);
+  u.rows(er.lo, er.hi).copy_(um);
+  gather_evaluated(u);
+  if (!check(u)) return false;
+  if (er.hi == er.lo) {
+    ++pop.moves;  // none of the rows is this rank's: its move counter advances with the others'
+    return true;
+  }
+  std::vector<int64_t> mine(static_cast<size_t>(er.hi - er.lo));
+  std::iota(mine.begin(), mine.end(), er.lo);
+  ula_jarzynski_step(pop, um, g, cfg, MoveKind::MoveOnly, mine);
+  if (after_move) after_move(pop, mine);
+  return true;
+}
+
+void Trainer::gather_walkers(WalkerPopulation& pop) const {
+  if (splits_rows()) gather_moved_rows(pop, Tensor(), pop.size());
+}
+
+void Trainer::gather_moved_rows(WalkerPopulation& pop, const Tensor& idx, int64_t rows,
+                                std::vector<Tensor*> fields) const {
+  if (fields.empty()) fields = {&pop.x, &pop.x_prev, &pop.log_w, &pop.partial, &pop.pending};
+  const int64_t bs = opt_.shard_block;
+  std::vector<int64_t> starts = rank_split((rows + bs - 1) / bs);
+  for (int64_t& v : starts) v = std::min(rows, v * bs);
+  for (Tensor* f : fields) {
+    if (!idx.defined()) {
+      gather_row_ranges(*comm_, *f, starts);
+      continue;
+    }
+    Tensor sub = gather_rows(*f, idx);
+    gather_row_ranges(*comm_, sub, starts);
+    index_copy_rows_(*f, idx, sub);
+  }
 }
 
 void Trainer::resample(Track& t) {

@@ -69,8 +69,10 @@ struct TrainerOptions {
   // > 0: evaluation blocks (issue #14). Every forward/backward over rows (walkers, data) runs in blocks of this
   // many rows, and the loss's parameter gradient is the sum of the blocks' gradients in block order; with a
   // communicator of K ranks (set_communicator) the blocks are shared out and their results gathered, so each rank
-  // does 1/K of the network work while the walkers and the data stay replicated. The trajectory depends on the
-  // block size, not on the rank count: bit for bit the same on 1, 2, 3... ranks. 0: one pass (eval_chunk), one rank.
+  // does 1/K of the network work while the walkers and the data stay replicated. Moves and their completions stay
+  // on the rank that evaluates the rows: each rank moves its own blocks' walkers through a subset's moves, and the
+  // walker state is gathered once per subset (not each move's gradients). The trajectory depends on the block
+  // size, not on the rank count: bit for bit the same on 1, 2, 3... ranks. 0: one pass (eval_chunk), one rank.
   int64_t shard_block = 0;
   // > 1: the first-order log Z correction of DESIGN 1.5 (TrainerStepInfo::log_z_corrected) from batch means over
   // this many random groups of the gradient walkers (Jarzynski only; needs Trainer::step_scale_dot). The walker
@@ -160,6 +162,13 @@ class Trainer {
   // increment, so the weights refer to the current parameters (e.g. to read estimates after the last step).
   // Idempotent; step() calls it first.
   void bring_up_to_date();
+  // One unweighted ULA move of every walker of pop (the image runs' burn-in; cfg.weighted must be false), made
+  // once `check` has accepted the walkers' energies at their current positions (all N of them, on every rank;
+  // false: no move, returns false). after_move applies. With evaluation blocks on several ranks, each rank moves
+  // only its own blocks' rows and only the energies are gathered (N doubles, not N gradient rows): call
+  // gather_walkers(pop) after the last such move, before anything reads every walker's position.
+  bool plain_move(WalkerPopulation& pop, const UlaConfig& cfg, const std::function<bool(const Tensor& u)>& check);
+  void gather_walkers(WalkerPopulation& pop) const;
   int64_t iteration() const { return iteration_; }
   const TrainerOptions& options() const { return opt_; }
 
@@ -203,6 +212,13 @@ class Trainer {
   EvalRange eval_range(int64_t n) const;
   // With shard_block on several ranks: every rank's evaluated rows of t gathered into t on every rank.
   void gather_evaluated(Tensor& t) const;
+  bool splits_rows() const;  // evaluation blocks on several ranks: each rank moves its own rows (make_moves)
+  // U and grad_x U of rows [lo, hi) of x in pieces of `chunk` rows, into the same rows of u and g (no gather).
+  void evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const;
+  // After a subset's moves on several ranks: the moving set's walker state (rows idx of the population, or all
+  // rows when idx is undefined; `rows` of them, each rank's blocks as in eval_range) gathered on every rank.
+  // fields: the population's tensors to gather (empty: x, x_prev, log_w, partial, pending).
+  void gather_moved_rows(WalkerPopulation& pop, const Tensor& idx, int64_t rows, std::vector<Tensor*> fields = {}) const;
   // The surrogate loss's backward block by block (shard_block): data rows then gradient walkers with weights w.
   void blocked_surrogate_backward(const Tensor& data, const Tensor& xs, const Tensor& w, TrainerStepInfo& info);
 

@@ -26,14 +26,15 @@ using namespace jebm;
 namespace {
 
 // The tiny run of tests/test_image_ebm.cpp (8 walkers, subsets of 3 moving walkers, 4 gradient walkers, batches
-// of 2 images, resampling that fires), in blocks of 3 rows: 3 blocks of walkers, 1 of data + 2 of gradient walkers.
+// of 2 images, resampling that fires), in blocks of 2 rows: 4 blocks of walkers (at 3 ranks: 2, 1, 1), a moving
+// subset in 2 (moved by two ranks, none by the third), 1 block of data and 2 of gradient walkers.
 std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, const std::string& algo) {
   return {"--data", data.string(), "--out", out.string(), "--algo", algo, "--counts", "4,2,1",
           "--walkers", "8", "--burn-in", "3", "--moving-subsets", "2", "--moving-batch", "3",
           "--moves-per-update", "2", "--gradient-batch", "4", "--data-batch", "2", "--epochs", "3",
           "--h", "0.01", "--noise", "0.05", "--lr", "0.01", "--resample-after-epoch", "0", "--resample-cv", "0.01",
           "--data-noise", "0.03", "--grid-every", "1", "--grid-count", "6", "--no-progress", "--threads", "1",
-          "--shard-block", "3", "--force"};
+          "--shard-block", "2", "--force"};
 }
 
 fs::path ranks_dir() {
@@ -71,13 +72,20 @@ void compare_with_one_rank(const fs::path& run, const std::string& algo) {
 BOOST_AUTO_TEST_CASE(mnist_runs_equal_the_one_rank_run_bit_for_bit) {
   Communicator& comm = world();
   const fs::path data = data_dir(comm);
-  for (const std::string algo : {"jarzynski", "pcd"}) {
-    BOOST_TEST_CONTEXT("--algo " << algo << ", " << comm.size() << " rank(s), rank " << comm.rank()) {
-      const fs::path run = run_dir(comm.size(), algo);
-      BOOST_REQUIRE_EQUAL(run_mnist(tiny_args(data, run, algo)), 0);
+  // "all": every walker moves each update (the first move reuses part 1's gradients), held-out walkers too.
+  for (const std::string name : {"jarzynski", "pcd", "all"}) {
+    BOOST_TEST_CONTEXT(name << ", " << comm.size() << " rank(s), rank " << comm.rank()) {
+      const fs::path run = run_dir(comm.size(), name);
+      std::vector<std::string> args = tiny_args(data, run, name == "pcd" ? "pcd" : "jarzynski");
+      if (name == "all") {
+        for (size_t k = 0; k + 1 < args.size(); ++k)
+          if (args[k] == "--moving-subsets" || args[k] == "--moving-batch") args[k + 1] = args[k] == "--moving-batch" ? "0" : "1";
+        args.insert(args.end(), {"--holdout-walkers", "6"});
+      }
+      BOOST_REQUIRE_EQUAL(run_mnist(args), 0);
       if (comm.rank() != 0) continue;  // rank 0 alone writes
       BOOST_TEST(fs::exists(run / "samples_final.png"));
-      if (comm.size() > 1) compare_with_one_rank(run, algo);
+      if (comm.size() > 1) compare_with_one_rank(run, name);
     }
   }
   comm.barrier();
