@@ -57,6 +57,7 @@ struct ImageEbmConfig {
   double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
   int64_t resample_after_epoch = 0;  // only when epoch > this (0-based epochs)
   double resample_batch_ess = 0.0;   // > 0: resample when the gradient walkers' ESS (a count) is below this
+  int64_t rejuvenation_moves = 0;    // warm moves of every walker after each resampling (TrainerOptions)
   // log Z diagnostics (DESIGN 1.5, Jarzynski only; both off by default, so default runs are unchanged)
   int64_t holdout_walkers = 0;    // held-out walkers M: moved and weighted like the walkers, never in the loss
   int64_t correction_groups = 0;  // >= 2: the first-order corrected log Z from this many groups (0: off)

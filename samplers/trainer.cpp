@@ -564,6 +564,33 @@ void Trainer::resample(Track& t) {
   resample_population(*t.pop, anc);
   t.u_cache = gather_rows(t.u_cache, anc);
   if (t.g_all_valid) t.g_all = gather_rows(t.g_all, anc);
+  if (opt_.rejuvenation_moves > 0) rejuvenate(t);
+}
+
+void Trainer::rejuvenate(Track& t) {
+  WalkerPopulation& pop = *t.pop;
+  UlaConfig warm = opt_.ula;
+  warm.sigma = 0.0;  // sqrt(2h): the 2h and sigma kernels coincide
+  // Nothing is pending here (part 1 completed every walker); the last evaluation completes the last warm move
+  // and leaves U and grad_x U of every walker for the step's own moves, as part 1 does.
+  for (int64_t k = 0; k <= opt_.rejuvenation_moves; ++k) {
+    Tensor u, g;
+    if (k == 0 && t.g_all_valid) {
+      u = t.u_cache;
+      g = t.g_all;
+    } else {
+      energy_and_grad(pop.x, u, g);
+    }
+    if (k == opt_.rejuvenation_moves) {
+      ula_jarzynski_step(pop, u, g, warm, MoveKind::CompleteOnly);
+      t.u_cache = u;
+      t.g_all = g;
+      t.g_all_valid = true;
+      break;
+    }
+    ula_jarzynski_step(pop, u, g, warm, k == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove);
+    if (after_move) after_move(pop, {});
+  }
 }
 
 bool Trainer::holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const {

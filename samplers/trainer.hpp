@@ -64,6 +64,11 @@ struct TrainerOptions {
   // > 0: resample when the ESS of the gradient walkers' renormalised weights (TrainerStepInfo::batch_ess, a
   // count) is below this, instead of resample_rule's trigger on all walkers (the official CIFAR-10 code: 64).
   double resample_batch_ess = 0.0;
+  // > 0: after each resampling, every walker makes this many warm ULA moves (noise sqrt(2h), whatever ula.sigma
+  // is) at the current theta, completed before the step's own moves. At sigma = sqrt(2h) the two weight kernels
+  // are the same formula, so these moves are weighted exactly whatever ula.weight_kernel is; they spread the
+  // copies that resampling made, which a cold chain barely separates (resample-move, Gilks & Berzuini 2001).
+  int64_t rejuvenation_moves = 0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
   // > 0: evaluation blocks (issue #14). Every forward/backward over rows (walkers, data) runs in blocks of this
@@ -193,6 +198,7 @@ class Trainer {
   void bring_up_to_date(Track& t);
   void make_moves(Track& t, int64_t moving_batch);
   void resample(Track& t);
+  void rejuvenate(Track& t);  // TrainerOptions::rejuvenation_moves, after resample()
   // moved: the walkers whose moves part 1 just completed (for gradient_walkers_moved; empty: none/all).
   // Returns the number of gradient walkers.
   int64_t surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info);

@@ -148,12 +148,26 @@ BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
 BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
   TempDir data, out;
   write_mnist(data.path, 5);
-  for (const std::string algo : {"jarzynski", "pcd"}) {
-    BOOST_TEST_CONTEXT("--algo " << algo) {
-      const fs::path full = out.path / ("full-" + algo), cut = out.path / ("cut-" + algo);
-      BOOST_REQUIRE_EQUAL(jebm::run_mnist(tiny_args(data.path, full, algo)), 0);
+  // "rejuvenate": Jarzynski with warm moves after each resampling (--rejuvenation-moves).
+  for (const std::string name : {"jarzynski", "pcd", "rejuvenate"}) {
+    BOOST_TEST_CONTEXT(name) {
+      const std::string algo = name == "pcd" ? "pcd" : "jarzynski";
+      const std::vector<std::string> extra =
+          name == "rejuvenate" ? std::vector<std::string>{"--rejuvenation-moves", "2"} : std::vector<std::string>{};
+      const fs::path full = out.path / ("full-" + name), cut = out.path / ("cut-" + name);
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, full, algo), extra)), 0);
+      if (name == "rejuvenate") {  // resampling fired, and the warm moves changed the walkers
+        std::vector<std::string> header;
+        const std::vector<std::vector<double>> rows = csv_rows(full / "metrics.csv", &header);
+        const size_t col = static_cast<size_t>(std::find(header.begin(), header.end(), "resamplings") - header.begin());
+        BOOST_REQUIRE(col < header.size());
+        BOOST_TEST(rows.back().at(col) > 0.0);
+        const jebm::SafeTensors a = jebm::load_safetensors(jebm::image_ebm_checkpoint_path((out.path / "full-jarzynski").string()));
+        const jebm::SafeTensors b = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
+        BOOST_TEST(a.tensors.at("x").to_vector() != b.tensors.at("x").to_vector());
+      }
       // Ctrl-C (a real SIGINT through the handler) after update 4, mid-epoch: checkpoint saved, exit code 130.
-      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, cut, algo), {"--interrupt-at", "4"})), 130);
+      BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(tiny_args(data.path, cut, algo), extra), {"--interrupt-at", "4"})), 130);
       const jebm::SafeTensors mid = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string()));
       BOOST_TEST(mid.metadata.at("iteration") == "5");
       // The resumed run takes its options from cut/options.txt.
@@ -511,7 +525,9 @@ BOOST_AUTO_TEST_CASE(image_option_ranges) {
            {{"--beta1", "1"}, "--beta1 1 is outside its range (in [0, 1))"},
            {{"--lr-floor", "nan"}, "--lr-floor nan"},
            {{"--drift-clip", "-inf"}, "--drift-clip -inf"},
-           {{"--threads", "100000"}, "--threads 100000 is outside its range (in [0, 4096])"}})
+           {{"--threads", "100000"}, "--threads 100000 is outside its range (in [0, 4096])"},
+           {{"--rejuvenation-moves", "-1"}, "--rejuvenation-moves -1 is outside its range (>= 0)"},
+           {{"--rejuvenation-moves", "2", "--resample", "none"}, "--rejuvenation-moves 2 needs --algo jarzynski with resampling"}})
     BOOST_TEST_CONTEXT(args.front()) {
       BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), args)), jebm::Error, has(message));
     }

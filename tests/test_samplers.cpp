@@ -4,6 +4,7 @@
 // against the exact moments, where PCD is wrong.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -489,19 +490,21 @@ BOOST_AUTO_TEST_CASE(weighted_walkers_track_a_moving_gaussian_where_pcd_lags) {
 
 // The same kind of check through the generic Trainer: a subset of walkers moves (several moves per update), the
 // others get the parameter-change increment; the "optimizer" moves the target on a schedule.
-BOOST_AUTO_TEST_CASE(trainer_subset_moves_track_a_moving_gaussian) {
-  const int64_t n = jebm::test::sanitized() ? 2000 : 8000, d = 2, updates = 12;
+namespace {
+
+// The Trainer on a unit Gaussian target whose mean and offset move after every update (the energy's parameters
+// are set by the optimizer callback, not learned): o's moves, subsets and resampling, 12 updates, then part 1.
+struct MovingGaussianRun {
+  GmmParams p;
+  WalkerPopulation pop;
+};
+MovingGaussianRun run_moving_gaussian(TrainerOptions o, int64_t n) {
+  const int64_t d = 2, updates = 12;
   GmmParams p = gaussian(d, 0.0, 0.0);
   GaussianMixtureEnergy energy(p);
   Tensor x0 = Tensor::empty({n, d}, DType::Float64);
   gmm_sample(p, n, 4, 0, x0.data<double>());
   WalkerPopulation pop = WalkerPopulation::create(x0, 8, gmm_log_z(p));
-  TrainerOptions o;
-  o.ula.h = 0.1;
-  o.moves_per_update = 3;
-  o.moving_batch = n / 4;
-  o.gradient_batch = n / 2;
-  o.resample = false;
   Trainer t(energy, pop, o);
   Tensor data = Tensor::empty({64, d}, DType::Float64);
   gmm_sample(p, 64, 9, 0, data.data<double>());
@@ -520,14 +523,65 @@ BOOST_AUTO_TEST_CASE(trainer_subset_moves_track_a_moving_gaussian) {
   // Complete the last moves and give the others the last parameter change, as the next step's part 1 would.
   t.bring_up_to_date();
   BOOST_TEST(!pop.any_pending());
-  const auto [mj, vj] = weighted_moments(pop, pop.x, true);
-  const double ess = pop.stats().ess;
+  return {p, std::move(pop)};
+}
+
+// The weighted walkers' mean, variance and log Z against the target's.
+void check_tracks_the_target(const MovingGaussianRun& r, int64_t n) {
+  const auto [mj, vj] = weighted_moments(r.pop, r.pop.x, true);
+  const double ess = r.pop.stats().ess;
   const double err = 5.0 / std::sqrt(ess);
-  BOOST_TEST_MESSAGE("trainer: target " << p.a[0] << " weighted mean " << mj << " var " << vj << " ESS " << ess);
+  BOOST_TEST_MESSAGE("trainer: target " << r.p.a[0] << " weighted mean " << mj << " var " << vj << " ESS " << ess);
   BOOST_TEST(ess > 0.05 * n);
-  BOOST_TEST(std::fabs(mj - p.a[0]) < err);
+  BOOST_TEST(std::fabs(mj - r.p.a[0]) < err);
   BOOST_TEST(std::fabs(vj - 1.0) < 2 * err);
-  BOOST_TEST(std::fabs(pop.log_z_estimate() - gmm_log_z(p)) < err);
+  BOOST_TEST(std::fabs(r.pop.log_z_estimate() - gmm_log_z(r.p)) < err);
+}
+
+TrainerOptions subset_options(int64_t n) {
+  TrainerOptions o;
+  o.ula.h = 0.1;
+  o.moves_per_update = 3;
+  o.moving_batch = n / 4;
+  o.gradient_batch = n / 2;
+  o.resample = false;
+  return o;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(trainer_subset_moves_track_a_moving_gaussian) {
+  const int64_t n = jebm::test::sanitized() ? 2000 : 8000;
+  check_tracks_the_target(run_moving_gaussian(subset_options(n), n), n);
+}
+
+// Resampling at every update, then warm moves of every walker (TrainerOptions::rejuvenation_moves): the weighted
+// walkers still track the target (the moves are weighted exactly), every copy has moved apart from its siblings
+// (without them the walkers outside the moving subset stay copies), and the moves used the shared noise counter.
+BOOST_AUTO_TEST_CASE(rejuvenation_after_resampling_keeps_the_estimates_and_spreads_the_copies) {
+  const int64_t n = jebm::test::sanitized() ? 2000 : 8000, moves = 2;
+  TrainerOptions o = subset_options(n);
+  o.resample = true;
+  o.resample_rule.scheme = ResampleScheme::Multinomial;
+  o.resample_rule.ess_fraction = 1.0;  // fires whenever the weights are not all equal
+  for (int64_t rejuvenation : {int64_t{0}, moves}) {
+    o.rejuvenation_moves = rejuvenation;
+    const MovingGaussianRun r = run_moving_gaussian(o, n);
+    BOOST_TEST(r.pop.resamplings >= 10);
+    BOOST_TEST(r.pop.moves == static_cast<uint64_t>(12 * 3 + r.pop.resamplings * rejuvenation));
+    std::vector<std::vector<double>> rows;
+    const double* x = r.pop.x.data<double>();
+    for (int64_t i = 0; i < n; ++i) rows.push_back({x[2 * i], x[2 * i + 1]});
+    std::sort(rows.begin(), rows.end());
+    const int64_t distinct = std::unique(rows.begin(), rows.end()) - rows.begin();
+    BOOST_TEST_MESSAGE("rejuvenation " << rejuvenation << ": " << distinct << " distinct walkers of " << n);
+    if (rejuvenation == 0) {
+      BOOST_TEST(distinct < n);  // the check below is not vacuous: resampling alone leaves copies
+    } else {
+      BOOST_TEST(distinct == n);
+      check_tracks_the_target(r, n);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(cd_restarts_walkers_on_data_rows) {
