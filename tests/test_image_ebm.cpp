@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
         BOOST_TEST(rows.back().at(col) > 0.0);
         const jebm::SafeTensors a = jebm::load_safetensors(jebm::image_ebm_checkpoint_path((out.path / "full-jarzynski").string()));
         const jebm::SafeTensors b = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
-        BOOST_TEST(a.tensors.at("x").to_vector() != b.tensors.at("x").to_vector());
+        BOOST_TEST(a.tensors.at("walkers.x").to_vector() != b.tensors.at("walkers.x").to_vector());
       }
       // Ctrl-C (a real SIGINT through the handler) after update 4, mid-epoch: checkpoint saved, exit code 130.
       BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(tiny_args(data.path, cut, algo), extra), {"--interrupt-at", "4"})), 130);
