@@ -57,7 +57,7 @@ struct ImageEbmConfig {
   double resample_ess = 0.0;         // with resample_cv = 0: resample when ESS < this fraction of N
   int64_t resample_after_epoch = 0;  // only when epoch > this (0-based epochs)
   double resample_batch_ess = 0.0;   // > 0: resample when the gradient walkers' ESS (a count) is below this
-  int64_t rejuvenation_moves = 0;    // warm moves of every walker after each resampling (TrainerOptions)
+  int64_t rejuvenation_moves = 0;    // warm moves of every walker after each resampling (TrainerOptions; PCD: none)
   // log Z diagnostics (DESIGN 1.5, Jarzynski only; both off by default, so default runs are unchanged)
   int64_t holdout_walkers = 0;    // held-out walkers M: moved and weighted like the walkers, never in the loss
   int64_t correction_groups = 0;  // >= 2: the first-order corrected log Z from this many groups (0: off)
@@ -155,6 +155,10 @@ ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p);
 // The Trainer's options of an image run (resampling off: the loop switches it on after --resample-after-epoch).
 // `jebm bench` uses them too, so that it times the product's configuration.
 TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c);
+// --rejuvenation-moves as the run uses it: PCD ignores it (no resampling), so its checkpoint does not record it.
+inline int64_t effective_rejuvenation_moves(const ImageEbmConfig& c) {
+  return c.algo == Algorithm::Jarzynski ? c.rejuvenation_moves : 0;
+}
 
 // Runs prepare_run_dir, writes options.txt, then run_image_ebm; prints the summary. The experiments' common tail.
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,

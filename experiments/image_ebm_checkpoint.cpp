@@ -56,6 +56,7 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   // Written only when on, so that a default run's checkpoint is what it was before these options existed.
   if (c.holdout_walkers > 0) md["holdout_walkers"] = std::to_string(c.holdout_walkers);
   if (c.correction_groups > 0) md["correction_groups"] = std::to_string(c.correction_groups);
+  if (effective_rejuvenation_moves(c) > 0) md["rejuvenation_moves"] = std::to_string(effective_rejuvenation_moves(c));
   save_population(pop, t, md);
   if (holdout) save_population(*holdout, t, md, "holdout.");
   save_trainer_state(tr.state(), t, md, holdout ? holdout->size() : 0);
@@ -84,7 +85,8 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
              path << ": the run has " << checkpoint_meta(st, "walkers") << " walkers, --walkers is " << c.walkers);
   // Absent from checkpoints of runs without them (and from before they existed): off.
   for (const auto& [key, value] : {std::pair<const char*, int64_t>{"holdout_walkers", c.holdout_walkers},
-                                   std::pair<const char*, int64_t>{"correction_groups", c.correction_groups}}) {
+                                   std::pair<const char*, int64_t>{"correction_groups", c.correction_groups},
+                                   std::pair<const char*, int64_t>{"rejuvenation_moves", effective_rejuvenation_moves(c)}}) {
     const int64_t run = st.metadata.count(key) ? static_cast<int64_t>(checkpoint_meta_u64(st, key)) : 0;
     std::string option = key;
     std::replace(option.begin(), option.end(), '_', '-');

@@ -139,7 +139,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("rejuvenation-moves", po::value(&c.rejuvenation_moves)->default_value(c.rejuvenation_moves),
        R.help("rejuvenation-moves", "after each resampling every walker makes this many warm ULA moves (noise sqrt(2h), "
        "for which both --weight-kernel formulas are the same exact weight) to spread the copies; 0 = off "
-       "(jarzynski with resampling only; not in the official code)").c_str())
+       "(Jarzynski only; needs resampling; not in the official code)").c_str())
       ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
        R.help("holdout-walkers", "held-out walkers M (jarzynski only; 0 = off): uniform on [-1,1] with their own init and noise, burned in "
        "and moved and weighted like the walkers under the same parameters, never in the loss; their log Z is an "
@@ -277,9 +277,10 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_CHECK(c.correction_groups == 0 || c.shard_block == 0,
              "--correction-groups " << c.correction_groups << " and --shard-block " << c.shard_block
                                     << " cannot be combined (the correction's grouped backward is one process's)");
-  JEBM_CHECK(c.rejuvenation_moves == 0 || (c.algo == Algorithm::Jarzynski && c.resample),
-             "--rejuvenation-moves " << c.rejuvenation_moves << " needs --algo jarzynski with resampling (got --algo "
-                                     << s.algo << ", --resample " << s.resample << ")");
+  // PCD ignores it, as it ignores the other resampling options: one preset serves both algorithms.
+  JEBM_CHECK(c.rejuvenation_moves == 0 || c.algo != Algorithm::Jarzynski || c.resample,
+             "--rejuvenation-moves " << c.rejuvenation_moves << " needs resampling (got --resample " << s.resample
+                                     << ")");
   JEBM_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
              "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
   if (c.threads > 0) omp_set_num_threads(c.threads);

@@ -506,7 +506,7 @@ TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c) {
   to.gradient_batch = c.gradient_batch;
   to.gradient_walkers_moved = c.gradient_walkers_moved;
   to.resample_batch_ess = c.resample_batch_ess;
-  to.rejuvenation_moves = c.rejuvenation_moves;
+  to.rejuvenation_moves = effective_rejuvenation_moves(c);
   to.alpha = c.alpha;
   to.resample = false;  // switched on after --resample-after-epoch
   to.resample_rule.scheme = c.resample_scheme;

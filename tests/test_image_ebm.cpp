@@ -527,7 +527,7 @@ BOOST_AUTO_TEST_CASE(image_option_ranges) {
            {{"--drift-clip", "-inf"}, "--drift-clip -inf"},
            {{"--threads", "100000"}, "--threads 100000 is outside its range (in [0, 4096])"},
            {{"--rejuvenation-moves", "-1"}, "--rejuvenation-moves -1 is outside its range (>= 0)"},
-           {{"--rejuvenation-moves", "2", "--resample", "none"}, "--rejuvenation-moves 2 needs --algo jarzynski with resampling"}})
+           {{"--rejuvenation-moves", "2", "--resample", "none"}, "--rejuvenation-moves 2 needs resampling (got --resample none)"}})
     BOOST_TEST_CONTEXT(args.front()) {
       BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), args)), jebm::Error, has(message));
     }

@@ -1,8 +1,9 @@
 // Tests for the CPU-scale MNIST setup of issue 11 on tiny synthetic IDX files: `jebm mnist-classifier
 // --downsample 2` and `jebm mnist --downsample 2 --classifier` end to end (14x14 walkers, checkpoint and options
 // record the size, `jebm sample` draws 14x14 digits); a classifier of another image size or other digits, or a
-// missing one, stops `jebm mnist` before any work, naming the option, the file and both values; the preset
-// experiments/presets/mnist-cpu.ini starts, writes its outputs and resumes bit-identically after a Ctrl-C; the
+// missing one, stops `jebm mnist` before any work, naming the option, the file and both values; the presets
+// experiments/presets/mnist-cpu.ini and mnist-cpu-14x14.ini start, write their outputs and resume bit-identically
+// after a Ctrl-C; the
 // --weight-kernel choice is recorded in options.txt and the checkpoint and cannot change on resume.
 #include <algorithm>
 #include <cmath>
@@ -171,45 +172,81 @@ BOOST_AUTO_TEST_CASE(classifier_of_another_size_or_other_digits_stops_the_run_be
   BOOST_TEST(!fs::exists(clf_out));
 }
 
-BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
-  const fs::path preset = fs::path(JEBM_SOURCE_DIR) / "experiments" / "presets" / "mnist-cpu.ini";
+namespace {
+
+fs::path preset_path(const std::string& name) { return fs::path(JEBM_SOURCE_DIR) / "experiments" / "presets" / name; }
+
+// A preset as documented, shrunk by command-line overrides: 3 updates per epoch, seconds in all.
+std::vector<std::string> preset_args(const fs::path& preset, const fs::path& data, const std::string& clf,
+                                     const fs::path& run) {
+  return {"--config", preset.string(), "--data", data.string(), "--classifier", clf, "--out", run.string(),
+          "--counts", "4,2,1", "--walkers", "8", "--moving-batch", "4", "--gradient-batch", "4", "--burn-in", "3",
+          "--epochs", "3", "--data-batch", "2", "--log-every", "1", "--no-progress", "--threads", "1"};
+}
+
+// The preset runs with an untrained classifier of its image side (enough for the per-digit columns), writes its
+// outputs with the preset's values (`lines`) in options.txt, and after a Ctrl-C, --resume alone gives the same
+// checkpoint and CSV as the uninterrupted run. Returns the uninterrupted run's directory.
+fs::path check_preset_runs_and_resumes(const fs::path& preset, int64_t side, const std::vector<std::string>& lines,
+                                       const fs::path& data, const fs::path& out) {
   BOOST_REQUIRE_MESSAGE(fs::is_regular_file(preset), preset);
-  TempDir data, out;
-  jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
-  // An untrained 28x28 classifier (the preset's digits are full size) is enough for the per-digit columns.
-  jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3, 28);
-  const std::string clf_path = (data.path / "clf.safetensors").string();
+  jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3, side);
+  const std::string clf_path = (out / ("clf" + std::to_string(side) + ".safetensors")).string();
   jebm::save_classifier(clf_path, clf, {});
-  // The preset as documented, shrunk by command-line overrides: 3 updates per epoch, seconds in all.
-  const auto args = [&](const fs::path& run) {
-    return std::vector<std::string>{"--config", preset.string(), "--data", data.path.string(), "--classifier",
-                                    clf_path, "--out", run.string(), "--counts", "4,2,1", "--walkers", "8",
-                                    "--moving-batch", "4", "--gradient-batch", "4", "--burn-in", "3",
-                                    "--epochs", "3", "--data-batch", "2", "--log-every", "1",
-                                    "--no-progress", "--threads", "1"};
-  };
-  const fs::path full = out.path / "full", cut = out.path / "cut";
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(args(full)), 0);
+  const fs::path full = out / "full", cut = out / "cut";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(preset_args(preset, data, clf_path, full)), 0);
   for (const char* file : {"options.txt", "metrics.csv", "metrics.svg", "data.png", "samples_burnin.png",
                            "samples_final.png", "checkpoint.safetensors"})
     BOOST_TEST(fs::is_regular_file(full / file), file);
-  // The preset's values (and the overrides) are the run's: options.txt keeps them for a resume.
-  for (const char* line : {"downsample = 1", "walkers = 8", "moves-per-update = 20", "moving-subsets = 1",
-                           "weight-kernel = 2h", "resample-after-epoch = 0", "grid-every = 20",
-                           "h = 0.01", "lr-decay-epochs = 1000"})
-    BOOST_TEST(has_line(full / "options.txt", line), line);
+  for (const std::string& line : lines) BOOST_TEST(has_line(full / "options.txt", line), line);
   const jebm::SafeTensors st = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
-  BOOST_TEST(jebm::get(st, "walkers.x").shape() == (jebm::Shape{8, 1, 28, 28}));
+  BOOST_TEST(jebm::get(st, "walkers.x").shape() == (jebm::Shape{8, 1, side, side}));
   BOOST_TEST(st.metadata.at("weight_kernel") == "2h");
   BOOST_TEST(st.metadata.at("iteration") == "9");
 
   // Ctrl-C after update 4 (mid-epoch), then --resume alone: the same checkpoint and CSV as the uninterrupted run.
-  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(args(cut), {"--interrupt-at", "4"})), 130);
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(preset_args(preset, data, clf_path, cut), {"--interrupt-at", "4"})), 130);
   BOOST_TEST(jebm::load_safetensors(jebm::image_ebm_checkpoint_path(cut.string())).metadata.at("iteration") == "5");
   BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--no-progress"}), 0);
   check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
                               jebm::image_ebm_checkpoint_path(cut.string()));
   BOOST_TEST(same_bits(csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")));
+  return full;
+}
+
+}  // namespace
+
+// The 14x14 preset of the claim (warm moves after resampling, 120 epochs), for both algorithms: PCD ignores
+// --rejuvenation-moves (bit for bit the run without it), so one file serves both.
+BOOST_AUTO_TEST_CASE(preset_14x14_runs_and_resumes_bit_identically) {
+  TempDir data, out;
+  jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
+  const fs::path preset = preset_path("mnist-cpu-14x14.ini");
+  check_preset_runs_and_resumes(preset, 14,
+                                {"downsample = 2", "rejuvenation-moves = 1", "moves-per-update = 20",
+                                 "weight-kernel = 2h", "resample-after-epoch = 0", "h = 0.01",
+                                 "lr-decay-epochs = 1000"},
+                                data.path, out.path);
+  const std::string clf = (out.path / "clf14.safetensors").string();
+  const fs::path pcd = out.path / "pcd", pcd0 = out.path / "pcd-no-rejuvenation";
+  BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(preset_args(preset, data.path, clf, pcd), {"--algo", "pcd"})), 0);
+  BOOST_REQUIRE_EQUAL(
+      jebm::run_mnist(with(preset_args(preset, data.path, clf, pcd0), {"--algo", "pcd", "--rejuvenation-moves", "0"})), 0);
+  check_identical_checkpoints(jebm::image_ebm_checkpoint_path(pcd.string()), jebm::image_ebm_checkpoint_path(pcd0.string()));
+  BOOST_TEST(same_bits(csv_rows(pcd / "metrics.csv"), csv_rows(pcd0 / "metrics.csv")));
+}
+
+BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
+  const fs::path preset = preset_path("mnist-cpu.ini");
+  TempDir data, out;
+  jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
+  const std::string clf_path = (out.path / "clf28.safetensors").string();
+  const auto args = [&](const fs::path& run) { return preset_args(preset, data.path, clf_path, run); };
+  const fs::path full = check_preset_runs_and_resumes(
+      preset, 28,
+      {"downsample = 1", "walkers = 8", "moves-per-update = 20", "moving-subsets = 1", "weight-kernel = 2h",
+       "resample-after-epoch = 0", "grid-every = 20", "h = 0.01", "lr-decay-epochs = 1000", "rejuvenation-moves = 0"},
+      data.path, out.path);
 
   // The claim's readings: tv_to_target is 0.5 sum |weight_d - target_d| of the same row (counts 4,2,1), and
   // confident_frac a fraction.
