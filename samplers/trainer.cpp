@@ -114,21 +114,22 @@ void Trainer::set_communicator(Communicator* comm) {
 
 std::vector<int64_t> Trainer::rank_split(int64_t items) const { return split_starts(items, comm_ ? comm_->size() : 1); }
 
+std::vector<int64_t> Trainer::block_row_starts(int64_t n) const {
+  const int64_t bs = opt_.shard_block;
+  std::vector<int64_t> starts = rank_split((n + bs - 1) / bs);
+  for (int64_t& v : starts) v = std::min(n, v * bs);
+  return starts;
+}
+
 Trainer::EvalRange Trainer::eval_range(int64_t n) const {
   if (opt_.shard_block <= 0) return {0, n, opt_.eval_chunk > 0 ? opt_.eval_chunk : n};
-  // Fixed blocks of rows and this rank's share of them.
-  const int64_t bs = opt_.shard_block;
-  const std::vector<int64_t> s = rank_split((n + bs - 1) / bs);
+  const std::vector<int64_t> s = block_row_starts(n);
   const size_t r = static_cast<size_t>(comm_ ? comm_->rank() : 0);
-  return {std::min(n, s[r] * bs), std::min(n, s[r + 1] * bs), bs};
+  return {s[r], s[r + 1], opt_.shard_block};
 }
 
 void Trainer::gather_evaluated(Tensor& t) const {
-  if (opt_.shard_block <= 0 || !comm_ || comm_->size() == 1) return;
-  const int64_t n = t.size(0), bs = opt_.shard_block;
-  std::vector<int64_t> starts = rank_split((n + bs - 1) / bs);
-  for (int64_t& v : starts) v = std::min(n, v * bs);
-  gather_row_ranges(*comm_, t, starts);
+  if (splits_rows()) gather_row_ranges(*comm_, t, block_row_starts(t.size(0)));
 }
 
 void Trainer::evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const {
@@ -142,6 +143,12 @@ void Trainer::evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chu
     const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
     g.rows(b, e).copy_(gr[0]);
   }
+}
+
+void Trainer::evaluate_own(const Tensor& x, Tensor& u, Tensor& g) const {
+  u = Tensor::empty({x.size(0)}, DType::Float64, x.device());
+  g = Tensor::empty(x.shape(), x.dtype(), x.device());
+  evaluate_rows(x, 0, x.size(0), opt_.shard_block, u, g);
 }
 
 void Trainer::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const {
@@ -210,9 +217,8 @@ void Trainer::bring_up_to_date(Track& t) {
     const std::vector<int64_t> mine(t.last_moved.begin() + er.lo, t.last_moved.begin() + er.hi);
     Tensor u = Tensor::empty({rows}, DType::Float64, dev);
     if (!mine.empty()) {
-      const Tensor xm = gather_rows(pop.x, index_tensor(mine, dev));
-      Tensor um = Tensor::empty({xm.size(0)}, DType::Float64, dev), g = Tensor::empty(xm.shape(), xm.dtype(), dev);
-      evaluate_rows(xm, 0, xm.size(0), opt_.shard_block, um, g);
+      Tensor um, g;
+      evaluate_own(gather_rows(pop.x, index_tensor(mine, dev)), um, g);
       if (weighted) ula_jarzynski_step(pop, um, g, opt_.ula, MoveKind::CompleteOnly, mine);
       u.rows(er.lo, er.hi).copy_(um);
     }
@@ -470,12 +476,7 @@ void Trainer::make_moves(Track& t, int64_t moving_batch) {
         u = split ? t.u_cache.rows(er.lo, er.hi) : t.u_cache;
         g = split ? t.g_all.rows(er.lo, er.hi) : t.g_all;
       } else if (split) {
-        if (!mine.empty()) {
-          const Tensor xm = gather_rows(pop.x, mine_idx);
-          u = Tensor::empty({xm.size(0)}, DType::Float64, dev);
-          g = Tensor::empty(xm.shape(), xm.dtype(), dev);
-          evaluate_rows(xm, 0, xm.size(0), opt_.shard_block, u, g);  // er.lo is a block boundary: the same blocks
-        }
+        if (!mine.empty()) evaluate_own(gather_rows(pop.x, mine_idx), u, g);
       } else {
         energy_and_grad(all ? pop.x : gather_rows(pop.x, idx), u, g);
       }
@@ -519,11 +520,9 @@ bool Trainer::plain_move(WalkerPopulation& pop, const UlaConfig& cfg, const std:
   }
   // This rank's rows only; the energies (N doubles) are gathered for `check`, the gradients (N rows) are not.
   const int64_t n = pop.size();
-  const Device dev = pop.x.device();
   const EvalRange er = eval_range(n);
-  Tensor u = Tensor::empty({n}, DType::Float64, dev), um = Tensor::empty({er.hi - er.lo}, DType::Float64, dev);
-  Tensor g = Tensor::empty(pop.x.rows(er.lo, er.hi).shape(), pop.x.dtype(), dev);
-  evaluate_rows(pop.x.rows(er.lo, er.hi), 0, er.hi - er.lo, er.chunk, um, g);
+  Tensor u = Tensor::empty({n}, DType::Float64, pop.x.device()), um, g;
+  evaluate_own(pop.x.rows(er.lo, er.hi), um, g);
   u.rows(er.lo, er.hi).copy_(um);
   gather_evaluated(u);
   if (!check(u)) return false;
@@ -545,9 +544,7 @@ void Trainer::gather_walkers(WalkerPopulation& pop) const {
 void Trainer::gather_moved_rows(WalkerPopulation& pop, const Tensor& idx, int64_t rows,
                                 std::vector<Tensor*> fields) const {
   if (fields.empty()) fields = {&pop.x, &pop.x_prev, &pop.log_w, &pop.partial, &pop.pending};
-  const int64_t bs = opt_.shard_block;
-  std::vector<int64_t> starts = rank_split((rows + bs - 1) / bs);
-  for (int64_t& v : starts) v = std::min(rows, v * bs);
+  const std::vector<int64_t> starts = block_row_starts(rows);
   for (Tensor* f : fields) {
     if (!idx.defined()) {
       gather_row_ranges(*comm_, *f, starts);

@@ -216,11 +216,16 @@ class Trainer {
     int64_t lo, hi, chunk;
   };
   EvalRange eval_range(int64_t n) const;
+  // shard_block: where each rank's rows of n begin, in whole blocks (rank r has [s[r], s[r + 1]), possibly none).
+  std::vector<int64_t> block_row_starts(int64_t n) const;
   // With shard_block on several ranks: every rank's evaluated rows of t gathered into t on every rank.
   void gather_evaluated(Tensor& t) const;
   bool splits_rows() const;  // evaluation blocks on several ranks: each rank moves its own rows (make_moves)
   // U and grad_x U of rows [lo, hi) of x in pieces of `chunk` rows, into the same rows of u and g (no gather).
   void evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const;
+  // U and grad_x U (allocated here) of every row of x, this rank's own rows (starting at a block boundary), in
+  // blocks of shard_block: the blocks the one-process evaluation uses for them. No gather.
+  void evaluate_own(const Tensor& x, Tensor& u, Tensor& g) const;
   // After a subset's moves on several ranks: the moving set's walker state (rows idx of the population, or all
   // rows when idx is undefined; `rows` of them, each rank's blocks as in eval_range) gathered on every rank.
   // fields: the population's tensors to gather (empty: x, x_prev, log_w, partial, pending).
