@@ -196,8 +196,19 @@ void Trainer::bring_up_to_date(Track& t) {
   if (!t.initialised || t.all_moved) {
     // Every walker is evaluated: completes every pending move (none on the first step or after a restart).
     Tensor u, g;
-    energy_and_grad(pop.x, u, g);
-    if (weighted && t.initialised) ula_jarzynski_step(pop, u, g, opt_.ula, MoveKind::CompleteOnly);
+    const bool complete = weighted && t.initialised;
+    if (splits_rows()) {
+      // Each rank completes its own blocks' rows; their energies and weight state are gathered, not their
+      // gradients (make_moves reads this rank's rows of g_all only).
+      const EvalRange er = evaluate_split(pop, u, g);
+      if (complete) {
+        step_own(pop, u.rows(er.lo, er.hi), g, opt_.ula, MoveKind::CompleteOnly, er);
+        gather_moved_rows(pop, Tensor(), n, {&pop.log_w, &pop.partial, &pop.pending});
+      }
+    } else {
+      energy_and_grad(pop.x, u, g);
+      if (complete) ula_jarzynski_step(pop, u, g, opt_.ula, MoveKind::CompleteOnly);
+    }
     t.u_cache = u;
     t.g_all = g;
     t.g_all_valid = true;
@@ -474,7 +485,7 @@ void Trainer::make_moves(Track& t, int64_t moving_batch) {
       Tensor u, g;
       if (k == 0 && all && t.g_all_valid) {
         u = split ? t.u_cache.rows(er.lo, er.hi) : t.u_cache;
-        g = split ? t.g_all.rows(er.lo, er.hi) : t.g_all;
+        g = t.g_all;  // split: this rank's rows only
       } else if (split) {
         if (!mine.empty()) evaluate_own(gather_rows(pop.x, mine_idx), u, g);
       } else {
@@ -510,8 +521,8 @@ bool Trainer::splits_rows() const { return opt_.shard_block > 0 && comm_ && comm
 
 bool Trainer::plain_move(WalkerPopulation& pop, const UlaConfig& cfg, const std::function<bool(const Tensor&)>& check) {
   JEBM_CHECK(!cfg.weighted, "Trainer::plain_move: for unweighted moves (weighted = false)");
+  Tensor u, g;
   if (!splits_rows()) {
-    Tensor u, g;
     energy_and_grad(pop.x, u, g);
     if (!check(u)) return false;
     ula_jarzynski_step(pop, u, g, cfg, MoveKind::MoveOnly);
@@ -519,22 +530,34 @@ bool Trainer::plain_move(WalkerPopulation& pop, const UlaConfig& cfg, const std:
     return true;
   }
   // This rank's rows only; the energies (N doubles) are gathered for `check`, the gradients (N rows) are not.
+  const EvalRange er = evaluate_split(pop, u, g);
+  if (!check(u)) return false;
+  step_own(pop, u.rows(er.lo, er.hi), g, cfg, MoveKind::MoveOnly, er);
+  return true;
+}
+
+Trainer::EvalRange Trainer::evaluate_split(const WalkerPopulation& pop, Tensor& u, Tensor& g) const {
   const int64_t n = pop.size();
   const EvalRange er = eval_range(n);
-  Tensor u = Tensor::empty({n}, DType::Float64, pop.x.device()), um, g;
+  u = Tensor::empty({n}, DType::Float64, pop.x.device());
+  Tensor um;
   evaluate_own(pop.x.rows(er.lo, er.hi), um, g);
   u.rows(er.lo, er.hi).copy_(um);
   gather_evaluated(u);
-  if (!check(u)) return false;
+  return er;
+}
+
+void Trainer::step_own(WalkerPopulation& pop, const Tensor& u, const Tensor& g, const UlaConfig& cfg, MoveKind kind,
+                       const EvalRange& er) const {
+  const bool moves = kind != MoveKind::CompleteOnly;
   if (er.hi == er.lo) {
-    ++pop.moves;  // none of the rows is this rank's: its move counter advances with the others'
-    return true;
+    if (moves) ++pop.moves;  // none of the rows is this rank's: its move counter advances with the others'
+    return;
   }
   std::vector<int64_t> mine(static_cast<size_t>(er.hi - er.lo));
   std::iota(mine.begin(), mine.end(), er.lo);
-  ula_jarzynski_step(pop, um, g, cfg, MoveKind::MoveOnly, mine);
-  if (after_move) after_move(pop, mine);
-  return true;
+  ula_jarzynski_step(pop, u, g, cfg, kind, mine);
+  if (moves && after_move) after_move(pop, mine);
 }
 
 void Trainer::gather_walkers(WalkerPopulation& pop) const {
@@ -560,7 +583,18 @@ void Trainer::resample(Track& t) {
   const Tensor anc = population_ancestors(*t.pop, opt_.resample_rule.scheme);
   resample_population(*t.pop, anc);
   t.u_cache = gather_rows(t.u_cache, anc);
-  if (t.g_all_valid) t.g_all = gather_rows(t.g_all, anc);
+  if (t.g_all_valid && splits_rows()) {
+    // g_all holds this rank's rows, and an ancestor may be another rank's: the rows are gathered (on resampling
+    // updates only). Evaluating the copies afresh instead would not give the same bits: a row's float32 gradient
+    // depends on its place in its evaluation block.
+    const EvalRange er = eval_range(t.pop->size());
+    Tensor all = Tensor::empty(t.pop->x.shape(), t.g_all.dtype(), t.g_all.device());
+    all.rows(er.lo, er.hi).copy_(t.g_all);
+    gather_evaluated(all);
+    t.g_all = gather_rows(all, anc).rows(er.lo, er.hi).clone();
+  } else if (t.g_all_valid) {
+    t.g_all = gather_rows(t.g_all, anc);
+  }
   if (opt_.rejuvenation_moves > 0) rejuvenate(t);
 }
 
@@ -569,24 +603,35 @@ void Trainer::rejuvenate(Track& t) {
   UlaConfig warm = opt_.ula;
   warm.sigma = 0.0;  // sqrt(2h): the 2h and sigma kernels coincide
   // Nothing is pending here (part 1 completed every walker); the last evaluation completes the last warm move
-  // and leaves U and grad_x U of every walker for the step's own moves, as part 1 does.
+  // and leaves U and grad_x U of every walker for the step's own moves, as part 1 does. Split over ranks, each
+  // rank moves its own rows through every warm move (as make_moves does) and the walkers are gathered once.
+  const bool split = splits_rows();
   for (int64_t k = 0; k <= opt_.rejuvenation_moves; ++k) {
+    const MoveKind kind = k == opt_.rejuvenation_moves ? MoveKind::CompleteOnly
+                          : k == 0                     ? MoveKind::MoveOnly
+                                                       : MoveKind::CompleteAndMove;
     Tensor u, g;
+    EvalRange er = eval_range(pop.size());
     if (k == 0 && t.g_all_valid) {
       u = t.u_cache;
-      g = t.g_all;
+      g = t.g_all;  // split: this rank's rows
+    } else if (split) {
+      er = evaluate_split(pop, u, g);
     } else {
       energy_and_grad(pop.x, u, g);
     }
-    if (k == opt_.rejuvenation_moves) {
-      ula_jarzynski_step(pop, u, g, warm, MoveKind::CompleteOnly);
+    if (split) {
+      step_own(pop, u.rows(er.lo, er.hi), g, warm, kind, er);
+    } else {
+      ula_jarzynski_step(pop, u, g, warm, kind);
+      if (kind != MoveKind::CompleteOnly && after_move) after_move(pop, {});
+    }
+    if (kind == MoveKind::CompleteOnly) {
+      if (split) gather_walkers(pop);
       t.u_cache = u;
       t.g_all = g;
       t.g_all_valid = true;
-      break;
     }
-    ula_jarzynski_step(pop, u, g, warm, k == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove);
-    if (after_move) after_move(pop, {});
   }
 }
 

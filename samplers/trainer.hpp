@@ -76,7 +76,8 @@ struct TrainerOptions {
   // communicator of K ranks (set_communicator) the blocks are shared out and their results gathered, so each rank
   // does 1/K of the network work while the walkers and the data stay replicated. Moves and their completions stay
   // on the rank that evaluates the rows: each rank moves its own blocks' walkers through a subset's moves, and the
-  // walker state is gathered once per subset (not each move's gradients). The trajectory depends on the block
+  // walker state is gathered once per subset (not each move's gradients); so do the completions of every walker
+  // and the rejuvenation moves (only energies and walker state travel). The trajectory depends on the block
   // size, not on the rank count: bit for bit the same on 1, 2, 3... ranks. 0: one pass (eval_chunk), one rank.
   int64_t shard_block = 0;
   // > 1: the first-order log Z correction of DESIGN 1.5 (TrainerStepInfo::log_z_corrected) from batch means over
@@ -191,7 +192,9 @@ class Trainer {
     Tensor u_cache;               // [N] float64: U_theta(X_i) at the walker's current position (valid after part 1)
     std::vector<int64_t> last_moved;  // walkers moved in the last step (empty: all)
     bool all_moved = false;
-    Tensor g_all;                 // grad_x U of all walkers from part 1, valid when all walkers were completed
+    // grad_x U of all walkers from part 1, valid when all walkers were completed; with rows split over ranks
+    // (splits_rows), this rank's rows of eval_range(N) only.
+    Tensor g_all;
     bool g_all_valid = false;
     uint64_t subset_counter = 0;  // Philox offset for random subsets
   };
@@ -226,6 +229,13 @@ class Trainer {
   // U and grad_x U (allocated here) of every row of x, this rank's own rows (starting at a block boundary), in
   // blocks of shard_block: the blocks the one-process evaluation uses for them. No gather.
   void evaluate_own(const Tensor& x, Tensor& u, Tensor& g) const;
+  // Split rows, every walker: U of all (u: [N], gathered) and grad_x U of this rank's rows of eval_range(N),
+  // which it returns (g: those rows only). No move.
+  EvalRange evaluate_split(const WalkerPopulation& pop, Tensor& u, Tensor& g) const;
+  // Split rows: `kind` applied to this rank's rows [er.lo, er.hi) with their U and grad_x U (u, g: those rows);
+  // a rank without rows advances the move counter with the others. after_move applies. No gather.
+  void step_own(WalkerPopulation& pop, const Tensor& u, const Tensor& g, const UlaConfig& cfg, MoveKind kind,
+                const EvalRange& er) const;
   // After a subset's moves on several ranks: the moving set's walker state (rows idx of the population, or all
   // rows when idx is undefined; `rows` of them, each rank's blocks as in eval_range) gathered on every rank.
   // fields: the population's tensors to gather (empty: x, x_prev, log_w, partial, pending).

@@ -123,6 +123,19 @@ inline std::vector<std::vector<double>> csv_rows(const std::filesystem::path& pa
   return rows;
 }
 
+// The last row's value of `column` (named in the header; not time_s, which csv_rows drops); fails when absent.
+inline double csv_last(const std::filesystem::path& path, const std::string& column) {
+  std::vector<std::string> header;
+  const std::vector<std::vector<double>> rows = csv_rows(path, &header);
+  size_t k = 0;
+  for (const std::string& c : header) {
+    if (c == column && !rows.empty()) return rows.back().at(k);
+    if (c != "time_s") ++k;
+  }
+  BOOST_FAIL(path << " has no column " << column << " or no row");
+  return 0.0;
+}
+
 // Equal to the bit (NaN equals NaN).
 inline bool same_bits(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
   if (a.size() != b.size()) return false;

@@ -46,6 +46,7 @@ int run_mnist(const std::vector<std::string>& args);
 namespace fs = std::filesystem;
 using jebm::test::TempDir;
 using jebm::test::check_identical_checkpoints;
+using jebm::test::csv_last;
 using jebm::test::csv_rows;
 using jebm::test::same_bits;
 using jebm::test::with;
@@ -118,10 +119,7 @@ BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
     const double w = rows[i][rows[i].size() - 3] + rows[i][rows[i].size() - 2] + rows[i].back();
     BOOST_TEST(std::fabs(w - 1.0) < 1e-9, "class weights of row " << i << " sum to " << w);
   }
-  double resamplings = 0;
-  for (size_t k = 0; k < header.size(); ++k)
-    if (header[k] == "resamplings") resamplings = rows.back()[k];
-  BOOST_TEST(resamplings > 0, "resampling never fired; the resume test below would not cover it");
+  BOOST_TEST(csv_last(run / "metrics.csv", "resamplings") > 0, "resampling never fired; the resume test below would not cover it");
 
   const jebm::PngImage png = jebm::read_png((run / "samples_final.png").string());
   BOOST_TEST(png.width > 28 * 2);
@@ -157,11 +155,7 @@ BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
       const fs::path full = out.path / ("full-" + name), cut = out.path / ("cut-" + name);
       BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, full, algo), extra)), 0);
       if (name == "rejuvenate") {  // resampling fired, and the warm moves changed the walkers
-        std::vector<std::string> header;
-        const std::vector<std::vector<double>> rows = csv_rows(full / "metrics.csv", &header);
-        const size_t col = static_cast<size_t>(std::find(header.begin(), header.end(), "resamplings") - header.begin());
-        BOOST_REQUIRE(col < header.size());
-        BOOST_TEST(rows.back().at(col) > 0.0);
+        BOOST_TEST(csv_last(full / "metrics.csv", "resamplings") > 0.0);
         const jebm::SafeTensors a = jebm::load_safetensors(jebm::image_ebm_checkpoint_path((out.path / "full-jarzynski").string()));
         const jebm::SafeTensors b = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
         BOOST_TEST(a.tensors.at("walkers.x").to_vector() != b.tensors.at("walkers.x").to_vector());

@@ -73,18 +73,22 @@ BOOST_AUTO_TEST_CASE(mnist_runs_equal_the_one_rank_run_bit_for_bit) {
   Communicator& comm = world();
   const fs::path data = data_dir(comm);
   // "all": every walker moves each update (the first move reuses part 1's gradients), held-out walkers too.
-  for (const std::string name : {"jarzynski", "pcd", "all"}) {
+  // "rejuvenate": after each resampling (training and held-out walkers) 2 warm moves, split over the ranks too;
+  // "all-rejuvenate": the same after updates that moved every walker (the first warm move reuses part 1's
+  // gradients, carried through the resampling).
+  for (const std::string name : {"jarzynski", "pcd", "all", "rejuvenate", "all-rejuvenate"}) {
     BOOST_TEST_CONTEXT(name << ", " << comm.size() << " rank(s), rank " << comm.rank()) {
       const fs::path run = run_dir(comm.size(), name);
       std::vector<std::string> args = tiny_args(data, run, name == "pcd" ? "pcd" : "jarzynski");
-      if (name == "all") {
-        for (size_t k = 0; k + 1 < args.size(); ++k)
-          if (args[k] == "--moving-subsets" || args[k] == "--moving-batch") args[k + 1] = args[k] == "--moving-batch" ? "0" : "1";
-        args.insert(args.end(), {"--holdout-walkers", "6"});
-      }
+      const bool all = name.rfind("all", 0) == 0, rejuvenates = name.find("rejuvenate") != std::string::npos;
+      for (size_t k = 0; all && k + 1 < args.size(); ++k)
+        if (args[k] == "--moving-subsets" || args[k] == "--moving-batch") args[k + 1] = args[k] == "--moving-batch" ? "0" : "1";
+      if (all || rejuvenates) args.insert(args.end(), {"--holdout-walkers", "6"});
+      if (rejuvenates) args.insert(args.end(), {"--rejuvenation-moves", "2"});
       BOOST_REQUIRE_EQUAL(run_mnist(args), 0);
       if (comm.rank() != 0) continue;  // rank 0 alone writes
       BOOST_TEST(fs::exists(run / "samples_final.png"));
+      if (rejuvenates) BOOST_TEST(test::csv_last(run / "metrics.csv", "resamplings") > 0.0);
       if (comm.size() > 1) compare_with_one_rank(run, name);
     }
   }
