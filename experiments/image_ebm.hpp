@@ -144,6 +144,7 @@ struct ImageEbmResult {
   // without CSV/grid/checkpoint writes); last_epoch_s: the last epoch run whole here, everything included.
   int64_t burn_in_steps_run = 0, updates_run = 0, updates_per_epoch = 0;
   double burn_in_s = 0.0, train_s = 0.0, first_update_s = 0.0, last_epoch_s = 0.0;
+  std::string collectives;  // on several ranks: how many, and what carries the walker rows (for the timing line)
   int exit_code() const { return diverged ? 3 : (interrupted ? 130 : 0); }
 };
 

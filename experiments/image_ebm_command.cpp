@@ -20,7 +20,7 @@ std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
     return o.str();
   };
   std::ostringstream os;
-  os << "  timing (" << c.device.str() << "):";
+  os << "  timing (" << c.device.str() << (r.collectives.empty() ? "" : ", " + r.collectives) << "):";
   if (r.burn_in_steps_run > 0)
     os << " burn-in " << r.burn_in_steps_run << " steps in " << g4(r.burn_in_s) << " s ("
        << g4(1e3 * r.burn_in_s / static_cast<double>(r.burn_in_steps_run)) << " ms/step);";

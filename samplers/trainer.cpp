@@ -89,27 +89,46 @@ Trainer::Trainer(Module& energy, WalkerPopulation& walkers, TrainerOptions optio
 
 namespace {
 
-// Rows [starts[r], starts[r + 1]) of t are rank r's (possibly none); afterwards every rank's t holds all of them
-// (t on any device: the rows travel through the host).
-void gather_row_ranges(Communicator& comm, Tensor& t, const std::vector<int64_t>& starts) {
-  ShardLayout l;
-  l.rank = comm.rank();
-  l.total = starts.back();
-  for (size_t q = 0; q + 1 < starts.size(); ++q) {
-    l.offsets.push_back(starts[q]);
-    l.counts.push_back(starts[q + 1] - starts[q]);
+CommType comm_type_of_dtype(DType d) {
+  switch (d) {
+    case DType::Float32: return CommType::Float32;
+    case DType::Float64: return CommType::Float64;
+    case DType::Int64: return CommType::Int64;
   }
-  const Tensor mine = t.rows(l.offset(), l.offset() + l.count());
-  const Tensor all = gather_tensor_rows(comm, l, t.device().is_cpu() ? copy_tensor(mine) : mine.to(Device::cpu()));
-  t.copy_(t.device().is_cpu() ? all : all.to(t.device()));
+  JEBM_FAIL("no communicator type for dtype " << static_cast<int>(d));
+}
+
+// Rows [starts[r], starts[r + 1]) of t are rank r's (possibly none); afterwards every rank's t holds all of them,
+// gathered in place: host rows over `host`, device rows over `device` (NCCL) when given, else through a host copy
+// of the tensor (this rank's rows down, all rows up).
+void gather_row_ranges(Communicator& host, Communicator* device, Tensor& t, const std::vector<int64_t>& starts) {
+  const int64_t row = t.size(0) > 0 ? t.numel() / t.size(0) : 0;
+  std::vector<int64_t> counts;
+  for (size_t q = 0; q + 1 < starts.size(); ++q) counts.push_back((starts[q + 1] - starts[q]) * row);
+  const CommType type = comm_type_of_dtype(t.dtype());
+  if (t.device().is_cpu()) {
+    host.allgatherv_in_place(t.raw_data(), counts, type);
+  } else if (device) {
+    device->allgatherv_in_place(t.raw_data(), counts, type);
+  } else {
+    const size_t r = static_cast<size_t>(host.rank());
+    Tensor h = Tensor::empty(t.shape(), t.dtype());
+    h.rows(starts[r], starts[r + 1]).copy_(t.rows(starts[r], starts[r + 1]).to(Device::cpu()));
+    host.allgatherv_in_place(h.raw_data(), counts, type);
+    t.copy_(h.to(t.device()));
+  }
 }
 
 }  // namespace
 
-void Trainer::set_communicator(Communicator* comm) {
+void Trainer::set_communicator(Communicator* comm, Communicator* device) {
   JEBM_CHECK(!comm || comm->size() == 1 || opt_.shard_block > 0,
              "Trainer: " << comm->size() << " ranks need evaluation blocks (shard_block > 0)");
+  JEBM_CHECK(!device || (comm && device->device_buffers() && device->size() == comm->size() &&
+                         device->rank() == comm->rank()),
+             "Trainer: the device communicator must be a device-buffer one over the same ranks as the host one");
   comm_ = comm;
+  device_comm_ = device;
 }
 
 std::vector<int64_t> Trainer::rank_split(int64_t items) const { return split_starts(items, comm_ ? comm_->size() : 1); }
@@ -129,7 +148,7 @@ Trainer::EvalRange Trainer::eval_range(int64_t n) const {
 }
 
 void Trainer::gather_evaluated(Tensor& t) const {
-  if (splits_rows()) gather_row_ranges(*comm_, t, block_row_starts(t.size(0)));
+  if (splits_rows()) gather_row_ranges(*comm_, device_comm_, t, block_row_starts(t.size(0)));
 }
 
 void Trainer::evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const {
@@ -570,11 +589,11 @@ void Trainer::gather_moved_rows(WalkerPopulation& pop, const Tensor& idx, int64_
   const std::vector<int64_t> starts = block_row_starts(rows);
   for (Tensor* f : fields) {
     if (!idx.defined()) {
-      gather_row_ranges(*comm_, *f, starts);
+      gather_row_ranges(*comm_, device_comm_, *f, starts);
       continue;
     }
     Tensor sub = gather_rows(*f, idx);
-    gather_row_ranges(*comm_, sub, starts);
+    gather_row_ranges(*comm_, device_comm_, sub, starts);
     index_copy_rows_(*f, idx, sub);
   }
 }

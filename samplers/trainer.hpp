@@ -139,7 +139,9 @@ class Trainer {
 
   // The ranks that share the evaluation blocks (null: this process alone). Needs shard_block > 0 when it has
   // more than one rank; every rank must hold the same population, parameters and data and make the same calls.
-  void set_communicator(Communicator* comm);
+  // device (optional): the same ranks over device buffers (NCCL), which then gathers the walkers' rows in place
+  // when they are on a GPU; without it such rows travel through host memory over `comm`.
+  void set_communicator(Communicator* comm, Communicator* device = nullptr);
 
   // Switches resampling on/off between steps (the image experiments enable it after an epoch threshold).
   void set_resample(bool on) { opt_.resample = on; }
@@ -246,6 +248,7 @@ class Trainer {
   Module& energy_;
   WalkerPopulation& pop_;
   Communicator* comm_ = nullptr;
+  Communicator* device_comm_ = nullptr;
   TrainerOptions opt_;
   int64_t iteration_ = 0;
   Track train_, hold_;

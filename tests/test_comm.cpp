@@ -7,6 +7,7 @@
 // this translation unit (boost/function/function_template.hpp); the warning is about Boost's code, not ours.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -103,6 +104,11 @@ BOOST_AUTO_TEST_CASE(gathers_broadcast_alltoallv_barrier) {
   size_t at = 0;
   for (int q = 0; q < n; ++q)
     for (int j = 0; j <= q; ++j) BOOST_TEST(all[at++] == q + 0.5 * j);
+  // In place: the same parts, each rank writing only its own (the others' places hold -1 until the gather).
+  std::vector<double> in_place(all.size(), -1.0);
+  std::copy(mine.begin(), mine.end(), in_place.begin() + r * (r + 1) / 2);
+  c.allgatherv_in_place(in_place.data(), counts, CommType::Float64);
+  BOOST_TEST(in_place == all, boost::test_tools::per_element());
 
   uint8_t bytes[3] = {0, 0, 0};
   if (r == n - 1) bytes[0] = 7, bytes[1] = 8, bytes[2] = 9;
@@ -202,6 +208,14 @@ BOOST_AUTO_TEST_CASE(hung_rank_ends_the_job, *utf::precondition(EnvSet{"JEBM_TES
   }
 }
 
+// The image runs' choice of NCCL (no GPU needed: the ranks of a CTest job share one machine and name device 0).
+BOOST_AUTO_TEST_CASE(nccl_is_not_used_by_one_rank_or_by_ranks_that_share_a_gpu) {
+  Communicator& c = world();
+  std::string why;
+  BOOST_TEST(!make_nccl_communicator_if_usable(c, 0, &why));
+  BOOST_TEST(why == (c.size() == 1 ? "one rank" : "ranks share a GPU (NCCL needs one GPU per rank)"));
+}
+
 BOOST_AUTO_TEST_CASE(nccl_collectives_on_device_buffers, *utf::precondition(NcclUsable())) {
   Communicator& host = world();
   const int n = host.size(), r = host.rank();
@@ -213,7 +227,19 @@ BOOST_AUTO_TEST_CASE(nccl_collectives_on_device_buffers, *utf::precondition(Nccl
   Tensor g = Tensor::empty({n}, DType::Float64, Device::cuda(r));
   Tensor mine = Tensor::full({1}, static_cast<double>(r), DType::Float64, Device::cuda(r));
   nccl->allgather(mine.raw_data(), 1, g.raw_data(), CommType::Float64);
+  // In place, uneven: rank q's q + 1 values 10 q + j at their place; the other places start at -1.
+  std::vector<int64_t> counts(static_cast<size_t>(n));
+  std::iota(counts.begin(), counts.end(), int64_t{1});
+  std::vector<double> parts(static_cast<size_t>(n * (n + 1) / 2), -1.0), expect;
+  for (int q = 0; q < n; ++q)
+    for (int j = 0; j <= q; ++j) {
+      expect.push_back(10.0 * q + j);
+      if (q == r) parts[static_cast<size_t>(q * (q + 1) / 2 + j)] = 10.0 * q + j;
+    }
+  Tensor v = Tensor::from_vector(parts, {static_cast<int64_t>(parts.size())}, DType::Float64, Device::cuda(r));
+  nccl->allgatherv_in_place(v.raw_data(), counts, CommType::Float64);
   nccl->barrier();
+  BOOST_TEST(v.to_vector() == expect, boost::test_tools::per_element());
   const std::vector<double> xs = x.to_vector(), gs = g.to_vector();
   BOOST_TEST(xs[0] == 0.5 * n * (n + 1));
   BOOST_TEST(xs[1] == static_cast<double>(n * (n - 1)));

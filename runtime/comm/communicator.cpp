@@ -2,6 +2,8 @@
 // check across ranks and the even sharding of N items. Tested by tests/test_comm.cpp.
 #include "runtime/comm/communicator.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
@@ -130,6 +132,23 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
     comm.broadcast(failure.data(), len, CommType::Byte, 0);
   }
   if (failed) throw SharedError(failure);
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator_if_usable(Communicator& host, int device, std::string* why_not) {
+  auto none = [&](const std::string& why) {
+    if (why_not) *why_not = why;
+    return std::unique_ptr<Communicator>();
+  };
+  if (host.size() == 1) return none("one rank");
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  const uint64_t key = comm_hash(std::string(name) + "/cuda:" + std::to_string(device));
+  std::vector<int64_t> keys = host.allgather_value(static_cast<int64_t>(key));
+  std::sort(keys.begin(), keys.end());
+  if (std::adjacent_find(keys.begin(), keys.end()) != keys.end())
+    return none("ranks share a GPU (NCCL needs one GPU per rank)");
+  if (!comm_nccl_built()) return none("jebm was built without NCCL");
+  return make_nccl_communicator(host, device);
 }
 
 std::vector<int64_t> split_starts(int64_t n, int size) {

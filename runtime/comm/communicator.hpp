@@ -46,6 +46,9 @@ class Communicator {
   virtual void allgather(const void* send, int64_t n, void* recv, CommType type) = 0;
   // recv: sum(counts) elements, rank r's counts[r] in rank order. counts has size() entries, equal on all ranks.
   virtual void allgatherv(const void* send, void* recv, const std::vector<int64_t>& counts, CommType type) = 0;
+  // The same in place: buf holds sum(counts) elements, rank r's counts[r] at their place in rank order, written
+  // there by rank r; afterwards every rank's buf holds all of them (no send buffer, no copy).
+  virtual void allgatherv_in_place(void* buf, const std::vector<int64_t>& counts, CommType type) = 0;
   virtual void broadcast(void* buf, int64_t n, CommType type, int root) = 0;
   // send: send_counts[r] elements for rank r, in rank order; recv: recv_counts[r] from rank r, in rank order.
   virtual void alltoallv(const void* send, const std::vector<int64_t>& send_counts, void* recv,
@@ -83,6 +86,10 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 // (any communicator: MPI, or the single-process one for a one-rank job). Throws when NCCL was not built.
 bool comm_nccl_built();
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, int device);
+// For a job whose ranks each run on their CUDA device `device` (collective): NCCL over the same ranks when there
+// are several, NCCL was built and no two ranks share a GPU (same host name and device index: NCCL refuses
+// that); otherwise null, with the reason in *why_not when given.
+std::unique_ptr<Communicator> make_nccl_communicator_if_usable(Communicator& host, int device, std::string* why_not);
 
 // An error that every rank of the job raises together, with the same message (a collective check failed, or rank
 // 0 could not write the run's files): `jebm` prints it once, from rank 0, instead of once per rank.

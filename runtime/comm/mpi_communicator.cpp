@@ -129,6 +129,13 @@ class MpiCommunicator final : public Communicator {
     JEBM_MPI_CHECK(MPI_Allgatherv(send, c[static_cast<size_t>(rank_)], mpi_type(type), recv, c.data(), d.data(),
                                   mpi_type(type), MPI_COMM_WORLD));
   }
+  void allgatherv_in_place(void* buf, const std::vector<int64_t>& counts, CommType type) override {
+    std::vector<int> c, d;
+    mpi_counts(counts, size_, "allgatherv_in_place", c, d);
+    CollectiveWatchdog::Scope scope(*watchdog_, "MPI_Allgatherv");
+    JEBM_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c.data(), d.data(), mpi_type(type),
+                                  MPI_COMM_WORLD));
+  }
   void broadcast(void* buf, int64_t n, CommType type, int root) override {
     JEBM_CHECK(root >= 0 && root < size_, "MPI broadcast: root " << root << " of " << size_ << " ranks");
     CollectiveWatchdog::Scope scope(*watchdog_, "MPI_Bcast");

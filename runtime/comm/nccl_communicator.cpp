@@ -1,10 +1,11 @@
 // The NCCL Communicator for device buffers (built with the CUDA backend when nccl.h and libnccl are found): one
 // rank per GPU, bootstrapped by broadcasting rank 0's ncclUniqueId over a host communicator (MPI, or the
 // single-process one). Every call is enqueued on jebm's stream of its device, so it is ordered after the kernels
-// that wrote the buffer, and the host does not wait. Uneven gathers are grouped broadcasts, all-to-all(v) grouped
-// send/recv (NCCL has no v-collectives); the barrier synchronises the stream, then the host communicator.
-// Tested by tests/test_comm.cpp (nccl_collectives_on_device_buffers: skipped without a GPU; the device check runs
-// it with one rank).
+// that wrote the buffer, and the host does not wait. Uneven gathers (in place too) are grouped broadcasts,
+// all-to-all(v) grouped send/recv (NCCL has no v-collectives); the barrier synchronises the stream, then the host
+// communicator. Used by the image runs on several GPUs for the walker rows (samplers/trainer.cpp). Tested by
+// tests/test_comm.cpp (nccl_collectives_on_device_buffers: skipped without a GPU; the device check runs it with
+// one rank).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -67,17 +68,10 @@ class NcclCommunicator final : public Communicator {
     NCCL_CHECK(ncclAllGather(send, recv, count(n), nccl_type(type), comm_, stream_));
   }
   void allgatherv(const void* send, void* recv, const std::vector<int64_t>& counts, CommType type) override {
-    check_counts(counts, "allgatherv");
-    const size_t esize = comm_type_size(type);
-    char* out = static_cast<char*>(recv);
-    NCCL_CHECK(ncclGroupStart());
-    size_t at = 0;
-    for (int r = 0; r < size(); ++r) {
-      const size_t c = count(counts[static_cast<size_t>(r)]);
-      NCCL_CHECK(ncclBroadcast(send, out + at * esize, c, nccl_type(type), r, comm_, stream_));
-      at += c;
-    }
-    NCCL_CHECK(ncclGroupEnd());
+    grouped_broadcasts(send, recv, counts, type, "allgatherv");
+  }
+  void allgatherv_in_place(void* buf, const std::vector<int64_t>& counts, CommType type) override {
+    grouped_broadcasts(nullptr, buf, counts, type, "allgatherv_in_place");
   }
   void broadcast(void* buf, int64_t n, CommType type, int root) override {
     JEBM_CHECK(root >= 0 && root < size(), "NCCL broadcast: root " << root << " of " << size() << " ranks");
@@ -113,6 +107,22 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // Rank r broadcasts its counts[r] elements (from send; from their place in recv when send is null: in place,
+  // which ncclBroadcast does when its two buffers are the same) to their place in recv on every rank.
+  void grouped_broadcasts(const void* send, void* recv, const std::vector<int64_t>& counts, CommType type,
+                          const char* op) {
+    check_counts(counts, op);
+    const size_t esize = comm_type_size(type);
+    char* out = static_cast<char*>(recv);
+    NCCL_CHECK(ncclGroupStart());
+    size_t at = 0;
+    for (int r = 0; r < size(); ++r) {
+      const size_t c = count(counts[static_cast<size_t>(r)]);
+      NCCL_CHECK(ncclBroadcast(send ? send : out + at * esize, out + at * esize, c, nccl_type(type), r, comm_, stream_));
+      at += c;
+    }
+    NCCL_CHECK(ncclGroupEnd());
+  }
   static size_t count(int64_t n) {
     JEBM_CHECK(n >= 0, "NCCL: count " << n);
     return static_cast<size_t>(n);

@@ -26,6 +26,9 @@ class SingleProcessCommunicator final : public Communicator {
     check_counts("allgatherv", counts);
     copy(recv, send, counts[0], type);
   }
+  void allgatherv_in_place(void*, const std::vector<int64_t>& counts, CommType) override {
+    check_counts("allgatherv_in_place", counts);
+  }
   void broadcast(void*, int64_t n, CommType, int root) override {
     check_count("broadcast", n);
     JEBM_CHECK(root == 0, "broadcast: root " << root << " in a single-process job");
