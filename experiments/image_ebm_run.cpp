@@ -200,10 +200,11 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       tr_(*energy_, pop_, image_ebm_trainer_options(c)),
       guard_(params_, adam_, pop_, c.algo == Algorithm::Jarzynski) {
   tr_.set_communicator(&comm_, device_comm_.get());
-  if (comm_.size() > 1)
-    res_.collectives = std::to_string(comm_.size()) + " ranks, walker rows over " +
-                       (device_comm_ ? std::string("NCCL") :
-                        "MPI" + (c.device.is_cuda() ? " through host memory (" + no_device_comm_ + ")" : std::string()));
+  if (comm_.size() > 1) {
+    std::string how = device_comm_ ? "NCCL" : "MPI";
+    if (c.device.is_cuda() && !device_comm_) how += " through host memory (" + no_device_comm_ + ")";
+    res_.collectives = std::to_string(comm_.size()) + " ranks, walker rows over " + how;
+  }
   tr_.data_batch = [this](int64_t it) { return data_batch(it); };
   tr_.optimizer_step = [this](int64_t) { optimizer_step(); };
   tr_.weights_ready = [this](const WalkerPopulation& w, const TrainerStepInfo& info) { weights_ready(w, info); };

@@ -119,7 +119,8 @@ BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
     const double w = rows[i][rows[i].size() - 3] + rows[i][rows[i].size() - 2] + rows[i].back();
     BOOST_TEST(std::fabs(w - 1.0) < 1e-9, "class weights of row " << i << " sum to " << w);
   }
-  BOOST_TEST(csv_last(run / "metrics.csv", "resamplings") > 0, "resampling never fired; the resume test below would not cover it");
+  BOOST_TEST(csv_last(run / "metrics.csv", "resamplings") > 0,
+             "resampling never fired; the resume test below would not cover it");
 
   const jebm::PngImage png = jebm::read_png((run / "samples_final.png").string());
   BOOST_TEST(png.width > 28 * 2);

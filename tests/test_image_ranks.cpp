@@ -81,8 +81,10 @@ BOOST_AUTO_TEST_CASE(mnist_runs_equal_the_one_rank_run_bit_for_bit) {
       const fs::path run = run_dir(comm.size(), name);
       std::vector<std::string> args = tiny_args(data, run, name == "pcd" ? "pcd" : "jarzynski");
       const bool all = name.rfind("all", 0) == 0, rejuvenates = name.find("rejuvenate") != std::string::npos;
-      for (size_t k = 0; all && k + 1 < args.size(); ++k)
-        if (args[k] == "--moving-subsets" || args[k] == "--moving-batch") args[k + 1] = args[k] == "--moving-batch" ? "0" : "1";
+      for (size_t k = 0; all && k + 1 < args.size(); ++k) {
+        if (args[k] == "--moving-subsets") args[k + 1] = "1";
+        if (args[k] == "--moving-batch") args[k + 1] = "0";
+      }
       if (all || rejuvenates) args.insert(args.end(), {"--holdout-walkers", "6"});
       if (rejuvenates) args.insert(args.end(), {"--rejuvenation-moves", "2"});
       BOOST_REQUIRE_EQUAL(run_mnist(args), 0);

@@ -118,7 +118,8 @@ class NcclCommunicator final : public Communicator {
     size_t at = 0;
     for (int r = 0; r < size(); ++r) {
       const size_t c = count(counts[static_cast<size_t>(r)]);
-      NCCL_CHECK(ncclBroadcast(send ? send : out + at * esize, out + at * esize, c, nccl_type(type), r, comm_, stream_));
+      char* place = out + at * esize;
+      NCCL_CHECK(ncclBroadcast(send ? send : place, place, c, nccl_type(type), r, comm_, stream_));
       at += c;
     }
     NCCL_CHECK(ncclGroupEnd());
