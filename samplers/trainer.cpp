@@ -612,7 +612,7 @@ void Trainer::resample(Track& t) {
     Tensor all = Tensor::empty(t.pop->x.shape(), t.g_all.dtype(), t.g_all.device());
     all.rows(er.lo, er.hi).copy_(t.g_all);
     gather_evaluated(all);
-    t.g_all = gather_rows(all, anc).rows(er.lo, er.hi).clone();
+    t.g_all = gather_rows(all, anc.rows(er.lo, er.hi));
   } else if (t.g_all_valid) {
     t.g_all = gather_rows(t.g_all, anc);
   }
