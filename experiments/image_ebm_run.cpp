@@ -139,7 +139,6 @@ class ImageEbmRun {
   Communicator& comm_;
   // Several ranks on GPUs: NCCL for the walker rows' gathers when usable (make_nccl_communicator_if_usable).
   std::unique_ptr<Communicator> device_comm_;
-  std::string no_device_comm_;  // why not, when the run is on GPUs on several ranks
   const bool root_;
   const int64_t m_, per_epoch_, total_;
   const fs::path out_;
@@ -178,8 +177,6 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
     : c_(c),
       p_(p),
       comm_(world()),
-      device_comm_(c.device.is_cuda() ? make_nccl_communicator_if_usable(comm_, c.device.index, &no_device_comm_)
-                                      : nullptr),
       root_(comm_.rank() == 0),
       m_(checked_image_count(c, p)),
       per_epoch_(m_ / c.data_batch),
@@ -199,10 +196,12 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       data_(c.device.is_cuda() ? p.data.to(c.device) : p.data),
       tr_(*energy_, pop_, image_ebm_trainer_options(c)),
       guard_(params_, adam_, pop_, c.algo == Algorithm::Jarzynski) {
+  std::string no_nccl;  // why not, for the timing line
+  if (c.device.is_cuda()) device_comm_ = make_nccl_communicator_if_usable(comm_, c.device.index, &no_nccl);
   tr_.set_communicator(&comm_, device_comm_.get());
   if (comm_.size() > 1) {
     std::string how = device_comm_ ? "NCCL" : "MPI";
-    if (c.device.is_cuda() && !device_comm_) how += " through host memory (" + no_device_comm_ + ")";
+    if (c.device.is_cuda() && !device_comm_) how += " through host memory (" + no_nccl + ")";
     res_.collectives = std::to_string(comm_.size()) + " ranks, walker rows over " + how;
   }
   tr_.data_batch = [this](int64_t it) { return data_batch(it); };
