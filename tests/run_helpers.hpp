@@ -123,17 +123,27 @@ inline std::vector<std::vector<double>> csv_rows(const std::filesystem::path& pa
   return rows;
 }
 
-// The last row's value of `column` (named in the header; not time_s, which csv_rows drops); fails when absent.
+// Where `column` (named in `header`, the file's; not time_s) is in csv_rows' rows, which drop time_s; fails,
+// naming `path`, when the header has no such column.
+inline size_t csv_index(const std::vector<std::string>& header, const std::string& column,
+                        const std::filesystem::path& path) {
+  size_t k = 0;
+  for (const std::string& c : header) {
+    if (c == "time_s") continue;
+    if (c == column) return k;
+    ++k;
+  }
+  BOOST_FAIL(path << " has no column " << column);
+  return 0;
+}
+
+// The last row's value of `column`; fails when the file has no such column or no row.
 inline double csv_last(const std::filesystem::path& path, const std::string& column) {
   std::vector<std::string> header;
   const std::vector<std::vector<double>> rows = csv_rows(path, &header);
-  size_t k = 0;
-  for (const std::string& c : header) {
-    if (c == column && !rows.empty()) return rows.back().at(k);
-    if (c != "time_s") ++k;
-  }
-  BOOST_FAIL(path << " has no column " << column << " or no row");
-  return 0.0;
+  const size_t k = csv_index(header, column, path);
+  BOOST_REQUIRE_MESSAGE(!rows.empty(), path << " has no row");
+  return rows.back().at(k);
 }
 
 // Equal to the bit (NaN equals NaN).

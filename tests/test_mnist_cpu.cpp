@@ -184,15 +184,21 @@ std::vector<std::string> preset_args(const fs::path& preset, const fs::path& dat
           "--epochs", "3", "--data-batch", "2", "--log-every", "1", "--no-progress", "--threads", "1"};
 }
 
-// The preset runs with an untrained classifier of its image side (enough for the per-digit columns), writes its
-// outputs with the preset's values (`lines`) in options.txt, and after a Ctrl-C, --resume alone gives the same
-// checkpoint and CSV as the uninterrupted run. Returns the uninterrupted run's directory.
-fs::path check_preset_runs_and_resumes(const fs::path& preset, int64_t side, const std::vector<std::string>& lines,
-                                       const fs::path& data, const fs::path& out) {
-  BOOST_REQUIRE_MESSAGE(fs::is_regular_file(preset), preset);
+// An untrained classifier of digits 2, 3, 6 on side x side images (enough for the per-digit columns), saved in dir.
+std::string untrained_classifier(const fs::path& dir, int64_t side) {
+  const std::string path = (dir / ("clf" + std::to_string(side) + ".safetensors")).string();
   jebm::Classifier clf = jebm::make_classifier(jebm::ClassifierKind::Mnist, {2, 3, 6}, 3, side);
-  const std::string clf_path = (out / ("clf" + std::to_string(side) + ".safetensors")).string();
-  jebm::save_classifier(clf_path, clf, {});
+  jebm::save_classifier(path, clf, {});
+  return path;
+}
+
+// The preset runs with the classifier clf_path of its image side, writes its outputs with the preset's values
+// (`lines`) in options.txt, and after a Ctrl-C, --resume alone gives the same checkpoint and CSV as the
+// uninterrupted run. Returns the uninterrupted run's directory.
+fs::path check_preset_runs_and_resumes(const fs::path& preset, int64_t side, const std::string& clf_path,
+                                       const std::vector<std::string>& lines, const fs::path& data,
+                                       const fs::path& out) {
+  BOOST_REQUIRE_MESSAGE(fs::is_regular_file(preset), preset);
   const fs::path full = out / "full", cut = out / "cut";
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(preset_args(preset, data, clf_path, full)), 0);
   for (const char* file : {"options.txt", "metrics.csv", "metrics.svg", "data.png", "samples_burnin.png",
@@ -222,12 +228,12 @@ BOOST_AUTO_TEST_CASE(preset_14x14_runs_and_resumes_bit_identically) {
   TempDir data, out;
   jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
   const fs::path preset = preset_path("mnist-cpu-14x14.ini");
-  check_preset_runs_and_resumes(preset, 14,
+  const std::string clf = untrained_classifier(out.path, 14);
+  check_preset_runs_and_resumes(preset, 14, clf,
                                 {"downsample = 2", "rejuvenation-moves = 1", "moves-per-update = 20",
                                  "weight-kernel = 2h", "resample-after-epoch = 0", "h = 0.01",
                                  "lr-decay-epochs = 1000"},
                                 data.path, out.path);
-  const std::string clf = (out.path / "clf14.safetensors").string();
   const fs::path pcd = out.path / "pcd", pcd0 = out.path / "pcd-no-rejuvenation";
   BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(preset_args(preset, data.path, clf, pcd), {"--algo", "pcd"})), 0);
   BOOST_REQUIRE_EQUAL(
@@ -240,10 +246,10 @@ BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
   const fs::path preset = preset_path("mnist-cpu.ini");
   TempDir data, out;
   jebm::test::write_mnist_split(data.path, "train", 5, 7, {7, 2, 3, 6}, 2, 40);
-  const std::string clf_path = (out.path / "clf28.safetensors").string();
+  const std::string clf_path = untrained_classifier(out.path, 28);
   const auto args = [&](const fs::path& run) { return preset_args(preset, data.path, clf_path, run); };
   const fs::path full = check_preset_runs_and_resumes(
-      preset, 28,
+      preset, 28, clf_path,
       {"downsample = 1", "walkers = 8", "moves-per-update = 20", "moving-subsets = 1", "weight-kernel = 2h",
        "resample-after-epoch = 0", "grid-every = 20", "h = 0.01", "lr-decay-epochs = 1000", "rejuvenation-moves = 0"},
       data.path, out.path);
@@ -257,11 +263,7 @@ BOOST_AUTO_TEST_CASE(preset_file_runs_and_resumes_bit_identically) {
     BOOST_REQUIRE_MESSAGE(it != header.end(), "metrics.csv has no column " << name);
     return static_cast<size_t>(it - header.begin());
   };
-  const size_t time_col = raw_col("time_s");
-  const auto col = [&](const std::string& name) {  // index in csv_rows' rows, which drop time_s
-    const size_t k = raw_col(name);
-    return k > time_col ? k - 1 : k;
-  };
+  const auto col = [&](const std::string& name) { return jebm::test::csv_index(header, name, full / "metrics.csv"); };
   const size_t tv = col("tv_to_target"), conf = col("confident_frac"), w2 = col("weight_2");
   for (const auto& r : rows) {
     const double want = 0.5 * (std::fabs(r[w2] - 4.0 / 7) + std::fabs(r[w2 + 1] - 2.0 / 7) + std::fabs(r[w2 + 2] - 1.0 / 7));
