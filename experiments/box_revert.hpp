@@ -1,5 +1,5 @@
 // The official image code's [-1, 1] box: after a move, coordinates that left the box go back to where they were.
-// It alters the moves after the fact, so the Jarzynski weights no longer follow DESIGN 1.1 (offered with a
+// It alters the moves after the fact, so the Jarzynski weights no longer follow their formula (offered with a
 // warning, --box). CPU only. Tested by tests/test_image_ebm.cpp.
 #pragma once
 #include <cstdint>

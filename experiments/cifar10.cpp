@@ -1,4 +1,4 @@
-// `jebm cifar10` (DESIGN 3.3): the paper's CIFAR-10 run (50,000 training images, CifarEnergyCNN, 4096 walkers,
+// `jebm cifar10`: the paper's CIFAR-10 run (50,000 training images, CifarEnergyCNN, 4096 walkers,
 // one subset of 256 x 60 ULA moves per update, gradient walkers = the walkers just moved), Jarzynski or PCD, on
 // the shared image loop of experiments/image_ebm.hpp; metric: a Frechet distance on the features of a
 // `jebm cifar10-classifier` checkpoint (NOT Inception FID) and that classifier's class histogram of the walkers.
@@ -43,7 +43,7 @@ Tensor first_images(const CifarSplit& s, int64_t n) {
 }  // namespace
 
 ImageEbmConfig cifar10_defaults() {
-  // DESIGN 3.3 (the paper and its official CIFAR-10 code); every value is an option of `jebm cifar10`.
+  // The paper and its official CIFAR-10 code; every value is an option of `jebm cifar10`.
   ImageEbmConfig c;
   c.command = "cifar10";
   c.walkers = 4096;
@@ -51,7 +51,7 @@ ImageEbmConfig cifar10_defaults() {
   c.h = 1.0;
   c.sigma = 0.01;
   c.drift_clip = 0.3;
-  c.box_revert = false;  // offered (--box) only with its warning: it breaks the weights (DESIGN 1.1)
+  c.box_revert = false;  // offered (--box) only with its warning: it breaks the weights
   c.moving_subsets = 1;
   c.moving_batch = 256;
   c.moves_per_update = 60;
@@ -85,7 +85,7 @@ int run_cifar10(const std::vector<std::string>& args) {
   const OptionRanges R = {{"train-images", at_least(0)}, {"fid-test-images", at_least(2)}, {"fid-every", at_least(0)}};
   po::options_description desc(
       "jebm cifar10: train CifarEnergyCNN on CIFAR-10 with Jarzynski-weighted Langevin walkers or PCD\n"
-      "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023; DESIGN 3.3). Defaults are the paper's setup.\n"
+      "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023). Defaults are the paper's setup.\n"
       "Where jebm differs from the official code:\n"
       " * weights: the official code moves with noise std 0.01 (not sqrt(2h) = 1.41) but keeps the 1/(4h)\n"
       "   factor of the N(., 2h) kernel; --weight-kernel 2h (the default) does the same (not the weights of the\n"
@@ -93,7 +93,7 @@ int run_cifar10(const std::vector<std::string>& args) {
       "   cold default noise (T = sigma^2/(2h) = 5e-5). --noise 0 gives sigma = sqrt(2h): both coincide.\n"
       " * the drift clamp (+-0.3 per pixel) is part of the move, so the weights use the clamped drift too.\n"
       " * no [-1,1] box by default (--box: with a warning, it breaks the weight formula).\n"
-      " * one network pass per move (DESIGN 1.3's cost rule), not three.\n"
+      " * one network pass per move (the cost rule in docs/method.md), not three.\n"
       "Metric (--classifier): the Frechet distance between the penultimate features of a `jebm cifar10-classifier`\n"
       "of the weighted walkers (PCD: uniform weights) and of --fid-test-images held-out test images, plus that\n"
       "classifier's predicted-class histogram of the weighted walkers (mode coverage). This Frechet distance is\n"
@@ -105,7 +105,7 @@ int run_cifar10(const std::vector<std::string>& args) {
       ("data", po::value(&data_dir),
        "directory with CIFAR-10's data_batch_1..5.bin (and test_batch.bin for the metric), plain or .gz")
       ("train-images", po::value(&train_images)->default_value(train_images),
-       R.help("train-images", "use the first this many training images in file order; 0 = all (DESIGN 3.3: all 50,000)").c_str())
+       R.help("train-images", "use the first this many training images in file order; 0 = all (the paper: all 50,000)").c_str())
       ("classifier", po::value(&classifier_path),
        "classifier checkpoint from `jebm cifar10-classifier` for the Frechet distance and the class histogram of "
        "the walkers in metrics.csv; without it those metrics are skipped")
@@ -116,7 +116,7 @@ int run_cifar10(const std::vector<std::string>& args) {
        R.help("fid-every", "Frechet distance and class histogram every this many epochs, and at the last update; "
               "0 = only at the last (jebm's choice: 10, with the grids)").c_str());
   // clang-format on
-  register_image_ebm_options(desc, c, s, "the paper's CIFAR-10 setup, DESIGN 3.3");
+  register_image_ebm_options(desc, c, s, "the paper's CIFAR-10 setup");
   std::vector<std::pair<std::string, std::string>> saved;
   bool go = true;
   // Under mpirun: the same options give the same error on every rank, printed once.

@@ -1,5 +1,5 @@
 // `jebm mnist-classifier` and `jebm cifar10-classifier`: train the metric classifiers of the image experiments
-// (DESIGN.md 3.2: >= 98 % on the three MNIST digits; 3.3: the features of the CIFAR-10 Frechet distance), plus
+// (>= 98 % on the three MNIST digits; the features of the CIFAR-10 Frechet distance), plus
 // the checkpoint and batched-inference helpers of classifier_cmd.hpp. Tested by tests/test_classifier_cmd.cpp.
 #include "experiments/classifier_cmd.hpp"
 
@@ -426,7 +426,7 @@ namespace po = boost::program_options;
 const OptionRanges& classifier_ranges() {
   static const OptionRanges r = {{"epochs", at_least(1)}, {"batch-size", at_least(1)}, {"lr", above(0)},
                                  {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)},
-                                 // mnist-classifier only (issue 11): 1 = 28x28 digits, 2 = 14x14 block means.
+                                 // mnist-classifier only: 1 = 28x28 digits, 2 = 14x14 block means.
                                  {"downsample", within(1, 2)}};
   return r;
 }
@@ -440,7 +440,7 @@ po::options_description common_options(TrainOptions& o, const TrainOptions& defa
       ("data", po::value(&o.data)->required(), "directory holding the data set files (plain or .gz)")
       ("out", po::value(&o.out)->required(), "run directory: options.txt, metrics.csv, classifier.safetensors")
       ("force", po::bool_switch(&o.force), "overwrite a previous run in --out")
-      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (default measured on 2 CPU cores: >= 98 % for MNIST, DESIGN.md 3.2; ~15 min for CIFAR-10)").c_str())
+      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (default measured on 2 CPU cores: >= 98 % for MNIST; ~15 min for CIFAR-10)").c_str())
       ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), R.help("batch-size", "images per Adam step (a common choice for small CNNs)").c_str())
       ("lr", po::value(&o.lr)->default_value(defaults.lr), R.help("lr", "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)").c_str())
       ("seed", po::value(&o.seed)->default_value(defaults.seed), R.help("seed", "initialisation, shuffling and flips are pure functions of it").c_str())
@@ -485,13 +485,13 @@ std::vector<std::pair<std::string, std::string>> resolved(const TrainOptions& o,
 
 int run_mnist_classifier(const std::vector<std::string>& args) {
   TrainOptions defaults;
-  defaults.epochs = 3;  // measured: 99.47 % on 2/3/6 in ~2 min on 2 shared cores (>= 98 % asked, DESIGN.md 3.2)
+  defaults.epochs = 3;  // measured: 99.47 % on 2/3/6 in ~2 min on 2 shared cores (>= 98 % asked)
   defaults.batch_size = 64;
   defaults.lr = 1e-3;
   TrainOptions o;
   po::options_description desc = common_options(o, defaults);
   desc.add_options()("digits", po::value(&o.digits)->default_value(defaults.digits),
-                     "comma-separated digits to tell apart (the MNIST experiment's 2,3,6, DESIGN.md 3.2)");
+                     "comma-separated digits to tell apart (the MNIST experiment's 2,3,6)");
   desc.add_options()("downsample", po::value(&o.downsample)->default_value(defaults.downsample),
                      "1: the 28x28 digits | 2: 2x2 block means, 14x14 digits (for `jebm mnist --downsample 2`, "
                      "which needs a classifier of its own image size)");

@@ -1,5 +1,5 @@
 // Command-line helpers shared by the subcommands: comma-separated lists of numbers ("2,3,6", "0.25,0.75") and the
-// documented valid range of every numeric option (shown in --help, checked at parse time; issue #13).
+// documented valid range of every numeric option (shown in --help, checked at parse time).
 // Tested by tests/test_cli.cpp, tests/test_image_ebm.cpp (--digits/--counts) and tests/test_classifier_cmd.cpp.
 #pragma once
 #include <boost/program_options.hpp>

@@ -10,7 +10,7 @@ struct Command {
   const char* name;
   const char* summary;
   int (*run)(const std::vector<std::string>& args);  // returns the process exit code
-  // Runs as one rank of `mpirun -np K jebm <name>` with K > 1 (shards its work over world(); issue #14). Commands
+  // Runs as one rank of `mpirun -np K jebm <name>` with K > 1 (shards its work over world()). Commands
   // without it are refused at once on several ranks, before anything is read or written.
   bool multi_rank = false;
 };

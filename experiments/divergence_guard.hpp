@@ -1,4 +1,4 @@
-// DivergenceGuard: the image runs' NaN/inf guard (issue #13 item 5). It checks the energies of every burn-in
+// DivergenceGuard: the image runs' NaN/inf guard. It checks the energies of every burn-in
 // step, and after every update the parameter gradient's norm, the parameters AND the optimiser state just after
 // the optimiser step, the energies and loss, the log-weights (a -inf maximum is a divergence, not an internal
 // error) and the walker positions. The loop stops on the first finding with the guard's message and exit code 3,

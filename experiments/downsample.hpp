@@ -1,5 +1,5 @@
 // Block-mean downsampling of uint8 images for `jebm mnist --downsample F` and `jebm mnist-classifier --downsample
-// F` (2: 2x2-averaged 14x14 digits, the CPU-scale setup of issue 11), with the conversion to [-1, 1] that
+// F` (2: 2x2-averaged 14x14 digits, the CPU-scale MNIST setup), with the conversion to [-1, 1] that
 // images_to_tensor does. Tested by tests/test_downsample.cpp (hand-computed block means, F = 1 equals
 // images_to_tensor bit for bit, bad sizes).
 #pragma once

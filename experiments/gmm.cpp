@@ -1,5 +1,5 @@
 // `jebm gmm`: the command line, run directory, metrics CSVs, SVG plot and summary table of the paper's
-// Gaussian-mixture experiment (DESIGN 3.1) for Jarzynski, PCD and CD; the loop itself is GmmTrainer
+// Gaussian-mixture experiment (docs/experiments.md) for Jarzynski, PCD and CD; the loop itself is GmmTrainer
 // (samplers/gmm_training.hpp). Tested by tests/test_gmm.cpp (short runs: files written, overwrite refusal).
 #include "experiments/gmm.hpp"
 
@@ -126,7 +126,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
   const OptionRanges& R = gmm_ranges();
 
   po::options_description desc(
-      "jebm gmm: the Gaussian-mixture experiment of Carbone et al. (NeurIPS 2023), DESIGN 3.1.\n"
+      "jebm gmm: the Gaussian-mixture experiment of Carbone et al. (NeurIPS 2023).\n"
       "Trains a student mixture on samples of a teacher with Jarzynski-weighted walkers, PCD and CD, and\n"
       "reports the mode weights, the mean errors and the exact cross-entropy (Z is analytic here) next to\n"
       "the Jarzynski estimate. The defaults are the paper's run.\n\nOptions");
@@ -148,7 +148,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("data", po::value(&c.data)->default_value(c.data), R.help("data", "teacher samples, stratified over the modes (paper: 10^4)").c_str())
       ("walkers", po::value(&c.walkers)->default_value(c.walkers), R.help("walkers", "Langevin walkers N (paper: 10^4)").c_str())
       ("h", po::value(&c.h)->default_value(c.h, "0.1"), R.help("h", "ULA step size (paper: 0.1)").c_str())
-      ("sigma", po::value(&c.sigma)->default_value(c.sigma), R.help("sigma", "ULA noise scale; 0 means sqrt(2h), the paper's (DESIGN 1.1)").c_str())
+      ("sigma", po::value(&c.sigma)->default_value(c.sigma), R.help("sigma", "ULA noise scale; 0 means sqrt(2h), the paper's").c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip),
        R.help("drift-clip", "clip each coordinate of grad U to +-c, used consistently in the weights; 0 = off (paper: off)").c_str())
       ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means, "0.025"), R.help("lr-means", "learning rate of the means, times h (GMM.py: 0.2/8)").c_str())
@@ -156,7 +156,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("cd-lr-factor", po::value(&c.cd_lr_factor)->default_value(c.cd_lr_factor), R.help("cd-lr-factor", "CD's learning-rate multiplier (GMM.py: 10)").c_str())
       ("cd-k", po::value(&c.cd_k)->default_value(c.cd_k), R.help("cd-k", "CD restarts walkers from data every k updates (GMM.py: 4)").c_str())
       ("resample", po::value(&resample_s)->default_value(resample_s),
-       "systematic | multinomial | none (DESIGN 1.3: systematic by default; GMM.py: multinomial)")
+       "systematic | multinomial | none (systematic by default; the official GMM.py: multinomial)")
       ("resample-cv2", po::value(&resample_cv2)->default_value(resample_cv2),
        R.help("resample-cv2", "resample when CV^2 = N/ESS - 1 exceeds this, i.e. ESS < N/2 (GMM.py: 1.0); 0 = use --resample-ess").c_str())
       ("resample-ess", po::value(&resample_ess)->default_value(resample_ess),

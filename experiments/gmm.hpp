@@ -1,4 +1,4 @@
-// `jebm gmm` (DESIGN 3.1): the command line, run directory, CSV/SVG output and summary of the paper's
+// `jebm gmm` (docs/experiments.md): the command line, run directory, CSV/SVG output and summary of the paper's
 // Gaussian-mixture experiment (experiments/gmm.cpp). The training loop it drives is GmmTrainer
 // (samplers/gmm_training.hpp), set up by samplers/gmm_setup.hpp; its CPU benchmark is experiments/bench/gmm.hpp.
 // Tested by tests/test_gmm.cpp; parse_gmm_args is also the fuzz target gmm_config (tests/fuzz).

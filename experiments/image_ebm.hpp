@@ -1,8 +1,8 @@
-// What the image experiments (`jebm mnist`, `jebm cifar10`) share: the hyper-parameters of DESIGN 3.2/3.3 as one
+// What the image experiments (`jebm mnist`, `jebm cifar10`) share: the official code's hyper-parameters as one
 // config (each experiment's defaults from mnist_defaults() / cifar10_defaults()) with its Boost.Program_options
 // registration (image_ebm_options.cpp), and the training loop around samplers' Trainer (image_ebm_run.cpp:
 // burn-in, epochs, Adam + clipping + per-epoch linear lr decay, metrics CSV, PNG grids, exact checkpoint/resume
-// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard, and the log Z diagnostics of DESIGN 1.5: held-out
+// (image_ebm_checkpoint.cpp), Ctrl-C, the DivergenceGuard, and the log Z diagnostics of docs/method.md: held-out
 // walkers and the corrected estimate). Tested by tests/test_image_ebm.cpp.
 #pragma once
 #include <boost/program_options.hpp>
@@ -23,13 +23,13 @@
 namespace jebm {
 
 // Every hyper-parameter of an image run. The experiment's values have no default here: they come from
-// mnist_defaults() (DESIGN 3.2) or cifar10_defaults() (DESIGN 3.3), the one source of each, before
+// mnist_defaults() or cifar10_defaults(), the one source of each, before
 // register_image_ebm_options() shows them in --help. The run's mechanics (seed, logging, checkpoints) are the
 // same for both experiments and default here.
 struct ImageEbmConfig {
   std::string command = "image-ebm";  // "mnist", "cifar10": used in messages and the progress line
   Algorithm algo = Algorithm::Jarzynski;
-  // walkers and ULA (DESIGN 1.1). The weights' transition-kernel terms use 1/(2 sigma^2) (consistent with the
+  // walkers and ULA (docs/method.md). The weights' transition-kernel terms use 1/(2 sigma^2) (consistent with the
   // moves) or the official code's 1/(4h) (the N(., 2h) kernel, whatever sigma is): weight_kernel.
   WeightKernel weight_kernel = WeightKernel::Paper2h;
   int64_t walkers = 0;
@@ -37,12 +37,12 @@ struct ImageEbmConfig {
   double h = 0.0;
   double sigma = 0.0;            // <= 0: sqrt(2h)
   double drift_clip = 0.0;       // per-coordinate clip of grad_x U (0: off), used consistently in the weights
-  bool box_revert = false;       // the official code's [-1,1] revert: breaks the weight formula (DESIGN 1.1)
+  bool box_revert = false;       // the official code's [-1,1] revert: breaks the weight formula
   int64_t moving_subsets = 0;    // random walker subsets moved per parameter update
   int64_t moving_batch = 0;      // walkers per subset (0: all walkers)
   int64_t moves_per_update = 0;  // ULA moves of each subset
   int64_t gradient_batch = 0;    // walkers in the loss (0: all), weights renormalised within them
-  bool gradient_walkers_moved = false;  // the loss uses the walkers just moved instead (CIFAR-10, DESIGN 3.3)
+  bool gradient_walkers_moved = false;  // the loss uses the walkers just moved instead (the official CIFAR-10 code)
   double alpha = 0.0;            // squared-energy regulariser of the surrogate loss
   // optimizer
   double lr = 0.0, beta1 = 0.0, beta2 = 0.0;
@@ -58,7 +58,7 @@ struct ImageEbmConfig {
   int64_t resample_after_epoch = 0;  // only when epoch > this (0-based epochs)
   double resample_batch_ess = 0.0;   // > 0: resample when the gradient walkers' ESS (a count) is below this
   int64_t rejuvenation_moves = 0;    // warm moves of every walker after each resampling (TrainerOptions; PCD: none)
-  // log Z diagnostics (DESIGN 1.5, Jarzynski only; both off by default, so default runs are unchanged)
+  // log Z diagnostics (docs/method.md, Jarzynski only; both off by default, so default runs are unchanged)
   int64_t holdout_walkers = 0;    // held-out walkers M: moved and weighted like the walkers, never in the loss
   int64_t correction_groups = 0;  // >= 2: the first-order corrected log Z from this many groups (0: off)
   // data
@@ -148,7 +148,7 @@ struct ImageEbmResult {
   int exit_code() const { return diverged ? 3 : (interrupted ? 130 : 0); }
 };
 
-// The loop of DESIGN 1.3 (image variant) in c.out: burn-in, epochs of Trainer steps, metrics.csv, PNG grids,
+// The image variant of Algorithm 1 in c.out: burn-in, epochs of Trainer steps, metrics.csv, PNG grids,
 // checkpoint.safetensors (atomic), exact resume when c.resume, Ctrl-C and the divergence guard. The run
 // directory must have been prepared (prepare_run_dir + options.txt) by the caller.
 ImageEbmResult run_image_ebm(const ImageEbmConfig& c, const ImageEbmProblem& p);

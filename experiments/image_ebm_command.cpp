@@ -39,7 +39,7 @@ std::string image_ebm_timing(const ImageEbmConfig& c, const ImageEbmResult& r) {
 
 int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                           const std::vector<std::pair<std::string, std::string>>& saved_options) {
-  // Under mpirun -np K (issue #14): every rank runs the same loop on the same (replicated) walkers and data and
+  // Under mpirun -np K: every rank runs the same loop on the same (replicated) walkers and data and
   // shares out the evaluation blocks (--shard-block); rank 0 alone writes the run directory and prints.
   Communicator& comm = world();
   const bool root = comm.rank() == 0;
@@ -75,7 +75,7 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
   if (!root) return r.diverged || r.interrupted ? r.exit_code() : 0;
   if (c.box_revert && c.algo == Algorithm::Jarzynski)
     std::cerr << "jebm " << c.command << ": warning: --box alters the moves after the fact; the Jarzynski weights "
-                 "no longer follow DESIGN 1.1's formula\n";
+                 "no longer follow the weight formula\n";
   if (r.diverged || r.interrupted) {
     std::cerr << "jebm " << c.command << ": " << r.message << "\n";
     return r.exit_code();

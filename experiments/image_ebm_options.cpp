@@ -66,7 +66,7 @@ const OptionRanges& image_ebm_ranges() {
       {"shard-block", at_least(0)},
       {"grid-count", at_least(1)},        {"checkpoint-every", at_least(1)},
       {"interrupt-at", at_least(-1)},     {"interrupt-at-burn-in", at_least(-1)},
-      // mnist only (experiments/mnist.cpp, issue 11): 1 = 28x28 digits, 2 = 2x2 block means, 14x14.
+      // mnist only (experiments/mnist.cpp): 1 = 28x28 digits, 2 = 2x2 block means, 14x14.
       {"downsample", within(1, 2)},
   };
   return r;
@@ -85,16 +85,16 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
   // clang-format off
   d.add_options()
       ("algo", po::value(&s.algo)->default_value(s.algo),
-       "jarzynski (weighted walkers, DESIGN 1.3) | pcd (the same loop with equal weights and no resampling)")
+       "jarzynski (weighted walkers, the paper's Algorithm 1) | pcd (the same loop with equal weights and no resampling)")
       ("walkers", po::value(&c.walkers)->default_value(c.walkers), (R.help("walkers", "Langevin walkers N") + from).c_str())
       ("burn-in", po::value(&c.burn_in)->default_value(c.burn_in),
        (R.help("burn-in", "unweighted ULA steps of all walkers at theta_0, starting uniform on [-1,1]") + from).c_str())
       ("h", po::value(&c.h)->default_value(c.h, short_double(c.h)), (R.help("h", "ULA step size") + from).c_str())
       ("noise", po::value(&c.sigma)->default_value(c.sigma, short_double(c.sigma)),
        (R.help("noise", "ULA noise std sigma; 0 = sqrt(2h). The official code moves with this sigma but weighs with the 1/(4h) "
-        "factor of sigma = sqrt(2h) (it runs cold): see --weight-kernel (DESIGN 1.1)") + from).c_str())
+        "factor of sigma = sqrt(2h) (it runs cold): see --weight-kernel") + from).c_str())
       ("weight-kernel", po::value(&s.weight_kernel)->default_value(s.weight_kernel),
-       ("transition-kernel terms of the Jarzynski weights (DESIGN 1.1). 2h: the official code's 1/(4h), i.e. the "
+       ("transition-kernel terms of the Jarzynski weights (docs/method.md). 2h: the official code's 1/(4h), i.e. the "
         "N(., 2h) kernel whatever --noise is: what produced the paper's results, but NOT the weight of the chain "
         "simulated unless --noise is sqrt(2h). sigma: 1/(2 sigma^2), consistent with the moves; with a cold "
         "--noise its ESS collapses fast" + from).c_str())
@@ -102,7 +102,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        (R.help("drift-clip", "clip each coordinate of grad_x U to +-c, used consistently in the weights; 0 = off") + from).c_str())
       ("box", po::bool_switch(&c.box_revert),
        "revert coordinates that leave [-1,1] after each move, as the official code does. WARNING: this alters "
-       "the moves after the fact, so the Jarzynski weights no longer follow DESIGN 1.1's formula (off by default)")
+       "the moves after the fact, so the Jarzynski weights no longer follow the weight formula (off by default)")
       ("moving-subsets", po::value(&c.moving_subsets)->default_value(c.moving_subsets),
        (R.help("moving-subsets", "fresh random walker subsets moved per parameter update, one after the other") + from).c_str())
       ("moving-batch", po::value(&c.moving_batch)->default_value(c.moving_batch),
@@ -115,7 +115,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        ("random: --gradient-batch fresh random walkers per update | moved: the walkers of the last update's moving "
         "subset(s), weights renormalised within them (--gradient-batch only on the first update)" + from).c_str())
       ("alpha", po::value(&c.alpha)->default_value(c.alpha, short_double(c.alpha)),
-       (R.help("alpha", "weight of the squared-energy regulariser of the surrogate loss (DESIGN 1.2)") + from).c_str())
+       (R.help("alpha", "weight of the squared-energy regulariser of the surrogate loss (the paper's alpha)") + from).c_str())
       ("lr", po::value(&c.lr)->default_value(c.lr, short_double(c.lr)), (R.help("lr", "Adam learning rate") + from).c_str())
       ("beta1", po::value(&c.beta1)->default_value(c.beta1, short_double(c.beta1)), (R.help("beta1", "Adam beta1") + from).c_str())
       ("beta2", po::value(&c.beta2)->default_value(c.beta2, short_double(c.beta2)), (R.help("beta2", "Adam beta2") + from).c_str())
@@ -143,11 +143,11 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
        R.help("holdout-walkers", "held-out walkers M (jarzynski only; 0 = off): uniform on [-1,1] with their own init and noise, burned in "
        "and moved and weighted like the walkers under the same parameters, never in the loss; their log Z is an "
-       "independent estimate (metrics.csv: holdout_log_z, holdout_ce_estimate, holdout_ess; DESIGN 1.5)").c_str())
+       "independent estimate (metrics.csv: holdout_log_z, holdout_ce_estimate, holdout_ess; docs/method.md)").c_str())
       ("correction-groups", po::value(&c.correction_groups)->default_value(c.correction_groups),
        R.help("correction-groups", "K >= 2 (jarzynski only; 0 = off): the first-order correction of the walkers' log Z for the optimiser "
        "following their own gradient noise, from batch means over K groups of the gradient walkers (metrics.csv: "
-       "log_z_corrected, ce_corrected; DESIGN 1.5). Sums the gradient in another order: the trajectory differs "
+       "log_z_corrected, ce_corrected; docs/method.md). Sums the gradient in another order: the trajectory differs "
        "from an uncorrected run's in the last bits").c_str())
       ("data-batch", po::value(&c.data_batch)->default_value(c.data_batch),
        (R.help("data-batch", "data images per update, shuffled each epoch; the last partial batch is dropped") + from).c_str())

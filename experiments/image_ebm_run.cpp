@@ -1,4 +1,4 @@
-// run_image_ebm: the loop of DESIGN 1.3 (image variant) shared by `jebm mnist` and `jebm cifar10` (see
+// run_image_ebm: the image variant of Algorithm 1 (docs/method.md) shared by `jebm mnist` and `jebm cifar10` (see
 // image_ebm.hpp): burn-in, epochs of Trainer steps, metrics rows, grids, checkpoints, Ctrl-C and the
 // DivergenceGuard. The run's state lives in one ImageEbmRun object, built in the order that fixes its draws.
 // Tested by tests/test_image_ebm.cpp and tests/test_cifar10.cpp.

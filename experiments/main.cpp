@@ -28,13 +28,13 @@ namespace {
 
 const std::vector<jebm::Command>& commands() {
   static const std::vector<jebm::Command> table = {
-      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD), DESIGN 3.1", jebm::run_gmm,
+      {"gmm", "the Gaussian-mixture experiment of the paper (Jarzynski vs PCD vs CD)", jebm::run_gmm,
        true},
-      {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD), DESIGN 3.2", jebm::run_mnist,
+      {"mnist", "the MNIST experiment of the paper (digits 2,3,6; Jarzynski or PCD)", jebm::run_mnist,
        true},
       {"mnist-classifier", "train the MNIST metric classifier (digits 2,3,6) for jebm mnist", jebm::run_mnist_classifier},
       {"cifar10-classifier", "train the CIFAR-10 feature classifier for the Frechet distance", jebm::run_cifar10_classifier},
-      {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD), DESIGN 3.3", jebm::run_cifar10, true},
+      {"cifar10", "the CIFAR-10 experiment of the paper (Jarzynski or PCD)", jebm::run_cifar10, true},
       {"sample", "draw fresh samples (PNG grid) from a mnist/cifar10 run checkpoint by ULA", jebm::run_sample},
       {"bench", "micro-benchmarks: GEMM, conv2d, energy CNNs, sampler, training iterations", jebm::run_bench},
   };
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   for (const auto& c : commands()) {
     if (args[0] != c.name) continue;
     try {
-      // `mpirun -np K jebm ...` with K > 1 and a command that does not shard its work over ranks (issue #14): every
+      // `mpirun -np K jebm ...` with K > 1 and a command that does not shard its work over ranks: every
       // rank would run the whole job and write the same files. Refuse before anything is read or written.
       if (!c.multi_rank && jebm::comm_launched_by_mpi() && jebm::world().size() > 1) {
         if (jebm::world().rank() == 0)

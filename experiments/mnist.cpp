@@ -1,7 +1,7 @@
-// `jebm mnist` (DESIGN 3.2): the paper's MNIST run (first 5600 twos, 2800 threes, 1400 sixes; target weights
+// `jebm mnist`: the paper's MNIST run (first 5600 twos, 2800 threes, 1400 sixes; target weights
 // 4/7, 2/7, 1/7) with MnistEnergyCNN, Jarzynski or PCD, on the shared image loop of experiments/image_ebm.hpp;
 // the per-digit weights of the walkers come from a `jebm mnist-classifier` checkpoint. --downsample 2 trains on
-// 2x2-averaged 14x14 digits (the CPU-scale setup of issue 11). Tested by tests/test_image_ebm.cpp (synthetic IDX
+// 2x2-averaged 14x14 digits (the CPU-scale setup). Tested by tests/test_image_ebm.cpp (synthetic IDX
 // files: a short run, resume, overwrite refusal, bad --data) and tests/test_mnist_cpu.cpp (--downsample 2
 // end to end, classifier mismatches, the experiments/presets/mnist-cpu.ini preset).
 #include <filesystem>
@@ -54,7 +54,7 @@ std::shared_ptr<Classifier> load_mnist_run_classifier(const std::string& path, c
 
 
 ImageEbmConfig mnist_defaults() {
-  // DESIGN 3.2: the official code's values (see the table there).
+  // The official code's values (table in docs/experiments.md).
   ImageEbmConfig c;
   c.command = "mnist";
   c.walkers = 1024;
@@ -62,7 +62,7 @@ ImageEbmConfig mnist_defaults() {
   c.h = 5e-5;
   c.sigma = 1e-4;
   c.drift_clip = 0.0;
-  c.box_revert = false;  // the official code reverts; off here because it breaks the weights (DESIGN 1.1)
+  c.box_revert = false;  // the official code reverts; off here because it breaks the weights
   c.moving_subsets = 6;
   c.moving_batch = 256;
   c.moves_per_update = 30;
@@ -91,7 +91,7 @@ int run_mnist(const std::vector<std::string>& args) {
   ImageEbmOptionStrings s;
   po::options_description desc(
       "jebm mnist: train MnistEnergyCNN on MNIST digits with Jarzynski-weighted Langevin walkers or PCD\n"
-      "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023; DESIGN 3.2). Defaults are the official code's.\n"
+      "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023). Defaults are the official code's.\n"
       "Weights: the official code moves with noise std 1e-4 (not sqrt(2h) = 1e-2) but keeps the 1/(4h) factor\n"
       "of the N(., 2h) kernel in the weights. --weight-kernel 2h (the default) does the same: the paper's\n"
       "weights, which are NOT the Jarzynski weights of the chain simulated. --weight-kernel sigma uses the\n"
@@ -105,17 +105,17 @@ int run_mnist(const std::vector<std::string>& args) {
   desc.add_options()
       ("help,h", "this text")
       ("data", po::value(&data_dir), "directory with MNIST train-images-idx3-ubyte and train-labels-idx1-ubyte (plain or .gz)")
-      ("digits", po::value(&digits_s)->default_value(digits_s), "digits of the training set (DESIGN 3.2: 2,3,6)")
+      ("digits", po::value(&digits_s)->default_value(digits_s), "digits of the training set (the official code: 2,3,6)")
       ("counts", po::value(&counts_s)->default_value(counts_s),
-       "how many of each digit, the first ones in file order (DESIGN 3.2: 5600,2800,1400, target weights 4/7, 2/7, 1/7)")
+       "how many of each digit, the first ones in file order (the official code: 5600,2800,1400, target weights 4/7, 2/7, 1/7)")
       ("classifier", po::value(&classifier_path),
        "classifier checkpoint from `jebm mnist-classifier` (same --digits and --downsample) for the per-digit "
        "weights of the walkers in metrics.csv; without it that metric is skipped")
       ("downsample", po::value(&downsample)->default_value(downsample),
-       "1: the 28x28 digits (DESIGN 3.2) | 2: the mean of each 2x2 pixel block, 14x14 digits (a deviation for "
+       "1: the 28x28 digits (the official code's) | 2: the mean of each 2x2 pixel block, 14x14 digits (a deviation for "
        "CPU-scale runs; the walkers are 14x14 too)");
   // clang-format on
-  register_image_ebm_options(desc, c, s, "the official MNIST code, DESIGN 3.2");
+  register_image_ebm_options(desc, c, s, "the official MNIST code");
   std::vector<std::pair<std::string, std::string>> saved;
   bool go = true;
   // Under mpirun: the same options give the same error on every rank, printed once.
@@ -162,7 +162,7 @@ int run_mnist(const std::vector<std::string>& args) {
     p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
       return class_histogram(predict(*clf, x), w, clf->num_classes());
     };
-    // Issue #11's readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
+    // Two readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
     // walkers look like digits at all (fractions of noise mean nothing): the share the classifier labels with
     // probability > 0.9 (unweighted: how many walkers, not how much weight).
     p.metric_names = {"tv_to_target", "confident_frac"};

@@ -40,7 +40,7 @@ namespace {
 
 constexpr uint64_t kSampleInitKey = 0x73616d706c65696eULL, kSampleNoiseKey = 0x73616d706c656e7aULL;
 
-// A model `jebm sample` knows: how to build it and the ULA settings of its experiment (DESIGN 3.2 / 3.3).
+// A model `jebm sample` knows: how to build it and the ULA settings of its experiment (the official code's).
 struct EnergyKind {
   std::string name;           // the experiment: "mnist" | "cifar10"
   Shape first_weight;         // model.0.weight of its energy CNN
@@ -133,7 +133,7 @@ int run_sample(const std::vector<std::string>& args) {
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
       "walkers), and write them as a PNG grid (written to a temporary file, then renamed).\n"
       "--h, --noise and --drift-clip default to the run's values (options.txt beside the checkpoint), else to the\n"
-      "experiment's DESIGN 3.2 (mnist: h 5e-5, noise 1e-4, no clip) / 3.3 (cifar10: h 1, noise 0.01, clip 0.3).\n"
+      "experiment's official values (mnist: h 5e-5, noise 1e-4, no clip; cifar10: h 1, noise 0.01, clip 0.3).\n"
       "The images have the size of the run's walkers (14x14 for a `jebm mnist --downsample 2` run).\n\n"
       "Options");
   // clang-format off
@@ -143,9 +143,9 @@ int run_sample(const std::vector<std::string>& args) {
       ("steps", po::value(&steps), R.help("steps", "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)").c_str())
       ("out", po::value(&out), "PNG file to write (required)")
       ("n", po::value(&n)->default_value(n), R.help("n", "samples (jebm's choice: 64, an 8x8 grid)").c_str())
-      ("h", po::value(&h), R.help("h", "ULA step size (default: the run's, else DESIGN 3.2/3.3)").c_str())
-      ("noise", po::value(&sigma), R.help("noise", "ULA noise std; 0 = sqrt(2h) (default: the run's, else DESIGN 3.2/3.3)").c_str())
-      ("drift-clip", po::value(&drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else DESIGN 3.2/3.3)").c_str())
+      ("h", po::value(&h), R.help("h", "ULA step size (default: the run's, else the experiment's)").c_str())
+      ("noise", po::value(&sigma), R.help("noise", "ULA noise std; 0 = sqrt(2h) (default: the run's, else the experiment's)").c_str())
+      ("drift-clip", po::value(&drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else the experiment's)").c_str())
       ("seed", po::value(&seed)->default_value(seed), R.help("seed", "seed of the initial noise and the ULA noise").c_str())
       ("from", po::value(&from)->default_value(from),
        "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
@@ -199,7 +199,7 @@ int run_sample(const std::vector<std::string>& args) {
       }
     }
     v = fallback;
-    if (source.empty()) source = "DESIGN defaults for " + kind.name;
+    if (source.empty()) source = "the official defaults for " + kind.name;
   };
   pick("h", h, kind.h);
   pick("noise", sigma, kind.sigma);

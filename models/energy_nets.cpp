@@ -1,4 +1,4 @@
-// MnistEnergyCNN and CifarEnergyCNN (DESIGN 3.2, 3.3). Tested by tests/test_models.cpp.
+// MnistEnergyCNN and CifarEnergyCNN (the official MNIST and CIFAR-10 code's networks). Tested by tests/test_models.cpp.
 #include "models/energy_nets.hpp"
 
 namespace jebm {

@@ -1,4 +1,4 @@
-// The image energies of DESIGN 3.2 (MNIST) and 3.3 (CIFAR-10): Sequentials of Conv2d/Linear/activations whose
+// The image energies of the paper's MNIST and CIFAR-10 experiments: Sequentials of Conv2d/Linear/activations whose
 // forward returns one energy per image, shape [N]. Parameter names follow the layer positions ("0.weight").
 // Tested by tests/test_models.cpp (parameter counts, shapes, finite-difference gradients in x and theta).
 #pragma once

@@ -28,7 +28,7 @@ JEBM_UNARY_HD T nan_or(T v, T c) {
 // libm's exp is an opaque call per element, which keeps the float32 sigmoid/SiLU loops scalar (a third of the MNIST
 // energy net's forward+backward). exp_nonpositive is Cephes' expf: branch-free, ~1 ulp, so those loops vectorise.
 // Its 2^n is built from integer bits in unsigned arithmetic: a NaN gives garbage bits there but a NaN polynomial,
-// so NaN * scale = NaN, and no input makes a signed shift or overflow (UBSan saw one for NaN, issue #13).
+// so NaN * scale = NaN, and no input makes a signed shift or overflow (UBSan saw one for NaN).
 
 // The bits of a float and back, on either side.
 JEBM_UNARY_HD uint32_t float_to_bits(float f) {

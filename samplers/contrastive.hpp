@@ -1,4 +1,4 @@
-// The baselines of DESIGN 1.3: PCD (persistent unweighted walkers) and CD-k (walkers restarted from data every
+// The paper's baselines: PCD (persistent unweighted walkers) and CD-k (walkers restarted from data every
 // k parameter updates), and the algorithm names shared by `jebm gmm` and the Trainer. Their moves are the fused
 // kernel with UlaConfig::weighted = false. Tested by tests/test_samplers.cpp and tests/test_gmm.cpp.
 #pragma once

@@ -1,4 +1,4 @@
-// The Gaussian-mixture experiment's setup (DESIGN 3.1): its configuration, the teacher, the student's initial
+// The Gaussian-mixture experiment's setup (docs/experiments.md): its configuration, the teacher, the student's initial
 // parameters and the stratified teacher data, all pure functions of the config and its seed.
 // Tested by tests/test_gmm.cpp (gmm_config_file_sets_the_teacher and every training test).
 #pragma once

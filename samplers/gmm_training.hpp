@@ -1,4 +1,4 @@
-// GmmTrainer: Algorithm 1 (DESIGN 1.3) on the Gaussian mixture's closed forms, one fused walker pass + one data
+// GmmTrainer: Algorithm 1 (docs/method.md) on the Gaussian mixture's closed forms, one fused walker pass + one data
 // pass per parameter update, on the CPU or with walkers and data on a CUDA device; or the same iteration through
 // the generic Trainer/autograd path (GmmConfig::autograd). Besides the training walkers' running log Z estimate it
 // reports the first-order correction of its drift and, optionally, held-out walkers' estimate (docs/log-z-bias.md).
@@ -42,7 +42,7 @@ struct GmmRecord {
   bool resampled = false;
 };
 
-// Sharding (issue #14): the closed-form CPU path always runs as shards over a communicator (comm, or a
+// Sharding: the closed-form CPU path always runs as shards over a communicator (comm, or a
 // single-process one when null): this rank holds the walkers [o, o + n) and the data rows of chunk_shard's split
 // (whole blocks of kGmmWalkerChunk walkers and kGmmRowChunk data rows), computes its chunks' sums, and every rank
 // combines all chunks in global order. Parameters, records and the log Z offset are the same on every rank and
@@ -54,7 +54,7 @@ class GmmTrainer {
   GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, const GmmParams& teacher,
              Communicator* comm = nullptr);
   ~GmmTrainer();
-  // One parameter update (Algorithm 1 of DESIGN 1.3). Returns the record of theta_k (before the update).
+  // One parameter update (Algorithm 1). Returns the record of theta_k (before the update).
   GmmRecord iterate();
   // After the last update: completes the pending move at the final theta and returns its record.
   GmmRecord final_record();

@@ -1,4 +1,4 @@
-// Resampling of weighted walkers (DESIGN 1.3 step 4): systematic (default) and multinomial ancestor draws from
+// Resampling of weighted walkers (step 4 of Algorithm 1): systematic (default) and multinomial ancestor draws from
 // normalised weights with cumulative sums in double, the ESS/CV trigger, and applying the draw to a population
 // (A = 0, log mean exp(A) carried into the log Z offset), on host vectors and, device-transparently, on tensors
 // (kernels in samplers/{cpu,cuda}/weights). Tested by tests/test_samplers.cpp and tests/test_cuda_samplers.cpp.

@@ -1,4 +1,4 @@
-// The generic training loop of DESIGN 1.3 through autograd (see samplers/trainer.hpp for the step's parts), on
+// Algorithm 1 (docs/method.md) through autograd (see samplers/trainer.hpp for the step's parts), on
 // the device of the walkers and the energy. Per-walker work goes through runtime ops (gather_rows,
 // index_copy_rows_: exact row copies on every device) and the samplers' device-transparent API, so on CUDA no
 // walker data comes to the host; only the random subsets' indices go up (on several ranks, the ranks' rows are
@@ -6,7 +6,7 @@
 // tests/test_samplers.cpp, tests/test_gmm.cpp, tests/test_cuda_trainer.cpp (CUDA vs CPU),
 // tests/test_trainer_logz.cpp and tests/test_image_ranks.cpp (1, 2 and 3 ranks).
 //
-// The first-order log Z correction (DESIGN 1.5). Let w_i be all N walkers' normalised weights, S the gradient
+// The first-order log Z correction (docs/method.md). Let w_i be all N walkers' normalised weights, S the gradient
 // walkers with mass W_S = sum_{i in S} w_i and renormalised weights v_i = w_i / W_S, f_i = grad_theta U(X_i) and
 // f'_i the walker part of the surrogate's gradient (f'_i = (1 + 2 alpha U_i) f_i). The optimiser uses
 // g' = sum_{i in S} v_i f'_i: theta_{k+1} = theta_k - D (g_data - g') (+ terms free of walker noise). The next

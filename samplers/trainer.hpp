@@ -1,7 +1,7 @@
-// Trainer: DESIGN 1.3 (Algorithm 1 and its image-experiment variant) for ANY energy Module through autograd:
+// Trainer: Algorithm 1 and its image variant (docs/method.md) for ANY energy Module through autograd:
 // Jarzynski-weighted walkers, or the PCD / CD-k baselines, with mini-batch moves, gradient walkers, the
 // surrogate loss and resampling. The optimizer, the data and logging are callbacks. Optional: a held-out walker
-// population and a first-order correction of the running log Z estimate (DESIGN 1.5). Tested by
+// population and a first-order correction of the running log Z estimate (docs/method.md). Tested by
 // tests/test_samplers.cpp (a Gaussian target), tests/test_gmm.cpp (agrees with the closed-form GMM path) and
 // tests/test_trainer_logz.cpp (held-out walkers, corrected log Z).
 //
@@ -20,7 +20,7 @@
 //     is one forward+backward. The last move stays pending and is completed in the next step's part 1.
 //  5. optimizer_step() (the caller's: plain GD, Adam + clipping, ...).
 // Held-out walkers (set_holdout) take parts 1, 3 and 4 alongside the training walkers, under the same theta_k,
-// with their own noise and subset streams, and never enter part 2 (DESIGN 1.5).
+// with their own noise and subset streams, and never enter part 2.
 // PCD: the same loop with equal weights, no completion and no resampling. CD-k: also restarts the walkers
 // (restart_walkers callback) before every k-th update.
 //
@@ -71,7 +71,7 @@ struct TrainerOptions {
   int64_t rejuvenation_moves = 0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
-  // > 0: evaluation blocks (issue #14). Every forward/backward over rows (walkers, data) runs in blocks of this
+  // > 0: evaluation blocks. Every forward/backward over rows (walkers, data) runs in blocks of this
   // many rows, and the loss's parameter gradient is the sum of the blocks' gradients in block order; with a
   // communicator of K ranks (set_communicator) the blocks are shared out and their results gathered, so each rank
   // does 1/K of the network work while the walkers and the data stay replicated. Moves and their completions stay
@@ -80,7 +80,7 @@ struct TrainerOptions {
   // and the rejuvenation moves (only energies and walker state travel). The trajectory depends on the block
   // size, not on the rank count: bit for bit the same on 1, 2, 3... ranks. 0: one pass (eval_chunk), one rank.
   int64_t shard_block = 0;
-  // > 1: the first-order log Z correction of DESIGN 1.5 (TrainerStepInfo::log_z_corrected) from batch means over
+  // > 1: the first-order log Z correction of docs/method.md (TrainerStepInfo::log_z_corrected) from batch means over
   // this many random groups of the gradient walkers (Jarzynski only; needs Trainer::step_scale_dot). The walker
   // part of the loss is then backpropagated group by group: the gradient is the same sum in another order, so
   // the trajectory differs from the default's in the last bits. 0: off (today's single backward).
@@ -120,7 +120,7 @@ class Trainer {
   // any resampling), e.g. for weighted metrics of the walkers. info holds iteration, ess, cv2, log_z.
   std::function<void(const WalkerPopulation& walkers, const TrainerStepInfo& info)> weights_ready;
   // Optional: called after every move-kernel call on the walkers idx (empty: all). Whatever it changes in the
-  // positions is NOT accounted for in the weights (e.g. the official code's [-1,1] box revert; DESIGN 1.1).
+  // positions is NOT accounted for in the weights (e.g. the official code's [-1,1] box revert).
   std::function<void(WalkerPopulation& walkers, const std::vector<int64_t>& idx)> after_move;
 
   // With correction_groups: sum_p D_p C_p for the C tensors (one per energy parameter, in parameters() order;

@@ -1,4 +1,4 @@
-// The ULA move + Jarzynski weight update of DESIGN 1.1 as ONE fused pass per move (DESIGN 1.4), its unfused
+// The ULA move + Jarzynski weight update (docs/method.md) as ONE fused pass per move, its unfused
 // reference, the parameter-change increment, and resampling before a move: the device-transparent API (kernels in
 // samplers/{cpu,cuda}/ula_jarzynski, dispatch in samplers/ula_jarzynski.cpp). Tested by tests/test_samplers.cpp
 // (fused == reference, thread-count invariance, resampled copies move apart) and tests/test_gmm.cpp.
@@ -48,7 +48,7 @@
 
 namespace jebm {
 
-// The variance v of the Gaussian transition kernels in the weight's two kernel terms (DESIGN 1.1):
+// The variance v of the Gaussian transition kernels in the weight's two kernel terms:
 //   Consistent ("sigma"): v = sigma^2, the kernel the moves are actually drawn from (jebm's default);
 //   Paper2h ("2h"):       v = 2h whatever sigma is, as the official image code computes its weights (its 1/(4h)).
 // With sigma = sqrt(2h) the two coincide. Paper2h is not the Jarzynski weight of the chain simulated when
@@ -58,8 +58,8 @@ WeightKernel weight_kernel_from_name(const std::string& name);  // "sigma" | "2h
 const char* weight_kernel_name(WeightKernel k);
 
 struct UlaConfig {
-  double h = 0.1;            // step size (DESIGN 3.1: h = 0.1 in the Gaussian mixture)
-  double sigma = 0.0;        // noise scale; <= 0 means sqrt(2h), the paper's choice (DESIGN 1.1)
+  double h = 0.1;            // step size (the paper's h = 0.1 in the Gaussian mixture)
+  double sigma = 0.0;        // noise scale; <= 0 means sqrt(2h), the paper's choice
   double drift_clip = 0.0;   // > 0: each coordinate of G clipped to [-drift_clip, drift_clip]
   bool weighted = true;      // false: plain ULA (PCD/CD), log-weights untouched, nothing pending
   WeightKernel weight_kernel = WeightKernel::Consistent;
@@ -188,7 +188,7 @@ Tensor ula_noise(int64_t n, int64_t dims, uint64_t seed, uint64_t offset, Device
 Tensor philox_words(int64_t n, uint64_t seed, uint64_t first_stream, uint64_t offset, Device device);
 
 // The unfused reference, written the obvious way for the tests: draws the noise tensor xi [N, D] with the
-// same counter scheme, then X_next = X - h G + sigma xi. The weight update is the literal formula of DESIGN 1.1.
+// same counter scheme, then X_next = X - h G + sigma xi. The weight update is the literal formula.
 Tensor ula_noise_reference(int64_t n, int64_t dims, uint64_t seed, uint64_t offset);  // = ula_noise on the CPU
 // x, g: [N, D] float64 -> X_next
 Tensor ula_move_reference(const Tensor& x, const Tensor& g, const Tensor& xi, const UlaConfig& cfg);

@@ -1,4 +1,4 @@
-// WalkerPopulation: the Langevin walkers of DESIGN 1.2 (positions, float64 log-weights A, running log Z offset,
+// WalkerPopulation: the Langevin walkers of docs/method.md (positions, float64 log-weights A, running log Z offset,
 // counters) plus the fused ULA+Jarzynski kernel's per-walker state (previous positions, pending partial term),
 // and the log-domain weight statistics. Everything here works on a population on either device (the dispatch to
 // samplers/{cpu,cuda}/weights is in samplers/walkers.cpp). Tested by tests/test_samplers.cpp and, on a GPU,
@@ -14,7 +14,7 @@ namespace jebm {
 // Statistics of the log-weights A, all from one max-shifted pass (never exp of a raw log-weight).
 struct WeightStats {
   double log_sum = 0.0;   // log sum_i exp(A_i)
-  double log_mean = 0.0;  // log mean_i exp(A_i): the log Z increment since the last resampling (DESIGN 1.2)
+  double log_mean = 0.0;  // log mean_i exp(A_i): the log Z increment since the last resampling
   double ess = 0.0;       // 1 / sum_i w_i^2, in [1, N]
   double cv2 = 0.0;       // N / ESS - 1 = E[e^A^2]/E[e^A]^2 - 1 (GMM.py's `varian`)
 };
@@ -31,7 +31,7 @@ struct WalkerPopulation {
   Tensor x;        // [N, ...] positions, float32 or float64
   Tensor log_w;    // [N] float64: the Jarzynski log-weights A
   Tensor x_prev;   // [N, ...] same dtype as x: positions before each walker's pending move
-  Tensor partial;  // [N] float64: P = U(X_prev) + |xi|^2/2 of the pending move (DESIGN 1.4)
+  Tensor partial;  // [N] float64: P = U(X_prev) + |xi|^2/2 of the pending move (the fused pass)
   Tensor pending;  // [N] int64: 1 when the walker moved and awaits completion of its weight increment
   double log_z_offset = 0.0;  // log Z_theta_0 (or 0) plus the log mean exp(A) carried over resamplings
   uint64_t seed = 0;          // Philox key of every move's noise (samplers/ula_jarzynski.hpp)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot check on a GPU machine without package access: configures and builds the CUDA build in build/device
 # (Ninja, JEBM_CUDA=ON, sm_90), runs nvidia-smi, the tests with device cases (CUDA, NCCL on one rank), continues
-# the official-size MNIST run for MNIST_SECONDS (scripts/device-mnist.sh, issue #11), runs the rest of the ctest
+# the official-size MNIST run for MNIST_SECONDS (scripts/device-mnist.sh), runs the rest of the ctest
 # suite last (it needs no GPU: only compiler differences are worth finding there) and
 # `jebm bench --device cuda` next to the PyTorch twin (experiments/bench/torch_reference.py) twice, like for like:
 # strict FP32 (jebm's default vs torch --tf32 off, every section) and TF32 (jebm with JEBM_ALLOW_TF32=1 vs torch
@@ -9,7 +9,7 @@
 # writes into OUTDIR: summary.md (steps, results, failed tests, build errors),
 # device-check.log (the whole console), logs.tar.gz (one log per step, JUnit XML from ctest) and
 # mnist-official.tar.gz (the MNIST run to unpack with scripts/device-mnist.sh --unpack) -- four files, because the
-# GPU session returns at most 8. Keeps going past failures, records them, and exits non-zero if
+# GPU machine returns at most 8. Keeps going past failures, records them, and exits non-zero if
 # anything failed. The whole run is bounded by DEADLINE_S (default 500 s).
 #
 # Usage, from anywhere inside the checkout:   scripts/device-check.sh OUTDIR
@@ -151,7 +151,7 @@ fi
 
 # --- 3. configure and build ----------------------------------------------------------------------------------
 # Warnings are errors in CI on the project's compiler (Debian 12's GCC 12); the GPU machine's compiler may be
-# another (GCC 13.3 there flags Boost.Test code), and a new warning must not cost the one GPU session its tests.
+# another (GCC 13.3 there flags Boost.Test code), and a new warning must not cost a short GPU lease its tests.
 # They are still collected into build-warnings.log. WERROR=ON restores -Werror.
 if ! step configure 120 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DJEBM_CUDA=ON \
        -DCMAKE_CUDA_ARCHITECTURES=90 -DJEBM_WERROR="${WERROR:-OFF}" "${CMAKE_EXTRA[@]}"; then
@@ -173,7 +173,7 @@ DEVICE_TESTS='cuda|test_comm$|test_checkpoint$|test_sample$|test_trainer_logz$'
 step ctest-cuda 180 ctest --test-dir "$BUILD" -R "$DEVICE_TESTS" -j 4 --verbose --timeout 170 \
   --output-junit "$LOGS/ctest-cuda.xml"
 
-# --- 4b. the official-size MNIST run, continued for MNIST_SECONDS (issue #11) ---------------------------------
+# --- 4b. the official-size MNIST run, continued for MNIST_SECONDS -----------------------------------------
 if [ "$MNIST_SECONDS" -gt 0 ] && [ -x "$BUILD/jebm" ]; then
   mnist_s=$(( MNIST_SECONDS < $(remaining) - 30 ? MNIST_SECONDS : $(remaining) - 30 ))
   if [ "$mnist_s" -ge 30 ]; then

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Continue the official-size MNIST run (`jebm mnist --device cuda`, every option at DESIGN 3.2's defaults) for a
-# bounded number of seconds, so that its 600 epochs accumulate over several short GPU sessions (issue #11).
+# Continue the official-size MNIST run (`jebm mnist --device cuda`, every option at the official code's values) for a
+# bounded number of seconds, so that its 600 epochs accumulate over several short GPU runs.
 #
 # The run lives in the repository, docs/mnist-official/run/ (options.txt, metrics.csv, checkpoint, last grid), so
-# that the next session, on any machine, resumes where the last one stopped. This script:
+# that the next run, on any machine, resumes where the last one stopped. This script:
 #   1. copies that run (if any) to a scratch folder and resumes it there with --resume, or starts it;
 #   2. stops it with SIGINT after SECONDS: jebm then writes its checkpoint at the update it had reached (the same
 #      bit-identical resume as Ctrl-C, tested in tests/test_image_ebm.cpp);
@@ -52,7 +52,7 @@ if [ -f "$KEEP/checkpoint.safetensors" ]; then
   cmd=("$JEBM" mnist --resume "$WORK")
 else
   echo "device-mnist: starting the official-size run"
-  # Relative paths: options.txt is read again by the next session's --resume from another checkout.
+  # Relative paths: options.txt is read again by the next --resume from another checkout.
   cmd=("$JEBM" mnist --data .device-data/mnist --classifier docs/mnist-official/classifier.safetensors
        --device "${DEVICE:-cuda}" --out "$WORK")
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's MNIST claim at CPU scale (issue #11): trains the 3-digit classifier (on the preset's image size),
+# The paper's MNIST claim at CPU scale: trains the 3-digit classifier (on the preset's image size),
 # then runs the preset (PRESET, default experiments/presets/mnist-cpu-14x14.ini) for Jarzynski and PCD on 2 seeds
 # (same seed, same budget for both algorithms),
 # and prints one table row per run from its metrics.csv: the weighted per-digit fractions at the end, their

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Strong and weak scaling of `jebm gmm` over MPI ranks on this machine (issue #14): milliseconds per iteration of
+# Strong and weak scaling of `jebm gmm` over MPI ranks on this machine: milliseconds per iteration of
 # the Jarzynski run at the paper's sizes (d = 50; N walkers and N data points), one OpenMP thread per rank, next to
 # one rank with the same number of threads. Not a test: a measurement, printed as a Markdown table.
 #   scripts/scaling-bench.sh [JEBM] [ITERATIONS] [MAX_RANKS]    (defaults: build/release/jebm, 400, nproc)

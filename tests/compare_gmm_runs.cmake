@@ -1,6 +1,6 @@
 # cmake -DA=<run dir> -DB=<run dir> -P compare_gmm_runs.cmake: the two `jebm gmm` runs wrote the same metrics
 # CSVs, every column but the last (time_s, the wall time), row for row. CTest's jebm_gmm_ranks_agree compares a
-# run on one rank with the same run on three (issue #14: results independent of the rank count).
+# run on one rank with the same run on three (results independent of the rank count).
 foreach(var A B)
   if(NOT IS_DIRECTORY "${${var}}")
     message(FATAL_ERROR "compare_gmm_runs: ${var} = '${${var}}' is not a run directory")

@@ -58,7 +58,7 @@ const std::vector<UnaryOp>& all_unary_ops();
 long double unary_exact(UnaryOp op, long double x, long double alpha);
 long double unary_derivative_exact(UnaryOp op, long double x, long double alpha);
 
-// Inputs every unary op must survive (issue #13): NaN, +-inf, +-the largest finite value, +-1e308 (float64) or
+// Inputs every unary op must survive: NaN, +-inf, +-the largest finite value, +-1e308 (float64) or
 // +-1e38 (float32), +-denormal, +-smallest normal, +-0, and ordinary and saturating values; all representable in
 // `dtype`, repeated to a length that runs the vectorised loops and their remainders.
 std::vector<double> special_values(DType dtype);

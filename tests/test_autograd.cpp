@@ -255,7 +255,7 @@ BOOST_AUTO_TEST_CASE(gradients_accumulate_across_backward_calls) {
 }
 
 BOOST_AUTO_TEST_CASE(one_backward_fills_input_and_parameter_gradients) {
-  // The cost rule of DESIGN.md 1.3: one pass gives grad_x U and grad_theta U.
+  // The cost rule (docs/method.md): one pass gives grad_x U and grad_theta U.
   Var x = leaf({1, -2, 0.5, 3}, {2, 2});
   Var w = leaf({0.5, -1, 2, 0.25}, {2, 2});
   Var b = leaf({0.1, -0.2}, {2});

@@ -1,4 +1,4 @@
-// Checkpoint integrity (models/checkpoint.cpp, issue #13): the per-tensor CRC-32 in __metadata__ catches a
+// Checkpoint integrity (models/checkpoint.cpp): the per-tensor CRC-32 in __metadata__ catches a
 // flipped bit in any weight and names the tensor; files without checksums (other tools) still load; non-finite
 // tensors can be refused on save (nothing written, the previous file kept) and on load.
 #include "tests/helpers.hpp"

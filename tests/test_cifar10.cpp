@@ -241,7 +241,7 @@ BOOST_AUTO_TEST_CASE(bad_cifar10_options_are_clear_errors) {
   BOOST_TEST(!fs::exists(run), "a failed start must not create the run directory");
 }
 
-// The two Trainer options behind DESIGN 3.3: the loss uses the walkers whose moves were just completed, and the
+// The two Trainer options behind the CIFAR-10 loop: the loss uses the walkers whose moves were just completed, and the
 // resampling trigger is their (renormalised) ESS.
 BOOST_AUTO_TEST_CASE(gradient_walkers_are_the_walkers_just_moved) {
   jebm::Generator gen{5, 0};

@@ -516,7 +516,7 @@ void run_table_cases() {
   BOOST_TEST(compared > 100);
 }
 
-// Every unary op and its derivative at NaN, +-inf, huge, denormal and +-0 inputs (issue #13): NaN where the CPU
+// Every unary op and its derivative at NaN, +-inf, huge, denormal and +-0 inputs: NaN where the CPU
 // gives NaN, the same infinities, and finite values within a few ulps plus an absolute term: the smallest normal for
 // values (float32's shared exp flushes below it, and FMA contraction may move a result across), one epsilon for the
 // derivatives (1 - tanh^2 and s (1 - s) subtract from 1).

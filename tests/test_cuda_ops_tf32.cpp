@@ -56,7 +56,7 @@ bool close(const Tensor& got, const Tensor& want, double k, const std::string& w
 }
 
 struct ConvShape { int64_t n, c, h, w, f, k, stride, pad; };
-// The CIFAR-10 energy CNN's layers (DESIGN 3.3) at a small batch, plus an odd one.
+// The CIFAR-10 energy CNN's layers (the paper's CIFAR-10 network) at a small batch, plus an odd one.
 const std::vector<ConvShape> kShapes = {{4, 3, 32, 32, 64, 3, 1, 1},   {4, 64, 32, 32, 128, 4, 2, 1},
                                         {8, 128, 16, 16, 256, 4, 2, 1}, {8, 256, 8, 8, 512, 4, 2, 1},
                                         {8, 512, 4, 4, 1, 4, 1, 0},     {3, 5, 9, 7, 6, 3, 1, 1}};

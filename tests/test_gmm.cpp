@@ -351,7 +351,7 @@ void check_refused(const std::vector<std::string>& args, const std::vector<std::
 
 }  // namespace
 
-// Issue #13: every numeric option has a documented range, refused at parse time naming option and value; the
+// Every numeric option has a documented range, refused at parse time naming option and value; the
 // teacher's lists must be finite (masses > 0). These used to run and print NaN results with exit 0, or hang.
 BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
   check_refused({"--teacher-weights", "1,inf"}, {"--teacher-weights '1,inf'", "inf", "(> 0)"});

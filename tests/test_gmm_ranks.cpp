@@ -2,7 +2,7 @@
 // tests/test_comm.cpp).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// `jebm gmm` sharded over ranks (issue #14): GmmTrainer on world() against GmmTrainer on a single-process
+// `jebm gmm` sharded over ranks: GmmTrainer on world() against GmmTrainer on a single-process
 // communicator in the same process, bit for bit. CTest runs this suite alone (world() of one rank: the sharded
 // code against itself, and the shard helpers' errors) and under mpirun at 2 and 3 ranks (uneven shards, a short
 // last block, resampling that moves walkers between ranks, all three algorithms, held-out blocks split over the

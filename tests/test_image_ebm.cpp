@@ -365,7 +365,7 @@ BOOST_AUTO_TEST_CASE(bad_data_is_a_clear_error) {
   BOOST_CHECK_EXCEPTION(jebm::run_mnist({"--resume", (out.path / "none").string()}), jebm::Error, has("--resume"));
 }
 
-// The log Z diagnostics of issue 12 in a tiny run: their columns and plot series, a training trajectory that the
+// The log Z diagnostics (docs/method.md) in a tiny run: their columns and plot series, a training trajectory that the
 // held-out walkers do not touch, an exact resume with both on, and a resume that changes them refused.
 BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
   TempDir data, out;
@@ -449,7 +449,7 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_and_correction_groups) {
                         jebm::Error, has("--holdout-walkers 2"));
 }
 
-// Issue #13 item 6: --resume compares every option given (command line or --config) with the run's options.txt,
+// --resume compares every option given (command line or --config) with the run's options.txt,
 // not only --algo/--seed/--walkers; only the documented list may change. Used to accept --digits 2,3,7, --counts,
 // --data-batch, --h, --noise, ... silently.
 BOOST_AUTO_TEST_CASE(resume_refuses_any_changed_run_option) {

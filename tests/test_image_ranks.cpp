@@ -1,4 +1,4 @@
-// `jebm mnist` under mpirun (issue #14): the walkers and the data are replicated, the evaluation blocks
+// `jebm mnist` under mpirun: the walkers and the data are replicated, the evaluation blocks
 // (--shard-block) shared out over the ranks. CTest runs this suite in a chain over one directory
 // (JEBM_RANKS_DIR): at 1 rank (the reference runs), at 3 ranks (the same runs, plus one stopped by Ctrl-C after
 // update 4) and at 2 ranks (resumes the 3-rank run that stopped). Each sharded run must equal the one-rank run bit

@@ -1,4 +1,4 @@
-// Tests for the CPU-scale MNIST setup of issue 11 on tiny synthetic IDX files: `jebm mnist-classifier
+// Tests for the CPU-scale MNIST setup (docs/experiments.md) on tiny synthetic IDX files: `jebm mnist-classifier
 // --downsample 2` and `jebm mnist --downsample 2 --classifier` end to end (14x14 walkers, checkpoint and options
 // record the size, `jebm sample` draws 14x14 digits); a classifier of another image size or other digits, or a
 // missing one, stops `jebm mnist` before any work, naming the option, the file and both values; the presets

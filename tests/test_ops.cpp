@@ -110,7 +110,7 @@ void check_special(const std::vector<double>& x, const std::vector<double>& got,
 
 }  // namespace
 
-// Issue #13: NaN, +-inf, huge and denormal inputs reach the activations from corrupt checkpoints or diverging runs.
+// NaN, +-inf, huge and denormal inputs reach the activations from corrupt checkpoints or diverging runs.
 // Every unary op and its derivative gives NaN for NaN, the limit for +-inf, and no UB (the asan preset runs this).
 BOOST_AUTO_TEST_CASE(unary_ops_at_special_values) {
   const double alpha = 0.1;

@@ -1,5 +1,5 @@
 // Run-directory files under failure (runtime/file_io, experiments/output, experiments/png, models/checkpoint
-// and `jebm gmm` end to end; issue #13 items 3, 4, 6): a full disk (a small tmpfs where this process may mount
+// and `jebm gmm` end to end): a full disk (a small tmpfs where this process may mount
 // one), an injected write failure (RLIMIT_FSIZE, /dev/full) and SIGKILL during a rewrite never lose a previous
 // file, never leave a cut one, and always end in a jebm::Error naming the file.
 #include "tests/helpers.hpp"

@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(sample_detects_the_energy_and_fails_clearly) {
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "0", "--n", "4", "--from", "checkpoint-walkers"})); },
                {"only 3 walkers"});
   expect_error([&] { jebm::run_sample(with(base, {"--n", "2"})); }, {"--steps K is required"});
-  // Ranges (issue #13): checked at parse time, naming option, value and range.
+  // Ranges: checked at parse time, naming option, value and range.
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--n", "0"})); }, {"--n 0 is outside its range (>= 1)"});
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "-2"})); }, {"--steps -2", "(>= 0)"});
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--h", "inf"})); }, {"--h inf", "(> 0)"});

@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(resampling_carries_log_mean_exp_into_the_offset) {
   BOOST_TEST(should_resample(WeightStats{0, 0, 3.9, 1.01}, 4, rule));
 }
 
-// Three Algorithm-1 iterations with parameter changes between them, fused vs the literal formula of DESIGN 1.1.
+// Three Algorithm-1 iterations with parameter changes between them, fused vs the literal weight formula.
 void check_fused_equals_reference(double sigma, double clip, int64_t d,
                                   WeightKernel wk = WeightKernel::Consistent) {
   const int64_t n = 64;

@@ -1,6 +1,6 @@
 // Sizes in the runtime (runtime/tensor.cpp, runtime/allocator.cpp): shape products and byte counts that
 // overflow int64, negative dimensions, and allocations larger than the machine are errors naming the shape,
-// never a wrapped size, a segfault or a bare std::bad_alloc (issue #13, item 2).
+// never a wrapped size, a segfault or a bare std::bad_alloc.
 #include "tests/helpers.hpp"
 
 #include <cstdint>
@@ -44,7 +44,7 @@ BOOST_AUTO_TEST_CASE(empty_names_the_shape_when_the_size_overflows) {
 
 BOOST_AUTO_TEST_CASE(an_allocation_larger_than_memory_is_a_clear_error) {
   // 2^60 float32s = 4 EiB: representable, but no machine has it. The error says how many bytes for which tensor
-  // (before this change: std::bad_alloc with no context in release, an abort under AddressSanitizer).
+  // (not a bare std::bad_alloc in release or an abort under AddressSanitizer).
   const Shape huge = {int64_t{1} << 40, int64_t{1} << 20};
   try {
     Tensor::empty(huge, DType::Float32);

@@ -1,4 +1,4 @@
-// TrainerOptions::shard_block (samplers/trainer.hpp, issue #14): evaluating walkers and the surrogate loss in
+// TrainerOptions::shard_block (samplers/trainer.hpp): evaluating walkers and the surrogate loss in
 // blocks of rows is the same computation as the one-pass path, up to the order of floating sums. A float64 MLP
 // energy and a float64 population: the energies and input gradients of energy_and_grad / energy_only, and a whole
 // Trainer step's loss, data energy and parameter gradients (read in optimizer_step), with and without the squared-

@@ -1,4 +1,4 @@
-// Tests of the Trainer's held-out walkers and first-order log Z correction (samplers/trainer.hpp, DESIGN 1.5) and
+// Tests of the Trainer's held-out walkers and first-order log Z correction (samplers/trainer.hpp, docs/method.md) and
 // of Adam::step_scale_dot (models/optim.hpp), with a learnable unit Gaussian, whose log Z is analytic; on the CPU,
 // and on CUDA against the CPU where a device is present (skipped otherwise).
 #include <cmath>

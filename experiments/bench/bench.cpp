@@ -62,7 +62,7 @@ void bench_gemm(const BenchOptions& o, std::vector<BenchRow>& rows) {
   }
 }
 
-// The MNIST energy CNN's convolutions (DESIGN.md 3.2) at batch 256: forward, backward-data and backward-filter.
+// The MNIST energy CNN's convolutions at batch 256: forward, backward-data and backward-filter.
 void bench_conv_mnist(const BenchOptions& o, std::vector<BenchRow>& rows) {
   struct Layer {
     const char* name;
@@ -109,7 +109,7 @@ void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
     rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
 }
 
-// The image samplers as the product runs them: one ULA move and one Trainer::step (DESIGN 1.3) per energy CNN
+// The image samplers as the product runs them: one ULA move and one Trainer::step (Algorithm 1) per energy CNN
 // (experiments/bench/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
 void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
   for (const SamplerTiming& t : bench_ula_cnn(o.batch, o.repeat, o.device, o.moves, o.net))

@@ -1,6 +1,6 @@
 // Benchmark section "energy_cnn" for `jebm bench` (registered in experiments/bench/bench.cpp): one forward+backward of
 // the image energies (MNIST and CIFAR-10 CNNs) giving grad_x U and grad_theta U together, the unit of work of
-// every Langevin move (DESIGN 1.3). Not a test; the arithmetic it times is covered by tests/test_models.cpp.
+// every Langevin move (the cost rule). Not a test; the arithmetic it times is covered by tests/test_models.cpp.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -4,7 +4,7 @@ side by side on one machine (scripts/device-check.sh runs both on the GPU).
 
 Workloads (same sizes and hyper-parameters as experiments/bench/bench_samplers.cpp and bench_gmm_timings):
   gmm/fused step        ULA move + Jarzynski weight completion for N=10^4 walkers, d=50, float64, U and grad U given
-  gmm/full iteration    one Jarzynski iteration of the Gaussian-mixture run (DESIGN 3.1): U, grad U, responsibilities
+  gmm/full iteration    one Jarzynski iteration of the Gaussian-mixture run: U, grad U, responsibilities
                         of the walkers, weight completion, move, weighted parameter gradient, data term, update,
                         log-sum-exp / ESS check with systematic resampling when CV^2 > 1 (one host sync)
   ula_cnn/<net> ula move    one forward + input gradient of the energy CNN for B of the run's walkers, the
@@ -66,7 +66,7 @@ def gmm_eval(x, a, z):
 
 
 class GmmState:
-    """The walkers of DESIGN 1.4: positions, previous positions, log-weights, the pending partial term."""
+    """The walkers of the fused pass: positions, previous positions, log-weights, the pending partial term."""
 
     def __init__(self, n, d, dev, gen_seed):
         torch.manual_seed(gen_seed)
@@ -90,7 +90,7 @@ class GmmState:
 
 
 def gmm_fused_step(s, u, g):
-    """Complete the pending move with U, G at the current positions, then move (DESIGN 1.4)."""
+    """Complete the pending move with U, G at the current positions, then move (the fused pass)."""
     h, sig = s.h, s.sigma
     if s.pending:
         back = (s.x_prev - s.x + h * g).square().sum(1)
@@ -132,7 +132,7 @@ def gmm_iteration(s):
         gmm_fused_step(s, u[anc], g[anc])
 
 
-# --- energy CNNs (DESIGN 3.2, 3.3) -----------------------------------------------------------------------------
+# --- energy CNNs (official MNIST, CIFAR-10) -------------------------------------------------------------------------
 
 def mnist_net():
     act = nn.SiLU
@@ -302,8 +302,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--repeat", type=int, default=5, help="timed repetitions after one warm-up (median reported)")
-    ap.add_argument("--walkers", type=int, default=10000, help="gmm: walkers N and data points (DESIGN 3.1: 10^4)")
-    ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (DESIGN 3.1: 50)")
+    ap.add_argument("--walkers", type=int, default=10000, help="gmm: walkers N and data points (the paper: 10^4)")
+    ap.add_argument("--dim", type=int, default=50, help="gmm: dimension (the paper: 50)")
     ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move, energy_cnn: images per pass (the paper: 256)")
     ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
     ap.add_argument("--net", choices=("mnist", "cifar10", "all"), default="all",
@@ -340,7 +340,7 @@ def main():
         s = GmmState(args.walkers, args.dim, dev, 2)
         rows.append(("gmm", "full iteration", args.walkers, median_ms(lambda: gmm_iteration(s), args.repeat * 20, dev)))
     if "ula_cnn" in sections:
-        # jebm's mnist_defaults() and cifar10_defaults() (DESIGN 3.2, 3.3)
+        # jebm's mnist_defaults() and cifar10_defaults()
         if args.net != "cifar10":
             bench_image("mnist", mnist_net(), (1, 28, 28), 1024, 128, 5e-5, 1e-4, 0.0, 1.0, 6, 30, False, args, dev, rows)
         if args.net != "mnist":
