@@ -1,11 +1,15 @@
 // Tests for experiments/bench/ (`jebm bench`): a quick section runs end to end and prints the peak it measured
 // and, per case, its work, rate and share of that peak; the timer takes the median; bad options are clear errors.
 // The heavy sections (energy CNNs, Trainer::step) are not run here: they take minutes on a CPU.
+#include <cmath>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
+#include "experiments/bench/fma_peak.hpp"
 #include "experiments/bench/timing.hpp"
 #include "tests/helpers.hpp"
 
@@ -35,11 +39,28 @@ BOOST_AUTO_TEST_CASE(gemm_section_reports_work_rate_and_share_of_the_measured_pe
   }
   BOOST_TEST_MESSAGE(out);
   BOOST_TEST(out.find("peak = measured on this cpu") != std::string::npos);
+  BOOST_TEST(out.find("FMA chains in registers") != std::string::npos);
+  BOOST_TEST(out.find("jebm's 1024^3 GEMM") != std::string::npos);
   BOOST_TEST(out.find("% peak") != std::string::npos);
   BOOST_TEST(out.find("1024^3") != std::string::npos);
   BOOST_TEST(out.find("GFLOP/s") != std::string::npos);
   BOOST_TEST(out.find("0.0336 GFLOP") != std::string::npos);  // the work of 256^3: 2 * 256^3 FLOPs
   BOOST_TEST(out.find("2.15 GFLOP") != std::string::npos);    // 1024^3
+}
+
+BOOST_AUTO_TEST_CASE(fma_peak_names_the_widest_isa_and_counts_every_thread) {
+  // Which ISA the CPU offers decides the loop; the rate itself is not asserted (no timed tests), only that the
+  // measurement ran on the team's threads and produced a finite, positive figure for both dtypes.
+  const std::string widest = __builtin_cpu_supports("avx512f")                                    ? "AVX-512"
+                             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? "AVX2+FMA"
+                                                                                                   : "SSE2";
+  for (jebm::DType dt : {jebm::DType::Float32, jebm::DType::Float64}) {
+    const jebm::FmaPeak p = jebm::measure_fma_peak(dt, 1);
+    BOOST_TEST(p.isa == widest);
+    BOOST_TEST(p.threads == omp_get_max_threads());
+    BOOST_TEST(std::isfinite(p.gflops));
+    BOOST_TEST(p.gflops > 0.0);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(median_ms_is_the_median_of_the_timed_calls) {

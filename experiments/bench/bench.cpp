@@ -130,9 +130,11 @@ const std::vector<BenchSection>& bench_sections() {
   return sections;
 }
 
-// Work, rate and share of peak: FLOPs against the measured GEMM rate of the row's dtype; bytes against the
-// measured copy bandwidth.
+// Work, rate and share of peak: FLOPs against the measured FLOP peak of the row's dtype; bytes against the
+// measured copy bandwidth. A share above 100 % can only be noise (or a peak measured while something else held a
+// core): it is flagged with '!' and explained under the table, never hidden.
 void print_rows(const std::vector<BenchRow>& rows, const MachinePeak& peak, std::ostream& os) {
+  bool above = false;
   char line[256];
   std::snprintf(line, sizeof line, "%-12s %-44s %-8s %11s %10s %12s %7s\n", "section", "case", "dtype", "median ms",
                 "work", "rate", "% peak");
@@ -150,14 +152,19 @@ void print_rows(const std::vector<BenchRow>& rows, const MachinePeak& peak, std:
       rate = buf;
       const double ref = flops ? (r.dtype == DType::Float64 ? peak.gflops_f64 : peak.gflops_f32) : peak.copy_gbs;
       if (ref > 0) {
-        std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * per_s / ref);
+        const double pct = 100.0 * per_s / ref;
+        std::snprintf(buf, sizeof buf, pct > 100.0 ? "%.0f%% !" : "%.0f%%", pct);
         share = buf;
+        above = above || pct > 100.0;
       }
     }
     std::snprintf(line, sizeof line, "%-12s %-44s %-8s %11.3f %10s %12s %7s\n", r.section.c_str(), r.name.c_str(),
                   dtype_name(r.dtype), r.median_ms, work.c_str(), rate.c_str(), share.c_str());
     os << line;
   }
+  if (above)
+    os << "! above the measured peak: timing noise, or the peak was measured while another process held a core; "
+          "rerun on a quiet machine\n";
 }
 
 }  // namespace

@@ -4,9 +4,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
+#include "experiments/bench/fma_peak.hpp"
 #include "experiments/bench/timing.hpp"
 #include "runtime/ops.hpp"
 
@@ -23,42 +23,35 @@ double gemm_gflops(Device device, DType dt, int64_t n, int repeat) {
   return 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / (ms * 1e6);
 }
 
-// The clock /proc/cpuinfo reports for the first CPU, in GHz (0: unknown). A VM reports its nominal clock.
-double cpuinfo_ghz() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("cpu MHz", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return std::strtod(line.c_str() + colon + 1, nullptr) / 1e3;
-    }
-  return 0.0;
-}
-
 }  // namespace
 
 MachinePeak measure_peak(Device device, int repeat) {
   MachinePeak p;
   const int64_t n = device.is_cuda() ? 4096 : 1024;
-  p.gflops_f32 = gemm_gflops(device, DType::Float32, n, repeat);
-  p.gflops_f64 = gemm_gflops(device, DType::Float64, n, repeat);
+  p.gemm_f32 = gemm_gflops(device, DType::Float32, n, repeat);
+  p.gemm_f64 = gemm_gflops(device, DType::Float64, n, repeat);
   const int64_t floats = int64_t{64} << 20;  // 256 MiB: far beyond any cache
   const Tensor src = Tensor::zeros({floats}, DType::Float32, device);
   Tensor dst = Tensor::empty({floats}, DType::Float32, device);
   const double copy_ms = median_ms([&] { dst.copy_(src); }, repeat);
   p.copy_gbs = 2.0 * 4.0 * static_cast<double>(floats) / (copy_ms * 1e6);
   std::ostringstream how;
-  how << "peak = measured on this " << device.str() << " in this run: GEMM " << n << "^3 float32 " << p.gflops_f32
-      << " GFLOP/s, float64 " << p.gflops_f64 << " GFLOP/s (jebm's own gemm_); copy bandwidth " << p.copy_gbs
-      << " GB/s (256 MiB float32 copy, read + write)";
+  how.precision(4);
   if (device.is_cpu()) {
-    const double ghz = cpuinfo_ghz();
-    const int threads = omp_get_max_threads();
-    // AVX2 with two 256-bit FMA units: 2 x 8 float32 lanes x 2 FLOPs per FMA per cycle (half for float64). An
-    // assumption about the core, not a measurement: it only puts the measured GEMM peak in context.
-    how << "\n  nominal, for reference: " << threads << " threads x " << ghz << " GHz (/proc/cpuinfo) x 32 FLOP/cycle "
-        << "(AVX2, 2 FMA units, assumed) = " << threads * ghz * 32.0 << " GFLOP/s float32, "
-        << threads * ghz * 16.0 << " float64";
+    const FmaPeak f32 = measure_fma_peak(DType::Float32, repeat), f64 = measure_fma_peak(DType::Float64, repeat);
+    p.gflops_f32 = f32.gflops;
+    p.gflops_f64 = f64.gflops;
+    how << "peak = measured on this cpu in this run, " << f32.threads << " thread(s): " << f32.isa
+        << " FMA chains in registers " << p.gflops_f32 << " GFLOP/s float32, " << p.gflops_f64 << " float64; copy "
+        << p.copy_gbs << " GB/s (256 MiB float32, read + write)\n  for context, jebm's " << n << "^3 GEMM: "
+        << p.gemm_f32 << " GFLOP/s float32, " << p.gemm_f64 << " float64";
+  } else {
+    // A device FMA loop would need a kernel of its own; the large GEMM is close to the device's FLOP peak.
+    p.gflops_f32 = p.gemm_f32;
+    p.gflops_f64 = p.gemm_f64;
+    how << "peak = measured on this " << device.str() << " in this run: GEMM " << n << "^3 float32 " << p.gflops_f32
+        << " GFLOP/s, float64 " << p.gflops_f64 << " GFLOP/s (jebm's own gemm_); copy bandwidth " << p.copy_gbs
+        << " GB/s (256 MiB float32 copy, read + write)";
   }
   p.how = how.str();
   return p;
