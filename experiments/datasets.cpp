@@ -131,8 +131,9 @@ std::string find_data_file(const std::string& dir, const std::string& name) {
   if (std::filesystem::is_regular_file(plain)) return plain.string();
   const std::filesystem::path gz = std::filesystem::path(dir) / (name + ".gz");
   if (std::filesystem::is_regular_file(gz)) return gz.string();
-  JEBM_FAIL(dir << ": neither " << name << " nor " << name
-                << ".gz found (--data should point at the folder holding them)");
+  const char* set = name.find("_batch") != std::string::npos ? "cifar10" : "mnist";
+  JEBM_FAIL(dir << ": neither " << name << " nor " << name << ".gz found (--data should point at the folder "
+                << "holding them; scripts/fetch-data.sh DIR " << set << " downloads them into DIR/" << set << ")");
 }
 
 }  // namespace

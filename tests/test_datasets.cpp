@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(load_mnist_finds_files_and_checks_counts) {
   expect_error([&] { load_mnist(dir.path.string(), false); },
                {"t10k-labels-idx1-ubyte.gz", "label 10 at index 1", "0..9"});
   fs::remove(dir.path / "train-labels-idx1-ubyte");
-  expect_error([&] { load_mnist(dir.path.string(), true); }, {"neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz"});
+  expect_error([&] { load_mnist(dir.path.string(), true); }, {"neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz", "scripts/fetch-data.sh DIR mnist"});
 }
 
 BOOST_AUTO_TEST_CASE(cifar_round_trip_and_errors) {
@@ -178,7 +178,7 @@ BOOST_AUTO_TEST_CASE(cifar_round_trip_and_errors) {
   expect_error([&] { load_cifar10(dir.path.string(), false); }, {ep, "size 0 bytes"});
   fs::remove(dir.path / "data_batch_4.bin.gz");  // batch 4 was written plain
   fs::remove(dir.path / "data_batch_4.bin");
-  expect_error([&] { load_cifar10(dir.path.string(), true); }, {"neither data_batch_4.bin nor data_batch_4.bin.gz"});
+  expect_error([&] { load_cifar10(dir.path.string(), true); }, {"neither data_batch_4.bin nor data_batch_4.bin.gz", "scripts/fetch-data.sh DIR cifar10"});
 }
 
 BOOST_AUTO_TEST_CASE(images_to_tensor_scales_to_minus_one_one) {
