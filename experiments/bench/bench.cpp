@@ -109,6 +109,12 @@ void bench_gmm_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
     rows.push_back({"gmm", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
 }
 
+// GmmTrainer::iterate against N and d (experiments/bench/gmm.cpp).
+void bench_gmm_scaling_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (const SamplerTiming& t : bench_gmm_scaling(o.device, o.repeat))
+    rows.push_back({"gmm_scaling", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
+}
+
 // The image samplers as the product runs them: one ULA move and one Trainer::step (Algorithm 1) per energy CNN
 // (experiments/bench/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
 void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
@@ -123,6 +129,8 @@ const std::vector<BenchSection>& bench_sections() {
       {"energy_cnn", "MNIST and CIFAR-10 energy CNNs: forward+backward to grad_x and grad_theta at --batch",
        bench_energy_cnn_section},
       {"gmm", "Gaussian mixture, d = 50, N = 10^4: fused ULA+Jarzynski kernel, one full iteration", bench_gmm_section},
+      {"gmm_scaling", "Gaussian mixture: one full iteration at N = 10^3 ... 10^6 (d = 50) and d = 10 ... 1000 "
+                      "(N = 10^4), against its memory floor", bench_gmm_scaling_section},
       {"ula_cnn", "the product's MNIST and CIFAR-10 training (their defaults, --batch walkers per moving subset and "
                   "in the loss): one ULA move as Trainer::step makes it, and one whole Trainer::step (--moves "
                   "moves of one subset instead of the defaults' 6 x 30 and 1 x 60 when > 0)", bench_ula_cnn_section},

@@ -11,5 +11,9 @@
 namespace jebm {
 
 std::vector<SamplerTiming> bench_gmm_timings(Device device, int repeat);
+// How one full iteration grows with the work: N = 10^3 ... 10^6 walkers at d = 50, and d = 10 ... 1000 at
+// N = 10^4 (10^4 data points throughout). Each row's bytes are its memory floor, so its share of the measured
+// copy bandwidth says how close it runs to that floor.
+std::vector<SamplerTiming> bench_gmm_scaling(Device device, int repeat);
 
 }  // namespace jebm
