@@ -2,7 +2,10 @@
 // and, per case, its work, rate and share of that peak; the timer takes the median; bad options are clear errors.
 // The heavy sections (energy CNNs, Trainer::step) are not run here: they take minutes on a CPU.
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -61,6 +64,68 @@ BOOST_AUTO_TEST_CASE(fma_peak_names_the_widest_isa_and_counts_every_thread) {
     BOOST_TEST(std::isfinite(p.gflops));
     BOOST_TEST(p.gflops > 0.0);
   }
+}
+
+BOOST_AUTO_TEST_CASE(compare_pairs_jebm_rows_with_the_reference_scripts_medians) {
+  // A stand-in for torch_reference.py that prints the script's JSON lines, and records the arguments it was given:
+  // the comparison must pass jebm's sizes and thread count, and divide the two medians.
+  jebm::test::TempDir dir;
+  const std::string script = dir.path.string() + "/fake_torch.sh", args = dir.path.string() + "/args";
+  {
+    std::ofstream f(script);
+    f << "echo \"$@\" > " << args << "\n"
+      << "echo '{\"workload\": \"gmm/fused step\", \"batch\": 10000, \"median_ms\": 1e6, \"device\": \"cpu\"}'\n"
+      << "echo 'a plain line'\n";
+  }
+  std::string out;
+  {
+    CoutCapture cap;
+    BOOST_REQUIRE_EQUAL(jebm::run_bench({"--only", "gmm", "--repeat", "1", "--compare", "--python", "/bin/sh",
+                                          "--torch-script", script}),
+                        0);
+    out = cap.text.str();
+  }
+  BOOST_TEST_MESSAGE(out);
+  std::ifstream a(args);
+  const std::string given((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  BOOST_TEST(given.find("--only gmm") != std::string::npos);
+  BOOST_TEST(given.find("--repeat 1") != std::string::npos);
+  BOOST_TEST(given.find("--threads " + std::to_string(omp_get_max_threads())) != std::string::npos);
+  BOOST_TEST(out.find("jebm vs PyTorch") != std::string::npos);
+  // The fused step took 1e6 ms "in PyTorch": its ratio is 1e6 / jebm's median, printed with an x; the full
+  // iteration has no PyTorch row here, so it shows '-'.
+  const size_t fused = out.find("gmm/fused step");
+  BOOST_REQUIRE(fused != std::string::npos);
+  const std::string fused_line = out.substr(fused, out.find('\n', fused) - fused);
+  BOOST_TEST(fused_line.find("1000000.000") != std::string::npos);
+  BOOST_TEST(fused_line.find('x') != std::string::npos);
+  const size_t full = out.find("gmm/full iteration");
+  BOOST_REQUIRE(full != std::string::npos);
+  BOOST_TEST(out.substr(full, out.find('\n', full) - full).find(" - ") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(compare_says_why_when_the_reference_cannot_run) {
+  jebm::test::TempDir dir;
+  const std::string script = dir.path.string() + "/no_torch.sh";
+  std::ofstream(script) << "echo \"ModuleNotFoundError: No module named 'torch'\"\nexit 3\n";
+  CoutCapture cap;
+  expect_error([&] { jebm::run_bench({"--only", "gmm", "--repeat", "1", "--compare", "--python", "/bin/sh",
+                                      "--torch-script", script}); },
+               {"--compare", "exit status 3", "No module named 'torch'", "--python"});
+}
+
+BOOST_AUTO_TEST_CASE(compare_against_pytorch_when_it_is_installed,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+                       return jebm::test::skip_unless(std::system("python3 -c 'import torch' > /dev/null 2>&1") == 0,
+                                                      "python3 has no PyTorch (pip install torch)");
+                     })) {
+  // The real script, on the fused step only (small): both medians and a ratio are printed.
+  CoutCapture cap;
+  BOOST_REQUIRE_EQUAL(jebm::run_bench({"--only", "gmm", "--repeat", "1", "--compare"}), 0);
+  const std::string out = cap.text.str();
+  const size_t fused = out.find("gmm/fused step");
+  BOOST_REQUIRE(fused != std::string::npos);
+  BOOST_TEST(out.substr(fused, out.find('\n', fused) - fused).find('x') != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(median_ms_is_the_median_of_the_timed_calls) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "experiments/bench/gmm.hpp"
 #include "experiments/bench/peak.hpp"
 #include "experiments/bench/timing.hpp"
+#include "experiments/bench/torch_compare.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
@@ -175,6 +177,28 @@ void print_rows(const std::vector<BenchRow>& rows, const MachinePeak& peak, std:
           "rerun on a quiet machine\n";
 }
 
+// The rows PyTorch has a twin of, side by side: jebm's median, PyTorch's, and how many times faster jebm is.
+void print_comparison(const std::vector<BenchRow>& rows, const std::map<std::string, double>& torch_ms,
+                      const TorchCompareArgs& a, std::ostream& os) {
+  char line[256];
+  os << "\njebm vs PyTorch (" << a.script << ", run by " << a.python << " just after jebm's rows, " << a.threads
+     << " thread(s), same sizes; > 1 means jebm is faster)\n";
+  std::snprintf(line, sizeof line, "%-44s %12s %12s %12s\n", "workload", "jebm ms", "PyTorch ms", "PyTorch/jebm");
+  os << line;
+  for (const BenchRow& r : rows) {
+    const std::string key = torch_workload(r.section, r.name);
+    if (key.empty()) continue;
+    const auto t = torch_ms.find(key);
+    char torch[32] = "-", ratio[32] = "-";
+    if (t != torch_ms.end() && r.median_ms > 0) {
+      std::snprintf(torch, sizeof torch, "%.3f", t->second);
+      std::snprintf(ratio, sizeof ratio, "%.2fx", t->second / r.median_ms);
+    }
+    std::snprintf(line, sizeof line, "%-44s %12.3f %12s %12s\n", key.c_str(), r.median_ms, torch, ratio);
+    os << line;
+  }
+}
+
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
@@ -183,6 +207,8 @@ int run_bench(const std::vector<std::string>& args) {
   int repeat = 5;
   int64_t batch = 256, moves = 0;
   std::string net = "all";
+  TorchCompareArgs torch;
+  torch.script = JEBM_TORCH_REFERENCE;
   const OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", at_least(1)}, {"moves", at_least(0)}};
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
@@ -193,7 +219,11 @@ int run_bench(const std::vector<std::string>& args) {
       ("batch", po::value(&batch)->default_value(batch), R.help("batch", "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)").c_str())
       ("moves", po::value(&moves)->default_value(moves), R.help("moves", "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)").c_str())
       ("net", po::value(&net)->default_value(net), "ula_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
-      ("only", po::value(&only), ("run one section: " + section_list).c_str());
+      ("only", po::value(&only), ("run one section: " + section_list).c_str())
+      ("compare", "also run the PyTorch twins of the gmm, ula_cnn and energy_cnn rows (--torch-script) with the same "
+                  "sizes and threads, and print both medians and their ratio")
+      ("python", po::value(&torch.python)->default_value(torch.python), "--compare: the Python that has PyTorch")
+      ("torch-script", po::value(&torch.script)->default_value(torch.script), "--compare: the PyTorch reference script");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -230,6 +260,20 @@ int run_bench(const std::vector<std::string>& args) {
   const MachinePeak peak = measure_peak(o.device, o.repeat);
   std::cout << peak.how << "\n";
   print_rows(rows, peak, std::cout);
+  if (vm.count("compare")) {
+    torch.device = device;
+    torch.repeat = repeat;
+    torch.threads = omp_get_max_threads();
+    torch.batch = batch;
+    torch.moves = moves;
+    torch.net = net;
+    if (only == "gmm" || only == "ula_cnn" || only == "energy_cnn") torch.only = only;
+    else if (!only.empty()) torch.only = "none";
+    if (torch.only == "none")
+      std::cout << "\n--compare: PyTorch has no twin of section " << only << " (it has gmm, ula_cnn, energy_cnn)\n";
+    else
+      print_comparison(rows, run_torch_reference(torch), torch, std::cout);
+  }
   return 0;
 }
 

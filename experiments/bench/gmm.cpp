@@ -49,7 +49,7 @@ std::vector<SamplerTiming> bench_gmm_timings(Device device, int repeat) {
   }
   {
     GmmTrainer run(c, Algorithm::Jarzynski, data, teacher);
-    out.push_back({"full iteration 1e4x50 (README fused)", median_ms([&] { run.iterate(); }, calls), 0.0, 0.0});
+    out.push_back({"full iteration 1e4x50", median_ms([&] { run.iterate(); }, calls), 0.0, 0.0});
   }
   return out;
 }
