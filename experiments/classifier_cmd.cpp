@@ -510,7 +510,7 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   JEBM_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
   JEBM_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
 
-  prepare_run_dir(o.out, o.force, false);
+  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   auto options = resolved(o, join_ints(digits));
   options.emplace_back("downsample", std::to_string(o.downsample));
   write_options(o.out, options);
@@ -537,7 +537,7 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
   const ImageSet train = select(train_split.pixels, train_split.labels, c, h, w, classes, o.limit);
   const ImageSet test = select(test_split.pixels, test_split.labels, c, h, w, classes, 0);
 
-  prepare_run_dir(o.out, o.force, false);
+  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   write_options(o.out, resolved(o, join_ints(classes)));
   Classifier model = make_classifier(ClassifierKind::Cifar10, classes, o.seed);
   train_and_save(o, model, train, test, o.out, "cifar10-classifier");

@@ -339,9 +339,10 @@ int run_gmm(const std::vector<std::string>& args) {
         std::find(kGmmResumeMayChange.begin(), kGmmResumeMayChange.end(), k) == kGmmResumeMayChange.end())
       run_text += k + "=" + v + "\n";
   const std::string options_hash = std::to_string(comm_hash(run_text));
+  RunDirLock run_lock;  // rank 0 holds the directory until the run ends
   if (!out.empty()) {
     run_on_rank0(comm, [&] {
-      prepare_run_dir(out, cl.force, resume);
+      run_lock = prepare_run_dir(out, cl.force, resume);
       std::vector<std::pair<std::string, std::string>> kv = cl.saved;
       kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
       kv.emplace_back("resolved.ranks", std::to_string(comm.size()));

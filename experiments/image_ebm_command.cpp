@@ -58,8 +58,9 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                       "ranks or a smaller --shard-block");
   const std::string options_path = (std::filesystem::path(c.out) / "options.txt").string();
   std::string old_options;
+  RunDirLock run_lock;  // rank 0 holds the directory until the run ends
   run_on_rank0(comm, [&] {
-    prepare_run_dir(c.out, c.force, c.resume);
+    run_lock = prepare_run_dir(c.out, c.force, c.resume);
     // A resume that fails (e.g. the checkpoint refuses a changed --holdout-walkers) must leave the run's
     // options.txt as it was: it is the defaults of the next --resume.
     if (c.resume && std::filesystem::is_regular_file(options_path)) old_options = read_file(options_path);

@@ -19,22 +19,68 @@ namespace jebm {
 
 namespace fs = std::filesystem;
 
-void prepare_run_dir(const fs::path& dir, bool force, bool resume) {
-  JEBM_CHECK(!dir.empty(), "--out: empty directory name");
-  if (fs::exists(dir)) {
-    JEBM_CHECK(fs::is_directory(dir), "--out " << dir.string() << ": exists and is not a directory");
-    // Any file is someone's: a run whose options.txt was lost still has its checkpoint and metrics.
-    std::error_code ec;
-    fs::directory_iterator it(dir, ec);
-    JEBM_CHECK(!ec, "--out " << dir.string() << ": cannot list the directory: " << ec.message());
-    JEBM_CHECK(it == fs::directory_iterator() || force || resume,
-               "--out " << dir.string() << " is not empty (it holds " << it->path().filename().string()
-                        << (fs::exists(dir / "options.txt") ? ", a previous run" : "")
-                        << "); pass --force to overwrite it or --resume to continue a run there");
-  }
+namespace {
+// The symbolic links directly in `dir` (none are jebm's: it writes only plain files there).
+std::vector<fs::path> links_in(const fs::path& dir, const std::string& option) {
+  std::vector<fs::path> links;
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  JEBM_CHECK(!ec, "--out " << dir.string() << ": cannot create the directory: " << ec.message());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_symlink(ec)) links.push_back(it->path());
+  JEBM_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
+  return links;
+}
+
+// --force: the link goes (unlink never follows it), with a note saying so.
+void remove_link(const fs::path& link, const std::string& option) {
+  std::error_code ec;
+  JEBM_CHECK(fs::remove(link, ec) && !ec, option << ": cannot remove the symbolic link " << link.filename().string()
+                                                 << ": " << ec.message());
+  std::cerr << "jebm: note: --force: removed the symbolic link " << link.string() << " (its target is untouched)\n";
+}
+}  // namespace
+
+RunDirLock prepare_run_dir(const fs::path& dir, bool force, bool resume) {
+  JEBM_CHECK(!dir.empty(), "--out: empty directory name");
+  const std::string option = (resume ? "--resume " : "--out ") + dir.string();
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(dir, ec))) {
+    JEBM_CHECK(fs::is_directory(dir), option << ": exists and is not a directory");
+  } else {
+    fs::create_directories(dir, ec);
+    JEBM_CHECK(!ec, option << ": cannot create the directory: " << ec.message());
+  }
+  // A link where jebm writes would send its bytes to the link's target: refused, or removed (never followed)
+  // with --force. The file writers never follow one either (runtime/file_io), so a link planted later fails.
+  const std::vector<fs::path> links = links_in(dir, option);
+  if (!links.empty() && !force) {
+    const fs::path target = fs::read_symlink(links.front(), ec);
+    JEBM_FAIL(option << ": " << links.front().filename().string() << " is a symbolic link (to " << target.string()
+                     << "), and jebm never writes through one: remove it, or pass --force to have jebm remove the "
+                     << "link (its target is left alone)");
+  }
+  const fs::path lock_path = dir / kRunLockName;
+  if (force && fs::is_symlink(fs::symlink_status(lock_path, ec))) remove_link(lock_path, option);
+  RunDirLock lock = RunDirLock::acquire(dir.string(), option);
+  // Any file is someone's: a run whose options.txt was lost still has its checkpoint and metrics.
+  std::string first;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename() != kRunLockName) {
+      first = it->path().filename().string();
+      break;
+    }
+  if (ec || !(first.empty() || force || resume)) {
+    lock.release(/*keep_file=*/!lock.created_file());
+    JEBM_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
+    JEBM_FAIL(option << " is not empty (it holds " << first << (fs::exists(dir / "options.txt") ? ", a previous run" : "")
+                     << "); pass --force to overwrite it or --resume to continue a run there");
+  }
+  for (const fs::path& l : links)
+    if (l.filename() != kRunLockName) remove_link(l, option);
+  if (!lock.stale_owner().empty())
+    std::cerr << "jebm: note: " << option << ": the run that locked it (" << lock.stale_owner()
+              << ") is gone; its lock is taken over\n";
+  lock.claim();
+  return lock;
 }
 
 std::optional<std::string> option_value_string(const boost::program_options::variable_value& v) {

@@ -17,14 +17,18 @@
 
 #include <boost/program_options/variables_map.hpp>
 
-#include "experiments/progress.hpp"  // Progress lived here; its users still include this header
+#include "experiments/progress.hpp"
+#include "experiments/run_dir_lock.hpp"  // Progress lived here; its users still include this header
 #include "runtime/file_io.hpp"
 
 namespace jebm {
 
-// Prepares `dir` for a run. A directory holding any file (options.txt, a checkpoint, metrics...) is an error
-// unless force (files are overwritten) or resume (kept; the caller appends). Creates the directory as needed.
-void prepare_run_dir(const std::filesystem::path& dir, bool force, bool resume);
+// Prepares `dir` for a run and locks it for this process (the returned lock, to be held until the run ends): a
+// directory another live run holds is refused, with or without force, naming that run. A directory holding any
+// file (options.txt, a checkpoint, metrics...) is an error unless force (files are overwritten) or resume (kept;
+// the caller appends). A symbolic link in it is an error unless force, which removes the link (never its
+// target). Creates the directory as needed.
+[[nodiscard]] RunDirLock prepare_run_dir(const std::filesystem::path& dir, bool force, bool resume);
 // Writes "key = value" lines (the resolved options, in order) to dir/options.txt, atomically: a kill or a full
 // disk leaves the previous options.txt whole (resume rewrites it).
 void write_options(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& kv);

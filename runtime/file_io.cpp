@@ -3,6 +3,7 @@
 #include "runtime/file_io.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,13 +43,30 @@ void fsync_parent_dir(const std::string& path) {
   ::close(fd);
 }
 
+bool is_symlink(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+// Why open() of `path` failed, in words: a link gets its own sentence, since O_NOFOLLOW's ELOOP/EEXIST say nothing.
+std::string open_failure(const std::string& path, int e) {
+  if (is_symlink(path)) return path + " is a symbolic link, and jebm never follows one in a run directory (remove it)";
+  return errno_str(e);
+}
+
 }  // namespace
 
 // --- AtomicFile ----------------------------------------------------------------------------------------------
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": cannot create " << tmp_ << ": " << errno_str(errno));
+  // The temporary is this writer's alone: whatever holds its name (a killed run's leftover, a planted link) is
+  // unlinked, never followed, and a new file is created exclusively, so no byte lands anywhere but in it. The
+  // final name is only ever replaced by rename(), which replaces a link itself, never its target.
+  if (::unlink(tmp_.c_str()) != 0 && errno != ENOENT) {
+    // Not removable (a directory, say): the exclusive create below fails and names it.
+  }
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": cannot create " << tmp_ << ": " << open_failure(tmp_, errno));
 }
 
 AtomicFile::~AtomicFile() {
@@ -104,9 +122,19 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 // --- AppendFile ----------------------------------------------------------------------------------------------
 
 AppendFile::AppendFile(std::string path, bool truncate) : path_(std::move(path)) {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND);
+  // O_NOFOLLOW: a link at the path is an error, never a write into its target. A new file (truncate) replaces a
+  // regular one by unlink + exclusive create, so even a hard link to someone's file is left as it was; a device
+  // (/dev/full in the tests) is opened as it is.
+  int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (truncate ? 0 : O_APPEND | O_CREAT);
+  if (truncate) {
+    struct stat st {};
+    const bool exists = ::lstat(path_.c_str(), &st) == 0;
+    if (!exists || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) flags |= O_CREAT | O_EXCL;
+    if (exists && S_ISREG(st.st_mode) && ::unlink(path_.c_str()) != 0)
+      JEBM_FAIL("cannot write " << path_ << ": cannot replace it: " << errno_str(errno));
+  }
   fd_ = ::open(path_.c_str(), flags, 0644);
-  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": " << errno_str(errno));
+  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": " << open_failure(path_, errno));
 }
 
 AppendFile::~AppendFile() {
@@ -144,8 +172,8 @@ void AppendFile::sync() {
 }
 
 std::string read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  JEBM_CHECK(fd >= 0, "cannot read " << path << ": " << errno_str(errno));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  JEBM_CHECK(fd >= 0, "cannot read " << path << ": " << open_failure(path, errno));
   std::string out;
   char buf[1 << 16];
   for (;;) {

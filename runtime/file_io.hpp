@@ -1,15 +1,17 @@
 // Checked file writes, the one layer every file jebm leaves on disk goes through: replacing a file atomically
 // (temporary, fsync, rename, fsync of the directory) and appending with every write checked. A failure (full
 // disk, I/O error, kill) never loses what was there before, and throws a jebm::Error naming the file and the
-// system's reason. Tested by tests/test_run_files.cpp (tmpfs full disk, RLIMIT_FSIZE, /dev/full).
+// system's reason. No write ever follows a symbolic link: temporaries are created exclusively, final files are
+// replaced only by rename, appends open with O_NOFOLLOW. Tested by tests/test_run_files.cpp (tmpfs full disk,
+// RLIMIT_FSIZE, /dev/full) and tests/test_run_links.cpp (planted links).
 #pragma once
 #include <cstddef>
 #include <string>
 
 namespace jebm {
 
-// A new version of `path`, written to `path + ".tmp"` and renamed over `path` by commit(). Until commit() the
-// old file is untouched; a destructor without commit() removes the temporary (an exception unwound us).
+// A new version of `path`, written to `path + ".tmp"` (whatever held that name is unlinked first, and the temporary
+// is created with O_EXCL | O_NOFOLLOW) and renamed over `path` by commit(). Until commit() the old file is untouched; a destructor without commit() removes the temporary (an exception unwound us).
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);
@@ -39,7 +41,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 class AppendFile {
  public:
   AppendFile() = default;
-  // truncate: start an empty file (a new run); else keep what is there (a resumed run).
+  // truncate: start a new empty file (a new run; a regular file there is unlinked first, never truncated in
+  // place); else keep what is there (a resumed run). A symbolic link at `path` is an error either way.
   AppendFile(std::string path, bool truncate);
   ~AppendFile();
   AppendFile(AppendFile&& o) noexcept;
@@ -57,7 +60,8 @@ class AppendFile {
   int fd_ = -1;
 };
 
-// Reads a whole file (checked; the error names it). Used to rewrite a file from its current content.
+// Reads a whole file (checked; the error names it), never through a symbolic link: what jebm reads back this way
+// is its own run files (a CSV to resume, options.txt). Used to rewrite a file from its current content.
 std::string read_file(const std::string& path);
 
 }  // namespace jebm

@@ -315,7 +315,7 @@ BOOST_AUTO_TEST_CASE(divergence_guard_triggers_on_injected_nan) {
   c.lr = 0.01;
   c.progress = false;
   c.out = (out.path / "run").string();
-  jebm::prepare_run_dir(c.out, false, false);
+  const jebm::RunDirLock lock = jebm::prepare_run_dir(c.out, false, false);
   jebm::ImageEbmProblem p;
   jebm::Generator dg{3, 0};
   p.data = jebm::rand_uniform({4, 3, 32, 32}, -1, 1, dg);  // 2 updates per epoch

@@ -234,7 +234,7 @@ BOOST_AUTO_TEST_CASE(divergence_guard_names_the_update_and_keeps_the_last_good_c
   c.lr = 0.01;
   c.progress = false;
   c.out = (out.path / "run").string();
-  jebm::prepare_run_dir(c.out, false, false);
+  const jebm::RunDirLock lock = jebm::prepare_run_dir(c.out, false, false);
   jebm::ImageEbmProblem p;
   p.data = tiny_patterns(6);  // 3 updates per epoch
   // Burn-in: 2 calls; each update: ~5 calls. NaN from call 40 on: during epoch 2 or 3.

@@ -278,12 +278,13 @@ BOOST_AUTO_TEST_CASE(a_directory_holding_any_run_file_needs_force) {
   TempDir dir;
   const fs::path run = dir.path / "run";
   fs::create_directories(run);
-  prepare_run_dir(run, false, false);  // empty: fine
+  (void)prepare_run_dir(run, false, false);  // empty: fine (the lock goes at once)
   save_safetensors((run / "checkpoint.safetensors").string(), {{"w", Tensor::ones({2})}});
   // A checkpoint without options.txt (today: overwritten without --force).
-  expect_error([&] { prepare_run_dir(run, false, false); }, {run.string(), "checkpoint.safetensors", "--force"});
-  BOOST_CHECK_NO_THROW(prepare_run_dir(run, true, false));
-  BOOST_CHECK_NO_THROW(prepare_run_dir(run, false, true));
+  expect_error([&] { (void)prepare_run_dir(run, false, false); },
+               {run.string(), "checkpoint.safetensors", "--force"});
+  BOOST_CHECK_NO_THROW((void)prepare_run_dir(run, true, false));
+  BOOST_CHECK_NO_THROW((void)prepare_run_dir(run, false, true));
 }
 
 BOOST_AUTO_TEST_CASE(read_options_parses_and_names_bad_lines) {

@@ -1,0 +1,133 @@
+// One run per directory (experiments/run_dir_lock, prepare_run_dir): a second jebm process on the directory of a
+// live run is refused, with or without --force and with --resume, naming the live run's pid, host and start time,
+// and changes no file; a lock left by a killed run is taken over with a note. Real processes: the jebm binary.
+#include "tests/helpers.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "experiments/output.hpp"
+#include "experiments/run_dir_lock.hpp"
+
+extern char** environ;
+
+using namespace jebm;
+using jebm::test::expect_error;
+using jebm::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// `jebm ARGS` started in the background, its stdout and stderr going to `log`.
+pid_t start_jebm(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> all = {JEBM_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, JEBM_BINARY, &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << JEBM_BINARY);
+  return pid;
+}
+
+struct Finished {
+  int status = 0;
+  std::string output;
+};
+
+Finished run_jebm(const std::vector<std::string>& args, const fs::path& log) {
+  const pid_t pid = start_jebm(args, log);
+  Finished f;
+  BOOST_REQUIRE(::waitpid(pid, &f.status, 0) == pid);
+  f.output = slurp(log);
+  return f;
+}
+
+// A gmm run that would take hours: it holds its directory until it is killed.
+std::vector<std::string> long_gmm(const fs::path& out) {
+  return {"gmm", "--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "100000000", "--log-every", "1000",
+          "--algo", "jarzynski", "--checkpoint-every", "1000", "--no-progress", "--out", out.string()};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_second_run_on_a_live_runs_directory_is_refused_and_a_dead_runs_lock_is_taken_over) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "run";
+  const pid_t live = start_jebm(long_gmm(out), tmp.path / "live.log");
+  const std::string pid_text = "pid " + std::to_string(live) + " on host ";
+  // The live run has locked its directory and written its options once the lock names it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (slurp(out / kRunLockName).find(pid_text) == std::string::npos || !fs::exists(out / "options.txt")) {
+    int status = 0;
+    BOOST_REQUIRE_MESSAGE(::waitpid(live, &status, WNOHANG) == 0, "the first run ended: " << slurp(tmp.path / "live.log"));
+    BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the first run never locked " << out);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string options_before = slurp(out / "options.txt");
+  std::vector<std::vector<std::string>> seconds = {
+      long_gmm(out), long_gmm(out), {"gmm", "--resume", out.string(), "--no-progress"}};
+  seconds[1].push_back("--force");
+  for (const auto& args : seconds) {
+    const Finished f = run_jebm(args, tmp.path / "second.log");
+    BOOST_TEST_CONTEXT(f.output) {
+      BOOST_TEST(WIFEXITED(f.status));
+      BOOST_TEST(WEXITSTATUS(f.status) == 2);
+      BOOST_TEST(f.output.find("in use by a live jebm run") != std::string::npos);
+      BOOST_TEST(f.output.find(pid_text) != std::string::npos);
+      BOOST_TEST(f.output.find("started 20") != std::string::npos);
+    }
+    BOOST_TEST(slurp(out / "options.txt") == options_before);
+  }
+  // Killed, it leaves its lock file behind; the kernel has dropped the lock, and the next run takes it over.
+  ::kill(live, SIGKILL);
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(live, &status, 0) == live);
+  BOOST_TEST(slurp(out / kRunLockName).find(pid_text) != std::string::npos);
+  const Finished f = run_jebm({"gmm", "--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "3",
+                               "--algo", "jarzynski", "--no-progress", "--force", "--out", out.string()},
+                              tmp.path / "third.log");
+  BOOST_TEST_CONTEXT(f.output) {
+    BOOST_TEST((WIFEXITED(f.status) && WEXITSTATUS(f.status) == 0));
+    BOOST_TEST(f.output.find("(" + pid_text) != std::string::npos);
+    BOOST_TEST(f.output.find("is gone; its lock is taken over") != std::string::npos);
+  }
+  BOOST_TEST(!fs::exists(out / kRunLockName));  // a run that ends removes its lock file
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_is_exclusive_between_open_files_and_a_refused_run_leaves_no_lock_file) {
+  TempDir tmp;
+  const fs::path run = tmp.path / "run";
+  {
+    const RunDirLock held = prepare_run_dir(run, false, false);
+    expect_error([&] { (void)prepare_run_dir(run, true, false); }, {run.string(), "in use by a live jebm run", "pid "});
+    expect_error([&] { (void)prepare_run_dir(run, false, true); }, {"--resume " + run.string(), "in use"});
+  }
+  BOOST_TEST(!fs::exists(run / kRunLockName));
+  std::ofstream(run / "options.txt") << "a = 1\n";
+  expect_error([&] { (void)prepare_run_dir(run, false, false); }, {"options.txt", "--force"});
+  BOOST_TEST(!fs::exists(run / kRunLockName));  // the refused run created no lock file
+}
