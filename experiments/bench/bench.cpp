@@ -124,6 +124,12 @@ void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
     rows.push_back({"ula_cnn", t.name, DType::Float32, t.median_ms, t.flops, t.bytes});
 }
 
+// One MNIST ULA move against the walkers it moves (experiments/bench/bench_samplers.cpp).
+void bench_ula_scaling_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (const SamplerTiming& t : bench_ula_scaling(o.repeat, o.device))
+    rows.push_back({"ula_scaling", t.name, DType::Float32, t.median_ms, t.flops, t.bytes});
+}
+
 const std::vector<BenchSection>& bench_sections() {
   static const std::vector<BenchSection> sections = {
       {"gemm", "square GEMM 256/512/1024, float32 and float64", bench_gemm},
@@ -136,6 +142,8 @@ const std::vector<BenchSection>& bench_sections() {
       {"ula_cnn", "the product's MNIST and CIFAR-10 training (their defaults, --batch walkers per moving subset and "
                   "in the loss): one ULA move as Trainer::step makes it, and one whole Trainer::step (--moves "
                   "moves of one subset instead of the defaults' 6 x 30 and 1 x 60 when > 0)", bench_ula_cnn_section},
+      {"ula_scaling", "one MNIST ULA move as Trainer::step makes it, at 32, 64, ... 1024 walkers",
+       bench_ula_scaling_section},
   };
   return sections;
 }

@@ -53,6 +53,30 @@ class CountingEnergy : public Module {
   double macs_per_image_ = 0.0;
 };
 
+// One move of `batch` walkers as Trainer::step makes it (samplers/trainer.cpp make_moves): the subset's rows,
+// U and grad_x U there (completing their previous move), the fused kernel on the subset. Median ms. The walkers
+// are left pending outside the Trainer's books: the caller starts any Trainer step on fresh walkers.
+double time_ula_move(Trainer& tr, WalkerPopulation& pop, const ImageEbmConfig& c, int64_t batch, int repeat,
+                     Device device) {
+  std::vector<int64_t> subset(static_cast<size_t>(batch));
+  for (int64_t i = 0; i < batch; ++i) subset[static_cast<size_t>(i)] = i * (c.walkers / batch);
+  const Tensor idx = Tensor::from_vector(subset, {batch}, device);
+  UlaConfig ula = image_ebm_trainer_options(c).ula;
+  ula.weighted = true;
+  {
+    Tensor u, g;
+    tr.energy_and_grad(gather_rows(pop.x, idx), u, g);
+    ula_jarzynski_step(pop, u, g, ula, MoveKind::MoveOnly, subset);
+  }
+  return median_ms(
+      [&] {
+        Tensor u, g;
+        tr.energy_and_grad(gather_rows(pop.x, idx), u, g);
+        ula_jarzynski_step(pop, u, g, ula, MoveKind::CompleteAndMove, subset);
+      },
+      repeat);
+}
+
 void bench_image(const std::string& name, std::shared_ptr<Sequential> net, ImageEbmConfig c, int64_t batch,
                  int64_t moves, int repeat, Device device, std::vector<SamplerTiming>& out) {
   c.moving_batch = batch;
@@ -78,24 +102,7 @@ void bench_image(const std::string& name, std::shared_ptr<Sequential> net, Image
     clip_grad_norm(params, c.grad_clip > 0 ? c.grad_clip : std::numeric_limits<double>::infinity());
     adam.step();
   };
-  // One move of `batch` walkers as Trainer::step makes it (samplers/trainer.cpp make_moves): the subset's rows,
-  // U and grad_x U there (completing their previous move), the fused kernel on the subset.
-  std::vector<int64_t> subset(static_cast<size_t>(batch));
-  for (int64_t i = 0; i < batch; ++i) subset[static_cast<size_t>(i)] = i * (c.walkers / batch);
-  const Tensor idx = Tensor::from_vector(subset, {batch}, device);
-  UlaConfig ula = image_ebm_trainer_options(c).ula;
-  ula.weighted = true;
-  {
-    Tensor u, g;
-    tr.energy_and_grad(gather_rows(pop.x, idx), u, g);
-    ula_jarzynski_step(pop, u, g, ula, MoveKind::MoveOnly, subset);
-  }
-  const auto move = [&] {
-    Tensor u, g;
-    tr.energy_and_grad(gather_rows(pop.x, idx), u, g);
-    ula_jarzynski_step(pop, u, g, ula, MoveKind::CompleteAndMove, subset);
-  };
-  out.push_back({name + " ula move @" + std::to_string(batch), median_ms(move, repeat),
+  out.push_back({name + " ula move @" + std::to_string(batch), time_ula_move(tr, pop, c, batch, repeat, device),
                  4.0 * energy.macs_per_image() * static_cast<double>(batch), 0.0});
   // The move above left its walkers pending outside the Trainer's books: start the Trainer on fresh walkers.
   pop = walkers_to(WalkerPopulation::create(rand_uniform(ws, -1, 1, gen, DType::Float32), 6), device);
@@ -117,6 +124,29 @@ void bench_image(const std::string& name, std::shared_ptr<Sequential> net, Image
 }
 
 }  // namespace
+
+std::vector<SamplerTiming> bench_ula_scaling(int repeat, Device device) {
+  JEBM_CHECK(repeat > 0, "bench ula_scaling: repeat " << repeat);
+  std::vector<SamplerTiming> out;
+  Generator gen{3, 0};
+  const ImageEbmConfig c = mnist_defaults();
+  const Shape image = {1, 28, 28};
+  CountingEnergy energy(std::make_shared<MnistEnergyCNN>(gen), image);
+  energy.to(device);
+  Shape ws = image;
+  ws.insert(ws.begin(), c.walkers);
+  for (int64_t batch = 32; batch <= c.walkers; batch *= 2) {
+    WalkerPopulation pop =
+        walkers_to(WalkerPopulation::create(rand_uniform(ws, -1, 1, gen, DType::Float32), 5), device);
+    Trainer tr(energy, pop, image_ebm_trainer_options(c));
+    const double ms = time_ula_move(tr, pop, c, batch, repeat, device);
+    std::ostringstream name;
+    name << "mnist ula move @" << batch << " (" << std::fixed << std::setprecision(0) << 1e3 * ms / static_cast<double>(batch)
+         << " us/walker)";
+    out.push_back({name.str(), ms, 4.0 * energy.macs_per_image() * static_cast<double>(batch), 0.0});
+  }
+  return out;
+}
 
 std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves,
                                          const std::string& net) {

@@ -19,7 +19,6 @@ struct SamplerTiming {
   double bytes = 0.0;  // memory traffic of one call, for memory-bound kernels (0: not counted)
 };
 
-
 // Per energy CNN (MNIST, CIFAR-10), float32, with the experiment's defaults (mnist_defaults(), cifar10_defaults())
 // but `batch` walkers per moving subset and in the loss:
 //  "ula move": one move of `batch` walkers as Trainer::step makes it (gather, Trainer::energy_and_grad, the fused
@@ -29,5 +28,9 @@ struct SamplerTiming {
 //  net: "mnist", "cifar10" or "all".
 std::vector<SamplerTiming> bench_ula_cnn(int64_t batch, int repeat, Device device, int64_t moves = 0,
                                          const std::string& net = "all");
+
+// How one MNIST ULA move (as above) grows with the walkers it moves: 32, 64, ... up to the run's 1024, each row with
+// its time per walker.
+std::vector<SamplerTiming> bench_ula_scaling(int repeat, Device device);
 
 }  // namespace jebm
