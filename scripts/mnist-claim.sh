@@ -11,7 +11,7 @@
 #   PARALLEL=2 runs the two algorithms of a seed side by side (give each THREADS=1 on a 2-core machine).
 #   TABLE_ONLY=1 prints the table of runs already in OUT_DIR (OUT_DIR/{jarzynski,pcd}-sSEED) without running.
 #   EXTRA_ARGS="--walkers 1024" adds options to every run (both algorithms), e.g. to try one lever of the preset.
-#   PRESET=experiments/presets/mnist-cpu.ini runs the 28x28 preset (the README's earlier, negative table).
+#   PRESET=experiments/presets/mnist-cpu.ini runs the 28x28 preset (a negative result, docs/experiments.md).
 # Each run is an ordinary `jebm mnist` run directory under OUT_DIR (resumable, metrics.svg, samples_*.png).
 set -euo pipefail
 if [ "$#" -lt 2 ]; then

@@ -319,7 +319,7 @@ BOOST_AUTO_TEST_CASE(weight_kernels_coincide_at_sigma_sqrt_2h) {
 // U(x) - U(y) = (x - y).(G_x + G_y) / 2 holds exactly. For one move x -> y, d = y - x (whatever the noise was):
 //   "2h":    A += h/4 (|G_x|^2 - |G_y|^2)                                   so K moves telescope to
 //            A_K = h/4 (|G_0|^2 - |G_K|^2), whatever sigma is: the paper's weights do not see the chain's
-//            temperature (README, "MNIST: what the method does here");
+//            temperature (docs/method.md, "Cold chains: what the paper's weights are");
 //   "sigma": A += (h / sigma^2 - 1/2) d.(G_x + G_y) + h^2 / (2 sigma^2) (|G_x|^2 - |G_y|^2)
 //            whose first term, zero only at sigma^2 = 2h, is what collapses the ESS of a cold chain.
 BOOST_AUTO_TEST_CASE(weights_at_fixed_theta_on_a_quadratic_energy_have_closed_forms) {

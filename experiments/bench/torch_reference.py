@@ -17,7 +17,7 @@ Workloads (same sizes and hyper-parameters as experiments/bench/bench_samplers.c
                         surrogate loss (alpha=0.01) and its backward, the moves, grad-norm clip, Adam(1e-4, (0, 0.999))
   energy_cnn/<net>_energy_cnn fwd+bwd   one forward of the energy CNN at --batch and one backward to grad_x and
                         grad_theta (experiments/bench/bench_models.cpp)
-  energy_cnn/<net>_energy_cnn fwd+grad_x   forward and input gradient only (the README's CPU comparison)
+  energy_cnn/<net>_energy_cnn fwd+grad_x   forward and input gradient only (docs/performance.md's CPU comparison)
 Prints one JSON line per workload (with the TF32 mode), then a table. `--compare FILE` (repeatable) also reads
 `jebm bench` output tables and prints jebm / torch ratios for the rows both have.
 --tf32 off (the default) sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 to False:
