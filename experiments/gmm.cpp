@@ -164,7 +164,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
        R.help("holdout-walkers", "Jarzynski only: this many held-out walkers that move and are weighted like the training walkers under the "
        "same parameters but never enter the gradient; their log Z estimate is logged beside the training walkers' "
-       "(docs/log-z-bias.md). 0 = off").c_str())
+       "(docs/method.md). 0 = off").c_str())
       ("holdout-blocks", po::value(&c.holdout_blocks)->default_value(c.holdout_blocks),
        R.help("holdout-blocks", "the held-out walkers form this many independent populations (each resampled on its own); the spread of "
        "their estimates gives the held-out error bar. Must divide --holdout-walkers").c_str())
@@ -355,7 +355,7 @@ int run_gmm(const std::vector<std::string>& args) {
   for (Algorithm a : algos) {
     AlgoOutcome o;
     o.algo = a;
-    // jarzynski_ce is the corrected estimate (docs/log-z-bias.md); holdout_* are NaN without held-out walkers.
+    // jarzynski_ce is the corrected estimate (docs/method.md); holdout_* are NaN without held-out walkers.
     std::vector<std::string> cols = {"iteration", "exact_ce", "jarzynski_ce", "jarzynski_ce_raw", "log_z_correction",
                                      "jarzynski_ce_var", "log_z_correction_var",
                                      "holdout_ce", "holdout_ce_se", "kl_exact", "log_z_exact", "log_z_estimate",
@@ -476,7 +476,7 @@ int run_gmm(const std::vector<std::string>& args) {
             << " threads\n";
   std::cout << "teacher cross-entropy on the data: " << std::setprecision(6) << ce_teacher << "\n\n";
   // Jarzynski CE: the training walkers' estimate with the drift correction from the lag covariance; var: with
-  // the variance correction instead; raw: without either (docs/log-z-bias.md).
+  // the variance correction instead; raw: without either (docs/method.md).
   std::printf("%-10s %-22s %-12s %-12s %-11s %-12s %-12s %-12s %-22s %-9s %-8s %-8s\n", "algorithm",
               "final weights", "max|a-a*|", "exact CE", "KL (exact)", "Jarzynski CE", "var-corr.", "raw",
               "held-out CE +- se", "resampl.", "time s", "ms/it");

@@ -99,7 +99,7 @@ double gmm_data_finish(const GmmParams& p, const std::vector<double>& partials, 
 // The self-normalised importance-sampling variance of the weighted parameter gradient g_hat = sum_i c_i f_i,
 // f_i = grad_theta U(x_i), with normalised weights c (sum 1; null: 1/n):
 //   var_p = sum_i c_i^2 (f_ip - g_hat_p)^2            (the delta-method variance of a ratio estimate)
-// var_a [K*D], var_z [K] are overwritten. docs/log-z-bias.md says why `jebm gmm` needs it.
+// var_a [K*D], var_z [K] are overwritten. docs/method.md says why `jebm gmm` needs it.
 void gmm_param_grad_variance(const GmmParams& p, const double* x, const double* r, const double* c, int64_t n,
                              double* var_a, double* var_z);
 

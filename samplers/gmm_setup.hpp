@@ -32,7 +32,7 @@ struct GmmConfig {
   uint64_t seed = 1;
   int64_t log_every = 10;
   bool autograd = false;
-  // Held-out walkers (docs/log-z-bias.md): holdout_walkers in holdout_blocks independent populations that move
+  // Held-out walkers (docs/method.md): holdout_walkers in holdout_blocks independent populations that move
   // and are weighted like the training walkers under the same theta_k but never enter the gradient. 0 = off.
   int64_t holdout_walkers = 0;
   int64_t holdout_blocks = 10;

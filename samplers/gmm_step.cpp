@@ -372,7 +372,7 @@ void resample_and_redo_sharded(const GmmParams& theta, WalkerPopulation& pop, Re
     ua[i] = o[d];
     std::copy_n(o + d + 1, d, ga + i * d);
     if (!with_lag) continue;
-    // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/log-z-bias.md).
+    // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/method.md).
     lag->w[static_cast<size_t>(i)] = o[2 * d + 1];
     std::copy_n(o + 2 * d + 2, k, lag->r.begin() + i * k);
   }
@@ -395,7 +395,7 @@ void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, Resamp
   const std::vector<int64_t> anc = draw_population_ancestors(pop, scheme);
   resample_and_redo_move(pop, anc, u, g, cfg);
   if (!lag || !lag->valid) return;
-  // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/log-z-bias.md).
+  // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/method.md).
   const int64_t n = pop.size(), k = theta.k;
   std::vector<double> w(static_cast<size_t>(n)), r(static_cast<size_t>(n * k));
   for (int64_t i = 0; i < n; ++i) {

@@ -27,7 +27,7 @@ struct GmmWalkerPass {
   std::vector<double> var_a;   // [K*D]
   std::vector<double> var_z;   // [K]
   // With a GmmGradientLag that holds the previous pass (else empty): [K*D | K], the covariance of the previous
-  // and this pass's gradient estimates, sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) (docs/log-z-bias.md).
+  // and this pass's gradient estimates, sum_i w_prev,i w_i (f_prev,i - g_prev)(f_i - g) (docs/method.md).
   std::vector<double> lag_cov;
 };
 

@@ -137,7 +137,7 @@ void GmmTrainer::update_params(const std::vector<double>& ga, const std::vector<
 }
 
 // The expected drift of the running log Z estimate caused by one update: sum over the parameters that move of
-// learning rate x Cov(g_hat_p, g_hat'_p) (docs/log-z-bias.md); per_param is [K*D | K]. Mirrors update_params
+// learning rate x Cov(g_hat_p, g_hat'_p) (docs/method.md); per_param is [K*D | K]. Mirrors update_params
 // (the Jarzynski learning rates; z_0 is frozen, so it has no term).
 double GmmTrainer::lr_weighted_sum(const std::vector<double>& per_param) const {
   const size_t kd = theta_.a.size();

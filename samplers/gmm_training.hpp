@@ -1,7 +1,7 @@
 // GmmTrainer: Algorithm 1 (docs/method.md) on the Gaussian mixture's closed forms, one fused walker pass + one data
 // pass per parameter update, on the CPU or with walkers and data on a CUDA device; or the same iteration through
 // the generic Trainer/autograd path (GmmConfig::autograd). Besides the training walkers' running log Z estimate it
-// reports the first-order correction of its drift and, optionally, held-out walkers' estimate (docs/log-z-bias.md).
+// reports the first-order correction of its drift and, optionally, held-out walkers' estimate (docs/method.md).
 // Tested by tests/test_gmm.cpp (fast path == autograd path, thread-count invariance, held-out walkers leave the
 // trajectory bit-identical, corrected and held-out estimates track the exact log Z) and tests/test_cuda_gmm.cpp.
 #pragma once
@@ -28,7 +28,7 @@ struct GmmRecord {
   // The training walkers' estimate with the first-order correction of its drift from the covariance of
   // consecutive gradient estimates (the reported one), the uncorrected estimate, the correction
   // log_z_estimate - log_z_estimate_raw, and the cruder correction from the variance of each gradient estimate
-  // (docs/log-z-bias.md). Corrections are NaN on the autograd path (no per-walker gradients) and the lag one on
+  // (docs/method.md). Corrections are NaN on the autograd path (no per-walker gradients) and the lag one on
   // CUDA (not implemented there yet).
   double jarzynski_ce = 0.0, log_z_estimate = 0.0;
   double jarzynski_ce_raw = 0.0, log_z_estimate_raw = 0.0, log_z_correction = 0.0;
@@ -100,7 +100,7 @@ class GmmTrainer {
   WalkerPopulation pop_;
   UlaConfig ula_;
   int64_t k_ = 0;
-  // Sums of the per-update corrections so far (docs/log-z-bias.md): from the lag covariance (the term of update
+  // Sums of the per-update corrections so far (docs/method.md): from the lag covariance (the term of update
   // k is known after the pass at theta_{k+1}) and from the variance; the last update's variance term.
   double correction_lag_ = 0.0, correction_var_ = 0.0, last_var_term_ = 0.0;
   bool lag_available_ = true;  // false once a pass could not give the lag covariance (CUDA)

@@ -1,7 +1,7 @@
 # Docs that cannot rot silently (CTest: docs_links). Fails when README.md or docs/*.md links to a relative path
 # that does not exist, names a repository path in backticks (`samplers/trainer.hpp`) that does not exist, or when
 # a source file, help text, preset, script or doc cites a design document outside the repository by section
-# number. Run: cmake -DSOURCE_DIR=<repo> -P tests/check_docs.cmake
+# number or points at a docs/ page that does not exist. Run: cmake -DSOURCE_DIR=<repo> -P tests/check_docs.cmake
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "check_docs.cmake: pass -DSOURCE_DIR=<repository root>")
 endif()
@@ -52,12 +52,21 @@ foreach(f IN LISTS cited_files)
   if(NOT f MATCHES "\\.(cpp|hpp|cu|cuh|inc|h|c|py|sh|cmake|ini|md|txt|json)$" AND NOT f MATCHES "/\\.ci/")
     continue()
   endif()
+  file(RELATIVE_PATH name "${SOURCE_DIR}" "${f}")
   file(STRINGS "${f}" hits REGEX "${design_word}(\\.md)? ?[0-9]")
   if(hits)
-    file(RELATIVE_PATH name "${SOURCE_DIR}" "${f}")
     list(GET hits 0 first)
     list(APPEND problems "${name}: cites a design document outside the repository: ${first}")
   endif()
+  # A source or script that points at a page of docs/ names one that exists.
+  file(STRINGS "${f}" doc_refs REGEX "docs/[A-Za-z0-9_-]+\\.md")
+  string(REGEX MATCHALL "docs/[A-Za-z0-9_-]+\\.md" doc_refs "${doc_refs}")
+  list(REMOVE_DUPLICATES doc_refs)
+  foreach(ref IN LISTS doc_refs)
+    if(NOT EXISTS "${SOURCE_DIR}/${ref}")
+      list(APPEND problems "${name} points at ${ref}: no such file")
+    endif()
+  endforeach()
 endforeach()
 
 if(problems)

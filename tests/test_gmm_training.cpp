@@ -1,4 +1,4 @@
-// Tests of GmmTrainer's log Z estimates (samplers/gmm_training.hpp, samplers/gmm_step.hpp, docs/log-z-bias.md):
+// Tests of GmmTrainer's log Z estimates (samplers/gmm_training.hpp, samplers/gmm_step.hpp, docs/method.md):
 // the pass's gradient variance and lag covariance against direct sums, held-out walkers that leave the training
 // trajectory bit-identical, and a small mixture where the corrected and held-out estimates track the exact log Z
 // while the uncorrected one is measurably biased.
@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_leave_the_training_trajectory_bit_identical
 
 // Two modes whose masses are fixed (lr_z = 0), so the exact log Z stays constant, and a student that starts on
 // the teacher: every parameter change is the walkers' own gradient noise, and the uncorrected estimate drifts
-// down by about T x lr x sum_p Cov (docs/log-z-bias.md), here ~1 nat. The held-out walkers form 10 blocks of N
+// down by about T x lr x sum_p Cov (docs/method.md), here ~1 nat. The held-out walkers form 10 blocks of N
 // walkers, so the spread of the blocks is the spread of an N-walker estimate: the tolerances come from it.
 BOOST_AUTO_TEST_CASE(corrected_and_heldout_estimates_track_the_exact_log_z) {
   GmmConfig c;
