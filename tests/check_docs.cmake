@@ -1,7 +1,9 @@
 # Docs that cannot rot silently (CTest: docs_links). Fails when README.md or docs/*.md links to a relative path
-# that does not exist, names a repository path in backticks (`samplers/trainer.hpp`) that does not exist, or when
-# a source file, help text, preset, script or doc cites a design document outside the repository by section
-# number or points at a docs/ page that does not exist. Run: cmake -DSOURCE_DIR=<repo> -P tests/check_docs.cmake
+# or a heading (page.md#anchor) that does not exist, names a repository path in backticks
+# (`samplers/trainer.hpp`) that does not exist, or when a source file, help text, preset, script or doc cites a
+# design document outside the repository by section number or points at a docs/ page that does not exist.
+# Run: cmake -DSOURCE_DIR=<repo> -P tests/check_docs.cmake
+cmake_minimum_required(VERSION 3.20)
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "check_docs.cmake: pass -DSOURCE_DIR=<repository root>")
 endif()
@@ -11,6 +13,20 @@ set(problems "")
 file(GLOB doc_files "${SOURCE_DIR}/docs/*.md")
 list(PREPEND doc_files "${SOURCE_DIR}/README.md")
 set(top_dirs "runtime|autograd|models|samplers|experiments|tests|scripts|docs|examples|cmake|\\.ci")
+# The GitHub anchors of a markdown file's headings: lower case, punctuation dropped, spaces to hyphens.
+function(heading_anchors file out)
+  file(STRINGS "${file}" headings REGEX "^#+ ")
+  set(anchors "")
+  foreach(h IN LISTS headings)
+    string(REGEX REPLACE "^#+ +" "" h "${h}")
+    string(TOLOWER "${h}" h)
+    string(REGEX REPLACE "[^a-z0-9 _-]" "" h "${h}")
+    string(REPLACE " " "-" h "${h}")
+    list(APPEND anchors "${h}")
+  endforeach()
+  set(${out} "${anchors}" PARENT_SCOPE)
+endfunction()
+
 set(checked 0)
 foreach(doc IN LISTS doc_files)
   file(READ "${doc}" text)
@@ -32,6 +48,23 @@ foreach(doc IN LISTS doc_files)
     if(NOT EXISTS "${path}")
       file(RELATIVE_PATH shown "${SOURCE_DIR}" "${path}")
       list(APPEND problems "${doc_name} names '${shown}': no such file or folder")
+    endif()
+  endforeach()
+  # Anchors (page.md#heading, or #heading in the same page) name a heading of that page.
+  string(REGEX MATCHALL ">\\(([A-Za-z0-9_./-]*\\.md)?#[^) ]+\\)" anchored "${text}")
+  foreach(link IN LISTS anchored)
+    string(REGEX REPLACE "^>\\(([^)#]*)#([^)]*)\\)$" "\\1" page "${link}")
+    string(REGEX REPLACE "^>\\(([^)#]*)#([^)]*)\\)$" "\\2" anchor "${link}")
+    set(target_file "${doc}")
+    if(page)
+      set(target_file "${doc_dir}/${page}")
+    endif()
+    if(EXISTS "${target_file}")
+      heading_anchors("${target_file}" anchors)
+      math(EXPR checked "${checked} + 1")
+      if(NOT anchor IN_LIST anchors)
+        list(APPEND problems "${doc_name} links to '${page}#${anchor}': no such heading")
+      endif()
     endif()
   endforeach()
 endforeach()
