@@ -1,6 +1,8 @@
-// `jebm gmm` (docs/experiments.md): the command line, run directory, CSV/SVG output and summary of the paper's
-// Gaussian-mixture experiment (experiments/gmm.cpp). The training loop it drives is GmmTrainer
-// (samplers/gmm_training.hpp), set up by samplers/gmm_setup.hpp; its CPU benchmark is experiments/bench/gmm.hpp.
+// `jebm gmm`: the Gaussian-mixture experiment of Carbone et al. (NeurIPS 2023). Its rooms: the options
+// (gmm_options.cpp), the run with its run directory, checkpoints and Ctrl-C (gmm_run.*), the summary table
+// (gmm_summary.*), the SVG plot (gmm_plot.*) and the command that joins them (gmm.cpp). The training loop is
+// GmmTrainer (samplers/gmm_training.hpp), set up by samplers/gmm_setup.hpp; its CPU benchmark is
+// experiments/bench/gmm.hpp.
 // Tested by tests/test_gmm.cpp; parse_gmm_args is also the fuzz target gmm_config (tests/fuzz).
 #pragma once
 #include <string>
@@ -30,6 +32,10 @@ struct GmmCommandLine {
 // numeric option against its documented range, the teacher's lists (finite means, masses > 0). Writes nothing and
 // sets no global state (--threads is applied by run_gmm). Returns false when --help was printed.
 bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl);
+
+// The options that define the run (what a checkpoint must have been made with), as text: a checkpoint records its
+// hash, and --resume refuses a checkpoint whose hash differs (a stale one).
+std::string gmm_run_identity(const GmmCommandLine& cl);
 
 int run_gmm(const std::vector<std::string>& args);
 
