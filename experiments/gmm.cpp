@@ -23,6 +23,8 @@ int run_gmm(const std::vector<std::string>& args) {
   bool go = true;
   agree_on_errors(comm, [&] { go = parse_gmm_args(args, cl); });  // the same command line: the same error
   if (!go) return 0;
+  if (comm.rank() == 0)
+    for (const auto& note : cl.notes) std::cerr << note << "\n";
   if (cl.threads > 0) omp_set_num_threads(cl.threads);
   GmmRun run(cl, comm);
   if (const int rc = run.run(); rc != 0) return rc;

@@ -26,6 +26,7 @@ struct GmmCommandLine {
   std::string resume;               // --resume DIR (then out == resume)
   int64_t interrupt_at = -1;        // testing: raise SIGINT after this iteration (-1: never)
   std::vector<std::pair<std::string, std::string>> saved;  // options.txt, but for resolved.threads/ranks
+  std::vector<std::string> notes;  // for the user's stderr: the old option names a source used
 };
 
 // Parses args (the command line, then --config, whose INI errors name the file) and checks every option: each
@@ -34,7 +35,8 @@ struct GmmCommandLine {
 bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl);
 
 // The options that define the run (what a checkpoint must have been made with), as text: a checkpoint records its
-// hash, and --resume refuses a checkpoint whose hash differs (a stale one).
+// hash, and --resume refuses a checkpoint whose hash differs (a stale one). Written with the names the options had
+// before --samples and --noise (data, sigma), so that the checkpoints of runs made then still resume.
 std::string gmm_run_identity(const GmmCommandLine& cl);
 
 int run_gmm(const std::vector<std::string>& args);

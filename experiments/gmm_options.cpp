@@ -29,17 +29,31 @@ bool listed(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// Old names that still work, for the options.txt of runs made with them: the first two are the new options'
+// (read as them), --resample-cv2 C (N/ESS - 1 > C) keeps its meaning, the same trigger as --resample-cv sqrt(C).
+struct OldName {
+  const char* old_name;
+  const char* new_name;  // nullptr: the old option is still read as itself
+  const char* note;
+};
+const OldName kOldNames[] = {
+    {"data", "samples", "--data is now --samples"},
+    {"sigma", "noise", "--sigma is now --noise"},
+    {"resample-cv2", nullptr, "--resample-cv2 C is now --resample-cv sqrt(C)"},
+};
+
 // The valid range of every numeric option (--help shows it; parse_gmm_args checks it).
 const OptionRanges& gmm_ranges() {
   static const OptionRanges r = {
       {"iterations", at_least(0)},        {"dim", within(1, 1e6)},
       {"student-modes", within(1, 1e4)},  {"init-spread", any_value()},
-      {"init-noise", at_least(0)},        {"data", at_least(1)},
+      {"init-noise", at_least(0)},        {"samples", at_least(1)},
       {"walkers", at_least(1)},           {"h", above(0)},
-      {"sigma", at_least(0)},             {"drift-clip", at_least(0)},
+      {"noise", at_least(0)},             {"drift-clip", at_least(0)},
       {"lr-means", within(0, 1e3)},       {"lr-z", within(0, 1e3)},
       {"cd-lr-factor", within(0, 1e3)},   {"cd-k", at_least(1)},
-      {"resample-cv2", at_least(0)},      {"resample-ess", within(0, 1)},
+      {"resample-cv", at_least(0)},       {"resample-cv2", at_least(0)},
+      {"resample-ess", within(0, 1)},
       {"holdout-walkers", at_least(0)},   {"holdout-blocks", at_least(1)},
       {"seed", any_value()},              {"threads", within(0, 4096)},
       {"log-every", at_least(1)},         {"checkpoint-every", at_least(0)},
@@ -54,7 +68,8 @@ struct GmmOptionText {
   std::vector<std::string> teacher_means = {"-10", "6"};
   std::string teacher_weights = "0.25,0.75";
   bool quick = false;
-  double resample_cv2 = 1.0, resample_ess = 0.0;
+  double resample_cv = 1.0, resample_ess = 0.0;
+  double resample_cv2 = 0.0;  // the old trigger, when a source gives it
 };
 
 // What the experiment is: the teacher, the student, the walkers and the updates.
@@ -74,10 +89,10 @@ void add_model_options(po::options_description& desc, GmmConfig& c, GmmOptionTex
       ("init-spread", po::value(&c.init_spread)->default_value(c.init_spread, "0.1"),
        R.help("init-spread", "student means start at -s e1 ... +s e1 (paper: -0.1 e1, +0.1 e1)").c_str())
       ("init-noise", po::value(&c.init_noise)->default_value(c.init_noise), R.help("init-noise", "plus this std of Gaussian noise per coordinate (paper: 0.01)").c_str())
-      ("data", po::value(&c.data)->default_value(c.data), R.help("data", "teacher samples, stratified over the modes (paper: 10^4)").c_str())
+      ("samples", po::value(&c.data)->default_value(c.data), R.help("samples", "teacher samples (the data), stratified over the modes (paper: 10^4)").c_str())
       ("walkers", po::value(&c.walkers)->default_value(c.walkers), R.help("walkers", "Langevin walkers N (paper: 10^4)").c_str())
       ("h", po::value(&c.h)->default_value(c.h, "0.1"), R.help("h", "ULA step size (paper: 0.1)").c_str())
-      ("sigma", po::value(&c.sigma)->default_value(c.sigma), R.help("sigma", "ULA noise scale; 0 means sqrt(2h), the paper's").c_str())
+      ("noise", po::value(&c.sigma)->default_value(c.sigma), R.help("noise", "ULA noise std sigma; 0 = sqrt(2h), the paper's").c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip),
        R.help("drift-clip", "clip each coordinate of grad U to +-c, used consistently in the weights; 0 = off (paper: off)").c_str())
       ("lr-means", po::value(&c.lr_means)->default_value(c.lr_means, "0.025"), R.help("lr-means", "learning rate of the means, times h (GMM.py: 0.2/8)").c_str())
@@ -86,10 +101,11 @@ void add_model_options(po::options_description& desc, GmmConfig& c, GmmOptionTex
       ("cd-k", po::value(&c.cd_k)->default_value(c.cd_k), R.help("cd-k", "CD restarts walkers from data every k updates (GMM.py: 4)").c_str())
       ("resample", po::value(&t.resample)->default_value(t.resample),
        "systematic | multinomial | none (systematic by default; the official GMM.py: multinomial)")
-      ("resample-cv2", po::value(&t.resample_cv2)->default_value(t.resample_cv2),
-       R.help("resample-cv2", "resample when CV^2 = N/ESS - 1 exceeds this, i.e. ESS < N/2 (GMM.py: 1.0); 0 = use --resample-ess").c_str())
+      ("resample-cv", po::value(&t.resample_cv)->default_value(t.resample_cv),
+       R.help("resample-cv", "resample when std(w / mean w) over the walkers exceeds this, i.e. N/ESS - 1 > this^2 "
+       "(GMM.py: cv^2 > 1, so 1: ESS < N/2); 0 = use --resample-ess").c_str())
       ("resample-ess", po::value(&t.resample_ess)->default_value(t.resample_ess),
-       R.help("resample-ess", "with --resample-cv2 0: resample when ESS < this fraction of N (jebm's alternative)").c_str())
+       R.help("resample-ess", "with --resample-cv 0: resample when ESS < this fraction of N (jebm's alternative)").c_str())
       ("holdout-walkers", po::value(&c.holdout_walkers)->default_value(c.holdout_walkers),
        R.help("holdout-walkers", "Jarzynski only: this many held-out walkers that move and are weighted like the training walkers under the "
        "same parameters but never enter the gradient; their log Z estimate is logged beside the training walkers' "
@@ -99,6 +115,12 @@ void add_model_options(po::options_description& desc, GmmConfig& c, GmmOptionTex
        "their estimates gives the held-out error bar. Must divide --holdout-walkers").c_str())
       ("seed", po::value(&c.seed)->default_value(c.seed), R.help("seed", "seed of every random draw (data, init, noise, resampling)").c_str());
   // clang-format on
+}
+
+// The old names (kOldNames), out of --help.
+void add_old_names(po::options_description& hidden, GmmOptionText& t) {
+  hidden.add_options()("data", po::value<int64_t>())("sigma", po::value<double>())(
+      "resample-cv2", po::value(&t.resample_cv2));
 }
 
 // How the run is carried out and where it goes.
@@ -124,7 +146,7 @@ void add_run_options(po::options_description& desc, GmmCommandLine& cl, GmmOptio
         "had not stopped; its options.txt gives every option. Only " + std::string(kMayChangeText) +
         " may be given with other values (a larger --iterations extends a finished run)").c_str())
       ("quick", po::bool_switch(&t.quick),
-       "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 data points, log every 20; explicit options win")
+       "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 samples, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower; "
        "reports only the uncorrected Jarzynski estimate, the correction needs per-walker gradients)")
@@ -139,27 +161,53 @@ struct GmmOptionMaps {
   po::variables_map vm, given, run;
 };
 
+// One source's old names (kOldNames) read as the new ones; a note for the user names them and the source
+// (`where`: empty for the command line). An old name and its new one in the same source are refused.
+void read_old_names(po::parsed_options& parsed, const std::string& where, std::vector<std::string>& notes) {
+  auto given = [&](const char* name) {
+    return std::any_of(parsed.options.begin(), parsed.options.end(),
+                       [&](const po::option& o) { return !o.unregistered && o.string_key == name; });
+  };
+  std::string seen;
+  for (const OldName& n : kOldNames) {
+    if (!given(n.old_name)) continue;
+    const char* now = n.new_name ? n.new_name : "resample-cv";
+    JEBM_CHECK(!given(now), where << (where.empty() ? "" : ": ") << "--" << n.old_name << " and --" << now
+                                  << " set the same thing: give --" << now << " only");
+    for (po::option& o : parsed.options)
+      if (n.new_name && o.string_key == n.old_name) o.string_key = n.new_name;
+    seen += (seen.empty() ? "" : "; ") + std::string(n.note);
+  }
+  if (!seen.empty())
+    notes.push_back("jebm gmm: " + (where.empty() ? std::string() : where + " has old option names: ") + seen +
+                    " (the old names still work)");
+}
+
 // An INI file into `maps`; its errors (syntax, unknown option, a value of the wrong type) name the file.
 void store_file(const po::options_description& desc, const std::string& path, const char* what,
-                bool allow_unregistered, std::initializer_list<po::variables_map*> maps) {
+                bool allow_unregistered, std::initializer_list<po::variables_map*> maps,
+                std::vector<std::string>& notes) {
   std::ifstream f(path);
   JEBM_CHECK(f, what << " " << path << ": cannot read the file");
   try {
-    const auto parsed = po::parse_config_file(f, desc, allow_unregistered);
+    auto parsed = po::parse_config_file(f, desc, allow_unregistered);
+    read_old_names(parsed, path, notes);
     for (po::variables_map* m : maps) po::store(parsed, *m);
   } catch (const po::error& e) {
     JEBM_FAIL(what << " " << path << ": " << option_error_text(e) << " (see jebm gmm --help)");
   }
 }
 
-// Stores every source in m and notifies; false when --help was asked for (printed here).
-bool store_sources(const std::vector<std::string>& args, const po::options_description& desc, GmmOptionMaps& m) {
+// Stores every source in m and notifies; false when --help was asked for (`visible` printed here).
+bool store_sources(const std::vector<std::string>& args, const po::options_description& visible,
+                   const po::options_description& desc, GmmOptionMaps& m, std::vector<std::string>& notes) {
   try {
-    const auto cmd = po::command_line_parser(args).options(desc).run();
+    auto cmd = po::command_line_parser(args).options(desc).run();
+    read_old_names(cmd, "", notes);
     po::store(cmd, m.vm);
     po::store(cmd, m.given);
     if (m.vm.count("help")) {
-      std::cout << desc << "\n";
+      std::cout << visible << "\n";
       return false;
     }
     if (m.vm.count("resume")) {
@@ -167,9 +215,11 @@ bool store_sources(const std::vector<std::string>& args, const po::options_descr
       const std::string opts = (std::filesystem::path(dir) / "options.txt").string();
       JEBM_CHECK(std::filesystem::is_regular_file(opts),
                  "--resume " << dir << ": no options.txt there (not a jebm gmm run directory)");
-      store_file(desc, opts, "--resume: options", true, {&m.vm, &m.run});  // resolved.* lines are reports: skipped
+      // resolved.* lines are reports: skipped
+      store_file(desc, opts, "--resume: options", true, {&m.vm, &m.run}, notes);
     }
-    if (m.vm.count("config")) store_file(desc, m.vm["config"].as<std::string>(), "--config", false, {&m.vm, &m.given});
+    if (m.vm.count("config"))
+      store_file(desc, m.vm["config"].as<std::string>(), "--config", false, {&m.vm, &m.given}, notes);
     po::notify(m.vm);
   } catch (const po::error& e) {
     JEBM_FAIL(option_error_text(e) << " (see jebm gmm --help)");
@@ -192,7 +242,7 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   if (t.quick) {
     if (m.vm["iterations"].defaulted()) c.iterations = 4000;
     if (m.vm["walkers"].defaulted()) c.walkers = 2000;
-    if (m.vm["data"].defaulted()) c.data = 2000;
+    if (m.vm["samples"].defaulted()) c.data = 2000;
     if (m.vm["log-every"].defaulted()) c.log_every = 20;
   }
   // --teacher-mean composes over its occurrences, and so over the sources: take the command line's (with
@@ -211,7 +261,13 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   for (double v : c.teacher_weights) check_range("--teacher-weights '" + t.teacher_weights + "': mass", v, above(0));
   c.resample = t.resample != "none";
   if (c.resample) c.resample_rule.scheme = resample_scheme_from_name(t.resample);
-  c.resample_rule.cv2_max = t.resample_cv2;
+  if (m.vm.count("resample-cv2")) {  // the old trigger, kept exactly
+    JEBM_CHECK(m.vm["resample-cv"].defaulted(), "--resample-cv2 and --resample-cv set the same trigger: give "
+                                                "--resample-cv only");
+    c.resample_rule.cv2_max = t.resample_cv2;
+  } else {
+    c.resample_rule.cv2_max = t.resample_cv * t.resample_cv;  // std(w / mean w)^2 = N/ESS - 1
+  }
   c.resample_rule.ess_fraction = t.resample_ess;
   c.device = device_from_name(t.device);
   JEBM_CHECK(!(c.device.is_cuda() && c.autograd), "--autograd runs on the CPU only; drop it or use --device cpu");
@@ -227,14 +283,14 @@ void record(const po::variables_map& vm, const GmmOptionText& t, GmmCommandLine&
   const GmmConfig& c = cl.config;
   cl.saved.clear();
   for (const auto& [name, val] : vm) {
-    if (listed(kNotSaved, name)) continue;
+    if (listed(kNotSaved, name) || (name == "resample-cv" && vm.count("resample-cv2"))) continue;
     if (name == "teacher-mean") {  // one line per mode
       for (const auto& s : t.teacher_means) cl.saved.emplace_back(name, s);
-    } else if (name == "iterations" || name == "walkers" || name == "data" || name == "log-every") {
+    } else if (name == "iterations" || name == "walkers" || name == "samples" || name == "log-every") {
       // The values --quick resolved (so that a resumed --quick run reads them back, not the defaults).
       const int64_t v = name == "iterations" ? c.iterations
                         : name == "walkers"  ? c.walkers
-                        : name == "data"     ? c.data
+                        : name == "samples"  ? c.data
                                              : c.log_every;
       cl.saved.emplace_back(name, std::to_string(v));
     } else if (const auto text = option_value_string(val)) {
@@ -244,8 +300,8 @@ void record(const po::variables_map& vm, const GmmOptionText& t, GmmCommandLine&
   // The resolved values the run actually uses (after --quick).
   cl.saved.emplace_back("resolved.iterations", std::to_string(c.iterations));
   cl.saved.emplace_back("resolved.walkers", std::to_string(c.walkers));
-  cl.saved.emplace_back("resolved.data", std::to_string(c.data));
-  cl.saved.emplace_back("resolved.sigma", std::to_string(c.sigma > 0 ? c.sigma : std::sqrt(2 * c.h)));
+  cl.saved.emplace_back("resolved.samples", std::to_string(c.data));
+  cl.saved.emplace_back("resolved.noise", std::to_string(c.sigma > 0 ? c.sigma : std::sqrt(2 * c.h)));
   cl.saved.emplace_back("resolved.path", c.autograd ? "autograd" : "closed-form");
 }
 
@@ -261,19 +317,31 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
   desc.add_options()("help,h", "this text");
   add_model_options(desc, cl.config, t, cl.algo_s);
   add_run_options(desc, cl, t);
+  po::options_description hidden, all;
+  add_old_names(hidden, t);
+  all.add(desc).add(hidden);
   GmmOptionMaps m;
-  if (!store_sources(args, desc, m)) return false;
+  cl.notes.clear();
+  if (!store_sources(args, desc, all, m, cl.notes)) return false;
   gmm_ranges().check(m.vm);
-  if (m.vm.count("resume")) check_resume(desc, m, cl);
+  if (m.vm.count("resume")) check_resume(all, m, cl);
   resolve(m, t, cl);
   record(m.vm, t, cl);
   return true;
 }
 
 std::string gmm_run_identity(const GmmCommandLine& cl) {
+  // In the old names, in their order (a checkpoint made with them records this text's hash).
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (auto [k, v] : cl.saved) {
+    if (k.rfind("resolved.", 0) == 0 || listed(kMayChange, k)) continue;
+    for (const OldName& n : kOldNames)
+      if (n.new_name && k == n.new_name) k = n.old_name;
+    lines.emplace_back(k, v);
+  }
+  std::stable_sort(lines.begin(), lines.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string text;
-  for (const auto& [k, v] : cl.saved)
-    if (k.rfind("resolved.", 0) != 0 && !listed(kMayChange, k)) text += k + "=" + v + "\n";
+  for (const auto& [k, v] : lines) text += k + "=" + v + "\n";
   return text;
 }
 

@@ -252,7 +252,7 @@ void GmmRun::check_ranks_and_device() const {
                                                        << " runs on one rank only; under mpirun -np "
                                                        << comm_.size() << " use the closed-form CPU path");
       chunk_shard(c.walkers, kGmmWalkerChunk, comm_.rank(), comm_.size(), "--walkers");
-      chunk_shard(c.data, kGmmRowChunk, comm_.rank(), comm_.size(), "--data points");
+      chunk_shard(c.data, kGmmRowChunk, comm_.rank(), comm_.size(), "--samples");
     } catch (const Error& e) {
       throw SharedError(e.what());
     }

@@ -18,7 +18,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_va
 # run RANKS THREADS N -> "ms_per_iteration final_weights"
 run() {
   local np=$1 th=$2 n=$3 out
-  local args=(gmm --algo jarzynski --iterations "$ITERS" --walkers "$n" --data "$n" --threads "$th" --no-progress)
+  local args=(gmm --algo jarzynski --iterations "$ITERS" --walkers "$n" --samples "$n" --threads "$th" --no-progress)
   if [ "$np" -eq 1 ]; then out=$("$JEBM" "${args[@]}"); else out=$(mpirun -np "$np" --oversubscribe "$JEBM" "${args[@]}"); fi
   awk '/^jarzynski /{print $NF, $2}' <<<"$out"
 }

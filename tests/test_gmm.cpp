@@ -241,7 +241,7 @@ BOOST_AUTO_TEST_CASE(short_training_run_tracks_the_exact_cross_entropy) {
 BOOST_AUTO_TEST_CASE(gmm_command_writes_its_run_directory_and_refuses_to_overwrite) {
   jebm::test::TempDir tmp;
   const std::string out = (tmp.path / "run").string();
-  const std::vector<std::string> args = {"--dim", "3", "--data", "200", "--walkers", "100", "--iterations", "30",
+  const std::vector<std::string> args = {"--dim", "3", "--samples", "200", "--walkers", "100", "--iterations", "30",
                                          "--log-every", "10", "--no-progress", "--out", out};
   BOOST_TEST(run_gmm(args) == 0);
   for (const char* f : {"options.txt", "metrics_jarzynski.csv", "metrics_pcd.csv", "metrics_cd.csv", "gmm.svg"})
@@ -277,8 +277,8 @@ BOOST_AUTO_TEST_CASE(gmm_resume_continues_bit_for_bit_and_refuses_other_options)
   jebm::test::TempDir tmp;
   const std::string straight = (tmp.path / "straight").string(), part = (tmp.path / "part").string();
   auto args = [](const std::string& out, const char* iterations) {
-    return std::vector<std::string>{"--dim", "3", "--data", "300", "--walkers", "200", "--iterations", iterations,
-                                    "--log-every", "5", "--resample-cv2", "0.05", "--holdout-walkers", "20",
+    return std::vector<std::string>{"--dim", "3", "--samples", "300", "--walkers", "200", "--iterations", iterations,
+                                    "--log-every", "5", "--resample-cv", "0.2", "--holdout-walkers", "20",
                                     "--holdout-blocks", "2", "--checkpoint-every", "10", "--no-progress", "--out", out};
   };
   BOOST_TEST(run_gmm(args(straight, "60")) == 0);
@@ -321,7 +321,7 @@ BOOST_AUTO_TEST_CASE(gmm_config_file_sets_the_teacher) {
   {
     std::ofstream cf(tmp.path / "t.ini");
     cf << "dim = 2\nteacher-mean = -4,1\nteacher-mean = 3\nteacher-mean = 0,5\nteacher-weights = 0.2,0.3,0.5\n"
-          "student-modes = 3\niterations = 5\ndata = 100\nwalkers = 50\n";
+          "student-modes = 3\niterations = 5\nsamples = 100\nwalkers = 50\n";
   }
   BOOST_TEST(run_gmm({"--config", (tmp.path / "t.ini").string(), "--algo", "jarzynski", "--no-progress", "--out",
                       (tmp.path / "r").string()}) == 0);
@@ -358,7 +358,7 @@ BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
   check_refused({"--teacher-weights", "1,0"}, {"--teacher-weights", "(> 0)"});
   check_refused({"--teacher-mean", "1,nan"}, {"--teacher-mean '1,nan'", "nan"});
   check_refused({"--lr-z", "1e300"}, {"--lr-z 1e+300", "[0, 1000]"});
-  check_refused({"--sigma", "-1"}, {"--sigma -1", "(>= 0)"});
+  check_refused({"--noise", "-1"}, {"--noise -1", "(>= 0)"});
   check_refused({"--h", "nan"}, {"--h nan"});
   check_refused({"--h", "0"}, {"--h 0", "(> 0)"});
   check_refused({"--student-modes", "100000000000"}, {"--student-modes 100000000000", "[1, 10000]"});
@@ -372,8 +372,8 @@ BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
   check_refused({"--config", (tmp.path / "bad.ini").string()}, {"bad.ini", "no-such-option"});
   std::ofstream(tmp.path / "tokens.ini") << "dim = %canonical_option%\n";
   check_refused({"--config", (tmp.path / "tokens.ini").string()}, {"tokens.ini", "% canonical_option% "});
-  std::ofstream(tmp.path / "range.ini") << "sigma = -2\n";
-  check_refused({"--config", (tmp.path / "range.ini").string()}, {"--sigma -2"});
+  std::ofstream(tmp.path / "range.ini") << "noise = -2\n";
+  check_refused({"--config", (tmp.path / "range.ini").string()}, {"--noise -2"});
   // --help shows the ranges.
   std::ostringstream help;
   auto* old = std::cout.rdbuf(help.rdbuf());
@@ -390,12 +390,43 @@ BOOST_AUTO_TEST_CASE(gmm_option_ranges_are_checked_at_parse_time) {
 // parse_gmm_args: the parse-only entry (the gmm_config fuzz target) fills the config and writes nothing.
 BOOST_AUTO_TEST_CASE(parse_gmm_args_fills_the_config) {
   GmmCommandLine cl;
-  BOOST_REQUIRE(parse_gmm_args({"--quick", "--algo", "pcd", "--sigma", "0.5", "--teacher-weights", "1,3"}, cl));
+  BOOST_REQUIRE(parse_gmm_args({"--quick", "--algo", "pcd", "--noise", "0.5", "--teacher-weights", "1,3"}, cl));
   BOOST_TEST(cl.config.iterations == 4000);
   BOOST_TEST(cl.config.sigma == 0.5);
   BOOST_TEST(cl.algos.size() == 1u);
   BOOST_TEST(cl.config.teacher_weights == (std::vector<double>{1, 3}), boost::test_tools::per_element());
   BOOST_TEST(cl.out.empty());
+  BOOST_TEST(cl.config.resample_rule.cv2_max == 1.0);  // --resample-cv 1: GMM.py's cv^2 > 1
+  BOOST_TEST(cl.notes.empty());
+}
+
+// The sample count is --samples, the ULA noise --noise and the trigger --resample-cv (std(w / mean w), as in the
+// image runs); the old names --data, --sigma and --resample-cv2 (N/ESS - 1, kept exactly) still work, with a note.
+BOOST_AUTO_TEST_CASE(gmm_old_option_names_still_work_with_a_note) {
+  GmmCommandLine now, old;
+  BOOST_REQUIRE(parse_gmm_args({"--samples", "300", "--noise", "0.5", "--resample-cv", "0.25"}, now));
+  BOOST_REQUIRE(parse_gmm_args({"--data", "300", "--sigma", "0.5", "--resample-cv2", "0.0625"}, old));
+  for (const GmmCommandLine* cl : {&now, &old}) {
+    BOOST_TEST(cl->config.data == 300);
+    BOOST_TEST(cl->config.sigma == 0.5);
+    BOOST_TEST(cl->config.resample_rule.cv2_max == 0.0625);
+  }
+  BOOST_TEST(now.notes.empty());
+  BOOST_REQUIRE(old.notes.size() == 1u);
+  for (const char* part : {"--data is now --samples", "--sigma is now --noise", "--resample-cv2 C is now --resample-cv sqrt(C)"})
+    BOOST_TEST(old.notes[0].find(part) != std::string::npos, old.notes[0] << " lacks " << part);
+  BOOST_TEST(old.notes[0].find('\n') == std::string::npos);  // one line
+  // The checkpoints' run identity is written in the old names, so that runs made with them still resume.
+  BOOST_TEST(gmm_run_identity(now).find("data=300\n") != std::string::npos);
+  check_refused({"--data", "3", "--samples", "3"}, {"--data and --samples", "give --samples only"});
+  check_refused({"--resample-cv2", "1", "--resample-cv", "1"}, {"give --resample-cv only"});
+  // --help shows only the new names.
+  std::ostringstream help;
+  auto* old_buf = std::cout.rdbuf(help.rdbuf());
+  run_gmm({"--help"});
+  std::cout.rdbuf(old_buf);
+  for (const char* name : {"--samples", "--noise", "--resample-cv "}) BOOST_TEST(help.str().find(name) != std::string::npos, name);
+  for (const char* name : {"--data", "--sigma", "--resample-cv2"}) BOOST_TEST(help.str().find(name) == std::string::npos, name);
 }
 
 // The NaN guard: updates that overflow the parameters stop the run with the guard's message and exit code 3,
@@ -403,7 +434,7 @@ BOOST_AUTO_TEST_CASE(parse_gmm_args_fills_the_config) {
 BOOST_AUTO_TEST_CASE(gmm_nan_guard_stops_a_diverged_run) {
   jebm::test::TempDir tmp;
   const std::string out = (tmp.path / "run").string();
-  BOOST_TEST(run_gmm({"--dim", "3", "--data", "100", "--walkers", "50", "--iterations", "20", "--algo", "pcd",
+  BOOST_TEST(run_gmm({"--dim", "3", "--samples", "100", "--walkers", "50", "--iterations", "20", "--algo", "pcd",
                       "--h", "1e300", "--no-progress", "--out", out}) == 3);
   BOOST_TEST(std::filesystem::exists(tmp.path / "run" / "metrics_pcd.csv"));
   BOOST_TEST(!std::filesystem::exists(tmp.path / "run" / "gmm.svg"));
@@ -411,7 +442,7 @@ BOOST_AUTO_TEST_CASE(gmm_nan_guard_stops_a_diverged_run) {
   // with exit 2 and "gmm_walker_pass: the largest log-weight is -inf").
   for (const char* lr : {"--lr-z", "--lr-means"}) {
     const std::string out2 = (tmp.path / (std::string("jz") + lr)).string();
-    BOOST_TEST(run_gmm({"--dim", "3", "--data", "100", "--walkers", "50", "--iterations", "300", "--algo", "jarzynski",
+    BOOST_TEST(run_gmm({"--dim", "3", "--samples", "100", "--walkers", "50", "--iterations", "300", "--algo", "jarzynski",
                         lr, "1000", "--h", "10", "--no-progress", "--out", out2}) == 3, lr);
   }
 }
