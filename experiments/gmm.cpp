@@ -25,6 +25,12 @@ int run_gmm(const std::vector<std::string>& args) {
   if (!go) return 0;
   if (comm.rank() == 0)
     for (const auto& note : cl.notes) std::cerr << note << "\n";
+  if (gmm_run_is_finished(cl)) {
+    if (comm.rank() == 0)
+      std::cout << "jebm gmm: " << cl.out << " has finished its " << cl.config.iterations
+                << " iterations: nothing to do (a larger --iterations extends it)\n";
+    return 0;
+  }
   if (cl.threads > 0) omp_set_num_threads(cl.threads);
   GmmRun run(cl, comm);
   if (const int rc = run.run(); rc != 0) return rc;
@@ -32,7 +38,7 @@ int run_gmm(const std::vector<std::string>& args) {
   print_gmm_summary(std::cout, run, comm.size());
   if (!cl.out.empty()) {
     write_gmm_plot(cl.out, run);
-    std::cout << "wrote " << cl.out << "/{options.txt, metrics_<algo>.csv, gmm.svg}\n";
+    print_gmm_wrote(std::cout, run);
   }
   return 0;
 }

@@ -280,6 +280,25 @@ std::string GmmRun::checkpoint_path(Algorithm algo) const {
   return (fs::path(cl_.out) / ("checkpoint_" + std::string(algorithm_name(algo)) + ".safetensors")).string();
 }
 
+bool gmm_run_is_finished(const GmmCommandLine& cl) {
+  if (cl.resume.empty() || !fs::exists(fs::path(cl.out) / "gmm.svg")) return false;
+  const std::string hash = std::to_string(comm_hash(gmm_run_identity(cl)));
+  const auto iterations = static_cast<double>(cl.config.iterations);
+  for (Algorithm a : cl.algos) {
+    const std::string name = algorithm_name(a);
+    const fs::path ckpt = fs::path(cl.out) / ("checkpoint_" + name + ".safetensors");
+    const fs::path csv = fs::path(cl.out) / ("metrics_" + name + ".csv");
+    if (!fs::exists(ckpt) || !fs::exists(csv)) return false;
+    const SafeTensors st = load_safetensors(ckpt.string());
+    if (checkpoint_meta(st, "gmm.options_hash") != hash ||
+        checkpoint_meta(st, "gmm.iteration") != std::to_string(cl.config.iterations))
+      return false;
+    const CsvTable t = read_csv(csv);
+    if (t.rows.empty() || t.rows.back()[0] != iterations) return false;
+  }
+  return true;
+}
+
 int GmmRun::run() {
   SigintGuard sigint;
   for (Algorithm a : cl_.algos) {

@@ -23,6 +23,10 @@ struct GmmOutcome {
   std::vector<double> final_first_coords;  // each student mean's first coordinate at the end
 };
 
+// --resume of a run that has nothing left to do: every algorithm's checkpoint (made with these options) is at
+// --iterations, its CSV ends with the final row and the plot is there.
+bool gmm_run_is_finished(const GmmCommandLine& cl);
+
 // Under `mpirun -np K` every rank builds one with its shard of the walkers and data (GmmTrainer); rank 0 alone
 // writes the run directory, the CSVs and the progress line. Errors that every rank meets together are
 // SharedErrors (printed once).
@@ -43,6 +47,7 @@ class GmmRun {
   // The run directory's files of `algo`: metrics_<algo>.csv, checkpoint_<algo>.safetensors.
   std::string csv_path(Algorithm algo) const;
   std::string checkpoint_path(Algorithm algo) const;
+  bool writes_checkpoints() const { return checkpoints_; }
 
  private:
   friend class GmmAlgorithmRun;  // one algorithm's loop (gmm_run.cpp)

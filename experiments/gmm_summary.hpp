@@ -1,5 +1,5 @@
-// The summary a `jebm gmm` run prints on stdout when it ends: the setup, one table row per algorithm, the
-// Jarzynski estimates, the final means. Tested by tests/test_gmm.cpp.
+// What a `jebm gmm` run prints on stdout when it ends, in at most 100 columns (with up to 2 student modes; more
+// widen the weights column). Tested by tests/test_gmm_command.cpp.
 #pragma once
 #include <ostream>
 
@@ -7,6 +7,10 @@
 
 namespace jebm {
 
+// The setup, one table row per algorithm, the Jarzynski run's other estimates, the verdict line (each algorithm's
+// weight of the teacher's smallest mode next to the teacher's, with the difference) and the final means.
 void print_gmm_summary(std::ostream& os, const GmmRun& run, int ranks);
+// The last line: every file of the run directory (options, metrics, checkpoints, plot).
+void print_gmm_wrote(std::ostream& os, const GmmRun& run);
 
 }  // namespace jebm

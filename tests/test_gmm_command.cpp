@@ -1,5 +1,6 @@
 // `jebm gmm` through the binary, as a user runs it: a run directory written by jebm 0.1.0 (tests/fixtures) still
-// resumes and ends as a fresh run does.
+// resumes and ends as a fresh run does; the summary (width, "-", the verdict line, the "wrote" line); resuming a
+// finished run.
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -81,4 +82,98 @@ BOOST_AUTO_TEST_CASE(a_run_written_by_jebm_0_1_0_resumes) {
     BOOST_TEST(std::count(b.begin(), b.end(), '\n') == 1 + 12 + 1, f);  // header, iterations 0, 5, ..., 55, final
     BOOST_TEST(a == b, f);
   }
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream is(text);
+  for (std::string line; std::getline(is, line);) out.push_back(line);
+  return out;
+}
+
+// The last row's value of `column` in a metrics CSV.
+double last_value(const fs::path& csv, const std::string& column) {
+  const std::vector<std::string> rows = lines_of(slurp(csv));
+  auto cells = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::istringstream is(line);
+    for (std::string c; std::getline(is, c, ',');) out.push_back(c);
+    return out;
+  };
+  const std::vector<std::string> head = cells(rows.front()), last = cells(rows.back());
+  const auto at = std::find(head.begin(), head.end(), column);
+  BOOST_REQUIRE(at != head.end());
+  return std::stod(last[static_cast<size_t>(at - head.begin())]);
+}
+
+const std::vector<std::string> kSmallRun = {"--dim", "3", "--walkers", "100", "--samples", "200", "--iterations", "40",
+                                            "--checkpoint-every", "15", "--log-every", "5", "--holdout-walkers", "20",
+                                            "--holdout-blocks", "2", "--no-progress"};
+
+}  // namespace
+
+// The summary: at most 100 columns, "-" where a value does not apply (never nan), one verdict line (each
+// algorithm's weight of the small mode next to the teacher's 0.25, with the difference), and a last "wrote" line
+// that names every file of the run directory, the checkpoints included.
+BOOST_AUTO_TEST_CASE(the_summary_reads_at_a_glance) {
+  jebm::test::TempDir tmp;
+  const fs::path run = tmp.path / "run";
+  std::vector<std::string> args = kSmallRun;
+  args.insert(args.end(), {"--out", run.string()});
+  const Ran r = jebm_gmm(tmp.path, args);
+  BOOST_REQUIRE(r.rc == 0);
+  const std::vector<std::string> lines = lines_of(r.out);
+  for (const auto& line : lines) BOOST_TEST(line.size() <= 100u, line);
+  BOOST_TEST(r.out.find("nan") == std::string::npos, r.out);
+  int verdicts = 0;
+  for (const auto& line : lines) {
+    if (line.rfind("pcd ", 0) == 0 && line.find("final means") == std::string::npos)
+      BOOST_TEST(line.find(" - ") != std::string::npos, line);  // PCD has no Jarzynski estimate nor resamplings
+    if (line.rfind("small mode vs teacher 0.25: ", 0) != 0) continue;
+    ++verdicts;
+    for (const char* algo : kAlgos) {
+      const double w = last_value(run / ("metrics_" + std::string(algo) + ".csv"), "weight_0");
+      char want[64];
+      std::snprintf(want, sizeof want, "%s %.4f (%+.4f)", algo, w, w - 0.25);
+      BOOST_TEST(line.find(want) != std::string::npos, line << " lacks " << want);
+    }
+  }
+  BOOST_TEST(verdicts == 1);
+  // The "wrote" line (it may wrap) is the last: every file there, and only those.
+  const size_t wrote = r.out.rfind("wrote " + run.string() + ": ");
+  BOOST_REQUIRE(wrote != std::string::npos);
+  const std::string listed = r.out.substr(wrote);
+  int files = 0;
+  for (const auto& f : fs::directory_iterator(run)) {
+    ++files;
+    BOOST_TEST(listed.find(" " + f.path().filename().string()) != std::string::npos, f.path().filename());
+  }
+  BOOST_TEST(files == 8);  // options.txt, gmm.svg, a metrics CSV and a checkpoint per algorithm
+  BOOST_TEST(std::count(listed.begin(), listed.end(), ',') == files - 1, listed);
+}
+
+// Resuming a finished run says there is nothing to do and exits 0: no rate, no table, no file touched.
+BOOST_AUTO_TEST_CASE(resuming_a_finished_run_has_nothing_to_do) {
+  jebm::test::TempDir tmp;
+  const fs::path run = tmp.path / "run";
+  std::vector<std::string> args = kSmallRun;
+  args.insert(args.end(), {"--out", run.string()});
+  BOOST_REQUIRE(jebm_gmm(tmp.path, args).rc == 0);
+  std::vector<std::string> before;
+  for (const char* f : {"options.txt", "metrics_cd.csv", "checkpoint_cd.safetensors", "gmm.svg"})
+    before.push_back(slurp(run / f));
+  const Ran again = jebm_gmm(tmp.path, {"--resume", run.string()});
+  BOOST_TEST(again.rc == 0);
+  BOOST_TEST(again.out.find("nothing to do") != std::string::npos, again.out);
+  BOOST_TEST(again.out.find("algorithm") == std::string::npos, again.out);
+  BOOST_TEST(again.err.find("it/s") == std::string::npos, again.err);
+  size_t i = 0;
+  for (const char* f : {"options.txt", "metrics_cd.csv", "checkpoint_cd.safetensors", "gmm.svg"})
+    BOOST_TEST(slurp(run / f) == before[i++], f);
+  // A larger --iterations extends it.
+  const Ran longer = jebm_gmm(tmp.path, {"--resume", run.string(), "--iterations", "45", "--no-progress"});
+  BOOST_TEST(longer.rc == 0);
+  BOOST_TEST(longer.out.find("algorithm") != std::string::npos, longer.out);
 }
