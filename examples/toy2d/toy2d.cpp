@@ -372,34 +372,84 @@ toy2d::WalkerTile walker_tile(const WalkerPopulation& w, bool weighted) {
   return t;
 }
 
+// What the data set is on the grid: its density, each cell's mode, each mode's mass, its entropy.
+struct Truth {
+  Grid q;
+  int64_t modes = 0;
+  std::vector<int64_t> mode_of_cell;
+  std::vector<double> target;
+  double entropy = 0.0;
+  toy2d::DensityTile tile;
+};
+
+Truth make_truth(const Options& o, const DataSet& ds) {
+  Truth t;
+  t.q = make_grid(o.grid, o.box);
+  t.modes = static_cast<int64_t>(ds.weights.size());
+  const int64_t cells = o.grid * o.grid;
+  t.mode_of_cell.resize(static_cast<size_t>(cells));
+  t.tile = {std::vector<double>(static_cast<size_t>(cells)), o.grid};
+  t.target.assign(static_cast<size_t>(t.modes), 0.0);
+  const std::vector<double> g = t.q.points.to_vector();
+  const double area = t.q.cell * t.q.cell;
+  for (size_t i = 0; i < static_cast<size_t>(cells); ++i) {
+    const double p = ds.density(g[2 * i], g[2 * i + 1]);
+    t.mode_of_cell[i] = ds.mode_of(g[2 * i], g[2 * i + 1]);
+    t.tile.p[i] = p;
+    t.target[static_cast<size_t>(t.mode_of_cell[i])] += p * area;
+    if (p > 0) t.entropy -= p * std::log(p) * area;
+  }
+  return t;
+}
+
+// One algorithm at a checkpoint: quadrature at theta_k against the walkers' estimates; appends its CSV row, prints
+// a line, and returns its panel column.
+toy2d::PanelColumn checkpoint(Run& r, int64_t k, const Options& o, const DataSet& ds, const Truth& t,
+                              const Tensor& data, double elapsed, std::ostream& csv) {
+  r.trainer->bring_up_to_date();  // the weights refer to theta_k, as the next step's estimate would
+  const Exact e = quadrature(r.energy, t.q, t.mode_of_cell, t.modes);
+  const std::vector<double> u = energies(r.energy, data);
+  double mean_u = 0.0;
+  for (double v : u) mean_u += v / static_cast<double>(u.size());
+  const double ce = e.log_z + mean_u;
+  // The model's mode masses against the data's; and the walkers' (weighted) against the model's: the sampler's
+  // own error, which the gradient inherits.
+  const bool jz = r.algo == Algorithm::Jarzynski;
+  const std::vector<double> wm = walker_mode_mass(r.walkers, jz, ds, t.modes);
+  double err = 0.0, walker_err = 0.0;
+  for (size_t m = 0; m < wm.size(); ++m) {
+    err = std::max(err, std::abs(e.mass[m] - t.target[m]));
+    walker_err = std::max(walker_err, std::abs(wm[m] - e.mass[m]));
+  }
+  const double nan = std::nan("");
+  const double lz = jz ? r.walkers.log_z_estimate() : nan;
+  const double corrected = jz && o.groups > 0 ? lz + r.trainer->state().log_z_correction : nan;
+  const double held = jz && o.holdout > 0 ? r.holdout.log_z_estimate() : nan;
+  csv << ds.name << "," << algorithm_name(r.algo) << "," << k << "," << fmt(e.log_z) << "," << fmt(lz) << ","
+      << fmt(corrected) << "," << fmt(held) << "," << fmt(ce) << "," << fmt(ce - t.entropy) << "," << fmt(e.outside)
+      << "," << fmt(r.walkers.stats().ess) << "," << r.walkers.resamplings << "," << fmt(err) << ","
+      << fmt(walker_err);
+  for (double m : e.mass) csv << "," << fmt(m);
+  csv << "," << fmt(elapsed) << "\n";
+  std::cout << ds.name << " " << algorithm_name(r.algo) << " update " << k << ": log Z exact " << fmt(e.log_z)
+            << (jz ? " jarzynski " + fmt(lz) + " corrected " + fmt(corrected) + " held-out " + fmt(held) : "")
+            << ", largest mode-mass error " << fmt(err) << " (walkers vs model " << fmt(walker_err)
+            << "), mass outside box " << fmt(e.outside) << std::endl;
+  return {algorithm_name(r.algo), {e.p, o.grid}, walker_tile(r.walkers, jz)};
+}
+
 // Trains both algorithms on one data set; returns the CSV text.
 std::string run_dataset(const Options& o, const DataSet& ds) {
   const auto t0 = std::chrono::steady_clock::now();
-  const Grid q = make_grid(o.grid, o.box);
-  const auto modes = static_cast<int64_t>(ds.weights.size());
-  const int64_t cells = o.grid * o.grid;
-  std::vector<int64_t> mode_of_cell(static_cast<size_t>(cells));
-  toy2d::DensityTile data_tile{std::vector<double>(static_cast<size_t>(cells)), o.grid};
-  std::vector<double> target(static_cast<size_t>(modes), 0.0);
-  const std::vector<double> g = q.points.to_vector();
-  double entropy = 0.0;
-  const double area = q.cell * q.cell;
-  for (int64_t i = 0; i < cells; ++i) {
-    const double x = g[static_cast<size_t>(2 * i)], y = g[static_cast<size_t>(2 * i + 1)];
-    const double p = ds.density(x, y);
-    mode_of_cell[static_cast<size_t>(i)] = ds.mode_of(x, y);
-    data_tile.p[static_cast<size_t>(i)] = p;
-    target[static_cast<size_t>(mode_of_cell[static_cast<size_t>(i)])] += p * area;
-    if (p > 0) entropy -= p * std::log(p) * area;
-  }
+  const Truth t = make_truth(o, ds);
   const Tensor data = ds.sample(o.data_size, static_cast<uint64_t>(o.seed) + 5);
 
   // theta_0 is the same for both algorithms, and so are the walkers: exact samples of exp(-U_0)/Z_0, with log Z_0
   // from quadrature, so that the Jarzynski estimates are of log Z itself.
   MlpEnergy init(static_cast<uint64_t>(o.seed));
-  const Exact e0 = quadrature(init, q, mode_of_cell, modes);
-  const Tensor x0 = grid_samples(e0, q, o.walkers, static_cast<uint64_t>(o.seed) + 7);
-  const Tensor h0 = o.holdout > 0 ? grid_samples(e0, q, o.holdout, static_cast<uint64_t>(o.seed) + 9) : Tensor();
+  const Exact e0 = quadrature(init, t.q, t.mode_of_cell, t.modes);
+  const Tensor x0 = grid_samples(e0, t.q, o.walkers, static_cast<uint64_t>(o.seed) + 7);
+  const Tensor h0 = o.holdout > 0 ? grid_samples(e0, t.q, o.holdout, static_cast<uint64_t>(o.seed) + 9) : Tensor();
   std::vector<std::unique_ptr<Run>> runs;
   runs.push_back(std::make_unique<Run>(Algorithm::Jarzynski, o, x0, h0, e0.log_z, data));
   runs.push_back(std::make_unique<Run>(Algorithm::Pcd, o, x0, Tensor(), e0.log_z, data));
@@ -407,49 +457,20 @@ std::string run_dataset(const Options& o, const DataSet& ds) {
   std::ostringstream csv;
   csv << "dataset,algo,update,exact_log_z,jarzynski_log_z,corrected_log_z,holdout_log_z,exact_ce,kl,mass_outside_box,"
          "ess,resamplings,max_mode_error,walker_mode_error";
-  for (int64_t m = 0; m < modes; ++m) csv << ",mass_" << m;
+  for (int64_t m = 0; m < t.modes; ++m) csv << ",mass_" << m;
   csv << ",time_s\n" << ds.name << ",data," << 0 << ",,,,,,,,,,,";
-  for (double t : target) csv << "," << fmt(t);
+  for (double m : t.target) csv << "," << fmt(m);
   csv << ",\n";
-  const double nan = std::nan("");
   for (int64_t k = 0;; ++k) {
     if (k % o.every == 0 || k == o.updates) {
       std::vector<toy2d::PanelColumn> cols;
       for (const auto& r : runs) {
-        r->trainer->bring_up_to_date();  // the weights refer to theta_k, as the next step's estimate would
-        const Exact e = quadrature(r->energy, q, mode_of_cell, modes);
-        const double ce = e.log_z + [&] {
-          const std::vector<double> u = energies(r->energy, data);
-          double s = 0.0;
-          for (double v : u) s += v;
-          return s / static_cast<double>(u.size());
-        }();
-        // The model's mode masses against the data's; and the walkers' (weighted) against the model's: the
-        // sampler's own error, which the gradient inherits.
-        const std::vector<double> wm = walker_mode_mass(r->walkers, r->algo == Algorithm::Jarzynski, ds, modes);
-        double err = 0.0, walker_err = 0.0;
-        for (int64_t m = 0; m < modes; ++m) {
-          err = std::max(err, std::abs(e.mass[m] - target[m]));
-          walker_err = std::max(walker_err, std::abs(wm[m] - e.mass[m]));
-        }
-        const bool jz = r->algo == Algorithm::Jarzynski;
-        const double lz = jz ? r->walkers.log_z_estimate() : nan;
-        const double corrected = jz && o.groups > 0 ? lz + r->trainer->state().log_z_correction : nan;
-        const double held = jz && o.holdout > 0 ? r->holdout.log_z_estimate() : nan;
-        csv << ds.name << "," << algorithm_name(r->algo) << "," << k << "," << fmt(e.log_z) << "," << fmt(lz) << ","
-            << fmt(corrected) << "," << fmt(held) << "," << fmt(ce) << "," << fmt(ce - entropy) << ","
-            << fmt(e.outside) << "," << fmt(r->walkers.stats().ess) << "," << r->walkers.resamplings << ","
-            << fmt(err) << "," << fmt(walker_err);
-        for (double m : e.mass) csv << "," << fmt(m);
-        csv << "," << fmt(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) << "\n";
-        std::cout << ds.name << " " << algorithm_name(r->algo) << " update " << k << ": log Z exact " << fmt(e.log_z)
-                  << (jz ? " jarzynski " + fmt(lz) + " corrected " + fmt(corrected) + " held-out " + fmt(held) : "")
-                  << ", largest mode-mass error " << fmt(err) << " (walkers vs model " << fmt(walker_err) << "), mass outside box " << fmt(e.outside) << std::endl;
-        cols.push_back({algorithm_name(r->algo), {e.p, o.grid}, walker_tile(r->walkers, jz)});
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        cols.push_back(checkpoint(*r, k, o, ds, t, data, elapsed, csv));
       }
       char name[64];
       std::snprintf(name, sizeof name, "panel_%s_%06lld.png", ds.name.c_str(), static_cast<long long>(k));
-      toy2d::write_panel(o.out + "/" + name, data_tile, cols, -o.box, o.box, o.tile);
+      toy2d::write_panel(o.out + "/" + name, t.tile, cols, -o.box, o.box, o.tile);
     }
     if (k == o.updates) break;
     for (const auto& r : runs) r->trainer->step();
