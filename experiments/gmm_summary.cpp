@@ -26,6 +26,17 @@ std::string join(const std::vector<double>& v, int prec = 4) {
   return os.str();
 }
 
+// The mode weights with 4 decimals each ("0.0036,0.9964"), so that the table's column keeps its width.
+std::string weights_text(const std::vector<double>& w) {
+  std::string out;
+  for (size_t i = 0; i < w.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.4f", i ? "," : "", w[i]);
+    out += buf;
+  }
+  return out;
+}
+
 // printf into a string.
 template <typename... Args>
 std::string format(const char* fmt, Args... args) {
@@ -85,7 +96,7 @@ void print_table(std::ostream& os, const GmmRun& run) {
     const std::string resamplings = o.algo == Algorithm::Jarzynski ? std::to_string(f.resamplings) : "-";
     const std::string ms = c.iterations ? format("%.3f", 1e3 * o.seconds / static_cast<double>(c.iterations)) : "-";
     os << format("%-10s %-14s %-10.4f %-10.5f %-11.5f %-13s %-9s %-7.1f %s\n", algorithm_name(o.algo),
-                 join(f.weights, 4).c_str(), me, f.exact_ce, f.exact_ce - run.teacher_ce(),
+                 weights_text(f.weights).c_str(), me, f.exact_ce, f.exact_ce - run.teacher_ce(),
                  cell(f.jarzynski_ce).c_str(), resamplings.c_str(), o.seconds, ms.c_str());
   }
 }

@@ -1,6 +1,7 @@
 // Tests of the Gaussian-mixture energy (closed forms against autograd and finite differences, analytic log Z,
 // exact sampling) and of `jebm gmm` (fast path == Trainer/autograd path; a short run's files; no overwrite; option
-// ranges, the parse-only entry parse_gmm_args, the NaN guard).
+// ranges, the old option names, the parse-only entry parse_gmm_args, the NaN guard). Through the binary:
+// tests/test_gmm_command.cpp.
 #include <omp.h>
 
 #include <cctype>
