@@ -117,10 +117,12 @@ void add_model_options(po::options_description& desc, GmmConfig& c, GmmOptionTex
   // clang-format on
 }
 
-// The old names (kOldNames), out of --help.
-void add_old_names(po::options_description& hidden, GmmOptionText& t) {
+// Out of --help: the old names (kOldNames), and --interrupt-at, for tests (acts as if Ctrl-C came after this
+// iteration; -1: never).
+void add_hidden_options(po::options_description& hidden, GmmCommandLine& cl, GmmOptionText& t) {
   hidden.add_options()("data", po::value<int64_t>())("sigma", po::value<double>())(
-      "resample-cv2", po::value(&t.resample_cv2));
+      "resample-cv2", po::value(&t.resample_cv2))(
+      "interrupt-at", po::value(&cl.interrupt_at)->default_value(cl.interrupt_at));
 }
 
 // How the run is carried out and where it goes.
@@ -137,10 +139,8 @@ void add_run_options(po::options_description& desc, GmmCommandLine& cl, GmmOptio
       ("force", po::bool_switch(&cl.force), "overwrite a previous run in --out")
       ("checkpoint-every", po::value(&cl.checkpoint_every)->default_value(cl.checkpoint_every),
        R.help("checkpoint-every", "with --out: write checkpoint_<algo>.safetensors every this many iterations and after "
-       "the last one (the whole population, whatever the number of MPI ranks); 0 = none").c_str())
-      ("interrupt-at", po::value(&cl.interrupt_at)->default_value(cl.interrupt_at),
-       R.help("interrupt-at", "testing: act as if Ctrl-C came after this iteration (-1: never). Ctrl-C saves a checkpoint "
-       "(with --out) and stops with exit code 130").c_str())
+       "the last one (the whole population, whatever the number of MPI ranks); 0 = none. Ctrl-C saves one too and "
+       "stops with exit code 130").c_str())
       ("resume", po::value(&cl.resume),
        ("continue the run in this directory from its checkpoints (on any number of MPI ranks), bit for bit as if it "
         "had not stopped; its options.txt gives every option. Only " + std::string(kMayChangeText) +
@@ -318,7 +318,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
   add_model_options(desc, cl.config, t, cl.algo_s);
   add_run_options(desc, cl, t);
   po::options_description hidden, all;
-  add_old_names(hidden, t);
+  add_hidden_options(hidden, cl, t);
   all.add(desc).add(hidden);
   GmmOptionMaps m;
   cl.notes.clear();
