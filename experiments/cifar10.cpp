@@ -125,16 +125,16 @@ int run_cifar10(const std::vector<std::string>& args) {
   });
   if (!go) return 0;
 
-  JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the CIFAR-10 binaries; see jebm cifar10 --help)");
-  JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
+  JEBM_USER_CHECK(!data_dir.empty(), "--data DIR is required (the CIFAR-10 binaries; see jebm cifar10 --help)");
+  JEBM_USER_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
   if (!classifier_path.empty())
-    JEBM_CHECK(std::filesystem::is_regular_file(classifier_path), "--classifier '" << classifier_path << "': no such file");
+    JEBM_USER_CHECK(std::filesystem::is_regular_file(classifier_path), "--classifier '" << classifier_path << "': no such file");
 
   const CifarSplit train = load_cifar10(data_dir, true);
   const int64_t m = train_images == 0 ? train.count : train_images;
-  JEBM_CHECK(m <= train.count, "--train-images " << train_images << ": --data '" << data_dir << "' holds only "
+  JEBM_USER_CHECK(m <= train.count, "--train-images " << train_images << ": --data '" << data_dir << "' holds only "
                                                  << train.count << " training images");
-  JEBM_CHECK(m >= c.data_batch, "--train-images " << m << " is fewer than --data-batch " << c.data_batch);
+  JEBM_USER_CHECK(m >= c.data_batch, "--train-images " << m << " is fewer than --data-batch " << c.data_batch);
 
   ImageEbmProblem p;
   p.data = first_images(train, m);
@@ -143,7 +143,7 @@ int run_cifar10(const std::vector<std::string>& args) {
     auto clf = std::make_shared<Classifier>(load_classifier(classifier_path, ClassifierKind::Cifar10));
     clf->module().to(c.device);  // --device cuda: features and predictions of the walkers on the device too
     const CifarSplit test = load_cifar10(data_dir, false);
-    JEBM_CHECK(fid_test_images <= test.count, "--fid-test-images " << fid_test_images << ": test_batch in --data '"
+    JEBM_USER_CHECK(fid_test_images <= test.count, "--fid-test-images " << fid_test_images << ": test_batch in --data '"
                                                                     << data_dir << "' holds only " << test.count);
     const auto test_mc = std::make_shared<MeanCov>(weighted_mean_cov(features(*clf, first_images(test, fid_test_images))));
     // The scale of the number: real training images against the same test images.

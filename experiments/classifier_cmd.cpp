@@ -24,6 +24,7 @@
 #include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
 #include "experiments/shuffle.hpp"
+#include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
@@ -47,7 +48,7 @@ std::string join_ints(const std::vector<int>& v) {
 std::vector<int> parse_ints(const std::string& text, const std::string& what) {
   std::vector<int> out;
   for (int64_t v : parse_int64_list(text, what)) {
-    JEBM_CHECK(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
+    JEBM_USER_CHECK(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
                what << " '" << text << "': " << v << " is out of range");
     out.push_back(static_cast<int>(v));
   }
@@ -55,12 +56,12 @@ std::vector<int> parse_ints(const std::string& text, const std::string& what) {
 }
 
 void check_classes(const std::vector<int>& classes, const std::string& what) {
-  JEBM_CHECK(classes.size() >= 2, what << ": " << classes.size() << " classes (" << join_ints(classes)
+  JEBM_USER_CHECK(classes.size() >= 2, what << ": " << classes.size() << " classes (" << join_ints(classes)
                                        << "), need at least 2");
   std::set<int> seen;
   for (int c : classes) {
-    JEBM_CHECK(c >= 0 && c <= 9, what << ": class " << c << " is not a label 0..9");
-    JEBM_CHECK(seen.insert(c).second, what << ": class " << c << " listed twice in '" << join_ints(classes) << "'");
+    JEBM_USER_CHECK(c >= 0 && c <= 9, what << ": class " << c << " is not a label 0..9");
+    JEBM_USER_CHECK(seen.insert(c).second, what << ": class " << c << " listed twice in '" << join_ints(classes) << "'");
   }
 }
 
@@ -103,7 +104,7 @@ Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes,
   check_classes(classes, "make_classifier");
   const std::vector<int64_t>& sizes = classifier_image_sizes(kind);
   if (image_size == 0) image_size = sizes.front();
-  JEBM_CHECK(std::find(sizes.begin(), sizes.end(), image_size) != sizes.end(),
+  JEBM_USER_CHECK(std::find(sizes.begin(), sizes.end(), image_size) != sizes.end(),
              "make_classifier: a " << classifier_kind_name(kind) << " classifier of " << image_size_text(image_size)
                                    << " images is not offered");
   Classifier c;
@@ -135,29 +136,29 @@ void save_classifier(const std::string& path, Classifier& c, const std::map<std:
 
 Classifier load_classifier(const std::string& path, std::optional<ClassifierKind> expect_kind,
                            const std::vector<int>& expect_classes) {
-  JEBM_CHECK(std::filesystem::is_regular_file(path), "load_classifier: no classifier checkpoint at '" << path
+  JEBM_USER_CHECK(std::filesystem::is_regular_file(path), "load_classifier: no classifier checkpoint at '" << path
                                                          << "' (train one with jebm mnist-classifier / cifar10-classifier)");
-  const SafeTensors st = load_safetensors(path);
+  const SafeTensors st = reading_user_file([&] { return load_safetensors(path); });
   auto field = [&](const std::string& key) -> const std::string& {
     const auto it = st.metadata.find(key);
-    JEBM_CHECK(it != st.metadata.end(), "load_classifier: '" << path << "' has no metadata field '" << key
+    JEBM_USER_CHECK(it != st.metadata.end(), "load_classifier: '" << path << "' has no metadata field '" << key
                                                              << "' (not a jebm classifier checkpoint?)");
     return it->second;
   };
-  JEBM_CHECK(field("format") == kFormat, "load_classifier: '" << path << "' metadata format is '" << field("format")
+  JEBM_USER_CHECK(field("format") == kFormat, "load_classifier: '" << path << "' metadata format is '" << field("format")
                                                               << "', want '" << kFormat << "'");
   const std::string& kind_name = field("kind");
-  JEBM_CHECK(kind_name == "mnist" || kind_name == "cifar10",
+  JEBM_USER_CHECK(kind_name == "mnist" || kind_name == "cifar10",
              "load_classifier: '" << path << "' metadata kind is '" << kind_name << "', want mnist or cifar10");
   const ClassifierKind kind = kind_name == "mnist" ? ClassifierKind::Mnist : ClassifierKind::Cifar10;
-  JEBM_CHECK(!expect_kind || *expect_kind == kind, "load_classifier: '" << path << "' is a " << kind_name
+  JEBM_USER_CHECK(!expect_kind || *expect_kind == kind, "load_classifier: '" << path << "' is a " << kind_name
                                                    << " classifier, want " << classifier_kind_name(*expect_kind));
   const std::vector<int> classes = parse_ints(field("classes"), "load_classifier: '" + path + "' metadata classes");
   check_classes(classes, "load_classifier: '" + path + "' metadata classes");
-  JEBM_CHECK(field("num_classes") == std::to_string(classes.size()),
+  JEBM_USER_CHECK(field("num_classes") == std::to_string(classes.size()),
              "load_classifier: '" << path << "' metadata num_classes " << field("num_classes") << " but classes are "
                                   << join_ints(classes));
-  JEBM_CHECK(expect_classes.empty() || expect_classes == classes,
+  JEBM_USER_CHECK(expect_classes.empty() || expect_classes == classes,
              "load_classifier: '" << path << "' classifies " << join_ints(classes) << ", want "
                                   << join_ints(expect_classes));
 
@@ -167,7 +168,7 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
     image_size = 0;
     for (int64_t s : classifier_image_sizes(kind))
       if (it->second == image_size_text(s)) image_size = s;
-    JEBM_CHECK(image_size > 0, "load_classifier: '" << path << "' metadata image_size is '" << it->second
+    JEBM_USER_CHECK(image_size > 0, "load_classifier: '" << path << "' metadata image_size is '" << it->second
                                                     << "', not one a " << kind_name << " classifier takes");
   }
   Classifier c = make_classifier(kind, classes, 0, image_size);
@@ -175,7 +176,7 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
   for (const auto& [name, var] : c.module().named_parameters()) expected.insert(name);
   load_module_parameters(c.module(), st, "");  // names file, tensor, shapes
   for (const auto& [name, t] : st.tensors)
-    JEBM_CHECK(expected.count(name), "load_classifier: '" << path << "' holds unexpected tensor '" << name << "' "
+    JEBM_USER_CHECK(expected.count(name), "load_classifier: '" << path << "' holds unexpected tensor '" << name << "' "
                                                           << shape_str(t.shape()) << " for a " << kind_name
                                                           << " classifier");
   c.metadata = st.metadata;
@@ -381,7 +382,7 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
       ag::backward(loss);
       adam.step();
       const double l = loss.value().item();
-      JEBM_CHECK(std::isfinite(l), title << ": training loss is " << l << " at epoch " << epoch + 1 << " step "
+      JEBM_USER_CHECK(std::isfinite(l), title << ": training loss is " << l << " at epoch " << epoch + 1 << " step "
                                          << s + 1 << " (lower --lr, now " << o.lr << ")");
       loss_sum += l * static_cast<double>(idx.size());
       const std::vector<int64_t> p = argmax_rows(logits.value());
@@ -412,6 +413,7 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
                                              {"train_seconds", fmt(r.seconds, "%.1f")},
                                              {"data", o.data}};
   if (c.kind == ClassifierKind::Mnist) meta["digits"] = join_ints(c.classes);  // same as "classes"; for readers
+  for (const auto& [k, v] : run_provenance(1)) meta[k] = v;  // what made it (jebm.version, ...)
   save_classifier(ckpt.string(), c, meta);
   std::cout << title << ": test accuracy " << fmt(100 * r.test_accuracy, "%.2f") << "% on " << r.test_count
             << " test images of classes " << join_ints(c.classes) << " after " << fmt(r.seconds, "%.1f")
@@ -431,7 +433,8 @@ const OptionRanges& classifier_ranges() {
   return r;
 }
 
-po::options_description common_options(TrainOptions& o, const TrainOptions& defaults) {
+// epochs_note: what the command's default --epochs gives, measured (each data set its own).
+po::options_description common_options(TrainOptions& o, const TrainOptions& defaults, const std::string& epochs_note) {
   o = defaults;
   const OptionRanges& R = classifier_ranges();
   po::options_description d;
@@ -440,7 +443,7 @@ po::options_description common_options(TrainOptions& o, const TrainOptions& defa
       ("data", po::value(&o.data)->required(), "directory holding the data set files (plain or .gz)")
       ("out", po::value(&o.out)->required(), "run directory: options.txt, metrics.csv, classifier.safetensors")
       ("force", po::bool_switch(&o.force), "overwrite a previous run in --out")
-      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (default measured on 2 CPU cores: >= 98 % for MNIST; ~15 min for CIFAR-10)").c_str())
+      ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (" + epochs_note + ")").c_str())
       ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), R.help("batch-size", "images per Adam step (a common choice for small CNNs)").c_str())
       ("lr", po::value(&o.lr)->default_value(defaults.lr), R.help("lr", "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)").c_str())
       ("seed", po::value(&o.seed)->default_value(defaults.seed), R.help("seed", "initialisation, shuffling and flips are pure functions of it").c_str())
@@ -462,10 +465,10 @@ bool parse(const std::vector<std::string>& args, po::options_description& desc, 
     }
     po::notify(vm);  // throws on a missing --data/--out, naming the option
   } catch (const po::error& e) {
-    JEBM_FAIL(option_error_text(e) << " (see " << usage << ")");
+    JEBM_USER_FAIL(option_error_text(e, desc) << " (see " << usage << ")");
   }
   classifier_ranges().check(vm);
-  JEBM_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");
+  JEBM_USER_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");
   const Device dev = device_from_name(o.device);
   if (dev.is_cuda()) cuda_api::require("--device cuda");
   if (o.threads > 0) omp_set_num_threads(o.threads);
@@ -489,7 +492,8 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   defaults.batch_size = 64;
   defaults.lr = 1e-3;
   TrainOptions o;
-  po::options_description desc = common_options(o, defaults);
+  po::options_description desc =
+      common_options(o, defaults, "the default reaches >= 98 % test accuracy on 2,3,6 in about 2 min on 2 CPU cores");
   desc.add_options()("digits", po::value(&o.digits)->default_value(defaults.digits),
                      "comma-separated digits to tell apart (the MNIST experiment's 2,3,6)");
   desc.add_options()("downsample", po::value(&o.downsample)->default_value(defaults.downsample),
@@ -504,11 +508,11 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   ImageSet train = select(train_split.pixels, train_split.labels, 1, train_split.rows, train_split.cols, digits, o.limit);
   ImageSet test = select(test_split.pixels, test_split.labels, 1, test_split.rows, test_split.cols, digits, 0);
   for (const MnistSplit* split : {&train_split, &test_split})
-    JEBM_CHECK(split->rows == 28 && split->cols == 28,
+    JEBM_USER_CHECK(split->rows == 28 && split->cols == 28,
                "--data '" << o.data << "': MNIST images are " << split->rows << "x" << split->cols << ", want 28x28");
   train.downsample = test.downsample = o.downsample;
-  JEBM_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
-  JEBM_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
+  JEBM_USER_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
+  JEBM_USER_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
 
   const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   auto options = resolved(o, join_ints(digits));
@@ -526,7 +530,8 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
   defaults.lr = 1e-3;
   defaults.flip = true;
   TrainOptions o;
-  po::options_description desc = common_options(o, defaults);
+  po::options_description desc =
+      common_options(o, defaults, "the default takes about 13 min on 2 CPU cores; more epochs help");
   desc.add_options()("flip", po::value(&o.flip)->default_value(defaults.flip),
                      "random left-right flips of training images (the standard CIFAR-10 augmentation)");
   if (!parse(args, desc, "usage: jebm cifar10-classifier --data DIR --out DIR [options]", o)) return 0;

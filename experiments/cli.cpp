@@ -33,11 +33,11 @@ std::vector<T> parse_list(const std::string& text, const std::string& option, co
       used = 0;
     }
     const bool blank_after = item.find_first_not_of(" \t", used) == std::string::npos;
-    JEBM_CHECK(used > 0 && blank_after,
+    JEBM_USER_CHECK(used > 0 && blank_after,
                option << " '" << text << "': '" << item << "' is not " << kind);
     out.push_back(v);
   }
-  JEBM_CHECK(!out.empty(), option << " '" << text << "': empty list");
+  JEBM_USER_CHECK(!out.empty(), option << " '" << text << "': empty list");
   return out;
 }
 
@@ -67,6 +67,60 @@ std::string option_error_text(const boost::program_options::error& e) {
   if (const auto* o = dynamic_cast<const boost::program_options::error_with_option_name*>(&e))
     return SafeOptionError(*o).what();
   return e.what();
+}
+
+namespace {
+
+// Levenshtein distance (insertions, deletions, substitutions): how far a mistyped option is from a real one.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string nearest_option(const po::options_description& desc, const std::string& name) {
+  const std::string bare = name.substr(name.find_first_not_of('-') == std::string::npos ? name.size()
+                                                                                         : name.find_first_not_of('-'));
+  std::string best;
+  size_t best_d = std::max<size_t>(2, bare.size() / 3) + 1;  // farther than this is not a typo
+  for (const auto& od : desc.options()) {
+    const std::string& cand = od->long_name();
+    if (cand.empty()) continue;
+    const size_t d = edit_distance(bare, cand);
+    if (d < best_d) best_d = d, best = cand;
+  }
+  return best;
+}
+
+std::string option_error_text(const po::error& e, const po::options_description& desc) {
+  std::string text = option_error_text(e);
+  if (const auto* u = dynamic_cast<const po::unknown_option*>(&e)) {
+    const std::string near = nearest_option(desc, u->get_option_name());
+    if (!near.empty()) text += "; did you mean --" + near + "?";
+  }
+  return text;
+}
+
+void fail_option_error(const po::error& e, const po::options_description& desc, const std::string& command) {
+  JEBM_USER_FAIL(option_error_text(e, desc) << " (see jebm " << command << " --help)");
+}
+
+std::string error_text(const std::string& cmd, const std::string& rank, const std::string& what, bool user) {
+  if (user) return "jebm " + cmd + ": error" + rank + ": " + what + "\n";
+  return "jebm " + cmd + ": internal error" + rank + ": " + what + "\n" +
+         "this is a bug in jebm (one of its own checks failed); please report it on the jebm issue tracker with the "
+         "command line, this message and the output of jebm --version\n";
 }
 
 std::vector<double> parse_double_list(const std::string& text, const std::string& option) {
@@ -102,7 +156,7 @@ Range any_value() { return Range{}; }
 
 void check_range(const std::string& option, double v, const Range& r) {
   const std::string t = r.text();
-  JEBM_CHECK(r.contains(v), option << " " << v << " is outside its range " << (t.empty() ? "(finite)" : t));
+  JEBM_USER_CHECK(r.contains(v), option << " " << v << " is outside its range " << (t.empty() ? "(finite)" : t));
 }
 
 const Range& OptionRanges::at(const std::string& name) const {
@@ -134,7 +188,7 @@ void OptionRanges::check(const boost::program_options::variables_map& vm) const 
     else if (a.type() == typeid(int)) shown << val.as<int>();
     else if (a.type() == typeid(int64_t)) shown << val.as<int64_t>();
     else shown << val.as<uint64_t>();
-    JEBM_FAIL("--" << name << " " << shown.str() << " is outside its range " << (r.text().empty() ? "(finite)" : r.text()));
+    JEBM_USER_FAIL("--" << name << " " << shown.str() << " is outside its range " << (r.text().empty() ? "(finite)" : r.text()));
   }
 }
 
@@ -179,7 +233,7 @@ void check_resume_options(const po::options_description& desc, const po::variabl
       was = od && od->semantic()->apply_default(def) ? option_value_text(po::variable_value(def, true)) : "(not set)";
       source = "its options.txt does not name it";
     }
-    JEBM_CHECK(now == was, "--resume " << dir << ": the run was made with --" << name << " " << was << " (" << source
+    JEBM_USER_CHECK(now == was, "--resume " << dir << ": the run was made with --" << name << " " << was << " (" << source
                                        << "), the options say --" << name << " " << now << "; only " << may
                                        << " may change on resume");
   }

@@ -1,6 +1,7 @@
-// Command-line helpers shared by the subcommands: comma-separated lists of numbers ("2,3,6", "0.25,0.75") and the
-// documented valid range of every numeric option (shown in --help, checked at parse time).
-// Tested by tests/test_cli.cpp, tests/test_image_ebm.cpp (--digits/--counts) and tests/test_classifier_cmd.cpp.
+// Command-line helpers shared by the subcommands: comma-separated lists of numbers ("2,3,6", "0.25,0.75"), the
+// documented valid range of every numeric option (shown in --help, checked at parse time), and option errors for
+// users (unknown options with the nearest valid one). Tested by tests/test_cli.cpp, tests/test_image_ebm.cpp,
+// tests/test_classifier_cmd.cpp and, through the jebm binary, tests/test_cli_binary.cpp.
 #pragma once
 #include <boost/program_options.hpp>
 
@@ -26,6 +27,22 @@ std::vector<int64_t> parse_int64_list(const std::string& text, const std::string
 // by a blank ("% value% ") so that no token can reappear. Use it instead of e.what() for every po::error.
 std::string option_error_text(const boost::program_options::error& e);
 
+// The option of desc nearest to `name` ("--iteratons" -> "iterations") by edit distance, or "" when none is within
+// a typo's reach (2 edits, or a third of the name).
+std::string nearest_option(const boost::program_options::options_description& desc, const std::string& name);
+// option_error_text(e), and for an unknown option "; did you mean --NEAREST?" when one is near.
+std::string option_error_text(const boost::program_options::error& e,
+                              const boost::program_options::options_description& desc);
+// Throws the UserError "<option_error_text(e, desc)> (see jebm COMMAND --help)".
+[[noreturn]] void fail_option_error(const boost::program_options::error& e,
+                                    const boost::program_options::options_description& desc,
+                                    const std::string& command);
+
+// What `jebm CMD` prints for an error: "jebm CMD: error RANK: WHAT" for a user's mistake (user), else "jebm CMD:
+// internal error RANK: WHAT" (WHAT ends with the check's file:line) and a line saying it is a bug and where to
+// report it. rank: "" or " on rank R".
+std::string error_text(const std::string& cmd, const std::string& rank, const std::string& what, bool user);
+
 // A numeric option's valid interval. NaN and +-inf are outside every range: no jebm option gives them a meaning.
 // text() is what --help shows after the description: "(> 0)", "(>= 1)", "(in [0, 1))"; empty for any_value().
 struct Range {
@@ -41,7 +58,7 @@ Range within(double lo, double hi);             // [lo, hi]
 Range within_upper_open(double lo, double hi);  // [lo, hi)
 Range any_value();                              // every finite value (a seed, a coordinate)
 
-// Throws Error "OPTION VALUE is outside its range (RANGE)" unless r contains v. `option` is the text shown
+// Throws UserError "OPTION VALUE is outside its range (RANGE)" unless r contains v. `option` is the text shown
 // ("--sigma", "--teacher-weights item").
 void check_range(const std::string& option, double v, const Range& r);
 

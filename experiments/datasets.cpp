@@ -29,9 +29,9 @@ std::string hex32(uint32_t v) {
 class GzFile {
  public:
   explicit GzFile(const std::string& path) : path_(path) {
-    JEBM_CHECK(std::filesystem::is_regular_file(path), path << ": no such file");
+    JEBM_USER_CHECK(std::filesystem::is_regular_file(path), path << ": no such file");
     f_ = gzopen(path.c_str(), "rb");
-    JEBM_CHECK(f_ != nullptr, path << ": cannot open");
+    JEBM_USER_CHECK(f_ != nullptr, path << ": cannot open");
     gzbuffer(f_, 1 << 17);
   }
   ~GzFile() {
@@ -47,7 +47,7 @@ class GzFile {
       const unsigned ask = static_cast<unsigned>(std::min<size_t>(n - got, kChunk));
       const int r = gzread(f_, static_cast<char*>(dst) + got, ask);
       check_error();  // zlib reports a truncated gzip stream as Z_BUF_ERROR with a short (not negative) read
-      JEBM_CHECK(r >= 0, path_ << ": read failed");
+      JEBM_USER_CHECK(r >= 0, path_ << ": read failed");
       if (r == 0) break;
       got += static_cast<size_t>(r);
     }
@@ -84,7 +84,7 @@ class GzFile {
   void check_error() {
     int errnum = Z_OK;
     const char* msg = gzerror(f_, &errnum);
-    JEBM_CHECK(errnum == Z_OK, path_ << ": damaged file (zlib: " << (msg ? msg : "unknown error") << ")");
+    JEBM_USER_CHECK(errnum == Z_OK, path_ << ": damaged file (zlib: " << (msg ? msg : "unknown error") << ")");
   }
   std::string path_;
   gzFile f_ = nullptr;
@@ -103,10 +103,10 @@ std::vector<uint32_t> read_idx_header(GzFile& f, const std::string& path, uint32
   size_t got = f.read(buf, 4);
   if (got == 4) {
     const uint32_t m = be32(buf);
-    JEBM_CHECK(m == magic, path << ": magic " << hex32(m) << ", expected " << hex32(magic) << " (" << kind << ")");
+    JEBM_USER_CHECK(m == magic, path << ": magic " << hex32(m) << ", expected " << hex32(magic) << " (" << kind << ")");
     got += f.read(buf + 4, need - 4);
   }
-  JEBM_CHECK(got == need, path << ": truncated: file has " << got << " bytes, the IDX " << kind << " header needs "
+  JEBM_USER_CHECK(got == need, path << ": truncated: file has " << got << " bytes, the IDX " << kind << " header needs "
                                << need);
   std::vector<uint32_t> w;
   for (int i = 0; i < words; ++i) w.push_back(be32(buf + 4 * i));
@@ -118,10 +118,10 @@ std::vector<uint8_t> read_idx_payload(GzFile& f, const std::string& path, uint64
                                       size_t header_bytes) {
   std::vector<uint8_t> data;
   const uint64_t got = f.append(data, expected);
-  JEBM_CHECK(got == expected, path << ": truncated: header says " << what << " = " << expected << " bytes, file has "
+  JEBM_USER_CHECK(got == expected, path << ": truncated: header says " << what << " = " << expected << " bytes, file has "
                                    << got << " after the " << header_bytes << "-byte header");
   const uint64_t extra = f.count_rest();
-  JEBM_CHECK(extra == 0, path << ": oversized: header says " << what << " = " << expected << " bytes, file has "
+  JEBM_USER_CHECK(extra == 0, path << ": oversized: header says " << what << " = " << expected << " bytes, file has "
                               << (expected + extra) << " after the " << header_bytes << "-byte header");
   return data;
 }
@@ -132,8 +132,8 @@ std::string find_data_file(const std::string& dir, const std::string& name) {
   const std::filesystem::path gz = std::filesystem::path(dir) / (name + ".gz");
   if (std::filesystem::is_regular_file(gz)) return gz.string();
   const char* set = name.find("_batch") != std::string::npos ? "cifar10" : "mnist";
-  JEBM_FAIL(dir << ": neither " << name << " nor " << name << ".gz found (--data should point at the folder "
-                << "holding them; scripts/fetch-data.sh DIR " << set << " downloads them into DIR/" << set << ")");
+  JEBM_USER_FAIL(dir << ": neither " << name << " nor " << name << ".gz found (--data should point at the folder "
+                     << "holding them; scripts/fetch-data.sh DIR " << set << " downloads them into DIR/" << set << ")");
 }
 
 }  // namespace
@@ -146,7 +146,7 @@ IdxImages read_idx_images(const std::string& path) {
   out.rows = w[2];
   out.cols = w[3];
   uint64_t expected = 0;
-  JEBM_CHECK(!__builtin_mul_overflow(uint64_t{w[1]}, uint64_t{w[2]} * uint64_t{w[3]}, &expected),
+  JEBM_USER_CHECK(!__builtin_mul_overflow(uint64_t{w[1]}, uint64_t{w[2]} * uint64_t{w[3]}, &expected),
              path << ": header count/rows/cols " << w[1] << "/" << w[2] << "/" << w[3] << " overflow");
   std::ostringstream what;
   what << w[1] << " images of " << w[2] << "x" << w[3];
@@ -167,11 +167,11 @@ MnistSplit load_mnist(const std::string& dir, bool train) {
   IdxImages images = read_idx_images(images_path);
   MnistSplit s;
   s.labels = read_idx_labels(labels_path);
-  JEBM_CHECK(static_cast<int64_t>(s.labels.size()) == images.count,
+  JEBM_USER_CHECK(static_cast<int64_t>(s.labels.size()) == images.count,
              labels_path << ": count " << s.labels.size() << " labels, but " << images_path << " has " << images.count
                          << " images");
   for (size_t i = 0; i < s.labels.size(); ++i)
-    JEBM_CHECK(s.labels[i] <= 9, labels_path << ": label " << int{s.labels[i]} << " at index " << i
+    JEBM_USER_CHECK(s.labels[i] <= 9, labels_path << ": label " << int{s.labels[i]} << " at index " << i
                                              << " is not a digit 0..9");
   s.count = images.count;
   s.rows = images.rows;
@@ -196,8 +196,8 @@ CifarSplit load_cifar10(const std::string& dir, bool train) {
     // 4 GiB cap: far above a real batch (30.7 MB), it only stops a runaway read of a wrong file.
     f.append(raw, uint64_t{4} << 30);
     const uint64_t size = raw.size();
-    JEBM_CHECK(size > 0, path << ": size 0 bytes, expected records of " << CifarSplit::kRecordBytes << " bytes");
-    JEBM_CHECK(size % CifarSplit::kRecordBytes == 0,
+    JEBM_USER_CHECK(size > 0, path << ": size 0 bytes, expected records of " << CifarSplit::kRecordBytes << " bytes");
+    JEBM_USER_CHECK(size % CifarSplit::kRecordBytes == 0,
                path << ": size " << size << " bytes is not a multiple of the " << CifarSplit::kRecordBytes
                     << "-byte record (label + 3x32x32)");
     const int64_t records = static_cast<int64_t>(size) / CifarSplit::kRecordBytes;
@@ -205,7 +205,7 @@ CifarSplit load_cifar10(const std::string& dir, bool train) {
     s.pixels.reserve(s.pixels.size() + static_cast<size_t>(records * kPixels));
     for (int64_t r = 0; r < records; ++r) {
       const uint8_t* rec = raw.data() + r * CifarSplit::kRecordBytes;
-      JEBM_CHECK(rec[0] <= 9, path << ": record " << r << ": label " << int{rec[0]} << ", expected 0..9");
+      JEBM_USER_CHECK(rec[0] <= 9, path << ": record " << r << ": label " << int{rec[0]} << ", expected 0..9");
       s.labels.push_back(rec[0]);
       s.pixels.insert(s.pixels.end(), rec + 1, rec + CifarSplit::kRecordBytes);
     }
@@ -233,18 +233,18 @@ Tensor images_to_tensor(const std::vector<uint8_t>& pixels, int64_t n, int64_t c
 
 std::vector<int64_t> select_digits(const std::vector<uint8_t>& labels, const std::vector<int>& digits,
                                    const std::vector<int64_t>& counts) {
-  JEBM_CHECK(digits.size() == counts.size(),
+  JEBM_USER_CHECK(digits.size() == counts.size(),
              "select_digits: " << digits.size() << " digits but " << counts.size() << " counts");
   std::vector<int64_t> remaining(256, 0);
   std::vector<bool> chosen(256, false);
   int64_t total = 0;
   for (size_t k = 0; k < digits.size(); ++k) {
-    JEBM_CHECK(digits[k] >= 0 && digits[k] <= 255, "select_digits: digit " << digits[k] << " is not a label value");
-    JEBM_CHECK(!chosen[static_cast<size_t>(digits[k])], "select_digits: digit " << digits[k] << " listed twice");
-    JEBM_CHECK(counts[k] >= 0, "select_digits: count " << counts[k] << " for digit " << digits[k] << " is negative");
+    JEBM_USER_CHECK(digits[k] >= 0 && digits[k] <= 255, "select_digits: digit " << digits[k] << " is not a label value");
+    JEBM_USER_CHECK(!chosen[static_cast<size_t>(digits[k])], "select_digits: digit " << digits[k] << " listed twice");
+    JEBM_USER_CHECK(counts[k] >= 0, "select_digits: count " << counts[k] << " for digit " << digits[k] << " is negative");
     chosen[static_cast<size_t>(digits[k])] = true;
     remaining[static_cast<size_t>(digits[k])] = counts[k];
-    JEBM_CHECK(counts[k] <= std::numeric_limits<int64_t>::max() - total,
+    JEBM_USER_CHECK(counts[k] <= std::numeric_limits<int64_t>::max() - total,
                "select_digits: the counts sum to more than 2^63 - 1 (count " << counts[k] << " for digit " << digits[k] << ")");
     total += counts[k];
   }
@@ -261,7 +261,7 @@ std::vector<int64_t> select_digits(const std::vector<uint8_t>& labels, const std
   }
   for (size_t k = 0; k < digits.size(); ++k) {
     const int64_t missing = remaining[static_cast<size_t>(digits[k])];
-    JEBM_CHECK(missing == 0, "select_digits: digit " << digits[k] << ": asked for " << counts[k]
+    JEBM_USER_CHECK(missing == 0, "select_digits: digit " << digits[k] << ": asked for " << counts[k]
                                                      << " examples, the labels have only " << (counts[k] - missing));
   }
   return out;

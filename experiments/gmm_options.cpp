@@ -12,6 +12,7 @@
 #include "experiments/cli.hpp"
 #include "experiments/gmm.hpp"
 #include "experiments/output.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -172,7 +173,7 @@ void read_old_names(po::parsed_options& parsed, const std::string& where, std::v
   for (const OldName& n : kOldNames) {
     if (!given(n.old_name)) continue;
     const char* now = n.new_name ? n.new_name : "resample-cv";
-    JEBM_CHECK(!given(now), where << (where.empty() ? "" : ": ") << "--" << n.old_name << " and --" << now
+    JEBM_USER_CHECK(!given(now), where << (where.empty() ? "" : ": ") << "--" << n.old_name << " and --" << now
                                   << " set the same thing: give --" << now << " only");
     for (po::option& o : parsed.options)
       if (n.new_name && o.string_key == n.old_name) o.string_key = n.new_name;
@@ -188,13 +189,13 @@ void store_file(const po::options_description& desc, const std::string& path, co
                 bool allow_unregistered, std::initializer_list<po::variables_map*> maps,
                 std::vector<std::string>& notes) {
   std::ifstream f(path);
-  JEBM_CHECK(f, what << " " << path << ": cannot read the file");
+  JEBM_USER_CHECK(f, what << " " << path << ": cannot read the file");
   try {
     auto parsed = po::parse_config_file(f, desc, allow_unregistered);
     read_old_names(parsed, path, notes);
     for (po::variables_map* m : maps) po::store(parsed, *m);
   } catch (const po::error& e) {
-    JEBM_FAIL(what << " " << path << ": " << option_error_text(e) << " (see jebm gmm --help)");
+    JEBM_USER_FAIL(what << " " << path << ": " << option_error_text(e, desc) << " (see jebm gmm --help)");
   }
 }
 
@@ -213,7 +214,7 @@ bool store_sources(const std::vector<std::string>& args, const po::options_descr
     if (m.vm.count("resume")) {
       const std::string dir = m.vm["resume"].as<std::string>();
       const std::string opts = (std::filesystem::path(dir) / "options.txt").string();
-      JEBM_CHECK(std::filesystem::is_regular_file(opts),
+      JEBM_USER_CHECK(std::filesystem::is_regular_file(opts),
                  "--resume " << dir << ": no options.txt there (not a jebm gmm run directory)");
       // resolved.* lines are reports: skipped
       store_file(desc, opts, "--resume: options", true, {&m.vm, &m.run}, notes);
@@ -222,7 +223,7 @@ bool store_sources(const std::vector<std::string>& args, const po::options_descr
       store_file(desc, m.vm["config"].as<std::string>(), "--config", false, {&m.vm, &m.given}, notes);
     po::notify(m.vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(option_error_text(e) << " (see jebm gmm --help)");
+    fail_option_error(e, desc, "gmm");
   }
   return true;
 }
@@ -230,9 +231,9 @@ bool store_sources(const std::vector<std::string>& args, const po::options_descr
 // --resume DIR: the command line and --config may change only kMayChange; --out, if given, is DIR.
 void check_resume(const po::options_description& desc, const GmmOptionMaps& m, GmmCommandLine& cl) {
   check_resume_options(desc, m.given, m.run, cl.resume, kMayChange, kNotSaved);
-  JEBM_CHECK(cl.out.empty() || std::filesystem::path(cl.out) == std::filesystem::path(cl.resume),
+  JEBM_USER_CHECK(cl.out.empty() || std::filesystem::path(cl.out) == std::filesystem::path(cl.resume),
              "--out " << cl.out << " and --resume " << cl.resume << " name different directories");
-  JEBM_CHECK(!cl.force, "--force and --resume " << cl.resume << " contradict each other");
+  JEBM_USER_CHECK(!cl.force, "--force and --resume " << cl.resume << " contradict each other");
   cl.out = cl.resume;
 }
 
@@ -262,7 +263,7 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   c.resample = t.resample != "none";
   if (c.resample) c.resample_rule.scheme = resample_scheme_from_name(t.resample);
   if (m.vm.count("resample-cv2")) {  // the old trigger, kept exactly
-    JEBM_CHECK(m.vm["resample-cv"].defaulted(), "--resample-cv2 and --resample-cv set the same trigger: give "
+    JEBM_USER_CHECK(m.vm["resample-cv"].defaulted(), "--resample-cv2 and --resample-cv set the same trigger: give "
                                                 "--resample-cv only");
     c.resample_rule.cv2_max = t.resample_cv2;
   } else {
@@ -270,7 +271,7 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   }
   c.resample_rule.ess_fraction = t.resample_ess;
   c.device = device_from_name(t.device);
-  JEBM_CHECK(!(c.device.is_cuda() && c.autograd), "--autograd runs on the CPU only; drop it or use --device cpu");
+  JEBM_USER_CHECK(!(c.device.is_cuda() && c.autograd), "--autograd runs on the CPU only; drop it or use --device cpu");
   if (cl.algo_s == "all")
     cl.algos = {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd};
   else

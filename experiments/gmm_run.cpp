@@ -19,6 +19,7 @@
 #include "experiments/sigint.hpp"
 #include "models/checkpoint.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -133,11 +134,11 @@ GmmAlgorithmRun::GmmAlgorithmRun(GmmRun& run, Algorithm algo)
 void GmmAlgorithmRun::resume() {
   const SafeTensors st = load_safetensors(ckpt_);
   const std::string& out = run_.cl_.out;
-  JEBM_CHECK(checkpoint_meta(st, "gmm.options_hash") == run_.options_hash_,
+  JEBM_USER_CHECK(checkpoint_meta(st, "gmm.options_hash") == run_.options_hash_,
              ckpt_ << ": made by a run with other options than " << out << "/options.txt (a stale checkpoint?)");
   trainer_.load_state(st);
   k0_ = trainer_.iteration();
-  JEBM_CHECK(k0_ <= c_.iterations, "--resume " << out << ": " << algorithm_name(o_.algo)
+  JEBM_USER_CHECK(k0_ <= c_.iterations, "--resume " << out << ": " << algorithm_name(o_.algo)
                                                << "'s checkpoint is at iteration " << k0_ << ", beyond --iterations "
                                                << c_.iterations << "; give --iterations " << k0_ << " or more");
   seconds_before_ = std::stod(checkpoint_meta(st, "gmm.seconds"));
@@ -248,7 +249,7 @@ void GmmRun::check_ranks_and_device() const {
   const GmmConfig& c = cl_.config;
   if (comm_.size() > 1) {
     try {
-      JEBM_CHECK(c.device.is_cpu() && !c.autograd, (c.autograd ? "--autograd" : "--device cuda")
+      JEBM_USER_CHECK(c.device.is_cpu() && !c.autograd, (c.autograd ? "--autograd" : "--device cuda")
                                                        << " runs on one rank only; under mpirun -np "
                                                        << comm_.size() << " use the closed-form CPU path");
       chunk_shard(c.walkers, kGmmWalkerChunk, comm_.rank(), comm_.size(), "--walkers");

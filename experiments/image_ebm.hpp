@@ -136,6 +136,7 @@ struct ImageEbmResult {
   int64_t epochs_done = 0;
   bool interrupted = false;       // Ctrl-C: checkpoint saved, exit code 130
   bool diverged = false;          // DivergenceGuard: exit code 3, last good checkpoint kept
+  bool nothing_to_do = false;     // --resume of a finished run: no step run, no file but options.txt written
   std::string message;            // why it stopped, when it did not finish
   double log_z = 0.0, ess = 0.0, data_energy = 0.0;  // of the last update
   std::vector<double> class_weights;  // of the last logged update (empty without the metric)

@@ -9,7 +9,9 @@
 
 #include "experiments/divergence_guard.hpp"
 #include "experiments/module_io.hpp"
+#include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "samplers/population_io.hpp"
 
 namespace jebm {
@@ -37,7 +39,7 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   for (const auto& [name, v] : energy.named_parameters()) {
     double bad = 0.0;
     const int64_t i = first_non_finite(v.value(), &bad);
-    JEBM_CHECK(i < 0, path << ": not written: parameter " << name << " holds " << bad << " at entry " << i);
+    JEBM_USER_CHECK(i < 0, path << ": not written: parameter " << name << " holds " << bad << " at entry " << i);
   }
   append_module_parameters(energy, "model.", t);
   for (const auto& [name, v] : opt.state_tensors()) t.emplace_back("optim." + name, v);
@@ -57,6 +59,7 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   if (c.holdout_walkers > 0) md["holdout_walkers"] = std::to_string(c.holdout_walkers);
   if (c.correction_groups > 0) md["correction_groups"] = std::to_string(c.correction_groups);
   if (effective_rejuvenation_moves(c) > 0) md["rejuvenation_moves"] = std::to_string(effective_rejuvenation_moves(c));
+  for (const auto& [k, v] : run_provenance(world().size())) md[k] = v;  // what made it (jebm.version, ...)
   save_population(pop, t, md);
   if (holdout) save_population(*holdout, t, md, "holdout.");
   save_trainer_state(tr.state(), t, md, holdout ? holdout->size() : 0);
@@ -66,22 +69,22 @@ void save_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
 void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c, Module& energy, Optimizer& opt,
                                WalkerPopulation& pop, WalkerPopulation* holdout, Trainer& tr,
                                ImageEbmLoopState& ls) {
-  const SafeTensors st = load_safetensors(path);
+  const SafeTensors st = reading_user_file([&] { return load_safetensors(path); });
   const std::string format = checkpoint_meta(st, "format");  // a copy: GCC 13 flags the reference (-Wdangling-reference)
-  JEBM_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
-  JEBM_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
+  JEBM_USER_CHECK(format == kImageEbmCheckpointFormat, path << ": format \"" << format << "\", expected \"" << kImageEbmCheckpointFormat << "\"");
+  JEBM_USER_CHECK(checkpoint_meta(st, "algo") == algorithm_name(c.algo),
              path << ": the run was made with --algo " << checkpoint_meta(st, "algo") << ", the options say --algo "
                   << algorithm_name(c.algo));
   // Checkpoints from before --weight-kernel existed were weighted with 1/(2 sigma^2).
   const auto wk = st.metadata.find("weight_kernel");
   const std::string run_wk = wk == st.metadata.end() ? "sigma" : wk->second;
-  JEBM_CHECK(run_wk == weight_kernel_name(c.weight_kernel),
+  JEBM_USER_CHECK(run_wk == weight_kernel_name(c.weight_kernel),
              path << ": the run was made with --weight-kernel " << run_wk << ", the options say --weight-kernel "
                   << weight_kernel_name(c.weight_kernel) << " (pass --weight-kernel " << run_wk << " to resume it)");
-  JEBM_CHECK(checkpoint_meta_u64(st, "seed") == c.seed, path << ": the run was made with --seed "
+  JEBM_USER_CHECK(checkpoint_meta_u64(st, "seed") == c.seed, path << ": the run was made with --seed "
                                                              << checkpoint_meta(st, "seed")
                                                              << ", the options say --seed " << c.seed);
-  JEBM_CHECK(static_cast<int64_t>(checkpoint_meta_u64(st, "walkers")) == c.walkers,
+  JEBM_USER_CHECK(static_cast<int64_t>(checkpoint_meta_u64(st, "walkers")) == c.walkers,
              path << ": the run has " << checkpoint_meta(st, "walkers") << " walkers, --walkers is " << c.walkers);
   // Absent from checkpoints of runs without them (and from before they existed): off.
   for (const auto& [key, value] : {std::pair<const char*, int64_t>{"holdout_walkers", c.holdout_walkers},
@@ -90,10 +93,10 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
     const int64_t run = st.metadata.count(key) ? static_cast<int64_t>(checkpoint_meta_u64(st, key)) : 0;
     std::string option = key;
     std::replace(option.begin(), option.end(), '_', '-');
-    JEBM_CHECK(run == value, path << ": the run was made with --" << option << " " << run << ", the options say --"
+    JEBM_USER_CHECK(run == value, path << ": the run was made with --" << option << " " << run << ", the options say --"
                                   << option << " " << value << " (it cannot change on resume)");
   }
-  JEBM_CHECK((holdout ? holdout->size() : 0) == c.holdout_walkers,
+  JEBM_USER_CHECK((holdout ? holdout->size() : 0) == c.holdout_walkers,
              path << ": --holdout-walkers " << c.holdout_walkers << " but the run holds "
                   << (holdout ? holdout->size() : 0) << " held-out walkers");
   load_module_parameters(energy, st, "model.");

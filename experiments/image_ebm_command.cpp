@@ -64,7 +64,7 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
     // A resume that fails (e.g. the checkpoint refuses a changed --holdout-walkers) must leave the run's
     // options.txt as it was: it is the defaults of the next --resume.
     if (c.resume && std::filesystem::is_regular_file(options_path)) old_options = read_file(options_path);
-    write_options(c.out, saved_options);
+    write_options(c.out, saved_options, c.resume);
   });
   ImageEbmResult r;
   try {
@@ -80,6 +80,10 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
   if (r.diverged || r.interrupted) {
     std::cerr << "jebm " << c.command << ": " << r.message << "\n";
     return r.exit_code();
+  }
+  if (r.nothing_to_do) {
+    std::cout << "jebm " << c.command << ": " << r.message << "\n";
+    return 0;
   }
   std::ostringstream os;
   os << "jebm " << c.command << " " << algorithm_name(c.algo) << ": " << r.iterations << " updates, " << r.epochs_done

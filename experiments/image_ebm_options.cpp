@@ -196,11 +196,12 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   // An INI file's errors name the file.
   auto parse_file = [&](const fs::path& path, const char* what) {
     std::ifstream f(path);
-    JEBM_CHECK(f, what << " " << path.string() << ": cannot read the file");
+    JEBM_USER_CHECK(f, what << " " << path.string() << ": cannot read the file");
     try {
       return po::parse_config_file(f, desc);
     } catch (const po::error& e) {
-      JEBM_FAIL(what << " " << path.string() << ": " << option_error_text(e) << " (see jebm " << c.command << " --help)");
+      JEBM_USER_FAIL(what << " " << path.string() << ": " << option_error_text(e, desc) << " (see jebm " << c.command
+                          << " --help)");
     }
   };
   try {
@@ -215,7 +216,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     if (vm.count("resume")) {
       const fs::path dir = vm["resume"].as<std::string>();
       const fs::path opts = dir / "options.txt";
-      JEBM_CHECK(fs::is_regular_file(opts), "--resume " << dir.string() << ": no options.txt there (not a jebm "
+      JEBM_USER_CHECK(fs::is_regular_file(opts), "--resume " << dir.string() << ": no options.txt there (not a jebm "
                                                         << c.command << " run directory)");
       const auto parsed = parse_file(opts, "--resume: options");
       po::store(parsed, vm);
@@ -228,7 +229,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(option_error_text(e) << " (see jebm " << c.command << " --help)");
+    fail_option_error(e, desc, c.command);
   }
   OptionRanges ranges = image_ebm_ranges();
   ranges.add(extra_ranges);
@@ -240,48 +241,48 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   c.progress = !vm.count("no-progress");
   c.resume = vm.count("resume") > 0;
   if (c.resume) {
-    JEBM_CHECK(!vm.count("out") || fs::path(c.out) == fs::path(s.resume),
+    JEBM_USER_CHECK(!vm.count("out") || fs::path(c.out) == fs::path(s.resume),
                "--out " << c.out << " and --resume " << s.resume << " name different directories");
     c.out = s.resume;
-    JEBM_CHECK(!c.force, "--force and --resume " << s.resume << " contradict each other");
+    JEBM_USER_CHECK(!c.force, "--force and --resume " << s.resume << " contradict each other");
   }
-  JEBM_CHECK(!c.out.empty(), "--out DIR is required (the run directory; see jebm " << c.command << " --help)");
+  JEBM_USER_CHECK(!c.out.empty(), "--out DIR is required (the run directory; see jebm " << c.command << " --help)");
   c.algo = algorithm_from_name(s.algo);
-  JEBM_CHECK(c.algo != Algorithm::Cd, "--algo " << s.algo << ": the image experiments offer jarzynski and pcd");
+  JEBM_USER_CHECK(c.algo != Algorithm::Cd, "--algo " << s.algo << ": the image experiments offer jarzynski and pcd");
   c.resample = s.resample != "none";
   if (c.resample) c.resample_scheme = resample_scheme_from_name(s.resample);
-  JEBM_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
+  JEBM_USER_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
              "--gradient-walkers " << s.gradient_walkers << ": expected random or moved");
   c.gradient_walkers_moved = s.gradient_walkers == "moved";
-  JEBM_CHECK(s.weight_kernel == "2h" || s.weight_kernel == "sigma",
+  JEBM_USER_CHECK(s.weight_kernel == "2h" || s.weight_kernel == "sigma",
              "--weight-kernel " << s.weight_kernel << ": expected 2h or sigma");
   c.weight_kernel = weight_kernel_from_name(s.weight_kernel);
-  JEBM_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
+  JEBM_USER_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
   c.device = device_from_name(s.device);
   // Under mpirun, plain "cuda" means one GPU per rank: the rank's local index modulo the GPUs of its machine.
   if (s.device == "cuda" && world().size() > 1 && cuda_api::device_count() > 1)
     c.device = Device::cuda(comm_local_rank() % cuda_api::device_count());
   if (c.device.is_cuda()) {
     cuda_api::require(("jebm " + c.command + " --device " + s.device).c_str());  // no CUDA build or no GPU: clear error
-    JEBM_CHECK(!c.box_revert, "--box runs on the CPU only; drop it or use --device cpu");
+    JEBM_USER_CHECK(!c.box_revert, "--box runs on the CPU only; drop it or use --device cpu");
   }
 
-  JEBM_CHECK(c.moving_batch >= 0 && c.moving_batch <= c.walkers,
+  JEBM_USER_CHECK(c.moving_batch >= 0 && c.moving_batch <= c.walkers,
              "--moving-batch " << c.moving_batch << " must be in [0, --walkers " << c.walkers << "]");
-  JEBM_CHECK(c.gradient_batch >= 0 && c.gradient_batch <= c.walkers,
+  JEBM_USER_CHECK(c.gradient_batch >= 0 && c.gradient_batch <= c.walkers,
              "--gradient-batch " << c.gradient_batch << " must be in [0, --walkers " << c.walkers << "]");
-  JEBM_CHECK(c.holdout_walkers == 0 || c.algo == Algorithm::Jarzynski,
+  JEBM_USER_CHECK(c.holdout_walkers == 0 || c.algo == Algorithm::Jarzynski,
              "--holdout-walkers " << c.holdout_walkers << " needs --algo jarzynski (got " << s.algo << ")");
-  JEBM_CHECK(c.correction_groups == 0 || c.correction_groups >= 2,
+  JEBM_USER_CHECK(c.correction_groups == 0 || c.correction_groups >= 2,
              "--correction-groups " << c.correction_groups << " must be 0 (off) or at least 2");
-  JEBM_CHECK(c.correction_groups == 0 || c.shard_block == 0,
+  JEBM_USER_CHECK(c.correction_groups == 0 || c.shard_block == 0,
              "--correction-groups " << c.correction_groups << " and --shard-block " << c.shard_block
                                     << " cannot be combined (the correction's grouped backward is one process's)");
   // PCD ignores it, as it ignores the other resampling options: one preset serves both algorithms.
-  JEBM_CHECK(c.rejuvenation_moves == 0 || c.algo != Algorithm::Jarzynski || c.resample,
+  JEBM_USER_CHECK(c.rejuvenation_moves == 0 || c.algo != Algorithm::Jarzynski || c.resample,
              "--rejuvenation-moves " << c.rejuvenation_moves << " needs resampling (got --resample " << s.resample
                                      << ")");
-  JEBM_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
+  JEBM_USER_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
              "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
   if (c.threads > 0) omp_set_num_threads(c.threads);
 

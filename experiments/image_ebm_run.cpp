@@ -52,7 +52,7 @@ int64_t checked_image_count(const ImageEbmConfig& c, const ImageEbmProblem& p) {
                        << (p.data.defined() ? shape_str(p.data.shape()) : std::string("nothing")));
   JEBM_CHECK(p.make_energy, c.command << ": no energy");
   const int64_t m = p.data.size(0);
-  JEBM_CHECK(m >= c.data_batch, c.command << ": " << m << " training images, fewer than --data-batch " << c.data_batch);
+  JEBM_USER_CHECK(m >= c.data_batch, c.command << ": " << m << " training images, fewer than --data-batch " << c.data_batch);
   return m;
 }
 
@@ -80,7 +80,7 @@ std::shared_ptr<Module> initial_energy(const ImageEbmConfig& c, const ImageEbmPr
   std::shared_ptr<Module> energy = p.make_energy(gen);
   if (c.device.is_cuda()) {
     cuda_api::require(("jebm " + c.command + " --device cuda").c_str());
-    JEBM_CHECK(!c.box_revert, c.command << ": --box runs on the CPU only");
+    JEBM_USER_CHECK(!c.box_revert, c.command << ": --box runs on the CPU only");
     energy->to(c.device);
   }
   return energy;
@@ -459,9 +459,6 @@ bool ImageEbmRun::train() {
     csv_ = std::make_unique<CsvWriter>(out_ / "metrics.csv", cols, c_.resume);
   }
 
-  if (tr_.iteration() >= total_ && root_)
-    std::cerr << label_ << ": the run already has " << tr_.iteration() << " updates (" << c_.epochs
-              << " epochs); raise --epochs to continue it\n";
   {
     const WeightStats ws = pop_.stats();  // reported if no update runs below
     res_.ess = ws.ess;
@@ -480,10 +477,18 @@ bool ImageEbmRun::train() {
 
 ImageEbmResult ImageEbmRun::run() {
   if (c_.resume) {
-    JEBM_CHECK(fs::is_regular_file(ckpt_), "--resume " << c_.out << ": no checkpoint.safetensors there");
+    JEBM_USER_CHECK(fs::is_regular_file(ckpt_), "--resume " << c_.out << ": no checkpoint.safetensors there");
     load_image_ebm_checkpoint(ckpt_, c_, *energy_, adam_, pop_, hold_.get(), tr_, ls_);
     last_ckpt_what_ = ls_.burned_in ? "update " + std::to_string(tr_.iteration())
                                     : "burn-in step " + std::to_string(ls_.burnin_done);
+    if (ls_.burned_in && tr_.iteration() >= total_) {
+      res_.nothing_to_do = true;
+      res_.iterations = tr_.iteration();
+      res_.epochs_done = tr_.iteration() / per_epoch_;
+      res_.message = "the run in " + c_.out + " is finished (" + std::to_string(res_.iterations) + " updates, " +
+                     std::to_string(res_.epochs_done) + " epochs): nothing to do; give a larger --epochs to extend it";
+      return res_;
+    }
     if (root_) std::cerr << label_ << ": resumed from " << ckpt_ << " at " << last_ckpt_what_ << "\n";
   } else if (root_) {
     std::error_code ec;

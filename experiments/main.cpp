@@ -1,7 +1,9 @@
 // The `jebm` program: a table of subcommands, each in experiments/<name>.cpp. Errors from any subcommand are
-// printed as "jebm <cmd>: error: ..." and give a non-zero exit, never a crash.
+// printed as "jebm <cmd>: error: ..." (a user's mistake) or "jebm <cmd>: internal error: ... (file:line)" (a bug)
+// and give a non-zero exit, never a crash. Tested by tests/test_cli_binary.cpp.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -9,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "experiments/cli.hpp"
 #include "experiments/command.hpp"
+#include "experiments/version.hpp"
 #include "runtime/comm/communicator.hpp"
-#include "runtime/cuda_api.hpp"
 
 namespace jebm {
 // Entry points (one per file in experiments/).
@@ -42,7 +45,7 @@ const std::vector<jebm::Command>& commands() {
 }
 
 void print_help(std::ostream& os) {
-  os << "jebm " << JEBM_VERSION
+  os << "jebm " << jebm::build_info().version
      << " - train energy-based models with Jarzynski-weighted Langevin walkers\n"
         "(Carbone, Hua, Coste, Vanden-Eijnden, NeurIPS 2023)\n\n"
         "usage: jebm <command> [options]    (jebm <command> --help for the command's options)\n\n"
@@ -51,7 +54,7 @@ void print_help(std::ostream& os) {
     const std::string name = c.name;
     os << "  " << name << std::string(name.size() < 20 ? 20 - name.size() : 1, ' ') << c.summary << "\n";
   }
-  os << "\noptions:\n  -h, --help          this text\n  --version           version and build (CUDA backend on/off)\n";
+  os << "\noptions:\n  -h, --help          this text\n  --version           version, git commit, build type and backends\n";
 }
 
 // This process's rank, or -1 when there is no usable communicator (e.g. started by mpirun but built without MPI:
@@ -81,6 +84,10 @@ void end_other_ranks(int code) {
   if (world_size() > 1) jebm::world().abort(code);
 }
 
+void print_error(const std::string& cmd, const std::string& rank, const std::string& what, bool user) {
+  std::cerr << jebm::error_text(cmd, rank, what, user);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,9 +102,10 @@ int main(int argc, char** argv) {
     print_help(std::cout);
     return args.empty() ? 1 : 0;
   }
-  if (args[0] == "--version") {
-    std::cout << "jebm " << JEBM_VERSION << " (CUDA backend: "
-              << (jebm::cuda_api::built() ? "built" : "not built") << ")\n";
+  jebm::set_command_line(argc, argv);
+  // `jebm --version` and `jebm CMD --version`: what made this binary.
+  if (std::find(args.begin(), args.end(), "--version") != args.end()) {
+    std::cout << jebm::version_line() << "\n";
     return 0;
   }
   for (const auto& c : commands()) {
@@ -115,7 +123,7 @@ int main(int argc, char** argv) {
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
     } catch (const jebm::SharedError& e) {
       // Every rank failed together with this message: print it once.
-      if (rank_of_world() <= 0) std::cerr << "jebm " << c.name << ": error: " << e.what() << "\n";
+      if (rank_of_world() <= 0) print_error(c.name, "", e.what(), e.user());
       return 2;
     } catch (const std::bad_alloc&) {
       // An allocation the size checks did not foresee: say what it was rather than "std::bad_alloc".
@@ -123,8 +131,12 @@ int main(int argc, char** argv) {
                 << "fewer walkers, smaller batches or --eval-chunk, or a machine with more memory\n";
       end_other_ranks(2);
       return 2;
-    } catch (const std::exception& e) {
-      std::cerr << "jebm " << c.name << ": error" << rank_text() << ": " << e.what() << "\n";
+    } catch (const jebm::Error& e) {
+      print_error(c.name, rank_text(), e.what(), dynamic_cast<const jebm::UserError*>(&e) != nullptr);
+      end_other_ranks(2);
+      return 2;
+    } catch (const std::exception& e) {  // the system's (a file system error, ...): its own words
+      print_error(c.name, rank_text(), e.what(), true);
       end_other_ranks(2);
       return 2;
     }

@@ -32,17 +32,17 @@ constexpr int64_t kMnistSide = 28;
 // the file and both values.
 std::shared_ptr<Classifier> load_mnist_run_classifier(const std::string& path, const std::string& digits_s,
                                                       const std::vector<int>& digits, int64_t downsample, int64_t side) {
-  JEBM_CHECK(std::filesystem::is_regular_file(path), "--classifier '" << path << "': no such file (train one with "
+  JEBM_USER_CHECK(std::filesystem::is_regular_file(path), "--classifier '" << path << "': no such file (train one with "
                                                      "jebm mnist-classifier --digits " << digits_s << " --downsample "
                                                      << downsample << ")");
   auto clf = std::make_shared<Classifier>(load_classifier(path, ClassifierKind::Mnist));
   std::string classes;
   for (size_t k = 0; k < clf->classes.size(); ++k) classes += (k ? "," : "") + std::to_string(clf->classes[k]);
-  JEBM_CHECK(clf->classes == digits, "--classifier '" << path << "' tells apart digits " << classes
+  JEBM_USER_CHECK(clf->classes == digits, "--classifier '" << path << "' tells apart digits " << classes
                                                        << ", but --digits is " << digits_s
                                                        << " (train one with jebm mnist-classifier --digits "
                                                        << digits_s << ")");
-  JEBM_CHECK(clf->image_size == side,
+  JEBM_USER_CHECK(clf->image_size == side,
              "--classifier '" << path << "' was trained on " << clf->image_size << "x" << clf->image_size
                               << " images, but this run's are " << side << "x" << side << " (--downsample "
                               << downsample << "; train one with jebm mnist-classifier --downsample " << downsample
@@ -124,15 +124,15 @@ int run_mnist(const std::vector<std::string>& args) {
   });
   if (!go) return 0;
 
-  JEBM_CHECK(!data_dir.empty(), "--data DIR is required (the MNIST files; see jebm mnist --help)");
-  JEBM_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
+  JEBM_USER_CHECK(!data_dir.empty(), "--data DIR is required (the MNIST files; see jebm mnist --help)");
+  JEBM_USER_CHECK(std::filesystem::is_directory(data_dir), "--data '" << data_dir << "' is not a directory");
   const std::vector<int64_t> digit_list = parse_int64_list(digits_s, "--digits");
   const std::vector<int64_t> counts = parse_int64_list(counts_s, "--counts");
-  JEBM_CHECK(digit_list.size() == counts.size(), "--digits '" << digits_s << "' has " << digit_list.size() << " entries, --counts '"
+  JEBM_USER_CHECK(digit_list.size() == counts.size(), "--digits '" << digits_s << "' has " << digit_list.size() << " entries, --counts '"
                                                           << counts_s << "' has " << counts.size());
-  for (int64_t d : digit_list) JEBM_CHECK(d >= 0 && d <= 9, "--digits '" << digits_s << "': " << d << " is not a digit");
+  for (int64_t d : digit_list) JEBM_USER_CHECK(d >= 0 && d <= 9, "--digits '" << digits_s << "': " << d << " is not a digit");
   const std::vector<int> digits(digit_list.begin(), digit_list.end());
-  for (int64_t n : counts) JEBM_CHECK(n >= 1, "--counts '" << counts_s << "': " << n << " must be at least 1");
+  for (int64_t n : counts) JEBM_USER_CHECK(n >= 1, "--counts '" << counts_s << "': " << n << " must be at least 1");
   check_downsample_factor(downsample, "--downsample");
   const int64_t side = kMnistSide / downsample;
 
@@ -146,7 +146,7 @@ int run_mnist(const std::vector<std::string>& args) {
   std::vector<uint8_t> px(static_cast<size_t>(static_cast<int64_t>(idx.size()) * hw));
   for (size_t i = 0; i < idx.size(); ++i)
     std::copy_n(train.pixels.begin() + idx[i] * hw, hw, px.begin() + static_cast<int64_t>(i) * hw);
-  JEBM_CHECK(train.rows == kMnistSide && train.cols == kMnistSide,
+  JEBM_USER_CHECK(train.rows == kMnistSide && train.cols == kMnistSide,
              "--data '" << data_dir << "': MNIST images are " << train.rows << "x" << train.cols << ", want 28x28");
 
   ImageEbmProblem p;

@@ -12,7 +12,9 @@
 #include <limits>
 #include <sstream>
 
+#include "experiments/version.hpp"
 #include "runtime/check.hpp"
+#include "runtime/comm/communicator.hpp"
 #include "runtime/file_io.hpp"
 
 namespace jebm {
@@ -26,35 +28,35 @@ std::vector<fs::path> links_in(const fs::path& dir, const std::string& option) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
     if (it->is_symlink(ec)) links.push_back(it->path());
-  JEBM_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
+  JEBM_USER_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
   return links;
 }
 
 // --force: the link goes (unlink never follows it), with a note saying so.
 void remove_link(const fs::path& link, const std::string& option) {
   std::error_code ec;
-  JEBM_CHECK(fs::remove(link, ec) && !ec, option << ": cannot remove the symbolic link " << link.filename().string()
+  JEBM_USER_CHECK(fs::remove(link, ec) && !ec, option << ": cannot remove the symbolic link " << link.filename().string()
                                                  << ": " << ec.message());
   std::cerr << "jebm: note: --force: removed the symbolic link " << link.string() << " (its target is untouched)\n";
 }
 }  // namespace
 
 RunDirLock prepare_run_dir(const fs::path& dir, bool force, bool resume) {
-  JEBM_CHECK(!dir.empty(), "--out: empty directory name");
+  JEBM_USER_CHECK(!dir.empty(), "--out: empty directory name");
   const std::string option = (resume ? "--resume " : "--out ") + dir.string();
   std::error_code ec;
   if (fs::exists(fs::symlink_status(dir, ec))) {
-    JEBM_CHECK(fs::is_directory(dir), option << ": exists and is not a directory");
+    JEBM_USER_CHECK(fs::is_directory(dir), option << ": exists and is not a directory");
   } else {
     fs::create_directories(dir, ec);
-    JEBM_CHECK(!ec, option << ": cannot create the directory: " << ec.message());
+    JEBM_USER_CHECK(!ec, option << ": cannot create the directory: " << ec.message());
   }
   // A link where jebm writes would send its bytes to the link's target: refused, or removed (never followed)
   // with --force. The file writers never follow one either (runtime/file_io), so a link planted later fails.
   const std::vector<fs::path> links = links_in(dir, option);
   if (!links.empty() && !force) {
     const fs::path target = fs::read_symlink(links.front(), ec);
-    JEBM_FAIL(option << ": " << links.front().filename().string() << " is a symbolic link (to " << target.string()
+    JEBM_USER_FAIL(option << ": " << links.front().filename().string() << " is a symbolic link (to " << target.string()
                      << "), and jebm never writes through one: remove it, or pass --force to have jebm remove the "
                      << "link (its target is left alone)");
   }
@@ -70,8 +72,8 @@ RunDirLock prepare_run_dir(const fs::path& dir, bool force, bool resume) {
     }
   if (ec || !(first.empty() || force || resume)) {
     lock.release(/*keep_file=*/!lock.created_file());
-    JEBM_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
-    JEBM_FAIL(option << " is not empty (it holds " << first << (fs::exists(dir / "options.txt") ? ", a previous run" : "")
+    JEBM_USER_CHECK(!ec, option << ": cannot list the directory: " << ec.message());
+    JEBM_USER_FAIL(option << " is not empty (it holds " << first << (fs::exists(dir / "options.txt") ? ", a previous run" : "")
                      << "); pass --force to overwrite it or --resume to continue a run there");
   }
   for (const fs::path& l : links)
@@ -96,10 +98,26 @@ std::optional<std::string> option_value_string(const boost::program_options::var
   return os.str();
 }
 
-void write_options(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& kv) {
-  std::string text;
-  for (const auto& [k, v] : kv) text += k + " = " + v + "\n";
-  write_file_atomic((dir / "options.txt").string(), text);
+void write_options(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& kv, bool resume) {
+  const fs::path path = dir / "options.txt";
+  std::string text = "# What made this run (comments: --config and --resume skip them).\n";
+  std::error_code ec;
+  if (resume && fs::is_regular_file(path, ec)) {
+    // The run's own provenance stays; each resume adds a line.
+    const std::string old = read_file(path.string());
+    for (size_t pos = 0; pos < old.size();) {
+      const size_t end = std::min(old.find('\n', pos), old.size());
+      const std::string line = old.substr(pos, end - pos);
+      pos = end + 1;
+      if (line.rfind("# jebm.", 0) == 0) text += line + "\n";
+    }
+    text += "# jebm.resumed = " + utc_now_iso8601() + " " + command_line() + "\n";
+  } else {
+    for (const auto& [k, v] : run_provenance(world().size())) text += "# " + k + " = " + v + "\n";
+  }
+  // A key with a '.' (resolved.iterations) reports a value, it is not an option: a comment too.
+  for (const auto& [k, v] : kv) text += (k.find('.') == std::string::npos ? "" : "# ") + k + " = " + v + "\n";
+  write_file_atomic(path.string(), text);
 }
 
 std::vector<std::pair<std::string, std::string>> read_options(const fs::path& path) {
@@ -117,7 +135,7 @@ std::vector<std::pair<std::string, std::string>> read_options(const fs::path& pa
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
     const size_t eq = line.find('=');
-    JEBM_CHECK(eq != std::string::npos && eq > 0 && !trim(line.substr(0, eq)).empty(),
+    JEBM_USER_CHECK(eq != std::string::npos && eq > 0 && !trim(line.substr(0, eq)).empty(),
                path.string() << ":" << line_no << ": expected \"key = value\", found \"" << line.substr(0, 80) << "\"");
     kv.emplace_back(trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
   }
@@ -159,7 +177,7 @@ CsvTable read_csv(const fs::path& path) {
   const std::vector<std::string> lines = csv_lines(text);  // a last row cut mid-write is not among them
   CsvTable t;
   t.path = path.string();
-  JEBM_CHECK(!lines.empty(), path.string() << ": no header line");
+  JEBM_USER_CHECK(!lines.empty(), path.string() << ": no header line");
   std::istringstream hs(lines[0]);
   for (std::string c; std::getline(hs, c, ',');) t.columns.push_back(c);
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -169,10 +187,10 @@ CsvTable read_csv(const fs::path& path) {
     for (std::string c; std::getline(rs, c, ',');) {
       char* end = nullptr;
       const double v = std::strtod(c.c_str(), &end);
-      JEBM_CHECK(end != c.c_str() && *end == '\0', path.string() << ":" << i + 1 << ": \"" << c << "\" is not a number");
+      JEBM_USER_CHECK(end != c.c_str() && *end == '\0', path.string() << ":" << i + 1 << ": \"" << c << "\" is not a number");
       row.push_back(v);
     }
-    JEBM_CHECK(row.size() == t.columns.size(), path.string() << ":" << i + 1 << ": " << row.size() << " values for "
+    JEBM_USER_CHECK(row.size() == t.columns.size(), path.string() << ":" << i + 1 << ": " << row.size() << " values for "
                                                              << t.columns.size() << " columns");
     t.rows.push_back(std::move(row));
   }
@@ -181,7 +199,7 @@ CsvTable read_csv(const fs::path& path) {
 
 size_t CsvTable::column(const std::string& name) const {
   const auto it = std::find(columns.begin(), columns.end(), name);
-  JEBM_CHECK(it != columns.end(), path << ": no column " << name);
+  JEBM_USER_CHECK(it != columns.end(), path << ": no column " << name);
   return static_cast<size_t>(it - columns.begin());
 }
 
@@ -192,7 +210,7 @@ CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& colum
   if (append && fs::exists(path) && fs::file_size(path) > 0) {
     const std::string text = read_file(path.string());
     const std::vector<std::string> lines = csv_lines(text);
-    JEBM_CHECK(!lines.empty() && lines[0] == header,
+    JEBM_USER_CHECK(!lines.empty() && lines[0] == header,
                path.string() << ": its header \"" << (lines.empty() ? "" : lines[0]) << "\" differs from this run's "
                              << "columns \"" << header << "\" (an option that changes the metrics cannot change "
                              << "on --resume)");

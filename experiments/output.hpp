@@ -30,8 +30,12 @@ namespace jebm {
 // target). Creates the directory as needed.
 [[nodiscard]] RunDirLock prepare_run_dir(const std::filesystem::path& dir, bool force, bool resume);
 // Writes "key = value" lines (the resolved options, in order) to dir/options.txt, atomically: a kill or a full
-// disk leaves the previous options.txt whole (resume rewrites it).
-void write_options(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& kv);
+// disk leaves the previous options.txt whole (resume rewrites it). It opens with what made the run (run_provenance:
+// version, commit, command line, date, ranks) as '# key = value' comments, and keys holding a '.' (reported values
+// such as resolved.iterations) are comments too, so that `--config options.txt` repeats the run. resume: the
+// previous options.txt's provenance is kept and a '# jebm.resumed = DATE COMMAND' line added.
+void write_options(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& kv,
+                   bool resume = false);
 // Reads "key = value" lines (blank lines and '#' comments skipped, whitespace trimmed) in file order; any other
 // line is an error naming path:line.
 std::vector<std::pair<std::string, std::string>> read_options(const std::filesystem::path& path);

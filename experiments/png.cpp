@@ -77,7 +77,7 @@ PngImage read_png(const std::string& path) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
-  JEBM_CHECK(png_image_begin_read_from_file(&image, path.c_str()) != 0,
+  JEBM_USER_CHECK(png_image_begin_read_from_file(&image, path.c_str()) != 0,
              "read_png: " << path << ": " << image.message);
   PngImage out;
   const bool color = (image.format & PNG_FORMAT_FLAG_COLOR) != 0;
@@ -85,7 +85,7 @@ PngImage read_png(const std::string& path) {
   // The header's size alone would decide the allocation: a damaged or hostile file must not ask for terabytes.
   if (PNG_IMAGE_SIZE(image) > kMaxPngReadBytes) {
     png_image_free(&image);
-    JEBM_FAIL("read_png: " << path << ": " << image.width << "x" << image.height << " pixels ("
+    JEBM_USER_FAIL("read_png: " << path << ": " << image.width << "x" << image.height << " pixels ("
                            << (color ? 3 : 1) << " channels) exceed the reader's limit of " << kMaxPngReadBytes
                            << " bytes");
   }
@@ -96,7 +96,7 @@ PngImage read_png(const std::string& path) {
   if (png_image_finish_read(&image, nullptr, out.pixels.data(), 0, nullptr) == 0) {
     const std::string msg = image.message;
     png_image_free(&image);
-    JEBM_FAIL("read_png: " << path << ": " << msg);
+    JEBM_USER_FAIL("read_png: " << path << ": " << msg);
   }
   return out;
 }

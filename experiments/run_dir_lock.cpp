@@ -59,17 +59,17 @@ RunDirLock RunDirLock::acquire(const std::string& dir, const std::string& option
     bool created = fd >= 0;
     if (!created && errno == EEXIST) fd = ::open(lock.path_.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) continue;  // removed between the two opens: try again
-    JEBM_CHECK(fd >= 0, option << ": cannot open its lock file " << lock.path_ << ": "
+    JEBM_USER_CHECK(fd >= 0, option << ": cannot open its lock file " << lock.path_ << ": "
                                << (errno == ELOOP ? "it is a symbolic link (remove it)" : std::strerror(errno)));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int e = errno;
       const std::string owner = read_owner(fd);
       ::close(fd);
-      JEBM_CHECK(e != EWOULDBLOCK, option << ": is in use by a live jebm run ("
+      JEBM_USER_CHECK(e != EWOULDBLOCK, option << ": is in use by a live jebm run ("
                                           << (owner.empty() ? "a process that has not written its name yet" : owner)
                                           << "); two runs on one directory would mix their files: wait for it to "
                                           << "end, stop it, or give another directory");
-      JEBM_FAIL(option << ": cannot lock " << lock.path_ << ": " << std::strerror(e));
+      JEBM_USER_FAIL(option << ": cannot lock " << lock.path_ << ": " << std::strerror(e));
     }
     struct stat held {}, named {};
     if (::fstat(fd, &held) != 0 || ::lstat(lock.path_.c_str(), &named) != 0 || held.st_ino != named.st_ino ||
@@ -82,7 +82,7 @@ RunDirLock RunDirLock::acquire(const std::string& dir, const std::string& option
     if (!created) lock.stale_owner_ = read_owner(fd);
     return lock;
   }
-  JEBM_FAIL(option << ": cannot lock " << lock.path_ << ": it keeps being replaced by another process");
+  JEBM_USER_FAIL(option << ": cannot lock " << lock.path_ << ": it keeps being replaced by another process");
 }
 
 RunDirLock::RunDirLock(RunDirLock&& o) noexcept

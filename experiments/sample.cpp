@@ -66,7 +66,7 @@ Shape run_image_shape(const SafeTensors& st, const EnergyKind& k) {
     if (s == image) return image;
     known += (known.empty() ? "" : " or ") + shape_str(s);
   }
-  JEBM_FAIL("--checkpoint " << st.path << ": walkers.x is " << shape_str(ws) << "; a " << k.name
+  JEBM_USER_FAIL("--checkpoint " << st.path << ": walkers.x is " << shape_str(ws) << "; a " << k.name
                             << " energy takes images " << known);
 }
 
@@ -96,21 +96,21 @@ std::map<std::string, std::string> read_run_options(const fs::path& path) {
 // Which energy a checkpoint holds: its format tag, its "command" and the first conv's shape must agree.
 const EnergyKind& detect_energy(const SafeTensors& st) {
   const auto fmt = st.metadata.find("format");
-  JEBM_CHECK(fmt != st.metadata.end() && fmt->second == kImageEbmCheckpointFormat,
+  JEBM_USER_CHECK(fmt != st.metadata.end() && fmt->second == kImageEbmCheckpointFormat,
              "--checkpoint " << st.path << ": format \"" << (fmt == st.metadata.end() ? std::string("(none)") : fmt->second)
                              << "\" is not a jebm mnist/cifar10 run checkpoint (\"" << kImageEbmCheckpointFormat
                              << "\"; classifier checkpoints are not energies)");
   const auto w = st.tensors.find("model.0.weight");
-  JEBM_CHECK(w != st.tensors.end(), "--checkpoint " << st.path << ": no tensor \"model.0.weight\" (not an image energy)");
+  JEBM_USER_CHECK(w != st.tensors.end(), "--checkpoint " << st.path << ": no tensor \"model.0.weight\" (not an image energy)");
   const auto cmd = st.metadata.find("command");
   for (const EnergyKind& k : energy_kinds()) {
     if (w->second.shape() != k.first_weight) continue;
-    JEBM_CHECK(cmd == st.metadata.end() || cmd->second == k.name,
+    JEBM_USER_CHECK(cmd == st.metadata.end() || cmd->second == k.name,
                "--checkpoint " << st.path << ": metadata says command \"" << cmd->second << "\" but model.0.weight is "
                                << shape_str(w->second.shape()) << ", the " << k.name << " energy's first layer");
     return k;
   }
-  JEBM_FAIL("--checkpoint " << st.path << ": model.0.weight is " << shape_str(w->second.shape())
+  JEBM_USER_FAIL("--checkpoint " << st.path << ": model.0.weight is " << shape_str(w->second.shape())
                             << "; known energies: mnist " << shape_str(energy_kinds()[0].first_weight) << ", cifar10 "
                             << shape_str(energy_kinds()[1].first_weight));
 }
@@ -165,20 +165,20 @@ int run_sample(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(option_error_text(e) << " (see jebm sample --help)");
+    fail_option_error(e, desc, "sample");
   }
-  JEBM_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
-  JEBM_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
-  JEBM_CHECK(!out.empty(), "--out FILE.png is required (see jebm sample --help)");
+  JEBM_USER_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
+  JEBM_USER_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
+  JEBM_USER_CHECK(!out.empty(), "--out FILE.png is required (see jebm sample --help)");
   R.check(vm);
-  JEBM_CHECK(from == "uniform" || from == "checkpoint-walkers",
+  JEBM_USER_CHECK(from == "uniform" || from == "checkpoint-walkers",
              "--from " << from << ": expected uniform or checkpoint-walkers");
-  JEBM_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
+  JEBM_USER_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
   if (threads > 0) omp_set_num_threads(threads);
   const Device device = device_from_name(device_name);
   if (device.is_cuda()) cuda_api::require("jebm sample --device cuda");
 
-  const SafeTensors st = load_safetensors(checkpoint);
+  const SafeTensors st = reading_user_file([&] { return load_safetensors(checkpoint); });
   const EnergyKind& kind = detect_energy(st);
   const Shape image = run_image_shape(st, kind);
 
@@ -194,7 +194,7 @@ int run_sample(const std::vector<std::string>& args) {
         source = "the run's options.txt";
         return;
       } catch (const std::exception&) {
-        JEBM_FAIL(fs::path(checkpoint).parent_path() / "options.txt" << ": " << name << " = \"" << it->second
+        JEBM_USER_FAIL(fs::path(checkpoint).parent_path() / "options.txt" << ": " << name << " = \"" << it->second
                                                                      << "\" is not a number");
       }
     }
@@ -223,13 +223,13 @@ int run_sample(const std::vector<std::string>& args) {
     x0 = rand_uniform(shape, -1.0, 1.0, wgen);
   } else {
     const auto it = st.tensors.find("walkers.x");
-    JEBM_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
+    JEBM_USER_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
     const Tensor& wx = it->second;
     Shape want = image;
     want.insert(want.begin(), wx.dim() > 0 ? wx.size(0) : 0);
-    JEBM_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
+    JEBM_USER_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
                "--checkpoint " << checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want " << shape_str(want));
-    JEBM_CHECK(n <= wx.size(0), "--n " << n << ": the checkpoint holds only " << wx.size(0) << " walkers");
+    JEBM_USER_CHECK(n <= wx.size(0), "--n " << n << ": the checkpoint holds only " << wx.size(0) << " walkers");
     x0 = copy_tensor(wx.rows(0, n));
   }
 

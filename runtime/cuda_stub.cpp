@@ -11,7 +11,7 @@ bool available() { return false; }
 std::string device_name(int) { return "none"; }
 void synchronize() {}
 void require(const char* what) {
-  JEBM_FAIL(what << ": CUDA was requested but this jebm was built without the CUDA backend "
+  JEBM_USER_FAIL(what << ": CUDA was requested but this jebm was built without the CUDA backend "
                  "(configure with -DJEBM_CUDA=ON where the CUDA Toolkit and cuDNN are installed)");
 }
 void memcpy(void*, bool, const void*, bool, size_t) { require("cuda_api::memcpy"); }

@@ -44,7 +44,7 @@ Device device_from_name(const std::string& name) {
     const long i = std::strtol(name.c_str() + 5, &end, 10);
     if (*end == '\0' && i >= 0) return Device::cuda(static_cast<int>(i));
   }
-  JEBM_FAIL("unknown device '" << name << "' (expected cpu, cuda or cuda:N)");
+  JEBM_USER_FAIL("unknown device '" << name << "' (expected cpu, cuda or cuda:N)");
 }
 
 }  // namespace jebm

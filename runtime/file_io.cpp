@@ -26,7 +26,7 @@ void write_all(int fd, const void* data, size_t n, const std::string& what) {
     const ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
     // A 0-byte write of a non-empty buffer is no progress: treat it as the error it would become.
-    JEBM_CHECK(w > 0, "cannot write " << what << ": " << (w < 0 ? errno_str(errno) : std::string("no progress")));
+    JEBM_USER_CHECK(w > 0, "cannot write " << what << ": " << (w < 0 ? errno_str(errno) : std::string("no progress")));
     p += w;
     n -= static_cast<size_t>(w);
   }
@@ -66,7 +66,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + 
     // Not removable (a directory, say): the exclusive create below fails and names it.
   }
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": cannot create " << tmp_ << ": " << open_failure(tmp_, errno));
+  JEBM_USER_CHECK(fd_ >= 0, "cannot write " << path_ << ": cannot create " << tmp_ << ": " << open_failure(tmp_, errno));
 }
 
 AtomicFile::~AtomicFile() {
@@ -95,19 +95,19 @@ void AtomicFile::commit() {
   if (::fsync(fd_) != 0) {
     const int e = errno;
     abort();
-    JEBM_FAIL("cannot write " << path_ << ": fsync of " << tmp_ << " failed: " << errno_str(e) << keep);
+    JEBM_USER_FAIL("cannot write " << path_ << ": fsync of " << tmp_ << " failed: " << errno_str(e) << keep);
   }
   const int rc = ::close(fd_);
   const int close_errno = errno;
   fd_ = -1;
   if (rc != 0) {
     abort();
-    JEBM_FAIL("cannot write " << path_ << ": close of " << tmp_ << " failed: " << errno_str(close_errno) << keep);
+    JEBM_USER_FAIL("cannot write " << path_ << ": close of " << tmp_ << " failed: " << errno_str(close_errno) << keep);
   }
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const int e = errno;
     abort();
-    JEBM_FAIL("cannot write " << path_ << ": rename of " << tmp_ << " failed: " << errno_str(e) << keep);
+    JEBM_USER_FAIL("cannot write " << path_ << ": rename of " << tmp_ << " failed: " << errno_str(e) << keep);
   }
   committed_ = true;
   fsync_parent_dir(path_);
@@ -131,10 +131,10 @@ AppendFile::AppendFile(std::string path, bool truncate) : path_(std::move(path))
     const bool exists = ::lstat(path_.c_str(), &st) == 0;
     if (!exists || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) flags |= O_CREAT | O_EXCL;
     if (exists && S_ISREG(st.st_mode) && ::unlink(path_.c_str()) != 0)
-      JEBM_FAIL("cannot write " << path_ << ": cannot replace it: " << errno_str(errno));
+      JEBM_USER_FAIL("cannot write " << path_ << ": cannot replace it: " << errno_str(errno));
   }
   fd_ = ::open(path_.c_str(), flags, 0644);
-  JEBM_CHECK(fd_ >= 0, "cannot write " << path_ << ": " << open_failure(path_, errno));
+  JEBM_USER_CHECK(fd_ >= 0, "cannot write " << path_ << ": " << open_failure(path_, errno));
 }
 
 AppendFile::~AppendFile() {
@@ -168,12 +168,12 @@ void AppendFile::append(const std::string& s) {
 
 void AppendFile::sync() {
   JEBM_CHECK(fd_ >= 0, "AppendFile: " << path_ << " is not open");
-  JEBM_CHECK(::fsync(fd_) == 0, "cannot write " << path_ << ": fsync failed: " << errno_str(errno));
+  JEBM_USER_CHECK(::fsync(fd_) == 0, "cannot write " << path_ << ": fsync failed: " << errno_str(errno));
 }
 
 std::string read_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  JEBM_CHECK(fd >= 0, "cannot read " << path << ": " << open_failure(path, errno));
+  JEBM_USER_CHECK(fd >= 0, "cannot read " << path << ": " << open_failure(path, errno));
   std::string out;
   char buf[1 << 16];
   for (;;) {
@@ -182,7 +182,7 @@ std::string read_file(const std::string& path) {
     if (r < 0) {
       const int e = errno;
       ::close(fd);
-      JEBM_FAIL("cannot read " << path << ": " << errno_str(e));
+      JEBM_USER_FAIL("cannot read " << path << ": " << errno_str(e));
     }
     if (r == 0) break;
     out.append(buf, static_cast<size_t>(r));

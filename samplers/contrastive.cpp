@@ -11,7 +11,7 @@ Algorithm algorithm_from_name(const std::string& name) {
   if (name == "jarzynski") return Algorithm::Jarzynski;
   if (name == "pcd") return Algorithm::Pcd;
   if (name == "cd") return Algorithm::Cd;
-  JEBM_FAIL("unknown algorithm '" << name << "' (expected jarzynski, pcd or cd)");
+  JEBM_USER_FAIL("unknown algorithm '" << name << "' (expected jarzynski, pcd or cd)");
 }
 
 const char* algorithm_name(Algorithm a) {

@@ -10,14 +10,14 @@ namespace jebm {
 
 GmmParams gmm_teacher(const GmmConfig& c) {
   const int64_t k = static_cast<int64_t>(c.teacher_means.size());
-  JEBM_CHECK(k >= 1 && static_cast<int64_t>(c.teacher_weights.size()) == k,
+  JEBM_USER_CHECK(k >= 1 && static_cast<int64_t>(c.teacher_weights.size()) == k,
              "--teacher-mean given " << k << " times but --teacher-weights has " << c.teacher_weights.size()
                                      << " entries");
   GmmParams t = GmmParams::zeros(k, c.dim);
-  for (double w : c.teacher_weights) JEBM_CHECK(w > 0.0, "--teacher-weights: weight " << w << " must be positive");
+  for (double w : c.teacher_weights) JEBM_USER_CHECK(w > 0.0, "--teacher-weights: weight " << w << " must be positive");
   for (int64_t j = 0; j < k; ++j) {
     const auto& m = c.teacher_means[static_cast<size_t>(j)];
-    JEBM_CHECK(static_cast<int64_t>(m.size()) <= c.dim, "--teacher-mean " << j << " has " << m.size()
+    JEBM_USER_CHECK(static_cast<int64_t>(m.size()) <= c.dim, "--teacher-mean " << j << " has " << m.size()
                                                                           << " coordinates for --dim " << c.dim);
     for (size_t q = 0; q < m.size(); ++q) t.a[static_cast<size_t>(j * c.dim) + q] = m[q];
     // mass_j = exp(-z_j) / sum exp(-z): z_j = -log(w_j / w_0) fixes z_0 = 0 (the paper's (0, -log 3)).
@@ -27,7 +27,7 @@ GmmParams gmm_teacher(const GmmConfig& c) {
 }
 
 GmmParams gmm_student_init(const GmmConfig& c) {
-  JEBM_CHECK(c.student_modes >= 1, "--student-modes " << c.student_modes << " must be at least 1");
+  JEBM_USER_CHECK(c.student_modes >= 1, "--student-modes " << c.student_modes << " must be at least 1");
   GmmParams s = GmmParams::zeros(c.student_modes, c.dim);
   const double nz = c.init_noise;
   for (int64_t j = 0; j < s.k; ++j) {

@@ -17,7 +17,7 @@ namespace jebm {
 ResampleScheme resample_scheme_from_name(const std::string& name) {
   if (name == "systematic") return ResampleScheme::Systematic;
   if (name == "multinomial") return ResampleScheme::Multinomial;
-  JEBM_FAIL("unknown resampling scheme '" << name << "' (expected systematic or multinomial)");
+  JEBM_USER_FAIL("unknown resampling scheme '" << name << "' (expected systematic or multinomial)");
 }
 
 const char* resample_scheme_name(ResampleScheme s) {

@@ -242,7 +242,7 @@ int run_bench(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    JEBM_FAIL(option_error_text(e) << " (see jebm bench --help)");
+    fail_option_error(e, desc, "bench");
   }
   R.check(vm);
   BenchOptions o;
@@ -250,7 +250,7 @@ int run_bench(const std::vector<std::string>& args) {
   o.repeat = repeat;
   o.batch = batch;
   o.moves = moves;
-  JEBM_CHECK(net == "mnist" || net == "cifar10" || net == "all", "--net " << net << ": expected mnist, cifar10 or all");
+  JEBM_USER_CHECK(net == "mnist" || net == "cifar10" || net == "all", "--net " << net << ": expected mnist, cifar10 or all");
   o.net = net;
   if (o.device.is_cuda()) cuda_api::require("jebm bench --device cuda");  // says why CUDA cannot be used
   bool found = only.empty();
@@ -260,7 +260,7 @@ int run_bench(const std::vector<std::string>& args) {
     found = true;
     s.run(o, rows);
   }
-  JEBM_CHECK(found, "--only: unknown section '" << only << "' (sections: " << section_list << ")");
+  JEBM_USER_CHECK(found, "--only: unknown section '" << only << "' (sections: " << section_list << ")");
   std::cout << "jebm bench on " << o.device.str()
             << (o.device.is_cuda() ? " (" + cuda_api::device_name(o.device.index) + ")"
                                    : " (" + std::to_string(omp_get_max_threads()) + " OpenMP threads)")

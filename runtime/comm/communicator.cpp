@@ -91,18 +91,20 @@ void agree_on_errors(Communicator& comm, const std::function<void()>& fn) {
     return;
   }
   std::string failure;
-  bool failed = false;
+  bool failed = false, user = true;
   try {
     fn();
   } catch (const std::exception& e) {
     failure = e.what();
     failed = true;
+    user = dynamic_cast<const UserError*>(&e) != nullptr;
   }
   // 0: no error; else the message's hash (never 0).
   const int64_t mine = failed ? static_cast<int64_t>(comm_hash(failure) | 1) : 0;
   const std::vector<int64_t> all = comm.allgather_value(mine);
   if (std::all_of(all.begin(), all.end(), [](int64_t v) { return v == 0; })) return;
-  if (std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; })) throw SharedError(failure);
+  if (std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; })) throw SharedError(failure, user);
+  if (failed && user) throw UserError(failure);
   if (failed) throw Error(failure);
   std::ostringstream os;
   os << "failed on rank(s)";
@@ -120,7 +122,7 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
       fn();
     } catch (const std::exception& e) {
       failure = e.what();
-      failed = 1;
+      failed = dynamic_cast<const UserError*>(&e) ? 2 : 1;  // 2: a user's mistake
     }
   }
   if (comm.size() > 1) {
@@ -131,7 +133,7 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
     failure.resize(static_cast<size_t>(len));
     comm.broadcast(failure.data(), len, CommType::Byte, 0);
   }
-  if (failed) throw SharedError(failure);
+  if (failed) throw SharedError(failure, failed == 2);
 }
 
 std::unique_ptr<Communicator> make_nccl_communicator_if_usable(Communicator& host, int device, std::string* why_not) {

@@ -310,7 +310,7 @@ void synchronize() {
 
 void require(const char* what) {
   if (!available())
-    JEBM_FAIL(what << ": no CUDA device (" << probe().why
+    JEBM_USER_FAIL(what << ": no CUDA device (" << probe().why
                    << "); this jebm has the CUDA backend but the machine has no usable GPU or driver");
   cuda::register_cuda_allocator();
 }
