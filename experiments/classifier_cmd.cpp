@@ -29,6 +29,7 @@
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/philox.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

@@ -10,6 +10,7 @@
 
 #include "experiments/output.hpp"
 #include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

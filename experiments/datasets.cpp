@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "runtime/user_error.hpp"
+
 namespace jebm {
 
 namespace {

@@ -16,6 +16,7 @@
 #include "experiments/output.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

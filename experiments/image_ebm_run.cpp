@@ -29,6 +29,7 @@
 #include "runtime/ops.hpp"
 #include "experiments/sigint.hpp"
 #include "runtime/comm/communicator.hpp"
+#include "runtime/user_error.hpp"
 #include "samplers/trainer.hpp"
 
 namespace jebm {

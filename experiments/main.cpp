@@ -15,6 +15,7 @@
 #include "experiments/command.hpp"
 #include "experiments/version.hpp"
 #include "runtime/comm/communicator.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 // Entry points (one per file in experiments/).
@@ -123,7 +124,7 @@ int main(int argc, char** argv) {
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
     } catch (const jebm::SharedError& e) {
       // Every rank failed together with this message: print it once.
-      if (rank_of_world() <= 0) print_error(c.name, "", e.what(), e.user());
+      if (rank_of_world() <= 0) print_error(c.name, "", e.what(), !jebm::has_source_location(e.what()));
       return 2;
     } catch (const std::bad_alloc&) {
       // An allocation the size checks did not foresee: say what it was rather than "std::bad_alloc".
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
       end_other_ranks(2);
       return 2;
     } catch (const jebm::Error& e) {
-      print_error(c.name, rank_text(), e.what(), dynamic_cast<const jebm::UserError*>(&e) != nullptr);
+      // A JEBM_CHECK's message ends with its file:line (a bug); a UserError's never does.
+      print_error(c.name, rank_text(), e.what(), !jebm::has_source_location(e.what()));
       end_other_ranks(2);
       return 2;
     } catch (const std::exception& e) {  // the system's (a file system error, ...): its own words

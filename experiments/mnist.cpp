@@ -19,6 +19,7 @@
 #include "runtime/comm/communicator.hpp"
 #include "experiments/metrics.hpp"
 #include "models/energy_nets.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

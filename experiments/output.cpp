@@ -16,6 +16,7 @@
 #include "runtime/check.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/file_io.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "runtime/file_io.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

@@ -28,6 +28,7 @@
 #include "models/checkpoint.hpp"
 #include "models/energy_nets.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
 

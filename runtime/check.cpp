@@ -7,7 +7,9 @@ namespace jebm {
 
 [[noreturn]] void throw_error(const char* file, int line, const std::string& msg) {
   const char* base = std::strrchr(file, '/');
-  throw Error(msg, std::string(base ? base + 1 : file) + ":" + std::to_string(line));
+  std::ostringstream os;
+  os << msg << " (" << (base ? base + 1 : file) << ":" << line << ")";
+  throw Error(os.str());
 }
 
 }  // namespace jebm

@@ -2,6 +2,7 @@
 #ifndef JEBM_WITH_CUDA
 #include "runtime/check.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm::cuda_api {
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

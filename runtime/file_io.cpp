@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

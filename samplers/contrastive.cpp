@@ -4,6 +4,7 @@
 
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

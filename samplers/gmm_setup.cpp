@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "runtime/philox.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 

@@ -9,6 +9,7 @@
 
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "runtime/user_error.hpp"
 #include "samplers/backend.hpp"
 #include "samplers/cpu/weights.hpp"
 

@@ -1,6 +1,5 @@
 // Running the built jebm binary from a test (JEBM_BINARY, set by tests/CMakeLists.txt): its exit code, stdout and
-// stderr, and a scratch directory removed afterwards. Used by tests/test_cli_binary.cpp and the tests that
-// check what a user reads (--help, --version, summaries).
+// stderr. Used by tests/test_cli_binary.cpp and tests/test_run_provenance.cpp.
 #pragma once
 #include <sys/wait.h>
 
@@ -11,6 +10,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "tests/helpers.hpp"
 
 namespace jebm::test {
 
@@ -31,20 +32,6 @@ inline std::string slurp(const std::filesystem::path& p) {
   os << f.rdbuf();
   return os.str();
 }
-
-// A fresh directory under the system's temporary folder, removed with everything in it at the end.
-struct TempDir {
-  explicit TempDir(const std::string& name)
-      : path(std::filesystem::temp_directory_path() / ("jebm_" + name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::filesystem::path path;
-};
 
 // Runs `jebm ARGS...` (with `env` prefixed, e.g. "OMP_NUM_THREADS=1 ") and returns what it printed.
 inline Ran run_jebm(const std::vector<std::string>& args, const std::string& env = "") {

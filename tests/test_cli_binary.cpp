@@ -37,7 +37,7 @@ void check_user_error(const Ran& r, const std::string& want) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(unknown_option_suggests_the_nearest) {
-  const jebm::test::TempDir tmp("cli_unknown");
+  const jebm::test::TempDir tmp;
   check_user_error(run_jebm({"mnist", "--walkrs", "5", "--out", (tmp.path / "r").string()}),
                    "unrecognised option '--walkrs'; did you mean --walkers? (see jebm mnist --help)");
   check_user_error(run_jebm({"sample", "--stesp", "5"}), "did you mean --steps?");
@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(unknown_option_suggests_the_nearest) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_values_and_files_name_what_and_how) {
-  const jebm::test::TempDir tmp("cli_values");
+  const jebm::test::TempDir tmp;
   const std::string out = (tmp.path / "r").string();
   check_user_error(run_jebm({"mnist", "--walkers", "0", "--data", tmp.path.string(), "--out", out}),
                    "--walkers 0 is outside its range (>= 1)");

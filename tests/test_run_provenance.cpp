@@ -68,7 +68,7 @@ BOOST_AUTO_TEST_CASE(version_names_commit_build_and_backends) {
 }
 
 BOOST_AUTO_TEST_CASE(gmm_options_txt_records_the_run_and_repeats_it) {
-  const jebm::test::TempDir tmp("prov_gmm");
+  const jebm::test::TempDir tmp;
   const fs::path a = tmp.path / "a", b = tmp.path / "b";
   check_ran(run_jebm(gmm_args(a)));
   const std::string opts = slurp(a / "options.txt");
@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(gmm_options_txt_records_the_run_and_repeats_it) {
 }
 
 BOOST_AUTO_TEST_CASE(mnist_config_round_trip_and_finished_resume) {
-  const jebm::test::TempDir tmp("prov_mnist");
+  const jebm::test::TempDir tmp;
   const fs::path data = tmp.path / "data", a = tmp.path / "a", b = tmp.path / "b";
   fs::create_directories(data);
   jebm::test::write_mnist_split(data, "train", 4, 7, {7, 2, 3, 6}, 2, 40);

@@ -24,6 +24,7 @@
 #include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 namespace {

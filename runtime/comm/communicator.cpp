@@ -91,20 +91,18 @@ void agree_on_errors(Communicator& comm, const std::function<void()>& fn) {
     return;
   }
   std::string failure;
-  bool failed = false, user = true;
+  bool failed = false;
   try {
     fn();
   } catch (const std::exception& e) {
     failure = e.what();
     failed = true;
-    user = dynamic_cast<const UserError*>(&e) != nullptr;
   }
   // 0: no error; else the message's hash (never 0).
   const int64_t mine = failed ? static_cast<int64_t>(comm_hash(failure) | 1) : 0;
   const std::vector<int64_t> all = comm.allgather_value(mine);
   if (std::all_of(all.begin(), all.end(), [](int64_t v) { return v == 0; })) return;
-  if (std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; })) throw SharedError(failure, user);
-  if (failed && user) throw UserError(failure);
+  if (std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; })) throw SharedError(failure);
   if (failed) throw Error(failure);
   std::ostringstream os;
   os << "failed on rank(s)";
@@ -122,7 +120,7 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
       fn();
     } catch (const std::exception& e) {
       failure = e.what();
-      failed = dynamic_cast<const UserError*>(&e) ? 2 : 1;  // 2: a user's mistake
+      failed = 1;
     }
   }
   if (comm.size() > 1) {
@@ -133,7 +131,7 @@ void run_on_rank0(Communicator& comm, const std::function<void()>& fn) {
     failure.resize(static_cast<size_t>(len));
     comm.broadcast(failure.data(), len, CommType::Byte, 0);
   }
-  if (failed) throw SharedError(failure, failed == 2);
+  if (failed) throw SharedError(failure);
 }
 
 std::unique_ptr<Communicator> make_nccl_communicator_if_usable(Communicator& host, int device, std::string* why_not) {

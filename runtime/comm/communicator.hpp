@@ -93,14 +93,9 @@ std::unique_ptr<Communicator> make_nccl_communicator_if_usable(Communicator& hos
 
 // An error that every rank of the job raises together, with the same message (a collective check failed, or rank
 // 0 could not write the run's files): `jebm` prints it once, from rank 0, instead of once per rank.
-// `user`: the shared message is a user's mistake (UserError), or a check of jebm's own (a bug) when false.
 class SharedError : public Error {
  public:
-  explicit SharedError(const std::string& msg, bool user = true) : Error(msg), user_(user) {}
-  bool user() const { return user_; }
-
- private:
-  bool user_;
+  using Error::Error;
 };
 
 // Runs fn on rank 0 only (e.g. preparing the run directory); when it throws there, every rank throws a SharedError

@@ -14,6 +14,7 @@
 
 #include "runtime/allocator.hpp"
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm::cuda {
 
