@@ -94,7 +94,7 @@ struct ImageEbmOptionStrings {
   std::string resample = "multinomial";
   std::string gradient_walkers = "random";  // random | moved (ImageEbmConfig::gradient_walkers_moved)
   std::string device = "cpu";               // cpu | cuda | cuda:N (ImageEbmConfig::device)
-  std::string weight_kernel = "2h";         // 2h | sigma (ImageEbmConfig::weight_kernel)
+  std::string weight_kernel = "2h";         // 2h | sigma | tempered (ImageEbmConfig::weight_kernel)
   std::string resume;
 };
 // Registers the shared options on `desc` with c's current values as defaults; they write into c and s.

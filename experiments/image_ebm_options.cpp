@@ -98,7 +98,10 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        ("transition-kernel terms of the Jarzynski weights (docs/method.md). 2h: the official code's 1/(4h), i.e. the "
         "N(., 2h) kernel whatever --noise is: what produced the paper's results, but NOT the weight of the chain "
         "simulated unless --noise is sqrt(2h). sigma: 1/(2 sigma^2), consistent with the moves; with a cold "
-        "--noise its ESS collapses fast" + from).c_str())
+        "--noise its ESS collapses fast. tempered: the exact weights for exp(-U/T), T = noise^2/(2h), the density "
+        "the cold moves sample (the 2h weights are these to the power T); the weighted walkers (the loss's walker "
+        "term, the digit fractions), log_z and ce_estimate (= data energy / T + log Z_T) then refer to exp(-U/T), "
+        "and --rejuvenation-moves moves with --noise, the target's own temperature (docs/method.md)" + from).c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip, short_double(c.drift_clip)),
        (R.help("drift-clip", "clip each coordinate of grad_x U to +-c, used consistently in the weights; 0 = off") + from).c_str())
       ("box", po::bool_switch(&c.box_revert),
@@ -255,8 +258,8 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_USER_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
              "--gradient-walkers " << s.gradient_walkers << ": expected random or moved");
   c.gradient_walkers_moved = s.gradient_walkers == "moved";
-  JEBM_USER_CHECK(s.weight_kernel == "2h" || s.weight_kernel == "sigma",
-             "--weight-kernel " << s.weight_kernel << ": expected 2h or sigma");
+  JEBM_USER_CHECK(s.weight_kernel == "2h" || s.weight_kernel == "sigma" || s.weight_kernel == "tempered",
+             "--weight-kernel " << s.weight_kernel << ": expected 2h, sigma or tempered");
   c.weight_kernel = weight_kernel_from_name(s.weight_kernel);
   JEBM_USER_CHECK(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "--device " << s.device << ": expected cpu or cuda");
   c.device = device_from_name(s.device);
@@ -283,6 +286,9 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
   JEBM_USER_CHECK(c.rejuvenation_moves == 0 || c.algo != Algorithm::Jarzynski || c.resample,
              "--rejuvenation-moves " << c.rejuvenation_moves << " needs resampling (got --resample " << s.resample
                                      << ")");
+  // The first-order correction is derived for increments U_k - U_{k+1}, not (U_k - U_{k+1}) / T.
+  JEBM_USER_CHECK(c.correction_groups == 0 || c.weight_kernel != WeightKernel::Tempered,
+             "--correction-groups " << c.correction_groups << " is not available with --weight-kernel tempered");
   JEBM_USER_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
              "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
   if (c.threads > 0) omp_set_num_threads(c.threads);

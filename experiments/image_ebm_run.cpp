@@ -341,6 +341,8 @@ bool ImageEbmRun::burn_in() {
 }
 
 void ImageEbmRun::write_row(int64_t it, int64_t epoch, const TrainerStepInfo& info) {
+  // The CE of the model the weights refer to: exp(-U / T) for the tempered kernel (data energy / T), else exp(-U).
+  const double data_term = info.data_energy * image_ebm_trainer_options(c_).ula.energy_coef();
   std::vector<double> row = {static_cast<double>(it),
                              static_cast<double>(epoch),
                              adam_.lr(),
@@ -349,13 +351,13 @@ void ImageEbmRun::write_row(int64_t it, int64_t epoch, const TrainerStepInfo& in
                              info.ess,
                              info.cv2,
                              res_.log_z,
-                             jarzynski_ ? info.data_energy + info.log_z : kNaN,
+                             jarzynski_ ? data_term + info.log_z : kNaN,
                              info.resampled ? 1.0 : 0.0,
                              static_cast<double>(pop_.resamplings),
                              grad_norm_,
                              elapsed()};
   if (log_batch_ess_) row.push_back(info.batch_ess);
-  if (hold_) row.insert(row.end(), {info.holdout_log_z, info.data_energy + info.holdout_log_z, info.holdout_ess});
+  if (hold_) row.insert(row.end(), {info.holdout_log_z, data_term + info.holdout_log_z, info.holdout_ess});
   if (c_.correction_groups > 0) row.insert(row.end(), {info.log_z_corrected, info.data_energy + info.log_z_corrected});
   if (has_metrics_) {
     if (logged_metrics_) row.insert(row.end(), metric_v_.begin(), metric_v_.end());

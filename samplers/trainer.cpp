@@ -274,7 +274,7 @@ void Trainer::bring_up_to_date(Track& t) {
     if (!rest.empty()) {
       const Tensor idx = index_tensor(rest, dev);
       const Tensor u_new = energy_only(gather_rows(pop.x, idx));
-      if (weighted) jarzynski_parameter_change(pop, gather_rows(t.u_cache, idx), u_new, rest);
+      if (weighted) jarzynski_parameter_change(pop, gather_rows(t.u_cache, idx), u_new, rest, opt_.ula.energy_coef());
       index_copy_rows_(t.u_cache, idx, u_new);
     }
   }
@@ -622,7 +622,9 @@ void Trainer::resample(Track& t) {
 void Trainer::rejuvenate(Track& t) {
   WalkerPopulation& pop = *t.pop;
   UlaConfig warm = opt_.ula;
-  warm.sigma = 0.0;  // sqrt(2h): the 2h and sigma kernels coincide
+  // sqrt(2h): the 2h and sigma kernels coincide. The tempered kernel's target exp(-U / T) keeps its own exact
+  // temperature: its moves are already exact-temperature ULA moves for it.
+  if (opt_.ula.weight_kernel != WeightKernel::Tempered) warm.sigma = 0.0;
   // Nothing is pending here (part 1 completed every walker); the last evaluation completes the last warm move
   // and leaves U and grad_x U of every walker for the step's own moves, as part 1 does. Split over ranks, each
   // rank moves its own rows through every warm move (as make_moves does) and the walkers are gathered once.

@@ -68,6 +68,8 @@ struct TrainerOptions {
   // is) at the current theta, completed before the step's own moves. At sigma = sqrt(2h) the two weight kernels
   // are the same formula, so these moves are weighted exactly whatever ula.weight_kernel is; they spread the
   // copies that resampling made, which a cold chain barely separates (resample-move, Gilks & Berzuini 2001).
+  // With WeightKernel::Tempered they are moves of the run's own noise: those are exact-temperature moves for its
+  // target exp(-U / T), and a warm move would not leave that target invariant.
   int64_t rejuvenation_moves = 0;
   int64_t cd_k = 1;              // CD-k restart period
   int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows

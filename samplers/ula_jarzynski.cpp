@@ -15,26 +15,41 @@ namespace jebm {
 WeightKernel weight_kernel_from_name(const std::string& name) {
   if (name == "sigma") return WeightKernel::Consistent;
   if (name == "2h") return WeightKernel::Paper2h;
-  JEBM_FAIL("unknown weight kernel '" << name << "' (expected sigma or 2h)");
+  if (name == "tempered") return WeightKernel::Tempered;
+  JEBM_FAIL("unknown weight kernel '" << name << "' (expected sigma, 2h or tempered)");
 }
 
-const char* weight_kernel_name(WeightKernel k) { return k == WeightKernel::Consistent ? "sigma" : "2h"; }
+const char* weight_kernel_name(WeightKernel k) {
+  switch (k) {
+    case WeightKernel::Consistent: return "sigma";
+    case WeightKernel::Paper2h: return "2h";
+    case WeightKernel::Tempered: return "tempered";
+  }
+  return "?";
+}
 
 double UlaConfig::noise_scale() const { return sigma > 0.0 ? sigma : std::sqrt(2.0 * h); }
 
 double UlaConfig::partial_coef() const {
-  if (weight_kernel == WeightKernel::Consistent) return 0.5;  // sigma^2 |xi|^2 / (2 sigma^2)
+  if (weight_kernel != WeightKernel::Paper2h) return 0.5;  // sigma^2 |xi|^2 / (2 sigma^2)
   const double s = noise_scale();
   return s * s / (4.0 * h);
 }
 
 double UlaConfig::back_denominator() const {
-  if (weight_kernel == WeightKernel::Consistent) {
+  if (weight_kernel != WeightKernel::Paper2h) {
     const double s = noise_scale();
     return 2.0 * s * s;
   }
   return 4.0 * h;
 }
+
+double UlaConfig::temperature() const {
+  const double s = noise_scale();
+  return s * s / (2.0 * h);
+}
+
+double UlaConfig::energy_coef() const { return weight_kernel == WeightKernel::Tempered ? 1.0 / temperature() : 1.0; }
 
 namespace {
 
@@ -88,6 +103,7 @@ void ula_jarzynski_step(WalkerPopulation& pop, const Tensor& u, const Tensor& g,
   m.clip = cfg.drift_clip;
   m.partial_coef = cfg.partial_coef();
   m.back_den = cfg.back_denominator();
+  m.energy_coef = cfg.energy_coef();
   m.offset = redo ? pop.moves - 1 : pop.moves;
   m.first_walker = static_cast<uint64_t>(pop.first_index);
   JEBM_SAMPLER_DISPATCH(pop.x.device(), ula_jarzynski_move, pop, u, g, m, idx);
@@ -132,7 +148,8 @@ void jarzynski_increment_reference(Tensor& log_w, const Tensor& x_k, const Tenso
                                    const UlaConfig& cfg) {
   const int64_t n = log_w.numel(), dims = x_k.numel() / n;
   const double s = cfg.noise_scale(), h = cfg.h, c = cfg.drift_clip;
-  const double v = cfg.weight_kernel == WeightKernel::Consistent ? s * s : 2.0 * h;  // the kernels' variance
+  const double v = cfg.weight_kernel == WeightKernel::Paper2h ? 2.0 * h : s * s;  // the kernels' variance
+  const double e = cfg.weight_kernel == WeightKernel::Tempered ? 2.0 * h / (s * s) : 1.0;  // 1 / T on energies
   double* a = log_w.data<double>();
   for (int64_t i = 0; i < n; ++i) {
     double fwd = 0.0, bwd = 0.0;
@@ -144,12 +161,14 @@ void jarzynski_increment_reference(Tensor& log_w, const Tensor& x_k, const Tenso
       fwd += f * f;
       bwd += r * r;
     }
-    a[i] += u_k.data<double>()[i] - u_k1.data<double>()[i] + (fwd - bwd) / (2.0 * v);
+    a[i] += e * (u_k.data<double>()[i] - u_k1.data<double>()[i]) + (fwd - bwd) / (2.0 * v);
   }
 }
 
 void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, const Tensor& u_new,
-                                const std::vector<int64_t>& idx) {
+                                const std::vector<int64_t>& idx, double energy_coef) {
+  JEBM_CHECK(std::isfinite(energy_coef) && energy_coef > 0.0,
+             "jarzynski_parameter_change: energy coefficient " << energy_coef << " must be finite and positive");
   const int64_t b = idx.empty() ? pop.size() : static_cast<int64_t>(idx.size());
   const Device dev = pop.log_w.device();
   JEBM_CHECK(u_old.defined() && u_new.defined() && u_old.numel() == b && u_new.numel() == b &&
@@ -167,7 +186,7 @@ void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, cons
     }
   }
   const Tensor idx_t = idx.empty() ? Tensor() : Tensor::from_vector(idx, {b}, dev);
-  JEBM_SAMPLER_DISPATCH(dev, parameter_change, pop.log_w, idx_t, u_old, u_new);
+  JEBM_SAMPLER_DISPATCH(dev, parameter_change, pop.log_w, idx_t, u_old, u_new, energy_coef);
 }
 
 void resample_and_redo_move(WalkerPopulation& pop, const Tensor& ancestors, const Tensor& u, const Tensor& g,

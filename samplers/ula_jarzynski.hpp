@@ -5,10 +5,12 @@
 //
 // Fused move (per walker i, coordinates d = 0..D-1; G clipped per coordinate to [-c, c] when c > 0, and the
 // clipped drift is used on both sides of the weight formula):
-//   if pending_i:  A_i += P_i - U(X_i) - |X_prev_i - X_i + h G(X_i)|^2 / (2 v)            (completes move k-1)
-//   if moving:     X_prev_i = X_i;  X_i = X_i - h G(X_i) + sigma xi_i;  P_i = U(X_i) + sigma^2 |xi_i|^2 / (2 v);
+//   if pending_i:  A_i += P_i - s U(X_i) - |X_prev_i - X_i + h G(X_i)|^2 / (2 v)          (completes move k-1)
+//   if moving:     X_prev_i = X_i;  X_i = X_i - h G(X_i) + sigma xi_i;  P_i = s U(X_i) + sigma^2 |xi_i|^2 / (2 v);
 //                  pending_i = 1
-// with v = sigma^2 (WeightKernel::Consistent, so P_i = U(X_i) + |xi_i|^2 / 2) or v = 2h (WeightKernel::Paper2h).
+// with v = sigma^2 (WeightKernel::Consistent, so P_i = U(X_i) + |xi_i|^2 / 2) or v = 2h (WeightKernel::Paper2h),
+// and the energy scale s = 1, except for WeightKernel::Tempered: v = sigma^2 and s = 1 / T, T = sigma^2 / (2h),
+// the exact weights for the density exp(-U / T) that the moves sample (docs/method.md, "cold chains").
 // U(X_i), G(X_i) are the energy and its gradient at the walker's *current* position under the *current*
 // parameters, so a move made under theta_k and completed under theta_{k+1} gets the paper's combined increment.
 //
@@ -53,8 +55,12 @@ namespace jebm {
 //   Paper2h ("2h"):       v = 2h whatever sigma is, as the official image code computes its weights (its 1/(4h)).
 // With sigma = sqrt(2h) the two coincide. Paper2h is not the Jarzynski weight of the chain simulated when
 // sigma != sqrt(2h); it exists to reproduce the paper's runs.
-enum class WeightKernel { Consistent, Paper2h };
-WeightKernel weight_kernel_from_name(const std::string& name);  // "sigma" | "2h"
+//   Tempered ("tempered"): v = sigma^2 and every energy divided by T = sigma^2 / (2h): a move with step h and noise
+// sigma is an exact-temperature ULA for exp(-U / T) (step sigma^2 / 2 on U / T), and these are the Jarzynski
+// weights for that density, so the weighted walkers, log Z and the CE refer to exp(-U / T). At sigma = sqrt(2h)
+// (T = 1) all three coincide. The Paper2h increments are exactly T times the Tempered ones (tests/test_samplers.cpp).
+enum class WeightKernel { Consistent, Paper2h, Tempered };
+WeightKernel weight_kernel_from_name(const std::string& name);  // "sigma" | "2h" | "tempered"
 const char* weight_kernel_name(WeightKernel k);
 
 struct UlaConfig {
@@ -68,6 +74,10 @@ struct UlaConfig {
   // consistent); the backward term is |X_prev - X + h G|^2 / back_denominator() with back_denominator() = 2 v.
   double partial_coef() const;
   double back_denominator() const;
+  // T = sigma^2 / (2h), the temperature of the density exp(-U / T) the moves sample.
+  double temperature() const;
+  // s: the factor on every energy in the weights (1 / T for Tempered, else exactly 1).
+  double energy_coef() const;
 };
 
 enum class MoveKind { CompleteAndMove, CompleteOnly, MoveOnly };
@@ -77,6 +87,7 @@ struct UlaMove {
   bool complete = true, move = true, weighted = true;
   double h = 0.1, sigma = 0.0, clip = 0.0;  // sigma: the resolved noise scale
   double partial_coef = 0.5, back_den = 0.0;  // UlaConfig::partial_coef(), back_denominator()
+  double energy_coef = 1.0;                   // UlaConfig::energy_coef()
   uint64_t offset = 0;                        // Philox offset of this move (the key is the population's seed)
   uint64_t first_walker = 0;                  // global index of walker 0 (WalkerPopulation::first_index)
 };
@@ -122,7 +133,8 @@ JEBM_HD_ALWAYS_INLINE void ula_add_squares(const double* v, int64_t n, double* a
 
 // The per-walker math, shared with the CUDA twin. x_prev/x: this walker's rows, g: its gradient row, u: its
 // energy; writes log_w, partial, pending (see the formulas at the top of this file; partial_coef and back_den
-// are UlaConfig::partial_coef() and back_denominator(), back_den <= 0 meaning 2 sigma^2). Positions: with
+// are UlaConfig::partial_coef() and back_denominator(), back_den <= 0 meaning 2 sigma^2; energy_coef is
+// UlaConfig::energy_coef(), and 1 leaves every product exact, so the other kernels' bits do not change). Positions: with
 // x_next == nullptr the move is in place (x_prev = x, x = X_next); otherwise X_next goes to x_next (which may be
 // x_prev itself: each coordinate of x_prev is read before it is written) and x is left alone, so a caller that
 // moves every walker can swap the two buffers instead of copying x into x_prev.
@@ -131,7 +143,7 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
                                   double* partial, int64_t* pending, bool complete, bool move, bool weighted,
                                   double h, double sigma, double clip, uint64_t seed, uint64_t walker,
                                   uint64_t offset, T* x_next = nullptr, double partial_coef = 0.5,
-                                  double back_den = 0.0) {
+                                  double back_den = 0.0, double energy_coef = 1.0) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
   double b[4] = {0.0, 0.0, 0.0, 0.0}, q[4] = {0.0, 0.0, 0.0, 0.0};  // see ula_add_squares
@@ -161,9 +173,10 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
     }
   }
   const double back = (b[0] + b[1]) + (b[2] + b[3]), xi2 = (q[0] + q[1]) + (q[2] + q[3]);
-  if (do_complete) *log_w += *partial - u - back / (back_den > 0.0 ? back_den : 2.0 * sigma * sigma);
+  const double su = energy_coef * u;
+  if (do_complete) *log_w += *partial - su - back / (back_den > 0.0 ? back_den : 2.0 * sigma * sigma);
   if (move && weighted) {
-    *partial = u + partial_coef * xi2;
+    *partial = su + partial_coef * xi2;
     *pending = 1;
   } else {
     *pending = 0;
@@ -192,17 +205,18 @@ Tensor philox_words(int64_t n, uint64_t seed, uint64_t first_stream, uint64_t of
 Tensor ula_noise_reference(int64_t n, int64_t dims, uint64_t seed, uint64_t offset);  // = ula_noise on the CPU
 // x, g: [N, D] float64 -> X_next
 Tensor ula_move_reference(const Tensor& x, const Tensor& g, const Tensor& xi, const UlaConfig& cfg);
-// A += U_k(X_k) - U_{k+1}(X_{k+1}) + (|X_{k+1} - X_k + h G_k(X_k)|^2 - |X_k - X_{k+1} + h G_{k+1}(X_{k+1})|^2)
-//      / (2 v), v = sigma^2 or 2h by cfg.weight_kernel, all [N]/[N, D] float64 on the CPU.
+// A += s (U_k(X_k) - U_{k+1}(X_{k+1})) + (|X_{k+1} - X_k + h G_k(X_k)|^2 - |X_k - X_{k+1} + h G_{k+1}(X_{k+1})|^2)
+//      / (2 v), v = sigma^2 or 2h and s = 1 or 1 / T by cfg.weight_kernel, all [N]/[N, D] float64 on the CPU.
 void jarzynski_increment_reference(Tensor& log_w, const Tensor& x_k, const Tensor& u_k, const Tensor& g_k,
                                    const Tensor& x_k1, const Tensor& u_k1, const Tensor& g_k1,
                                    const UlaConfig& cfg);
 
-// Parameter change at fixed positions: A_i += U_theta(X_i) - U_theta'(X_i) for the walkers idx (all if empty),
-// on the population's device (u_old, u_new there too). No walker may be pending (checked on the CPU only: on
-// CUDA the check would cost a synchronisation).
+// Parameter change at fixed positions: A_i += s (U_theta(X_i) - U_theta'(X_i)) for the walkers idx (all if
+// empty), s = energy_coef (UlaConfig::energy_coef(): 1 / T for the tempered kernel), on the population's device
+// (u_old, u_new there too). No walker may be pending (checked on the CPU only: on CUDA the check would cost a
+// synchronisation).
 void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, const Tensor& u_new,
-                                const std::vector<int64_t>& idx = {});
+                                const std::vector<int64_t>& idx = {}, double energy_coef = 1.0);
 
 // Resampling when EVERY walker has just made a fused complete+move: the increments are complete, but the new
 // positions were drawn per walker, so copies of one ancestor would carry identical moves. So: undo the move,

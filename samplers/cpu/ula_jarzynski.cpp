@@ -33,7 +33,7 @@ inline void walker_range(const StepArgs& a, T* x_prev, T* x, const T* g, int64_t
     ula_jarzynski_walker<T>(d, x_prev + i * d, x + i * d, g + j * d, a.u[j], a.log_w + i, a.partial + i,
                             a.pending + i, m.complete, m.move, m.weighted, m.h, m.sigma, m.clip, a.seed,
                             m.first_walker + static_cast<uint64_t>(i), m.offset, a.swap ? x_prev + i * d : nullptr, m.partial_coef,
-                            m.back_den);
+                            m.back_den, m.energy_coef);
   }
 }
 

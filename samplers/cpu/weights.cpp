@@ -89,12 +89,12 @@ void multinomial_ancestors(const Tensor& c, uint64_t seed, uint64_t offset, Tens
   multinomial_ancestors(c.data<double>(), c.numel(), seed, offset, anc.data<int64_t>());
 }
 
-void parameter_change(Tensor& log_w, const Tensor& idx, const Tensor& u_old, const Tensor& u_new) {
+void parameter_change(Tensor& log_w, const Tensor& idx, const Tensor& u_old, const Tensor& u_new, double s) {
   double* a = log_w.data<double>();
   const double* uo = u_old.data<double>();
   const double* un = u_new.data<double>();
   const int64_t* ix = idx.defined() ? idx.data<int64_t>() : nullptr;
-  for (int64_t j = 0; j < u_old.numel(); ++j) a[ix ? ix[j] : j] += uo[j] - un[j];
+  for (int64_t j = 0; j < u_old.numel(); ++j) a[ix ? ix[j] : j] += s * (uo[j] - un[j]);
 }
 
 }  // namespace jebm::cpu

@@ -8,7 +8,8 @@
 // philox_normal2_poly(seed, i*P + p, offset), G clipped to [-c, c] when c > 0,
 //   back = sum_d (x_prev_d - x_d + h G_d)^2          (if complete && weighted && pending_i)
 //   x_prev = x;  x = x - h G + sigma z;  xi2 = sum_d z_d^2   (if move)
-//   A_i += P_i - U_i - back / back_den;  P_i = U_i + partial_coef xi2, pending_i = 1 (move && weighted), else 0
+//   A_i += P_i - s U_i - back / back_den;  P_i = s U_i + partial_coef xi2, pending_i = 1 (move && weighted), else 0
+//   (s = energy_coef: 1 / T for the tempered kernel, else 1)
 // GPU mapping: one warp per walker, lane l handles pairs p = l, l+32, ... (coordinates 2p, 2p+1), so each
 // Philox block is drawn exactly once, by one lane; back and xi2 are warp-reduced and lane 0 writes the walker's
 // scalars. Results differ from the CPU only in summation order and FMA contraction (~1e-15 relative in float64).
@@ -78,7 +79,8 @@ __global__ void ula_jarzynski_kernel(StepArgsDev a, T* __restrict__ x_prev, T* _
     back = warp_sum(back);
     xi2 = warp_sum(xi2);
     if (lane == 0) {
-      const double uj = a.u[j];
+      // __dmul_rn: the product is never contracted into an FMA, so energy_coef = 1 keeps the other kernels' bits.
+      const double uj = __dmul_rn(m.energy_coef, a.u[j]);
       if (do_complete) a.log_w[i] += a.partial[i] - uj - back / m.back_den;
       if (m.move && m.weighted) {
         a.partial[i] = uj + m.partial_coef * xi2;

@@ -128,10 +128,11 @@ __global__ void multinomial_kernel(const double* __restrict__ c, int64_t n, uint
 }
 
 __global__ void parameter_change_kernel(double* __restrict__ a, const int64_t* __restrict__ idx, int64_t b,
-                                        const double* __restrict__ u_old, const double* __restrict__ u_new) {
+                                        const double* __restrict__ u_old, const double* __restrict__ u_new,
+                                        double s) {
   for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < b;
        j += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    a[idx ? idx[j] : j] += u_old[j] - u_new[j];
+    a[idx ? idx[j] : j] += s * (u_old[j] - u_new[j]);  // s = 1: fma(1, d, a) = a + d, the same bits
 }
 
 }  // namespace
@@ -167,11 +168,11 @@ void multinomial_ancestors(const Tensor& c, uint64_t seed, uint64_t offset, Tens
   CUDA_CHECK_LAUNCH("multinomial_kernel");
 }
 
-void parameter_change(Tensor& log_w, const Tensor& idx, const Tensor& u_old, const Tensor& u_new) {
+void parameter_change(Tensor& log_w, const Tensor& idx, const Tensor& u_old, const Tensor& u_new, double s) {
   const int64_t b = u_old.numel();
   if (b == 0) return;
   parameter_change_kernel<<<grid_for(b), kBlock, 0, stream(log_w)>>>(
-      log_w.data<double>(), idx.defined() ? idx.data<int64_t>() : nullptr, b, u_old.data<double>(), u_new.data<double>());
+      log_w.data<double>(), idx.defined() ? idx.data<int64_t>() : nullptr, b, u_old.data<double>(), u_new.data<double>(), s);
   CUDA_CHECK_LAUNCH("parameter_change_kernel");
 }
 
