@@ -88,7 +88,9 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
   std::ostringstream os;
   os << "jebm " << c.command << " " << algorithm_name(c.algo) << ": " << r.iterations << " updates, " << r.epochs_done
      << " epochs; final ESS " << std::setprecision(4) << r.ess;
-  if (c.algo == Algorithm::Jarzynski) os << ", log Z estimate " << r.log_z << ", CE estimate " << r.data_energy + r.log_z;
+  if (c.algo == Algorithm::Jarzynski)  // of exp(-U / T) with the tempered kernel (data energy / T)
+    os << ", log Z estimate " << r.log_z << ", CE estimate "
+       << r.data_energy * image_ebm_trainer_options(c).ula.energy_coef() + r.log_z;
   os << "\n";
   if (!r.class_weights.empty()) {
     os << "  class weights (" << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted") << "):";

@@ -133,6 +133,10 @@ BOOST_AUTO_TEST_CASE(parameter_change_matches_cpu, *utf::precondition(jebm::test
   jarzynski_parameter_change(cpu, ao, an);
   jarzynski_parameter_change(gpu, ao.to(kCuda), an.to(kCuda));
   BOOST_TEST(same_population(gpu, cpu, 0, 0, 0, "parameter change"));
+  // The tempered kernel's increment (U_old - U_new) / T, T = 1.25e-3 (the 14x14 preset's).
+  jarzynski_parameter_change(cpu, uo, un, idx, 800.0);
+  jarzynski_parameter_change(gpu, uo.to(kCuda), un.to(kCuda), idx, 800.0);
+  BOOST_TEST(same_population(gpu, cpu, 0, 0, 1e-15, "tempered parameter change"));
 }
 
 // Every accessor works on a population living on the device.
@@ -167,7 +171,10 @@ BOOST_AUTO_TEST_CASE(fused_step_matches_cpu, *utf::precondition(jebm::test::Cuda
                                    {40, 3072, DType::Float32, 0.3, 1e-2, true},
                                    {33, 7, DType::Float64, 1.0, 0.0, true, WeightKernel::Paper2h},
                                    {200, 50, DType::Float64, 0.0, 0.3, true, WeightKernel::Paper2h},
-                                   {64, 784, DType::Float32, 0.0, 1e-2, true, WeightKernel::Paper2h}};
+                                   {64, 784, DType::Float32, 0.0, 1e-2, true, WeightKernel::Paper2h},
+                                   {33, 7, DType::Float64, 1.0, 0.05, true, WeightKernel::Tempered},
+                                   {200, 50, DType::Float64, 0.0, 0.3, true, WeightKernel::Tempered},
+                                   {64, 784, DType::Float32, 0.0, 1e-2, true, WeightKernel::Tempered}};
   uint64_t seed = 1;
   for (const Case& c : cases) {
     const std::string what = "n " + std::to_string(c.n) + " d " + std::to_string(c.d) + " " + dtype_name(c.dt) +

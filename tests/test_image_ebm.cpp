@@ -147,12 +147,16 @@ BOOST_AUTO_TEST_CASE(short_mnist_run_writes_csv_png_checkpoint) {
 BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
   TempDir data, out;
   write_mnist(data.path, 5);
-  // "rejuvenate": Jarzynski with warm moves after each resampling (--rejuvenation-moves).
-  for (const std::string name : {"jarzynski", "pcd", "rejuvenate"}) {
+  // "rejuvenate": Jarzynski with warm moves after each resampling (--rejuvenation-moves); "tempered": the tempered
+  // weight kernel with its own rejuvenation moves and held-out walkers.
+  for (const std::string name : {"jarzynski", "pcd", "rejuvenate", "tempered"}) {
     BOOST_TEST_CONTEXT(name) {
       const std::string algo = name == "pcd" ? "pcd" : "jarzynski";
       const std::vector<std::string> extra =
-          name == "rejuvenate" ? std::vector<std::string>{"--rejuvenation-moves", "2"} : std::vector<std::string>{};
+          name == "rejuvenate" ? std::vector<std::string>{"--rejuvenation-moves", "2"}
+          : name == "tempered" ? std::vector<std::string>{"--weight-kernel", "tempered", "--rejuvenation-moves", "2",
+                                                          "--holdout-walkers", "4"}
+                               : std::vector<std::string>{};
       const fs::path full = out.path / ("full-" + name), cut = out.path / ("cut-" + name);
       BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(tiny_args(data.path, full, algo), extra)), 0);
       if (name == "rejuvenate") {  // resampling fired, and the warm moves changed the walkers
@@ -160,6 +164,14 @@ BOOST_AUTO_TEST_CASE(interrupted_and_resumed_run_is_bit_identical) {
         const jebm::SafeTensors a = jebm::load_safetensors(jebm::image_ebm_checkpoint_path((out.path / "full-jarzynski").string()));
         const jebm::SafeTensors b = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
         BOOST_TEST(a.tensors.at("walkers.x").to_vector() != b.tensors.at("walkers.x").to_vector());
+      }
+      if (name == "tempered") {  // recorded, resampled, and not the 2h run's weights
+        const jebm::SafeTensors t = jebm::load_safetensors(jebm::image_ebm_checkpoint_path(full.string()));
+        BOOST_TEST(t.metadata.at("weight_kernel") == "tempered");
+        BOOST_TEST(csv_last(full / "metrics.csv", "resamplings") > 0.0);
+        BOOST_TEST(std::isfinite(csv_last(full / "metrics.csv", "holdout_log_z")));
+        const jebm::SafeTensors r = jebm::load_safetensors(jebm::image_ebm_checkpoint_path((out.path / "full-rejuvenate").string()));
+        BOOST_TEST(t.tensors.at("walkers.log_w").to_vector() != r.tensors.at("walkers.log_w").to_vector());
       }
       // Ctrl-C (a real SIGINT through the handler) after update 4, mid-epoch: checkpoint saved, exit code 130.
       BOOST_REQUIRE_EQUAL(jebm::run_mnist(with(with(tiny_args(data.path, cut, algo), extra), {"--interrupt-at", "4"})), 130);
@@ -522,7 +534,10 @@ BOOST_AUTO_TEST_CASE(image_option_ranges) {
            {{"--drift-clip", "-inf"}, "--drift-clip -inf"},
            {{"--threads", "100000"}, "--threads 100000 is outside its range (in [0, 4096])"},
            {{"--rejuvenation-moves", "-1"}, "--rejuvenation-moves -1 is outside its range (>= 0)"},
-           {{"--rejuvenation-moves", "2", "--resample", "none"}, "--rejuvenation-moves 2 needs resampling (got --resample none)"}})
+           {{"--rejuvenation-moves", "2", "--resample", "none"}, "--rejuvenation-moves 2 needs resampling (got --resample none)"},
+           {{"--weight-kernel", "4h"}, "--weight-kernel 4h: expected 2h, sigma or tempered"},
+           {{"--weight-kernel", "tempered", "--correction-groups", "3"},
+            "--correction-groups 3 is not available with --weight-kernel tempered"}})
     BOOST_TEST_CONTEXT(args.front()) {
       BOOST_CHECK_EXCEPTION(jebm::run_mnist(with(tiny_args(data.path, run, "jarzynski"), args)), jebm::Error, has(message));
     }

@@ -243,6 +243,8 @@ BOOST_AUTO_TEST_CASE(fused_kernel_equals_unfused_reference) {
   check_fused_equals_reference(0.0, 0.5, 6);   // drift clipping, used on both sides of the formula
   check_fused_equals_reference(0.05, 0.0, 8, WeightKernel::Paper2h);  // the official image code's weights
   check_fused_equals_reference(0.3, 0.5, 5, WeightKernel::Paper2h);
+  check_fused_equals_reference(0.05, 0.0, 8, WeightKernel::Tempered);  // exact weights for exp(-U / T), T = 0.025
+  check_fused_equals_reference(0.3, 0.5, 5, WeightKernel::Tempered);
 }
 
 // Both weight kernels against their formulas written out here: one move from X0 under U_0, completed at X1 under
