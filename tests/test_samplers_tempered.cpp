@@ -1,7 +1,7 @@
 // The tempered weight kernel (WeightKernel::Tempered, samplers/ula_jarzynski.hpp) and the identity that explains
-// the paper's 2h kernel on cold chains (docs/method.md): every 2h log-weight increment is exactly T times the
+// the paper's 2h kernel on cold chains (docs/mnist-study.md): every 2h log-weight increment is exactly T times the
 // tempered one, T = sigma^2 / (2h), for single moves and over the moves and parameter change between two updates,
-// on a quadratic energy and on a small network (float64); the tempered kernel's fused pass against the literal
+// on a quadratic energy and on the MNIST energy network (float64); the tempered kernel's fused pass against the literal
 // formula; and the Trainer with it (resampling, rejuvenation moves, held-out walkers) on a Gaussian whose
 // tempered density N(a, T I) is known.
 #include <cmath>
@@ -10,7 +10,7 @@
 
 #include "autograd/ops.hpp"
 #include "models/gaussian_mixture.hpp"
-#include "models/layers.hpp"
+#include "models/energy_nets.hpp"
 #include "runtime/ops.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
@@ -32,22 +32,6 @@ GmmParams gaussian(int64_t d, double a0, double z) {
 double tempered_log_z(const GmmParams& p, int64_t d, double t) {
   return 0.5 * static_cast<double>(d) * std::log(2.0 * M_PI * t) - p.z[0] / t;
 }
-
-// U(x) = MLP(x) on [N, 5] float64 walkers: a non-quadratic energy.
-class MlpEnergy : public Module {
- public:
-  explicit MlpEnergy(uint64_t seed) {
-    Generator gen{seed, 0};
-    net_ = register_module("net", std::make_shared<Sequential>());
-    net_->emplace<Linear>(5, 16, gen, true, DType::Float64);
-    net_->emplace<SiLU>();
-    net_->emplace<Linear>(16, 1, gen, true, DType::Float64);
-  }
-  ag::Var forward(const ag::Var& x) override { return ag::reshape((*net_)(x), {x.size(0)}); }
-
- private:
-  std::shared_ptr<Sequential> net_;
-};
 
 // An energy under test: U and grad_x U at rows x under the current parameters, and a parameter change.
 struct EnergyUnderTest {
@@ -76,15 +60,17 @@ void check_2h_is_t_times_tempered(const EnergyUnderTest& e, const Tensor& x0, do
     ula_jarzynski_step(pt, u, g, ct, kind);
     BOOST_TEST(p2.x.to_vector() == pt.x.to_vector());  // bit for bit: same noise, same drift
   };
+  // A_2h = T A_tempered walker by walker (absolute tolerance 1e-14), with log-weights at least 1000 times that
+  // tolerance, so the comparison means something (at fixed theta a cold move changes them little).
   auto check = [&](const std::string& stage) {
     std::vector<double> a2 = p2.log_w.to_vector(), at = pt.log_w.to_vector(), t_at(at.size());
-    double spread = 0.0;
+    double largest = 0.0;
     for (size_t i = 0; i < at.size(); ++i) {
       t_at[i] = t * at[i];
-      spread = std::max(spread, std::fabs(at[i] - a2[i]));
+      largest = std::max(largest, std::fabs(a2[i]));
     }
-    BOOST_TEST(all_close(a2, t_at, 1e-11, 1e-12, what + ", " + stage + ": A_2h = T A_tempered"));
-    BOOST_TEST(spread > 1e-6, what << ", " << stage << ": the two kernels' weights differ (" << spread << ")");
+    BOOST_TEST(all_close(a2, t_at, 1e-11, 1e-14, what + ", " + stage + ": A_2h = T A_tempered"));
+    BOOST_TEST(largest > 1e-11, what << ", " << stage << ": largest |A_2h| " << largest);
   };
   // One move at fixed theta.
   step(MoveKind::MoveOnly);
@@ -131,13 +117,18 @@ BOOST_AUTO_TEST_CASE(paper_2h_increments_are_t_times_the_tempered_ones_on_a_quad
 
 BOOST_AUTO_TEST_CASE(paper_2h_increments_are_t_times_the_tempered_ones_on_a_network) {
   const int64_t n = 9;
-  MlpEnergy energy(5);
+  Generator gen{5, 0};
+  MnistEnergyCNN energy(gen, DType::Float64);  // the MNIST energy network, on 14x14 walkers as in the CPU preset
   Generator gx{21, 0};
-  const Tensor x0 = rand_normal({n, 5}, 0.0, 1.0, gx, DType::Float64);
+  const Tensor x0 = rand_uniform({n, 1, 14, 14}, -1.0, 1.0, gx, DType::Float64);
   WalkerPopulation unused = WalkerPopulation::create(copy_tensor(x0), 1);
   const Trainer evaluator(energy, unused, TrainerOptions{});
   EnergyUnderTest e;
-  e.eval = [&](const Tensor& x, Tensor& u, Tensor& g) { evaluator.energy_and_grad(x, u, g); };
+  e.eval = [&](const Tensor& x, Tensor& u, Tensor& g) {  // U = 100 f(x): the untrained net's f is nearly flat
+    evaluator.energy_and_grad(x, u, g);
+    for (Tensor* t : {&u, &g})
+      for (int64_t k = 0; k < t->numel(); ++k) t->data<double>()[k] *= 100.0;
+  };
   e.change = [&] {  // an optimiser-like step on every parameter
     for (ag::Var& v : energy.parameters()) {
       double* w = v.value().data<double>();
