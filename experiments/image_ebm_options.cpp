@@ -101,7 +101,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
         "--noise its ESS collapses fast. tempered: the exact weights for exp(-U/T), T = noise^2/(2h), the density "
         "the cold moves sample (the 2h weights are these to the power T); the weighted walkers (the loss's walker "
         "term, the digit fractions), log_z and ce_estimate (= data energy / T + log Z_T) then refer to exp(-U/T), "
-        "and --rejuvenation-moves moves with --noise, the target's own temperature (docs/mnist-study.md)" + from).c_str())
+        "and --rejuvenation-moves moves with --noise, the target's own temperature (docs/method.md)" + from).c_str())
       ("drift-clip", po::value(&c.drift_clip)->default_value(c.drift_clip, short_double(c.drift_clip)),
        (R.help("drift-clip", "clip each coordinate of grad_x U to +-c, used consistently in the weights; 0 = off") + from).c_str())
       ("box", po::bool_switch(&c.box_revert),

@@ -10,7 +10,7 @@
 //                  pending_i = 1
 // with v = sigma^2 (WeightKernel::Consistent, so P_i = U(X_i) + |xi_i|^2 / 2) or v = 2h (WeightKernel::Paper2h),
 // and the energy scale s = 1, except for WeightKernel::Tempered: v = sigma^2 and s = 1 / T, T = sigma^2 / (2h),
-// the exact weights for the density exp(-U / T) that the moves sample (docs/mnist-study.md).
+// the exact weights for the density exp(-U / T) that the moves sample (docs/method.md).
 // U(X_i), G(X_i) are the energy and its gradient at the walker's *current* position under the *current*
 // parameters, so a move made under theta_k and completed under theta_{k+1} gets the paper's combined increment.
 //

@@ -1,5 +1,5 @@
 // The tempered weight kernel (WeightKernel::Tempered, samplers/ula_jarzynski.hpp) and the identity that explains
-// the paper's 2h kernel on cold chains (docs/mnist-study.md): every 2h log-weight increment is exactly T times the
+// the paper's 2h kernel on cold chains (docs/method.md): every 2h log-weight increment is exactly T times the
 // tempered one, T = sigma^2 / (2h), for single moves and over the moves and parameter change between two updates,
 // on a quadratic energy and on the MNIST energy network (float64); the tempered kernel's fused pass against the literal
 // formula; and the Trainer with it (resampling, rejuvenation moves, held-out walkers) on a Gaussian whose
