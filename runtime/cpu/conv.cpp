@@ -1,5 +1,6 @@
-// CPU conv2d (NCHW) by im2col/col2im + GEMM: forward, backward-data, backward-filter, backward-bias. The reference
-// for runtime/cuda/conv.cu (cuDNN). Tested by tests/test_ops.cpp against direct 7-loop references.
+// CPU conv2d (NCHW) by im2col/col2im + GEMM: forward, backward-data, backward-filter, backward-bias; thin layers'
+// forward and backward-data go to runtime/cpu/conv_direct.cpp. The reference for runtime/cuda/conv.cu (cuDNN).
+// Tested by tests/test_ops.cpp against direct 7-loop references, and tests/test_conv_direct.cpp.
 //
 // The batch is cut into groups of G samples whose patches sit one under another ([G*OH*OW, C*KH*KW], one sample's
 // block contiguous), sized so a group's patches stay in L2 while its GEMM reads them. Groups run in parallel, one per
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/cpu/conv_direct.hpp"
 #include "runtime/cpu/gemm.hpp"
 #include "runtime/cpu/parallel.hpp"
 
@@ -346,12 +348,24 @@ void backward_bias_typed(const Tensor& gy, Tensor& gb) {
 
 }  // namespace
 
-void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
+void conv2d_im2col_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
   JEBM_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] { forward_typed<scalar_t>(x, w, bias, p, y); });
 }
 
-void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
+void conv2d_im2col_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data", [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
+}
+
+// Thin layers (runtime/cpu/conv_direct.cpp) go direct; the rest through im2col + GEMM.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
+  if (conv2d_direct_forward_fits(x.shape(), w.shape(), p)) return conv2d_direct_forward(x, w, bias, p, y);
+  conv2d_im2col_forward(x, w, bias, p, y);
+}
+
+void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
+  if (conv2d_direct_backward_data_fits(grad_x.shape(), w.shape(), p))
+    return conv2d_direct_backward_data(grad_y, w, p, grad_x);
+  conv2d_im2col_backward_data(grad_y, w, p, grad_x);
 }
 
 void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
