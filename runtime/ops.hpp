@@ -74,7 +74,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // In place: c = alpha * op(a) op(b) + beta * c.
 void gemm_(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta, Tensor& c);
 
-// --- conv2d, NCHW (runtime/cpu/conv.cpp: im2col + GEMM, thin layers direct; runtime/cuda/conv.cu: cuDNN) ---------------------
+// --- conv2d, NCHW (runtime/cpu/conv.cpp: im2col + GEMM, thin layers direct; runtime/cuda/conv.cu: cuDNN) -------------
 struct Conv2dParams {
   int64_t stride = 1;
   int64_t padding = 0;
