@@ -30,8 +30,6 @@ SigintGuard::~SigintGuard() {
   delete saved_;
 }
 
-bool sigint_received() { return g_sigint != 0; }
-
 bool sigint_on_any_rank(Communicator& comm) {
   if (comm.size() == 1) return g_sigint != 0;
   return comm.allreduce_value(static_cast<int64_t>(g_sigint), CommReduce::Max) != 0;

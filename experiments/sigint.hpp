@@ -20,10 +20,8 @@ class SigintGuard {
   Saved* saved_;
 };
 
-// Ctrl-C has been received by this process since the guard was installed.
-bool sigint_received();
-// ... by any rank of comm: one allreduce when there are several, so that every rank stops at the same update and
-// none waits in a collective for one that stopped.
+// Ctrl-C has been received since the guard was installed, by any rank of comm: one allreduce when there are
+// several, so that every rank stops at the same update and none waits in a collective for one that stopped.
 bool sigint_on_any_rank(Communicator& comm);
 
 }  // namespace jebm

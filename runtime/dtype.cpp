@@ -26,13 +26,6 @@ const char* dtype_name(DType t) {
   return "unknown";
 }
 
-DType dtype_from_name(const std::string& name) {
-  if (name == "float32" || name == "f32" || name == "float") return DType::Float32;
-  if (name == "float64" || name == "f64" || name == "double") return DType::Float64;
-  if (name == "int64") return DType::Int64;
-  JEBM_FAIL("unknown dtype '" << name << "' (expected float32 or float64)");
-}
-
 std::string Device::str() const {
   return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
 }

@@ -11,7 +11,6 @@ enum class DType : uint8_t { Float32, Float64, Int64 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "float32", "float64", "int64"
-DType dtype_from_name(const std::string& name);  // throws on an unknown name
 
 template <typename T> struct DTypeOf;
 template <> struct DTypeOf<float> { static constexpr DType value = DType::Float32; };

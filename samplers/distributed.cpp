@@ -167,32 +167,6 @@ WeightStats distributed_weight_stats(Communicator& comm, const ShardLayout& layo
   return st;
 }
 
-std::vector<double> distributed_normalized_weights(Communicator& comm, const ShardLayout& layout,
-                                                   const double* local_log_w) {
-  const double ls = distributed_weight_stats(comm, layout, local_log_w).log_sum;
-  std::vector<double> w(static_cast<size_t>(layout.count()));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::exp(local_log_w[i] - ls);
-  return w;
-}
-
-std::vector<double> distributed_weighted_sums(Communicator& comm, const ShardLayout& layout,
-                                              const double* local_log_w, const double* local_f, int64_t k) {
-  JEBM_CHECK(k >= 1, "distributed_weighted_sums: " << k << " columns");
-  const double m = global_max(comm, layout, local_log_w);
-  const size_t ku = static_cast<size_t>(k), n = static_cast<size_t>(layout.count());
-  // Column 0: e_i = exp(A_i - m); columns 1..k: e_i f_i. The result divides by sum e once, at the end.
-  std::vector<double> v(n * (ku + 1));
-  for (size_t i = 0; i < n; ++i) {
-    const double e = std::exp(local_log_w[i] - m);
-    v[i * (ku + 1)] = e;
-    for (size_t c = 0; c < ku; ++c) v[i * (ku + 1) + 1 + c] = e * local_f[i * ku + c];
-  }
-  const std::vector<double> s = distributed_sums(comm, layout, v.data(), k + 1);
-  std::vector<double> out(ku);
-  for (size_t c = 0; c < ku; ++c) out[c] = s[1 + c] / s[0];
-  return out;
-}
-
 ResamplePlan plan_resampling(Communicator& comm, const ShardLayout& l, const double* local_log_w,
                              ResampleScheme scheme, double u, uint64_t seed, uint64_t offset) {
   JEBM_CHECK(scheme != ResampleScheme::Systematic || (u >= 0.0 && u < 1.0),
@@ -387,6 +361,8 @@ WalkerPopulation shard_population(const WalkerPopulation& whole, const ShardLayo
 
 ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
                                         ResampleScheme scheme, double* log_mean) {
+  JEBM_CHECK(pop.log_w.device().is_cpu(), "distributed resampling: the population is on "
+                                              << pop.log_w.device().str() << "; sharded walkers live on the CPU");
   JEBM_CHECK(pop.size() == layout.count() && pop.first_index == layout.offset(),
              "distributed resampling: the population holds walkers [" << pop.first_index << ", "
                                                                      << pop.first_index + pop.size()
@@ -400,21 +376,6 @@ ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& l
   const double* log_w = pop.log_w.data<double>();
   if (log_mean) *log_mean = distributed_weight_stats(comm, layout, log_w).log_mean;
   return plan_resampling(comm, layout, log_w, scheme, u0, seed, offset);
-}
-
-ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,
-                                             ResampleScheme scheme) {
-  JEBM_CHECK(!pop.any_pending(), "distributed_resample_population: walkers have pending moves; complete them first");
-  double log_mean = 0.0;
-  ResamplePlan plan = plan_population_resampling(comm, layout, pop, scheme, &log_mean);
-  const size_t row_bytes = pop.size() ? pop.x.nbytes() / static_cast<size_t>(pop.size()) : 0;
-  exchange_rows(comm, plan, pop.x.raw_data(), row_bytes, pop.x_prev.raw_data());
-  std::swap(pop.x, pop.x_prev);
-  std::memcpy(pop.x_prev.raw_data(), pop.x.raw_data(), pop.x.nbytes());
-  pop.log_z_offset += log_mean;
-  std::fill_n(pop.log_w.data<double>(), pop.size(), 0.0);
-  ++pop.resamplings;
-  return plan;
 }
 
 }  // namespace jebm

@@ -1,5 +1,5 @@
 // Weight statistics and resampling over walkers sharded across ranks, bit-identical for any rank count: global
-// log-sum-exp, ESS, CV^2, log mean exp, weighted sums, and global systematic/multinomial resampling with the plan
+// log-sum-exp, ESS, CV^2, log mean exp, column sums, and global systematic/multinomial resampling with the plan
 // and exchange of walker rows. Pure functions of (local log-weights, the shard's global offset, a Communicator).
 // Tested by tests/test_distributed.cpp (CTest runs it at np 1, 2 and 3, uneven shards, against one process).
 //
@@ -38,12 +38,6 @@ std::vector<double> distributed_sums(Communicator& comm, const ShardLayout& layo
 
 // WeightStats (samplers/walkers.hpp) of the global log-weights, from this rank's count() log-weights.
 WeightStats distributed_weight_stats(Communicator& comm, const ShardLayout& layout, const double* local_log_w);
-// This rank's normalised weights w_i = exp(A_i - global log-sum-exp): count() values.
-std::vector<double> distributed_normalized_weights(Communicator& comm, const ShardLayout& layout,
-                                                   const double* local_log_w);
-// sum_i w_i f_i over all walkers, for local f [count, k]: k values, the same on every rank.
-std::vector<double> distributed_weighted_sums(Communicator& comm, const ShardLayout& layout,
-                                              const double* local_log_w, const double* local_f, int64_t k);
 
 // Work cut into chunks of `chunk` consecutive global items and sharded in whole chunks (the GMM pass and its data
 // term: their one-process sums are already per chunk, combined in chunk order, so a chunk-aligned partition leaves
@@ -94,15 +88,9 @@ void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* loc
 
 // The plan of draw_population_ancestors for a sharded population: the same Philox key and offset (and systematic
 // uniform) as one process; *log_mean (when non-null) gets the global log mean exp(A) that resampling folds into
-// the log Z offset. For callers that exchange more per walker than its position (the GMM's redo of the move).
+// the log Z offset. The caller exchanges each walker's rows with exchange_rows (the GMM's redo of the move sends
+// its pre-move state). A CPU population (its log-weights are read on the host).
 ResamplePlan plan_population_resampling(Communicator& comm, const ShardLayout& layout, const WalkerPopulation& pop,
                                         ResampleScheme scheme, double* log_mean);
-
-// The distributed twin of draw_population_ancestors + resample_population for a population holding this rank's
-// shard (x: its count() walkers; log_w local; seed, resamplings, log_z_offset equal on all ranks): the same
-// Philox key and offset as one process, global log mean exp folded into the offset, rows exchanged, A = 0.
-// Returns the plan (ancestors, rows moved).
-ResamplePlan distributed_resample_population(Communicator& comm, const ShardLayout& layout, WalkerPopulation& pop,
-                                             ResampleScheme scheme);
 
 }  // namespace jebm

@@ -1,4 +1,4 @@
-// samplers/distributed: weight statistics, weighted sums, normalised weights and global resampling over walkers
+// samplers/distributed: weight statistics, column sums and global resampling (plan and row exchange) over walkers
 // sharded across the ranks of world() (CTest runs this at np 1, and with mpirun at np 2 and 3: uneven shards,
 // blocks straddling shards, shards inside one block). Every rank regenerates the whole population from Philox and
 // computes the one-process answer with the single-process communicator; the sharded answer must equal it bit for
@@ -74,31 +74,22 @@ BOOST_AUTO_TEST_CASE(weight_stats_equal_one_process_bit_for_bit) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(weighted_sums_and_weights_equal_one_process_bit_for_bit) {
+BOOST_AUTO_TEST_CASE(column_sums_equal_one_process_bit_for_bit) {
   for (int64_t n : kSizes) {
     Setup s(n);
-    const std::vector<double> a = global_log_weights(n, 3.0, 12);
     const int64_t k = 3;
     std::vector<double> f(static_cast<size_t>(n * k));
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < k; ++c)
         f[static_cast<size_t>(i * k + c)] = std::sin(0.1 * static_cast<double>(i + 7 * c));
-    const size_t o = static_cast<size_t>(s.shard.offset);
     const std::vector<double> got =
-        distributed_weighted_sums(s.comm, s.layout, a.data() + o, f.data() + o * static_cast<size_t>(k), k);
-    const std::vector<double> ref = distributed_weighted_sums(*s.single, s.whole, a.data(), f.data(), k);
-    BOOST_TEST(same_bits(got, ref), "weighted sums, n " << n);
-    const std::vector<double> w = normalized_weights(a);
+        distributed_sums(s.comm, s.layout, f.data() + static_cast<size_t>(s.shard.offset * k), k);
+    const std::vector<double> ref = distributed_sums(*s.single, s.whole, f.data(), k);
+    BOOST_TEST(same_bits(got, ref), "column sums, n " << n);
     std::vector<double> direct(static_cast<size_t>(k), 0.0);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < k; ++c)
-        direct[static_cast<size_t>(c)] += w[static_cast<size_t>(i)] * f[static_cast<size_t>(i * k + c)];
-    BOOST_TEST(test::all_close(ref, direct, 1e-14, 1e-12, "weighted sums vs direct"));
-
-    const std::vector<double> wl = distributed_normalized_weights(s.comm, s.layout, a.data() + o);
-    const std::vector<double> wr = distributed_normalized_weights(*s.single, s.whole, a.data());
-    BOOST_TEST(same_bits(wl, std::vector<double>(wr.begin() + s.shard.offset,
-                                                 wr.begin() + s.shard.offset + s.shard.count)));
+      for (int64_t c = 0; c < k; ++c) direct[static_cast<size_t>(c)] += f[static_cast<size_t>(i * k + c)];
+    BOOST_TEST(test::all_close(ref, direct, 1e-12, 1e-12, "column sums vs direct"));
   }
 }
 
@@ -127,44 +118,53 @@ BOOST_AUTO_TEST_CASE(resampling_plans_equal_one_process) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(resampled_population_equals_one_process) {
+// The sharded resampling of the GMM runs (samplers/gmm_step.cpp): plan_population_resampling, then each walker's
+// row travels from its ancestor's rank by exchange_rows.
+BOOST_AUTO_TEST_CASE(resampled_rows_equal_one_process) {
   for (int64_t n : kSizes) {
-    Setup s(n);
-    const std::vector<double> a = global_log_weights(n, 1.5, 14);
-    // Positions [n, 2]: (i, -i / 3) for global walker i, so every row says where it came from.
-    auto positions = [](int64_t lo, int64_t count) {
-      std::vector<double> x;
-      for (int64_t i = lo; i < lo + count; ++i)
-        x.insert(x.end(), {static_cast<double>(i), -static_cast<double>(i) / 3});
-      return Tensor::from_vector(x, {count, 2}, DType::Float64);
-    };
-    auto population = [&](int64_t lo, int64_t count) {
-      WalkerPopulation p = WalkerPopulation::create(positions(lo, count), 21, 0.25);
-      std::copy(a.begin() + lo, a.begin() + lo + count, p.log_w.data<double>());
-      p.resamplings = 3;
-      p.first_index = lo;
-      return p;
-    };
-    WalkerPopulation local = population(s.shard.offset, s.shard.count), all = population(0, n);
-    const ResamplePlan plan = distributed_resample_population(s.comm, s.layout, local, ResampleScheme::Systematic);
-    distributed_resample_population(*s.single, s.whole, all, ResampleScheme::Systematic);
-    BOOST_TEST_CONTEXT("n " << n << " rank " << s.comm.rank() << " of " << s.comm.size()) {
-      const std::vector<double> xl = local.x.to_vector(), xa = all.x.to_vector();
-      BOOST_TEST(same_bits(xl, std::vector<double>(xa.begin() + 2 * s.shard.offset,
-                                                   xa.begin() + 2 * (s.shard.offset + s.shard.count))));
-      for (int64_t i = 0; i < s.shard.count; ++i)
-        BOOST_TEST(xl[static_cast<size_t>(2 * i)] == static_cast<double>(plan.ancestors[static_cast<size_t>(i)]));
-      BOOST_TEST(same_bits(local.log_z_offset, all.log_z_offset));
-      BOOST_TEST(local.resamplings == 4);
-      BOOST_TEST(local.log_w.to_vector() == std::vector<double>(static_cast<size_t>(s.shard.count), 0.0),
-                 boost::test_tools::per_element());
-      // The one-process population resampler draws the same ancestors (same Philox key and offset).
-      WalkerPopulation seq = population(0, n);
-      resample_population(seq, draw_population_ancestors(seq, ResampleScheme::Systematic));
-      BOOST_TEST(same_bits(seq.x.to_vector(), xa));
-      BOOST_TEST(std::fabs(seq.log_z_offset - all.log_z_offset) <= 1e-12 * std::fabs(seq.log_z_offset));
+    for (ResampleScheme scheme : {ResampleScheme::Systematic, ResampleScheme::Multinomial}) {
+      Setup s(n);
+      const std::vector<double> a = global_log_weights(n, 1.5, 14);
+      // Positions [n, 2]: (i, -i / 3) for global walker i, so every row says where it came from.
+      auto population = [&](int64_t lo, int64_t count) {
+        std::vector<double> x;
+        for (int64_t i = lo; i < lo + count; ++i) x.insert(x.end(), {static_cast<double>(i), -static_cast<double>(i) / 3});
+        WalkerPopulation p = WalkerPopulation::create(Tensor::from_vector(x, {count, 2}, DType::Float64), 21, 0.25);
+        std::copy(a.begin() + lo, a.begin() + lo + count, p.log_w.data<double>());
+        p.resamplings = 3;
+        p.first_index = lo;
+        return p;
+      };
+      const WalkerPopulation local = population(s.shard.offset, s.shard.count);
+      double log_mean = 0.0;
+      const ResamplePlan plan = plan_population_resampling(s.comm, s.layout, local, scheme, &log_mean);
+      Tensor moved = Tensor::empty({s.shard.count, 2}, DType::Float64);
+      exchange_rows(s.comm, plan, local.x.raw_data(), 2 * sizeof(double), moved.raw_data());
+      BOOST_TEST_CONTEXT("n " << n << " " << resample_scheme_name(scheme) << " rank " << s.comm.rank() << " of "
+                              << s.comm.size()) {
+        const std::vector<double> xl = moved.to_vector();
+        for (int64_t i = 0; i < s.shard.count; ++i)
+          BOOST_TEST(xl[static_cast<size_t>(2 * i)] == static_cast<double>(plan.ancestors[static_cast<size_t>(i)]));
+        // The one-process population resampler draws the same ancestors (same Philox key and offset) and folds
+        // the same log mean exp(A) into the offset.
+        WalkerPopulation seq = population(0, n);
+        const double offset_before = seq.log_z_offset;
+        resample_population(seq, draw_population_ancestors(seq, scheme));
+        const std::vector<double> xs = seq.x.to_vector();
+        BOOST_TEST(same_bits(xl, std::vector<double>(xs.begin() + 2 * s.shard.offset,
+                                                     xs.begin() + 2 * (s.shard.offset + s.shard.count))));
+        BOOST_TEST(std::fabs(offset_before + log_mean - seq.log_z_offset) <= 1e-12 * std::fabs(seq.log_z_offset));
+      }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(sharded_resampling_refuses_device_walkers, *boost::unit_test::precondition(test::CudaDevicePresent())) {
+  Setup s(4);
+  WalkerPopulation p = WalkerPopulation::create(Tensor::zeros({s.shard.count, 2}, DType::Float64, Device::cuda(0)), 1);
+  p.first_index = s.shard.offset;
+  test::expect_error([&] { plan_population_resampling(s.comm, s.layout, p, ResampleScheme::Systematic, nullptr); },
+                     {"distributed resampling: the population is on cuda:0", "sharded walkers live on the CPU"});
 }
 
 BOOST_AUTO_TEST_CASE(layouts_that_are_not_contiguous_fail_on_every_rank) {

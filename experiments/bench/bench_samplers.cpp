@@ -19,8 +19,6 @@
 #include "samplers/trainer.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
-#ifdef JEBM_WITH_CUDA
-#endif
 
 namespace jebm {
 

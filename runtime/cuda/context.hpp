@@ -5,7 +5,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <curand.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +15,6 @@
 namespace jebm::cuda {
 
 const char* cublas_status_string(cublasStatus_t s);
-const char* curand_status_string(curandStatus_t s);
 
 }  // namespace jebm::cuda
 
@@ -39,12 +37,6 @@ const char* curand_status_string(curandStatus_t s);
     const cudnnStatus_t jebm_cudnn_st_ = (stmt);                                                              \
     if (jebm_cudnn_st_ != CUDNN_STATUS_SUCCESS)                                                               \
       JEBM_FAIL(#stmt << " failed: " << cudnnGetErrorString(jebm_cudnn_st_));                                \
-  } while (0)
-#define CURAND_CHECK(stmt)                                                                                   \
-  do {                                                                                                       \
-    const curandStatus_t jebm_curand_st_ = (stmt);                                                           \
-    if (jebm_curand_st_ != CURAND_STATUS_SUCCESS)                                                            \
-      JEBM_FAIL(#stmt << " failed: " << ::jebm::cuda::curand_status_string(jebm_curand_st_));               \
   } while (0)
 // After a <<<...>>> launch: catches bad configurations at the launch site instead of at the next sync.
 #define CUDA_CHECK_LAUNCH(what)                                                                     \
