@@ -23,12 +23,12 @@
 #include "experiments/downsample.hpp"
 #include "experiments/module_io.hpp"
 #include "experiments/output.hpp"
-#include "experiments/shuffle.hpp"
 #include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/philox.hpp"
+#include "runtime/shuffle.hpp"
 #include "runtime/user_error.hpp"
 
 namespace jebm {

@@ -1,5 +1,4 @@
-// DivergenceGuard and first_non_finite (see divergence_guard.hpp). Tested by tests/test_image_ebm.cpp and
-// tests/test_cifar10.cpp.
+// DivergenceGuard (see divergence_guard.hpp). Tested by tests/test_image_ebm.cpp and tests/test_cifar10.cpp.
 #include "experiments/divergence_guard.hpp"
 
 #include <cmath>
@@ -18,27 +17,7 @@ std::string fmt(double v) {
   return os.str();
 }
 
-template <typename T>
-int64_t first_non_finite_host(const T* p, int64_t n, double* value) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) {
-      if (value) *value = static_cast<double>(p[i]);
-      return i;
-    }
-  return -1;
-}
-
 }  // namespace
-
-int64_t first_non_finite(const Tensor& t, double* value) {
-  if (!t.defined() || t.dtype() == DType::Int64) return -1;
-  if (!t.device().is_cpu()) {
-    if (sum_all(mul_scalar(t, 0.0)).item() == 0.0) return -1;
-    return first_non_finite(t.to(Device::cpu()), value);
-  }
-  if (t.dtype() == DType::Float32) return first_non_finite_host(t.data<float>(), t.numel(), value);
-  return first_non_finite_host(t.data<double>(), t.numel(), value);
-}
 
 DivergenceGuard::DivergenceGuard(const std::vector<ag::Var>& params, const Optimizer& opt,
                                  const WalkerPopulation& pop, bool weighted)

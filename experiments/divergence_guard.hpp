@@ -16,11 +16,6 @@
 
 namespace jebm {
 
-// Index of the first non-finite value of t, or -1; *value gets that value. A device tensor is tested through one
-// scalar (sum(t * 0) is exactly 0 when every entry is finite, NaN otherwise) and comes to the host only when it
-// fails, so the guard copies no walker data in a healthy run.
-int64_t first_non_finite(const Tensor& t, double* value = nullptr);
-
 class DivergenceGuard {
  public:
   // weighted: the walkers carry Jarzynski log-weights (PCD's stay 0 and are not checked).

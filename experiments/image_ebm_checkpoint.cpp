@@ -12,6 +12,7 @@
 #include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
 #include "runtime/comm/communicator.hpp"
+#include "runtime/ops.hpp"
 #include "runtime/user_error.hpp"
 #include "samplers/population_io.hpp"
 

@@ -22,11 +22,11 @@
 #include "experiments/image_ebm_plot.hpp"
 #include "experiments/output.hpp"
 #include "experiments/progress.hpp"
-#include "experiments/shuffle.hpp"
 #include "models/optim.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/file_io.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/shuffle.hpp"
 #include "experiments/sigint.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/user_error.hpp"
@@ -224,9 +224,7 @@ Tensor ImageEbmRun::data_batch(int64_t it) {
     perm_epoch_ = e;
   }
   const std::vector<int64_t> idx(perm_.begin() + b * c_.data_batch, perm_.begin() + (b + 1) * c_.data_batch);
-  Tensor batch = data_.device().is_cpu()
-                     ? gather_rows_copy(data_, idx)
-                     : gather_rows(data_, Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, data_.device()));
+  Tensor batch = gather_rows(data_, idx);
   if (c_.data_noise > 0) {
     Generator ng{c_.seed ^ kDataNoiseKey, static_cast<uint64_t>(it)};
     add_(batch, rand_normal(batch.shape(), 0.0, c_.data_noise, ng, batch.dtype(), batch.device()));

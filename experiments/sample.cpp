@@ -231,7 +231,7 @@ int run_sample(const std::vector<std::string>& args) {
     JEBM_USER_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
                "--checkpoint " << checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want " << shape_str(want));
     JEBM_USER_CHECK(n <= wx.size(0), "--n " << n << ": the checkpoint holds only " << wx.size(0) << " walkers");
-    x0 = copy_tensor(wx.rows(0, n));
+    x0 = wx.rows(0, n).clone();
   }
 
   energy->to(device);

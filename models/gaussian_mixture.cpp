@@ -1,5 +1,5 @@
-// Gaussian-mixture energy: closed forms on raw float64 arrays (the `jebm gmm` fast path), their Tensor
-// dispatch (CPU here, CUDA in models/gaussian_mixture.cu) and the autograd Module. Tested by tests/test_gmm.cpp.
+// Gaussian-mixture energy: closed forms on raw float64 arrays (the `jebm gmm` fast path), their Tensor dispatch
+// (models/kernels.inc: models/cpu/ and models/cuda/gaussian_mixture) and the autograd Module. Tested by tests/test_gmm.cpp.
 #include "models/gaussian_mixture.hpp"
 
 #include <algorithm>
@@ -7,10 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "models/backend.hpp"
 #include "runtime/philox.hpp"
-#ifdef JEBM_WITH_CUDA
-#include "models/gaussian_mixture_cuda.hpp"
-#endif
 
 namespace jebm {
 
@@ -168,92 +166,55 @@ double gmm_data_term(const GmmParams& p, const double* x, int64_t n, double* gra
   return gmm_data_finish(p, gmm_data_partials(p, x, n, grad_a && grad_z), n, grad_a, grad_z);
 }
 
-// --- Tensor dispatch: the one place that picks the CPU kernels or their CUDA twins ------------------------
+// --- Tensor dispatch: validation, then the models' kernel table (models/kernels.inc) of x's device ----------
 
 namespace {
 
-void check_host_rows(const GmmParams& p, const Tensor& x, const char* what) {
+void check_rows(const GmmParams& p, const Tensor& x, const char* what) {
+  check_params(p, what);
   JEBM_CHECK(x.defined() && x.dtype() == DType::Float64 && x.dim() == 2 && x.size(1) == p.d,
              what << ": x must be an [n, " << p.d << "] float64 tensor, got "
                   << (x.defined() ? shape_str(x.shape()) + " " + dtype_name(x.dtype()) : std::string("undefined")));
 }
 
-void check_host_out(const Tensor* t, int64_t numel, const char* what, const char* name) {
-  JEBM_CHECK(!t || (t->defined() && t->device().is_cpu() && t->dtype() == DType::Float64 && t->numel() == numel),
-             what << ": " << name << " must be a float64 CPU tensor of " << numel << " elements");
+// t (when non-null) is a float64 tensor of numel elements on x's device.
+void check_like(const Tensor* t, const Tensor& x, int64_t numel, const char* what, const char* name) {
+  JEBM_CHECK(!t || (t->defined() && t->device() == x.device() && t->dtype() == DType::Float64 && t->numel() == numel),
+             what << ": " << name << " must be a float64 tensor of " << numel << " elements on " << x.device().str());
 }
-
-#ifndef JEBM_WITH_CUDA
-[[noreturn]] void no_cuda(const char* what) {
-  JEBM_FAIL(what << ": the tensors are on a CUDA device but this jebm was built without the CUDA backend");
-}
-#endif
 
 }  // namespace
 
 void gmm_eval(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r) {
-  if (x.defined() && x.device().is_cuda()) {
-#ifdef JEBM_WITH_CUDA
-    gmm_eval_cuda(p, x, u, g, r);
-    return;
-#else
-    no_cuda("gmm_eval");
-#endif
-  }
-  check_host_rows(p, x, "gmm_eval");
+  check_rows(p, x, "gmm_eval");
   const int64_t n = x.size(0);
-  check_host_out(&u, n, "gmm_eval", "u");
-  check_host_out(g, n * p.d, "gmm_eval", "g");
-  check_host_out(r, n * p.k, "gmm_eval", "r");
-  gmm_eval(p, x.data<double>(), n, u.data<double>(), g ? g->data<double>() : nullptr,
-           r ? r->data<double>() : nullptr);
+  check_like(&u, x, n, "gmm_eval", "u");
+  check_like(g, x, n * p.d, "gmm_eval", "g");
+  check_like(r, x, n * p.k, "gmm_eval", "r");
+  JEBM_DISPATCH(x.device(), gmm_eval, p, x, u, g, r);
 }
 
 void gmm_param_grad(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* grad_a,
                     double* grad_z) {
-  if (x.defined() && x.device().is_cuda()) {
-#ifdef JEBM_WITH_CUDA
-    gmm_param_grad_cuda(p, x, r, c, grad_a, grad_z);
-    return;
-#else
-    no_cuda("gmm_param_grad");
-#endif
-  }
-  check_host_rows(p, x, "gmm_param_grad");
+  check_rows(p, x, "gmm_param_grad");
   const int64_t n = x.size(0);
-  check_host_out(&r, n * p.k, "gmm_param_grad", "r");
-  if (c.defined()) check_host_out(&c, n, "gmm_param_grad", "c");
-  gmm_param_grad(p, x.data<double>(), r.data<double>(), c.defined() ? c.data<double>() : nullptr, n, grad_a, grad_z);
+  check_like(&r, x, n * p.k, "gmm_param_grad", "r");
+  if (c.defined()) check_like(&c, x, n, "gmm_param_grad", "c");
+  JEBM_DISPATCH(x.device(), gmm_param_grad, p, x, r, c, grad_a, grad_z);
 }
 
 void gmm_param_grad_variance(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* var_a,
                              double* var_z) {
-  if (x.defined() && x.device().is_cuda()) {
-#ifdef JEBM_WITH_CUDA
-    gmm_param_grad_variance_cuda(p, x, r, c, var_a, var_z);
-    return;
-#else
-    no_cuda("gmm_param_grad_variance");
-#endif
-  }
-  check_host_rows(p, x, "gmm_param_grad_variance");
+  check_rows(p, x, "gmm_param_grad_variance");
   const int64_t n = x.size(0);
-  check_host_out(&r, n * p.k, "gmm_param_grad_variance", "r");
-  if (c.defined()) check_host_out(&c, n, "gmm_param_grad_variance", "c");
-  gmm_param_grad_variance(p, x.data<double>(), r.data<double>(), c.defined() ? c.data<double>() : nullptr, n, var_a,
-                          var_z);
+  check_like(&r, x, n * p.k, "gmm_param_grad_variance", "r");
+  if (c.defined()) check_like(&c, x, n, "gmm_param_grad_variance", "c");
+  JEBM_DISPATCH(x.device(), gmm_param_grad_variance, p, x, r, c, var_a, var_z);
 }
 
 double gmm_data_term(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z) {
-  if (x.defined() && x.device().is_cuda()) {
-#ifdef JEBM_WITH_CUDA
-    return gmm_data_term_cuda(p, x, grad_a, grad_z);
-#else
-    no_cuda("gmm_data_term");
-#endif
-  }
-  check_host_rows(p, x, "gmm_data_term");
-  return gmm_data_term(p, x.data<double>(), x.size(0), grad_a, grad_z);
+  check_rows(p, x, "gmm_data_term");
+  return JEBM_DISPATCH(x.device(), gmm_data_term, p, x, grad_a, grad_z);
 }
 
 double gmm_log_z(const GmmParams& p) {

@@ -1,8 +1,8 @@
 // GaussianMixtureEnergy: U(x) = -log sum_j exp(-|x - a_j|^2 / 2 - z_j) as a Module built from autograd ops, plus
 // the closed forms of the Gaussian-mixture fast path (fused U / grad_x U / responsibilities, parameter gradients
 // and their weighted variance, analytic log Z, exact sampling, exact cross-entropy, mode weights). The Tensor
-// overloads work on either device (the CUDA twins are in models/gaussian_mixture_cuda.hpp); the raw-array ones
-// are the CPU kernels. Tested by tests/test_gmm.cpp (closed forms against autograd and finite differences, log Z,
+// overloads work on either device (the models' kernel table, models/kernels.inc: models/cpu/ and models/cuda/
+// gaussian_mixture); the raw-array ones are the CPU reference. Tested by tests/test_gmm.cpp (closed forms against autograd and finite differences, log Z,
 // sampling moments, the variance against a direct sum) and tests/test_cuda_samplers.cpp (CUDA twins).
 #pragma once
 #include <cmath>
@@ -103,7 +103,8 @@ double gmm_data_finish(const GmmParams& p, const std::vector<double>& partials, 
 void gmm_param_grad_variance(const GmmParams& p, const double* x, const double* r, const double* c, int64_t n,
                              double* var_a, double* var_z);
 
-// --- the same closed forms on Tensors, on the device of x (CPU: the functions above; CUDA: the twins) ---------
+// --- the same closed forms on Tensors, on the device of x (CPU: the functions above; CUDA: the twins; the CUDA
+// twins handle at most 32 modes) ---------------------------------------------------------------------------
 // x [n, D] float64; u [n] is written; g [n, D] and r [n, K] when non-null, all on x's device.
 void gmm_eval(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r);
 // r [n, K] from gmm_eval; c [n] normalised weights on x's device, or undefined for c_i = 1/n. Host outputs.

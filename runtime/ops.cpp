@@ -1,36 +1,16 @@
 // The ops layer: validates arguments (messages name the op and both shapes), allocates outputs and dispatches
-// to runtime/cpu/<family>.cpp or runtime/cuda/<family>.cu by the tensors' device (DISPATCH below).
+// to runtime/cpu/<family>.cpp or runtime/cuda/<family>.cu by the tensors' device (JEBM_DISPATCH, runtime/backend.hpp).
 // Tested by tests/test_ops.cpp, tests/test_tensor.cpp, tests/test_rng.cpp and, on GPUs, tests/test_cuda_ops.cpp.
 #include "runtime/ops.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string>
 
 #include "runtime/backend.hpp"
-#include "runtime/cuda_api.hpp"
 
 namespace jebm {
-
-// One dispatch point for every op: CUDA tensors go to jebm::cuda::FN when that backend is built, otherwise
-// cuda_api::require throws a clear "built without CUDA" error; CPU tensors go to jebm::cpu::FN.
-#ifdef JEBM_WITH_CUDA
-#define DISPATCH(device, FN, ...)                          \
-  do {                                                     \
-    if ((device).is_cuda()) {                              \
-      cuda_api::require(#FN);                              \
-      cuda::FN(__VA_ARGS__);                               \
-    } else {                                               \
-      cpu::FN(__VA_ARGS__);                                \
-    }                                                      \
-  } while (0)
-#else
-#define DISPATCH(device, FN, ...)                          \
-  do {                                                     \
-    if ((device).is_cuda()) cuda_api::require(#FN);        \
-    else cpu::FN(__VA_ARGS__);                             \
-  } while (0)
-#endif
 
 namespace {
 
@@ -141,7 +121,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 Tensor unary(UnaryOp op, const Tensor& x, double alpha) {
   check_float(unary_op_name(op), x, "x");
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  DISPATCH(x.device(), unary, op, x, y, alpha);
+  JEBM_DISPATCH(x.device(), unary, op, x, y, alpha);
   return y;
 }
 
@@ -150,7 +130,7 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, double 
   check_float(name.c_str(), x, "x");
   check_same_shape(name.c_str(), x, "x", grad_y, "grad_y");
   Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
-  DISPATCH(x.device(), unary_backward, op, x, grad_y, gx, alpha);
+  JEBM_DISPATCH(x.device(), unary_backward, op, x, grad_y, gx, alpha);
   return gx;
 }
 
@@ -159,7 +139,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_float(name, a, "a");
   check_compatible(name, a, "a", b, "b");
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), name), a.dtype(), a.device());
-  DISPATCH(a.device(), binary, op, a, b, out);
+  JEBM_DISPATCH(a.device(), binary, op, a, b, out);
   return out;
 }
 
@@ -167,25 +147,25 @@ Tensor scalar_op(ScalarOp op, const Tensor& x, double s, double s2) {
   check_float("scalar_op", x, "x");
   if (op == ScalarOp::Clamp) JEBM_CHECK(s <= s2, "clamp: lo " << s << " > hi " << s2);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  DISPATCH(x.device(), scalar_op, op, x, s, s2, y);
+  JEBM_DISPATCH(x.device(), scalar_op, op, x, s, s2, y);
   return y;
 }
 
 void axpby_(double a, const Tensor& x, double b, Tensor& y) {
   check_float("axpby_", y, "y");
   check_same_shape("axpby_", x, "x", y, "y");
-  DISPATCH(y.device(), axpby, a, x, b, y);
+  JEBM_DISPATCH(y.device(), axpby, a, x, b, y);
 }
 
 void fill_(Tensor& y, double value) {
   check_defined("fill_", y, "y");
-  DISPATCH(y.device(), fill, y, value);
+  JEBM_DISPATCH(y.device(), fill, y, value);
 }
 
 Tensor cast(const Tensor& x, DType dtype) {
   check_defined("cast", x, "x");
   Tensor y = Tensor::empty(x.shape(), dtype, x.device());
-  DISPATCH(x.device(), cast, x, y);
+  JEBM_DISPATCH(x.device(), cast, x, y);
   return y;
 }
 
@@ -208,7 +188,7 @@ Tensor reduce(ReduceOp op, const Tensor& x, int64_t axis, bool keepdim) {
   else ys.erase(ys.begin() + a);
   if (x.dim() == 0) ys = {};  // reducing a 0-d tensor gives a 0-d tensor
   Tensor y = Tensor::empty(ys, x.dtype(), x.device());
-  DISPATCH(x.device(), reduce, op, x, outer, n, inner, y);
+  JEBM_DISPATCH(x.device(), reduce, op, x, outer, n, inner, y);
   return y;
 }
 
@@ -218,8 +198,23 @@ Tensor reduce_all(ReduceOp op, const Tensor& x) {
   JEBM_CHECK(x.numel() > 0 || op == ReduceOp::Sum, name << ": cannot reduce an empty tensor of shape "
                                                         << shape_str(x.shape()));
   Tensor y = Tensor::empty({}, x.dtype(), x.device());
-  DISPATCH(x.device(), reduce, op, x, 1, x.numel(), 1, y);
+  JEBM_DISPATCH(x.device(), reduce, op, x, 1, x.numel(), 1, y);
   return y;
+}
+
+int64_t first_non_finite(const Tensor& t, double* value) {
+  if (!t.defined() || t.dtype() == DType::Int64) return -1;
+  if (!t.device().is_cpu()) {
+    if (sum_all(mul_scalar(t, 0.0)).item() == 0.0) return -1;
+    return first_non_finite(t.to(Device::cpu()), value);
+  }
+  const std::vector<double> v = t.to_vector();
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) {
+      if (value) *value = v[i];
+      return static_cast<int64_t>(i);
+    }
+  return -1;
 }
 
 Tensor sum_to(const Tensor& g, const Shape& shape) {
@@ -229,7 +224,7 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   // Always a fresh tensor, never an alias of g: autograd accumulates into the result in place.
   if (shape_numel(shape) == g.numel()) return g.clone().reshape(shape);
   Tensor out = Tensor::empty(shape, g.dtype(), g.device());
-  DISPATCH(g.device(), sum_to, g, out);
+  JEBM_DISPATCH(g.device(), sum_to, g, out);
   return out;
 }
 
@@ -253,7 +248,7 @@ std::array<int64_t, 3> gemm_dims(const char* op, const Tensor& a, const Tensor& 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const auto d = gemm_dims("matmul", a, b, trans_a, trans_b);
   Tensor c = Tensor::empty({d[0], d[2]}, a.dtype(), a.device());
-  DISPATCH(a.device(), gemm, trans_a, trans_b, 1.0, a, b, 0.0, c);
+  JEBM_DISPATCH(a.device(), gemm, trans_a, trans_b, 1.0, a, b, 0.0, c);
   return c;
 }
 
@@ -262,7 +257,7 @@ void gemm_(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tens
   check_compatible("gemm_", a, "a", c, "c");
   JEBM_CHECK(c.shape() == Shape({d[0], d[2]}), "gemm_: c has shape " << shape_str(c.shape()) << ", op(a) op(b) has ["
                                                                      << d[0] << ", " << d[2] << "]");
-  DISPATCH(a.device(), gemm, trans_a, trans_b, alpha, a, b, beta, c);
+  JEBM_DISPATCH(a.device(), gemm, trans_a, trans_b, alpha, a, b, beta, c);
 }
 
 // --- conv2d -----------------------------------------------------------------------------------------------
@@ -291,7 +286,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
                                                                    << shape_str(w.shape()));
   }
   Tensor y = Tensor::empty(ys, x.dtype(), x.device());
-  DISPATCH(x.device(), conv2d_forward, x, w, bias, p, y);
+  JEBM_DISPATCH(x.device(), conv2d_forward, x, w, bias, p, y);
   return y;
 }
 
@@ -303,7 +298,7 @@ Tensor conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Shape& 
                                                                    << shape_str(ys) << " for x " << shape_str(x_shape)
                                                                    << " and w " << shape_str(w.shape()));
   Tensor gx = Tensor::empty(x_shape, grad_y.dtype(), grad_y.device());
-  DISPATCH(grad_y.device(), conv2d_backward_data, grad_y, w, p, gx);
+  JEBM_DISPATCH(grad_y.device(), conv2d_backward_data, grad_y, w, p, gx);
   return gx;
 }
 
@@ -316,7 +311,7 @@ Tensor conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Shape
                                                                      << shape_str(x.shape()) << " and w "
                                                                      << shape_str(w_shape));
   Tensor gw = Tensor::empty(w_shape, grad_y.dtype(), grad_y.device());
-  DISPATCH(grad_y.device(), conv2d_backward_filter, grad_y, x, p, gw);
+  JEBM_DISPATCH(grad_y.device(), conv2d_backward_filter, grad_y, x, p, gw);
   return gw;
 }
 
@@ -325,7 +320,7 @@ Tensor conv2d_backward_bias(const Tensor& grad_y) {
   JEBM_CHECK(grad_y.dim() == 4, "conv2d_backward_bias: grad_y must be [N, F, OH, OW], got "
                                     << shape_str(grad_y.shape()));
   Tensor gb = Tensor::empty({grad_y.size(1)}, grad_y.dtype(), grad_y.device());
-  DISPATCH(grad_y.device(), conv2d_backward_bias, grad_y, gb);
+  JEBM_DISPATCH(grad_y.device(), conv2d_backward_bias, grad_y, gb);
   return gb;
 }
 
@@ -338,8 +333,12 @@ Tensor gather_rows(const Tensor& x, const Tensor& idx) {
   Shape ys = x.shape();
   ys[0] = idx.numel();
   Tensor y = Tensor::empty(ys, x.dtype(), x.device());
-  DISPATCH(x.device(), gather_rows, x, idx, y);
+  JEBM_DISPATCH(x.device(), gather_rows, x, idx, y);
   return y;
+}
+
+Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& idx) {
+  return gather_rows(x, Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, x.device()));
 }
 
 Tensor scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t rows) {
@@ -351,7 +350,7 @@ Tensor scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t rows) {
   Shape ys = src.shape();
   ys[0] = rows;
   Tensor y = Tensor::zeros(ys, src.dtype(), src.device());
-  DISPATCH(src.device(), scatter_add_rows, src, idx, y);
+  JEBM_DISPATCH(src.device(), scatter_add_rows, src, idx, y);
   return y;
 }
 
@@ -363,7 +362,7 @@ void index_copy_rows_(Tensor& dst, const Tensor& idx, const Tensor& src) {
                  idx.numel() == src.size(0),
              "index_copy_rows_: dst " << shape_str(dst.shape()) << ", idx " << shape_str(idx.shape()) << ", src "
                                       << shape_str(src.shape()) << " (src must be [len(idx), dst.shape[1:]...])");
-  DISPATCH(dst.device(), index_copy_rows, src, idx, dst);
+  JEBM_DISPATCH(dst.device(), index_copy_rows, src, idx, dst);
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
@@ -383,7 +382,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
     ys[static_cast<size_t>(a)] += t.size(a);
   }
   Tensor y = Tensor::empty(ys, first.dtype(), first.device());
-  DISPATCH(first.device(), concat, xs, a, y);
+  JEBM_DISPATCH(first.device(), concat, xs, a, y);
   return y;
 }
 
@@ -393,14 +392,14 @@ void uniform_(Tensor& y, double lo, double hi, Generator& gen) {
   check_float("uniform_", y, "y");
   JEBM_CHECK(lo <= hi, "uniform_: lo " << lo << " > hi " << hi);
   const uint64_t offset = gen.next();
-  DISPATCH(y.device(), rand_uniform, y, lo, hi, gen.seed, offset);
+  JEBM_DISPATCH(y.device(), rand_uniform, y, lo, hi, gen.seed, offset);
 }
 
 void normal_(Tensor& y, double mean, double stddev, Generator& gen) {
   check_float("normal_", y, "y");
   JEBM_CHECK(stddev >= 0, "normal_: stddev " << stddev << " < 0");
   const uint64_t offset = gen.next();
-  DISPATCH(y.device(), rand_normal, y, mean, stddev, gen.seed, offset);
+  JEBM_DISPATCH(y.device(), rand_normal, y, mean, stddev, gen.seed, offset);
 }
 
 Tensor rand_uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype, Device device) {
@@ -423,7 +422,7 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
   check_same_shape("adam_update_", param, "param", m, "m");
   check_same_shape("adam_update_", param, "param", v, "v");
   JEBM_CHECK(h.step >= 1, "adam_update_: step " << h.step << " must be >= 1 (bias correction is 1-based)");
-  DISPATCH(param.device(), adam_update, param, grad, m, v, h);
+  JEBM_DISPATCH(param.device(), adam_update, param, grad, m, v, h);
 }
 
 }  // namespace jebm

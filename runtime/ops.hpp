@@ -65,6 +65,10 @@ inline Tensor max(const Tensor& x, int64_t axis, bool keepdim = false) { return 
 inline Tensor logsumexp(const Tensor& x, int64_t axis, bool keepdim = false) { return reduce(ReduceOp::LogSumExp, x, axis, keepdim); }
 inline Tensor sum_all(const Tensor& x) { return reduce_all(ReduceOp::Sum, x); }
 inline Tensor mean_all(const Tensor& x) { return reduce_all(ReduceOp::Mean, x); }
+// Index of the first non-finite value of t, or -1 (always -1 for int64 and undefined tensors); *value gets that
+// value. A device tensor is tested through one scalar (sum(t * 0) is exactly 0 when every entry is finite, NaN
+// otherwise) and comes to the host only when it fails, so a healthy check copies no data.
+int64_t first_non_finite(const Tensor& t, double* value = nullptr);
 // Sums a broadcast result g back to `shape` (the inverse of broadcasting; used by autograd).
 Tensor sum_to(const Tensor& g, const Shape& shape);
 
@@ -88,6 +92,8 @@ Tensor conv2d_backward_bias(const Tensor& grad_y);  // [F]
 
 // --- rows by index (runtime/cpu/index.cpp); idx is Int64 [M] on the same device ---------------------------
 Tensor gather_rows(const Tensor& x, const Tensor& idx);                        // y[i] = x[idx[i]]
+// The same with host indices (chosen on the host, uploaded to x's device): exact row copies on every device.
+Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& idx);
 Tensor scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t rows);   // y = 0; y[idx[i]] += src[i]
 void index_copy_rows_(Tensor& dst, const Tensor& idx, const Tensor& src);      // dst[idx[i]] = src[i]
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis);

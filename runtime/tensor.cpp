@@ -199,6 +199,8 @@ Tensor Tensor::to(Device dev) const {
   return t;
 }
 
+Tensor Tensor::copy_to(Device dev) const { return dev == device() ? clone() : to(dev); }
+
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
   return cast(*this, dtype);

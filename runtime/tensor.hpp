@@ -55,18 +55,27 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
 
-  // --- raw data (device pointers for CUDA tensors) --------------------------------------------------
+  // --- raw data ---------------------------------------------------------------------------------------
+  // raw_data and device_data: a pointer on the tensor's own device (kernels, copies, communicators).
   void* raw_data();
   const void* raw_data() const;
-  template <typename T> T* data() {
-    JEBM_CHECK(DTypeOf<T>::value == dtype_, "Tensor::data: tensor is " << dtype_name(dtype_)
-                                              << ", asked for " << dtype_name(DTypeOf<T>::value));
+  template <typename T> T* device_data() {
+    check_dtype(DTypeOf<T>::value);
     return static_cast<T*>(raw_data());
   }
-  template <typename T> const T* data() const {
-    JEBM_CHECK(DTypeOf<T>::value == dtype_, "Tensor::data: tensor is " << dtype_name(dtype_)
-                                              << ", asked for " << dtype_name(DTypeOf<T>::value));
+  template <typename T> const T* device_data() const {
+    check_dtype(DTypeOf<T>::value);
     return static_cast<const T*>(raw_data());
+  }
+  // data: a host pointer, for code that reads or writes the elements on the CPU. Debug and sanitizer builds refuse
+  // a device tensor here (its pointer would be dereferenced on the host); release builds skip that check.
+  template <typename T> T* data() {
+    check_host();
+    return device_data<T>();
+  }
+  template <typename T> const T* data() const {
+    check_host();
+    return device_data<T>();
   }
 
   // --- views ----------------------------------------------------------------------------------------
@@ -77,6 +86,7 @@ class Tensor {
   // --- copies ---------------------------------------------------------------------------------------
   Tensor clone() const;
   Tensor to(Device device) const;  // shares storage when already there
+  Tensor copy_to(Device device) const;  // a copy on `device` that never shares this tensor's storage
   Tensor to(DType dtype) const;    // shares storage when already that dtype
   void copy_(const Tensor& src);   // same shape; any device/dtype pair
   std::vector<double> to_vector() const;  // host copy, converted to double
@@ -86,6 +96,19 @@ class Tensor {
   std::string str(int64_t max_elements = 64) const;
 
  private:
+  void check_dtype(DType asked) const {
+    JEBM_CHECK(asked == dtype_,
+               "Tensor::data: tensor is " << dtype_name(dtype_) << ", asked for " << dtype_name(asked));
+  }
+#if defined(JEBM_SANITIZE) || !defined(NDEBUG)
+  void check_host() const {
+    JEBM_CHECK(!defined() || device().is_cpu(), "Tensor::data: a host pointer was asked of a tensor on "
+                                                    << device().str() << " (device code uses device_data)");
+  }
+#else
+  void check_host() const {}
+#endif
+
   std::shared_ptr<Storage> storage_;
   int64_t offset_ = 0;  // in elements
   Shape shape_;

@@ -332,7 +332,7 @@ Tensor shard_rows(const Tensor& t, const ShardLayout& layout) {
   JEBM_CHECK(t.defined() && t.size(0) == layout.total, "shard_population: a tensor of "
                                                            << (t.defined() ? shape_str(t.shape()) : std::string("undefined"))
                                                            << " for a population of " << layout.total);
-  return copy_tensor(t.rows(layout.offset(), layout.offset() + layout.count()));
+  return t.rows(layout.offset(), layout.offset() + layout.count()).clone();
 }
 
 }  // namespace

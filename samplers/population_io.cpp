@@ -95,7 +95,7 @@ void load_track(const SafeTensors& st, const std::string& key, int64_t walkers, 
   r.all_moved = checkpoint_meta_u64(st, key + "all_moved") != 0;
   r.subset_counter = checkpoint_meta_u64(st, key + "subset_counter");
   if (st.tensors.count(key + "u_cache"))
-    r.u_cache = copy_tensor(get(st, key + "u_cache", Shape{walkers}, DType::Float64));
+    r.u_cache = get(st, key + "u_cache", Shape{walkers}, DType::Float64).clone();
   const int64_t lm = static_cast<int64_t>(checkpoint_meta_u64(st, key + "last_moved_count"));
   if (lm > 0) r.last_moved = get(st, key + "last_moved", Shape{lm}, DType::Int64).host_vector<int64_t>();
 }

@@ -79,7 +79,7 @@ std::vector<int64_t> draw_ancestors(const std::vector<double>& w, ResampleScheme
 Tensor cumulative_weights(const Tensor& w) {
   check_weights(w, "cumulative_weights");
   Tensor c = Tensor::empty({w.numel()}, DType::Float64, w.device());
-  JEBM_SAMPLER_DISPATCH(w.device(), cumulative_weights, w, c);
+  JEBM_DISPATCH(w.device(), cumulative_weights, w, c);
   return c;
 }
 
@@ -87,14 +87,14 @@ Tensor systematic_ancestors(const Tensor& w, double u) {
   JEBM_CHECK(u >= 0.0 && u < 1.0, "systematic_ancestors: u = " << u << " not in [0, 1)");
   const Tensor c = cumulative_weights(w);
   Tensor anc = Tensor::empty({w.numel()}, DType::Int64, w.device());
-  JEBM_SAMPLER_DISPATCH(w.device(), systematic_ancestors, c, u, anc);
+  JEBM_DISPATCH(w.device(), systematic_ancestors, c, u, anc);
   return anc;
 }
 
 Tensor multinomial_ancestors(const Tensor& w, uint64_t seed, uint64_t offset) {
   const Tensor c = cumulative_weights(w);
   Tensor anc = Tensor::empty({w.numel()}, DType::Int64, w.device());
-  JEBM_SAMPLER_DISPATCH(w.device(), multinomial_ancestors, c, seed, offset, anc);
+  JEBM_DISPATCH(w.device(), multinomial_ancestors, c, seed, offset, anc);
   return anc;
 }
 

@@ -106,21 +106,21 @@ void ula_jarzynski_step(WalkerPopulation& pop, const Tensor& u, const Tensor& g,
   m.energy_coef = cfg.energy_coef();
   m.offset = redo ? pop.moves - 1 : pop.moves;
   m.first_walker = static_cast<uint64_t>(pop.first_index);
-  JEBM_SAMPLER_DISPATCH(pop.x.device(), ula_jarzynski_move, pop, u, g, m, idx);
+  JEBM_DISPATCH(pop.x.device(), ula_jarzynski_move, pop, u, g, m, idx);
   if (move && !redo) ++pop.moves;
 }
 
 Tensor ula_noise(int64_t n, int64_t dims, uint64_t seed, uint64_t offset, Device device) {
   JEBM_CHECK(n >= 0 && dims >= 1, "ula_noise: n = " << n << ", dims = " << dims);
   Tensor xi = Tensor::empty({n, dims}, DType::Float64, device);
-  JEBM_SAMPLER_DISPATCH(device, ula_noise, xi, seed, offset);
+  JEBM_DISPATCH(device, ula_noise, xi, seed, offset);
   return xi;
 }
 
 Tensor philox_words(int64_t n, uint64_t seed, uint64_t first_stream, uint64_t offset, Device device) {
   JEBM_CHECK(n >= 0, "philox_words: n = " << n);
   Tensor w = Tensor::empty({n, 4}, DType::Int64, device);
-  JEBM_SAMPLER_DISPATCH(device, philox_words, w, seed, first_stream, offset);
+  JEBM_DISPATCH(device, philox_words, w, seed, first_stream, offset);
   return w;
 }
 
@@ -186,7 +186,7 @@ void jarzynski_parameter_change(WalkerPopulation& pop, const Tensor& u_old, cons
     }
   }
   const Tensor idx_t = idx.empty() ? Tensor() : Tensor::from_vector(idx, {b}, dev);
-  JEBM_SAMPLER_DISPATCH(dev, parameter_change, pop.log_w, idx_t, u_old, u_new, energy_coef);
+  JEBM_DISPATCH(dev, parameter_change, pop.log_w, idx_t, u_old, u_new, energy_coef);
 }
 
 void resample_and_redo_move(WalkerPopulation& pop, const Tensor& ancestors, const Tensor& u, const Tensor& g,

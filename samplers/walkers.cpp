@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "runtime/ops.hpp"
@@ -36,7 +35,7 @@ void check_log_weights(const Tensor& log_w, const char* what) {
 // The totals of log_w on its device, and a host copy of them.
 Tensor log_weight_sums(const Tensor& log_w, std::vector<double>& host) {
   Tensor sums = Tensor::empty({4}, DType::Float64, log_w.device());
-  JEBM_SAMPLER_DISPATCH(log_w.device(), log_weight_sums, log_w, sums);
+  JEBM_DISPATCH(log_w.device(), log_weight_sums, log_w, sums);
   host = sums.host_vector<double>();
   return sums;
 }
@@ -77,53 +76,19 @@ Tensor normalized_weights(const Tensor& log_w, double* ess) {
   const Tensor sums = log_weight_sums(log_w, h);
   stats_from_sums(h.data(), log_w.numel());  // the same check of the largest log-weight as weight_stats
   Tensor w = Tensor::empty({log_w.numel()}, DType::Float64, log_w.device());
-  JEBM_SAMPLER_DISPATCH(log_w.device(), normalized_weights, log_w, sums, w);
-  if (ess) *ess = 1.0 / JEBM_SAMPLER_DISPATCH(w.device(), sum_of_squares, w);
+  JEBM_DISPATCH(log_w.device(), normalized_weights, log_w, sums, w);
+  if (ess) *ess = 1.0 / JEBM_DISPATCH(w.device(), sum_of_squares, w);
   return w;
 }
 
 WalkerPopulation walkers_to(const WalkerPopulation& pop, Device device) {
   WalkerPopulation p = pop;
-  // Tensor::to shares storage when already there; clone so the copy never aliases the original.
-  auto move = [&](const Tensor& t) { return t.device() == device ? t.clone() : t.to(device); };
-  p.x = move(pop.x);
-  p.x_prev = move(pop.x_prev);
-  p.log_w = move(pop.log_w);
-  p.partial = move(pop.partial);
-  p.pending = move(pop.pending);
+  p.x = pop.x.copy_to(device);
+  p.x_prev = pop.x_prev.copy_to(device);
+  p.log_w = pop.log_w.copy_to(device);
+  p.partial = pop.partial.copy_to(device);
+  p.pending = pop.pending.copy_to(device);
   return p;
-}
-
-Tensor copy_tensor(const Tensor& src) {
-  JEBM_CHECK(src.device().is_cpu(), "copy_tensor: CPU tensors only");
-  Tensor t = Tensor::empty(src.shape(), src.dtype());
-  if (src.nbytes()) std::memcpy(t.raw_data(), src.raw_data(), src.nbytes());
-  return t;
-}
-
-void gather_rows_into(Tensor& dst, const Tensor& src, const std::vector<int64_t>& idx) {
-  JEBM_CHECK(src.dim() >= 1 && dst.dim() >= 1 && dst.dtype() == src.dtype() &&
-                 dst.size(0) == static_cast<int64_t>(idx.size()) &&
-                 dst.numel() * src.size(0) == src.numel() * dst.size(0),
-             "gather_rows_into: dst " << shape_str(dst.shape()) << " src " << shape_str(src.shape()) << " with "
-                                      << idx.size() << " indices");
-  JEBM_CHECK(!dst.same_storage(src), "gather_rows_into: dst and src share storage");
-  const size_t row = src.size(0) ? src.nbytes() / static_cast<size_t>(src.size(0)) : 0;
-  const char* s = static_cast<const char*>(src.raw_data());
-  char* d = static_cast<char*>(dst.raw_data());
-  for (size_t i = 0; i < idx.size(); ++i) {
-    JEBM_CHECK(idx[i] >= 0 && idx[i] < src.size(0), "gather_rows_into: index " << idx[i] << " out of [0, "
-                                                                              << src.size(0) << ")");
-    std::memcpy(d + i * row, s + static_cast<size_t>(idx[i]) * row, row);
-  }
-}
-
-Tensor gather_rows_copy(const Tensor& src, const std::vector<int64_t>& idx) {
-  Shape shape = src.shape();
-  shape[0] = static_cast<int64_t>(idx.size());
-  Tensor t = Tensor::empty(shape, src.dtype());
-  gather_rows_into(t, src, idx);
-  return t;
 }
 
 WalkerPopulation WalkerPopulation::create(const Tensor& x0, uint64_t seed, double log_z0) {

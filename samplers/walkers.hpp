@@ -62,10 +62,4 @@ struct WalkerPopulation {
 // never shares storage with pop, even on the same device.
 WalkerPopulation walkers_to(const WalkerPopulation& pop, Device device);
 
-// Copies rows of a contiguous CPU tensor: dst[i] = src[idx[i]] (dst and src may not alias).
-void gather_rows_into(Tensor& dst, const Tensor& src, const std::vector<int64_t>& idx);
-Tensor gather_rows_copy(const Tensor& src, const std::vector<int64_t>& idx);
-// A deep copy through raw memory (Tensor::clone needs the ops library; this does not).
-Tensor copy_tensor(const Tensor& src);
-
 }  // namespace jebm

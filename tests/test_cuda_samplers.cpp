@@ -19,7 +19,6 @@
 #include <numeric>
 
 #include "models/gaussian_mixture.hpp"
-#include "models/gaussian_mixture_cuda.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
 #include "samplers/resampling.hpp"
@@ -260,8 +259,8 @@ BOOST_AUTO_TEST_CASE(resampling_matches_cpu, *utf::precondition(jebm::test::Cuda
   }
 }
 
-// The GMM closed forms on the device are defined only in CUDA builds (models/gaussian_mixture_cuda.hpp).
-#ifdef JEBM_WITH_CUDA
+// The GMM closed forms through their Tensor dispatch (models/kernels.inc) on the device, against the raw-array CPU
+// reference.
 BOOST_AUTO_TEST_CASE(gmm_closed_forms_match_cpu, *utf::precondition(jebm::test::CudaDevicePresent())) {
   for (auto [k, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 50}, {5, 33}, {3, 100}}) {
     const std::string what = "K " + std::to_string(k) + " D " + std::to_string(d);
@@ -275,7 +274,7 @@ BOOST_AUTO_TEST_CASE(gmm_closed_forms_match_cpu, *utf::precondition(jebm::test::
     const Tensor xd = host(x, {n, d}).to(kCuda);
     Tensor ud = Tensor::empty({n}, DType::Float64, kCuda), gd = Tensor::empty({n, d}, DType::Float64, kCuda),
            rd = Tensor::empty({n, k}, DType::Float64, kCuda);
-    gmm_eval_cuda(p, xd, ud, &gd, &rd);
+    gmm_eval(p, xd, ud, &gd, &rd);
     // U is -log of a sum of O(|x|^2 D) exponents: relative 1e-12; g, r: a few ulps of O(1..10) values.
     BOOST_TEST(all_close(ud.to_vector(), u, 1e-11, 1e-12, what + " U"));
     BOOST_TEST(all_close(gd.to_vector(), g, 1e-11, 1e-12, what + " grad_x U"));
@@ -284,17 +283,16 @@ BOOST_AUTO_TEST_CASE(gmm_closed_forms_match_cpu, *utf::precondition(jebm::test::
     for (bool weighted : {false, true}) {
       std::vector<double> ga(static_cast<size_t>(k * d)), gz(static_cast<size_t>(k)), ga2 = ga, gz2 = gz;
       gmm_param_grad(p, x.data(), r.data(), weighted ? c.data() : nullptr, n, ga.data(), gz.data());
-      gmm_param_grad_cuda(p, xd, rd, weighted ? host(c, {n}).to(kCuda) : Tensor(), ga2.data(), gz2.data());
+      gmm_param_grad(p, xd, rd, weighted ? host(c, {n}).to(kCuda) : Tensor(), ga2.data(), gz2.data());
       BOOST_TEST(all_close(ga2, ga, 1e-11, 1e-11, what + " dU/da"));
       BOOST_TEST(all_close(gz2, gz, 1e-13, 1e-11, what + " dU/dz"));
     }
     std::vector<double> ga(static_cast<size_t>(k * d)), gz(static_cast<size_t>(k)), ga2 = ga, gz2 = gz;
     const double m = gmm_data_term(p, x.data(), n, ga.data(), gz.data());
-    const double m2 = gmm_data_term_cuda(p, xd, ga2.data(), gz2.data());
+    const double m2 = gmm_data_term(p, xd, ga2.data(), gz2.data());
     BOOST_TEST(std::fabs(m2 - m) <= 1e-11 * std::fabs(m) + 1e-12);
     BOOST_TEST(all_close(ga2, ga, 1e-11, 1e-11, what + " data dU/da"));
     BOOST_TEST(all_close(gz2, gz, 1e-13, 1e-11, what + " data dU/dz"));
   }
 }
 
-#endif  // JEBM_WITH_CUDA

@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(closed_forms_match_autograd) {
   gmm_param_grad(p, x.data<double>(), r.data(), c.data(), n, ga.data(), gz.data());
 
   GaussianMixtureEnergy energy(p);
-  ag::Var xv(copy_tensor(x), true);
+  ag::Var xv(x.clone(), true);
   ag::Var uv = energy(xv);
   BOOST_TEST(all_close(uv.value().to_vector(), u, 1e-12, 1e-12, "U"));
   // sum_i c_i U(x_i): its gradient gives sum_i c_i grad_theta U and c_i grad_x U in one backward.

@@ -153,7 +153,7 @@ namespace {
 SafeTensors in_memory(const CheckpointTensors& tensors, const CheckpointMetadata& metadata) {
   SafeTensors st;
   st.path = "(in memory)";
-  for (const auto& [name, t] : tensors) st.tensors[name] = copy_tensor(t);
+  for (const auto& [name, t] : tensors) st.tensors[name] = t.clone();
   st.metadata = metadata;
   return st;
 }

@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(pass_variance_and_lag_covariance_match_direct_sums) {
   const GmmWalkerPass p1 = gmm_walker_pass(theta, pop, ula, true, &lag);  // nothing pending: A stays as set
   BOOST_TEST(p1.lag_cov.empty());
   const std::vector<double> w1 = normalized_weights(pop.log_w.to_vector());
-  const Tensor x1 = copy_tensor(pop.x_prev);  // X_k
+  const Tensor x1 = pop.x_prev.clone();  // X_k
   const std::vector<double> f1 = per_walker_gradients(theta, x1), g1 = weighted_mean(f1, w1, w);
   std::vector<double> var(static_cast<size_t>(w), 0.0);
   for (int64_t i = 0; i < n; ++i)

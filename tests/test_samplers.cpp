@@ -212,7 +212,7 @@ void check_fused_equals_reference(double sigma, double clip, int64_t d,
   cfg.drift_clip = clip;
   cfg.weight_kernel = wk;
   WalkerPopulation pop = WalkerPopulation::create(x0, 42);
-  Tensor x_ref = copy_tensor(x0);
+  Tensor x_ref = x0.clone();
   Tensor a_ref = Tensor::empty({n}, DType::Float64);
   std::fill_n(a_ref.data<double>(), n, 0.0);
   Eval e = eval(p, pop.x);
@@ -266,7 +266,7 @@ BOOST_AUTO_TEST_CASE(weight_kernels_match_their_formulas) {
       WalkerPopulation pop = WalkerPopulation::create(x0, 3);
       const Eval e0 = eval(p0, pop.x);
       ula_jarzynski_step(pop, e0.u, e0.g, cfg, MoveKind::MoveOnly);
-      const Tensor x1 = copy_tensor(pop.x);
+      const Tensor x1 = pop.x.clone();
       const Eval e1 = eval(p1, x1);
       ula_jarzynski_step(pop, e1.u, e1.g, cfg, MoveKind::CompleteOnly);
       const double v = wk == WeightKernel::Consistent ? sigma * sigma : 2.0 * h;
@@ -344,9 +344,9 @@ BOOST_AUTO_TEST_CASE(weights_at_fixed_theta_on_a_quadratic_energy_have_closed_fo
       WalkerPopulation pop = WalkerPopulation::create(x0, 4);
       std::vector<double> cross(static_cast<size_t>(n), 0.0);  // sum over moves of d.(G_x + G_y)
       Eval e = eval(p, pop.x);
-      const Tensor g0 = copy_tensor(e.g);
+      const Tensor g0 = e.g.clone();
       for (int64_t k = 0; k < moves; ++k) {
-        const Tensor xa = copy_tensor(pop.x), ga = copy_tensor(e.g);
+        const Tensor xa = pop.x.clone(), ga = e.g.clone();
         ula_jarzynski_step(pop, e.u, e.g, cfg, k == 0 ? MoveKind::MoveOnly : MoveKind::CompleteAndMove);
         const Eval next = eval(p, pop.x);
         for (int64_t i = 0; i < n; ++i)
@@ -441,13 +441,13 @@ BOOST_AUTO_TEST_CASE(resampled_copies_do_not_move_identically) {
   e = eval(p, pop.x);
   ula_jarzynski_step(pop, e.u, e.g, cfg);
   pop.log_w.data<double>()[0] += 50.0;
-  const Tensor x_pre = copy_tensor(pop.x_prev);
+  const Tensor x_pre = pop.x_prev.clone();
   const std::vector<int64_t> anc = draw_population_ancestors(pop, ResampleScheme::Systematic);
   BOOST_TEST(std::count(anc.begin(), anc.end(), 0) == n);
   resample_and_redo_move(pop, anc, e.u, e.g, cfg);
   // Every copy starts at walker 0's pre-move position and gets its own noise (stream = its own index).
   const Tensor xi = ula_noise_reference(n, d, 99, pop.moves - 1);
-  const Tensor start = gather_rows_copy(x_pre, anc), g0 = gather_rows_copy(e.g, anc);
+  const Tensor start = gather_rows(x_pre, anc), g0 = gather_rows(e.g, anc);
   BOOST_TEST(all_close(pop.x, ula_move_reference(start, g0, xi, cfg), 1e-14, 1e-14, "redone move"));
   const std::vector<double> x = pop.x.to_vector();
   for (int64_t i = 1; i < n; ++i) BOOST_TEST(x[static_cast<size_t>(i * d)] != x[0]);

@@ -51,7 +51,7 @@ void check_2h_is_t_times_tempered(const EnergyUnderTest& e, const Tensor& x0, do
   ct.weight_kernel = WeightKernel::Tempered;
   const double t = ct.temperature();
   BOOST_TEST(t < 1.0);
-  WalkerPopulation p2 = WalkerPopulation::create(copy_tensor(x0), 17), pt = WalkerPopulation::create(copy_tensor(x0), 17);
+  WalkerPopulation p2 = WalkerPopulation::create(x0.clone(), 17), pt = WalkerPopulation::create(x0.clone(), 17);
   auto step = [&](MoveKind kind) {
     Tensor u, g;
     e.eval(p2.x, u, g);
@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(paper_2h_increments_are_t_times_the_tempered_ones_on_a_netw
   MnistEnergyCNN energy(gen, DType::Float64);  // the MNIST energy network, on 14x14 walkers as in the CPU preset
   Generator gx{21, 0};
   const Tensor x0 = rand_uniform({n, 1, 14, 14}, -1.0, 1.0, gx, DType::Float64);
-  WalkerPopulation unused = WalkerPopulation::create(copy_tensor(x0), 1);
+  WalkerPopulation unused = WalkerPopulation::create(x0.clone(), 1);
   const Trainer evaluator(energy, unused, TrainerOptions{});
   EnergyUnderTest e;
   e.eval = [&](const Tensor& x, Tensor& u, Tensor& g) {  // U = 100 f(x): the untrained net's f is nearly flat
@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(tempered_fused_pass_matches_its_formula) {
       gmm_eval(p, x.data<double>(), n, u.data(), g.data(), nullptr);
       for (double& v : g) v = clip > 0.0 ? std::fmax(-clip, std::fmin(clip, v)) : v;
     };
-    WalkerPopulation pop = WalkerPopulation::create(copy_tensor(x0), 2);
+    WalkerPopulation pop = WalkerPopulation::create(x0.clone(), 2);
     std::vector<double> want(static_cast<size_t>(n), 0.0), u0, g0, u1, g1;
     for (int k = 0; k < 3; ++k) {
       const std::vector<double> xa = pop.x.to_vector();

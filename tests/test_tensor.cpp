@@ -1,7 +1,9 @@
-// Tensor basics (runtime/tensor.hpp): creation, views that share storage (reshape, rows), clone, dtype conversion,
-// item() and printing, and the errors for bad reshapes/rows/items.
+// Tensor basics (runtime/tensor.hpp): creation, views that share storage (reshape, rows), clone, copy_to, dtype
+// conversion, item() and printing, and the errors for bad reshapes/rows/items; gather_rows with host indices and
+// first_non_finite (runtime/ops.hpp).
 #include "tests/helpers.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -99,6 +101,28 @@ BOOST_AUTO_TEST_CASE(clone_copies_and_to_dtype_converts) {
   dst.copy_(x);  // converts on the way
   BOOST_TEST(dst.to_vector()[1] == -2.5);
   BOOST_CHECK_THROW(dst.copy_(Tensor::zeros({4})), Error);
+}
+
+BOOST_AUTO_TEST_CASE(copies_gathers_and_non_finite_scans) {
+  const Tensor x = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}, DType::Float64);
+  const Tensor c = x.copy_to(Device::cpu());  // same device: still a copy, never the same storage
+  BOOST_TEST(!c.same_storage(x));
+  BOOST_TEST(c.to_vector() == x.to_vector(), boost::test_tools::per_element());
+  // Host indices: rows in the order given, repeats allowed, the bad index named.
+  BOOST_TEST(gather_rows(x, std::vector<int64_t>{2, 0, 2}).to_vector() == std::vector<double>({5, 6, 1, 2, 5, 6}),
+             boost::test_tools::per_element());
+  BOOST_TEST(gather_rows(x, std::vector<int64_t>{}).shape() == Shape({0, 2}));
+  test::expect_error([&] { gather_rows(x, std::vector<int64_t>{1, 3}); }, {"gather_rows", "index 3", "3 rows"});
+  double bad = 0.0;
+  BOOST_TEST(first_non_finite(x, &bad) == -1);
+  BOOST_TEST(bad == 0.0);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const Tensor y = Tensor::from_vector(std::vector<double>{0, 1, -INFINITY, NAN}, {2, 2}, dt);
+    BOOST_TEST(first_non_finite(y, &bad) == 2);
+    BOOST_TEST(bad == -INFINITY);
+  }
+  BOOST_TEST(first_non_finite(Tensor::zeros({3}, DType::Int64)) == -1);
+  BOOST_TEST(first_non_finite(Tensor()) == -1);
 }
 
 BOOST_AUTO_TEST_CASE(item_and_printing) {

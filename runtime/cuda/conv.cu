@@ -445,11 +445,11 @@ void conv2d_backward_bias(const Tensor& grad_y, Tensor& grad_b) {
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_bias (cuda)", [&] {
     if (small)
       backward_bias_kernel<scalar_t, int32_t><<<grid, kBlock, 0, s>>>(
-          grad_y.data<scalar_t>(), grad_b.data<scalar_t>(), static_cast<int32_t>(n), static_cast<int32_t>(f),
+          grad_y.device_data<scalar_t>(), grad_b.device_data<scalar_t>(), static_cast<int32_t>(n), static_cast<int32_t>(f),
           static_cast<int32_t>(p));
     else
-      backward_bias_kernel<scalar_t, int64_t><<<grid, kBlock, 0, s>>>(grad_y.data<scalar_t>(),
-                                                                     grad_b.data<scalar_t>(), n, f, p);
+      backward_bias_kernel<scalar_t, int64_t><<<grid, kBlock, 0, s>>>(grad_y.device_data<scalar_t>(),
+                                                                     grad_b.device_data<scalar_t>(), n, f, p);
   });
   CUDA_CHECK_LAUNCH("backward_bias_kernel");
 }

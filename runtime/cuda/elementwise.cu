@@ -143,9 +143,9 @@ void cast_from(const Tensor& x, Tensor& y, cudaStream_t s) {
   const int64_t n = x.numel();
   const Src* xp = static_cast<const Src*>(x.raw_data());
   switch (y.dtype()) {
-    case DType::Float32: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<float>(), n); break;
-    case DType::Float64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<double>(), n); break;
-    case DType::Int64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.data<int64_t>(), n); break;
+    case DType::Float32: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.device_data<float>(), n); break;
+    case DType::Float64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.device_data<double>(), n); break;
+    case DType::Int64: cast_kernel<<<grid_for(n), kBlock, 0, s>>>(xp, y.device_data<int64_t>(), n); break;
   }
   CUDA_CHECK_LAUNCH("cast_kernel");
 }
@@ -157,7 +157,7 @@ void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
   if (n == 0) return;
   cudaStream_t s = stream(x);
   JEBM_DISPATCH_FLOAT(x.dtype(), "unary (cuda)", [&] {
-    unary_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), y.data<scalar_t>(), n,
+    unary_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.device_data<scalar_t>(), y.device_data<scalar_t>(), n,
                                                  static_cast<scalar_t>(alpha));
   });
   CUDA_CHECK_LAUNCH("unary_kernel(" << unary_op_name(op) << ")");
@@ -168,8 +168,8 @@ void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& g
   if (n == 0) return;
   cudaStream_t s = stream(x);
   JEBM_DISPATCH_FLOAT(x.dtype(), "unary_backward (cuda)", [&] {
-    unary_backward_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), grad_y.data<scalar_t>(),
-                                                          grad_x.data<scalar_t>(), n, static_cast<scalar_t>(alpha));
+    unary_backward_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.device_data<scalar_t>(), grad_y.device_data<scalar_t>(),
+                                                          grad_x.device_data<scalar_t>(), n, static_cast<scalar_t>(alpha));
   });
   CUDA_CHECK_LAUNCH("unary_backward_kernel(" << unary_op_name(op) << ")");
 }
@@ -179,9 +179,9 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   if (n == 0) return;
   cudaStream_t s = stream(out);
   JEBM_DISPATCH_FLOAT(out.dtype(), "binary (cuda)", [&] {
-    const scalar_t* ap = a.data<scalar_t>();
-    const scalar_t* bp = b.data<scalar_t>();
-    scalar_t* op_ = out.data<scalar_t>();
+    const scalar_t* ap = a.device_data<scalar_t>();
+    const scalar_t* bp = b.device_data<scalar_t>();
+    scalar_t* op_ = out.device_data<scalar_t>();
     if ((a.numel() == n || a.numel() == 1) && (b.numel() == n || b.numel() == 1)) {
       binary_flat_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, a.numel() == n ? 1 : 0, bp, b.numel() == n ? 1 : 0,
                                                          op_, n);
@@ -203,7 +203,7 @@ void scalar_op(ScalarOp op, const Tensor& x, double s_, double s2, Tensor& y) {
   if (n == 0) return;
   cudaStream_t s = stream(x);
   JEBM_DISPATCH_FLOAT(x.dtype(), "scalar_op (cuda)", [&] {
-    scalar_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.data<scalar_t>(), y.data<scalar_t>(), n,
+    scalar_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.device_data<scalar_t>(), y.device_data<scalar_t>(), n,
                                                   static_cast<scalar_t>(s_), static_cast<scalar_t>(s2));
   });
   CUDA_CHECK_LAUNCH("scalar_kernel");
@@ -214,8 +214,8 @@ void axpby(double a, const Tensor& x, double b, Tensor& y) {
   if (n == 0) return;
   cudaStream_t s = stream(y);
   JEBM_DISPATCH_FLOAT(y.dtype(), "axpby (cuda)", [&] {
-    axpby_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<scalar_t>(a), x.data<scalar_t>(),
-                                                 static_cast<scalar_t>(b), y.data<scalar_t>(), n);
+    axpby_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<scalar_t>(a), x.device_data<scalar_t>(),
+                                                 static_cast<scalar_t>(b), y.device_data<scalar_t>(), n);
   });
   CUDA_CHECK_LAUNCH("axpby_kernel");
 }
@@ -225,9 +225,9 @@ void fill(Tensor& y, double value) {
   if (n == 0) return;
   cudaStream_t s = stream(y);
   switch (y.dtype()) {
-    case DType::Float32: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<float>(), n, static_cast<float>(value)); break;
-    case DType::Float64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<double>(), n, value); break;
-    case DType::Int64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.data<int64_t>(), n, static_cast<int64_t>(value)); break;
+    case DType::Float32: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.device_data<float>(), n, static_cast<float>(value)); break;
+    case DType::Float64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.device_data<double>(), n, value); break;
+    case DType::Int64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(y.device_data<int64_t>(), n, static_cast<int64_t>(value)); break;
   }
   CUDA_CHECK_LAUNCH("fill_kernel");
 }

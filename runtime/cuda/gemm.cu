@@ -31,12 +31,12 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
     case DType::Float32: {
       const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
       CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &al,
-                               b.data<float>(), ldb, a.data<float>(), lda, &be, c.data<float>(), ldc));
+                               b.device_data<float>(), ldb, a.device_data<float>(), lda, &be, c.device_data<float>(), ldc));
       break;
     }
     case DType::Float64:
       CUBLAS_CHECK(cublasDgemm(h, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha,
-                               b.data<double>(), ldb, a.data<double>(), lda, &beta, c.data<double>(), ldc));
+                               b.device_data<double>(), ldb, a.device_data<double>(), lda, &beta, c.device_data<double>(), ldc));
       break;
     default: JEBM_FAIL("gemm (cuda): dtype " << dtype_name(c.dtype()) << " is not supported");
   }

@@ -73,7 +73,7 @@ void gather_rows(const Tensor& x, const Tensor& idx, Tensor& y) {
   dispatch_bits(x.dtype(), [&](auto u) {
     using U = decltype(u);
     gather_kernel<<<grid_for(m * d), kBlock, 0, ctx.stream>>>(static_cast<const U*>(x.raw_data()),
-                                                               idx.data<int64_t>(), static_cast<U*>(y.raw_data()),
+                                                               idx.device_data<int64_t>(), static_cast<U*>(y.raw_data()),
                                                                m, d, x.size(0), err);
   });
   CUDA_CHECK_LAUNCH("gather_kernel");
@@ -85,8 +85,8 @@ void scatter_add_rows(const Tensor& src, const Tensor& idx, Tensor& y) {
   Context& ctx = context(y);
   DeviceError* err = device_error(ctx);
   JEBM_DISPATCH_FLOAT(y.dtype(), "scatter_add_rows (cuda)", [&] {
-    scatter_add_kernel<<<grid_for(m * d), kBlock, 0, ctx.stream>>>(src.data<scalar_t>(), idx.data<int64_t>(),
-                                                                    y.data<scalar_t>(), m, d, y.size(0), err);
+    scatter_add_kernel<<<grid_for(m * d), kBlock, 0, ctx.stream>>>(src.device_data<scalar_t>(), idx.device_data<int64_t>(),
+                                                                    y.device_data<scalar_t>(), m, d, y.size(0), err);
   });
   CUDA_CHECK_LAUNCH("scatter_add_kernel");
 }
@@ -99,7 +99,7 @@ void index_copy_rows(const Tensor& src, const Tensor& idx, Tensor& dst) {
   dispatch_bits(dst.dtype(), [&](auto u) {
     using U = decltype(u);
     index_copy_kernel<<<grid_for(m * d), kBlock, 0, ctx.stream>>>(static_cast<const U*>(src.raw_data()),
-                                                                   idx.data<int64_t>(),
+                                                                   idx.device_data<int64_t>(),
                                                                    static_cast<U*>(dst.raw_data()), m, d,
                                                                    dst.size(0), err);
   });

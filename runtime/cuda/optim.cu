@@ -37,7 +37,7 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
   cudaStream_t s = stream(param);
   JEBM_DISPATCH_FLOAT(param.dtype(), "adam_update (cuda)", [&] {
     using T = scalar_t;
-    adam_kernel<<<grid_for(n), kBlock, 0, s>>>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), n,
+    adam_kernel<<<grid_for(n), kBlock, 0, s>>>(param.device_data<T>(), grad.device_data<T>(), m.device_data<T>(), v.device_data<T>(), n,
                                                 static_cast<T>(h.lr / bc1), static_cast<T>(std::sqrt(bc2)),
                                                 static_cast<T>(h.beta1), static_cast<T>(h.beta2),
                                                 static_cast<T>(h.eps), static_cast<T>(h.weight_decay));

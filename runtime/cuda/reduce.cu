@@ -260,7 +260,7 @@ void reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inne
   if (outer * inner == 0) return;
   cudaStream_t s = stream(x);
   JEBM_DISPATCH_FLOAT(x.dtype(), "reduce (cuda)",
-                      [&] { reduce_typed(op, x.data<scalar_t>(), outer, n, inner, y.data<scalar_t>(), s); });
+                      [&] { reduce_typed(op, x.device_data<scalar_t>(), outer, n, inner, y.device_data<scalar_t>(), s); });
 }
 
 void sum_to(const Tensor& g, Tensor& out) {
@@ -271,8 +271,8 @@ void sum_to(const Tensor& g, Tensor& out) {
   Shape os(r, 1);  // out's shape right-aligned to g's rank
   for (size_t k = 0; k < out.shape().size(); ++k) os[off + k] = out.shape()[k];
   JEBM_DISPATCH_FLOAT(g.dtype(), "sum_to (cuda)", [&] {
-    const scalar_t* gp = g.data<scalar_t>();
-    scalar_t* op = out.data<scalar_t>();
+    const scalar_t* gp = g.device_data<scalar_t>();
+    scalar_t* op = out.device_data<scalar_t>();
     // The same two one-reduction cases as the CPU: broadcast over leading dims ([N, D] -> [D]) or over
     // trailing dims ([N, D] -> [N, 1]).
     size_t lead = 0;

@@ -38,7 +38,7 @@ void rand_fill(Tensor& y, double scale, double shift, uint64_t seed, uint64_t of
   cudaStream_t s = stream(y);
   JEBM_DISPATCH_FLOAT(y.dtype(), what, [&] {
     rand_pairs_kernel<scalar_t, kNormal>
-        <<<grid_for((n + 1) / 2), kBlock, 0, s>>>(y.data<scalar_t>(), n, scale, shift, seed, offset);
+        <<<grid_for((n + 1) / 2), kBlock, 0, s>>>(y.device_data<scalar_t>(), n, scale, shift, seed, offset);
   });
   CUDA_CHECK_LAUNCH(what);
 }

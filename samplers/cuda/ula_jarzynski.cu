@@ -129,35 +129,35 @@ void ula_jarzynski_move(WalkerPopulation& pop, const Tensor& u, const Tensor& g,
   StepArgsDev a{b,
                 dims,
                 (dims + 1) / 2,
-                idx.empty() ? nullptr : idx_dev.data<int64_t>(),
-                u.data<double>(),
-                pop.log_w.data<double>(),
-                pop.partial.data<double>(),
-                pop.pending.data<int64_t>(),
+                idx.empty() ? nullptr : idx_dev.device_data<int64_t>(),
+                u.device_data<double>(),
+                pop.log_w.device_data<double>(),
+                pop.partial.device_data<double>(),
+                pop.pending.device_data<int64_t>(),
                 m,
                 pop.seed};
   Context& ctx = context(pop.x);
   const unsigned grid = grid_for(b * 32);  // one warp per walker
   if (pop.x.dtype() == DType::Float64)
-    ula_jarzynski_kernel<double><<<grid, kBlock, 0, ctx.stream>>>(a, pop.x_prev.data<double>(),
-                                                                  pop.x.data<double>(), g.data<double>());
+    ula_jarzynski_kernel<double><<<grid, kBlock, 0, ctx.stream>>>(a, pop.x_prev.device_data<double>(),
+                                                                  pop.x.device_data<double>(), g.device_data<double>());
   else
-    ula_jarzynski_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(a, pop.x_prev.data<float>(), pop.x.data<float>(),
-                                                                 g.data<float>());
+    ula_jarzynski_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(a, pop.x_prev.device_data<float>(), pop.x.device_data<float>(),
+                                                                 g.device_data<float>());
   CUDA_CHECK_LAUNCH("ula_jarzynski_kernel");
 }
 
 void ula_noise(Tensor& xi, uint64_t seed, uint64_t offset) {
   const int64_t n = xi.size(0), dims = xi.size(1), pairs = (dims + 1) / 2;
   if (n == 0) return;
-  ula_noise_kernel<<<grid_for(n * pairs), kBlock, 0, stream(xi)>>>(xi.data<double>(), n, dims, pairs, seed, offset);
+  ula_noise_kernel<<<grid_for(n * pairs), kBlock, 0, stream(xi)>>>(xi.device_data<double>(), n, dims, pairs, seed, offset);
   CUDA_CHECK_LAUNCH("ula_noise_kernel");
 }
 
 void philox_words(Tensor& words, uint64_t seed, uint64_t first, uint64_t offset) {
   const int64_t n = words.size(0);
   if (n == 0) return;
-  philox_words_kernel<<<grid_for(n), kBlock, 0, stream(words)>>>(words.data<int64_t>(), n, seed, first, offset);
+  philox_words_kernel<<<grid_for(n), kBlock, 0, stream(words)>>>(words.device_data<int64_t>(), n, seed, first, offset);
   CUDA_CHECK_LAUNCH("philox_words_kernel");
 }
 

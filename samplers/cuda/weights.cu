@@ -138,33 +138,33 @@ __global__ void parameter_change_kernel(double* __restrict__ a, const int64_t* _
 }  // namespace
 
 void log_weight_sums(const Tensor& log_w, Tensor& sums) {
-  weight_stats_kernel<<<1, kScanThreads, 0, stream(log_w)>>>(log_w.data<double>(), log_w.numel(), sums.data<double>());
+  weight_stats_kernel<<<1, kScanThreads, 0, stream(log_w)>>>(log_w.device_data<double>(), log_w.numel(), sums.device_data<double>());
   CUDA_CHECK_LAUNCH("weight_stats_kernel");
 }
 
 void normalized_weights(const Tensor& log_w, const Tensor& sums, Tensor& w) {
   const int64_t n = log_w.numel();
-  normalized_weights_kernel<<<grid_for(n), kBlock, 0, stream(log_w)>>>(log_w.data<double>(), n, sums.data<double>(),
-                                                                       w.data<double>());
+  normalized_weights_kernel<<<grid_for(n), kBlock, 0, stream(log_w)>>>(log_w.device_data<double>(), n, sums.device_data<double>(),
+                                                                       w.device_data<double>());
   CUDA_CHECK_LAUNCH("normalized_weights_kernel");
 }
 
 double sum_of_squares(const Tensor& w) { return sum_all(square(w)).item(); }
 
 void cumulative_weights(const Tensor& w, Tensor& c) {
-  cumulative_kernel<<<1, kScanThreads, 0, stream(w)>>>(w.data<double>(), w.numel(), c.data<double>());
+  cumulative_kernel<<<1, kScanThreads, 0, stream(w)>>>(w.device_data<double>(), w.numel(), c.device_data<double>());
   CUDA_CHECK_LAUNCH("cumulative_kernel");
 }
 
 void systematic_ancestors(const Tensor& c, double u, Tensor& anc) {
   const int64_t n = c.numel();
-  systematic_kernel<<<grid_for(n), kBlock, 0, stream(c)>>>(c.data<double>(), n, u, anc.data<int64_t>());
+  systematic_kernel<<<grid_for(n), kBlock, 0, stream(c)>>>(c.device_data<double>(), n, u, anc.device_data<int64_t>());
   CUDA_CHECK_LAUNCH("systematic_kernel");
 }
 
 void multinomial_ancestors(const Tensor& c, uint64_t seed, uint64_t offset, Tensor& anc) {
   const int64_t n = c.numel();
-  multinomial_kernel<<<grid_for(n), kBlock, 0, stream(c)>>>(c.data<double>(), n, seed, offset, anc.data<int64_t>());
+  multinomial_kernel<<<grid_for(n), kBlock, 0, stream(c)>>>(c.device_data<double>(), n, seed, offset, anc.device_data<int64_t>());
   CUDA_CHECK_LAUNCH("multinomial_kernel");
 }
 
@@ -172,7 +172,8 @@ void parameter_change(Tensor& log_w, const Tensor& idx, const Tensor& u_old, con
   const int64_t b = u_old.numel();
   if (b == 0) return;
   parameter_change_kernel<<<grid_for(b), kBlock, 0, stream(log_w)>>>(
-      log_w.data<double>(), idx.defined() ? idx.data<int64_t>() : nullptr, b, u_old.data<double>(), u_new.data<double>(), s);
+      log_w.device_data<double>(), idx.defined() ? idx.device_data<int64_t>() : nullptr, b,
+      u_old.device_data<double>(), u_new.device_data<double>(), s);
   CUDA_CHECK_LAUNCH("parameter_change_kernel");
 }
 

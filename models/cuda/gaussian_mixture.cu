@@ -1,5 +1,6 @@
-// CUDA twins of the Gaussian-mixture closed forms (models/gaussian_mixture.cpp is the reference): the fused
-// U / grad_x U / responsibilities per row, the (weighted) parameter gradient and its weighted variance as
+// The CUDA entries of the models' kernel table (models/kernels.inc) for the Gaussian mixture, twins of
+// models/cpu/gaussian_mixture.cpp (the raw-array closed forms of models/gaussian_mixture.cpp are the reference):
+// the fused U / grad_x U / responsibilities per row, the (weighted) parameter gradient and its weighted variance as
 // deterministic two-stage reductions. Tested by tests/test_cuda_samplers.cpp (against gmm_eval, gmm_param_grad,
 // gmm_data_term) and tests/test_cuda_gmm.cpp (gmm_param_grad_variance).
 //
@@ -13,12 +14,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/gaussian_mixture_cuda.hpp"
+#include "models/backend.hpp"
 #include "runtime/cuda/context.hpp"
 
-namespace jebm {
+namespace jebm::cuda {
 namespace {
 
+// A row's K exponents live in registers/local memory: K is limited to this many modes.
+constexpr int64_t kGmmCudaMaxModes = 32;
 constexpr int64_t kSumRows = 256;  // rows per partial sum (the CPU's kRowChunk)
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -126,22 +129,9 @@ __global__ void sum_partials_kernel(const double* __restrict__ partial, int64_t 
   }
 }
 
-void check_gmm(const GmmParams& p, const Tensor& x, const char* what) {
-  JEBM_CHECK(p.k > 0 && p.d > 0 && static_cast<int64_t>(p.a.size()) == p.k * p.d &&
-                 static_cast<int64_t>(p.z.size()) == p.k,
-             what << ": parameters of K = " << p.k << ", D = " << p.d << " are inconsistent");
+void check_modes(const GmmParams& p, const char* what) {
   JEBM_CHECK(p.k <= kGmmCudaMaxModes, what << ": K = " << p.k << " modes; the CUDA path handles at most "
                                            << kGmmCudaMaxModes);
-  JEBM_CHECK(x.defined() && x.device().is_cuda() && x.dtype() == DType::Float64 && x.dim() == 2 &&
-                 x.size(1) == p.d,
-             what << ": x must be [n, " << p.d << "] float64 on a CUDA device, got "
-                  << (x.defined() ? shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " on " + x.device().str()
-                                  : std::string("undefined")));
-}
-
-void check_out(const Tensor& t, const Tensor& x, const Shape& shape, const char* what, const char* name) {
-  JEBM_CHECK(t.defined() && t.device() == x.device() && t.dtype() == DType::Float64 && t.numel() == shape_numel(shape),
-             what << ": " << name << " must be " << shape_str(shape) << " float64 on " << x.device().str());
 }
 
 Tensor upload_params(const GmmParams& p, Device dev) {
@@ -158,11 +148,11 @@ std::vector<double> gmm_sums(const GmmParams& p, const Tensor& x, const Tensor& 
   Tensor out = Tensor::empty({w}, DType::Float64, x.device());
   cudaStream_t s = cuda::stream(x);
   gmm_sums_kernel<<<static_cast<unsigned>(blocks), 128, 0, s>>>(
-      x.data<double>(), r.data<double>(), c.defined() ? c.data<double>() : nullptr, 1.0 / static_cast<double>(n),
-      u ? u->data<double>() : nullptr, n, p.k, p.d, partial.data<double>());
+      x.device_data<double>(), r.device_data<double>(), c.defined() ? c.device_data<double>() : nullptr,
+      1.0 / static_cast<double>(n), u ? u->device_data<double>() : nullptr, n, p.k, p.d, partial.device_data<double>());
   CUDA_CHECK_LAUNCH("gmm_sums_kernel");
-  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.data<double>(), blocks, w,
-                                                                 out.data<double>());
+  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.device_data<double>(), blocks, w,
+                                                                 out.device_data<double>());
   CUDA_CHECK_LAUNCH("sum_partials_kernel");
   return out.to_vector();
 }
@@ -180,37 +170,30 @@ void finish_grad(const GmmParams& p, const std::vector<double>& acc, double* gra
 
 }  // namespace
 
-void gmm_eval_cuda(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r) {
-  check_gmm(p, x, "gmm_eval_cuda");
+void gmm_eval(const GmmParams& p, const Tensor& x, Tensor& u, Tensor* g, Tensor* r) {
+  check_modes(p, "gmm_eval");
   const int64_t n = x.size(0);
-  check_out(u, x, {n}, "gmm_eval_cuda", "u");
-  if (g) check_out(*g, x, {n, p.d}, "gmm_eval_cuda", "g");
-  if (r) check_out(*r, x, {n, p.k}, "gmm_eval_cuda", "r");
   if (n == 0) return;
   const Tensor params = upload_params(p, x.device());
   gmm_eval_kernel<<<cuda::grid_for(n * 32), cuda::kBlock, 0, cuda::stream(x)>>>(
-      params.data<double>(), p.k, p.d, x.data<double>(), n, u.data<double>(), g ? g->data<double>() : nullptr,
-      r ? r->data<double>() : nullptr);
+      params.device_data<double>(), p.k, p.d, x.device_data<double>(), n, u.device_data<double>(),
+      g ? g->device_data<double>() : nullptr, r ? r->device_data<double>() : nullptr);
   CUDA_CHECK_LAUNCH("gmm_eval_kernel");
 }
 
-void gmm_param_grad_cuda(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* grad_a,
-                         double* grad_z) {
-  check_gmm(p, x, "gmm_param_grad_cuda");
+void gmm_param_grad(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* grad_a,
+                    double* grad_z) {
+  check_modes(p, "gmm_param_grad");
   const int64_t n = x.size(0);
-  JEBM_CHECK(n > 0, "gmm_param_grad_cuda: no rows");
-  check_out(r, x, {n, p.k}, "gmm_param_grad_cuda", "r");
-  if (c.defined()) check_out(c, x, {n}, "gmm_param_grad_cuda", "c");
+  JEBM_CHECK(n > 0, "gmm_param_grad: no rows");
   finish_grad(p, gmm_sums(p, x, r, c, nullptr), grad_a, grad_z);
 }
 
-void gmm_param_grad_variance_cuda(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c,
-                                  double* var_a, double* var_z) {
-  check_gmm(p, x, "gmm_param_grad_variance_cuda");
+void gmm_param_grad_variance(const GmmParams& p, const Tensor& x, const Tensor& r, const Tensor& c, double* var_a,
+                             double* var_z) {
+  check_modes(p, "gmm_param_grad_variance");
   const int64_t n = x.size(0), k = p.k, d = p.d, w = k * d + k;
-  JEBM_CHECK(n > 0, "gmm_param_grad_variance_cuda: no rows");
-  check_out(r, x, {n, p.k}, "gmm_param_grad_variance_cuda", "r");
-  if (c.defined()) check_out(c, x, {n}, "gmm_param_grad_variance_cuda", "c");
+  JEBM_CHECK(n > 0, "gmm_param_grad_variance: no rows");
   std::vector<double> mean(static_cast<size_t>(w));
   finish_grad(p, gmm_sums(p, x, r, c, nullptr), mean.data(), mean.data() + k * d);
   const Tensor params = upload_params(p, x.device());
@@ -220,27 +203,28 @@ void gmm_param_grad_variance_cuda(const GmmParams& p, const Tensor& x, const Ten
   Tensor out = Tensor::empty({w}, DType::Float64, x.device());
   cudaStream_t s = cuda::stream(x);
   gmm_var_kernel<<<static_cast<unsigned>(blocks), 128, 0, s>>>(
-      params.data<double>(), gmean.data<double>(), x.data<double>(), r.data<double>(),
-      c.defined() ? c.data<double>() : nullptr, 1.0 / static_cast<double>(n), n, k, d, partial.data<double>());
+      params.device_data<double>(), gmean.device_data<double>(), x.device_data<double>(), r.device_data<double>(),
+      c.defined() ? c.device_data<double>() : nullptr, 1.0 / static_cast<double>(n), n, k, d,
+      partial.device_data<double>());
   CUDA_CHECK_LAUNCH("gmm_var_kernel");
-  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.data<double>(), blocks, w,
-                                                                 out.data<double>());
+  sum_partials_kernel<<<cuda::grid_for(w), cuda::kBlock, 0, s>>>(partial.device_data<double>(), blocks, w,
+                                                                 out.device_data<double>());
   CUDA_CHECK_LAUNCH("sum_partials_kernel");
   const std::vector<double> v = out.to_vector();
   std::copy(v.begin(), v.begin() + k * d, var_a);
   std::copy(v.begin() + k * d, v.end(), var_z);
 }
 
-double gmm_data_term_cuda(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z) {
-  check_gmm(p, x, "gmm_data_term_cuda");
+double gmm_data_term(const GmmParams& p, const Tensor& x, double* grad_a, double* grad_z) {
+  check_modes(p, "gmm_data_term");
   const int64_t n = x.size(0);
-  JEBM_CHECK(n > 0, "gmm_data_term_cuda: no rows");
+  JEBM_CHECK(n > 0, "gmm_data_term: no rows");
   Tensor u = Tensor::empty({n}, DType::Float64, x.device());
   Tensor r = Tensor::empty({n, p.k}, DType::Float64, x.device());
-  gmm_eval_cuda(p, x, u, nullptr, &r);
+  cuda::gmm_eval(p, x, u, nullptr, &r);  // qualified: ADL on GmmParams also finds jebm::gmm_eval
   const std::vector<double> acc = gmm_sums(p, x, r, Tensor(), &u);
   if (grad_a && grad_z) finish_grad(p, acc, grad_a, grad_z);
   return acc.back();
 }
 
-}  // namespace jebm
+}  // namespace jebm::cuda
