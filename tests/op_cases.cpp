@@ -1,6 +1,7 @@
 // The op-case table (tests/op_cases.hpp): rows for every runtime op family (unary and its backward, binary with
 // broadcasting, scalar, axpby, reduce, sum_to, gemm, conv2d, index, adam), each with a naive double reference
-// written here (direct loops; unary backward: central differences of the forward reference), its autograd form
+// written here (direct loops; unary backward: central differences of the forward reference; fill, cast and the
+// random fills: tests/op_cases_data.cpp), its autograd form
 // where one exists and the case is small enough for finite differences, and its CUDA-vs-CPU tolerance.
 // Read by tests/test_ops.cpp, tests/test_cuda_ops.cpp and tests/test_autograd.cpp.
 #include "tests/op_cases.hpp"
@@ -125,8 +126,8 @@ double binary_ref(BinaryOp op, double a, double b) {
 }
 
 void add_unary_cases(std::vector<OpCase>& t) {
-  // Small (serial) and large (OpenMP) sizes.
-  for (const Shape& s : {Shape{3, 5}, Shape{260, 130}}) {
+  // Small (serial), odd (vector remainders) and large (OpenMP; several CUDA grid strides) sizes.
+  for (const Shape& s : {Shape{3, 5}, Shape{7}, Shape{260, 130}, Shape{1 << 17}}) {
     for (UnaryOp op : all_unary_ops()) {
       const bool positive = op == UnaryOp::Log || op == UnaryOp::Sqrt;
       const double lo = positive ? 0.1 : -4.0, hi = positive ? 3.0 : 4.0;
@@ -174,7 +175,7 @@ void add_binary_cases(std::vector<OpCase>& t) {
       {{3, 4}, {3, 4}},       {{3, 4}, {4}},       {{3, 4}, {3, 1}},       {{2, 3, 4}, {3, 1}},
       {{4}, {2, 3, 4}},       {{2, 1, 4}, {1, 3, 1}}, {{}, {2, 3}},        {{5, 1}, {}},
       {{1}, {6}},             {{2, 3, 1, 5}, {3, 4, 1}}, {{300, 200}, {200}}, {{256, 160}, {256, 1}},
-      {{200, 300}, {200, 300}}, {{70000}, {1}}};
+      {{200, 300}, {200, 300}}, {{70000}, {1}}, {{300, 257}, {257}}, {{4, 1, 6}, {1, 3, 6}}};
   for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min}) {
     for (const auto& [sa, sb] : pairs) {
       // Div keeps the denominator away from zero by drawing every input from [0.5, 2].
@@ -236,7 +237,9 @@ void add_scalar_cases(std::vector<OpCase>& t) {
       t.push_back({"axpby", "axpby " + std::to_string(a) + " " + std::to_string(b) + " " + shape_str(shape),
                    {shape, shape}, -2, 2, 1e-6, 1e-14,
                    [a = a, b = b](const std::vector<Tensor>& in) {
-                     Tensor y = in[1].clone();
+                     // b = 0 must overwrite y even where it holds NaN (fresh, uninitialised memory).
+                     Tensor y = b == 0.0 ? Tensor::full(in[1].shape(), NAN, in[1].dtype(), in[1].device())
+                                         : in[1].clone();
                      axpby_(a, in[0], b, y);
                      return std::vector<Tensor>{y};
                    },
@@ -297,7 +300,12 @@ void add_reduce_cases(std::vector<OpCase>& t) {
                                {{}, 0, false},        {{70000}, 0, false},  {{3, 40000}, 1, false},
                                {{40000, 3}, 0, true}, {{20, 600, 3}, 1, false}, {{2, 5, 700}, 1, false},
                                {{3, 4, 2}, 0, false}, {{3, 4, 2}, 0, true},  {{3, 4, 2}, 1, false},
-                               {{3, 4, 2}, 1, true},  {{3, 4, 2}, -1, false}, {{3, 4, 2}, -1, true}};
+                               {{3, 4, 2}, 1, true},  {{3, 4, 2}, -1, false}, {{3, 4, 2}, -1, true},
+                               // the CUDA paths: warp per row (n <= 1024), block per row, a row split over blocks,
+                               // many short rows, columns (inner > 1)
+                               {{7, 1025}, 1, false}, {{3, 100000}, 1, false}, {{1 << 20}, 0, false},
+                               {{70000, 3}, 1, false}, {{4, 37, 33}, 1, false}, {{2, 5000, 3}, 1, false},
+                               {{1, 1, 1000}, 1, false}};
   // Both backends accumulate in double; only the summation order differs (~n * 1e-16 of sum |x|, |x| <= 3), which
   // can flip the final rounding to the dtype by one ulp; CUDA's exp/log (log-sum-exp) are within 2 ulp.
   auto reduce_cuda_tol = [](OpCase& c, int64_t n) {
@@ -315,6 +323,15 @@ void add_reduce_cases(std::vector<OpCase>& t) {
       if (!c.shape.empty() && small_enough_for_fd({c.shape}))
         t.back().grad = [op, c](const std::vector<ag::Var>& v) { return ag_reduce(op, v[0], c.axis, c.keepdim); };
       reduce_cuda_tol(t.back(), shape_numel(c.shape));
+    }
+    if (op == ReduceOp::Sum) {
+      for (const Shape& s : {Shape{3, 0, 2}, Shape{3, 0}}) {
+        t.push_back({"reduce", "sum over an empty axis " + shape_str(s), {s}, -3, 3, 0, 0,
+                     [](const std::vector<Tensor>& in) { return std::vector<Tensor>{sum(in[0], 1)}; },
+                     [](const std::vector<Host>& in) {
+                       return std::vector<Host>{reduce_ref(ReduceOp::Sum, in[0], 1, false)};
+                     }});
+      }
     }
     t.push_back({"reduce", std::string(reduce_op_name(op)) + " all", {{6, 7, 8}}, -3, 3, 1e-5, 1e-12,
                  [op](const std::vector<Tensor>& in) { return std::vector<Tensor>{reduce_all(op, in[0])}; },
@@ -344,7 +361,9 @@ void add_reduce_cases(std::vector<OpCase>& t) {
 }
 
 void add_gemm_cases(std::vector<OpCase>& t) {
-  for (const auto& [m, k, n] : std::vector<std::array<int64_t, 3>>{{7, 5, 3}, {64, 33, 17}, {1, 9, 1}}) {
+  // Small, odd and tile-sized shapes, a long K, a wide N, and K = 0 (the product is 0: C = beta C).
+  for (const auto& [m, k, n] : std::vector<std::array<int64_t, 3>>{
+           {7, 5, 3}, {64, 33, 17}, {1, 9, 1}, {64, 64, 64}, {129, 250, 33}, {10, 3, 1000}, {4, 0, 6}}) {
     for (int combo = 0; combo < 4; ++combo) {
       const bool ta = combo & 1, tb = combo & 2;
       const Shape sa = ta ? Shape{k, m} : Shape{m, k}, sb = tb ? Shape{n, k} : Shape{k, n};
@@ -413,7 +432,9 @@ void add_conv_cases(std::vector<OpCase>& t) {
                                      // stride 1/2 x padding 0/1/2 on one small layer, and a 1x2 kernel (gradient-checked)
                                      {2, 3, 5, 6, 4, 3, 3, 1, 0}, {2, 3, 5, 6, 4, 3, 3, 1, 1}, {2, 3, 5, 6, 4, 3, 3, 2, 1},
                                      {2, 3, 5, 6, 4, 3, 3, 2, 2}, {2, 3, 5, 6, 4, 3, 3, 1, 2}, {2, 3, 5, 6, 4, 3, 3, 2, 0},
-                                     {1, 2, 4, 4, 3, 1, 2, 1, 1}};
+                                     {1, 2, 4, 4, 3, 1, 2, 1, 1},
+                                     // 32 filters of 4x4 at stride 2, a 5x5 kernel with padding 2, 1x1 over 4 channels
+                                     {2, 3, 32, 32, 32, 4, 4, 2, 1}, {2, 8, 7, 7, 6, 5, 5, 1, 2}, {5, 4, 6, 6, 3, 1, 1, 1, 0}};
   // cuDNN's algorithm vs im2col + BLAS: sums of products in the dtype, in different orders: bound K * eps * sum |a||b|
   // with |a|, |b| <= 1 and K the length of each dot product.
   auto conv_cuda_tol = [](OpCase& c, int64_t k) { cuda_eps(c, 2.0 * static_cast<double>(k) + 4, 0); };
@@ -651,6 +672,7 @@ const std::vector<OpCase>& op_cases() {
     add_conv_cases(t);
     add_index_cases(t);
     add_adam_cases(t);
+    add_data_cases(t);
     return t;
   }();
   return table;

@@ -43,6 +43,8 @@ struct OpCase {
 
 // Every case, built once.
 const std::vector<OpCase>& op_cases();
+// The rows of fill_, cast and the random fills (tests/op_cases_data.cpp), appended by op_cases().
+void add_data_cases(std::vector<OpCase>& t);
 
 // Input k of case c as host values: a fixed stream per (case name, k), so every harness and backend sees the same.
 std::vector<double> op_case_input(const OpCase& c, size_t k);

@@ -76,6 +76,11 @@ BOOST_AUTO_TEST_CASE(gemm_all_transposes) { run_family("gemm"); }
 BOOST_AUTO_TEST_CASE(conv2d_forward_and_backward) { run_family("conv2d"); }
 BOOST_AUTO_TEST_CASE(index_ops) { run_family("index"); }
 BOOST_AUTO_TEST_CASE(adam_one_step) { run_family("adam"); }
+BOOST_AUTO_TEST_CASE(fill_and_cast) {
+  run_family("fill");
+  run_family("cast");
+}
+BOOST_AUTO_TEST_CASE(random_fills) { run_family("rng"); }
 
 namespace {
 
