@@ -28,7 +28,7 @@ install(EXPORT jebmTargets NAMESPACE jebm:: DESTINATION ${JEBM_INSTALL_CMAKEDIR}
 file(GLOB JEBM_PUBLIC_HEADERS RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} CONFIGURE_DEPENDS
      runtime/*.hpp runtime/comm/*.hpp autograd/*.hpp models/*.hpp samplers/*.hpp)
 set(JEBM_INTERNAL_HEADERS runtime/backend.hpp runtime/broadcast.hpp runtime/unary_math.hpp
-    runtime/comm/backends.hpp runtime/comm/watchdog.hpp models/gaussian_mixture_cuda.hpp samplers/backend.hpp)
+    runtime/comm/backends.hpp runtime/comm/watchdog.hpp models/backend.hpp samplers/backend.hpp)
 list(REMOVE_ITEM JEBM_PUBLIC_HEADERS ${JEBM_INTERNAL_HEADERS})
 foreach(header ${JEBM_PUBLIC_HEADERS})
   get_filename_component(dir ${header} DIRECTORY)

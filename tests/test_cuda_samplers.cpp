@@ -1,5 +1,5 @@
 // CUDA samplers against their CPU references (samplers/cuda/*.cu vs samplers/cpu/*.cpp through the device-
-// transparent API, models/gaussian_mixture.cu vs .cpp): cuRAND's Philox words and the normals drawn from them
+// transparent API, models/cuda vs models/cpu gaussian_mixture): cuRAND's Philox words and the normals drawn from them
 // (sampler noise and the runtime's random fills), the fused ULA + Jarzynski move (float32/float64, odd D, subsets,
 // clipping, every MoveKind, both weight kernels), weight statistics, cumulative sums and ancestors (identical
 // indices for the same uniform), both resampling paths, the parameter-change increment, and the GMM closed forms.
