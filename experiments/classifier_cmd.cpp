@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <numeric>
@@ -19,6 +20,7 @@
 
 #include "autograd/engine.hpp"
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/datasets.hpp"
 #include "experiments/downsample.hpp"
 #include "experiments/module_io.hpp"
@@ -315,8 +317,10 @@ struct TrainOptions {
   std::string digits = "2,3,6";
   int64_t epochs = 0, batch_size = 0, limit = 0;
   double lr = 0.0;
-  uint64_t seed = 0;
+  uint64_t seed = 1;
   int threads = 0;
+  bool no_progress = false;
+  std::string config;
   bool flip = false;
   int64_t downsample = 1;  // mnist-classifier only
 };
@@ -362,7 +366,8 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
             << omp_get_max_threads() << " threads\n";
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     const std::vector<int64_t> order = philox_permutation(train.count, o.seed, static_cast<uint64_t>(epoch));
-    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), steps_per_epoch);
+    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), steps_per_epoch,
+                      !o.no_progress);
     double loss_sum = 0.0;
     int64_t right = 0;
     for (int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
@@ -439,18 +444,22 @@ po::options_description common_options(TrainOptions& o, const TrainOptions& defa
   o = defaults;
   const OptionRanges& R = classifier_ranges();
   po::options_description d;
+  shared_option::help(d);
+  shared_option::version(d);
+  d.add_options()("data", po::value(&o.data), "directory holding the data set files (plain or .gz; required)");
+  shared_option::out(d, o.out, "options.txt, metrics.csv, classifier.safetensors (required)");
+  shared_option::force(d, o.force);
   d.add_options()
-      ("help,h", "this text")
-      ("data", po::value(&o.data)->required(), "directory holding the data set files (plain or .gz)")
-      ("out", po::value(&o.out)->required(), "run directory: options.txt, metrics.csv, classifier.safetensors")
-      ("force", po::bool_switch(&o.force), "overwrite a previous run in --out")
       ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (" + epochs_note + ")").c_str())
       ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), R.help("batch-size", "images per Adam step (a common choice for small CNNs)").c_str())
       ("lr", po::value(&o.lr)->default_value(defaults.lr), R.help("lr", "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)").c_str())
-      ("seed", po::value(&o.seed)->default_value(defaults.seed), R.help("seed", "initialisation, shuffling and flips are pure functions of it").c_str())
       ("limit", po::value(&o.limit)->default_value(defaults.limit), R.help("limit", "use only the first N training images of the chosen classes (0: all; for tests and quick runs)").c_str())
-      ("threads", po::value(&o.threads)->default_value(defaults.threads), R.help("threads", "OpenMP threads (0: OpenMP's default, OMP_NUM_THREADS or all cores)").c_str())
-      ("device", po::value(&o.device)->default_value(defaults.device), "cpu, cuda or cuda:N");
+      ;
+  shared_option::seed(d, o.seed);
+  shared_option::threads(d, o.threads);
+  shared_option::device(d, o.device, "where the classifier trains");
+  shared_option::no_progress(d, o.no_progress);
+  shared_option::config(d, o.config);
   return d;
 }
 
@@ -461,28 +470,44 @@ bool parse(const std::vector<std::string>& args, po::options_description& desc, 
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     if (vm.count("help")) {
-      std::cout << usage << "\n" << desc;
+      std::cout << usage << "\n" << help_text(desc);
       return false;
     }
-    po::notify(vm);  // throws on a missing --data/--out, naming the option
+    if (vm.count("config")) {  // after the command line, which wins
+      const std::string file = vm["config"].as<std::string>();
+      std::ifstream f(file);
+      JEBM_USER_CHECK(f, "--config " << file << ": cannot read the file");
+      try {
+        po::store(po::parse_config_file(f, desc), vm);
+      } catch (const po::error& e) {
+        JEBM_USER_FAIL("--config " << file << ": " << option_error_text(e, desc) << " (see " << usage << ")");
+      }
+    }
+    po::notify(vm);
   } catch (const po::error& e) {
     JEBM_USER_FAIL(option_error_text(e, desc) << " (see " << usage << ")");
   }
+  JEBM_USER_CHECK(!o.data.empty(), "--data DIR is required (see " << usage << ")");
+  JEBM_USER_CHECK(!o.out.empty(), "--out DIR is required (see " << usage << ")");
   classifier_ranges().check(vm);
   JEBM_USER_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");
   const Device dev = device_from_name(o.device);
   if (dev.is_cuda()) cuda_api::require("--device cuda");
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  apply_threads(o.threads);
   return true;
 }
 
 std::vector<std::pair<std::string, std::string>> resolved(const TrainOptions& o, const std::string& classes) {
-  return {{"data", o.data},       {"out", o.out},
-          {"classes", classes},   {"epochs", std::to_string(o.epochs)},
-          {"batch_size", std::to_string(o.batch_size)}, {"lr", fmt(o.lr)},
-          {"seed", std::to_string(o.seed)},             {"limit", std::to_string(o.limit)},
-          {"threads", std::to_string(o.threads)},       {"device", o.device},
-          {"flip", o.flip ? "true" : "false"}};
+  // Option names, so that --config options.txt repeats the run; resolved.* lines are reports (comments).
+  return {{"data", o.data},
+          {"epochs", std::to_string(o.epochs)},
+          {"batch-size", std::to_string(o.batch_size)},
+          {"lr", short_double(o.lr)},
+          {"seed", std::to_string(o.seed)},
+          {"limit", std::to_string(o.limit)},
+          {"threads", std::to_string(o.threads)},
+          {"device", o.device},
+          {"resolved.classes", classes}};
 }
 
 }  // namespace
@@ -517,6 +542,7 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
 
   const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   auto options = resolved(o, join_ints(digits));
+  options.emplace_back("digits", o.digits);
   options.emplace_back("downsample", std::to_string(o.downsample));
   write_options(o.out, options);
   Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed, train.out_height());
@@ -544,7 +570,9 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
   const ImageSet test = select(test_split.pixels, test_split.labels, c, h, w, classes, 0);
 
   const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
-  write_options(o.out, resolved(o, join_ints(classes)));
+  auto options = resolved(o, join_ints(classes));
+  options.emplace_back("flip", o.flip ? "true" : "false");
+  write_options(o.out, options);
   Classifier model = make_classifier(ClassifierKind::Cifar10, classes, o.seed);
   train_and_save(o, model, train, test, o.out, "cifar10-classifier");
   return 0;

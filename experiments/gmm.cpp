@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/gmm_plot.hpp"
 #include "experiments/gmm_run.hpp"
 #include "experiments/gmm_summary.hpp"
@@ -31,7 +32,7 @@ int run_gmm(const std::vector<std::string>& args) {
                 << " iterations: nothing to do (a larger --iterations extends it)\n";
     return 0;
   }
-  if (cl.threads > 0) omp_set_num_threads(cl.threads);
+  apply_threads(cl.threads);
   GmmRun run(cl, comm);
   if (const int rc = run.run(); rc != 0) return rc;
   if (comm.rank() != 0) return 0;  // every rank has the same records; rank 0 reports them

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/gmm.hpp"
 #include "experiments/output.hpp"
 #include "runtime/user_error.hpp"
@@ -114,8 +115,9 @@ void add_model_options(po::options_description& desc, GmmConfig& c, GmmOptionTex
       ("holdout-blocks", po::value(&c.holdout_blocks)->default_value(c.holdout_blocks),
        R.help("holdout-blocks", "the held-out walkers form this many independent populations (each resampled on its own); the spread of "
        "their estimates gives the held-out error bar. Must divide --holdout-walkers").c_str())
-      ("seed", po::value(&c.seed)->default_value(c.seed), R.help("seed", "seed of every random draw (data, init, noise, resampling)").c_str());
+      ;
   // clang-format on
+  shared_option::seed(desc, c.seed);
 }
 
 // Out of --help: the old names (kOldNames), and --interrupt-at, for tests (acts as if Ctrl-C came after this
@@ -132,28 +134,28 @@ void add_run_options(po::options_description& desc, GmmCommandLine& cl, GmmOptio
   GmmConfig& c = cl.config;
   // clang-format off
   desc.add_options()
-      ("device", po::value(&t.device)->default_value(t.device),
-       "cpu | cuda: where the closed-form path runs (cuda: walkers, data and kernels stay on the GPU)")
-      ("threads", po::value(&cl.threads)->default_value(cl.threads), R.help("threads", "OpenMP threads; 0 = all cores").c_str())
       ("log-every", po::value(&c.log_every)->default_value(c.log_every), R.help("log-every", "CSV row every this many iterations").c_str())
-      ("out", po::value(&cl.out), "run directory: metrics_<algo>.csv, gmm.svg, options.txt (nothing written without it)")
-      ("force", po::bool_switch(&cl.force), "overwrite a previous run in --out")
       ("checkpoint-every", po::value(&cl.checkpoint_every)->default_value(cl.checkpoint_every),
        R.help("checkpoint-every", "with --out: write checkpoint_<algo>.safetensors every this many iterations and after "
        "the last one (the whole population, whatever the number of MPI ranks); 0 = none. Ctrl-C saves one too and "
        "stops with exit code 130").c_str())
-      ("resume", po::value(&cl.resume),
-       ("continue the run in this directory from its checkpoints (on any number of MPI ranks), bit for bit as if it "
-        "had not stopped; its options.txt gives every option. Only " + std::string(kMayChangeText) +
-        " may be given with other values (a larger --iterations extends a finished run)").c_str())
       ("quick", po::bool_switch(&t.quick),
        "smoke preset (~10 s on 2 idle cores, about a minute on a busy machine): 4000 iterations, 2000 walkers, 2000 samples, log every 20; explicit options win")
       ("autograd", po::bool_switch(&c.autograd),
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower; "
        "reports only the uncorrected Jarzynski estimate, the correction needs per-walker gradients)")
-      ("no-progress", po::bool_switch(&cl.no_progress), "no progress line on stderr")
-      ("config", po::value(&t.config_file), "INI file with any of these options (key = value); the command line wins");
+      ;
   // clang-format on
+  shared_option::device(desc, t.device, "where the closed-form path runs (cuda: walkers, data and kernels stay on "
+                        "the GPU)");
+  shared_option::threads(desc, cl.threads);
+  shared_option::out(desc, cl.out, "options.txt, metrics_<algo>.csv, gmm.svg, checkpoint_<algo>.safetensors "
+                     "(nothing written without it)");
+  shared_option::force(desc, cl.force);
+  shared_option::resume(desc, cl.resume, std::string(kMayChangeText) + " (a larger --iterations extends a finished "
+                        "run; on any number of MPI ranks, bit for bit as if it had not stopped)");
+  shared_option::no_progress(desc, cl.no_progress);
+  shared_option::config(desc, t.config_file);
 }
 
 // The sources of the options. vm: every source; given: the command line and --config; run: a resumed run's
@@ -208,7 +210,7 @@ bool store_sources(const std::vector<std::string>& args, const po::options_descr
     po::store(cmd, m.vm);
     po::store(cmd, m.given);
     if (m.vm.count("help")) {
-      std::cout << visible << "\n";
+      std::cout << help_text(visible) << "\n";
       return false;
     }
     if (m.vm.count("resume")) {
@@ -315,7 +317,8 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
       "Trains a student mixture on samples of a teacher with Jarzynski-weighted walkers, PCD and CD, and\n"
       "reports the mode weights, the mean errors and the exact cross-entropy (Z is analytic here) next to\n"
       "the Jarzynski estimate. The defaults are the paper's run.\n\nOptions");
-  desc.add_options()("help,h", "this text");
+  shared_option::help(desc);
+  shared_option::version(desc);
   add_model_options(desc, cl.config, t, cl.algo_s);
   add_run_options(desc, cl, t);
   po::options_description hidden, all;

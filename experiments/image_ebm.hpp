@@ -96,6 +96,8 @@ struct ImageEbmOptionStrings {
   std::string device = "cpu";               // cpu | cuda | cuda:N (ImageEbmConfig::device)
   std::string weight_kernel = "2h";         // 2h | sigma | tempered (ImageEbmConfig::weight_kernel)
   std::string resume;
+  std::string config;        // --config FILE
+  bool no_progress = false;  // --no-progress (ImageEbmConfig::progress)
 };
 // Registers the shared options on `desc` with c's current values as defaults; they write into c and s.
 void register_image_ebm_options(boost::program_options::options_description& desc, ImageEbmConfig& c,

@@ -7,7 +7,9 @@
 
 #include "experiments/image_ebm.hpp"
 #include "experiments/image_ebm_plot.hpp"
+#include "experiments/image_ebm_summary.hpp"
 #include "experiments/output.hpp"
+#include "experiments/summary_text.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/file_io.hpp"
 
@@ -56,6 +58,7 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
                       std::to_string(c.walkers) + " make only " + std::to_string(walker_blocks) + " block(s) of " +
                       "--shard-block " + std::to_string(c.shard_block) + ": some ranks would never work; use fewer "
                       "ranks or a smaller --shard-block");
+  const auto started = std::filesystem::file_time_type::clock::now();  // the files after it are this run's
   const std::string options_path = (std::filesystem::path(c.out) / "options.txt").string();
   std::string old_options;
   RunDirLock run_lock;  // rank 0 holds the directory until the run ends
@@ -85,32 +88,8 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
     std::cout << "jebm " << c.command << ": " << r.message << "\n";
     return 0;
   }
-  std::ostringstream os;
-  os << "jebm " << c.command << " " << algorithm_name(c.algo) << ": " << r.iterations << " updates, " << r.epochs_done
-     << " epochs; final ESS " << std::setprecision(4) << r.ess;
-  if (c.algo == Algorithm::Jarzynski)  // of exp(-U / T) with the tempered kernel (data energy / T)
-    os << ", log Z estimate " << r.log_z << ", CE estimate "
-       << r.data_energy * image_ebm_trainer_options(c).ula.energy_coef() + r.log_z;
-  os << "\n";
-  if (!r.class_weights.empty()) {
-    os << "  class weights (" << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted") << "):";
-    for (size_t k = 0; k < r.class_weights.size(); ++k) {
-      os << " " << p.class_names[k] << "=" << std::fixed << std::setprecision(4) << r.class_weights[k];
-      if (k < p.class_targets.size()) os << " (target " << p.class_targets[k] << ")";
-    }
-    os << "\n";
-  }
-  if (!r.metrics.empty()) {
-    os << "  metrics of the " << (c.algo == Algorithm::Jarzynski ? "Jarzynski-weighted" : "unweighted")
-       << " walkers at the last update:";
-    for (size_t k = 0; k < r.metrics.size() && k < p.metric_names.size(); ++k)
-      os << " " << p.metric_names[k] << "=" << std::setprecision(5) << r.metrics[k];
-    os << "\n";
-  }
   write_metrics_plot(c.out, algorithm_name(c.algo));
-  os << "  run directory: " << c.out << " (metrics.csv, metrics.svg, samples_final.png, checkpoint.safetensors)\n";
-  os << image_ebm_timing(c, r);
-  std::cout << os.str();
+  std::cout << image_ebm_summary(c, p, r, files_written_since(c.out, started));
   return 0;
 }
 

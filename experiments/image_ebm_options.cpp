@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/output.hpp"
 #include "runtime/comm/communicator.hpp"
@@ -61,8 +62,7 @@ const OptionRanges& image_ebm_ranges() {
       {"resample-batch-ess", at_least(0)}, {"holdout-walkers", at_least(0)},
       {"rejuvenation-moves", at_least(0)},
       {"correction-groups", at_least(0)}, {"data-batch", at_least(1)},
-      {"data-noise", at_least(0)},        {"seed", any_value()},
-      {"threads", within(0, 4096)},       {"eval-chunk", at_least(0)},
+      {"data-noise", at_least(0)},        {"eval-chunk", at_least(0)},
       {"log-every", at_least(1)},         {"grid-every", at_least(0)},
       {"shard-block", at_least(0)},
       {"grid-count", at_least(1)},        {"checkpoint-every", at_least(1)},
@@ -84,6 +84,7 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
   s.weight_kernel = weight_kernel_name(c.weight_kernel);
   const std::string from = " (default: " + src + ")";
   // clang-format off
+  shared_option::version(d);  // --help: the command's own, with its usage line
   d.add_options()
       ("algo", po::value(&s.algo)->default_value(s.algo),
        "jarzynski (weighted walkers, the paper's Algorithm 1) | pcd (the same loop with equal weights and no resampling)")
@@ -91,9 +92,10 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("burn-in", po::value(&c.burn_in)->default_value(c.burn_in),
        (R.help("burn-in", "unweighted ULA steps of all walkers at theta_0, starting uniform on [-1,1]") + from).c_str())
       ("h", po::value(&c.h)->default_value(c.h, short_double(c.h)), (R.help("h", "ULA step size") + from).c_str())
-      ("noise", po::value(&c.sigma)->default_value(c.sigma, short_double(c.sigma)),
-       (R.help("noise", "ULA noise std sigma; 0 = sqrt(2h). The official code moves with this sigma but weighs with the 1/(4h) "
-        "factor of sigma = sqrt(2h) (it runs cold): see --weight-kernel") + from).c_str())
+      ;
+  shared_option::noise(d, c.sigma, R.at("noise"), "The official code moves with this sigma but weighs with the "
+                       "1/(4h) factor of sigma = sqrt(2h) (it runs cold): see --weight-kernel" + from);
+  d.add_options()
       ("weight-kernel", po::value(&s.weight_kernel)->default_value(s.weight_kernel),
        ("transition-kernel terms of the Jarzynski weights (docs/method.md). 2h: the official code's 1/(4h), i.e. the "
         "N(., 2h) kernel whatever --noise is: what produced the paper's results, but NOT the weight of the chain "
@@ -157,13 +159,6 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
        (R.help("data-batch", "data images per update, shuffled each epoch; the last partial batch is dropped") + from).c_str())
       ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise, short_double(c.data_noise)),
        (R.help("data-noise", "std of Gaussian noise added to every data batch (the paper's augmentation)") + from).c_str())
-      ("device", po::value(&s.device)->default_value(s.device),
-       "cpu | cuda (or cuda:N): where the energy, the walkers and the data batches live; cuda needs a CUDA build "
-       "and a GPU (under mpirun, cuda means one GPU per rank: the rank's local index modulo the GPUs). A checkpoint "
-       "resumes on either device")
-      ("seed", po::value(&c.seed)->default_value(c.seed),
-       R.help("seed", "seed of every draw: initial parameters and walkers, ULA noise, subsets, data order, resampling").c_str())
-      ("threads", po::value(&c.threads)->default_value(c.threads), R.help("threads", "OpenMP threads; 0 = OpenMP's default").c_str())
       ("eval-chunk", po::value(&c.eval_chunk)->default_value(c.eval_chunk),
        R.help("eval-chunk", "walkers per forward/backward chunk (memory only; results do not depend on it)").c_str())
       ("shard-block", po::value(&c.shard_block)->default_value(c.shard_block),
@@ -177,19 +172,23 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("grid-count", po::value(&c.grid_count)->default_value(c.grid_count), R.help("grid-count", "walkers shown in a grid").c_str())
       ("checkpoint-every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every),
        R.help("checkpoint-every", "checkpoint every this many epochs (also after burn-in, at the end and on Ctrl-C)").c_str())
-      ("out", po::value(&c.out), "run directory: options.txt, metrics.csv, samples_*.png, checkpoint.safetensors")
-      ("force", po::bool_switch(&c.force), "overwrite a previous run in --out")
-      ("resume", po::value(&s.resume),
-       ("continue the run in this directory exactly where its checkpoint left it; its options.txt gives every "
-        "option. Only " + resume_may_change_list() + " may be given with other values (e.g. a larger --epochs); "
-        "any other option that differs from the run's is refused").c_str())
       ("interrupt-at", po::value(&c.interrupt_at)->default_value(c.interrupt_at),
        R.help("interrupt-at", "testing: behave as if Ctrl-C arrived after this update (-1 = never)").c_str())
       ("interrupt-at-burn-in", po::value(&c.interrupt_at_burn_in)->default_value(c.interrupt_at_burn_in),
        R.help("interrupt-at-burn-in", "testing: behave as if Ctrl-C arrived after this many burn-in steps (-1 = never)").c_str())
-      ("no-progress", "no progress line on stderr")
-      ("config", po::value<std::string>(), "INI file with any of these options (key = value); the command line wins");
+      ;
   // clang-format on
+  shared_option::device(d, s.device, "where the energy, the walkers and the data batches live; cuda needs a CUDA "
+                        "build and a GPU (under mpirun, cuda means one GPU per rank: the rank's local index modulo "
+                        "the GPUs). A checkpoint resumes on either device");
+  shared_option::seed(d, c.seed);
+  shared_option::threads(d, c.threads);
+  shared_option::out(d, c.out, "options.txt, metrics.csv, metrics.svg, data.png, samples_*.png, "
+                     "checkpoint.safetensors");
+  shared_option::force(d, c.force);
+  shared_option::resume(d, s.resume, resume_may_change_list() + " (e.g. a larger --epochs)");
+  shared_option::no_progress(d, s.no_progress);
+  shared_option::config(d, s.config);
 }
 
 bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
@@ -213,7 +212,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     po::store(cmd, vm);
     po::store(cmd, given);
     if (vm.count("help")) {
-      std::cout << usage << "\n" << desc << "\n";
+      std::cout << usage << "\n" << help_text(desc) << "\n";
       return false;
     }
     // po::store keeps the first value it sees: command line, then the resumed run's options, then --config.
@@ -236,13 +235,14 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     fail_option_error(e, desc, c.command);
   }
   OptionRanges ranges = image_ebm_ranges();
+  ranges.add(shared_option_ranges());
   ranges.add(extra_ranges);
   ranges.check(vm);
   if (vm.count("resume"))
     check_resume_options(desc, given, run, vm["resume"].as<std::string>(),
                          std::vector<std::string>(std::begin(kResumeMayChange), std::end(kResumeMayChange)),
                          std::vector<std::string>(std::begin(kNotSaved), std::end(kNotSaved)));
-  c.progress = !vm.count("no-progress");
+  c.progress = !s.no_progress;
   c.resume = vm.count("resume") > 0;
   if (c.resume) {
     JEBM_USER_CHECK(!vm.count("out") || fs::path(c.out) == fs::path(s.resume),
@@ -291,7 +291,7 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
              "--correction-groups " << c.correction_groups << " is not available with --weight-kernel tempered");
   JEBM_USER_CHECK(c.correction_groups == 0 || c.algo == Algorithm::Jarzynski,
              "--correction-groups " << c.correction_groups << " needs --algo jarzynski (got " << s.algo << ")");
-  if (c.threads > 0) omp_set_num_threads(c.threads);
+  apply_threads(c.threads);
 
   // Everything that defines the run goes to options.txt (it is the defaults of a --resume).
   saved.clear();

@@ -20,6 +20,7 @@
 #include <omp.h>
 
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/image_ebm.hpp"
 #include "experiments/image_ebm_checkpoint.hpp"
 #include "experiments/module_io.hpp"
@@ -116,6 +117,21 @@ const EnergyKind& detect_energy(const SafeTensors& st) {
                             << shape_str(energy_kinds()[1].first_weight));
 }
 
+// options.txt of a sample run: the options given (not those that name the run), then the ULA settings used
+// (resolved.*: reports, written as comments).
+std::vector<std::pair<std::string, std::string>> sample_options(const po::variables_map& vm, double h, double sigma,
+                                                                double drift_clip) {
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (const auto& [name, val] : vm) {
+    if (name == "out" || name == "force" || name == "no-progress" || name == "help") continue;
+    if (const auto text = option_value_string(val)) kv.emplace_back(name, *text);
+  }
+  kv.emplace_back("resolved.h", short_double(h));
+  kv.emplace_back("resolved.noise", short_double(sigma > 0 ? sigma : std::sqrt(2 * h)));
+  kv.emplace_back("resolved.drift-clip", short_double(drift_clip));
+  return kv;
+}
+
 }  // namespace
 
 int run_sample(const std::vector<std::string>& args) {
@@ -123,45 +139,50 @@ int run_sample(const std::vector<std::string>& args) {
   int64_t steps = -1, n = 64, columns = 0, eval_chunk = 256;
   uint64_t seed = 1;
   int threads = 0;
+  bool force = false, no_progress = false;
   double h = 0, sigma = 0, drift_clip = 0;
   // The valid range of every numeric option (--help shows it; checked after parsing). --h/--noise/--drift-clip
   // taken from the run's options.txt are checked against the same ranges below.
-  const OptionRanges R = {{"steps", at_least(0)},      {"n", at_least(1)},        {"h", above(0)},
-                          {"noise", at_least(0)},      {"drift-clip", at_least(0)}, {"seed", any_value()},
-                          {"columns", at_least(0)},    {"threads", within(0, 4096)}, {"eval-chunk", at_least(0)}};
+  OptionRanges R = {{"steps", at_least(0)},   {"n", at_least(1)},       {"h", above(0)},
+                    {"noise", at_least(0)},   {"drift-clip", at_least(0)}, {"columns", at_least(0)},
+                    {"eval-chunk", at_least(0)}};
+  R.add(shared_option_ranges());
   po::options_description desc(
       "jebm sample: draw fresh samples from the energy of a `jebm mnist` / `jebm cifar10` run checkpoint by\n"
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
-      "walkers), and write them as a PNG grid (written to a temporary file, then renamed).\n"
+      "walkers), and write them as a PNG grid into the run directory --out (with the options in options.txt).\n"
       "--h, --noise and --drift-clip default to the run's values (options.txt beside the checkpoint), else to the\n"
       "experiment's official values (mnist: h 5e-5, noise 1e-4, no clip; cifar10: h 1, noise 0.01, clip 0.3).\n"
       "The images have the size of the run's walkers (14x14 for a `jebm mnist --downsample 2` run).\n\n"
       "Options");
   // clang-format off
+  shared_option::help(desc);
+  shared_option::version(desc);
   desc.add_options()
-      ("help,h", "this text")
       ("checkpoint", po::value(&checkpoint), "checkpoint.safetensors of a jebm mnist or cifar10 run (required)")
       ("steps", po::value(&steps), R.help("steps", "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)").c_str())
-      ("out", po::value(&out), "PNG file to write (required)")
       ("n", po::value(&n)->default_value(n), R.help("n", "samples (jebm's choice: 64, an 8x8 grid)").c_str())
       ("h", po::value(&h), R.help("h", "ULA step size (default: the run's, else the experiment's)").c_str())
-      ("noise", po::value(&sigma), R.help("noise", "ULA noise std; 0 = sqrt(2h) (default: the run's, else the experiment's)").c_str())
       ("drift-clip", po::value(&drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else the experiment's)").c_str())
-      ("seed", po::value(&seed)->default_value(seed), R.help("seed", "seed of the initial noise and the ULA noise").c_str())
       ("from", po::value(&from)->default_value(from),
        "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
       ("columns", po::value(&columns)->default_value(columns), R.help("columns", "grid columns; 0 = ceil(sqrt(n))").c_str())
-      ("device", po::value(&device_name)->default_value(device_name), "cpu | cuda: where the energy and the samples live")
-      ("threads", po::value(&threads)->default_value(threads), R.help("threads", "OpenMP threads; 0 = OpenMP's default").c_str())
       ("eval-chunk", po::value(&eval_chunk)->default_value(eval_chunk),
-       R.help("eval-chunk", "samples per forward/backward chunk (memory only; results do not depend on it)").c_str())
-      ("no-progress", "no progress line on stderr");
+       R.help("eval-chunk", "samples per forward/backward chunk (memory only; results do not depend on it)").c_str());
   // clang-format on
+  desc.add_options()("noise", po::value(&sigma), R.help("noise", "ULA noise std sigma; 0 = sqrt(2h) (default: the "
+                                                                 "run's, else the experiment's)").c_str());
+  shared_option::out(desc, out, "samples.png (the grid) and options.txt (required)");
+  shared_option::force(desc, force);
+  shared_option::seed(desc, seed);
+  shared_option::device(desc, device_name, "where the energy and the samples live");
+  shared_option::threads(desc, threads);
+  shared_option::no_progress(desc, no_progress);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     if (vm.count("help")) {
-      std::cout << "usage: jebm sample --checkpoint PATH --steps K --out grid.png [options]\n" << desc << "\n";
+      std::cout << "usage: jebm sample --checkpoint PATH --steps K --out DIR [options]\n" << help_text(desc) << "\n";
       return 0;
     }
     po::notify(vm);
@@ -170,12 +191,12 @@ int run_sample(const std::vector<std::string>& args) {
   }
   JEBM_USER_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
   JEBM_USER_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
-  JEBM_USER_CHECK(!out.empty(), "--out FILE.png is required (see jebm sample --help)");
+  JEBM_USER_CHECK(!out.empty(), "--out DIR is required (the run directory; see jebm sample --help)");
   R.check(vm);
   JEBM_USER_CHECK(from == "uniform" || from == "checkpoint-walkers",
              "--from " << from << ": expected uniform or checkpoint-walkers");
   JEBM_USER_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
-  if (threads > 0) omp_set_num_threads(threads);
+  apply_threads(threads);
   const Device device = device_from_name(device_name);
   if (device.is_cuda()) cuda_api::require("jebm sample --device cuda");
 
@@ -244,7 +265,9 @@ int run_sample(const std::vector<std::string>& args) {
   ula.sigma = sigma;
   ula.drift_clip = drift_clip;
   ula.weighted = false;
-  Progress prog("sample " + kind.name, steps, !vm.count("no-progress"));
+  const RunDirLock run_lock = prepare_run_dir(out, force, false);
+  write_options(out, sample_options(vm, h, sigma, drift_clip));
+  Progress prog("sample " + kind.name, steps, !no_progress);
   Tensor u, g;
   for (int64_t k = 0; k < steps; ++k) {
     tr.energy_and_grad(pop.x, u, g);
@@ -257,15 +280,16 @@ int run_sample(const std::vector<std::string>& args) {
   for (double v : u.to_vector()) mean_u += v / static_cast<double>(n);
   const int64_t cols =
       columns > 0 ? columns : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
-  if (!fs::path(out).parent_path().empty()) fs::create_directories(fs::path(out).parent_path());
-  write_image_grid(out, pop.x.to(Device::cpu()), cols);
+  const std::string grid = (fs::path(out) / "samples.png").string();
+  write_image_grid(grid, pop.x.to(Device::cpu()), cols);
 
   const auto it_meta = st.metadata.find("iteration");
   std::cout << "jebm sample: " << kind.name << " energy from " << checkpoint << " (update "
             << (it_meta != st.metadata.end() ? it_meta->second : std::string("?")) << "); " << n << " samples from "
             << from << ", " << steps << " ULA steps, h " << h << ", noise " << (sigma > 0 ? sigma : std::sqrt(2 * h))
             << ", drift clip " << drift_clip << " (" << (source.empty() ? "command line" : source)
-            << "); mean energy " << std::setprecision(6) << mean_u << "\n  wrote " << out << "\n";
+            << "); mean energy " << std::setprecision(6) << mean_u << "\n  wrote " << grid << ", "
+            << (fs::path(out) / "options.txt").string() << "\n";
   if (std::isfinite(mean_u)) return 0;
   std::cerr << "jebm sample: the samples' mean energy is " << mean_u << " (non-finite): the sampler diverged; try a "
                "smaller --h or a --drift-clip\n";

@@ -212,9 +212,10 @@ BOOST_AUTO_TEST_CASE(short_cifar10_run_writes_outputs_and_resumes_bit_identicall
 
       // jebm sample on the run's checkpoint: 5 samples -> 3 columns x 2 rows of 32x32 RGB tiles.
       if (algo == "jarzynski") {
-        const fs::path grid = out.path / "grid.png";
+        const fs::path sampled = out.path / "sampled", grid = sampled / "samples.png";
         BOOST_REQUIRE_EQUAL(jebm::run_sample({"--checkpoint", jebm::image_ebm_checkpoint_path(full.string()), "--steps",
-                                              "2", "--n", "5", "--out", grid.string(), "--no-progress", "--threads", "1"}),
+                                              "2", "--n", "5", "--out", sampled.string(), "--no-progress", "--threads",
+                                              "1"}),
                             0);
         const jebm::PngImage g = jebm::read_png(grid.string());
         BOOST_TEST(g.channels == 3);

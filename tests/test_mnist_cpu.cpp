@@ -109,9 +109,10 @@ BOOST_AUTO_TEST_CASE(downsampled_classifier_and_run_end_to_end) {
   BOOST_TEST(final_grid.height == grid_extent(2, 14));
 
   // jebm sample draws images of the run's size, from noise and from the saved walkers.
-  const fs::path grid = out.path / "sample.png";
+  const fs::path sampled = out.path / "sampled", grid = sampled / "samples.png";
   const std::vector<std::string> sample = {"--checkpoint", jebm::image_ebm_checkpoint_path(run.string()), "--out",
-                                           grid.string(), "--n", "4", "--columns", "4", "--no-progress", "--threads", "1"};
+                                           sampled.string(), "--n", "4", "--columns", "4", "--no-progress",
+                                           "--threads", "1", "--force"};
   BOOST_REQUIRE_EQUAL(jebm::run_sample(with(sample, {"--steps", "2"})), 0);
   jebm::PngImage g = jebm::read_png(grid.string());
   BOOST_TEST(g.width == grid_extent(4, 14));

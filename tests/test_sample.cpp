@@ -9,6 +9,7 @@
 #include "experiments/classifier_cmd.hpp"
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
+#include "runtime/file_io.hpp"
 #include "models/energy_nets.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
@@ -35,10 +36,16 @@ BOOST_AUTO_TEST_CASE(sample_detects_the_energy_and_fails_clearly) {
   t.emplace_back("walkers.x", jebm::rand_uniform({3, 1, 28, 28}, -1, 1, wg));
   const std::string ck = (dir.path / "mnist.safetensors").string();
   jebm::save_safetensors(ck, t, {{"format", "jebm-image-ebm-checkpoint-1"}, {"command", "mnist"}, {"iteration", "7"}});
-  const fs::path grid = dir.path / "sub" / "g.png";
-  const std::vector<std::string> base = {"--checkpoint", ck, "--out", grid.string(), "--no-progress", "--threads", "1"};
+  // --out is a run directory (made as needed); --force: each call below replaces the previous one's files.
+  const fs::path run = dir.path / "sub" / "run", grid = run / "samples.png";
+  const std::vector<std::string> base = {"--checkpoint", ck, "--out", run.string(), "--no-progress", "--threads", "1",
+                                         "--force"};
   BOOST_REQUIRE_EQUAL(jebm::run_sample(with(base, {"--steps", "1", "--n", "4", "--columns", "4"})), 0);
   jebm::PngImage g = jebm::read_png(grid.string());
+  BOOST_TEST(jebm::read_file((run / "options.txt").string()).find("steps = 1\n") != std::string::npos);
+  // Like every run directory, it is not overwritten without --force.
+  expect_error([&] { jebm::run_sample({"--checkpoint", ck, "--out", run.string(), "--steps", "1", "--no-progress"}); },
+               {"is not empty", "--force"});
   BOOST_TEST(g.channels == 1);
   BOOST_TEST(g.width == 4 * 30 + 2);
   BOOST_TEST(g.height == 30 + 2);

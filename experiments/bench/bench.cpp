@@ -21,6 +21,7 @@
 #include "experiments/bench/timing.hpp"
 #include "experiments/bench/torch_compare.hpp"
 #include "experiments/cli.hpp"
+#include "experiments/cli_options.hpp"
 #include "experiments/gmm.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
@@ -213,17 +214,21 @@ void print_comparison(const std::vector<BenchRow>& rows, const std::map<std::str
 int run_bench(const std::vector<std::string>& args) {
   namespace po = boost::program_options;
   std::string device = "cpu", only;
-  int repeat = 5;
+  int repeat = 5, threads = 0;
   int64_t batch = 256, moves = 0;
   std::string net = "all";
   TorchCompareArgs torch;
   torch.script = JEBM_TORCH_REFERENCE;
-  const OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", at_least(1)}, {"moves", at_least(0)}};
+  OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", at_least(1)}, {"moves", at_least(0)}};
+  R.add(shared_option_ranges());
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
   for (const auto& s : bench_sections()) section_list += std::string(section_list.empty() ? "" : ", ") + s.name;
-  desc.add_options()("help,h", "this text")
-      ("device", po::value(&device)->default_value(device), "cpu or cuda")
+  shared_option::help(desc);
+  shared_option::version(desc);
+  shared_option::device(desc, device, "where the timed kernels run");
+  shared_option::threads(desc, threads);
+  desc.add_options()
       ("repeat", po::value(&repeat)->default_value(repeat), R.help("repeat", "timed repetitions per case (after one warm-up); the median is reported").c_str())
       ("batch", po::value(&batch)->default_value(batch), R.help("batch", "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)").c_str())
       ("moves", po::value(&moves)->default_value(moves), R.help("moves", "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)").c_str())
@@ -246,6 +251,7 @@ int run_bench(const std::vector<std::string>& args) {
     fail_option_error(e, desc, "bench");
   }
   R.check(vm);
+  apply_threads(threads);
   BenchOptions o;
   o.device = device_from_name(device);
   o.repeat = repeat;
