@@ -26,8 +26,7 @@ void seed(po::options_description& d, uint64_t& seed) {
 
 void threads(po::options_description& d, int& threads) {
   d.add_options()("threads", po::value(&threads)->default_value(0),
-                  "OpenMP threads; 0 = OMP_NUM_THREADS if set, else all cores (results do not depend on it) "
-                  "(in [0, 4096])");
+                  "OpenMP threads; 0 = OMP_NUM_THREADS if set, else all cores (in [0, 4096])");
 }
 
 void no_progress(po::options_description& d, bool& no_progress) {
