@@ -1,7 +1,8 @@
-// The direct conv2d of thin layers (runtime/cpu/conv_direct.cpp): forward and backward-data against the im2col +
-// GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 and 2, padding, odd
-// sizes, filter counts that do not fill a vector, batch 1 and larger; bit-identical at 1 and 2 threads; and the
-// dispatch (runtime/cpu/conv.cpp) sends the MNIST CNN's first two layers direct and wider ones to the GEMM.
+// The direct conv2d of thin layers (runtime/cpu/conv_direct.cpp): forward, backward-data and backward-filter
+// against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 and
+// 2, padding, odd sizes, filter counts that do not fill a vector, batch 1 to 11 (more samples than filter-gradient
+// slots); bit-identical at 1 and 2 threads; and the dispatch (runtime/cpu/conv.cpp) sends the MNIST CNN's first
+// layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
 #include <omp.h>
@@ -27,7 +28,8 @@ struct Case {
 const std::vector<Case> kCases = {
     {3, 1, 28, 28, 16, 5, 5, 2, 4}, {1, 1, 14, 14, 16, 5, 5, 2, 4}, {2, 16, 16, 16, 32, 3, 3, 2, 1},
     {2, 3, 7, 9, 5, 3, 3, 1, 0},    {4, 2, 11, 10, 20, 3, 2, 2, 1}, {5, 1, 9, 13, 3, 5, 3, 1, 2},
-    {2, 4, 6, 5, 17, 1, 1, 1, 0},   {1, 2, 19, 23, 9, 3, 3, 2, 0},  {6, 1, 12, 30, 8, 4, 4, 1, 3}};
+    {2, 4, 6, 5, 17, 1, 1, 1, 0},   {1, 2, 19, 23, 9, 3, 3, 2, 0},  {6, 1, 12, 30, 8, 4, 4, 1, 3},
+    {11, 2, 9, 9, 16, 3, 3, 1, 1}};
 
 std::string name(const Case& q) {
   return "x[" + std::to_string(q.n) + ", " + std::to_string(q.c) + ", " + std::to_string(q.h) + ", " +
@@ -36,14 +38,15 @@ std::string name(const Case& q) {
          std::to_string(q.pad);
 }
 
-// y = conv(x, w) + b and grad_x = conv^T(gy, w) by the index relation iy = oy*s - p + i, ix = ox*s - p + j, in
+// y = conv(x, w) + b, grad_x = conv^T(gy, w) and grad_w by the index relation iy = oy*s - p + i, ix = ox*s - p + j, in
 // double.
 void reference(const Case& q, const Shape& ys, const std::vector<double>& x, const std::vector<double>& w,
                const std::vector<double>& b, const std::vector<double>& gy, std::vector<double>& y,
-               std::vector<double>& gx) {
+               std::vector<double>& gx, std::vector<double>& gw) {
   const int64_t oh = ys[2], ow = ys[3];
   y.assign(static_cast<size_t>(shape_numel(ys)), 0.0);
   gx.assign(x.size(), 0.0);
+  gw.assign(w.size(), 0.0);
   for (int64_t n = 0; n < q.n; ++n)
     for (int64_t f = 0; f < q.f; ++f)
       for (int64_t oy = 0; oy < oh; ++oy)
@@ -59,19 +62,22 @@ void reference(const Case& q, const Shape& ys, const std::vector<double>& x, con
                 const size_t wi = static_cast<size_t>(((f * q.c + c) * q.kh + i) * q.kw + j);
                 y[yi] += x[xi] * w[wi];
                 gx[xi] += gy[yi] * w[wi];
+                gw[wi] += gy[yi] * x[xi];
               }
         }
 }
 
 struct Outputs {
-  Tensor y, gx;
+  Tensor y, gx, gw;
 };
 
 Outputs run_direct(const Case& q, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy) {
   const Conv2dParams p{q.stride, q.pad};
-  Outputs o{Tensor::zeros(gy.shape(), x.dtype()), Tensor::zeros(x.shape(), x.dtype())};
+  Outputs o{Tensor::zeros(gy.shape(), x.dtype()), Tensor::zeros(x.shape(), x.dtype()),
+            Tensor::zeros(w.shape(), x.dtype())};
   cpu::conv2d_direct_forward(x, w, b, p, o.y);
   cpu::conv2d_direct_backward_data(gy, w, p, o.gx);
+  cpu::conv2d_direct_backward_filter(gy, x, p, o.gw);
   return o;
 }
 
@@ -89,20 +95,24 @@ BOOST_AUTO_TEST_CASE(direct_equals_im2col_and_the_loop_reference) {
         const Shape ys = conv2d_output_shape(x.shape(), w.shape(), p);
         const Tensor gy = rand_uniform(ys, -1, 1, gen, dt);
         const Outputs d = run_direct(q, x, w, b, gy);
-        Tensor y = Tensor::zeros(ys, dt), gx = Tensor::zeros(x.shape(), dt);
+        Tensor y = Tensor::zeros(ys, dt), gx = Tensor::zeros(x.shape(), dt), gw = Tensor::zeros(w.shape(), dt);
         cpu::conv2d_im2col_forward(x, w, b, p, y);
         cpu::conv2d_im2col_backward_data(gy, w, p, gx);
-        std::vector<double> yr, gxr;
-        reference(q, ys, x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr);
+        cpu::conv2d_im2col_backward_filter(gy, x, p, gw);
+        std::vector<double> yr, gxr, gwr;
+        reference(q, ys, x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
         // Sums of at most C*KH*KW (forward) or F*KH*KW (backward-data) products of terms in [-1, 1], in different
         // orders: a few ulps of the sum's length.
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         const double tf = tol * static_cast<double>(q.c * q.kh * q.kw);
         const double tb = tol * static_cast<double>(q.f * q.kh * q.kw);
+        const double tw = tol * static_cast<double>(q.n * ys[2] * ys[3]);  // grad_w sums over N*OH*OW
         BOOST_TEST(all_close(d.y, y, tf, tol, "forward vs im2col"));
         BOOST_TEST(all_close(d.gx, gx, tb, tol, "backward_data vs im2col"));
         BOOST_TEST(all_close(d.y.to_vector(), yr, tf, tol, "forward vs loops"));
         BOOST_TEST(all_close(d.gx.to_vector(), gxr, tb, tol, "backward_data vs loops"));
+        BOOST_TEST(all_close(d.gw, gw, tw, tol, "backward_filter vs im2col"));
+        BOOST_TEST(all_close(d.gw.to_vector(), gwr, tw, tol, "backward_filter vs loops"));
         // Without a bias, the forward is the same sums without the added term.
         Tensor y0 = Tensor::zeros(ys, dt), y0ref = Tensor::zeros(ys, dt);
         cpu::conv2d_direct_forward(x, w, Tensor(), p, y0);
@@ -127,6 +137,7 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_thread_count) {
           const Outputs o = run_direct(q, x, w, b, gy);
           std::vector<double> r = o.y.to_vector();
           for (double v : o.gx.to_vector()) r.push_back(v);
+          for (double v : o.gw.to_vector()) r.push_back(v);
           runs.push_back(r);
         }
         omp_set_num_threads(2);
@@ -141,6 +152,8 @@ BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 1, 14, 14}, {16, 1, 5, 5}, s2p4));      // conv1 on 14x14
   BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));  // conv2, K = 144
   BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 32, 8, 8}, {64, 32, 3, 3}, s2p1));     // conv3, K = 288
+  BOOST_TEST(cpu::conv2d_direct_backward_filter_fits({256, 32, 8, 8}, {64, 32, 3, 3}, s2p1));
+  BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({256, 64, 4, 4}, {64, 64, 3, 3}, s2p1));  // conv4, K = 576
   BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));       // rows of 3 pixels
   // The op takes the direct path where it fits: its results are the direct kernels' bits.
   Generator gen{13, 0};
@@ -152,4 +165,5 @@ BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   const Outputs d = run_direct(q, x, w, b, gy);
   BOOST_TEST(conv2d(x, w, b, s2p4).to_vector() == d.y.to_vector());
   BOOST_TEST(conv2d_backward_data(gy, w, x.shape(), s2p4).to_vector() == d.gx.to_vector());
+  BOOST_TEST(conv2d_backward_filter(gy, x, w.shape(), s2p4).to_vector() == d.gw.to_vector());
 }

@@ -1,5 +1,5 @@
-// CPU conv2d (NCHW) by im2col/col2im + GEMM: forward, backward-data, backward-filter, backward-bias; thin layers'
-// forward and backward-data go to runtime/cpu/conv_direct.cpp. The reference for runtime/cuda/conv.cu (cuDNN).
+// CPU conv2d (NCHW) by im2col/col2im + GEMM: forward, backward-data, backward-filter, backward-bias; thin layers
+// go to runtime/cpu/conv_direct.cpp (conv2d_direct_*_fits). The reference for runtime/cuda/conv.cu (cuDNN).
 // Tested by tests/test_ops.cpp against direct 7-loop references, and tests/test_conv_direct.cpp.
 //
 // The batch is cut into groups of G samples whose patches sit one under another ([G*OH*OW, C*KH*KW], one sample's
@@ -368,8 +368,14 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dPar
   conv2d_im2col_backward_data(grad_y, w, p, grad_x);
 }
 
-void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
+void conv2d_im2col_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_filter", [&] { backward_filter_typed<scalar_t>(grad_y, x, p, grad_w); });
+}
+
+void conv2d_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
+  if (conv2d_direct_backward_filter_fits(x.shape(), grad_w.shape(), p))
+    return conv2d_direct_backward_filter(grad_y, x, p, grad_w);
+  conv2d_im2col_backward_filter(grad_y, x, p, grad_w);
 }
 
 void conv2d_backward_bias(const Tensor& grad_y, Tensor& grad_b) {

@@ -1,11 +1,12 @@
-// Direct conv2d (NCHW) for thin layers: forward and backward-data without im2col, one sample at a time, in
+// Direct conv2d (NCHW) for thin layers: forward, backward-data and backward-filter without im2col, per sample, in
 // AVX-512 / AVX2 / baseline clones picked at load time. Tested by tests/test_conv_direct.cpp (against the im2col
 // path and the 7-loop references, float32 and float64, thread-count invariance) and tests/test_ops.cpp.
 //
 // A layer like MNIST's first (1 -> 16 channels, 5x5) gives im2col + GEMM a K of 25: packing and loop overhead
 // dominate. Here each sample is copied once into a zero-padded buffer, so no tap tests bounds; the innermost step
-// is one vector of filters (forward, weights as [C*KH*KW, F]) or of taps (backward-data, weights as [F, C*KH*KW]),
-// times one input value, added into one of the kPix pixels' accumulators held in registers. The file is compiled with
+// is one vector of filters (forward, weights as [C*KH*KW, F]; backward-filter, grad_y as [P, F]) or of taps
+// (backward-data, weights as [F, C*KH*KW]), times one input value, added into one of kPix pixels' (or taps')
+// accumulators held in registers. The file is compiled with
 // -ffp-contract=off: no clone fuses a multiply and an add, so all clones give the same bits, and since every
 // output's sum runs in a fixed order inside one sample, so does every thread count.
 #include "runtime/cpu/conv_direct.hpp"
@@ -22,10 +23,14 @@ namespace jebm::cpu {
 namespace {
 
 // Which layers go direct, measured at one thread (docs/performance.md): the MNIST CNN's conv1 (C*KH*KW = 25, output
-// rows of 16) and conv2 (144, rows of 8) and the CIFAR-10 CNN's conv1 (27, rows of 32) are faster direct in both
-// passes; MNIST's conv3 (288, rows of 4: every pixel alone, so each accumulator waits on its own previous add) is
-// not. So: C*KH*KW up to conv2's, and output rows at least one pixel block long.
+// rows of 16) and conv2 (144, rows of 8) and the CIFAR-10 CNN's conv1 (27, rows of 32) are faster direct in forward
+// and backward-data; MNIST's conv3 (288, rows of 4: every pixel alone, so each accumulator waits on its own
+// previous add) is not. So: C*KH*KW up to conv2's, and output rows at least one pixel block long.
 constexpr int64_t kDirectMaxCkk = 144;
+// The filter gradient blocks over taps, not pixels, so short rows do not hurt it: MNIST's conv3 (288) is faster
+// direct too. Wider layers were not measured.
+constexpr int64_t kDirectFilterMaxCkk = 288;
+constexpr int64_t kFilterSlots = 8;  // partial filter-gradient sums
 
 struct Geo {
   int64_t c, h, w, f, kh, kw, oh, ow, s, pad;
@@ -46,7 +51,7 @@ Geo geo(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
 // Per-thread buffers that persist across calls (a Langevin run repeats the same shapes thousands of times).
 template <typename T>
 T* buffer(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[2];
+  thread_local std::vector<T> buffers[3];
   std::vector<T>& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < count) b.resize(static_cast<size_t>(count));
   return b.data();
@@ -155,6 +160,49 @@ JEBM_ALWAYS_INLINE void backward_data_sample(const Geo& g, const T* __restrict g
     }
 }
 
+// part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for NT taps at once:
+// the taps' accumulators stay in registers while the pixels stream by. toff: the taps' offsets in the padded sample,
+// poff: each pixel's window corner.
+template <typename T, int64_t NT>
+JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __restrict toff,
+                                     const int64_t* __restrict poff, int64_t np, const T* __restrict gyt, int64_t fp,
+                                     T* __restrict part) {
+  vec_t<T> acc[NT];
+  for (int64_t t = 0; t < NT; ++t) acc[t] = vec_t<T>{};
+  for (int64_t p = 0; p < np; ++p) {
+    vec_t<T> gv;
+    std::memcpy(&gv, gyt + p * fp, sizeof gv);
+    const T* xr = xpad + poff[p];
+    for (int64_t t = 0; t < NT; ++t) acc[t] += xr[toff[t]] * gv;
+  }
+  for (int64_t t = 0; t < NT; ++t) {
+    vec_t<T> v;
+    std::memcpy(&v, part + t * fp, sizeof v);
+    v += acc[t];
+    std::memcpy(part + t * fp, &v, sizeof v);
+  }
+}
+
+// One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP] (zero
+// filters padding F), then taps in blocks of kPix against every pixel.
+template <typename T>
+JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict xn, const T* __restrict gyn,
+                                               const int64_t* xoff, const int64_t* poff, T* __restrict part,
+                                               T* __restrict xpad, T* __restrict gyt) {
+  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nt = g.ckk();
+  pad_sample(g, xn, xpad);
+  for (int64_t p = 0; p < np; ++p) {
+    for (int64_t f = 0; f < g.f; ++f) gyt[p * fp + f] = gyn[f * np + p];
+    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
+  }
+  for (int64_t lb = 0; lb < fp; lb += kLanes<T>) {
+    int64_t t = 0;
+    for (; t + kPix <= nt; t += kPix)
+      filter_block<T, kPix>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+    for (; t < nt; ++t) filter_block<T, 1>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+  }
+}
+
 // The clones: the same source compiled for AVX-512, AVX2 and the baseline, picked once at load time.
 #define JEBM_CONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 JEBM_CONV_CLONES void forward_sample_f32(const Geo& g, const float* xn, const float* wt, const int64_t* xoff,
@@ -172,6 +220,15 @@ JEBM_CONV_CLONES void backward_data_sample_f32(const Geo& g, const float* gyn, c
 JEBM_CONV_CLONES void backward_data_sample_f64(const Geo& g, const double* gyn, const double* w, const int64_t* foff,
                                                double* gxn, double* gxpad, double* t) {
   backward_data_sample<double>(g, gyn, w, foff, gxn, gxpad, t);
+}
+JEBM_CONV_CLONES void backward_filter_sample_f32(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
+                                                 const int64_t* poff, float* part, float* xpad, float* gyt) {
+  backward_filter_sample<float>(g, xn, gyn, xoff, poff, part, xpad, gyt);
+}
+JEBM_CONV_CLONES void backward_filter_sample_f64(const Geo& g, const double* xn, const double* gyn,
+                                                 const int64_t* xoff, const int64_t* poff, double* part, double* xpad,
+                                                 double* gyt) {
+  backward_filter_sample<double>(g, xn, gyn, xoff, poff, part, xpad, gyt);
 }
 #undef JEBM_CONV_CLONES
 
@@ -192,11 +249,29 @@ inline void backward_data_one(const Geo& g, const double* gyn, const double* w, 
   backward_data_sample_f64(g, gyn, w, foff, gxn, gxp, t);
 }
 
+inline void backward_filter_one(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
+                                const int64_t* poff, float* part, float* xpad, float* gyt) {
+  backward_filter_sample_f32(g, xn, gyn, xoff, poff, part, xpad, gyt);
+}
+inline void backward_filter_one(const Geo& g, const double* xn, const double* gyn, const int64_t* xoff,
+                                const int64_t* poff, double* part, double* xpad, double* gyt) {
+  backward_filter_sample_f64(g, xn, gyn, xoff, poff, part, xpad, gyt);
+}
+
 // Runs f(n) for every sample; each writes only its own output, so any schedule gives the same result.
 template <typename F>
 void for_samples(int64_t n, int64_t work, F f) {
 #pragma omp parallel for schedule(static) if (n > 1 && work >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+// Tap (c, i, j) -> its offset from a window's corner in the padded sample.
+std::vector<int64_t> tap_offsets(const Geo& g) {
+  std::vector<int64_t> xoff;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) xoff.push_back((c * g.hp() + i) * g.wp() + j);
+  return xoff;
 }
 
 template <typename T>
@@ -207,10 +282,7 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   std::vector<T> wt(static_cast<size_t>(ckk * fp), T(0));  // [CKK, FP]
   for (int64_t f = 0; f < g.f; ++f)
     for (int64_t k = 0; k < ckk; ++k) wt[static_cast<size_t>(k * fp + f)] = wp[f * ckk + k];
-  std::vector<int64_t> xoff;  // tap (c, i, j) -> its offset from a window's corner in the padded sample
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t i = 0; i < g.kh; ++i)
-      for (int64_t j = 0; j < g.kw; ++j) xoff.push_back((c * g.hp() + i) * g.wp() + j);
+  const std::vector<int64_t> xoff = tap_offsets(g);
   const T* xp = x.data<T>();
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
@@ -240,6 +312,37 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   });
 }
 
+// Samples go to kFilterSlots fixed partial sums (sample i to slot i mod S, in sample order), the slots are then
+// added in slot order: S depends only on the batch size, so the result does not depend on the thread count.
+template <typename T>
+void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams& prm, Tensor& gw) {
+  const Geo g = geo(x.shape(), gw.shape(), gy.shape(), prm);
+  const int64_t n = x.size(0), ckk = g.ckk(), fp = round_up(g.f, kLanes<T>);
+  const int64_t slots = std::clamp<int64_t>(n, 1, kFilterSlots), part_size = ckk * fp;
+  std::vector<T> part(static_cast<size_t>(slots * part_size), T(0));  // [S, CKK, FP]
+  const std::vector<int64_t> xoff = tap_offsets(g);
+  std::vector<int64_t> poff;  // pixel (oy, ox) -> its window's corner in the padded sample
+  for (int64_t oy = 0; oy < g.oh; ++oy)
+    for (int64_t ox = 0; ox < g.ow; ++ox) poff.push_back(oy * g.s * g.wp() + ox * g.s);
+  const T* xp = x.data<T>();
+  const T* gyp = gy.data<T>();
+#pragma omp parallel for schedule(static) if (slots > 1 && n * g.p() * ckk * g.f >= kParallelMin)
+  for (int64_t sl = 0; sl < slots; ++sl) {
+    T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
+    T* gyt = buffer<T>(2, g.p() * fp);
+    for (int64_t i = sl; i < n; i += slots)
+      backward_filter_one(g, xp + i * g.c * g.h * g.w, gyp + i * g.f * g.p(), xoff.data(), poff.data(),
+                          part.data() + sl * part_size, xpad, gyt);
+  }
+  T* gwp = gw.data<T>();  // [F, CKK]
+  for (int64_t f = 0; f < g.f; ++f)
+    for (int64_t k = 0; k < ckk; ++k) {
+      T v = part[static_cast<size_t>(k * fp + f)];
+      for (int64_t sl = 1; sl < slots; ++sl) v += part[static_cast<size_t>(sl * part_size + k * fp + f)];
+      gwp[f * ckk + k] = v;
+    }
+}
+
 }  // namespace
 
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
@@ -249,6 +352,9 @@ bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dPara
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return conv2d_direct_forward_fits(x, w, p);
 }
+bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  return x[1] * w[2] * w[3] <= kDirectFilterMaxCkk;
+}
 
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
   JEBM_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] { forward_typed<scalar_t>(x, w, bias, p, y); });
@@ -257,6 +363,11 @@ void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",
                       [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
+}
+
+void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
+  JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_filter",
+                      [&] { backward_filter_typed<scalar_t>(grad_y, x, p, grad_w); });
 }
 
 }  // namespace jebm::cpu

@@ -1,5 +1,5 @@
 // Direct conv2d (NCHW) for thin layers, where im2col + GEMM has a short K and wastes the core: which shapes take it,
-// and its forward and backward-data (runtime/cpu/conv_direct.cpp). Also the im2col + GEMM entry points
+// and its forward, backward-data and backward-filter (runtime/cpu/conv_direct.cpp). Also the im2col + GEMM entry points
 // (runtime/cpu/conv.cpp), the reference the direct path is tested against in tests/test_conv_direct.cpp.
 #pragma once
 #include "runtime/ops.hpp"
@@ -10,14 +10,18 @@ namespace jebm::cpu {
 // w: [F, C, KH, KW], valid for conv2d). A function of the shapes only, so the result never depends on the thread count.
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
+bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 
 // y: [N, F, OH, OW] = conv(x, w) + bias (bias may be undefined). Samples in parallel, each computed alone.
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
 // grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone.
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
+// grad_w: [F, C, KH, KW] from grad_y and x: per-sample sums in fixed slots, so independent of the thread count.
+void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w);
 
 // The im2col + GEMM path for every shape.
 void conv2d_im2col_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
 void conv2d_im2col_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
+void conv2d_im2col_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w);
 
 }  // namespace jebm::cpu
