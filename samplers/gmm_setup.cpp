@@ -12,8 +12,9 @@ namespace jebm {
 GmmParams gmm_teacher(const GmmConfig& c) {
   const int64_t k = static_cast<int64_t>(c.teacher_means.size());
   JEBM_USER_CHECK(k >= 1 && static_cast<int64_t>(c.teacher_weights.size()) == k,
-             "--teacher-mean given " << k << " times but --teacher-weights has " << c.teacher_weights.size()
-                                     << " entries");
+             "--teacher-weights has " << c.teacher_weights.size() << " weight(s) but the teacher has " << k
+                                      << " mode(s), one per --teacher-mean (default: the paper's two, -10 and 6): "
+                                         "give one weight per mode");
   GmmParams t = GmmParams::zeros(k, c.dim);
   for (double w : c.teacher_weights) JEBM_USER_CHECK(w > 0.0, "--teacher-weights: weight " << w << " must be positive");
   for (int64_t j = 0; j < k; ++j) {

@@ -70,6 +70,9 @@ BOOST_AUTO_TEST_CASE(bad_values_and_files_name_what_and_how) {
   check_user_error(run_jebm({"mnist", "--data", tmp.path.string(), "--out", out}), "train-images-idx3-ubyte");
   check_user_error(run_jebm({"mnist", "--device", "tpu", "--data", tmp.path.string(), "--out", out}),
                    "--device tpu: expected cpu or cuda");
+  // The teacher's weights are counted against its modes, which the user may not have given.
+  check_user_error(run_jebm({"gmm", "--teacher-weights", "0.5", "--iterations", "1"}),
+                   "--teacher-weights has 1 weight(s) but the teacher has 2 mode(s), one per --teacher-mean");
   // A file that is not a checkpoint.
   const fs::path junk = tmp.path / "junk.safetensors";
   std::ofstream(junk) << "not a checkpoint";
