@@ -65,20 +65,7 @@ void load_population(const SafeTensors& st, WalkerPopulation& pop, const std::st
   pop.resamplings = static_cast<int64_t>(checkpoint_meta_u64(st, prefix + "resamplings"));
 }
 
-namespace {
-
-// One walker track's bookkeeping under `key` ("trainer." or "trainer.holdout_"): the u_cache and last_moved
-// tensors when present, and the flags, the subset counter and the last_moved count as metadata.
-struct TrackRefs {
-  bool& initialised;
-  bool& params_changed;
-  bool& all_moved;
-  Tensor& u_cache;
-  std::vector<int64_t>& last_moved;
-  uint64_t& subset_counter;
-};
-
-void save_track(const TrackRefs& r, const std::string& key, CheckpointTensors& t, CheckpointMetadata& md) {
+void save_track(const WalkerTrack& r, const std::string& key, CheckpointTensors& t, CheckpointMetadata& md) {
   if (r.u_cache.defined()) t.emplace_back(key + "u_cache", r.u_cache);
   if (!r.last_moved.empty())
     t.emplace_back(key + "last_moved", Tensor::from_vector(r.last_moved, {static_cast<int64_t>(r.last_moved.size())}));
@@ -89,7 +76,8 @@ void save_track(const TrackRefs& r, const std::string& key, CheckpointTensors& t
   md[key + "last_moved_count"] = std::to_string(r.last_moved.size());
 }
 
-void load_track(const SafeTensors& st, const std::string& key, int64_t walkers, const TrackRefs& r) {
+WalkerTrack load_track(const SafeTensors& st, const std::string& key, int64_t walkers) {
+  WalkerTrack r;
   r.initialised = checkpoint_meta_u64(st, key + "initialised") != 0;
   r.params_changed = checkpoint_meta_u64(st, key + "params_changed") != 0;
   r.all_moved = checkpoint_meta_u64(st, key + "all_moved") != 0;
@@ -98,20 +86,14 @@ void load_track(const SafeTensors& st, const std::string& key, int64_t walkers, 
     r.u_cache = get(st, key + "u_cache", Shape{walkers}, DType::Float64).clone();
   const int64_t lm = static_cast<int64_t>(checkpoint_meta_u64(st, key + "last_moved_count"));
   if (lm > 0) r.last_moved = get(st, key + "last_moved", Shape{lm}, DType::Int64).host_vector<int64_t>();
+  return r;
 }
-
-}  // namespace
 
 void save_trainer_state(const Trainer::State& s, CheckpointTensors& t, CheckpointMetadata& md,
                         int64_t holdout_walkers) {
-  Trainer::State c = s;  // TrackRefs binds non-const references; the copy shares the tensors
   md["iteration"] = std::to_string(s.iteration);
-  save_track({c.initialised, c.params_changed, c.all_moved, c.u_cache, c.last_moved, c.subset_counter}, "trainer.",
-             t, md);
-  if (holdout_walkers > 0)
-    save_track({c.holdout_initialised, c.holdout_params_changed, c.holdout_all_moved, c.holdout_u_cache,
-                c.holdout_last_moved, c.holdout_subset_counter},
-               "trainer.holdout_", t, md);
+  save_track(s.walkers, "trainer.", t, md);
+  if (holdout_walkers > 0) save_track(s.holdout, "trainer.holdout_", t, md);
   if (s.log_z_correction != 0.0)
     t.emplace_back("trainer.log_z_correction",
                    Tensor::from_vector(std::vector<double>{s.log_z_correction}, {1}, DType::Float64));
@@ -120,12 +102,8 @@ void save_trainer_state(const Trainer::State& s, CheckpointTensors& t, Checkpoin
 Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers, int64_t holdout_walkers) {
   Trainer::State s;
   s.iteration = static_cast<int64_t>(checkpoint_meta_u64(st, "iteration"));
-  load_track(st, "trainer.", walkers,
-             {s.initialised, s.params_changed, s.all_moved, s.u_cache, s.last_moved, s.subset_counter});
-  if (holdout_walkers > 0)
-    load_track(st, "trainer.holdout_", holdout_walkers,
-               {s.holdout_initialised, s.holdout_params_changed, s.holdout_all_moved, s.holdout_u_cache,
-                s.holdout_last_moved, s.holdout_subset_counter});
+  s.walkers = load_track(st, "trainer.", walkers);
+  if (holdout_walkers > 0) s.holdout = load_track(st, "trainer.holdout_", holdout_walkers);
   if (st.tensors.count("trainer.log_z_correction"))
     s.log_z_correction = get(st, "trainer.log_z_correction", Shape{1}, DType::Float64).data<double>()[0];
   return s;

@@ -1,6 +1,7 @@
-// The checkpoint format of the samplers' own state: a WalkerPopulation and a Trainer::State as named tensors plus
-// string metadata, the pieces a safetensors checkpoint holds (models/checkpoint.hpp writes and reads the file).
-// Tested by tests/test_image_ebm.cpp (exact resume) and tests/test_cifar10.cpp.
+// The checkpoint format of the samplers' own state: a WalkerPopulation, a WalkerTrack and a Trainer::State as named
+// tensors plus string metadata, the pieces a safetensors checkpoint holds (models/checkpoint.hpp writes and reads
+// the file). Tested by tests/test_image_ebm.cpp (exact resume), tests/test_trainer_fixture.cpp (checkpoints of an
+// earlier release) and tests/test_cifar10.cpp.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -25,10 +26,16 @@ void save_population(const WalkerPopulation& pop, CheckpointTensors& tensors, Ch
 // and device: a tensor of another shape or dtype is an error naming the file and the tensor.
 void load_population(const SafeTensors& st, WalkerPopulation& pop, const std::string& prefix = "walkers.");
 
-// Appends the Trainer's state: tensors trainer.u_cache and trainer.last_moved when present, metadata
-// "iteration" and trainer.{initialised, params_changed, all_moved, subset_counter, last_moved_count}; with
-// held-out walkers (holdout_walkers > 0) also trainer.holdout_{u_cache, last_moved} and the holdout_ metadata;
-// trainer.log_z_correction (a Float64 [1] tensor, exact) when it is not zero.
+// One walker track under `key` ("trainer." or "trainer.holdout_"): tensors <key>u_cache and <key>last_moved when
+// present, metadata <key>{initialised, params_changed, all_moved, subset_counter, last_moved_count}. load_track
+// reads it for `walkers` walkers (u_cache on the host).
+void save_track(const WalkerTrack& track, const std::string& key, CheckpointTensors& tensors,
+                CheckpointMetadata& metadata);
+WalkerTrack load_track(const SafeTensors& st, const std::string& key, int64_t walkers);
+
+// Appends the Trainer's state: metadata "iteration", the training walkers' track under "trainer.", with held-out
+// walkers (holdout_walkers > 0) theirs under "trainer.holdout_", and trainer.log_z_correction (a Float64 [1]
+// tensor, exact) when it is not zero.
 void save_trainer_state(const Trainer::State& s, CheckpointTensors& tensors, CheckpointMetadata& metadata,
                         int64_t holdout_walkers = 0);
 // The state saved by save_trainer_state for `walkers` walkers and `holdout_walkers` held-out ones (Trainer::restore

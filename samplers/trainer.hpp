@@ -1,9 +1,11 @@
 // Trainer: Algorithm 1 and its image variant (docs/method.md) for ANY energy Module through autograd:
 // Jarzynski-weighted walkers, or the PCD / CD-k baselines, with mini-batch moves, gradient walkers, the
-// surrogate loss and resampling. The optimizer, the data and logging are callbacks. Optional: a held-out walker
-// population and a first-order correction of the running log Z estimate (docs/method.md). Tested by
-// tests/test_samplers.cpp (a Gaussian target), tests/test_gmm.cpp (agrees with the closed-form GMM path) and
-// tests/test_trainer_logz.cpp (held-out walkers, corrected log Z).
+// surrogate loss and resampling. The optimizer and the data are callbacks; step() returns the update's scalars.
+// Optional: a held-out walker population and a first-order correction of the running log Z estimate
+// (docs/method.md). How rows are evaluated and moved (one pass, chunks, blocks shared over ranks) is
+// samplers/row_evaluator.hpp's business. Tested by tests/test_samplers.cpp (a Gaussian target), tests/test_gmm.cpp
+// (agrees with the closed-form GMM path), tests/test_trainer_logz.cpp (held-out walkers, corrected log Z) and
+// tests/test_trainer_fixture.cpp (an earlier release's checkpoint resumes).
 //
 // One step (= one parameter update) with the Jarzynski algorithm:
 //  1. Complete: walkers whose last move is pending get U, grad_x U at their new positions under the current
@@ -39,7 +41,9 @@
 #include "runtime/comm/communicator.hpp"
 #include "samplers/contrastive.hpp"
 #include "samplers/resampling.hpp"
+#include "samplers/row_evaluator.hpp"
 #include "samplers/ula_jarzynski.hpp"
+#include "samplers/walker_track.hpp"
 #include "samplers/walkers.hpp"
 
 namespace jebm {
@@ -116,14 +120,12 @@ class Trainer {
   std::function<void(int64_t iteration)> optimizer_step;
   // CD only: put the walkers back on data (e.g. restart_from_data).
   std::function<void(WalkerPopulation& walkers, int64_t iteration)> restart_walkers;
-  // Optional: per-update scalars.
-  std::function<void(const TrainerStepInfo&)> log;
   // Optional: called once the weights at theta_k are complete (after part 1, before the gradient estimate and
   // any resampling), e.g. for weighted metrics of the walkers. info holds iteration, ess, cv2, log_z.
   std::function<void(const WalkerPopulation& walkers, const TrainerStepInfo& info)> weights_ready;
   // Optional: called after every move-kernel call on the walkers idx (empty: all). Whatever it changes in the
   // positions is NOT accounted for in the weights (e.g. the official code's [-1,1] box revert).
-  std::function<void(WalkerPopulation& walkers, const std::vector<int64_t>& idx)> after_move;
+  AfterMove after_move;
 
   // With correction_groups: sum_p D_p C_p for the C tensors (one per energy parameter, in parameters() order;
   // undefined where a parameter got no gradient), D_p the effective per-parameter step of the update just
@@ -148,20 +150,13 @@ class Trainer {
   // Switches resampling on/off between steps (the image experiments enable it after an epoch threshold).
   void set_resample(bool on) { opt_.resample = on; }
 
-  // Everything besides the energy, the optimizer and the population that the next step() depends on, so a run
+  // Everything besides the energy, the optimizer and the populations that the next step() depends on, so a run
   // can be checkpointed between steps and resumed bit-for-bit (restore() into a fresh Trainer on the restored
-  // energy and population).
+  // energy and populations): each population's walker track (u_cache on the host) and the running correction.
   struct State {
     int64_t iteration = 0;
-    bool initialised = false, params_changed = false, all_moved = false;
-    Tensor u_cache;                   // [N] float64 on the host, undefined before the first step (restore() moves it)
-    std::vector<int64_t> last_moved;  // walkers whose last move is pending (empty with all_moved: all)
-    uint64_t subset_counter = 0;
-    // The held-out walkers' bookkeeping (as above; unused without them) and the running log Z correction.
-    bool holdout_initialised = false, holdout_params_changed = false, holdout_all_moved = false;
-    Tensor holdout_u_cache;
-    std::vector<int64_t> holdout_last_moved;
-    uint64_t holdout_subset_counter = 0;
+    WalkerTrack walkers;  // the training walkers'
+    WalkerTrack holdout;  // the held-out walkers' (unused without them)
     double log_z_correction = 0.0;
   };
   State state() const;
@@ -188,70 +183,36 @@ class Trainer {
   Tensor energy_only(const Tensor& x) const;  // forward only, [B] float64
 
  private:
-  // One population's bookkeeping between steps: the training walkers' and the held-out walkers'.
-  struct Track {
+  // One population's track and what a step keeps beside it: grad_x U of every walker from part 1 (this rank's rows
+  // of them on several ranks), valid when part 1 or the warm moves evaluated every walker.
+  struct Track : WalkerTrack {
     WalkerPopulation* pop = nullptr;
-    bool params_changed = false;  // theta changed since u_cache was computed for the non-pending walkers
-    bool initialised = false;
-    Tensor u_cache;               // [N] float64: U_theta(X_i) at the walker's current position (valid after part 1)
-    std::vector<int64_t> last_moved;  // walkers moved in the last step (empty: all)
-    bool all_moved = false;
-    // grad_x U of all walkers from part 1, valid when all walkers were completed; with rows split over ranks
-    // (splits_rows), this rank's rows of eval_range(N) only.
     Tensor g_all;
     bool g_all_valid = false;
-    uint64_t subset_counter = 0;  // Philox offset for random subsets
   };
-  void bring_up_to_date(Track& t);
-  void make_moves(Track& t, int64_t moving_batch);
-  void resample(Track& t);
-  void rejuvenate(Track& t);  // TrainerOptions::rejuvenation_moves, after resample()
+  // The step's parts, in order.
+  void restart_if_due(TrainerStepInfo& info);
+  void complete(Track& t);
+  void parameter_change(Track& t);
+  WeightStats estimate_weights(TrainerStepInfo& info, WeightStats& holdout);
   // moved: the walkers whose moves part 1 just completed (for gradient_walkers_moved; empty: none/all).
   // Returns the number of gradient walkers.
   int64_t surrogate_backward(const Tensor& data, const std::vector<int64_t>& moved, TrainerStepInfo& info);
   // The walker part of the loss group by group (correction_groups); fills c_ (scaled by the gradient walkers'
   // weight mass `mass`).
   void grouped_walker_backward(const Tensor& xs, const Tensor& w, double mass, double& loss);
-  // The held-out walkers' part 3 (after the training walkers' resampling decision): their own rule.
+  bool resample_fires(const WeightStats& st, double batch_ess) const;  // the training walkers' rule
+  // The held-out walkers' part 3: their own rule.
   bool holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const;
-
-  // `items` split over the ranks in contiguous ranges, as evenly as possible: rank r has [s[r], s[r + 1]).
-  std::vector<int64_t> rank_split(int64_t items) const;
-  // The rows of n that this rank evaluates, and in pieces of how many: with shard_block, its blocks' rows in
-  // blocks; otherwise all rows in eval_chunk pieces.
-  struct EvalRange {
-    int64_t lo, hi, chunk;
-  };
-  EvalRange eval_range(int64_t n) const;
-  // shard_block: where each rank's rows of n begin, in whole blocks (rank r has [s[r], s[r + 1]), possibly none).
-  std::vector<int64_t> block_row_starts(int64_t n) const;
-  // With shard_block on several ranks: every rank's evaluated rows of t gathered into t on every rank.
-  void gather_evaluated(Tensor& t) const;
-  bool splits_rows() const;  // evaluation blocks on several ranks: each rank moves its own rows (make_moves)
-  // U and grad_x U of rows [lo, hi) of x in pieces of `chunk` rows, into the same rows of u and g (no gather).
-  void evaluate_rows(const Tensor& x, int64_t lo, int64_t hi, int64_t chunk, Tensor& u, Tensor& g) const;
-  // U and grad_x U (allocated here) of every row of x, this rank's own rows (starting at a block boundary), in
-  // blocks of shard_block: the blocks the one-process evaluation uses for them. No gather.
-  void evaluate_own(const Tensor& x, Tensor& u, Tensor& g) const;
-  // Split rows, every walker: U of all (u: [N], gathered) and grad_x U of this rank's rows of eval_range(N),
-  // which it returns (g: those rows only). No move.
-  EvalRange evaluate_split(const WalkerPopulation& pop, Tensor& u, Tensor& g) const;
-  // Split rows: `kind` applied to this rank's rows [er.lo, er.hi) with their U and grad_x U (u, g: those rows);
-  // a rank without rows advances the move counter with the others. after_move applies. No gather.
-  void step_own(WalkerPopulation& pop, const Tensor& u, const Tensor& g, const UlaConfig& cfg, MoveKind kind,
-                const EvalRange& er) const;
-  // After a subset's moves on several ranks: the moving set's walker state (rows idx of the population, or all
-  // rows when idx is undefined; `rows` of them, each rank's blocks as in eval_range) gathered on every rank.
-  // fields: the population's tensors to gather (empty: x, x_prev, log_w, partial, pending).
-  void gather_moved_rows(WalkerPopulation& pop, const Tensor& idx, int64_t rows, std::vector<Tensor*> fields = {}) const;
-  // The surrogate loss's backward block by block (shard_block): data rows then gradient walkers with weights w.
-  void blocked_surrogate_backward(const Tensor& data, const Tensor& xs, const Tensor& w, TrainerStepInfo& info);
+  void resample(Track& t);
+  void rejuvenate(Track& t);  // TrainerOptions::rejuvenation_moves, after resample()
+  void make_moves(Track& t, int64_t moving_batch);
+  void update();
 
   Module& energy_;
   WalkerPopulation& pop_;
-  Communicator* comm_ = nullptr;
-  Communicator* device_comm_ = nullptr;
   TrainerOptions opt_;
+  RowEvaluator rows_;
   int64_t iteration_ = 0;
   Track train_, hold_;
   std::vector<Tensor> c_;        // this update's C tensors (correction_groups)

@@ -281,7 +281,7 @@ BOOST_AUTO_TEST_CASE(gradient_walkers_are_the_walkers_just_moved) {
       want = 1.0 / s2;
     };
     for (int step = 0; step < 4; ++step) {
-      moved = tr.state().last_moved;
+      moved = tr.state().walkers.last_moved;
       const jebm::TrainerStepInfo info = tr.step();
       if (step == 0) {
         BOOST_TEST(moved.empty());

@@ -153,8 +153,8 @@ TrainerResult run_trainer(const TrainerCase& tc, Device dev) {
   r.partial = pop.partial.to(Device::cpu());
   r.pending = pop.pending.to(Device::cpu());
   const jebm::Trainer::State st = tr.state();
-  r.u_cache = st.u_cache;
-  r.u_cache_on_host = st.u_cache.defined() && st.u_cache.device().is_cpu();
+  r.u_cache = st.walkers.u_cache;
+  r.u_cache_on_host = st.walkers.u_cache.defined() && st.walkers.u_cache.device().is_cpu();
   for (const jebm::ag::Var& p : energy->parameters()) r.params.push_back(p.value().to(Device::cpu()));
   r.log_z_offset = pop.log_z_offset;
   r.moves = pop.moves;
@@ -194,7 +194,7 @@ void compare_runs(const TrainerCase& tc) {
     BOOST_TEST(all_close(gpu.log_w, cpu.log_w, kAtol, kRtol, tc.name + " log-weights"));
     BOOST_TEST(all_close(gpu.partial, cpu.partial, kAtol, kRtol, tc.name + " partial terms"));
     BOOST_TEST(gpu.pending.host_vector<int64_t>() == cpu.pending.host_vector<int64_t>());
-    BOOST_TEST(gpu.u_cache_on_host, "Trainer::State::u_cache must be a host tensor");
+    BOOST_TEST(gpu.u_cache_on_host, "Trainer::State::walkers.u_cache must be a host tensor");
     BOOST_TEST(all_close(gpu.u_cache, cpu.u_cache, kAtol, kRtol, tc.name + " cached energies"));
     BOOST_REQUIRE_EQUAL(gpu.params.size(), cpu.params.size());
     for (size_t i = 0; i < cpu.params.size(); ++i)

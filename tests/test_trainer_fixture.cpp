@@ -60,5 +60,6 @@ BOOST_AUTO_TEST_CASE(an_old_release_checkpoint_resumes_like_an_uninterrupted_run
   BOOST_REQUIRE_EQUAL(jebm::run_mnist({"--resume", cut.string(), "--data", data.path.string(), "--no-progress"}), 0);
   jebm::test::check_identical_checkpoints(jebm::image_ebm_checkpoint_path(full.string()),
                                           jebm::image_ebm_checkpoint_path(cut.string()));
-  BOOST_TEST(jebm::test::same_bits(jebm::test::csv_rows(full / "metrics.csv"), jebm::test::csv_rows(cut / "metrics.csv")));
+  BOOST_TEST(
+      jebm::test::same_bits(jebm::test::csv_rows(full / "metrics.csv"), jebm::test::csv_rows(cut / "metrics.csv")));
 }
