@@ -228,6 +228,58 @@ GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop,
 
 }  // namespace
 
+namespace {
+
+// Every chunk's sums as one row [m, s1, s2 | acc | acc2 | acc3] (widths wg, wv, wl), in chunk order.
+std::vector<double> chunk_rows(const std::vector<ChunkAcc>& acc, size_t wg, size_t wv, size_t wl) {
+  const size_t row = 3 + wg + wv + wl;
+  std::vector<double> rows(acc.size() * row);
+  for (size_t c = 0; c < acc.size(); ++c) {
+    double* o = rows.data() + c * row;
+    o[0] = acc[c].m;
+    o[1] = acc[c].s1;
+    o[2] = acc[c].s2;
+    std::copy(acc[c].acc.begin(), acc[c].acc.end(), o + 3);
+    std::copy(acc[c].acc2.begin(), acc[c].acc2.end(), o + 3 + wg);
+    std::copy(acc[c].acc3.begin(), acc[c].acc3.end(), o + 3 + wg + wv);
+  }
+  return rows;
+}
+
+// sum_i w_i grad_theta U(X_i) from the chunks' sums tot (weights not normalised: their sum is s1). dU/da_j =
+// r_j (a_j - x): sum_i w_i dU/da_j = (sum w r_j) a_j - sum w r_j x; dU/dz_j = r_j.
+void weighted_gradient(const GmmParams& theta, const std::vector<double>& tot, double s1, GmmWalkerPass& out) {
+  const int64_t k = theta.k, d = theta.d;
+  out.grad_a.resize(static_cast<size_t>(k * d));
+  out.grad_z.resize(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) {
+    const double sr = tot[static_cast<size_t>(k * d + j)] / s1;
+    out.grad_z[static_cast<size_t>(j)] = sr;
+    for (int64_t q = 0; q < d; ++q)
+      out.grad_a[static_cast<size_t>(j * d + q)] =
+          sr * theta.a[static_cast<size_t>(j * d + q)] - tot[static_cast<size_t>(j * d + q)] / s1;
+  }
+}
+
+// Every log-weight is -inf or one is +inf/NaN: the run diverged. NaN statistics and gradient, not an internal
+// error, so that the caller's NaN guard stops the run with its own message (experiments/gmm.cpp).
+GmmWalkerPass diverged_pass(int64_t k, int64_t d, bool with_gradient, bool with_var) {
+  GmmWalkerPass out;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.stats = {nan, nan, nan, nan};
+  if (with_gradient) {
+    out.grad_a.assign(static_cast<size_t>(k * d), nan);
+    out.grad_z.assign(static_cast<size_t>(k), nan);
+  }
+  if (with_var) {
+    out.var_a = out.grad_a;
+    out.var_z = out.grad_z;
+  }
+  return out;
+}
+
+}  // namespace
+
 GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
                               GmmGradientLag* lag, const WalkerShards* shards) {
   JEBM_CHECK(pop.x.defined() && pop.x.dtype() == DType::Float64 && pop.walker_numel() == theta.d,
@@ -269,43 +321,22 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   ++pop.moves;
   std::swap(pop.x, pop.x_prev);  // x = X_{k+1}; x_prev = X_k
 
-  // Every chunk's sums as one row [m, s1, s2 | acc | acc2 | acc3]; sharded, the rows of all ranks' chunks in
-  // global chunk order: the combination below is then the one-process arithmetic, whatever the rank count.
+  // Sharded, the rows of all ranks' chunks in global chunk order: the combination below is then the one-process
+  // arithmetic, whatever the rank count.
   const size_t wg = with_gradient ? static_cast<size_t>(w) : 0, wv = with_var ? static_cast<size_t>(2 * w) : 0,
                wl = lag_cov ? static_cast<size_t>(2 * w) : 0, row = 3 + wg + wv + wl;
-  std::vector<double> rows(static_cast<size_t>(chunks) * row);
-  for (size_t c = 0; c < acc.size(); ++c) {
-    double* o = rows.data() + c * row;
-    o[0] = acc[c].m;
-    o[1] = acc[c].s1;
-    o[2] = acc[c].s2;
-    std::copy(acc[c].acc.begin(), acc[c].acc.end(), o + 3);
-    std::copy(acc[c].acc2.begin(), acc[c].acc2.end(), o + 3 + wg);
-    std::copy(acc[c].acc3.begin(), acc[c].acc3.end(), o + 3 + wg + wv);
-  }
+  std::vector<double> rows = chunk_rows(acc, wg, wv, wl);
   if (shards) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
   const size_t all_chunks = rows.size() / row;
 
   // Combine the chunks in order: shift every chunk to the global max (log-sum-exp).
   double m = -std::numeric_limits<double>::infinity();
   for (size_t c = 0; c < all_chunks; ++c) m = std::max(m, rows[c * row]);
-  GmmWalkerPass out;
   if (!std::isfinite(m)) {
-    // Every log-weight is -inf or one is +inf/NaN: the run diverged. NaN statistics and gradient, not an internal
-    // error, so that the caller's NaN guard stops the run with its own message (experiments/gmm.cpp).
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    out.stats = {nan, nan, nan, nan};
-    if (with_gradient) {
-      out.grad_a.assign(static_cast<size_t>(k * d), nan);
-      out.grad_z.assign(static_cast<size_t>(k), nan);
-    }
-    if (with_var) {
-      out.var_a = out.grad_a;
-      out.var_z = out.grad_z;
-    }
     if (lag) *lag = GmmGradientLag{};
-    return out;
+    return diverged_pass(k, d, with_gradient, with_var);
   }
+  GmmWalkerPass out;
   double s1 = 0.0, s2 = 0.0;
   std::vector<double> tot(wg, 0.0), tot2(wv, 0.0), tot3(wl, 0.0);
   for (size_t c = 0; c < all_chunks; ++c) {
@@ -322,16 +353,7 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   out.stats.ess = s1 * s1 / s2;
   out.stats.cv2 = static_cast<double>(n_total) * s2 / (s1 * s1) - 1.0;
   if (!with_gradient) return out;
-  // dU/da_j = r_j (a_j - x): sum_i w_i dU/da_j = (sum w r_j) a_j - sum w r_j x; dU/dz_j = r_j.
-  out.grad_a.resize(static_cast<size_t>(k * d));
-  out.grad_z.resize(static_cast<size_t>(k));
-  for (int64_t j = 0; j < k; ++j) {
-    const double sr = tot[static_cast<size_t>(k * d + j)] / s1;
-    out.grad_z[static_cast<size_t>(j)] = sr;
-    for (int64_t q = 0; q < d; ++q)
-      out.grad_a[static_cast<size_t>(j * d + q)] =
-          sr * theta.a[static_cast<size_t>(j * d + q)] - tot[static_cast<size_t>(j * d + q)] / s1;
-  }
+  weighted_gradient(theta, tot, s1, out);
   if (!with_var) return out;
   second_moments(theta, tot2, tot3, s1, s2, out);
   if (lag) store_lag(theta, pop, out, m, s1, *lag);

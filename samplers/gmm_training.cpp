@@ -75,16 +75,7 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
   const uint64_t seed = c.seed * 3 + static_cast<uint64_t>(algo);
   if (algo == Algorithm::Jarzynski) {
     pop_ = exact_start(theta_, c.walkers, seed, mine.offset, mine.count);
-    // Held-out blocks: the same start and dynamics, independent draws (their own Philox keys).
-    // Sharded, the blocks are split over the ranks in contiguous ranges (a rank may hold none). Each block has its
-    // own seed, so the rank that holds it draws what one process would.
-    const int64_t per_block = c.holdout_walkers / c.holdout_blocks, nb = c.holdout_walkers > 0 ? c.holdout_blocks : 0;
-    has_holdout_ = nb > 0;
-    const std::vector<int64_t> split = split_starts(nb, sharded_ ? comm->size() : 1);
-    const size_t r = static_cast<size_t>(sharded_ ? comm->rank() : 0);
-    holdout_first_ = split[r];
-    for (int64_t b = holdout_first_; b < split[r + 1]; ++b)
-      holdout_.push_back(exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
+    start_holdout_blocks(seed, *comm);
   } else {
     // PCD and CD start at data points (the official code).
     pop_ = WalkerPopulation::create(Tensor::empty({mine.count, c.dim}, DType::Float64), seed);
@@ -104,26 +95,43 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
     for (auto& h : holdout_) h = walkers_to(h, c.device);
     data_ = data_.to(c.device);
   }
-  if (c.autograd) {
-    TrainerOptions o;
-    o.algorithm = algo;
-    o.ula = ula_;
-    o.resample = c.resample;
-    o.resample_rule = c.resample_rule;
-    o.cd_k = c.cd_k;
-    ag_ = std::make_unique<AutogradState>(theta_, pop_, o);
-    Trainer& t = ag_->trainer;
-    t.data_batch = [this](int64_t) { return data_; };
-    t.restart_walkers = [this](WalkerPopulation& p, int64_t it) {
-      restart_from_data(p, data_, p.seed ^ kGmmRestartKey, static_cast<uint64_t>(it));
-    };
-    t.optimizer_step = [this](int64_t) {
-      const std::vector<double> ga = ag_->energy.means().grad().to_vector();
-      const std::vector<double> gz = ag_->energy.z().grad().to_vector();
-      update_params(ga, gz);
-      ag_->energy.set_params(theta_);
-    };
-  }
+  if (c.autograd) start_autograd();
+}
+
+void GmmTrainer::start_holdout_blocks(uint64_t seed, const Communicator& comm) {
+  // The same start and dynamics as the walkers, independent draws (their own Philox keys). Sharded, the blocks are
+  // split over the ranks in contiguous ranges (a rank may hold none). Each block has its own seed, so the rank that
+  // holds it draws what one process would.
+  const int64_t per_block = c_.holdout_walkers / c_.holdout_blocks;
+  const int64_t nb = c_.holdout_walkers > 0 ? c_.holdout_blocks : 0;
+  has_holdout_ = nb > 0;
+  const std::vector<int64_t> split = split_starts(nb, sharded_ ? comm.size() : 1);
+  const size_t r = static_cast<size_t>(sharded_ ? comm.rank() : 0);
+  holdout_first_ = split[r];
+  for (int64_t b = holdout_first_; b < split[r + 1]; ++b)
+    holdout_.push_back(
+        exact_start(theta_, per_block, (seed ^ kHoldoutKey) + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(b + 1)));
+}
+
+void GmmTrainer::start_autograd() {
+  TrainerOptions o;
+  o.algorithm = algo_;
+  o.ula = ula_;
+  o.resample = c_.resample;
+  o.resample_rule = c_.resample_rule;
+  o.cd_k = c_.cd_k;
+  ag_ = std::make_unique<AutogradState>(theta_, pop_, o);
+  Trainer& t = ag_->trainer;
+  t.data_batch = [this](int64_t) { return data_; };
+  t.restart_walkers = [this](WalkerPopulation& p, int64_t it) {
+    restart_from_data(p, data_, p.seed ^ kGmmRestartKey, static_cast<uint64_t>(it));
+  };
+  t.optimizer_step = [this](int64_t) {
+    const std::vector<double> ga = ag_->energy.means().grad().to_vector();
+    const std::vector<double> gz = ag_->energy.z().grad().to_vector();
+    update_params(ga, gz);
+    ag_->energy.set_params(theta_);
+  };
 }
 
 GmmTrainer::~GmmTrainer() = default;
@@ -154,10 +162,10 @@ GmmRecord GmmTrainer::record(double data_u, const WeightStats* st, const Holdout
   r.exact_ce = data_u + r.log_z_exact;
   r.log_z_estimate_raw = st ? pop_.log_z_offset + st->log_mean : kNaN;
   r.jarzynski_ce_raw = data_u + r.log_z_estimate_raw;
-  r.log_z_correction = st && !ag_ && lag_available_ ? correction_lag_ : kNaN;
+  r.log_z_correction = st && !ag_ && lag_available_ ? correction_lag_.sum : kNaN;
   r.log_z_estimate = r.log_z_estimate_raw + r.log_z_correction;
   r.jarzynski_ce = data_u + r.log_z_estimate;
-  r.log_z_correction_var = st && !ag_ ? correction_var_ : kNaN;
+  r.log_z_correction_var = st && !ag_ ? correction_var_.sum : kNaN;
   r.jarzynski_ce_var = data_u + r.log_z_estimate_raw + r.log_z_correction_var;
   r.holdout_log_z = ho ? ho->log_z : kNaN;
   r.holdout_ce = data_u + r.holdout_log_z;
@@ -183,22 +191,21 @@ GmmRecord GmmTrainer::record(double data_u, const WeightStats* st, const Holdout
   return r;
 }
 
-GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
-  // Each block is an SMC estimate for a protocol fixed independently of it; the blocks are independent given the
-  // theta sequence, so the spread of their Z estimates gives the standard error of their mean.
+HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
   // This rank's blocks: (log Z estimate, ESS, resamplings) each; sharded, then every block's in block order.
   std::vector<double> mine;
   for (WalkerPopulation& h : holdout_) {
     WeightStats st;
     if (advance) {
       st = gmm_walker_pass(theta_, h, ula_, false).stats;
-      if (c_.resample && should_resample(st, h.size(), c_.resample_rule))
+      if (c_.resample && holdout_should_resample(st, h.size(), c_.resample_rule))
         gmm_resample_and_redo(theta_, h, c_.resample_rule.scheme, ula_, hu_, hg_);
     } else {
       gmm_complete_pending(theta_, h, ula_, hu_, hg_);
       st = h.stats();
     }
-    mine.insert(mine.end(), {h.log_z_offset + st.log_mean, st.ess, static_cast<double>(h.resamplings)});
+    const HoldoutBlock b = holdout_block(h, st);
+    mine.insert(mine.end(), {b.log_z, b.ess, static_cast<double>(b.resamplings)});
   }
   std::vector<double> all = mine;
   if (sharded_ && shards_.comm->size() > 1) {
@@ -208,29 +215,9 @@ GmmTrainer::HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
     all.resize(static_cast<size_t>(3 * c_.holdout_blocks));
     shards_.comm->allgatherv(mine.data(), all.data(), counts, CommType::Float64);
   }
-  const int64_t nb = static_cast<int64_t>(all.size() / 3);
-  std::vector<double> lz(static_cast<size_t>(nb));
-  HoldoutEstimate out{0.0, kNaN, std::numeric_limits<double>::infinity(), 0};
-  for (int64_t b = 0; b < nb; ++b) {
-    lz[static_cast<size_t>(b)] = all[static_cast<size_t>(3 * b)];
-    out.min_ess = std::min(out.min_ess, all[static_cast<size_t>(3 * b + 1)]);
-    out.resamplings += static_cast<int64_t>(all[static_cast<size_t>(3 * b + 2)]);
-  }
-  const double m = *std::max_element(lz.begin(), lz.end());
-  double s1 = 0.0, s2 = 0.0;
-  for (double v : lz) {
-    const double e = std::exp(v - m);
-    s1 += e;
-    s2 += e * e;
-  }
-  const double mean = s1 / static_cast<double>(nb);
-  out.log_z = m + std::log(mean);
-  if (nb > 1) {
-    const double var = std::max(s2 / static_cast<double>(nb) - mean * mean, 0.0) * static_cast<double>(nb) /
-                       static_cast<double>(nb - 1);
-    out.se = std::sqrt(var / static_cast<double>(nb)) / mean;  // delta method: SE(log mean) = SE(mean) / mean
-  }
-  return out;
+  std::vector<HoldoutBlock> blocks;
+  for (size_t q = 0; q < all.size(); q += 3) blocks.push_back({all[q], all[q + 1], static_cast<int64_t>(all[q + 2])});
+  return combine_holdout_blocks(blocks);
 }
 
 double GmmTrainer::data_term(double* ga, double* gz) const {
@@ -262,7 +249,7 @@ GmmRecord GmmTrainer::iterate_fast() {
   // gradient estimate. Reporting only: the corrections never feed back into training.
   if (jarzynski && k_ > 0) {
     if (wp.lag_cov.empty()) lag_available_ = false;
-    else correction_lag_ += lr_weighted_sum(wp.lag_cov);
+    else correction_lag_.add(lr_weighted_sum(wp.lag_cov));
   }
   // ... and the one pass over the data: grad CE(theta_k) = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_k^i).
   std::vector<double> ga(theta_.a.size()), gz(theta_.z.size());
@@ -282,8 +269,7 @@ GmmRecord GmmTrainer::iterate_fast() {
   if (jarzynski) {
     std::vector<double> var = wp.var_a;
     var.insert(var.end(), wp.var_z.begin(), wp.var_z.end());
-    last_var_term_ = lr_weighted_sum(var);
-    correction_var_ += last_var_term_;
+    correction_var_.add(lr_weighted_sum(var));
   }
   ++k_;
   return rec;
@@ -323,10 +309,10 @@ GmmRecord GmmTrainer::final_record() {
   const double data_u = data_term(nullptr, nullptr);
   const WeightStats st = walker_stats();
   // No pass evaluates the gradient after the last update: its drift term falls back to the variance one.
-  const double lag_sum = correction_lag_;
-  correction_lag_ += last_var_term_;
+  const LogZCorrection lag = correction_lag_;
+  correction_lag_.sum += correction_var_.last;
   GmmRecord rec = record(data_u, algo_ == Algorithm::Jarzynski ? &st : nullptr, has_holdout_ ? &ho : nullptr);
-  correction_lag_ = lag_sum;
+  correction_lag_ = lag;
   return rec;
 }
 
@@ -364,7 +350,7 @@ void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
   t.emplace_back("gmm.theta.a", vec_tensor(theta_.a));
   t.emplace_back("gmm.theta.z", vec_tensor(theta_.z));
   t.emplace_back("gmm.corrections",
-                 vec_tensor({correction_lag_, correction_var_, last_var_term_, lag_available_ ? 1.0 : 0.0}));
+                 vec_tensor({correction_lag_.sum, correction_var_.sum, correction_var_.last, lag_available_ ? 1.0 : 0.0}));
   const WalkerPopulation host = pop_.x.device().is_cpu() ? pop_ : walkers_to(pop_, Device::cpu());
   save_population(sharded_ ? gather_population(*comm, shards_.layout, host) : host, t, m, "walkers.");
   m["gmm.lag.valid"] = lag_.valid ? "1" : "0";
@@ -410,9 +396,8 @@ void GmmTrainer::load_state(const SafeTensors& st) {
   theta_.a = vec_of(st, "gmm.theta.a", kd);
   theta_.z = vec_of(st, "gmm.theta.z", theta_.k);
   const std::vector<double> corr = vec_of(st, "gmm.corrections", 4);
-  correction_lag_ = corr[0];
-  correction_var_ = corr[1];
-  last_var_term_ = corr[2];
+  correction_lag_ = LogZCorrection{corr[0], 0.0};
+  correction_var_ = LogZCorrection{corr[1], corr[2]};
   lag_available_ = corr[3] != 0.0;
   WalkerPopulation whole = WalkerPopulation::create(Tensor::zeros({c_.walkers, c_.dim}, DType::Float64), 0);
   load_population(st, whole, "walkers.");

@@ -2,6 +2,9 @@
 // pass per parameter update, on the CPU or with walkers and data on a CUDA device; or the same iteration through
 // the generic Trainer/autograd path (GmmConfig::autograd). Besides the training walkers' running log Z estimate it
 // reports the first-order correction of its drift and, optionally, held-out walkers' estimate (docs/method.md).
+// How it maps onto Trainer's step (samplers/trainer.hpp): complete, estimate and move are ONE pass over every walker
+// (gmm_walker_pass: the closed forms give grad_theta U without autograd, every walker moves every update); resample
+// redoes that pass's move from the resampled pre-move state; update is plain gradient descent on theta.
 // Tested by tests/test_gmm.cpp (fast path == autograd path, thread-count invariance, held-out walkers leave the
 // trajectory bit-identical, corrected and held-out estimates track the exact log Z) and tests/test_cuda_gmm.cpp.
 #pragma once
@@ -14,6 +17,8 @@
 #include "samplers/distributed.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/gmm_setup.hpp"
+#include "samplers/holdout.hpp"
+#include "samplers/log_z_correction.hpp"
 #include "samplers/population_io.hpp"
 #include "samplers/ula_jarzynski.hpp"
 #include "samplers/walkers.hpp"
@@ -72,10 +77,8 @@ class GmmTrainer {
   void load_state(const SafeTensors& st);
 
  private:
-  struct HoldoutEstimate {
-    double log_z, se, min_ess;
-    int64_t resamplings;
-  };
+  void start_holdout_blocks(uint64_t seed, const Communicator& comm);  // this rank's held-out blocks
+  void start_autograd();  // GmmConfig::autograd: the generic Trainer on the mixture's energy
   GmmRecord record(double data_u, const WeightStats* st, const HoldoutEstimate* ho) const;
   void update_params(const std::vector<double>& ga, const std::vector<double>& gz);
   double lr_weighted_sum(const std::vector<double>& per_param) const;
@@ -102,7 +105,7 @@ class GmmTrainer {
   int64_t k_ = 0;
   // Sums of the per-update corrections so far (docs/method.md): from the lag covariance (the term of update
   // k is known after the pass at theta_{k+1}) and from the variance; the last update's variance term.
-  double correction_lag_ = 0.0, correction_var_ = 0.0, last_var_term_ = 0.0;
+  LogZCorrection correction_lag_, correction_var_;
   bool lag_available_ = true;  // false once a pass could not give the lag covariance (CUDA)
   GmmGradientLag lag_;
   Tensor u_, g_;                   // walkers' U [N], grad_x U [N, D]: scratch for resampling and the final completion

@@ -28,6 +28,7 @@
 #include "autograd/ops.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
+#include "samplers/holdout.hpp"
 
 namespace jebm {
 
@@ -125,7 +126,9 @@ TrainerStepInfo Trainer::step() {
     resample(train_);
     info.resampled = true;
   }
-  if (hold_.pop && opt_.ula.weighted && opt_.resample && holdout_should_resample(holdout_st, gradient_walkers)) {
+  if (hold_.pop && opt_.ula.weighted && opt_.resample &&
+      holdout_should_resample(holdout_st, hold_.pop->size(), opt_.resample_rule, opt_.resample_batch_ess,
+                              gradient_walkers)) {
     resample(hold_);
     info.holdout_resampled = true;
   }
@@ -214,11 +217,12 @@ WeightStats Trainer::estimate_weights(TrainerStepInfo& info, WeightStats& holdou
   info.ess = st.ess;
   info.cv2 = st.cv2;
   info.log_z = pop_.log_z_offset + st.log_mean;
-  if (opt_.correction_groups > 0 && opt_.ula.weighted) info.log_z_corrected = info.log_z + log_z_correction_;
-  if (hold_.pop) {
+  if (opt_.correction_groups > 0 && opt_.ula.weighted) info.log_z_corrected = correction_.corrected(info.log_z);
+  if (hold_.pop) {  // one block of held-out walkers
     holdout = hold_.pop->stats();
-    info.holdout_ess = holdout.ess;
-    info.holdout_log_z = hold_.pop->log_z_offset + holdout.log_mean;
+    const HoldoutEstimate e = combine_holdout_blocks({holdout_block(*hold_.pop, holdout)});
+    info.holdout_ess = e.min_ess;
+    info.holdout_log_z = e.log_z;
   }
   return st;
 }
@@ -346,16 +350,6 @@ bool Trainer::resample_fires(const WeightStats& st, double batch_ess) const {
                                      : jebm::should_resample(st, pop_.size(), opt_.resample_rule);
 }
 
-bool Trainer::holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const {
-  if (!std::isfinite(st.log_sum)) return false;
-  // The batch-ESS rule counts the gradient walkers' ESS; the held-out walkers have none, so they use the same
-  // fraction of their own ESS: ess / M < threshold / (gradient walkers).
-  if (opt_.resample_batch_ess > 0)
-    return st.ess * static_cast<double>(gradient_walkers) <
-           opt_.resample_batch_ess * static_cast<double>(hold_.pop->size());
-  return jebm::should_resample(st, hold_.pop->size(), opt_.resample_rule);
-}
-
 void Trainer::resample(Track& t) {
   const Tensor anc = population_ancestors(*t.pop, opt_.resample_rule.scheme);
   resample_population(*t.pop, anc);
@@ -419,7 +413,7 @@ void Trainer::make_moves(Track& t, int64_t moving_batch) {
 
 void Trainer::update() {
   optimizer_step(iteration_);
-  if (opt_.correction_groups > 0 && opt_.ula.weighted && !c_.empty()) log_z_correction_ += step_scale_dot(c_);
+  if (opt_.correction_groups > 0 && opt_.ula.weighted && !c_.empty()) correction_.add(step_scale_dot(c_));
   c_.clear();
   train_.params_changed = true;
   if (hold_.pop) hold_.params_changed = true;
@@ -444,7 +438,7 @@ Trainer::State Trainer::state() const {
   if (train_.u_cache.defined()) s.walkers.u_cache = copy_to(train_.u_cache, Device::cpu());
   s.holdout = hold_;
   if (hold_.u_cache.defined()) s.holdout.u_cache = copy_to(hold_.u_cache, Device::cpu());
-  s.log_z_correction = log_z_correction_;
+  s.log_z_correction = correction_.sum;
   return s;
 }
 
@@ -472,7 +466,7 @@ void Trainer::restore(const State& s) {
     if (t->u_cache.defined()) t->u_cache = copy_to(t->u_cache, t->pop->x.device());
     t->g_all_valid = false;  // a step() always ends with g_all invalid
   }
-  log_z_correction_ = s.log_z_correction;
+  correction_ = LogZCorrection{s.log_z_correction, 0.0};
 }
 
 }  // namespace jebm

@@ -40,6 +40,7 @@
 #include "models/module.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "samplers/contrastive.hpp"
+#include "samplers/log_z_correction.hpp"
 #include "samplers/resampling.hpp"
 #include "samplers/row_evaluator.hpp"
 #include "samplers/ula_jarzynski.hpp"
@@ -202,8 +203,6 @@ class Trainer {
   // weight mass `mass`).
   void grouped_walker_backward(const Tensor& xs, const Tensor& w, double mass, double& loss);
   bool resample_fires(const WeightStats& st, double batch_ess) const;  // the training walkers' rule
-  // The held-out walkers' part 3: their own rule.
-  bool holdout_should_resample(const WeightStats& st, int64_t gradient_walkers) const;
   void resample(Track& t);
   void rejuvenate(Track& t);  // TrainerOptions::rejuvenation_moves, after resample()
   void make_moves(Track& t, int64_t moving_batch);
@@ -216,7 +215,7 @@ class Trainer {
   int64_t iteration_ = 0;
   Track train_, hold_;
   std::vector<Tensor> c_;        // this update's C tensors (correction_groups)
-  double log_z_correction_ = 0.0;
+  LogZCorrection correction_;   // the running log Z correction (correction_groups)
 };
 
 }  // namespace jebm

@@ -2,7 +2,8 @@
 // blocks of rows is the same computation as the one-pass path, up to the order of floating sums. A float64 MLP
 // energy and a float64 population: the energies and input gradients of energy_and_grad / energy_only, and a whole
 // Trainer step's loss, data energy and parameter gradients (read in optimizer_step), with and without the squared-
-// energy regulariser, against shard_block = 0 at 1e-12. Rank independence is tests/test_image_ranks.cpp's.
+// energy regulariser, against shard_block = 0 at 1e-12. Rank independence is tests/test_row_evaluator.cpp's and
+// tests/test_image_ranks.cpp's.
 #include <cmath>
 #include <memory>
 

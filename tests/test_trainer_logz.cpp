@@ -1,12 +1,15 @@
 // Tests of the Trainer's held-out walkers and first-order log Z correction (samplers/trainer.hpp, docs/method.md) and
 // of Adam::step_scale_dot (models/optim.hpp), with a learnable unit Gaussian, whose log Z is analytic; on the CPU,
-// and on CUDA against the CPU where a device is present (skipped otherwise).
+// and on CUDA against the CPU where a device is present (skipped otherwise). Also the held-out blocks' estimate
+// (samplers/holdout.hpp) against its closed form.
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <vector>
 
 #include "models/gaussian_mixture.hpp"
 #include "models/optim.hpp"
+#include "samplers/holdout.hpp"
 #include "samplers/trainer.hpp"
 #include "samplers/walkers.hpp"
 #include "tests/helpers.hpp"
@@ -235,4 +238,35 @@ BOOST_AUTO_TEST_CASE(holdout_and_corrected_log_z_track_the_exact_value_where_the
   off.steps = 2;
   off.opt.correction_groups = 0;
   BOOST_TEST(std::isnan(run(off).log.back().log_z_corrected));
+}
+
+// The held-out estimate of several blocks is log mean_b Z_b with the standard error of that mean (delta method);
+// one block gives its own estimate exactly, as the Trainer's one population of held-out walkers reports it.
+BOOST_AUTO_TEST_CASE(holdout_blocks_combine_to_the_log_of_the_mean_z) {
+  const std::vector<HoldoutBlock> blocks = {{std::log(1.0), 50.0, 1}, {std::log(2.0), 30.0, 0}, {std::log(6.0), 40.0, 2}};
+  const HoldoutEstimate e = combine_holdout_blocks(blocks);
+  BOOST_TEST(e.log_z == std::log(3.0), boost::test_tools::tolerance(1e-14));
+  // Z = 1, 2, 6: mean 3, sample variance ((-2)^2 + 1 + 3^2) / 2 = 7, SE(mean) = sqrt(7 / 3), SE(log) = that / 3.
+  BOOST_TEST(e.se == std::sqrt(7.0 / 3.0) / 3.0, boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(e.min_ess == 30.0);
+  BOOST_TEST(e.resamplings == 3);
+  const HoldoutEstimate one = combine_holdout_blocks({{-12.345678901234567, 7.5, 4}});
+  BOOST_TEST(one.log_z == -12.345678901234567);  // exactly
+  BOOST_TEST(std::isnan(one.se));
+  BOOST_TEST(one.min_ess == 7.5);
+}
+
+// Held-out walkers resample by the rule, or by the training walkers' batch-ESS threshold as a fraction of their own
+// number; never on non-finite weights.
+BOOST_AUTO_TEST_CASE(holdout_resampling_rule) {
+  ResampleRule rule;
+  rule.ess_fraction = 0.5;
+  WeightStats st;
+  st.ess = 4.0;
+  BOOST_TEST(holdout_should_resample(st, 10, rule));        // ESS 4 of 10 < half
+  BOOST_TEST(!holdout_should_resample(st, 6, rule));        // 4 of 6
+  BOOST_TEST(holdout_should_resample(st, 10, rule, 64.0, 128));   // 4 / 10 < 64 / 128
+  BOOST_TEST(!holdout_should_resample(st, 10, rule, 16.0, 128));  // 4 / 10 >= 16 / 128
+  st.log_sum = std::numeric_limits<double>::infinity();
+  BOOST_TEST(!holdout_should_resample(st, 10, rule));
 }
