@@ -22,12 +22,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "runtime/ops.hpp"
-#include "runtime/philox.hpp"
+#include "runtime/shuffle.hpp"
 #include "samplers/holdout.hpp"
 
 namespace jebm {
@@ -37,23 +36,9 @@ namespace {
 constexpr uint64_t kSubsetKey = 0x7375627365747321ULL;  // Philox key offset for random walker subsets
 constexpr uint64_t kGroupKey = 0x67726f7570732121ULL;   // Philox key offset for the correction's groups
 
-// The first b entries of a partial Fisher-Yates shuffle of [0, n) keyed by (seed, offset), in draw order.
-std::vector<int64_t> shuffled_prefix(int64_t n, int64_t b, uint64_t seed, uint64_t offset) {
-  std::vector<int64_t> perm(static_cast<size_t>(n));
-  std::iota(perm.begin(), perm.end(), int64_t{0});
-  for (int64_t i = 0; i < b; ++i) {
-    double u0, u1;
-    philox_uniform2(seed, static_cast<uint64_t>(i), offset, &u0, &u1);
-    const int64_t j = std::min(n - 1, i + static_cast<int64_t>(u0 * static_cast<double>(n - i)));
-    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
-  }
-  perm.resize(static_cast<size_t>(b));
-  return perm;
-}
-
 // b distinct indices of [0, n), sorted.
 std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t offset) {
-  std::vector<int64_t> s = shuffled_prefix(n, b, seed, offset);
+  std::vector<int64_t> s = philox_shuffled_prefix(n, b, seed, offset);
   std::sort(s.begin(), s.end());
   return s;
 }
@@ -62,9 +47,6 @@ std::vector<int64_t> random_subset(int64_t n, int64_t b, uint64_t seed, uint64_t
 Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
   return Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, device);
 }
-
-// A copy of t on `device` that never shares t's storage.
-Tensor copy_to(const Tensor& t, Device device) { return t.device() == device ? t.clone() : t.to(device); }
 
 }  // namespace
 
@@ -291,7 +273,7 @@ void Trainer::grouped_walker_backward(const Tensor& xs, const Tensor& w, double 
   const int64_t b = xs.size(0);
   const int64_t k_groups = std::min(opt_.correction_groups, b);
   // Random groups of (nearly) equal size, from their own stream (the subsets' streams are untouched).
-  const std::vector<int64_t> perm = shuffled_prefix(b, b, pop_.seed ^ kGroupKey, static_cast<uint64_t>(iteration_));
+  const std::vector<int64_t> perm = philox_shuffled_prefix(b, b, pop_.seed ^ kGroupKey, static_cast<uint64_t>(iteration_));
   const Device dev = xs.device();
   std::vector<std::vector<Tensor>> gk(static_cast<size_t>(k_groups), std::vector<Tensor>(np));
   std::vector<double> wk(static_cast<size_t>(k_groups));
@@ -435,9 +417,9 @@ Trainer::State Trainer::state() const {
   State s;
   s.iteration = iteration_;
   s.walkers = train_;
-  if (train_.u_cache.defined()) s.walkers.u_cache = copy_to(train_.u_cache, Device::cpu());
+  if (train_.u_cache.defined()) s.walkers.u_cache = train_.u_cache.copy_to(Device::cpu());
   s.holdout = hold_;
-  if (hold_.u_cache.defined()) s.holdout.u_cache = copy_to(hold_.u_cache, Device::cpu());
+  if (hold_.u_cache.defined()) s.holdout.u_cache = hold_.u_cache.copy_to(Device::cpu());
   s.log_z_correction = correction_.sum;
   return s;
 }
@@ -463,7 +445,7 @@ void Trainer::restore(const State& s) {
   for (Track* t : {&train_, &hold_}) {
     if (!t->pop) continue;
     static_cast<WalkerTrack&>(*t) = t == &train_ ? s.walkers : s.holdout;
-    if (t->u_cache.defined()) t->u_cache = copy_to(t->u_cache, t->pop->x.device());
+    if (t->u_cache.defined()) t->u_cache = t->u_cache.copy_to(t->pop->x.device());
     t->g_all_valid = false;  // a step() always ends with g_all invalid
   }
   correction_ = LogZCorrection{s.log_z_correction, 0.0};
