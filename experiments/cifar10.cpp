@@ -15,6 +15,7 @@
 #include "experiments/classifier_cmd.hpp"
 #include "experiments/datasets.hpp"
 #include "experiments/image_ebm.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "experiments/metrics.hpp"
 #include "models/energy_nets.hpp"
@@ -165,7 +166,8 @@ int run_cifar10(const std::vector<std::string>& args) {
       v.insert(v.end(), h.begin(), h.end());
       return v;
     };
-    p.metrics_every = fid_every * (m / c.data_batch);
+    p.metrics_every = checked_mul(fid_every, m / c.data_batch, "--fid-every " + std::to_string(fid_every) + " x " +
+                                  std::to_string(m / c.data_batch) + " updates per epoch (images / --data-batch)");
   } else {
     if (world().rank() == 0)
       std::cerr << "jebm cifar10: no --classifier: the Frechet distance and class histogram of the walkers are not "

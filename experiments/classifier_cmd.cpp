@@ -28,6 +28,7 @@
 #include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
 #include "models/optim.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/philox.hpp"
 #include "runtime/shuffle.hpp"
@@ -345,8 +346,9 @@ TrainResult train_and_save(const TrainOptions& o, Classifier& c, const ImageSet&
   c.module().to(dev);
   c.module().train();
   Adam adam(c.module().parameters(), o.lr);
-  const int64_t steps_per_epoch = (train.count + o.batch_size - 1) / o.batch_size;
-  const int64_t total_steps = steps_per_epoch * o.epochs;
+  const int64_t steps_per_epoch = ceil_div(train.count, o.batch_size);
+  const int64_t total_steps = checked_mul(steps_per_epoch, o.epochs, "--epochs " + std::to_string(o.epochs) + " x " +
+                                          std::to_string(steps_per_epoch) + " steps per epoch (images / --batch-size)");
   const LinearDecayLR schedule(o.lr, total_steps, 0.0);
   CsvWriter csv(out_dir / "metrics.csv", {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"});
 
@@ -432,7 +434,7 @@ namespace po = boost::program_options;
 // Shared options; the defaults differ per data set (see the two entry points).
 // The valid range of every numeric option (--help shows it; parse() checks it).
 const OptionRanges& classifier_ranges() {
-  static const OptionRanges r = {{"epochs", at_least(1)}, {"batch-size", at_least(1)}, {"lr", above(0)},
+  static const OptionRanges r = {{"epochs", within(1, 1000000)}, {"batch-size", at_least(1)}, {"lr", above(0)},
                                  {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)},
                                  // mnist-classifier only: 1 = 28x28 digits, 2 = 14x14 block means.
                                  {"downsample", within(1, 2)}};

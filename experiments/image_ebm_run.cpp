@@ -21,8 +21,10 @@
 #include "experiments/image_ebm_checkpoint.hpp"
 #include "experiments/image_ebm_plot.hpp"
 #include "experiments/output.hpp"
+#include "experiments/size_checks.hpp"
 #include "experiments/progress.hpp"
 #include "models/optim.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/file_io.hpp"
 #include "runtime/ops.hpp"
@@ -52,6 +54,7 @@ int64_t checked_image_count(const ImageEbmConfig& c, const ImageEbmProblem& p) {
              c.command << ": data must be float32 [M, C, H, W], got "
                        << (p.data.defined() ? shape_str(p.data.shape()) : std::string("nothing")));
   JEBM_CHECK(p.make_energy, c.command << ": no energy");
+  check_image_ebm_sizes(c, Shape(p.data.shape().begin() + 1, p.data.shape().end()));
   const int64_t m = p.data.size(0);
   JEBM_USER_CHECK(m >= c.data_batch, c.command << ": " << m << " training images, fewer than --data-batch " << c.data_batch);
   return m;
@@ -181,7 +184,8 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       root_(comm_.rank() == 0),
       m_(checked_image_count(c, p)),
       per_epoch_(m_ / c.data_batch),
-      total_(c.epochs * per_epoch_),
+      total_(checked_mul(c.epochs, per_epoch_, "--epochs " + std::to_string(c.epochs) + " x " +
+                         std::to_string(per_epoch_) + " updates per epoch (images / --data-batch)")),
       out_(c.out),
       ckpt_(image_ebm_checkpoint_path(c.out)),
       label_(c.command + " " + algorithm_name(c.algo)),
@@ -197,6 +201,7 @@ ImageEbmRun::ImageEbmRun(const ImageEbmConfig& c, const ImageEbmProblem& p)
       data_(c.device.is_cuda() ? p.data.to(c.device) : p.data),
       tr_(*energy_, pop_, image_ebm_trainer_options(c)),
       guard_(params_, adam_, pop_, c.algo == Algorithm::Jarzynski) {
+  check_image_ebm_schedule(c, total_);
   std::string no_nccl;  // why not, for the timing line
   if (c.device.is_cuda()) device_comm_ = make_nccl_communicator_if_usable(comm_, c.device.index, &no_nccl);
   tr_.set_communicator(&comm_, device_comm_.get());
@@ -456,7 +461,9 @@ bool ImageEbmRun::train() {
   // Rows at or after the checkpoint were written by the run that stopped: drop them (atomically, so a full
   // disk or a kill leaves the old file whole), so the resumed rows follow on without duplicates.
   if (root_) {
-    if (c_.resume) truncate_csv_rows(out_ / "metrics.csv", static_cast<double>(tr_.iteration()));
+    if (c_.resume)
+      resume_csv(out_ / "metrics.csv", cols, tr_.iteration(), c_.log_every, ckpt_,
+                 "jebm " + c_.command + " --out " + out_.string() + " --force with its options");
     csv_ = std::make_unique<CsvWriter>(out_ / "metrics.csv", cols, c_.resume);
   }
 

@@ -160,6 +160,8 @@ std::vector<std::string> csv_lines(const std::string& text) {
 void truncate_csv_rows(const fs::path& path, double first_column_limit) {
   if (!fs::exists(path)) return;
   const std::vector<std::string> lines = csv_lines(read_file(path.string()));
+  // A header cut mid-write is not a header: refuse rather than rewrite the file empty.
+  JEBM_CHECK(!lines.empty(), path.string() << ": no complete header line; the file is left as it is");
   std::string keep;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i > 0) {
@@ -171,6 +173,38 @@ void truncate_csv_rows(const fs::path& path, double first_column_limit) {
     keep += lines[i] + "\n";
   }
   write_file_atomic(path.string(), keep);
+}
+
+void resume_csv(const fs::path& path, const std::vector<std::string>& columns, int64_t checkpoint_iteration,
+                int64_t log_every, const std::string& checkpoint, const std::string& start_afresh) {
+  const std::string left = "; the file is left as it is. Put back the whole " + path.filename().string() +
+                           ", or start afresh: " + start_afresh;
+  std::string header;
+  for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];
+  if (!fs::exists(fs::symlink_status(path))) {
+    JEBM_CHECK(checkpoint_iteration == 0, path.string() << " is missing, but " << checkpoint << " is at iteration "
+                                                         << checkpoint_iteration << ": its rows are lost" << left);
+    return;
+  }
+  const std::vector<std::string> lines = csv_lines(read_file(path.string()));
+  JEBM_CHECK(!lines.empty(), path.string() << ": no complete header line (the file was cut)" << left);
+  JEBM_CHECK(lines[0] == header, path.string() << ": its header \"" << lines[0] << "\" differs from this run's columns \""
+                                               << header << "\" (an option that changes the metrics cannot change on "
+                                               << "--resume)" << left);
+  // The rows the checkpoint covers are those logged before its iteration; the last of them must be there.
+  double last = -1;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    char* end = nullptr;
+    const double it = std::strtod(lines[i].c_str(), &end);
+    if (end != lines[i].c_str() && it < static_cast<double>(checkpoint_iteration)) last = std::max(last, it);
+  }
+  const int64_t want = checkpoint_iteration > 0 ? (checkpoint_iteration - 1) / log_every * log_every : -1;
+  JEBM_CHECK(last >= static_cast<double>(want),
+             path.string() << ": its last row is iteration " << (last < 0 ? std::string("(none)") : std::to_string(static_cast<int64_t>(last)))
+                           << ", but " << checkpoint << " is at iteration " << checkpoint_iteration
+                           << " (last logged row " << want << " at --log-every " << log_every
+                           << "): rows are missing and a resume would lose them for good" << left);
+  truncate_csv_rows(path, static_cast<double>(checkpoint_iteration));
 }
 
 CsvTable read_csv(const fs::path& path) {

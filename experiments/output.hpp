@@ -41,8 +41,17 @@ void write_options(const std::filesystem::path& dir, const std::vector<std::pair
 std::vector<std::pair<std::string, std::string>> read_options(const std::filesystem::path& path);
 // For --resume: keeps the header and the complete rows whose first column (the iteration) is below
 // `first_column_limit`, and replaces the file atomically (temporary, fsync, rename): a full disk or a kill
-// leaves the old file whole. No file: nothing to do.
+// leaves the old file whole. No file: nothing to do. A file without a complete header line is an error (left as
+// it is).
 void truncate_csv_rows(const std::filesystem::path& path, double first_column_limit);
+// --resume from a checkpoint after `checkpoint_iteration` updates: validates the metrics CSV before touching it
+// (its header must be `columns`; its rows must reach the last one logged before the checkpoint, a row every
+// `log_every` from 0), then drops the rows the checkpoint does not cover (truncate_csv_rows). A refusal leaves the
+// file as it is and names the last row, the checkpoint's iteration and the way out (`start_afresh`). No file is
+// fine only at iteration 0.
+void resume_csv(const std::filesystem::path& path, const std::vector<std::string>& columns,
+                int64_t checkpoint_iteration, int64_t log_every, const std::string& checkpoint,
+                const std::string& start_afresh);
 // A metrics CSV as CsvWriter wrote it: the header's columns and every complete row as numbers ("nan", "inf"
 // included). For a resumed run that redraws its plots from the rows it kept. Errors name the file and line.
 struct CsvTable {

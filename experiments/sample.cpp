@@ -28,6 +28,7 @@
 #include "experiments/png.hpp"
 #include "models/checkpoint.hpp"
 #include "models/energy_nets.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/user_error.hpp"
 #include "samplers/trainer.hpp"
@@ -143,7 +144,7 @@ int run_sample(const std::vector<std::string>& args) {
   double h = 0, sigma = 0, drift_clip = 0;
   // The valid range of every numeric option (--help shows it; checked after parsing). --h/--noise/--drift-clip
   // taken from the run's options.txt are checked against the same ranges below.
-  OptionRanges R = {{"steps", at_least(0)},   {"n", at_least(1)},       {"h", above(0)},
+  OptionRanges R = {{"steps", within(0, 1000000000)}, {"n", at_least(1)}, {"h", above(0)},
                     {"noise", at_least(0)},   {"drift-clip", at_least(0)}, {"columns", at_least(0)},
                     {"eval-chunk", at_least(0)}};
   R.add(shared_option_ranges());
@@ -203,6 +204,7 @@ int run_sample(const std::vector<std::string>& args) {
   const SafeTensors st = reading_user_file([&] { return load_safetensors(checkpoint); });
   const EnergyKind& kind = detect_energy(st);
   const Shape image = run_image_shape(st, kind);
+  check_tensor_bytes(n, shape_numel(image), 4, "--n " + std::to_string(n) + " samples of " + shape_str(image) + " pixels");
 
   // ULA settings: command line, else the run's options.txt, else the experiment's defaults.
   const std::map<std::string, std::string> run_opts = read_run_options(fs::path(checkpoint).parent_path() / "options.txt");

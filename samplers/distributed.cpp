@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "runtime/check.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/philox.hpp"
 
 namespace jebm {
@@ -283,7 +284,7 @@ void exchange_rows(Communicator& comm, const ResamplePlan& plan, const void* loc
 
 Shard chunk_shard(int64_t n, int64_t chunk, int rank, int size, const char* what) {
   JEBM_CHECK(chunk >= 1 && n >= 1, "chunk_shard: " << n << " " << what << " in chunks of " << chunk);
-  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t chunks = ceil_div(n, chunk);  // not (n + chunk - 1) / chunk, which overflows near INT64_MAX
   JEBM_CHECK(chunks >= size, what << ": " << n << " make " << chunks << " block(s) of " << chunk
                                   << ", fewer than the " << size << " ranks (each rank needs a whole block); use "
                                   << "fewer ranks (mpirun -np) or at least " << (size - 1) * chunk + 1 << " " << what);

@@ -1,7 +1,9 @@
 // Helpers shared by the tests that run whole subcommands (mnist, cifar10, the classifiers): synthetic MNIST-like
-// IDX files, option-list editing, capturing stderr, bit-exact comparison of two runs' CSVs and checkpoints, and
-// the checks of a run the DivergenceGuard stopped.
+// IDX files and CIFAR-10 batches, option-list editing, capturing stderr, bit-exact comparison of two runs' CSVs
+// and checkpoints, and the checks of a run the DivergenceGuard stopped.
 #pragma once
+#include <zlib.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -68,6 +70,48 @@ inline void write_mnist_split(const std::filesystem::path& dir, const std::strin
   put_u32(lb, 0x00000801u);
   put_u32(lb, static_cast<uint32_t>(labels.size()));
   lb.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
+}
+
+using Bytes = std::vector<uint8_t>;
+
+// Writes plain bytes, or gzip when the name ends in .gz.
+inline void write_maybe_gz(const std::filesystem::path& p, const Bytes& bytes) {
+  const std::string s = p.string();
+  if (s.size() > 3 && s.compare(s.size() - 3, 3, ".gz") == 0) {
+    gzFile f = gzopen(s.c_str(), "wb");
+    BOOST_REQUIRE(f != nullptr);
+    BOOST_REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) > 0);
+    BOOST_REQUIRE(gzclose(f) == Z_OK);
+  } else {
+    std::ofstream os(p, std::ios::binary);
+    os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+}
+
+// `count` CIFAR records (label + R, G, B planes of 32x32): class k is a vertical colour stripe at column 3k;
+// the pixel values also encode (first, i) so tests can tell images apart.
+inline Bytes cifar_records(int64_t first, int64_t count) {
+  Bytes b;
+  for (int64_t i = first; i < first + count; ++i) {
+    const int label = static_cast<int>(i % 10);
+    b.push_back(static_cast<uint8_t>(label));
+    for (int ch = 0; ch < 3; ++ch)
+      for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x) {
+          const bool stripe = x >= 3 * label && x < 3 * label + 3;
+          b.push_back(static_cast<uint8_t>(stripe ? 200 + 20 * ((ch + label) % 3) : (i * 7 + y + ch * 11) % 60));
+        }
+  }
+  return b;
+}
+
+// data_batch_1..5 (batches 2 and 4 gzip) with `per_batch` records each, and a gzip test_batch of `test` records.
+inline void write_cifar(const std::filesystem::path& dir, int64_t per_batch, int64_t test) {
+  for (int k = 1; k <= 5; ++k) {
+    const std::string name = "data_batch_" + std::to_string(k) + (k % 2 == 0 ? ".bin.gz" : ".bin");
+    write_maybe_gz(dir / name, cifar_records((k - 1) * per_batch, per_batch));
+  }
+  write_maybe_gz(dir / "test_batch.bin.gz", cifar_records(1000, test));
 }
 
 // Sends std::cerr to `sink` while it lives (to check what a subcommand reports there).

@@ -43,47 +43,9 @@ using jebm::test::with;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-// Writes plain bytes, or gzip when the name ends in .gz.
-void write_file(const fs::path& p, const Bytes& bytes) {
-  const std::string s = p.string();
-  if (s.size() > 3 && s.compare(s.size() - 3, 3, ".gz") == 0) {
-    gzFile f = gzopen(s.c_str(), "wb");
-    BOOST_REQUIRE(f != nullptr);
-    BOOST_REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) > 0);
-    BOOST_REQUIRE(gzclose(f) == Z_OK);
-  } else {
-    std::ofstream os(p, std::ios::binary);
-    os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  }
-}
-
-// `count` CIFAR records (label + R, G, B planes of 32x32): class k is a vertical colour stripe at column 3k;
-// the pixel values also encode (first, i) so tests can tell images apart.
-Bytes cifar_records(int64_t first, int64_t count) {
-  Bytes b;
-  for (int64_t i = first; i < first + count; ++i) {
-    const int label = static_cast<int>(i % 10);
-    b.push_back(static_cast<uint8_t>(label));
-    for (int ch = 0; ch < 3; ++ch)
-      for (int y = 0; y < 32; ++y)
-        for (int x = 0; x < 32; ++x) {
-          const bool stripe = x >= 3 * label && x < 3 * label + 3;
-          b.push_back(static_cast<uint8_t>(stripe ? 200 + 20 * ((ch + label) % 3) : (i * 7 + y + ch * 11) % 60));
-        }
-  }
-  return b;
-}
-
-// data_batch_1..5 (batches 2 and 4 gzip) with `per_batch` records each, and a gzip test_batch of `test` records.
-void write_cifar(const fs::path& dir, int64_t per_batch, int64_t test) {
-  for (int k = 1; k <= 5; ++k) {
-    const std::string name = "data_batch_" + std::to_string(k) + (k % 2 == 0 ? ".bin.gz" : ".bin");
-    write_file(dir / name, cifar_records((k - 1) * per_batch, per_batch));
-  }
-  write_file(dir / "test_batch.bin.gz", cifar_records(1000, test));
-}
+using jebm::test::Bytes;
+using jebm::test::cifar_records;
+using jebm::test::write_cifar;
 
 std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out, const std::string& algo) {
   // 8 images, batch 4: 2 updates per epoch; 6 walkers, subsets of 3 making 2 moves. A hot sampler so that the

@@ -3,68 +3,27 @@
 // and changes no file; a lock left by a killed run is taken over with a note. Real processes: the jebm binary.
 #include "tests/helpers.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "experiments/output.hpp"
 #include "experiments/run_dir_lock.hpp"
-
-extern char** environ;
+#include "tests/jebm_process.hpp"
 
 using namespace jebm;
 using jebm::test::expect_error;
+using jebm::test::Finished;
+using jebm::test::run_jebm;
+using jebm::test::slurp;
+using jebm::test::start_jebm;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// `jebm ARGS` started in the background, its stdout and stderr going to `log`.
-pid_t start_jebm(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> all = {JEBM_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, JEBM_BINARY, &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << JEBM_BINARY);
-  return pid;
-}
-
-struct Finished {
-  int status = 0;
-  std::string output;
-};
-
-Finished run_jebm(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t pid = start_jebm(args, log);
-  Finished f;
-  BOOST_REQUIRE(::waitpid(pid, &f.status, 0) == pid);
-  f.output = slurp(log);
-  return f;
-}
 
 // A gmm run that would take hours: it holds its directory until it is killed.
 std::vector<std::string> long_gmm(const fs::path& out) {

@@ -219,7 +219,7 @@ int run_bench(const std::vector<std::string>& args) {
   std::string net = "all";
   TorchCompareArgs torch;
   torch.script = JEBM_TORCH_REFERENCE;
-  OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", at_least(1)}, {"moves", at_least(0)}};
+  OptionRanges R = {{"repeat", within(1, 1e6)}, {"batch", within(1, 65536)}, {"moves", within(0, 1e6)}};
   R.add(shared_option_ranges());
   po::options_description desc("jebm bench: micro-benchmarks of the runtime kernels (median wall time)");
   std::string section_list;
