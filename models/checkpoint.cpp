@@ -70,6 +70,16 @@ std::string hex8(uint32_t v) {
   return buf;
 }
 
+// The CRC-32 of the metadata (key, value pairs in key order, each string followed by a 0 byte): an edited
+// iteration or seed changes it, as an edited tensor changes the tensor's.
+uint32_t metadata_crc32(const std::map<std::string, std::string>& metadata) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const auto& [k, v] : metadata)
+    for (const std::string* s : {&k, &v})
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(s->c_str()), static_cast<uInt>(s->size() + 1));
+  return static_cast<uint32_t>(crc);
+}
+
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 template <typename T>
@@ -110,7 +120,10 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   for (const auto& [k, v] : user_metadata)
     JEBM_CHECK(!starts_with(k, kChecksumPrefix),
                "save_safetensors: " << path << ": metadata key \"" << k << "\" uses the reserved prefix " << kChecksumPrefix);
+  JEBM_CHECK(!user_metadata.count(kMetadataChecksumKey),
+             "save_safetensors: " << path << ": metadata key \"" << kMetadataChecksumKey << "\" is reserved");
   for (size_t i = 0; i < host.size(); ++i) metadata[kChecksumPrefix + tensors[i].first] = hex8(crc32_of(host[i]));
+  metadata[kMetadataChecksumKey] = hex8(metadata_crc32(user_metadata));
 
   std::string header = "{";
   if (!metadata.empty()) {
@@ -227,6 +240,19 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   return e;
 }
 
+// Moves the metadata checksum out of st.metadata and checks it against the rest (files without one, written by
+// other tools or by an older jebm, pass).
+void verify_metadata_checksum(SafeTensors& st) {
+  const auto it = st.metadata.find(kMetadataChecksumKey);
+  if (it == st.metadata.end()) return;
+  const std::string want = it->second;
+  st.metadata.erase(it);
+  const std::string got = hex8(metadata_crc32(st.metadata));
+  JEBM_CHECK(got == want, st.path << ": CRC-32 of its metadata (" << st.metadata.size() << " entries) is " << got
+                                  << ", the header says " << want
+                                  << " (the metadata was changed after jebm wrote it: restore the file from a copy)");
+}
+
 // Moves the checksum keys out of st.metadata and checks each against its tensor's bytes. A file with no such key
 // comes from another tool and passes; a jebm file must have one per tensor, so a dropped key is noticed too.
 void verify_checksums(SafeTensors& st) {
@@ -338,6 +364,7 @@ SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& ch
     st.tensors.emplace(e->name, std::move(t));
   }
   verify_checksums(st);
+  verify_metadata_checksum(st);
   if (checks.require_finite)
     for (const auto& [name, t] : st.tensors) require_finite(path, name, t);
   return st;

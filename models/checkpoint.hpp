@@ -19,6 +19,9 @@ namespace jebm {
 // `__metadata__` under kChecksumPrefix + name, as 8 lowercase hex digits, and verifies it on load. Files written
 // by other tools carry no such keys and load as before.
 inline constexpr const char* kChecksumPrefix = "jebm.crc32:";
+// The metadata's own CRC-32 (every other key and value; see metadata_crc32 in checkpoint.cpp), verified on load,
+// so an edited iteration or seed is refused too. Files without it load as before.
+inline constexpr const char* kMetadataChecksumKey = "jebm.metadata_crc32";
 
 // What save/load check beyond the format.
 struct CheckpointChecks {

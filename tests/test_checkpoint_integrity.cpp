@@ -154,3 +154,24 @@ BOOST_AUTO_TEST_CASE(non_finite_tensors_are_refused_when_asked) {
   expect_error([&] { require_finite("x.safetensors", "w", t[0].second); }, {"x.safetensors", "\"w\""});
   BOOST_CHECK_NO_THROW(require_finite("x.safetensors", "step", weights()[2].second));  // int64 tensors have no non-finite values
 }
+
+BOOST_AUTO_TEST_CASE(edited_metadata_is_refused_and_metadata_without_its_checksum_loads) {
+  TempDir dir;
+  const std::string path = (dir.path / "c.safetensors").string();
+  save_safetensors(path, weights(), {{"gmm.iteration", "30"}, {"walkers.seed", "7"}});
+  BOOST_TEST(load_safetensors(path).metadata.count(kMetadataChecksumKey) == 0);  // hidden, like the tensors' CRCs
+  const std::string good = read_bytes(path);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"gmm.iteration\":\"30\"", "\"gmm.iteration\":\"31\""}, {"\"walkers.seed\":\"7\"", "\"walkers.seed\":\"8\""}}) {
+    std::string bad = good;
+    const size_t at = bad.find(from);
+    BOOST_REQUIRE(at != std::string::npos && at < 8 + header_length(bad));
+    bad.replace(at, from.size(), to);
+    write_bytes(path, bad);
+    expect_error([&] { load_safetensors(path); }, {path, "CRC-32 of its metadata", "changed after jebm wrote it"});
+  }
+  // A file of another tool, or of a jebm that wrote no metadata checksum, loads as before.
+  write_bytes(path, raw_file(R"({"__metadata__":{"gmm.iteration":"31"},"b":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})",
+                             std::string(8, '\0')));
+  BOOST_TEST(load_safetensors(path).metadata.at("gmm.iteration") == "31");
+}
