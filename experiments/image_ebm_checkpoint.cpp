@@ -105,7 +105,11 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   NamedTensors os;
   for (const auto& [name, v] : st.tensors)
     if (name.rfind("optim.", 0) == 0) os.emplace_back(name.substr(6), v);
-  opt.load_state(os);
+  try {
+    opt.load_state(os);
+  } catch (const Error& e) {
+    JEBM_FAIL(path << ": its optimizer state (optim.*) does not fit: " << e.what());
+  }
   load_population(st, pop);
   if (holdout) load_population(st, *holdout, "holdout.");
   tr.restore(load_trainer_state(st, c.walkers, c.holdout_walkers));

@@ -10,7 +10,11 @@ void append_module_parameters(Module& m, const std::string& prefix,
 }
 
 void load_module_parameters(Module& m, const SafeTensors& st, const std::string& prefix) {
-  for (auto& [name, v] : m.named_parameters()) v.value().copy_(get(st, prefix + name, v.shape(), v.value().dtype()));
+  for (auto& [name, v] : m.named_parameters()) {
+    const Tensor t = get(st, prefix + name, v.shape(), v.value().dtype());
+    require_finite(st.path, prefix + name, t);  // a NaN weight is the file's fault, not the sampler's
+    v.value().copy_(t);
+  }
 }
 
 }  // namespace jebm

@@ -15,8 +15,8 @@ namespace jebm {
 void append_module_parameters(Module& m, const std::string& prefix,
                               std::vector<std::pair<std::string, Tensor>>& tensors);
 // Copies tensor prefix + name of st into each parameter of m (on m's device). A missing tensor, or one of another
-// shape or dtype, is a jebm::Error naming the file, the tensor and both shapes; tensors of st that m does not
-// have are ignored (callers that must refuse them check st.tensors themselves).
+// shape or dtype, or one holding a NaN or an infinity, is a jebm::Error naming the file, the tensor and both
+// shapes or the element; tensors of st that m does not have are ignored (callers that must refuse them check st.tensors themselves).
 void load_module_parameters(Module& m, const SafeTensors& st, const std::string& prefix);
 
 }  // namespace jebm
