@@ -13,6 +13,7 @@
 #include "experiments/cli_options.hpp"
 #include "experiments/gmm.hpp"
 #include "experiments/output.hpp"
+#include "experiments/size_checks.hpp"
 #include "runtime/user_error.hpp"
 
 namespace jebm {
@@ -274,6 +275,7 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   c.resample_rule.ess_fraction = t.resample_ess;
   c.device = device_from_name(t.device);
   JEBM_USER_CHECK(!(c.device.is_cuda() && c.autograd), "--autograd runs on the CPU only; drop it or use --device cpu");
+  check_gmm_sizes(c);
   if (cl.algo_s == "all")
     cl.algos = {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd};
   else

@@ -133,6 +133,7 @@ GmmAlgorithmRun::GmmAlgorithmRun(GmmRun& run, Algorithm algo)
 // without one starts afresh.
 void GmmAlgorithmRun::resume() {
   const SafeTensors st = load_safetensors(ckpt_);
+  for (const char* p : {"gmm.theta.a", "gmm.theta.z"}) require_finite(ckpt_, p, get(st, p));
   const std::string& out = run_.cl_.out;
   JEBM_USER_CHECK(checkpoint_meta(st, "gmm.options_hash") == run_.options_hash_,
              ckpt_ << ": made by a run with other options than " << out << "/options.txt (a stale checkpoint?)");
@@ -152,7 +153,8 @@ void GmmAlgorithmRun::open_csv() {
   const fs::path path = run_.csv_path(o_.algo);
   const bool resume = !run_.cl_.resume.empty();
   if (resume) {
-    truncate_csv_rows(path, static_cast<double>(k0_));
+    resume_csv(path, csv_columns(c_.student_modes), k0_, c_.log_every, ckpt_,
+               "jebm gmm --out " + run_.cl_.out + " --force with its options");
     if (fs::exists(path)) o_.records = records_from_csv(read_csv(path), c_.student_modes);
   }
   csv_ = CsvWriter(path, csv_columns(c_.student_modes), resume);

@@ -16,7 +16,7 @@ void check_gmm_sizes(const GmmConfig& c) {
   const std::string walkers = opt("walkers", c.walkers) + " + " + opt("holdout-walkers", c.holdout_walkers);
   const int64_t rows = checked_add(c.walkers, c.holdout_walkers, walkers);
   check_tensor_bytes(rows, c.dim, 8, walkers + " walkers of " + opt("dim", c.dim));
-  check_tensor_bytes(c.data, c.dim, 8, opt("data", c.data) + " points of " + opt("dim", c.dim));
+  check_tensor_bytes(c.data, c.dim, 8, opt("samples", c.data) + " points of " + opt("dim", c.dim));
 }
 
 void check_image_ebm_sizes(const ImageEbmConfig& c, const Shape& image) {

@@ -111,7 +111,7 @@ struct Fixture {
                                                  "--threads", "1", "--out", out.string()};
     std::vector<std::string> a;
     if (cmd == "gmm")
-      a = {"--dim", "1", "--data", "1", "--walkers", "1", "--iterations", "1", "--algo", "jarzynski",
+      a = {"--dim", "1", "--samples", "1", "--walkers", "1", "--iterations", "1", "--algo", "jarzynski",
            "--log-every", "1", "--checkpoint-every", "1", "--no-progress", "--threads", "1", "--interrupt-at", "0",
            "--out", out.string()};
     else if (cmd == "mnist") a = with(image, {"--data", mnist.string(), "--counts", "1,1,1"});

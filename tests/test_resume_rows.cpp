@@ -30,7 +30,7 @@ void put(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios
 // A finished 30-iteration run: rows at 0, 5, ..., 25 and the final one; its checkpoint is at iteration 30.
 fs::path finished_run(const TempDir& tmp) {
   const fs::path out = tmp.path / "run";
-  BOOST_REQUIRE(jebm::run_gmm({"--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "30", "--log-every",
+  BOOST_REQUIRE(jebm::run_gmm({"--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "30", "--log-every",
                                "5", "--checkpoint-every", "10", "--algo", "jarzynski", "--no-progress", "--out",
                                out.string()}) == 0);
   return out;

@@ -44,7 +44,7 @@ struct Victim {
   void check_untouched() const { BOOST_TEST(slurp(path) == kVictimText, path << " was written through a link"); }
 };
 
-const std::vector<std::string> kTinyGmm = {"--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "3",
+const std::vector<std::string> kTinyGmm = {"--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "3",
                                            "--log-every", "1", "--algo", "jarzynski", "--no-progress"};
 
 }  // namespace

@@ -27,7 +27,7 @@ namespace {
 
 // A gmm run that would take hours: it holds its directory until it is killed.
 std::vector<std::string> long_gmm(const fs::path& out) {
-  return {"gmm", "--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "100000000", "--log-every", "1000",
+  return {"gmm", "--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "100000000", "--log-every", "1000",
           "--algo", "jarzynski", "--checkpoint-every", "1000", "--no-progress", "--out", out.string()};
 }
 
@@ -66,7 +66,7 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_a_live_runs_directory_is_refused_and_a_dead
   int status = 0;
   BOOST_REQUIRE(::waitpid(live, &status, 0) == live);
   BOOST_TEST(slurp(out / kRunLockName).find(pid_text) != std::string::npos);
-  const Finished f = run_jebm({"gmm", "--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "3",
+  const Finished f = run_jebm({"gmm", "--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "3",
                                "--algo", "jarzynski", "--no-progress", "--force", "--out", out.string()},
                               tmp.path / "third.log");
   BOOST_TEST_CONTEXT(f.output) {

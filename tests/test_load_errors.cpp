@@ -66,7 +66,7 @@ BOOST_AUTO_TEST_CASE(sample_refuses_a_nan_parameter_naming_the_file_and_the_tens
 BOOST_AUTO_TEST_CASE(gmm_resume_refuses_a_nan_parameter_naming_the_file_and_the_tensor) {
   TempDir tmp;
   const fs::path out = tmp.path / "run";
-  BOOST_REQUIRE(run_gmm({"--dim", "2", "--data", "64", "--walkers", "64", "--iterations", "10", "--algo", "jarzynski",
+  BOOST_REQUIRE(run_gmm({"--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "10", "--algo", "jarzynski",
                          "--no-progress", "--out", out.string()}) == 0);
   const std::string ck = (out / "checkpoint_jarzynski.safetensors").string();
   resave_with(load_safetensors(ck), "gmm.theta.a", with_nan);
