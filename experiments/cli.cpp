@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
@@ -238,6 +239,19 @@ void check_resume_options(const po::options_description& desc, const po::variabl
                                        << "), the options say --" << name << " " << now << "; only " << may
                                        << " may change on resume");
   }
+}
+
+std::string option_source(const std::string& name, const std::vector<std::string>& args, const po::variables_map& vm,
+                          const po::variables_map& run) {
+  const std::string flag = "--" + name;
+  for (const std::string& a : args)
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return "";
+  // po::store keeps the first value: the command line, then the resumed run's options.txt, then --config.
+  if (run.count(name) && !run[name].defaulted() && vm.count("resume"))
+    return " (from " + (std::filesystem::path(vm["resume"].as<std::string>()) / "options.txt").string() + ")";
+  if (vm.count(name) && !vm[name].defaulted() && vm.count("config"))
+    return " (from " + vm["config"].as<std::string>() + ")";
+  return "";
 }
 
 }  // namespace jebm

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/user_error.hpp"
+
 namespace jebm {
 
 // "0.25,0.75" -> {0.25, 0.75}. Each item is one number (blanks around it allowed), the list is not empty;
@@ -86,6 +88,18 @@ std::string short_double(double v);
 // joined by ';'; "(not set)" for an option without a value or default.
 std::string option_value_text(const boost::program_options::variable_value& v);
 
+// Where option `name`'s value came from, for an error about it: "" for the command line (or its default), else
+// " (from FILE)" naming the --config file or the resumed run's options.txt that gave it. `args`: the command
+// line; vm: every source (its "config" and "resume" name the files); run: the resumed run's options.txt alone.
+std::string option_source(const std::string& name, const std::vector<std::string>& args,
+                          const boost::program_options::variables_map& vm,
+                          const boost::program_options::variables_map& run);
+// A named value's text turned into its enum by `from_name` (e.g. algorithm_from_name), whose error is prefixed
+// with the option, its value and its source: "--algo 5 (from run/options.txt): unknown algorithm '5' (...)".
+template <typename FromName>
+auto parse_named_option(const std::string& name, const std::string& value, const std::string& source,
+                        FromName from_name) -> decltype(from_name(value));
+
 // --resume DIR: every option given on the command line or in --config (`given`) must equal the run's (`run`,
 // parsed from DIR/options.txt), unless it is in may_change (options that extend the run or change how it is
 // computed, not what) or not_saved (options that name the run). An option the run's options.txt lacks counts as its
@@ -94,5 +108,15 @@ void check_resume_options(const boost::program_options::options_description& des
                           const boost::program_options::variables_map& given,
                           const boost::program_options::variables_map& run, const std::string& dir,
                           const std::vector<std::string>& may_change, const std::vector<std::string>& not_saved);
+
+template <typename FromName>
+auto parse_named_option(const std::string& name, const std::string& value, const std::string& source,
+                        FromName from_name) -> decltype(from_name(value)) {
+  try {
+    return from_name(value);
+  } catch (const Error& e) {
+    throw UserError("--" + name + " " + value + source + ": " + e.what());
+  }
+}
 
 }  // namespace jebm

@@ -241,7 +241,7 @@ void check_resume(const po::options_description& desc, const GmmOptionMaps& m, G
 }
 
 // The config's fields given as text (the teacher, resampling, device, algorithms) and --quick's sizes.
-void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
+void resolve(const std::vector<std::string>& args, const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   GmmConfig& c = cl.config;
   if (t.quick) {
     if (m.vm["iterations"].defaulted()) c.iterations = 4000;
@@ -264,7 +264,9 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   c.teacher_weights = parse_double_list(t.teacher_weights, "--teacher-weights");
   for (double v : c.teacher_weights) check_range("--teacher-weights '" + t.teacher_weights + "': mass", v, above(0));
   c.resample = t.resample != "none";
-  if (c.resample) c.resample_rule.scheme = resample_scheme_from_name(t.resample);
+  if (c.resample)
+    c.resample_rule.scheme = parse_named_option("resample", t.resample, option_source("resample", args, m.vm, m.run),
+                                                resample_scheme_from_name);
   if (m.vm.count("resample-cv2")) {  // the old trigger, kept exactly
     JEBM_USER_CHECK(m.vm["resample-cv"].defaulted(), "--resample-cv2 and --resample-cv set the same trigger: give "
                                                 "--resample-cv only");
@@ -279,7 +281,7 @@ void resolve(const GmmOptionMaps& m, GmmOptionText& t, GmmCommandLine& cl) {
   if (cl.algo_s == "all")
     cl.algos = {Algorithm::Jarzynski, Algorithm::Pcd, Algorithm::Cd};
   else
-    cl.algos = {algorithm_from_name(cl.algo_s)};
+    cl.algos = {parse_named_option("algo", cl.algo_s, option_source("algo", args, m.vm, m.run), algorithm_from_name)};
 }
 
 // options.txt: an INI file of every option that defines the run (what --resume reads back), then the resolved
@@ -331,7 +333,7 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
   if (!store_sources(args, desc, all, m, cl.notes)) return false;
   gmm_ranges().check(m.vm);
   if (m.vm.count("resume")) check_resume(all, m, cl);
-  resolve(m, t, cl);
+  resolve(args, m, t, cl);
   record(m.vm, t, cl);
   return true;
 }

@@ -132,8 +132,11 @@ GmmAlgorithmRun::GmmAlgorithmRun(GmmRun& run, Algorithm algo)
 // --resume: continue from this algorithm's checkpoint (every rank reads it and keeps its shard); an algorithm
 // without one starts afresh.
 void GmmAlgorithmRun::resume() {
-  const SafeTensors st = load_safetensors(ckpt_);
-  for (const char* p : {"gmm.theta.a", "gmm.theta.z"}) require_finite(ckpt_, p, get(st, p));
+  const SafeTensors st = reading_user_file([&] {
+    SafeTensors loaded = load_safetensors(ckpt_);
+    for (const char* p : {"gmm.theta.a", "gmm.theta.z"}) require_finite(ckpt_, p, get(loaded, p));
+    return loaded;
+  });
   const std::string& out = run_.cl_.out;
   JEBM_USER_CHECK(checkpoint_meta(st, "gmm.options_hash") == run_.options_hash_,
              ckpt_ << ": made by a run with other options than " << out << "/options.txt (a stale checkpoint?)");

@@ -108,7 +108,9 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   try {
     opt.load_state(os);
   } catch (const Error& e) {
-    JEBM_FAIL(path << ": its optimizer state (optim.*) does not fit: " << e.what());
+    std::string why = e.what();
+    if (has_source_location(why)) why.erase(why.rfind(" ("));
+    JEBM_USER_FAIL(path << ": its optimizer state (optim.*) does not fit: " << why);
   }
   load_population(st, pop);
   if (holdout) load_population(st, *holdout, "holdout.");

@@ -251,10 +251,12 @@ bool parse_image_ebm_args(const std::vector<std::string>& args, po::options_desc
     JEBM_USER_CHECK(!c.force, "--force and --resume " << s.resume << " contradict each other");
   }
   JEBM_USER_CHECK(!c.out.empty(), "--out DIR is required (the run directory; see jebm " << c.command << " --help)");
-  c.algo = algorithm_from_name(s.algo);
+  c.algo = parse_named_option("algo", s.algo, option_source("algo", args, vm, run), algorithm_from_name);
   JEBM_USER_CHECK(c.algo != Algorithm::Cd, "--algo " << s.algo << ": the image experiments offer jarzynski and pcd");
   c.resample = s.resample != "none";
-  if (c.resample) c.resample_scheme = resample_scheme_from_name(s.resample);
+  if (c.resample)
+    c.resample_scheme = parse_named_option("resample", s.resample, option_source("resample", args, vm, run),
+                                           resample_scheme_from_name);
   JEBM_USER_CHECK(s.gradient_walkers == "random" || s.gradient_walkers == "moved",
              "--gradient-walkers " << s.gradient_walkers << ": expected random or moved");
   c.gradient_walkers_moved = s.gradient_walkers == "moved";

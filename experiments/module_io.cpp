@@ -1,6 +1,8 @@
 // append_module_parameters / load_module_parameters (see module_io.hpp). Tested by tests/test_image_ebm.cpp,
-// tests/test_sample.cpp and tests/test_classifier_cmd.cpp.
+// tests/test_sample.cpp, tests/test_classifier_cmd.cpp and tests/test_load_errors.cpp (non-finite parameters).
 #include "experiments/module_io.hpp"
+
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -11,8 +13,12 @@ void append_module_parameters(Module& m, const std::string& prefix,
 
 void load_module_parameters(Module& m, const SafeTensors& st, const std::string& prefix) {
   for (auto& [name, v] : m.named_parameters()) {
-    const Tensor t = get(st, prefix + name, v.shape(), v.value().dtype());
-    require_finite(st.path, prefix + name, t);  // a NaN weight is the file's fault, not the sampler's
+    // A missing, misshapen or non-finite tensor is the file's fault (not jebm's, nor the sampler's).
+    const Tensor t = reading_user_file([&] {
+      Tensor got = get(st, prefix + name, v.shape(), v.value().dtype());
+      require_finite(st.path, prefix + name, got);
+      return got;
+    });
     v.value().copy_(t);
   }
 }

@@ -161,7 +161,7 @@ void truncate_csv_rows(const fs::path& path, double first_column_limit) {
   if (!fs::exists(path)) return;
   const std::vector<std::string> lines = csv_lines(read_file(path.string()));
   // A header cut mid-write is not a header: refuse rather than rewrite the file empty.
-  JEBM_CHECK(!lines.empty(), path.string() << ": no complete header line; the file is left as it is");
+  JEBM_USER_CHECK(!lines.empty(), path.string() << ": no complete header line; the file is left as it is");
   std::string keep;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i > 0) {
@@ -182,13 +182,13 @@ void resume_csv(const fs::path& path, const std::vector<std::string>& columns, i
   std::string header;
   for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];
   if (!fs::exists(fs::symlink_status(path))) {
-    JEBM_CHECK(checkpoint_iteration == 0, path.string() << " is missing, but " << checkpoint << " is at iteration "
+    JEBM_USER_CHECK(checkpoint_iteration == 0, path.string() << " is missing, but " << checkpoint << " is at iteration "
                                                          << checkpoint_iteration << ": its rows are lost" << left);
     return;
   }
   const std::vector<std::string> lines = csv_lines(read_file(path.string()));
-  JEBM_CHECK(!lines.empty(), path.string() << ": no complete header line (the file was cut)" << left);
-  JEBM_CHECK(lines[0] == header, path.string() << ": its header \"" << lines[0] << "\" differs from this run's columns \""
+  JEBM_USER_CHECK(!lines.empty(), path.string() << ": no complete header line (the file was cut)" << left);
+  JEBM_USER_CHECK(lines[0] == header, path.string() << ": its header \"" << lines[0] << "\" differs from this run's columns \""
                                                << header << "\" (an option that changes the metrics cannot change on "
                                                << "--resume)" << left);
   // The rows the checkpoint covers are those logged before its iteration; the last of them must be there.
@@ -199,7 +199,7 @@ void resume_csv(const fs::path& path, const std::vector<std::string>& columns, i
     if (end != lines[i].c_str() && it < static_cast<double>(checkpoint_iteration)) last = std::max(last, it);
   }
   const int64_t want = checkpoint_iteration > 0 ? (checkpoint_iteration - 1) / log_every * log_every : -1;
-  JEBM_CHECK(last >= static_cast<double>(want),
+  JEBM_USER_CHECK(last >= static_cast<double>(want),
              path.string() << ": its last row is iteration " << (last < 0 ? std::string("(none)") : std::to_string(static_cast<int64_t>(last)))
                            << ", but " << checkpoint << " is at iteration " << checkpoint_iteration
                            << " (last logged row " << want << " at --log-every " << log_every

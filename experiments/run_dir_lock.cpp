@@ -104,7 +104,7 @@ RunDirLock& RunDirLock::operator=(RunDirLock&& o) noexcept {
 void RunDirLock::claim() {
   JEBM_CHECK(fd_ >= 0, "RunDirLock::claim: " << path_ << " is not held (a bug)");
   const std::string text = this_owner();
-  JEBM_CHECK(::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()),
+  JEBM_USER_CHECK(::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()),
              "cannot write " << path_ << ": " << std::strerror(errno));
 }
 

@@ -5,21 +5,21 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
 // a * b; `what` names the factors for the user ("--walkers 4611686018427387904 x --dim 4").
 inline int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
   int64_t r = 0;
-  JEBM_CHECK(!__builtin_mul_overflow(a, b, &r), what << ": the product is beyond a 64-bit count; give smaller values");
+  JEBM_USER_CHECK(!__builtin_mul_overflow(a, b, &r), what << ": the product is beyond a 64-bit count; give smaller values");
   return r;
 }
 
 // a + b; `what` names the terms.
 inline int64_t checked_add(int64_t a, int64_t b, const std::string& what) {
   int64_t r = 0;
-  JEBM_CHECK(!__builtin_add_overflow(a, b, &r), what << ": the sum is beyond a 64-bit count; give smaller values");
+  JEBM_USER_CHECK(!__builtin_add_overflow(a, b, &r), what << ": the sum is beyond a 64-bit count; give smaller values");
   return r;
 }
 

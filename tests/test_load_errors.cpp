@@ -1,10 +1,13 @@
-// Checkpoint errors name their source: a NaN parameter (with valid checksums) is refused at load naming the file
-// and the tensor (jebm sample, even at --steps 0; a gmm --resume), and an optimizer state that does not fit is
-// refused naming the checkpoint (an image run's --resume).
+// Errors name their source: a NaN parameter (with valid checksums) is refused at load naming the file and the
+// tensor (jebm sample, even at --steps 0; a gmm --resume); an optimizer state that does not fit is refused naming
+// the checkpoint (an image run's --resume); an unknown algorithm or resampling scheme names the option and the
+// file that gave it (--config, a resumed run's options.txt).
 #include "tests/helpers.hpp"
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -33,6 +36,11 @@ void resave_with(const SafeTensors& st, const std::string& name, F edit) {
   std::vector<std::pair<std::string, Tensor>> t;
   for (const auto& [n, v] : st.tensors) t.emplace_back(n, n == name ? edit(v.clone()) : v);
   save_safetensors(st.path, t, st.metadata);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 Tensor with_nan(Tensor t) {
@@ -88,4 +96,25 @@ BOOST_AUTO_TEST_CASE(an_optimizer_state_that_does_not_fit_names_the_checkpoint) 
   resave_with(load_safetensors(ck), "optim.step", [](Tensor) { return Tensor::zeros({2}, DType::Float64); });
   expect_error([&] { run_mnist({"--resume", out.string(), "--epochs", "2", "--no-progress"}); },
                {ck, "optimizer state", "'step'"});
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_name_names_the_option_and_the_file_that_gave_it) {
+  TempDir tmp;
+  expect_error([&] { run_gmm({"--algo", "5", "--no-progress"}); }, {"--algo 5: unknown algorithm '5'"});
+  const fs::path ini = tmp.path / "c.ini";
+  std::ofstream(ini) << "resample = nope\n";
+  expect_error([&] { run_gmm({"--config", ini.string(), "--no-progress"}); },
+               {"--resample nope (from " + ini.string() + "): unknown resampling scheme 'nope'"});
+  expect_error([&] { run_mnist({"--config", ini.string(), "--out", (tmp.path / "m").string(), "--no-progress"}); },
+               {"--resample nope (from " + ini.string() + "): unknown resampling scheme 'nope'"});
+  // A resumed run's options.txt.
+  const fs::path out = tmp.path / "run";
+  BOOST_REQUIRE(run_gmm({"--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "4", "--algo", "pcd",
+                         "--no-progress", "--out", out.string()}) == 0);
+  const std::string text = slurp(out / "options.txt");
+  const size_t at = text.find("algo = pcd");
+  BOOST_REQUIRE(at != std::string::npos);
+  std::ofstream(out / "options.txt") << text.substr(0, at) << "algo = 5" << text.substr(at + 10);
+  expect_error([&] { run_gmm({"--resume", out.string(), "--iterations", "8", "--no-progress"}); },
+               {"--algo 5 (from " + (out / "options.txt").string() + "): unknown algorithm '5'"});
 }

@@ -163,6 +163,7 @@ BOOST_AUTO_TEST_CASE(every_integer_option_at_its_limits_ends_cleanly_and_a_refus
           BOOST_TEST((f.killed_at_limit || !WIFSIGNALED(f.status)), "ended by signal " << WTERMSIG(f.status));
           for (const char* report : {"runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer"})
             BOOST_TEST(!has(f.output, report), "sanitizer report: " << report);
+          BOOST_TEST(!has(f.output, "internal error"), "a refusal reported as a bug");
           if (WIFEXITED(f.status) && WEXITSTATUS(f.status) != 0 && WEXITSTATUS(f.status) != 130)
             BOOST_TEST(has(f.output, opt), "the error does not name " << opt);
         }

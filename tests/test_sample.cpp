@@ -59,7 +59,7 @@ BOOST_AUTO_TEST_CASE(sample_detects_the_energy_and_fails_clearly) {
   expect_error([&] { jebm::run_sample(with(base, {"--n", "2"})); }, {"--steps K is required"});
   // Ranges: checked at parse time, naming option, value and range.
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--n", "0"})); }, {"--n 0 is outside its range (>= 1)"});
-  expect_error([&] { jebm::run_sample(with(base, {"--steps", "-2"})); }, {"--steps -2", "(>= 0)"});
+  expect_error([&] { jebm::run_sample(with(base, {"--steps", "-2"})); }, {"--steps -2", "(in [0, 1000000000])"});
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--h", "inf"})); }, {"--h inf", "(> 0)"});
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--noise", "-1"})); }, {"--noise -1", "(>= 0)"});
   expect_error([&] { jebm::run_sample(with(base, {"--steps", "1", "--device", "tpu"})); }, {"unknown device 'tpu'"});
