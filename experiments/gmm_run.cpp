@@ -17,6 +17,7 @@
 #include "experiments/output.hpp"
 #include "experiments/progress.hpp"
 #include "experiments/sigint.hpp"
+#include "experiments/version.hpp"
 #include "models/checkpoint.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/user_error.hpp"
@@ -172,6 +173,7 @@ void GmmAlgorithmRun::save() {
   meta["gmm.options_hash"] = run_.options_hash_;
   meta["gmm.seconds"] = std::to_string(elapsed());
   meta["gmm.resampled_since"] = std::to_string(resampled_since_);
+  for (const auto& [k, v] : run_provenance(run_.comm_.size())) meta[k] = v;  // what made it (jebm.version, ...)
   run_on_rank0(run_.comm_, [&] { save_safetensors(ckpt_, tensors, meta); });
 }
 

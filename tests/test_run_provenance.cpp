@@ -24,7 +24,7 @@ namespace {
 const char* const kDate = R"(20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]Z)";
 
 std::vector<std::string> gmm_args(const fs::path& out) {
-  return {"gmm", "--iterations", "30", "--walkers", "64", "--data", "64", "--dim", "3", "--log-every", "5",
+  return {"gmm", "--iterations", "30", "--walkers", "64", "--samples", "64", "--dim", "3", "--log-every", "5",
           "--checkpoint-every", "10", "--no-progress", "--threads", "1", "--out", out.string()};
 }
 
@@ -79,8 +79,16 @@ BOOST_AUTO_TEST_CASE(gmm_options_txt_records_the_run_and_repeats_it) {
   BOOST_TEST(std::regex_search(opts, std::regex(std::string("# jebm.date = ") + kDate + "\n")));
   BOOST_TEST(opts.find("# jebm.ranks = 1\n") != std::string::npos);
   check_ran(run_jebm({"gmm", "--config", (a / "options.txt").string(), "--out", b.string(), "--no-progress"}));
-  for (const char* algo : {"jarzynski", "pcd", "cd"})
+  for (const char* algo : {"jarzynski", "pcd", "cd"}) {
     check_same_csv(a / ("metrics_" + std::string(algo) + ".csv"), b / ("metrics_" + std::string(algo) + ".csv"));
+    // Each algorithm's checkpoint says what made it, like the image runs' (test below).
+    const jebm::SafeTensors st = jebm::load_safetensors((a / ("checkpoint_" + std::string(algo) + ".safetensors")).string());
+    BOOST_TEST(st.metadata.at("jebm.version") == info.version);
+    BOOST_TEST(st.metadata.at("jebm.commit") == info.commit);
+    BOOST_TEST(st.metadata.at("jebm.command").rfind("jebm gmm --iterations 30 --walkers 64", 0) == 0u);
+    BOOST_TEST(std::regex_match(st.metadata.at("jebm.date"), std::regex(kDate)));
+    BOOST_TEST(st.metadata.at("jebm.ranks") == "1");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(mnist_config_round_trip_and_finished_resume) {
