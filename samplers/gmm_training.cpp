@@ -195,16 +195,20 @@ HoldoutEstimate GmmTrainer::holdout_pass(bool advance) {
   // This rank's blocks: (log Z estimate, ESS, resamplings) each; sharded, then every block's in block order.
   std::vector<double> mine;
   for (WalkerPopulation& h : holdout_) {
-    WeightStats st;
+    HoldoutBlock b;
     if (advance) {
-      st = gmm_walker_pass(theta_, h, ula_, false).stats;
-      if (c_.resample && holdout_should_resample(st, h.size(), c_.resample_rule))
+      const WeightStats st = gmm_walker_pass(theta_, h, ula_, false).stats;
+      // The block's estimate is read before a resampling folds its log mean into the offset (after, it would
+      // count that log mean twice), as the training walkers' record is.
+      b = holdout_block(h, st);
+      if (c_.resample && holdout_should_resample(st, h.size(), c_.resample_rule)) {
         gmm_resample_and_redo(theta_, h, c_.resample_rule.scheme, ula_, hu_, hg_);
+        b.resamplings = h.resamplings;
+      }
     } else {
       gmm_complete_pending(theta_, h, ula_, hu_, hg_);
-      st = h.stats();
+      b = holdout_block(h, h.stats());
     }
-    const HoldoutBlock b = holdout_block(h, st);
     mine.insert(mine.end(), {b.log_z, b.ess, static_cast<double>(b.resamplings)});
   }
   std::vector<double> all = mine;

@@ -43,11 +43,28 @@ Ran jebm_gmm(const fs::path& tmp, const std::vector<std::string>& args) {
   return r;
 }
 
-// Every metrics column but the last (time_s), row by row.
-std::string without_time(const std::string& csv) {
+// Every metrics column but the last (time_s), row by row; on the rows before iteration `fixed_from`, also without
+// the held-out estimate and its standard error (0.1.0 counted a resampling block's log mean twice there).
+std::string without_time(const std::string& csv, long fixed_from = 0) {
   std::istringstream is(csv);
-  std::string out;
-  for (std::string line; std::getline(is, line);) out += line.substr(0, line.rfind(',')) + "\n";
+  std::string out, header;
+  std::vector<bool> holdout_estimate;
+  for (std::string line; std::getline(is, line);) {
+    line = line.substr(0, line.rfind(','));
+    std::vector<std::string> cells;
+    std::istringstream cs(line);
+    for (std::string cell; std::getline(cs, cell, ',');) cells.push_back(cell);
+    if (header.empty()) {
+      header = line;
+      for (const std::string& name : cells) holdout_estimate.push_back(name == "holdout_ce" || name == "holdout_ce_se");
+      out += line + "\n";
+      continue;
+    }
+    const bool old_row = !cells.empty() && std::strtol(cells[0].c_str(), nullptr, 10) < fixed_from;
+    for (size_t i = 0; i < cells.size(); ++i)
+      out += (i ? "," : "") + (old_row && i < holdout_estimate.size() && holdout_estimate[i] ? "-" : cells[i]);
+    out += "\n";
+  }
   return out;
 }
 
@@ -59,7 +76,9 @@ const char* const kAlgos[] = {"jarzynski", "pcd", "cd"};
 //   jebm gmm --quick --dim 3 --walkers 100 --data 200 --iterations 30 --checkpoint-every 30 --log-every 5
 //            --holdout-walkers 20 --holdout-blocks 2 --sigma 0.4 --resample-cv2 0.0625 --out DIR
 // Resumed to 60 iterations with its own options.txt (which names --data, --sigma and --resample-cv2), it writes the
-// rows of a fresh 60-iteration run made with today's names, and says once which names are old.
+// rows of a fresh 60-iteration run made with today's names, and says once which names are old. (The held-out
+// estimate of the rows 0.1.0 wrote is left out of the comparison: 0.1.0 counted a resampling block's log mean twice
+// in it, which tests/test_gmm_training.cpp checks no longer happens.)
 BOOST_AUTO_TEST_CASE(a_run_written_by_jebm_0_1_0_resumes) {
   jebm::test::TempDir tmp;
   const fs::path run = tmp.path / "run", fresh = tmp.path / "fresh";
@@ -78,7 +97,7 @@ BOOST_AUTO_TEST_CASE(a_run_written_by_jebm_0_1_0_resumes) {
   BOOST_TEST(straight.err.empty(), straight.err);
   for (const char* algo : kAlgos) {
     const std::string f = "metrics_" + std::string(algo) + ".csv";
-    const std::string a = without_time(slurp(run / f)), b = without_time(slurp(fresh / f));
+    const std::string a = without_time(slurp(run / f), 30), b = without_time(slurp(fresh / f), 30);
     BOOST_TEST(std::count(b.begin(), b.end(), '\n') == 1 + 12 + 1, f);  // header, iterations 0, 5, ..., 55, final
     BOOST_TEST(a == b, f);
   }

@@ -122,6 +122,31 @@ BOOST_AUTO_TEST_CASE(holdout_walkers_leave_the_training_trajectory_bit_identical
   BOOST_TEST(plain.walkers().log_w.to_vector() == held.walkers().log_w.to_vector(), boost::test_tools::per_element());
 }
 
+// A held-out block's estimate on the iteration it resamples is the estimate before the resampling, offset + log
+// mean exp(A). Resampling folds that log mean into the block's offset, so the estimate must equal the new offset;
+// reading the offset after the fold and adding the log mean again would count it twice.
+BOOST_AUTO_TEST_CASE(holdout_estimate_on_a_resampling_iteration_counts_its_log_mean_once) {
+  GmmConfig c = small_config();
+  c.holdout_walkers = 40;
+  c.holdout_blocks = 1;  // one block: the held-out estimate is that block's, exactly
+  const GmmParams teacher = gmm_teacher(c);
+  const Tensor data = gmm_teacher_data(c, teacher);
+  GmmTrainer run(c, Algorithm::Jarzynski, data, teacher);
+  int64_t seen = 0;
+  for (int k = 0; k < 100; ++k) {
+    const double offset_before = run.holdout_walkers()[0].log_z_offset;
+    const int64_t resamplings_before = run.holdout_walkers()[0].resamplings;
+    const GmmRecord r = run.iterate();
+    const WalkerPopulation& h = run.holdout_walkers()[0];
+    if (h.resamplings == resamplings_before) continue;
+    ++seen;
+    BOOST_TEST(h.log_z_offset != offset_before);  // a log mean was folded in: the check below has teeth
+    BOOST_TEST(r.holdout_log_z == h.log_z_offset);
+    BOOST_TEST(r.holdout_resamplings == h.resamplings);
+  }
+  BOOST_TEST(seen > 0);  // the block resampled within the run
+}
+
 // Two modes whose masses are fixed (lr_z = 0), so the exact log Z stays constant, and a student that starts on
 // the teacher: every parameter change is the walkers' own gradient noise, and the uncorrected estimate drifts
 // down by about T x lr x sum_p Cov (docs/method.md), here ~1 nat. The held-out walkers form 10 blocks of N
