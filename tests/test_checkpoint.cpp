@@ -129,7 +129,11 @@ BOOST_AUTO_TEST_CASE(byte_layout_follows_the_spec) {
                   crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + 8 + n + begin), static_cast<uInt>(len)));
     return std::string(buf);
   };
+  // ... and the CRC-32 of the metadata it was given: each key and value followed by a 0 byte, in key order.
+  char meta_crc[16];
+  std::snprintf(meta_crc, sizeof meta_crc, "%08lx", crc32(0L, reinterpret_cast<const Bytef*>("k\0v\0"), 4));
   BOOST_TEST(header == R"({"__metadata__":{"jebm.crc32:a":")" + crc(0, 8) + R"(","jebm.crc32:b":")" + crc(8, 8) +
+                           R"(","jebm.metadata_crc32":")" + meta_crc +
                            R"(","k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                            R"("b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})");
   float f[2];
@@ -387,6 +391,8 @@ def write(path, tensors, meta):
     open(path, 'wb').write(struct.pack('<Q', len(text)) + text + body)
 
 t, meta = read(sys.argv[1])
+want = int(meta.pop('jebm.metadata_crc32'), 16)  # key and value, each with a 0 byte, in key order
+assert want == zlib.crc32(b''.join(k.encode() + b'\0' + v.encode() + b'\0' for k, v in sorted(meta.items()))), meta
 assert t['w'] == ('F32', [2, 3], [1.5, -2, 3.25, 4, 5, 6]), t['w']
 assert t['odd'] == ('F32', [3], [7, 8, 9]), t['odd']
 assert t['d'] == ('F64', [2], [0.1, 0.2]), t['d']
@@ -412,7 +418,7 @@ with safe_open(sys.argv[1], framework='numpy') as f:
     md = f.metadata()
     sums = {k[len('jebm.crc32:'):]: int(v, 16) for k, v in md.items() if k.startswith('jebm.crc32:')}
     assert sums == {k: zlib.crc32(a.tobytes()) for k, a in t.items()}, sums
-    md = {k: v for k, v in md.items() if not k.startswith('jebm.crc32:')}
+    md = {k: v for k, v in md.items() if not k.startswith('jebm.crc32:') and k != 'jebm.metadata_crc32'}
     assert md == {'seed': '1234', 'note': 'a "quoted" \u00e9'}, md
 save_file({'b': np.arange(5, dtype=np.float64), 'a': np.array([[1, 2], [3, 4]], np.float32),
            'e': np.zeros((0, 2), np.int64)}, sys.argv[2], metadata={'from': 'python'})
