@@ -273,11 +273,27 @@ void GmmRun::check_ranks_and_device() const {
 void GmmRun::prepare_run_dir() {
   run_on_rank0(comm_, [&] {
     run_lock_ = jebm::prepare_run_dir(cl_.out, cl_.force, !cl_.resume.empty());
+    if (!cl_.resume.empty()) check_resume_files();
     std::vector<std::pair<std::string, std::string>> kv = cl_.saved;
     kv.emplace_back("resolved.threads", std::to_string(omp_get_max_threads()));
     kv.emplace_back("resolved.ranks", std::to_string(comm_.size()));
     write_options(cl_.out, kv);
   });
+}
+
+// --resume: every algorithm's checkpoint and metrics CSV are checked before options.txt is rewritten, so a refused
+// resume leaves every file of the run as it was (GmmAlgorithmRun checks them again when it resumes).
+void GmmRun::check_resume_files() const {
+  for (Algorithm a : cl_.algos) {
+    const std::string ckpt = checkpoint_path(a);
+    if (!fs::exists(ckpt)) continue;  // this algorithm starts afresh
+    const SafeTensors st = reading_user_file([&] { return load_safetensors(ckpt); });
+    JEBM_USER_CHECK(checkpoint_meta(st, "gmm.options_hash") == options_hash_,
+                    ckpt << ": made by a run with other options than " << cl_.out << "/options.txt (a stale checkpoint?)");
+    check_resume_csv(csv_path(a), csv_columns(cl_.config.student_modes),
+                     static_cast<int64_t>(checkpoint_meta_u64(st, "gmm.iteration")), cl_.config.log_every, ckpt,
+                     "jebm gmm --out " + cl_.out + " --force with its options");
+  }
 }
 
 std::string GmmRun::csv_path(Algorithm algo) const {

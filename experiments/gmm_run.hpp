@@ -53,6 +53,7 @@ class GmmRun {
   friend class GmmAlgorithmRun;  // one algorithm's loop (gmm_run.cpp)
   void check_ranks_and_device() const;
   void prepare_run_dir();
+  void check_resume_files() const;
 
   const GmmCommandLine& cl_;
   Communicator& comm_;

@@ -175,8 +175,8 @@ void truncate_csv_rows(const fs::path& path, double first_column_limit) {
   write_file_atomic(path.string(), keep);
 }
 
-void resume_csv(const fs::path& path, const std::vector<std::string>& columns, int64_t checkpoint_iteration,
-                int64_t log_every, const std::string& checkpoint, const std::string& start_afresh) {
+void check_resume_csv(const fs::path& path, const std::vector<std::string>& columns, int64_t checkpoint_iteration,
+                      int64_t log_every, const std::string& checkpoint, const std::string& start_afresh) {
   const std::string left = "; the file is left as it is. Put back the whole " + path.filename().string() +
                            ", or start afresh: " + start_afresh;
   std::string header;
@@ -204,7 +204,12 @@ void resume_csv(const fs::path& path, const std::vector<std::string>& columns, i
                            << ", but " << checkpoint << " is at iteration " << checkpoint_iteration
                            << " (last logged row " << want << " at --log-every " << log_every
                            << "): rows are missing and a resume would lose them for good" << left);
-  truncate_csv_rows(path, static_cast<double>(checkpoint_iteration));
+}
+
+void resume_csv(const fs::path& path, const std::vector<std::string>& columns, int64_t checkpoint_iteration,
+                int64_t log_every, const std::string& checkpoint, const std::string& start_afresh) {
+  check_resume_csv(path, columns, checkpoint_iteration, log_every, checkpoint, start_afresh);
+  if (fs::exists(fs::symlink_status(path))) truncate_csv_rows(path, static_cast<double>(checkpoint_iteration));
 }
 
 CsvTable read_csv(const fs::path& path) {

@@ -52,6 +52,10 @@ void truncate_csv_rows(const std::filesystem::path& path, double first_column_li
 void resume_csv(const std::filesystem::path& path, const std::vector<std::string>& columns,
                 int64_t checkpoint_iteration, int64_t log_every, const std::string& checkpoint,
                 const std::string& start_afresh);
+// resume_csv's checks alone: reads the file, changes nothing (a run checks every CSV before it rewrites anything).
+void check_resume_csv(const std::filesystem::path& path, const std::vector<std::string>& columns,
+                      int64_t checkpoint_iteration, int64_t log_every, const std::string& checkpoint,
+                      const std::string& start_afresh);
 // A metrics CSV as CsvWriter wrote it: the header's columns and every complete row as numbers ("nan", "inf"
 // included). For a resumed run that redraws its plots from the rows it kept. Errors name the file and line.
 struct CsvTable {

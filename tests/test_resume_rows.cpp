@@ -51,9 +51,11 @@ BOOST_AUTO_TEST_CASE(a_csv_cut_before_the_checkpoint_is_refused_and_left_as_it_w
   std::string cut, line;
   for (int i = 0; i < 4 && std::getline(lines, line); ++i) cut += line + "\n";
   put(csv, cut);
+  const std::string options = slurp(out / "options.txt");
   expect_error([&] { jebm::run_gmm(kResume(out)); },
                {csv.string(), "last row is iteration 10", "iteration 30", "rows are missing", "--force"});
   BOOST_TEST(slurp(csv) == cut);
+  BOOST_TEST(slurp(out / "options.txt") == options);  // checked before anything is rewritten
 }
 
 BOOST_AUTO_TEST_CASE(a_csv_cut_inside_its_header_is_refused_and_not_emptied) {
