@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
+#include "tests/std_regex.hpp"
 #include <sstream>
 #include <string>
 #include <vector>

@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <regex>
+#include "tests/std_regex.hpp"
 #include <sstream>
 #include <string>
 #include <vector>

@@ -5,7 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
-#include <regex>
+#include "tests/std_regex.hpp"
 #include <string>
 #include <vector>
 
