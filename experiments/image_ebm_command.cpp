@@ -10,6 +10,7 @@
 #include "experiments/image_ebm_summary.hpp"
 #include "experiments/output.hpp"
 #include "experiments/summary_text.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/file_io.hpp"
 
@@ -52,7 +53,7 @@ int run_image_ebm_command(const ImageEbmConfig& c, const ImageEbmProblem& p,
   if (comm.size() > 1 && c.shard_block == 0)
     throw SharedError("started on " + std::to_string(comm.size()) + " MPI ranks: give --shard-block (rows per "
                       "evaluation block, e.g. 64; the results depend on it, not on the number of ranks)");
-  const int64_t walker_blocks = c.shard_block > 0 ? (c.walkers + c.shard_block - 1) / c.shard_block : 1;
+  const int64_t walker_blocks = c.shard_block > 0 ? ceil_div(c.walkers, c.shard_block) : 1;  // no overflow
   if (comm.size() > walker_blocks)
     throw SharedError("started on " + std::to_string(comm.size()) + " MPI ranks, but --walkers " +
                       std::to_string(c.walkers) + " make only " + std::to_string(walker_blocks) + " block(s) of " +

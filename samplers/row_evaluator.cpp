@@ -8,6 +8,7 @@
 
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/ops.hpp"
 
 namespace jebm {
@@ -68,7 +69,7 @@ void RowEvaluator::set_communicator(Communicator* comm, Communicator* device) {
 bool RowEvaluator::splits_rows() const { return block_ > 0 && size() > 1; }
 
 std::vector<int64_t> RowEvaluator::row_starts(int64_t n) const {
-  std::vector<int64_t> starts = split_starts((n + block_ - 1) / block_, size());
+  std::vector<int64_t> starts = split_starts(ceil_div(n, block_), size());  // n + block - 1 may overflow
   for (int64_t& v : starts) v = std::min(n, v * block_);
   return starts;
 }
