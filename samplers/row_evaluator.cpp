@@ -213,7 +213,7 @@ RowEvaluator::Loss RowEvaluator::blocked_loss_backward(const Tensor& data, const
   std::vector<int64_t> offset(params.size() + 1, 0);
   for (size_t j = 0; j < params.size(); ++j) offset[j + 1] = offset[j] + params[j].value().numel();
   const int64_t bs = block_, nd = data.size(0), nw = xs.size(0);
-  const int64_t dblocks = (nd + bs - 1) / bs, blocks = dblocks + (nw + bs - 1) / bs;
+  const int64_t dblocks = ceil_div(nd, bs), blocks = dblocks + ceil_div(nw, bs);
   // Per block: [loss, sum of the data energies, the gradient of every parameter] in float64.
   const int64_t rec = 2 + offset.back();
   const std::vector<int64_t> split = split_starts(blocks, size());
