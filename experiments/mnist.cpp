@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/classifier_cmd.hpp"
+#include "experiments/metric_classifier.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/datasets.hpp"
 #include "experiments/downsample.hpp"
