@@ -16,7 +16,7 @@ namespace shared_option {
 void help(po::options_description& d) { d.add_options()("help,h", "this text"); }
 
 void version(po::options_description& d) {
-  d.add_options()("version", "print the version, git commit, build type and backends, and exit");
+  d.add_options()("version", "print the version, git commit, build type, backends and BLAS kernel set, and exit");
 }
 
 void seed(po::options_description& d, uint64_t& seed) {

@@ -14,6 +14,7 @@
 #include "experiments/cli.hpp"
 #include "experiments/command.hpp"
 #include "experiments/version.hpp"
+#include "runtime/blas_core.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/user_error.hpp"
 
@@ -92,12 +93,22 @@ void print_error(const std::string& cmd, const std::string& rank, const std::str
 }  // namespace
 
 int main(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY once, before main. Its default spin-waiting made jebm 10-60x slower whenever the
-  // cores were shared with other work (measured on 2-core machines), so unless the user chose a policy we restart
-  // once with the passive one. Set OMP_WAIT_POLICY=active to keep spinning on a dedicated machine.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
-    execv("/proc/self/exe", argv);  // returns only on failure; then go on with the default policy
+  // Two settings that libraries read once, before main, so jebm restarts itself once with them (execv returns only
+  // on failure; then it goes on as it is). A user who sets either variable keeps their value.
+  // - libgomp's default spin-waiting made jebm 10-60x slower whenever the cores were shared with other work
+  //   (measured on 2-core machines): OMP_WAIT_POLICY=passive. Set it to active on a dedicated machine.
+  // - OpenBLAS falls back to a generic SSE3 kernel set on a CPU it does not know, 3-4x slower in GEMM than the
+  //   CPU's AVX-512 or AVX2 one (runtime/blas_core.hpp): OPENBLAS_CORETYPE names the right one.
+  bool restart = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) restart = true;
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    const std::string detected = jebm::blas_core(), core = jebm::blas_core_override(detected, jebm::cpu_features());
+    if (!core.empty() && setenv("OPENBLAS_CORETYPE", core.c_str(), 1) == 0) {
+      setenv("JEBM_BLAS_DETECTED", detected.c_str(), 1);  // so that the run can record what it replaced
+      restart = true;
+    }
   }
+  if (restart) execv("/proc/self/exe", argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     print_help(std::cout);
@@ -106,7 +117,7 @@ int main(int argc, char** argv) {
   jebm::set_command_line(argc, argv);
   // `jebm --version` and `jebm CMD --version`: what made this binary.
   if (std::find(args.begin(), args.end(), "--version") != args.end()) {
-    std::cout << jebm::version_line() << "\n";
+    std::cout << jebm::version_line() << "\nblas: " << jebm::blas_line() << "\n";
     return 0;
   }
   for (const auto& c : commands()) {

@@ -1,7 +1,10 @@
 // The version line and a run's provenance (see version.hpp). Tested by tests/test_cli_binary.cpp.
 #include "experiments/version.hpp"
 
+#include <cstdlib>
 #include <ctime>
+
+#include "runtime/blas_core.hpp"
 
 namespace jebm {
 
@@ -30,6 +33,13 @@ std::string version_line() {
          " build, backends: " + b.backends + ")";
 }
 
+std::string blas_line() {
+  std::string text = blas_description();
+  if (const char* detected = std::getenv("JEBM_BLAS_DETECTED"))
+    text += ", set by jebm through OPENBLAS_CORETYPE (OpenBLAS detected " + std::string(detected) + ")";
+  return text;
+}
+
 void set_command_line(int argc, char** argv) {
   std::string text = "jebm";
   for (int i = 1; i < argc; ++i) text += " " + shell_word(argv[i]);
@@ -52,7 +62,7 @@ std::vector<std::pair<std::string, std::string>> run_provenance(int ranks) {
   return {{"jebm.version", b.version},       {"jebm.commit", b.commit},
           {"jebm.build", b.build_type},      {"jebm.backends", b.backends},
           {"jebm.command", command_line()},  {"jebm.date", utc_now_iso8601()},
-          {"jebm.ranks", std::to_string(ranks)}};
+          {"jebm.ranks", std::to_string(ranks)},  {"jebm.blas", blas_line()}};
 }
 
 }  // namespace jebm

@@ -19,6 +19,11 @@ BuildInfo build_info();  // defined in the generated jebm_build_info.cpp
 // `jebm --version`: "jebm 0.1.0 (commit abc, Release build, backends: CPU MPI)".
 std::string version_line();
 
+// The BLAS that runs the CPU GEMMs, with its kernel set ("OpenBLAS 0.3.21 ... (core SkylakeX)"), and whether jebm
+// chose that kernel set for a CPU OpenBLAS did not recognise (experiments/main.cpp). `jebm --version`'s second
+// line; runs record it as jebm.blas, since GEMM results differ in their last bits from one kernel set to another.
+std::string blas_line();
+
 // The command line as the user typed it ("jebm gmm --iterations 10"), each argument quoted for a POSIX shell
 // when it needs it. Set once by main() (set_command_line); empty before.
 void set_command_line(int argc, char** argv);
@@ -28,7 +33,7 @@ const std::string& command_line();
 std::string utc_now_iso8601();
 
 // What a run records about how it was made, as (key, value) pairs: jebm.version, jebm.commit, jebm.build,
-// jebm.backends, jebm.command, jebm.date, jebm.ranks. options.txt writes them as '# key = value' comments (so
+// jebm.backends, jebm.command, jebm.date, jebm.ranks, jebm.blas. options.txt writes them as '# key = value' comments (so
 // --config and --resume read past them) and checkpoints as metadata.
 std::vector<std::pair<std::string, std::string>> run_provenance(int ranks);
 

@@ -1,4 +1,4 @@
-// A run says what made it, through the jebm binary: --version (version, commit, build type, backends); options.txt
+// A run says what made it, through the jebm binary: --version (version, commit, build type, backends, BLAS); options.txt
 // and checkpoints record version, commit, command line, UTC date and rank count; `--config RUN/options.txt --out
 // NEW` repeats a gmm run and a tiny mnist run bit for bit (CSVs without their wall-time column, checkpoints);
 // resuming a finished image run says there is nothing to do and exits 0.
@@ -60,8 +60,10 @@ BOOST_AUTO_TEST_CASE(version_names_commit_build_and_backends) {
     const Ran r = run_jebm(args);
     BOOST_TEST(r.code == 0);
     const jebm::BuildInfo b = jebm::build_info();
-    BOOST_TEST(r.out == "jebm " + b.version + " (commit " + b.commit + ", " + b.build_type + " build, backends: " +
+    const std::string first = r.out.substr(0, r.out.find('\n') + 1);
+    BOOST_TEST(first == "jebm " + b.version + " (commit " + b.commit + ", " + b.build_type + " build, backends: " +
                             b.backends + ")\n");
+    BOOST_TEST(std::regex_search(r.out, std::regex(R"(\nblas: .* \(core [A-Za-z0-9]+\)(, set by jebm .*)?\n$)")));
     BOOST_TEST(std::regex_search(r.out, std::regex(R"(commit ([0-9a-f]{12}(-dirty)?|unknown),)")));
     BOOST_TEST(r.out.find("backends: CPU") != std::string::npos);
   }

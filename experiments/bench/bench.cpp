@@ -23,6 +23,7 @@
 #include "experiments/cli.hpp"
 #include "experiments/cli_options.hpp"
 #include "experiments/gmm.hpp"
+#include "experiments/version.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/user_error.hpp"
@@ -271,7 +272,8 @@ int run_bench(const std::vector<std::string>& args) {
   std::cout << "jebm bench on " << o.device.str()
             << (o.device.is_cuda() ? " (" + cuda_api::device_name(o.device.index) + ")"
                                    : " (" + std::to_string(omp_get_max_threads()) + " OpenMP threads)")
-            << ", median of " << repeat << "\n";
+            << ", median of " << repeat << "\n"
+            << "blas: " << blas_line() << "\n";
   const MachinePeak peak = measure_peak(o.device, o.repeat);
   std::cout << peak.how << "\n";
   print_rows(rows, peak, std::cout);
