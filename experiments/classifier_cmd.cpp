@@ -7,7 +7,6 @@
 #include <boost/program_options.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "experiments/classifier_training.hpp"
@@ -30,9 +29,22 @@ namespace po = boost::program_options;
 const OptionRanges& classifier_ranges() {
   static const OptionRanges r = {{"epochs", within(1, 1000000)}, {"batch-size", at_least(1)}, {"lr", above(0)},
                                  {"seed", any_value()},   {"limit", at_least(0)},      {"threads", within(0, 4096)},
+                                 {"interrupt-at", at_least(-1)},
                                  // mnist-classifier only: 1 = 28x28 digits, 2 = 14x14 block means.
                                  {"downsample", within(1, 2)}};
   return r;
+}
+
+// --resume: the options that may differ from the run's options.txt (how it is computed, not what: a moved copy of
+// the same --data is checked by the checkpoint's image count), and those that name the run rather than define it.
+const std::vector<std::string> kResumeMayChange = {"threads", "no-progress", "device", "data"};
+const std::vector<std::string> kNotSaved = {"help", "version", "out", "force", "resume", "config", "no-progress",
+                                            "interrupt-at"};
+
+std::string resume_may_change_text() {
+  std::string t;
+  for (const std::string& n : kResumeMayChange) t += (t.empty() ? "--" : ", --") + n;
+  return t;
 }
 
 // epochs_note: what the command's default --epochs gives, measured (each data set its own).
@@ -43,13 +55,15 @@ po::options_description common_options(ClassifierOptions& o, const ClassifierOpt
   shared_option::help(d);
   shared_option::version(d);
   d.add_options()("data", po::value(&o.data), "directory holding the data set files (plain or .gz; required)");
-  shared_option::out(d, o.out, "options.txt, metrics.csv, classifier.safetensors (required)");
+  shared_option::out(d, o.out, "options.txt, metrics.csv, checkpoint.safetensors, classifier.safetensors (required)");
   shared_option::force(d, o.force);
+  shared_option::resume(d, o.resume, resume_may_change_text() + " (not --epochs: it fixes the learning-rate schedule)");
   d.add_options()
       ("epochs", po::value(&o.epochs)->default_value(defaults.epochs), R.help("epochs", "passes over the training images (" + epochs_note + ")").c_str())
       ("batch-size", po::value(&o.batch_size)->default_value(defaults.batch_size), R.help("batch-size", "images per Adam step (a common choice for small CNNs)").c_str())
       ("lr", po::value(&o.lr)->default_value(defaults.lr), R.help("lr", "Adam learning rate at the start, decayed linearly to 0 (PyTorch's Adam default 1e-3)").c_str())
       ("limit", po::value(&o.limit)->default_value(defaults.limit), R.help("limit", "use only the first N training images of the chosen classes (0: all; for tests and quick runs)").c_str())
+      ("interrupt-at", po::value(&o.interrupt_at)->default_value(-1), R.help("interrupt-at", "testing: behave as if Ctrl-C arrived after this many epochs (0: before the first; -1 = never)").c_str())
       ;
   shared_option::seed(d, o.seed);
   shared_option::threads(d, o.threads);
@@ -60,37 +74,38 @@ po::options_description common_options(ClassifierOptions& o, const ClassifierOpt
 }
 
 // Parses and validates; returns false when --help was asked (the text is printed).
-bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
+bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& command,
            ClassifierOptions& o) {
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << usage << "\n" << help_text(desc);
-      return false;
-    }
-    if (vm.count("config")) {  // after the command line, which wins
-      const std::string file = vm["config"].as<std::string>();
-      std::ifstream f(file);
-      JEBM_USER_CHECK(f, "--config " << file << ": cannot read the file");
-      try {
-        po::store(po::parse_config_file(f, desc), vm);
-      } catch (const po::error& e) {
-        JEBM_USER_FAIL("--config " << file << ": " << option_error_text(e, desc) << " (see " << usage << ")");
-      }
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    JEBM_USER_FAIL(option_error_text(e, desc) << " (see " << usage << ")");
+  const std::string usage = "usage: jebm " + command + " --data DIR --out DIR [options] | --resume DIR [options]";
+  OptionSources src;
+  if (!parse_option_sources(args, desc, command, usage, src)) return false;
+  classifier_ranges().check(src.vm);
+  if (src.vm.count("resume")) {
+    check_resume_options(desc, src.given, src.run, o.resume, kResumeMayChange, kNotSaved);
+    JEBM_USER_CHECK(o.out.empty() || std::filesystem::path(o.out) == std::filesystem::path(o.resume),
+                    "--out " << o.out << " and --resume " << o.resume << " name different directories");
+    JEBM_USER_CHECK(!o.force, "--force and --resume " << o.resume << " contradict each other");
+    o.out = o.resume;
   }
-  JEBM_USER_CHECK(!o.data.empty(), "--data DIR is required (see " << usage << ")");
-  JEBM_USER_CHECK(!o.out.empty(), "--out DIR is required (see " << usage << ")");
-  classifier_ranges().check(vm);
+  JEBM_USER_CHECK(!o.data.empty(), "--data DIR is required (see jebm " << command << " --help)");
+  JEBM_USER_CHECK(!o.out.empty(), "--out DIR is required (see jebm " << command << " --help)");
   JEBM_USER_CHECK(std::filesystem::is_directory(o.data), "--data '" << o.data << "' is not a directory");
   const Device dev = device_from_name(o.device);
   if (dev.is_cuda()) cuda_api::require("--device cuda");
   apply_threads(o.threads);
   return true;
+}
+
+// The run directory (locked), the checkpoint of a resumed run checked before options.txt is rewritten, then the
+// training. Returns the exit code.
+int train_in_run_dir(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
+                     const std::vector<std::pair<std::string, std::string>>& options, const std::string& title) {
+  const bool resume = !o.resume.empty();
+  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, resume);
+  ClassifierRun run(o, c, train, test, title);
+  if (resume) run.restore();
+  write_options(o.out, options, resume);
+  return run.run();
 }
 
 std::vector<std::pair<std::string, std::string>> resolved(const ClassifierOptions& o, const std::string& classes) {
@@ -121,7 +136,8 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   desc.add_options()("downsample", po::value(&o.downsample)->default_value(defaults.downsample),
                      "1: the 28x28 digits | 2: 2x2 block means, 14x14 digits (for `jebm mnist --downsample 2`, "
                      "which needs a classifier of its own image size)");
-  if (!parse(args, desc, "usage: jebm mnist-classifier --data DIR --out DIR [options]", o)) return 0;
+  if (!parse(args, desc, "mnist-classifier", o)) return 0;
+  if (classifier_run_finished(o, "mnist-classifier")) return 0;
   const std::vector<int> digits = parse_class_list(o.digits, "--digits");
   check_class_list(digits, "--digits");
   check_downsample_factor(o.downsample, "--downsample");
@@ -136,14 +152,11 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   JEBM_USER_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
   JEBM_USER_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
 
-  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   auto options = resolved(o, class_list_text(digits));
   options.emplace_back("digits", o.digits);
   options.emplace_back("downsample", std::to_string(o.downsample));
-  write_options(o.out, options);
   Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed, train.out_height());
-  train_classifier(o, c, train, test, o.out, "mnist-classifier");
-  return 0;
+  return train_in_run_dir(o, c, train, test, options, "mnist-classifier");
 }
 
 int run_cifar10_classifier(const std::vector<std::string>& args) {
@@ -157,7 +170,8 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
       common_options(o, defaults, "the default takes about 13 min on 2 CPU cores; more epochs help");
   desc.add_options()("flip", po::value(&o.flip)->default_value(defaults.flip),
                      "random left-right flips of training images (the standard CIFAR-10 augmentation)");
-  if (!parse(args, desc, "usage: jebm cifar10-classifier --data DIR --out DIR [options]", o)) return 0;
+  if (!parse(args, desc, "cifar10-classifier", o)) return 0;
+  if (classifier_run_finished(o, "cifar10-classifier")) return 0;
   const std::vector<int> classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
 
   const CifarSplit train_split = load_cifar10(o.data, true), test_split = load_cifar10(o.data, false);
@@ -165,13 +179,10 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
   const ImageSet train = select_classes(train_split.pixels, train_split.labels, c, h, w, classes, o.limit);
   const ImageSet test = select_classes(test_split.pixels, test_split.labels, c, h, w, classes, 0);
 
-  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
   auto options = resolved(o, class_list_text(classes));
   options.emplace_back("flip", o.flip ? "true" : "false");
-  write_options(o.out, options);
   Classifier model = make_classifier(ClassifierKind::Cifar10, classes, o.seed);
-  train_classifier(o, model, train, test, o.out, "cifar10-classifier");
-  return 0;
+  return train_in_run_dir(o, model, train, test, options, "cifar10-classifier");
 }
 
 }  // namespace jebm

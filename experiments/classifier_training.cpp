@@ -1,5 +1,5 @@
-// The classifiers' training loop, image sets and batches (see classifier_training.hpp). Tested by
-// tests/test_classifier_cmd.cpp.
+// The classifiers' training run, image sets and batches (see classifier_training.hpp). Tested by
+// tests/test_classifier_cmd.cpp and tests/test_classifier_resume.cpp.
 #include "experiments/classifier_training.hpp"
 
 #include <omp.h>
@@ -13,7 +13,9 @@
 #include <numeric>
 
 #include "autograd/engine.hpp"
+#include "experiments/classifier_checkpoint.hpp"
 #include "experiments/downsample.hpp"
+#include "experiments/sigint.hpp"
 #include "experiments/output.hpp"
 #include "experiments/version.hpp"
 #include "models/optim.hpp"
@@ -62,16 +64,21 @@ Tensor image_batch(const ImageSet& s, const std::vector<int64_t>& idx, const std
 
 namespace {
 
+namespace fs = std::filesystem;
+
 std::string fmt(double v, const char* f = "%.6g") {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
 }
 
-// What one pass over the training images adds up.
+const std::vector<std::string> kColumns = {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"};
+
+// What one pass over the training images adds up; stopped: Ctrl-C came in the middle of it.
 struct EpochSums {
   double loss_sum = 0.0;
   int64_t right = 0;
+  bool stopped = false;
 };
 
 // The optimiser and its schedule, over the whole run.
@@ -112,73 +119,148 @@ EpochSums train_epoch(const ClassifierOptions& o, Classifier& c, const ImageSet&
     const std::vector<int64_t> p = argmax_rows(logits.value());
     for (size_t i = 0; i < p.size(); ++i) sums.right += p[i] == labels[i];
     progress.update(s + 1, "loss " + fmt(sums.loss_sum / static_cast<double>(b1), "%.4f"));
+    if (sigint_on_any_rank(world())) {
+      sums.stopped = true;
+      break;
+    }
   }
   progress.finish();
   return sums;
 }
 
-// out_dir/classifier.safetensors with what made it.
-void save_trained(const ClassifierOptions& o, Classifier& c, const ClassifierTrainResult& r,
-                  const std::filesystem::path& out_dir, const std::string& title) {
-  c.module().to(Device::cpu());
-  c.module().eval();
-  const std::filesystem::path ckpt = out_dir / "classifier.safetensors";
-  std::map<std::string, std::string> meta = {{"test_accuracy", fmt(r.test_accuracy, "%.6f")},
-                                             {"test_count", std::to_string(r.test_count)},
-                                             {"train_count", std::to_string(r.train_count)},
-                                             {"epochs", std::to_string(o.epochs)},
-                                             {"batch_size", std::to_string(o.batch_size)},
-                                             {"lr", fmt(o.lr)},
-                                             {"seed", std::to_string(o.seed)},
-                                             {"train_seconds", fmt(r.seconds, "%.1f")},
-                                             {"data", o.data}};
-  if (c.kind == ClassifierKind::Mnist) meta["digits"] = class_list_text(c.classes);  // same as "classes"; for readers
-  for (const auto& [k, v] : run_provenance(1)) meta[k] = v;  // what made it (jebm.version, ...)
-  save_classifier(ckpt.string(), c, meta);
-  std::cout << title << ": test accuracy " << fmt(100 * r.test_accuracy, "%.2f") << "% on " << r.test_count
-            << " test images of classes " << class_list_text(c.classes) << " after " << fmt(r.seconds, "%.1f")
-            << " s; saved " << ckpt.string() << "\n";
+// Moves the model to `dev` in training mode, then builds Adam on its parameters and the schedule.
+Optimisation make_optimisation(const ClassifierOptions& o, Classifier& c, int64_t train_count, Device dev) {
+  c.module().to(dev);
+  c.module().train();
+  const int64_t steps_per_epoch = ceil_div(train_count, o.batch_size);
+  const int64_t total_steps = checked_mul(steps_per_epoch, o.epochs, "--epochs " + std::to_string(o.epochs) + " x " +
+                                          std::to_string(steps_per_epoch) + " steps per epoch (images / --batch-size)");
+  return Optimisation{Adam(c.module().parameters(), o.lr), LinearDecayLR(o.lr, total_steps, 0.0), steps_per_epoch};
+}
+
+Tensor all_images(const ImageSet& s) {
+  std::vector<int64_t> idx(static_cast<size_t>(s.count));
+  std::iota(idx.begin(), idx.end(), 0);
+  return image_batch(s, idx, {}, Device::cpu());
 }
 
 }  // namespace
 
-ClassifierTrainResult train_classifier(const ClassifierOptions& o, Classifier& c, const ImageSet& train,
-                                       const ImageSet& test, const std::filesystem::path& out_dir,
-                                       const std::string& title) {
-  const Device dev = device_from_name(o.device);
-  c.module().to(dev);
+struct ClassifierRun::State {
+  const ClassifierOptions& o;
+  Classifier& c;
+  const ImageSet& train;
+  const ImageSet& test;
+  std::string title;
+  Device dev;
+  Optimisation opt;
+  Tensor test_images;
+  ClassifierProgress progress;
+  bool resumed = false;
+  std::string ckpt;
+  fs::path csv_path;
+
+  State(const ClassifierOptions& o_, Classifier& c_, const ImageSet& train_, const ImageSet& test_, std::string t)
+      : o(o_), c(c_), train(train_), test(test_), title(std::move(t)), dev(device_from_name(o_.device)),
+        opt(make_optimisation(o_, c_, train_.count, dev)),
+        test_images(all_images(test_)), ckpt(classifier_checkpoint_path(o_.out)),
+        csv_path(fs::path(o_.out) / "metrics.csv") {}
+
+  void checkpoint() { save_classifier_checkpoint(ckpt, o, c.module(), opt.adam, progress, train.count); }
+  void save_trained();
+  bool epoch(CsvWriter& csv, std::chrono::steady_clock::time_point start);
+};
+
+// out/classifier.safetensors with what made it.
+void ClassifierRun::State::save_trained() {
+  c.module().to(Device::cpu());
+  c.module().eval();
+  const fs::path path = fs::path(o.out) / "classifier.safetensors";
+  std::map<std::string, std::string> meta = {{"test_accuracy", fmt(progress.test_accuracy, "%.6f")},
+                                             {"test_count", std::to_string(test.count)},
+                                             {"train_count", std::to_string(train.count)},
+                                             {"epochs", std::to_string(o.epochs)},
+                                             {"batch_size", std::to_string(o.batch_size)},
+                                             {"lr", fmt(o.lr)},
+                                             {"seed", std::to_string(o.seed)},
+                                             {"train_seconds", fmt(progress.elapsed_s, "%.1f")},
+                                             {"data", o.data}};
+  if (c.kind == ClassifierKind::Mnist) meta["digits"] = class_list_text(c.classes);  // same as "classes"; for readers
+  for (const auto& [k, v] : run_provenance(1)) meta[k] = v;  // what made it (jebm.version, ...)
+  save_classifier(path.string(), c, meta);
+  std::cout << title << ": test accuracy " << fmt(100 * progress.test_accuracy, "%.2f") << "% on " << test.count
+            << " test images of classes " << class_list_text(c.classes) << " after "
+            << fmt(progress.elapsed_s, "%.1f") << " s; saved " << path.string() << "\n";
+}
+
+// The next epoch, its metrics.csv row and checkpoint; false when Ctrl-C stopped it (nothing of it is kept).
+bool ClassifierRun::State::epoch(CsvWriter& csv, std::chrono::steady_clock::time_point start) {
+  const int64_t e = progress.epochs_done;
+  const EpochSums sums = train_epoch(o, c, train, opt, e, dev, title);
+  if (sums.stopped) return false;
+  progress.test_accuracy = accuracy(c, test_images, test.labels);
   c.module().train();
-  const int64_t steps_per_epoch = ceil_div(train.count, o.batch_size);
-  const int64_t total_steps = checked_mul(steps_per_epoch, o.epochs, "--epochs " + std::to_string(o.epochs) + " x " +
-                                          std::to_string(steps_per_epoch) + " steps per epoch (images / --batch-size)");
-  Optimisation opt{Adam(c.module().parameters(), o.lr), LinearDecayLR(o.lr, total_steps, 0.0), steps_per_epoch};
-  CsvWriter csv(out_dir / "metrics.csv", {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"});
+  progress.elapsed_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  progress.epochs_done = e + 1;
+  const double n = static_cast<double>(train.count), train_acc = static_cast<double>(sums.right) / n;
+  csv.row({static_cast<double>(e + 1), sums.loss_sum / n, train_acc, progress.test_accuracy, opt.adam.lr(),
+           progress.elapsed_s});
+  checkpoint();
+  std::cout << "epoch " << e + 1 << ": train loss " << fmt(sums.loss_sum / n, "%.4f") << ", train accuracy "
+            << fmt(100 * train_acc, "%.2f") << "%, test accuracy " << fmt(100 * progress.test_accuracy, "%.2f")
+            << "% (" << fmt(progress.elapsed_s, "%.1f") << " s)\n";
+  return true;
+}
 
-  std::vector<int64_t> test_idx(static_cast<size_t>(test.count));
-  std::iota(test_idx.begin(), test_idx.end(), 0);
-  const Tensor test_images = image_batch(test, test_idx, {}, Device::cpu());
+ClassifierRun::ClassifierRun(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
+                             std::string title)
+    : s_(std::make_unique<State>(o, c, train, test, std::move(title))) {}
 
-  ClassifierTrainResult r;
-  r.train_count = train.count;
-  r.test_count = test.count;
-  const auto start = std::chrono::steady_clock::now();
-  std::cout << title << ": " << train.count << " training images, " << test.count << " test images ("
-            << shape_str(c.input_shape()) << " each), classes " << class_list_text(c.classes) << ", " << o.epochs
-            << " epochs of " << steps_per_epoch << " steps (batch " << o.batch_size << "), Adam lr " << o.lr
-            << " -> 0, " << dev.str() << ", " << omp_get_max_threads() << " threads\n";
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    const EpochSums sums = train_epoch(o, c, train, opt, epoch, dev, title);
-    r.test_accuracy = accuracy(c, test_images, test.labels);
-    c.module().train();
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double n = static_cast<double>(train.count), train_acc = static_cast<double>(sums.right) / n;
-    csv.row({static_cast<double>(epoch + 1), sums.loss_sum / n, train_acc, r.test_accuracy, opt.adam.lr(), r.seconds});
-    std::cout << "epoch " << epoch + 1 << ": train loss " << fmt(sums.loss_sum / n, "%.4f") << ", train accuracy "
-              << fmt(100 * train_acc, "%.2f") << "%, test accuracy " << fmt(100 * r.test_accuracy, "%.2f") << "% ("
-              << fmt(r.seconds, "%.1f") << " s)\n";
+ClassifierRun::~ClassifierRun() = default;
+
+void ClassifierRun::restore() {
+  State& s = *s_;
+  s.progress = load_classifier_checkpoint(s.ckpt, s.o, s.c.module(), s.opt.adam, s.train.count);
+  s.resumed = true;
+  // Rows are epochs 1..E; the checkpoint after E epochs covers those below E + 1.
+  const int64_t e = s.progress.epochs_done;
+  check_resume_csv(s.csv_path, kColumns, e == 0 ? 0 : e + 1, 1, s.ckpt,
+                   "jebm " + s.title + " --out " + s.o.out + " --force");
+}
+
+int ClassifierRun::run() {
+  State& s = *s_;
+  if (s.resumed) {
+    truncate_csv_rows(s.csv_path, static_cast<double>(s.progress.epochs_done + 1));
+    std::cerr << s.title << ": resumed from " << s.ckpt << " after epoch " << s.progress.epochs_done << "\n";
+  } else {
+    s.checkpoint();  // epoch 0: a run stopped in its first epoch resumes from the start
   }
-  save_trained(o, c, r, out_dir, title);
-  return r;
+  CsvWriter csv(s.csv_path, kColumns, s.resumed);
+  std::cout << s.title << ": " << s.train.count << " training images, " << s.test.count << " test images ("
+            << shape_str(s.c.input_shape()) << " each), classes " << class_list_text(s.c.classes) << ", "
+            << s.o.epochs << " epochs of " << s.opt.steps_per_epoch << " steps (batch " << s.o.batch_size
+            << "), Adam lr " << s.o.lr << " -> 0, " << s.dev.str() << ", " << omp_get_max_threads() << " threads\n";
+  SigintGuard sigint;
+  while (s.progress.epochs_done < s.o.epochs) {
+    const bool testing_stop = s.progress.epochs_done == s.o.interrupt_at;
+    if (!testing_stop && s.epoch(csv, std::chrono::steady_clock::now())) continue;
+    std::cerr << s.title << ": interrupted " << (testing_stop ? "after" : "in") << " epoch "
+              << s.progress.epochs_done + (testing_stop ? 0 : 1) << "; the checkpoint of epoch "
+              << s.progress.epochs_done << " is kept: jebm " << s.title << " --resume " << s.o.out
+              << " continues from it\n";
+    return 130;
+  }
+  s.save_trained();
+  return 0;
+}
+
+bool classifier_run_finished(const ClassifierOptions& o, const std::string& title) {
+  if (o.resume.empty()) return false;
+  const int64_t done = classifier_checkpoint_epochs(classifier_checkpoint_path(o.out), o);
+  if (done < o.epochs || !fs::is_regular_file(fs::path(o.out) / "classifier.safetensors")) return false;
+  std::cout << title << ": the run in " << o.out << " is finished (" << done << " epochs): nothing to do\n";
+  return true;
 }
 
 }  // namespace jebm

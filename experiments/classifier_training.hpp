@@ -1,9 +1,11 @@
 // The training of the metric classifiers: labelled images kept as uint8 (ImageSet), batches in the walkers'
-// space, and Adam on cross-entropy over the epochs with metrics.csv and the saved classifier. Used by
-// experiments/classifier_cmd.cpp. Tested by tests/test_classifier_cmd.cpp.
+// space, and the run (Adam on cross-entropy over the epochs, metrics.csv, a checkpoint per epoch, --resume, the
+// saved classifier). Used by experiments/classifier_cmd.cpp. Tested by tests/test_classifier_cmd.cpp and
+// tests/test_classifier_resume.cpp.
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,19 +48,41 @@ struct ClassifierOptions {
   std::string config;
   bool flip = false;
   int64_t downsample = 1;  // mnist-classifier only
+  std::string resume;      // --resume DIR (then out == resume)
+  int64_t interrupt_at = -1;  // testing: stop as Ctrl-C would after this many epochs (-1: never)
 };
 
-struct ClassifierTrainResult {
-  double test_accuracy = 0.0;
-  int64_t train_count = 0, test_count = 0;
-  double seconds = 0.0;
+// Where a run stands after `epochs_done` epochs.
+struct ClassifierProgress {
+  int64_t epochs_done = 0;
+  double test_accuracy = 0.0;  // after the last epoch done (0 before the first)
+  double elapsed_s = 0.0;      // training time of the runs so far (for the reports only)
 };
 
-// Adam on cross-entropy with the learning rate decayed linearly to 0 over all steps (a short run ends at a low
-// lr, which is worth a few tenths of a percent of accuracy over a constant lr). Writes out_dir/metrics.csv per
-// epoch and out_dir/classifier.safetensors at the end; `title` opens the printed lines.
-ClassifierTrainResult train_classifier(const ClassifierOptions& o, Classifier& c, const ImageSet& train,
-                                       const ImageSet& test, const std::filesystem::path& out_dir,
-                                       const std::string& title);
+// One training run in o.out: Adam on cross-entropy with the learning rate decayed linearly to 0 over all steps of
+// --epochs (a short run ends at a low lr, which is worth a few tenths of a percent of accuracy over a constant lr).
+// After each epoch a metrics.csv row and a checkpoint (experiments/classifier_checkpoint.hpp); at the end
+// classifier.safetensors. `title` ("mnist-classifier") opens the printed lines.
+class ClassifierRun {
+ public:
+  ClassifierRun(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
+                std::string title);
+  ~ClassifierRun();
+  ClassifierRun(const ClassifierRun&) = delete;
+  ClassifierRun& operator=(const ClassifierRun&) = delete;
+  // --resume: the checkpoint's model, Adam state and epochs, and metrics.csv checked against them; changes no file.
+  void restore();
+  // The remaining epochs. Returns the exit code: 0 done, 130 stopped by Ctrl-C or --interrupt-at (the last
+  // checkpoint is kept; --resume continues from it).
+  int run();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// --resume of a run whose epochs are all done and whose classifier.safetensors exists: prints that there is
+// nothing to do and returns true, touching no file. A missing or bad checkpoint is a UserError naming it.
+bool classifier_run_finished(const ClassifierOptions& o, const std::string& title);
 
 }  // namespace jebm

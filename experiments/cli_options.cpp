@@ -5,6 +5,9 @@
 #include <omp.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace jebm {
@@ -72,6 +75,47 @@ OptionRanges shared_option_ranges() { return {{"seed", any_value()}, {"threads",
 void apply_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
   else if (std::getenv("OMP_NUM_THREADS") == nullptr) omp_set_num_threads(omp_get_num_procs());
+}
+
+bool parse_option_sources(const std::vector<std::string>& args, const po::options_description& desc,
+                          const std::string& command, const std::string& usage, OptionSources& src) {
+  auto parse_file = [&](const std::filesystem::path& path, const char* what) {
+    std::ifstream f(path);
+    JEBM_USER_CHECK(f, what << " " << path.string() << ": cannot read the file");
+    try {
+      return po::parse_config_file(f, desc);
+    } catch (const po::error& e) {
+      JEBM_USER_FAIL(what << " " << path.string() << ": " << option_error_text(e, desc) << " (see jebm " << command
+                          << " --help)");
+    }
+  };
+  try {
+    const auto cmd = po::command_line_parser(args).options(desc).run();
+    po::store(cmd, src.vm);
+    po::store(cmd, src.given);
+    if (src.vm.count("help")) {
+      std::cout << usage << "\n" << help_text(desc);
+      return false;
+    }
+    if (src.vm.count("resume")) {
+      const std::filesystem::path dir = src.vm["resume"].as<std::string>();
+      JEBM_USER_CHECK(std::filesystem::is_regular_file(dir / "options.txt"),
+                      "--resume " << dir.string() << ": no options.txt there (not a jebm " << command
+                                  << " run directory)");
+      const auto parsed = parse_file(dir / "options.txt", "--resume: options");
+      po::store(parsed, src.vm);
+      po::store(parsed, src.run);
+    }
+    if (src.vm.count("config")) {
+      const auto parsed = parse_file(src.vm["config"].as<std::string>(), "--config");
+      po::store(parsed, src.vm);
+      po::store(parsed, src.given);
+    }
+    po::notify(src.vm);
+  } catch (const po::error& e) {
+    fail_option_error(e, desc, command);
+  }
+  return true;
 }
 
 bool is_testing_option(const std::string& name) { return name == "interrupt-at" || name == "interrupt-at-burn-in"; }

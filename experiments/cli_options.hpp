@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "experiments/cli.hpp"
 
@@ -36,6 +37,17 @@ OptionRanges shared_option_ranges();
 
 // --threads as every command applies it: n > 0 threads; 0 = OMP_NUM_THREADS if set, else all cores.
 void apply_threads(int threads);
+
+// Where a run command's options came from: vm holds every source; given the command line and --config; run a
+// resumed run's options.txt (for check_resume_options and option_source).
+struct OptionSources {
+  boost::program_options::variables_map vm, given, run;
+};
+// Parses args against desc from its sources: the command line, then --resume DIR's options.txt, then --config FILE
+// (the first value stored wins, so the command line beats both). --help prints `usage` and help_text(desc) and
+// returns false. Errors name the file they come from and end "(see jebm COMMAND --help)".
+bool parse_option_sources(const std::vector<std::string>& args, const boost::program_options::options_description& desc,
+                          const std::string& command, const std::string& usage, OptionSources& src);
 
 // Options that exist for tests (--interrupt-at, --interrupt-at-burn-in): they parse, --help does not show them.
 bool is_testing_option(const std::string& name);

@@ -102,16 +102,7 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
              path << ": --holdout-walkers " << c.holdout_walkers << " but the run holds "
                   << (holdout ? holdout->size() : 0) << " held-out walkers");
   load_module_parameters(energy, st, "model.");
-  NamedTensors os;
-  for (const auto& [name, v] : st.tensors)
-    if (name.rfind("optim.", 0) == 0) os.emplace_back(name.substr(6), v);
-  try {
-    opt.load_state(os);
-  } catch (const Error& e) {
-    std::string why = e.what();
-    if (has_source_location(why)) why.erase(why.rfind(" ("));
-    JEBM_USER_FAIL(path << ": its optimizer state (optim.*) does not fit: " << why);
-  }
+  load_optimizer_state(opt, st, path);
   load_population(st, pop);
   if (holdout) load_population(st, *holdout, "holdout.");
   tr.restore(load_trainer_state(st, c.walkers, c.holdout_walkers));

@@ -1,6 +1,6 @@
 // A Module's parameters in a checkpoint: written as "<prefix><parameter name>" tensors, read back with every
-// parameter present and of its shape and dtype. Used by the image runs' checkpoints, `jebm sample` and the
-// classifiers. Tested by tests/test_image_ebm.cpp, tests/test_sample.cpp and tests/test_classifier_cmd.cpp.
+// parameter present and of its shape and dtype; and an optimiser's state read back. Used by the image runs'
+// checkpoints, `jebm sample` and the classifiers. Tested by tests/test_image_ebm.cpp, tests/test_sample.cpp and tests/test_classifier_cmd.cpp.
 #pragma once
 #include <string>
 #include <utility>
@@ -8,6 +8,7 @@
 
 #include "models/checkpoint.hpp"
 #include "models/module.hpp"
+#include "models/optim.hpp"
 
 namespace jebm {
 
@@ -18,5 +19,8 @@ void append_module_parameters(Module& m, const std::string& prefix,
 // shape or dtype, or one holding a NaN or an infinity, is a jebm::Error naming the file, the tensor and both
 // shapes or the element; tensors of st that m does not have are ignored (callers that must refuse them check st.tensors themselves).
 void load_module_parameters(Module& m, const SafeTensors& st, const std::string& prefix);
+// The optimiser state saved as "optim.<name>" tensors (Optimizer::state_tensors) back into opt; a state that does
+// not fit its parameters is a UserError naming `path`, the checkpoint.
+void load_optimizer_state(Optimizer& opt, const SafeTensors& st, const std::string& path);
 
 }  // namespace jebm
