@@ -70,6 +70,7 @@ void save_classifier_checkpoint(const std::string& path, const ClassifierOptions
   md["format"] = kClassifierCheckpointFormat;
   md["epochs_done"] = std::to_string(p.epochs_done);
   md["test_accuracy"] = exact(p.test_accuracy);
+  md["reject_accuracy"] = exact(p.reject_accuracy);
   md["elapsed_s"] = exact(p.elapsed_s);
   for (const auto& [k, v] : run_provenance(1)) md[k] = v;  // what made it (jebm.version, ...)
   save_safetensors(path, t, md);
@@ -94,6 +95,7 @@ ClassifierProgress load_classifier_checkpoint(const std::string& path, const Cla
   ClassifierProgress p;
   p.epochs_done = epochs_done(st, path, o);
   p.test_accuracy = meta_double(st, path, "test_accuracy");
+  p.reject_accuracy = meta_double(st, path, "reject_accuracy");
   p.elapsed_s = meta_double(st, path, "elapsed_s");
   return p;
 }

@@ -1,7 +1,8 @@
 // `jebm mnist-classifier` and `jebm cifar10-classifier`: their options (shared, with per-data-set defaults) and
 // their entry points, which load the data and hand it to the training loop (experiments/classifier_training.hpp).
 // The metric classifiers reach >= 98 % on the three MNIST digits and give the features of the CIFAR-10 Frechet
-// distance. Tested by tests/test_classifier_cmd.cpp.
+// distance; `mnist-classifier --reject` adds a reject class (experiments/reject_images.hpp). Tested by
+// tests/test_classifier_cmd.cpp, tests/test_classifier_resume.cpp and tests/test_classifier_reject.cpp.
 #include "experiments/classifier_cmd.hpp"
 
 #include <boost/program_options.hpp>
@@ -15,6 +16,7 @@
 #include "experiments/datasets.hpp"
 #include "experiments/downsample.hpp"
 #include "experiments/output.hpp"
+#include "experiments/reject_images.hpp"
 #include "runtime/cuda_api.hpp"
 #include "runtime/user_error.hpp"
 
@@ -99,10 +101,11 @@ bool parse(const std::vector<std::string>& args, po::options_description& desc, 
 // The run directory (locked), the checkpoint of a resumed run checked before options.txt is rewritten, then the
 // training. Returns the exit code.
 int train_in_run_dir(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
-                     const std::vector<std::pair<std::string, std::string>>& options, const std::string& title) {
+                     const std::vector<std::pair<std::string, std::string>>& options, const std::string& title,
+                     const ImageSet* test_rejects) {
   const bool resume = !o.resume.empty();
   const RunDirLock run_lock = prepare_run_dir(o.out, o.force, resume);
-  ClassifierRun run(o, c, train, test, title);
+  ClassifierRun run(o, c, train, test, title, test_rejects);
   if (resume) run.restore();
   write_options(o.out, options, resume);
   return run.run();
@@ -121,6 +124,20 @@ std::vector<std::pair<std::string, std::string>> resolved(const ClassifierOption
           {"resolved.classes", classes}};
 }
 
+
+// The training and test images of `digits` at o.downsample.
+void load_mnist_sets(const ClassifierOptions& o, const std::vector<int>& digits, ImageSet& train, ImageSet& test) {
+  const MnistSplit train_split = load_mnist(o.data, true), test_split = load_mnist(o.data, false);
+  for (const MnistSplit* split : {&train_split, &test_split})
+    JEBM_USER_CHECK(split->rows == 28 && split->cols == 28,
+               "--data '" << o.data << "': MNIST images are " << split->rows << "x" << split->cols << ", want 28x28");
+  train = select_classes(train_split.pixels, train_split.labels, 1, 28, 28, digits, o.limit);
+  test = select_classes(test_split.pixels, test_split.labels, 1, 28, 28, digits, 0);
+  train.downsample = test.downsample = o.downsample;
+  JEBM_USER_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
+  JEBM_USER_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
+}
+
 }  // namespace
 
 int run_mnist_classifier(const std::vector<std::string>& args) {
@@ -136,27 +153,29 @@ int run_mnist_classifier(const std::vector<std::string>& args) {
   desc.add_options()("downsample", po::value(&o.downsample)->default_value(defaults.downsample),
                      "1: the 28x28 digits | 2: 2x2 block means, 14x14 digits (for `jebm mnist --downsample 2`, "
                      "which needs a classifier of its own image size)");
+  desc.add_options()("reject", po::bool_switch(&o.reject),
+                     "one more class, \"reject\", trained on generated non-digits (uniform noise, 0.5/0.5 blends of two "
+                     "digits of different classes, box-blurred digits; as many as one digit has), so that `jebm mnist` "
+                     "counts the weight of digit-like walkers only and reports the rejected share");
   if (!parse(args, desc, "mnist-classifier", o)) return 0;
   if (classifier_run_finished(o, "mnist-classifier")) return 0;
   const std::vector<int> digits = parse_class_list(o.digits, "--digits");
   check_class_list(digits, "--digits");
   check_downsample_factor(o.downsample, "--downsample");
+  ImageSet train, test;
+  load_mnist_sets(o, digits, train, test);
 
-  const MnistSplit train_split = load_mnist(o.data, true), test_split = load_mnist(o.data, false);
-  ImageSet train = select_classes(train_split.pixels, train_split.labels, 1, train_split.rows, train_split.cols, digits, o.limit);
-  ImageSet test = select_classes(test_split.pixels, test_split.labels, 1, test_split.rows, test_split.cols, digits, 0);
-  for (const MnistSplit* split : {&train_split, &test_split})
-    JEBM_USER_CHECK(split->rows == 28 && split->cols == 28,
-               "--data '" << o.data << "': MNIST images are " << split->rows << "x" << split->cols << ", want 28x28");
-  train.downsample = test.downsample = o.downsample;
-  JEBM_USER_CHECK(train.count > 0, "--data '" << o.data << "': no training images of digits " << o.digits);
-  JEBM_USER_CHECK(test.count > 0, "--data '" << o.data << "': no test images of digits " << o.digits);
-
-  auto options = resolved(o, class_list_text(digits));
+  auto options = resolved(o, class_list_text(digits) + (o.reject ? std::string(",") + kRejectName : ""));
   options.emplace_back("digits", o.digits);
   options.emplace_back("downsample", std::to_string(o.downsample));
-  Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed, train.out_height());
-  return train_in_run_dir(o, c, train, test, options, "mnist-classifier");
+  if (o.reject) options.emplace_back("reject", "true");  // absent: a run of the classes alone, as before the option
+  Classifier c = make_classifier(ClassifierKind::Mnist, digits, o.seed, train.out_height(), o.reject);
+  if (!o.reject) return train_in_run_dir(o, c, train, test, options, "mnist-classifier", nullptr);
+  // About as many rejects as one digit has, drawn from the digits of their own split (stream 0: training, 1: test).
+  const auto label = static_cast<int64_t>(digits.size());
+  const ImageSet test_rejects = reject_images_only(test, test.count / label, label, o.seed, 1);
+  append_reject_images(train, train.count / label, label, o.seed, 0);
+  return train_in_run_dir(o, c, train, test, options, "mnist-classifier", &test_rejects);
 }
 
 int run_cifar10_classifier(const std::vector<std::string>& args) {
@@ -182,7 +201,7 @@ int run_cifar10_classifier(const std::vector<std::string>& args) {
   auto options = resolved(o, class_list_text(classes));
   options.emplace_back("flip", o.flip ? "true" : "false");
   Classifier model = make_classifier(ClassifierKind::Cifar10, classes, o.seed);
-  return train_in_run_dir(o, model, train, test, options, "cifar10-classifier");
+  return train_in_run_dir(o, model, train, test, options, "cifar10-classifier", nullptr);
 }
 
 }  // namespace jebm

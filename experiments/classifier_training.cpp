@@ -72,7 +72,11 @@ std::string fmt(double v, const char* f = "%.6g") {
   return buf;
 }
 
-const std::vector<std::string> kColumns = {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"};
+std::vector<std::string> metric_columns(bool rejects) {
+  std::vector<std::string> c = {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"};
+  if (rejects) c.push_back("reject_accuracy");
+  return c;
+}
 
 // What one pass over the training images adds up; stopped: Ctrl-C came in the middle of it.
 struct EpochSums {
@@ -151,20 +155,29 @@ struct ClassifierRun::State {
   Classifier& c;
   const ImageSet& train;
   const ImageSet& test;
+  const ImageSet* rejects;
   std::string title;
   Device dev;
   Optimisation opt;
-  Tensor test_images;
+  Tensor test_images, reject_images;
+  std::vector<int64_t> reject_labels;
+  std::vector<std::string> columns;
   ClassifierProgress progress;
   bool resumed = false;
   std::string ckpt;
   fs::path csv_path;
 
-  State(const ClassifierOptions& o_, Classifier& c_, const ImageSet& train_, const ImageSet& test_, std::string t)
-      : o(o_), c(c_), train(train_), test(test_), title(std::move(t)), dev(device_from_name(o_.device)),
-        opt(make_optimisation(o_, c_, train_.count, dev)),
-        test_images(all_images(test_)), ckpt(classifier_checkpoint_path(o_.out)),
-        csv_path(fs::path(o_.out) / "metrics.csv") {}
+  State(const ClassifierOptions& o_, Classifier& c_, const ImageSet& train_, const ImageSet& test_, std::string t,
+        const ImageSet* rejects_)
+      : o(o_), c(c_), train(train_), test(test_), rejects(rejects_), title(std::move(t)),
+        dev(device_from_name(o_.device)), opt(make_optimisation(o_, c_, train_.count, dev)),
+        test_images(all_images(test_)), columns(metric_columns(rejects_ != nullptr)),
+        ckpt(classifier_checkpoint_path(o_.out)), csv_path(fs::path(o_.out) / "metrics.csv") {
+    if (rejects) {
+      reject_images = all_images(*rejects);
+      reject_labels = rejects->labels;
+    }
+  }
 
   void checkpoint() { save_classifier_checkpoint(ckpt, o, c.module(), opt.adam, progress, train.count); }
   void save_trained();
@@ -185,12 +198,20 @@ void ClassifierRun::State::save_trained() {
                                              {"seed", std::to_string(o.seed)},
                                              {"train_seconds", fmt(progress.elapsed_s, "%.1f")},
                                              {"data", o.data}};
-  if (c.kind == ClassifierKind::Mnist) meta["digits"] = class_list_text(c.classes);  // same as "classes"; for readers
+  if (c.kind == ClassifierKind::Mnist) meta["digits"] = class_list_text(c.classes);  // the labels; for readers
+  if (rejects) {
+    meta["reject_accuracy"] = fmt(progress.reject_accuracy, "%.6f");
+    meta["reject_test_count"] = std::to_string(rejects->count);
+  }
   for (const auto& [k, v] : run_provenance(1)) meta[k] = v;  // what made it (jebm.version, ...)
   save_classifier(path.string(), c, meta);
   std::cout << title << ": test accuracy " << fmt(100 * progress.test_accuracy, "%.2f") << "% on " << test.count
             << " test images of classes " << class_list_text(c.classes) << " after "
-            << fmt(progress.elapsed_s, "%.1f") << " s; saved " << path.string() << "\n";
+            << fmt(progress.elapsed_s, "%.1f") << " s";
+  if (rejects)
+    std::cout << "; " << fmt(100 * progress.reject_accuracy, "%.2f") << "% of " << rejects->count
+              << " generated non-digits labelled " << kRejectName;
+  std::cout << "; saved " << path.string() << "\n";
 }
 
 // The next epoch, its metrics.csv row and checkpoint; false when Ctrl-C stopped it (nothing of it is kept).
@@ -199,22 +220,26 @@ bool ClassifierRun::State::epoch(CsvWriter& csv, std::chrono::steady_clock::time
   const EpochSums sums = train_epoch(o, c, train, opt, e, dev, title);
   if (sums.stopped) return false;
   progress.test_accuracy = accuracy(c, test_images, test.labels);
+  if (rejects) progress.reject_accuracy = accuracy(c, reject_images, reject_labels);
   c.module().train();
   progress.elapsed_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.epochs_done = e + 1;
   const double n = static_cast<double>(train.count), train_acc = static_cast<double>(sums.right) / n;
-  csv.row({static_cast<double>(e + 1), sums.loss_sum / n, train_acc, progress.test_accuracy, opt.adam.lr(),
-           progress.elapsed_s});
+  std::vector<double> row = {static_cast<double>(e + 1), sums.loss_sum / n, train_acc, progress.test_accuracy,
+                             opt.adam.lr(), progress.elapsed_s};
+  if (rejects) row.push_back(progress.reject_accuracy);
+  csv.row(row);
   checkpoint();
   std::cout << "epoch " << e + 1 << ": train loss " << fmt(sums.loss_sum / n, "%.4f") << ", train accuracy "
             << fmt(100 * train_acc, "%.2f") << "%, test accuracy " << fmt(100 * progress.test_accuracy, "%.2f")
-            << "% (" << fmt(progress.elapsed_s, "%.1f") << " s)\n";
+            << "%" << (rejects ? ", rejects " + fmt(100 * progress.reject_accuracy, "%.2f") + "%" : std::string())
+            << " (" << fmt(progress.elapsed_s, "%.1f") << " s)\n";
   return true;
 }
 
 ClassifierRun::ClassifierRun(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
-                             std::string title)
-    : s_(std::make_unique<State>(o, c, train, test, std::move(title))) {}
+                             std::string title, const ImageSet* test_rejects)
+    : s_(std::make_unique<State>(o, c, train, test, std::move(title), test_rejects)) {}
 
 ClassifierRun::~ClassifierRun() = default;
 
@@ -224,7 +249,7 @@ void ClassifierRun::restore() {
   s.resumed = true;
   // Rows are epochs 1..E; the checkpoint after E epochs covers those below E + 1.
   const int64_t e = s.progress.epochs_done;
-  check_resume_csv(s.csv_path, kColumns, e == 0 ? 0 : e + 1, 1, s.ckpt,
+  check_resume_csv(s.csv_path, s.columns, e == 0 ? 0 : e + 1, 1, s.ckpt,
                    "jebm " + s.title + " --out " + s.o.out + " --force");
 }
 
@@ -236,7 +261,7 @@ int ClassifierRun::run() {
   } else {
     s.checkpoint();  // epoch 0: a run stopped in its first epoch resumes from the start
   }
-  CsvWriter csv(s.csv_path, kColumns, s.resumed);
+  CsvWriter csv(s.csv_path, s.columns, s.resumed);
   std::cout << s.title << ": " << s.train.count << " training images, " << s.test.count << " test images ("
             << shape_str(s.c.input_shape()) << " each), classes " << class_list_text(s.c.classes) << ", "
             << s.o.epochs << " epochs of " << s.opt.steps_per_epoch << " steps (batch " << s.o.batch_size

@@ -48,6 +48,7 @@ struct ClassifierOptions {
   std::string config;
   bool flip = false;
   int64_t downsample = 1;  // mnist-classifier only
+  bool reject = false;     // mnist-classifier only: a reject class trained on generated non-digits
   std::string resume;      // --resume DIR (then out == resume)
   int64_t interrupt_at = -1;  // testing: stop as Ctrl-C would after this many epochs (-1: never)
 };
@@ -56,6 +57,7 @@ struct ClassifierOptions {
 struct ClassifierProgress {
   int64_t epochs_done = 0;
   double test_accuracy = 0.0;  // after the last epoch done (0 before the first)
+  double reject_accuracy = 0.0;  // with test rejects: the share of them labelled reject, after the last epoch done
   double elapsed_s = 0.0;      // training time of the runs so far (for the reports only)
 };
 
@@ -65,8 +67,10 @@ struct ClassifierProgress {
 // classifier.safetensors. `title` ("mnist-classifier") opens the printed lines.
 class ClassifierRun {
  public:
+  // test_rejects: generated non-digits (experiments/reject_images.hpp) for a classifier with a reject class, whose
+  // share labelled reject is metrics.csv's reject_accuracy; null without.
   ClassifierRun(const ClassifierOptions& o, Classifier& c, const ImageSet& train, const ImageSet& test,
-                std::string title);
+                std::string title, const ImageSet* test_rejects = nullptr);
   ~ClassifierRun();
   ClassifierRun(const ClassifierRun&) = delete;
   ClassifierRun& operator=(const ClassifierRun&) = delete;

@@ -82,7 +82,8 @@ Device Classifier::device() const {
 ag::Var Classifier::logits(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).forward(x); }
 ag::Var Classifier::features(const ag::Var& x) { return static_cast<ConvClassifier&>(module()).features(x); }
 
-Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed, int64_t image_size) {
+Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed, int64_t image_size,
+                           bool reject) {
   check_class_list(classes, "make_classifier");
   const std::vector<int64_t>& sizes = classifier_image_sizes(kind);
   if (image_size == 0) image_size = sizes.front();
@@ -92,9 +93,10 @@ Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes,
   Classifier c;
   c.kind = kind;
   c.classes = classes;
+  c.reject = reject;
   c.image_size = image_size;
   Generator gen{seed, 0};
-  const auto n = static_cast<int64_t>(classes.size());
+  const int64_t n = c.num_classes();
   if (kind == ClassifierKind::Mnist)
     c.model = std::make_shared<MnistClassifier>(n, gen, DType::Float32, image_size);
   else
@@ -108,7 +110,7 @@ void save_classifier(const std::string& path, Classifier& c, const std::map<std:
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = kFormat;
   meta["kind"] = classifier_kind_name(c.kind);
-  meta["classes"] = class_list_text(c.classes);
+  meta["classes"] = class_list_text(c.classes) + (c.reject ? std::string(",") + kRejectName : "");
   meta["num_classes"] = std::to_string(c.num_classes());
   meta["feature_dim"] = std::to_string(c.feature_dim());
   meta["image_size"] = image_size_text(c.image_size);
@@ -135,11 +137,17 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
   const ClassifierKind kind = kind_name == "mnist" ? ClassifierKind::Mnist : ClassifierKind::Cifar10;
   JEBM_USER_CHECK(!expect_kind || *expect_kind == kind, "load_classifier: '" << path << "' is a " << kind_name
                                                    << " classifier, want " << classifier_kind_name(*expect_kind));
-  const std::vector<int> classes = parse_class_list(field("classes"), "load_classifier: '" + path + "' metadata classes");
+  // A last class "reject" is the reject class of `mnist-classifier --reject`; the others are labels.
+  std::string class_field = field("classes");
+  const std::string reject_tail = std::string(",") + kRejectName;
+  const bool reject = class_field.size() > reject_tail.size() &&
+                      class_field.compare(class_field.size() - reject_tail.size(), reject_tail.size(), reject_tail) == 0;
+  if (reject) class_field.erase(class_field.size() - reject_tail.size());
+  const std::vector<int> classes = parse_class_list(class_field, "load_classifier: '" + path + "' metadata classes");
   check_class_list(classes, "load_classifier: '" + path + "' metadata classes");
-  JEBM_USER_CHECK(field("num_classes") == std::to_string(classes.size()),
+  JEBM_USER_CHECK(field("num_classes") == std::to_string(classes.size() + (reject ? 1 : 0)),
              "load_classifier: '" << path << "' metadata num_classes " << field("num_classes") << " but classes are "
-                                  << class_list_text(classes));
+                                  << field("classes"));
   JEBM_USER_CHECK(expect_classes.empty() || expect_classes == classes,
              "load_classifier: '" << path << "' classifies " << class_list_text(classes) << ", want "
                                   << class_list_text(expect_classes));
@@ -153,7 +161,7 @@ Classifier load_classifier(const std::string& path, std::optional<ClassifierKind
     JEBM_USER_CHECK(image_size > 0, "load_classifier: '" << path << "' metadata image_size is '" << it->second
                                                     << "', not one a " << kind_name << " classifier takes");
   }
-  Classifier c = make_classifier(kind, classes, 0, image_size);
+  Classifier c = make_classifier(kind, classes, 0, image_size, reject);
   std::set<std::string> expected;
   for (const auto& [name, var] : c.module().named_parameters()) expected.insert(name);
   load_module_parameters(c.module(), st, "");  // names file, tensor, shapes
@@ -231,6 +239,21 @@ double accuracy(Classifier& c, const Tensor& images, const std::vector<int64_t>&
   int64_t right = 0;
   for (size_t i = 0; i < p.size(); ++i) right += p[i] == labels[i];
   return static_cast<double>(right) / static_cast<double>(p.size());
+}
+
+ClassWeights split_reject(const std::vector<double>& histogram, bool reject) {
+  ClassWeights w;
+  if (!reject) {
+    w.classes = histogram;  // as they are: no renormalisation, not one bit changed
+    return w;
+  }
+  JEBM_CHECK(histogram.size() >= 2, "split_reject: " << histogram.size() << " classes, want the labels and reject");
+  w.rejected = histogram.back();
+  w.classes.assign(histogram.begin(), histogram.end() - 1);
+  double kept = 0.0;
+  for (double v : w.classes) kept += v;
+  for (double& v : w.classes) v = kept > 0.0 ? v / kept : std::numeric_limits<double>::quiet_NaN();
+  return w;
 }
 
 }  // namespace jebm

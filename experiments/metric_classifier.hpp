@@ -1,7 +1,8 @@
 // The metric classifiers of the image experiments: the Classifier (a ConvClassifier with its class list and
 // image size), its checkpoint (save/load, validated) and batched inference (predict, max_probability, features,
 // accuracy). Trained by `jebm mnist-classifier` / `jebm cifar10-classifier` (experiments/classifier_cmd.cpp).
-// Tested by tests/test_classifier_cmd.cpp (synthetic IDX data, reload, bad paths).
+// Tested by tests/test_classifier_cmd.cpp (synthetic IDX data, reload, bad paths) and
+// tests/test_classifier_reject.cpp (the reject class, split_reject).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -19,17 +20,20 @@ enum class ClassifierKind { Mnist, Cifar10 };
 const char* classifier_kind_name(ClassifierKind kind);  // "mnist", "cifar10"
 
 // A trained (or freshly initialised) metric classifier. Class index k stands for the data set's label
-// classes[k]: MNIST digits such as {2, 3, 6}, or CIFAR-10's 0..9. Inputs are images in [-1, 1] (the same space
+// classes[k]: MNIST digits such as {2, 3, 6}, or CIFAR-10's 0..9; with `reject`, one more class, the last
+// (index classes.size()), stands for "not one of them" (`jebm mnist-classifier --reject`; metadata classes
+// "2,3,6,reject"). Inputs are images in [-1, 1] (the same space
 // as the walkers): [N, 1, S, S] for MNIST (S = 28, or 14 for 2x2-downsampled digits), [N, 3, 32, 32] for CIFAR-10.
 struct Classifier {
   ClassifierKind kind = ClassifierKind::Mnist;
-  std::vector<int> classes;
+  std::vector<int> classes;  // the labels, without the reject class
+  bool reject = false;
   int64_t image_size = 28;  // S: the side of the square input images (metadata "image_size" = "SxS")
   std::shared_ptr<ConvClassifier> model;  // a MnistClassifier or a CifarClassifier, as `kind` says
   std::map<std::string, std::string> metadata;  // as saved: test_accuracy, epochs, ...
 
   Module& module();
-  int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
+  int64_t num_classes() const { return static_cast<int64_t>(classes.size()) + (reject ? 1 : 0); }
   int64_t feature_dim() const;
   Shape input_shape() const;  // {1, S, S} or {3, 32, 32} (without N)
   Device device() const;      // where the parameters live (Module::to moves them)
@@ -42,9 +46,10 @@ struct Classifier {
 const std::vector<int64_t>& classifier_image_sizes(ClassifierKind kind);
 
 // Float32 classifier with PyTorch-default initialisation drawn from Generator{seed, 0}, for images of side
-// `image_size` (0: the kind's native side; others must be in classifier_image_sizes(kind)).
+// `image_size` (0: the kind's native side; others must be in classifier_image_sizes(kind)), with a reject class
+// after `classes` when `reject`.
 Classifier make_classifier(ClassifierKind kind, const std::vector<int>& classes, uint64_t seed,
-                           int64_t image_size = 0);
+                           int64_t image_size = 0, bool reject = false);
 
 // Writes the parameters and metadata (the given entries plus format, kind, classes, num_classes, feature_dim,
 // image_size) atomically to `path` (safetensors).
@@ -69,6 +74,18 @@ Tensor features(Classifier& c, const Tensor& images, int64_t batch_size = 500);
 
 // Fraction of images whose predicted class index equals `labels` (class indices, N of them).
 double accuracy(Classifier& c, const Tensor& images, const std::vector<int64_t>& labels, int64_t batch_size = 500);
+
+// The name of the reject class in the metadata's class list.
+inline constexpr const char* kRejectName = "reject";
+
+// A weighted class histogram (one entry per class index, summing to 1) read as the labels' fractions and the
+// rejected share. Without a reject class: the histogram as it is, rejected 0. With one: the labels' entries
+// renormalised over the weight not rejected (NaN when all of it is), and the reject entry as `rejected`.
+struct ClassWeights {
+  std::vector<double> classes;
+  double rejected = 0.0;
+};
+ClassWeights split_reject(const std::vector<double>& histogram, bool reject);
 
 // "2,3,6" for {2, 3, 6}.
 std::string class_list_text(const std::vector<int>& classes);

@@ -3,7 +3,8 @@
 // the per-digit weights of the walkers come from a `jebm mnist-classifier` checkpoint. --downsample 2 trains on
 // 2x2-averaged 14x14 digits (the CPU-scale setup). Tested by tests/test_image_ebm.cpp (synthetic IDX
 // files: a short run, resume, overwrite refusal, bad --data) and tests/test_mnist_cpu.cpp (--downsample 2
-// end to end, classifier mismatches, the experiments/presets/mnist-cpu.ini preset).
+// end to end, classifier mismatches, the experiments/presets/mnist-cpu.ini preset) and
+// tests/test_classifier_reject.cpp (the metrics with and without a reject class).
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -49,6 +50,31 @@ std::shared_ptr<Classifier> load_mnist_run_classifier(const std::string& path, c
                               << downsample << "; train one with jebm mnist-classifier --downsample " << downsample
                               << ")");
   return clf;
+}
+
+
+// The classifier's metrics of the walkers: the weighted digit fractions (p.class_weights) and metrics.csv's
+// tv_to_target, confident_frac and, with a reject class, rejected_weight.
+void add_classifier_metrics(ImageEbmProblem& p, const std::shared_ptr<Classifier>& clf, const ImageEbmConfig& c) {
+  clf->module().to(c.device);  // --device cuda: the per-digit weights are measured on the device too
+  // With a reject class the digit fractions are over the weight it does not reject (split_reject).
+  p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
+    return split_reject(class_histogram(predict(*clf, x), w, clf->num_classes()), clf->reject).classes;
+  };
+  // Two readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
+  // walkers look like digits at all (fractions of noise mean nothing): the share the classifier labels with
+  // probability > 0.9 (unweighted: how many walkers, not how much weight), and with a reject class the share of
+  // the weight it rejects.
+  p.metric_names = {"tv_to_target", "confident_frac"};
+  if (clf->reject) p.metric_names.push_back("rejected_weight");
+  const std::vector<double> targets = p.class_targets;
+  p.metrics = [clf, targets](const Tensor& x, const std::vector<double>& w) {
+    const ClassWeights cw = split_reject(class_histogram(predict(*clf, x), w, clf->num_classes()), clf->reject);
+    std::vector<double> m = {total_variation(cw.classes, targets), fraction_above(max_probability(*clf, x), 0.9)};
+    if (clf->reject) m.push_back(cw.rejected);
+    return m;
+  };
+  p.metrics_every = c.log_every;
 }
 
 }  // namespace
@@ -111,7 +137,8 @@ int run_mnist(const std::vector<std::string>& args) {
        "how many of each digit, the first ones in file order (the official code: 5600,2800,1400, target weights 4/7, 2/7, 1/7)")
       ("classifier", po::value(&classifier_path),
        "classifier checkpoint from `jebm mnist-classifier` (same --digits and --downsample) for the per-digit "
-       "weights of the walkers in metrics.csv; without it that metric is skipped")
+       "weights of the walkers in metrics.csv; without it that metric is skipped. One trained with --reject counts "
+       "the weight it does not reject (the digit fractions are renormalised over it) and adds rejected_weight")
       ("downsample", po::value(&downsample)->default_value(downsample),
        "1: the 28x28 digits (the official code's) | 2: the mean of each 2x2 pixel block, 14x14 digits (a deviation for "
        "CPU-scale runs; the walkers are 14x14 too)");
@@ -159,20 +186,7 @@ int run_mnist(const std::vector<std::string>& args) {
     p.class_targets.push_back(static_cast<double>(counts[k]) / total);
   }
   if (clf) {
-    clf->module().to(c.device);  // --device cuda: the per-digit weights are measured on the device too
-    p.class_weights = [clf](const Tensor& x, const std::vector<double>& w) {
-      return class_histogram(predict(*clf, x), w, clf->num_classes());
-    };
-    // Two readings of the claim: how far the weighted digit fractions are from 4:2:1, and whether the
-    // walkers look like digits at all (fractions of noise mean nothing): the share the classifier labels with
-    // probability > 0.9 (unweighted: how many walkers, not how much weight).
-    p.metric_names = {"tv_to_target", "confident_frac"};
-    const std::vector<double> targets = p.class_targets;
-    p.metrics = [clf, targets](const Tensor& x, const std::vector<double>& w) {
-      const std::vector<double> h = class_histogram(predict(*clf, x), w, clf->num_classes());
-      return std::vector<double>{total_variation(h, targets), fraction_above(max_probability(*clf, x), 0.9)};
-    };
-    p.metrics_every = c.log_every;
+    add_classifier_metrics(p, clf, c);
   } else {
     p.class_names.clear();
     if (world().rank() == 0)

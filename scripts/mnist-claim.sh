@@ -5,7 +5,7 @@
 # - one row per run from its metrics.csv: the weighted digit fractions at the end, the total-variation distance
 #   to the set's proportions at the end and averaged over the last 10 logged epochs (the last logged row of each
 #   of the run's last 10 epochs), the fraction of walkers the classifier labels with p > 0.9, the ESS (end, min,
-#   median), the resamplings and the wall time;
+#   median), the resamplings and the wall time, and with a reject classifier the share of weight it rejects;
 # - per set and run kind: mean ± standard error over the finished seeds of both TVs;
 # - per set, each kind against pcd: the difference of the last-10 means and two standard errors of it
 #   (sqrt(SE_a^2 + SE_b^2)); a kind is called closer (or further) only where |difference| > 2 SE.
@@ -20,11 +20,14 @@
 #   listed with their epochs and left out of the means).
 #   EXTRA_ARGS="--walkers 1024" adds options to every run, e.g. to try one lever of the preset.
 #   PRESET=experiments/presets/mnist-cpu.ini runs the 28x28 preset (a negative result, docs/experiments.md).
-# Layout: OUT_DIR/classifier-dSET-dsK/ and OUT_DIR/dSET/RUN-sSEED/ (an ordinary `jebm mnist` run directory,
+#   REJECT=1 trains and uses classifiers with a reject class (`jebm mnist-classifier --reject`): the digit
+#   fractions count the weight of digit-like walkers only, and the table adds the rejected share. Give it an
+#   OUT_DIR of its own (the run directories keep their names).
+# Layout: OUT_DIR/classifier-dSET-dsK/ (classifier-dSET-dsK-reject/ with REJECT=1) and OUT_DIR/dSET/RUN-sSEED/ (an ordinary `jebm mnist` run directory,
 # resumable), SET the digits without commas (d236); OUT_DIR/dSET/RUN-sSEED.log the run's output.
 set -euo pipefail
 if [ "$#" -lt 2 ]; then
-  echo "usage: $0 DATA_DIR OUT_DIR [SEEDS] [PARALLEL]   (env: SETS RUNS JEBM THREADS PRESET TABLE_ONLY EXTRA_ARGS)" >&2
+  echo "usage: $0 DATA_DIR OUT_DIR [SEEDS] [PARALLEL]   (env: SETS RUNS JEBM THREADS PRESET TABLE_ONLY EXTRA_ARGS REJECT)" >&2
   exit 64
 fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +48,8 @@ for r in $RUNS; do
   [[ $r =~ ^(jarzynski|pcd)(-(2h|sigma|tempered))?$ ]] || { echo "mnist-claim: RUNS entry '$r' is not ALGO or ALGO-KERNEL (jarzynski, pcd, jarzynski-tempered, ...)" >&2; exit 64; }
 done
 set_dir() { echo "d$(echo "${1%%:*}" | tr -d ,)"; }
+REJECT_ARGS=() REJECT_SUFFIX=
+[ "${REJECT:-0}" = 1 ] && REJECT_ARGS=(--reject) REJECT_SUFFIX=-reject
 
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
   [ -x "$JEBM" ] || { echo "mnist-claim: no jebm binary at $JEBM (build first, or set JEBM)" >&2; exit 1; }
@@ -62,16 +67,16 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     [ "$run" != "$algo" ] && kernel=(--weight-kernel "${run#*-}")
     t0=$(date +%s)
     "$JEBM" mnist --config "$PRESET" --data "$DATA" --digits "$digits" --counts "$counts" \
-      --classifier "$OUT/classifier-$sd-ds$DOWNSAMPLE/classifier.safetensors" --out "$dir" --algo "$algo" \
+      --classifier "$OUT/classifier-$sd-ds$DOWNSAMPLE$REJECT_SUFFIX/classifier.safetensors" --out "$dir" --algo "$algo" \
       "${kernel[@]}" --seed "$seed" --threads "$THREADS" ${EXTRA_ARGS:-} > "$OUT/$sd/$run-s$seed.log" 2>&1
     echo $(($(date +%s) - t0)) > "$dir/wall_s"
   }
   for set in $SETS; do
     sd=$(set_dir "$set")
     mkdir -p "$OUT/$sd"
-    clf=$OUT/classifier-$sd-ds$DOWNSAMPLE
+    clf=$OUT/classifier-$sd-ds$DOWNSAMPLE$REJECT_SUFFIX
     [ -f "$clf/classifier.safetensors" ] || "$JEBM" mnist-classifier --data "$DATA" --out "$clf" \
-      --digits "${set%%:*}" --downsample "$DOWNSAMPLE" --threads "$THREADS"
+      --digits "${set%%:*}" --downsample "$DOWNSAMPLE" --threads "$THREADS" "${REJECT_ARGS[@]}"
     for seed in $SEEDS; do
       running=0
       for run in $RUNS; do
@@ -89,7 +94,8 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
 fi
 
 # One line per existing run: set, run, seed, done (0/1), epochs, 3 weights, TV end, TV last-10 mean, confident,
-# ESS end/min/median, resamplings, wall seconds. Columns are found by name (plain POSIX awk).
+# ESS end/min/median, resamplings, wall seconds, rejected weight at the end ("-" without a reject classifier).
+# Columns are found by name (plain POSIX awk).
 stats() {
   local csv=$1/metrics.csv epochs
   epochs=$(awk -F' = ' '$1 == "epochs" { print $2 }' "$1/options.txt")
@@ -100,15 +106,16 @@ stats() {
       ep = $c["epoch"] + 0; if (!(ep in tv)) order[++ne] = ep; tv[ep] = $c["tv_to_target"] + 0
     }
     END {
-      if (!n) { print "0 0 nan nan nan nan nan nan nan nan nan 0", wall; exit }
+      if (!n) { print "0 0 nan nan nan nan nan nan nan nan nan 0", wall, "-"; exit }
       split(last, r, ",")
       s = 0; m = ne < 10 ? ne : 10
       for (k = ne - m + 1; k <= ne; ++k) s += tv[order[k]]
       for (i = 2; i <= n; ++i) { v = ess[i]; for (j = i - 1; j >= 1 && ess[j] > v; --j) ess[j + 1] = ess[j]; ess[j + 1] = v }
       e = r[c["epoch"]] + 1
-      printf "%d %d %.3f %.3f %.3f %.3f %.3f %.2f %.0f %.0f %.0f %d %d\n", (e >= want ? 1 : 0), e, r[w1], r[w1 + 1], r[w1 + 2],
-             r[c["tv_to_target"]], s / m, r[c["confident_frac"]], r[c["ess"]], ess[1], ess[int(n / 2) + 1],
-             r[c["resamplings"]], wall
+      rej = ("rejected_weight" in c) ? sprintf("%.3f", r[c["rejected_weight"]]) : "-"
+      printf "%d %d %.3f %.3f %.3f %.3f %.3f %.2f %.0f %.0f %.0f %d %d %s\n", (e >= want ? 1 : 0), e, r[w1], r[w1 + 1],
+             r[w1 + 2], r[c["tv_to_target"]], s / m, r[c["confident_frac"]], r[c["ess"]], ess[1], ess[int(n / 2) + 1],
+             r[c["resamplings"]], wall, rej
     }' "$csv"
 }
 
@@ -124,12 +131,14 @@ for set in $SETS; do
   done
 done
 
+# The rejected share gets a column when some run has it (a reject classifier's metrics.csv).
+REJ=$(awk '$17 != "-" { print 1; exit }' "$ALL")
 echo
-echo "| set (digits/counts) | run | seed | epochs | weights at the end | TV end | TV last 10 epochs | confident (p > 0.9) | ESS end / min / median | resamplings | wall |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-awk '{ w = $16 < 0 ? "-" : sprintf("%d:%02d", int($16 / 60), $16 % 60)
-       printf "| %s | %s | %s | %s%s | %s / %s / %s | %s | %s | %s | %s / %s / %s | %s | %s |\n", $1, $2, $3, $5,
-              $4 ? "" : " (unfinished)", $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, w }' "$ALL"
+echo "| set (digits/counts) | run | seed | epochs | weights at the end${REJ:+ (of the weight not rejected)} |${REJ:+ rejected weight |} TV end | TV last 10 epochs | confident (p > 0.9) | ESS end / min / median | resamplings | wall |"
+echo "|---|---|---|---|---|${REJ:+---|}---|---|---|---|---|---|"
+awk -v rej="${REJ:-0}" '{ w = $16 < 0 ? "-" : sprintf("%d:%02d", int($16 / 60), $16 % 60)
+       printf "| %s | %s | %s | %s%s | %s / %s / %s |%s %s | %s | %s | %s / %s / %s | %s | %s |\n", $1, $2, $3, $5,
+              $4 ? "" : " (unfinished)", $6, $7, $8, rej ? " " $17 " |" : "", $9, $10, $11, $12, $13, $14, $15, w }' "$ALL"
 
 echo
 echo "Finished seeds only; mean ± standard error over seeds (SE = sd / sqrt(n))."
