@@ -101,12 +101,19 @@ stats() {
   epochs=$(awk -F' = ' '$1 == "epochs" { print $2 }' "$1/options.txt")
   awk -F, -v want="$epochs" -v wall="$(cat "$1/wall_s" 2>/dev/null || echo -1)" '
     NR == 1 { for (k = 1; k <= NF; ++k) { c[$k] = k; if ($k ~ /^weight_/ && !w1) w1 = k }; next }
+    { any = $0 }
     $c["tv_to_target"] != "nan" {
       last = $0; n++; ess[n] = $c["ess"] + 0
       ep = $c["epoch"] + 0; if (!(ep in tv)) order[++ne] = ep; tv[ep] = $c["tv_to_target"] + 0
     }
     END {
-      if (!n) { print "0 0 nan nan nan nan nan nan nan nan nan 0", wall, "-"; exit }
+      if (!n && any == "") { print "0 0 nan nan nan nan nan nan nan nan nan 0", wall, "-"; exit }
+      if (!n) {  # every logged row without a TV: the reject class took all the weight
+        split(any, r, ","); e = r[c["epoch"]] + 1
+        printf "%d %d nan nan nan nan nan nan nan nan nan %d %d %.3f\n", (e >= want ? 1 : 0), e, r[c["resamplings"]],
+               wall, r[c["rejected_weight"]]
+        exit
+      }
       split(last, r, ",")
       s = 0; m = ne < 10 ? ne : 10
       for (k = ne - m + 1; k <= ne; ++k) s += tv[order[k]]
@@ -141,11 +148,11 @@ awk -v rej="${REJ:-0}" '{ w = $16 < 0 ? "-" : sprintf("%d:%02d", int($16 / 60), 
               $4 ? "" : " (unfinished)", $6, $7, $8, rej ? " " $17 " |" : "", $9, $10, $11, $12, $13, $14, $15, w }' "$ALL"
 
 echo
-echo "Finished seeds only; mean ± standard error over seeds (SE = sd / sqrt(n))."
+echo "Finished seeds only (with a TV: not all weight rejected); mean ± standard error over seeds (SE = sd / sqrt(n))."
 echo
 echo "| set (digits/counts) | run | seeds | TV last 10 epochs | TV end |"
 echo "|---|---|---|---|---|"
-awk '$4 == 1 { k = $1 " " $2; n[k]++; a[k] += $10; a2[k] += $10 * $10; b[k] += $9; b2[k] += $9 * $9; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
+awk '$4 == 1 && $10 != "nan" { k = $1 " " $2; n[k]++; a[k] += $10; a2[k] += $10 * $10; b[k] += $9; b2[k] += $9 * $9; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
   function se(s, s2, m) { return m > 1 ? sqrt((s2 - s * s / m) / (m - 1) / m) : 0 }
   END {
     for (i = 1; i <= nk; ++i) {
