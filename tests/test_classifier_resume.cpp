@@ -1,7 +1,8 @@
 // Tests for the classifier runs' --resume (experiments/classifier_checkpoint.*, classifier_training.*): a run of
 // `jebm mnist-classifier` stopped after epoch 2 of 3 and resumed ends bit-identical to an uninterrupted 3-epoch
-// run (classifier, checkpoint, metrics rows); a finished run has nothing to do and is left untouched; a missing or
-// damaged checkpoint, or a changed --epochs, is refused naming the file or the option. Tiny synthetic IDX data.
+// run (classifier, checkpoint, metrics rows; a row written after the last checkpoint is redone); a finished run has
+// nothing to do and is left untouched; a missing or damaged checkpoint, or a changed --epochs, is refused naming
+// the file or the option. Tiny synthetic IDX data.
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -79,6 +80,10 @@ BOOST_AUTO_TEST_CASE(resumed_run_is_bit_identical_to_an_uninterrupted_one) {
   const fs::path straight = data().straight();
   const fs::path resumed = interrupted_run("resumed");
   BOOST_TEST(rows_without_time(resumed / "metrics.csv").size() == 2u);
+  {  // As if killed after epoch 3's row but before its checkpoint: the resume drops the row and redoes the epoch.
+    std::ofstream csv(resumed / "metrics.csv", std::ios::app);
+    csv << "3,9,9,9,9,9\n";
+  }
   // Only the options that do not change the result may differ on resume.
   BOOST_TEST_REQUIRE(jebm::run_mnist_classifier({"--resume", resumed.string(), "--threads", "2"}) == 0);
 
