@@ -4,11 +4,15 @@
 // and metrics.csv; the model and its Adam moments make most of its 950 KB). Resumed here, it must end bit for bit
 // like an uninterrupted run of today's code: the old walker tracks load, and the step computes what it did.
 // JEBM_WRITE_FIXTURE=DIR writes the fixture into DIR/image-run-correction instead (how it was made).
+// GEMM results differ in their last bits from one OpenBLAS kernel set to another, and so would the trajectories, so
+// the fixture was written with OpenBLAS's generic "Prescott" kernels, which every x86-64 CPU runs the same way:
+// CTest sets OPENBLAS_CORETYPE=Prescott for this test (tests/CMakeLists.txt); elsewhere it is skipped.
 #include <cstdlib>
 #include <filesystem>
 
 #include "experiments/image_ebm.hpp"
 #include "models/checkpoint.hpp"
+#include "runtime/blas_core.hpp"
 #include "tests/helpers.hpp"
 #include "tests/run_helpers.hpp"
 
@@ -36,9 +40,18 @@ std::vector<std::string> run_args(const fs::path& data, const fs::path& out) {
 
 const fs::path kFixture = fs::path(JEBM_SOURCE_DIR) / "tests" / "fixtures" / "image-run-correction";
 
+// The kernel set the fixture was written with, as a Boost.Test precondition.
+boost::test_tools::assertion_result fixture_kernels(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(jebm::blas_core() == "Prescott");
+  if (!r) r.message() << "the fixture was written with OpenBLAS's Prescott kernels and this process runs "
+                      << jebm::blas_core() << " (run it with OPENBLAS_CORETYPE=Prescott, as CTest does)";
+  return r;
+}
+
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(an_old_release_checkpoint_resumes_like_an_uninterrupted_run) {
+BOOST_AUTO_TEST_CASE(an_old_release_checkpoint_resumes_like_an_uninterrupted_run,
+                     *boost::unit_test::precondition(fixture_kernels)) {
   TempDir data, out;
   write_data(data.path);
   if (const char* dir = std::getenv("JEBM_WRITE_FIXTURE")) {
