@@ -1,6 +1,6 @@
 // Shared test helpers: closeness checks that print the first mismatches (llm.c style), float64 finite
-// differences, temporary directories, and the preconditions that report a test skipped with its reason (no CUDA
-// device, no python3 module, no real data).
+// differences, temporary directories, a text's lines, and the preconditions that report a test skipped with its
+// reason (no CUDA device, no python3 module, no real data).
 #pragma once
 #include <boost/test/unit_test.hpp>
 
@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,14 @@ struct TempDir {
     std::filesystem::remove_all(path, ec);
   }
 };
+
+// The lines of `text`, without their newlines (what a command printed, a CSV file).
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
 
 // True when the test runs under the sanitizer build (tests may shrink their sizes, never their assertions).
 inline bool sanitized() {

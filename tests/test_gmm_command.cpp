@@ -14,6 +14,7 @@
 #include "tests/helpers.hpp"
 
 namespace fs = std::filesystem;
+using jebm::test::lines_of;
 
 namespace {
 
@@ -104,13 +105,6 @@ BOOST_AUTO_TEST_CASE(a_run_written_by_jebm_0_1_0_resumes) {
 }
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream is(text);
-  for (std::string line; std::getline(is, line);) out.push_back(line);
-  return out;
-}
 
 // The last row's value of `column` in a metrics CSV.
 double last_value(const fs::path& csv, const std::string& column) {

@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <map>
 #include "tests/std_regex.hpp"
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +20,7 @@
 #include "tests/run_helpers.hpp"
 
 using jebm::test::Finished;
+using jebm::test::lines_of;
 using jebm::test::run_jebm;
 using jebm::test::start_jebm;
 using jebm::test::wait_jebm;
@@ -28,13 +28,6 @@ using jebm::test::with;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream is(text);
-  for (std::string l; std::getline(is, l);) out.push_back(l);
-  return out;
-}
 
 std::string collapse_blanks(const std::string& s) {
   std::string out;

@@ -13,6 +13,7 @@
 #include "experiments/output.hpp"
 #include "experiments/run_dir_lock.hpp"
 #include "tests/jebm_process.hpp"
+#include "tests/run_helpers.hpp"
 
 using namespace jebm;
 using jebm::test::expect_error;
@@ -21,6 +22,7 @@ using jebm::test::run_jebm;
 using jebm::test::slurp;
 using jebm::test::start_jebm;
 using jebm::test::TempDir;
+using jebm::test::with;
 namespace fs = std::filesystem;
 
 namespace {
@@ -47,9 +49,8 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_a_live_runs_directory_is_refused_and_a_dead
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const std::string options_before = slurp(out / "options.txt");
-  std::vector<std::vector<std::string>> seconds = {
-      long_gmm(out), long_gmm(out), {"gmm", "--resume", out.string(), "--no-progress"}};
-  seconds[1].push_back("--force");
+  const std::vector<std::vector<std::string>> seconds = {
+      long_gmm(out), with(long_gmm(out), {"--force"}), {"gmm", "--resume", out.string(), "--no-progress"}};
   for (const auto& args : seconds) {
     const Finished f = run_jebm(args, tmp.path / "second.log");
     BOOST_TEST_CONTEXT(f.output) {
@@ -66,9 +67,7 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_a_live_runs_directory_is_refused_and_a_dead
   int status = 0;
   BOOST_REQUIRE(::waitpid(live, &status, 0) == live);
   BOOST_TEST(slurp(out / kRunLockName).find(pid_text) != std::string::npos);
-  const Finished f = run_jebm({"gmm", "--dim", "2", "--samples", "64", "--walkers", "64", "--iterations", "3",
-                               "--algo", "jarzynski", "--no-progress", "--force", "--out", out.string()},
-                              tmp.path / "third.log");
+  const Finished f = run_jebm(with(long_gmm(out), {"--iterations", "3", "--force"}), tmp.path / "third.log");
   BOOST_TEST_CONTEXT(f.output) {
     BOOST_TEST((WIFEXITED(f.status) && WEXITSTATUS(f.status) == 0));
     BOOST_TEST(f.output.find("(" + pid_text) != std::string::npos);

@@ -5,7 +5,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,17 +13,11 @@
 #include "tests/run_helpers.hpp"
 
 namespace fs = std::filesystem;
+using jebm::test::lines_of;
 using jebm::test::Ran;
 using jebm::test::run_jebm;
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
-}
 
 // A tiny `jebm mnist` run on synthetic digits 2, 3, 6 (counts 4, 2, 1).
 std::vector<std::string> mnist_args(const fs::path& data, const fs::path& out, const std::string& algo) {
