@@ -19,23 +19,24 @@ namespace {
 
 constexpr size_t kWidth = 100;  // the summary's columns at most
 
-std::string join(const std::vector<double>& v, int prec = 4) {
-  std::ostringstream os;
-  os << std::setprecision(prec);
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
-  return os.str();
-}
-
-// The mode weights with 4 decimals each ("0.0036,0.9964"), so that the table's column keeps its width.
-std::string weights_text(const std::vector<double>& w) {
-  std::string out;
-  for (size_t i = 0; i < w.size(); ++i) {
+// The mode weights with 4 decimals each ("0.0036", "0.9964"), so that the columns keep their width.
+std::vector<std::string> weight_cells(const std::vector<double>& w) {
+  std::vector<std::string> out;
+  for (double x : w) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.4f", i ? "," : "", w[i]);
-    out += buf;
+    std::snprintf(buf, sizeof buf, "%.4f", x);
+    out.push_back(buf);
   }
   return out;
 }
+
+std::string comma_joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& x : items) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+std::string weights_text(const std::vector<double>& w) { return comma_joined(weight_cells(w)); }
 
 // printf into a string.
 template <typename... Args>
@@ -49,22 +50,49 @@ std::string format(const char* fmt, Args... args) {
 // held-out walkers, the corrections on the autograd path).
 std::string cell(double v, const char* fmt = "%.5f") { return std::isnan(v) ? "-" : format(fmt, v); }
 
-// `head` followed by the items separated by ", ", on lines of at most kWidth columns (continuation lines indented
-// by two blanks; an item longer than a line stands alone).
-std::string wrapped(const std::string& head, const std::vector<std::string>& items) {
+// `head` followed by the items on lines of at most kWidth columns: each item but the last is followed by `sep` (", "
+// or ","), continuation lines start with `indent` blanks. An item too long for a line of its own is broken after
+// its commas (a piece without a comma that is still too long stands alone).
+std::string wrapped(const std::string& head, const std::vector<std::string>& items, const std::string& sep = ", ",
+                    size_t indent = 2) {
+  const bool blank = sep.size() > 1;
   std::string out = head, line = head;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const std::string piece = items[i] + (i + 1 < items.size() ? "," : "");
-    if (line.size() > 2 && line.size() + 1 + piece.size() > kWidth) {
-      out += "\n  " + piece;
-      line = "  " + piece;
+  auto put = [&](const std::string& glue, const std::string& piece) {
+    if (line.size() > indent && line.size() + glue.size() + piece.size() > kWidth) {
+      out += "\n" + std::string(indent, ' ') + piece;
+      line = std::string(indent, ' ') + piece;
     } else {
-      const std::string sep = line.empty() || line.back() == ' ' ? "" : " ";
-      out += sep + piece;
-      line += sep + piece;
+      out += glue + piece;
+      line += glue + piece;
+    }
+  };
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string piece = items[i] + (i + 1 < items.size() ? sep.substr(0, 1) : "");
+    std::string glue = (i == 0 ? !line.empty() && line.back() != ' ' : blank) ? " " : "";
+    if (indent + piece.size() <= kWidth) {
+      put(glue, piece);
+      continue;
+    }
+    for (size_t a = 0; a < piece.size();) {
+      const size_t comma = piece.find(',', a);
+      const size_t b = comma == std::string::npos ? piece.size() : comma + 1;
+      put(glue, piece.substr(a, b - a));
+      glue.clear();
+      a = b;
     }
   }
   return out + "\n";
+}
+
+// The numbers as text with `prec` significant digits.
+std::vector<std::string> numbers(const std::vector<double>& v, int prec) {
+  std::vector<std::string> out;
+  for (double x : v) {
+    std::ostringstream os;
+    os << std::setprecision(prec) << x;
+    out.push_back(os.str());
+  }
+  return out;
 }
 
 void print_setup(std::ostream& os, const GmmRun& run, int ranks) {
@@ -74,7 +102,7 @@ void print_setup(std::ostream& os, const GmmRun& run, int ranks) {
   os << "\n"
      << wrapped("jebm gmm:", {"d = " + std::to_string(c.dim),
                               std::to_string(run.teacher().k) + " teacher modes (weights " +
-                                  join(gmm_mode_weights(run.teacher())) + ")",
+                                  comma_joined(numbers(gmm_mode_weights(run.teacher()), 4)) + ")",
                               std::to_string(c.data) + " samples", std::to_string(c.walkers) + " walkers", h.str(),
                               std::to_string(c.iterations) + " iterations",
                               std::string(c.autograd ? "autograd" : "closed-form") + " path",
@@ -83,22 +111,44 @@ void print_setup(std::ostream& os, const GmmRun& run, int ranks) {
   os << "teacher cross-entropy on the samples: " << std::setprecision(6) << run.teacher_ce() << "\n\n";
 }
 
+constexpr size_t kWeightsColumn = 14;  // the table's weights column: two modes ("0.2566,0.7434")
+
+// Whether every algorithm's weights fit the table's column; with more modes they get a table of their own.
+bool weights_in_table(const GmmRun& run) {
+  for (const auto& o : run.outcomes())
+    if (weights_text(o.final_rec.weights).size() > kWeightsColumn) return false;
+  return true;
+}
+
 // One row per algorithm. Jarzynski CE is the training walkers' estimate with the drift correction from the lag
 // covariance (docs/method.md); the other estimates follow the table.
 void print_table(std::ostream& os, const GmmRun& run) {
   const GmmConfig& c = run.command_line().config;
-  os << format("%-10s %-14s %-10s %-10s %-11s %-13s %-9s %-7s %s\n", "algorithm", "weights", "max|a-a*|",
-               "exact CE", "KL (exact)", "Jarzynski CE", "resampl.", "time s", "ms/it");
+  const bool weights = weights_in_table(run);
+  auto weights_cell = [&](const std::string& text) { return weights ? format("%-14s ", text.c_str()) : ""; };
+  os << format("%-10s ", "algorithm") << weights_cell("weights")
+     << format("%-10s %-10s %-11s %-13s %-9s %-7s %s\n", "max|a-a*|", "exact CE", "KL (exact)", "Jarzynski CE",
+               "resampl.", "time s", "ms/it");
   for (const auto& o : run.outcomes()) {
     const GmmRecord& f = o.final_rec;
     double me = 0.0;
     for (double e : f.mean_errors) me = std::max(me, e);
     const std::string resamplings = o.algo == Algorithm::Jarzynski ? std::to_string(f.resamplings) : "-";
     const std::string ms = c.iterations ? format("%.3f", 1e3 * o.seconds / static_cast<double>(c.iterations)) : "-";
-    os << format("%-10s %-14s %-10.4f %-10.5f %-11.5f %-13s %-9s %-7.1f %s\n", algorithm_name(o.algo),
-                 weights_text(f.weights).c_str(), me, f.exact_ce, f.exact_ce - run.teacher_ce(),
+    os << format("%-10s ", algorithm_name(o.algo)) << weights_cell(weights_text(f.weights))
+       << format("%-10.4f %-10.5f %-11.5f %-13s %-9s %-7.1f %s\n", me, f.exact_ce, f.exact_ce - run.teacher_ce(),
                  cell(f.jarzynski_ce).c_str(), resamplings.c_str(), o.seconds, ms.c_str());
   }
+}
+
+// More than two modes: the weights as a table of their own under the main one, the teacher's first, each row
+// wrapped to kWidth.
+void print_weights(std::ostream& os, const GmmRun& run) {
+  if (weights_in_table(run)) return;
+  os << format("%-10s %s\n", "algorithm", "mode weights");
+  os << wrapped(format("%-10s ", "teacher"), weight_cells(gmm_mode_weights(run.teacher())), ",", 11);
+  for (const auto& o : run.outcomes())
+    os << wrapped(format("%-10s ", algorithm_name(o.algo)), weight_cells(o.final_rec.weights), ",", 11);
 }
 
 // The Jarzynski run's other estimates of the cross-entropy: with the variance correction instead, without either,
@@ -138,13 +188,15 @@ void print_verdict(std::ostream& os, const GmmRun& run) {
 void print_gmm_summary(std::ostream& os, const GmmRun& run, int ranks) {
   print_setup(os, run, ranks);
   print_table(os, run);
+  print_weights(os, run);
   print_estimates(os, run);
   print_verdict(os, run);
   std::vector<double> teacher_means;
   for (int64_t j = 0; j < run.teacher().k; ++j) teacher_means.push_back(run.teacher().mean(j)[0]);
-  os << "teacher means (first coordinate): " << join(teacher_means, 5) << "\n";
+  os << wrapped("teacher means (first coordinate):", numbers(teacher_means, 5), ",");
   for (const auto& o : run.outcomes())
-    os << algorithm_name(o.algo) << " final means (first coordinate): " << join(o.final_first_coords, 5) << "\n";
+    os << wrapped(std::string(algorithm_name(o.algo)) + " final means (first coordinate):",
+                  numbers(o.final_first_coords, 5), ",");
 }
 
 void print_gmm_wrote(std::ostream& os, const GmmRun& run) {

@@ -1,5 +1,5 @@
-// What a `jebm gmm` run prints on stdout when it ends, in at most 100 columns (with up to 2 student modes; more
-// widen the weights column). Tested by tests/test_gmm_command.cpp.
+// What a `jebm gmm` run prints on stdout when it ends, in at most 100 columns whatever the number of modes (more
+// than two move the weights to a table of their own). Tested by tests/test_gmm_command.cpp.
 #pragma once
 #include <ostream>
 

@@ -4,11 +4,13 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/helpers.hpp"
@@ -165,6 +167,65 @@ BOOST_AUTO_TEST_CASE(the_summary_reads_at_a_glance) {
   }
   BOOST_TEST(files == 8);  // options.txt, gmm.svg, a metrics CSV and a checkpoint per algorithm
   BOOST_TEST(std::count(listed.begin(), listed.end(), ',') == files - 1, listed);
+}
+
+// With more modes than the table's weights column holds (3 and 5 here), the summary still fits 100 columns: the
+// weights move to a table of their own (the teacher's row first, then each algorithm's final weights), and the
+// verdict names the teacher's smallest mode.
+BOOST_AUTO_TEST_CASE(the_summary_fits_with_more_modes) {
+  jebm::test::TempDir tmp;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> teachers = {
+      {{"-10", "0", "6"}, "0.2,0.3,0.5"}, {{"-10", "-5", "0", "6", "12"}, "0.1,0.15,0.2,0.25,0.3"}};
+  for (const auto& [means, weights] : teachers) {
+    BOOST_TEST_CONTEXT(means.size() << " modes") {
+      const fs::path run = tmp.path / ("run" + std::to_string(means.size()));
+      std::vector<std::string> args = kSmallRun;
+      for (const std::string& m : means) args.insert(args.end(), {"--teacher-mean", m});
+      args.insert(args.end(), {"--teacher-weights", weights, "--student-modes", std::to_string(means.size()),
+                               "--out", run.string()});
+      const Ran r = jebm_gmm(tmp.path, args);
+      BOOST_TEST_INFO("stdout:\n" << r.out << "stderr:\n" << r.err);
+      BOOST_REQUIRE(r.rc == 0);
+      const std::vector<std::string> lines = lines_of(r.out);
+      for (const auto& line : lines) BOOST_TEST(line.size() <= 100u, line);
+      BOOST_TEST(r.out.find("nan") == std::string::npos);
+      auto line_starting = [&](const std::string& head) {
+        const auto it =
+            std::find_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.rfind(head, 0) == 0; });
+        return it == lines.end() ? std::string() : *it;
+      };
+      // The main table keeps every other column; PCD has no Jarzynski estimate nor resamplings.
+      BOOST_TEST(line_starting("algorithm  max|a-a*|  exact CE").find("Jarzynski CE") != std::string::npos);
+      BOOST_TEST(line_starting("pcd ").find(" - ") != std::string::npos);
+      // The weights table: the teacher's weights, then each algorithm's last logged weights, 4 decimals each.
+      BOOST_TEST(line_starting("algorithm  mode weights") == "algorithm  mode weights");
+      std::string teacher = "teacher   ";
+      for (size_t j = 0, a = 0; j < means.size(); ++j) {
+        const size_t b = weights.find(',', a);
+        char cell[32];
+        std::snprintf(cell, sizeof cell, "%s%.4f", j ? "," : " ", std::stod(weights.substr(a, b - a)));
+        teacher += cell;
+        a = b + 1;
+      }
+      BOOST_TEST(std::count(lines.begin(), lines.end(), teacher) == 1, "no row " << teacher);
+      for (const char* algo : kAlgos) {
+        std::string row = algo;
+        row.resize(10, ' ');
+        for (size_t j = 0; j < means.size(); ++j) {
+          const double w = last_value(run / ("metrics_" + std::string(algo) + ".csv"), "weight_" + std::to_string(j));
+          char cell[32];
+          std::snprintf(cell, sizeof cell, "%s%.4f", j ? "," : " ", w);
+          row += cell;
+        }
+        BOOST_TEST(std::count(lines.begin(), lines.end(), row) == 1, "no row " << row);
+        BOOST_TEST(!line_starting(std::string(algo) + " final means (first coordinate): ").empty());
+      }
+      const std::string smallest = weights.substr(0, weights.find(','));  // the teachers' first mode is their smallest
+      BOOST_TEST(!line_starting("small mode 0 vs teacher " + smallest + ": jarzynski ").empty());
+      BOOST_TEST(!line_starting("teacher means (first coordinate): -10,").empty());
+      BOOST_TEST(r.out.find("wrote " + run.string() + ": options.txt") != std::string::npos);
+    }
+  }
 }
 
 // Resuming a finished run says there is nothing to do and exits 0: no rate, no table, no file touched.
