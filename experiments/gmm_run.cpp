@@ -146,7 +146,7 @@ void GmmAlgorithmRun::resume() {
   JEBM_USER_CHECK(k0_ <= c_.iterations, "--resume " << out << ": " << algorithm_name(o_.algo)
                                                << "'s checkpoint is at iteration " << k0_ << ", beyond --iterations "
                                                << c_.iterations << "; give --iterations " << k0_ << " or more");
-  seconds_before_ = std::stod(checkpoint_meta(st, "gmm.seconds"));
+  seconds_before_ = checkpoint_meta_f64(st, "gmm.seconds");
   resampled_since_ = static_cast<int64_t>(checkpoint_meta_u64(st, "gmm.resampled_since"));
 }
 

@@ -108,7 +108,7 @@ void load_image_ebm_checkpoint(const std::string& path, const ImageEbmConfig& c,
   tr.restore(load_trainer_state(st, c.walkers, c.holdout_walkers));
   ls.burned_in = checkpoint_meta_u64(st, "burned_in") != 0;
   ls.burnin_done = static_cast<int64_t>(checkpoint_meta_u64(st, "burnin_done"));
-  ls.elapsed_s = std::stod(checkpoint_meta(st, "elapsed_s"));
+  ls.elapsed_s = checkpoint_meta_f64(st, "elapsed_s");
 }
 
 }  // namespace jebm

@@ -1,20 +1,23 @@
 // safetensors save/load with per-tensor CRC-32s. Loading trusts nothing in the file: sizes are checked before
 // anything is allocated, the data offsets must tile the data exactly, and the tensors' bytes must match their
-// checksums. Tested by tests/test_checkpoint.cpp and tests/test_checkpoint_integrity.cpp.
+// checksums. What is wrong with a file's contents is the file's fault, not jebm's: a UserError naming the file, the
+// field or tensor and the value, without a source location. Tested by tests/test_checkpoint.cpp and
+// tests/test_checkpoint_integrity.cpp.
 #include "models/checkpoint.hpp"
-
-#include "runtime/file_io.hpp"
 
 #include <zlib.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
+
+#include "runtime/file_io.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -86,9 +89,9 @@ template <typename T>
 void check_finite_values(const std::string& path, const std::string& name, const Tensor& host) {
   const T* p = host.data<T>();
   for (int64_t i = 0; i < host.numel(); ++i)
-    JEBM_CHECK(std::isfinite(p[i]), path << ": tensor \"" << name << "\" " << shape_str(host.shape())
-                                         << " holds a non-finite value (" << p[i] << " at flat index " << i
-                                         << "): refusing a checkpoint that cannot train");
+    JEBM_USER_CHECK(std::isfinite(p[i]), path << ": tensor \"" << name << "\" " << shape_str(host.shape())
+                                              << " holds a non-finite value (" << p[i] << " at flat index " << i
+                                              << "): refusing a checkpoint that cannot train");
 }
 
 // --- save -----------------------------------------------------------------------------------------------
@@ -188,55 +191,56 @@ const json::Value* field(const json::Value& obj, const char* key) {
 
 Entry parse_entry(const std::string& path, const std::string& name, const json::Value& v, uint64_t data_bytes) {
   const std::string where = path + ": tensor \"" + name + "\"";
-  JEBM_CHECK(v.kind == json::Value::Kind::Object, where << ": entry is not a JSON object");
+  JEBM_USER_CHECK(v.kind == json::Value::Kind::Object, where << ": entry is not a JSON object");
   for (const auto& [k, _] : v.object)
-    JEBM_CHECK(k == "dtype" || k == "shape" || k == "data_offsets", where << ": unknown field \"" << k << "\"");
+    JEBM_USER_CHECK(k == "dtype" || k == "shape" || k == "data_offsets", where << ": unknown field \"" << k << "\"");
   const json::Value* dt = field(v, "dtype");
   const json::Value* sh = field(v, "shape");
   const json::Value* off = field(v, "data_offsets");
-  JEBM_CHECK(dt, where << ": missing field \"dtype\"");
-  JEBM_CHECK(sh, where << ": missing field \"shape\"");
-  JEBM_CHECK(off, where << ": missing field \"data_offsets\"");
+  JEBM_USER_CHECK(dt, where << ": missing field \"dtype\"");
+  JEBM_USER_CHECK(sh, where << ": missing field \"shape\"");
+  JEBM_USER_CHECK(off, where << ": missing field \"data_offsets\"");
 
   Entry e;
   e.name = name;
-  JEBM_CHECK(dt->kind == json::Value::Kind::String, where << ": dtype is not a string");
+  JEBM_USER_CHECK(dt->kind == json::Value::Kind::String, where << ": dtype is not a string");
   const auto dtype = dtype_from_safetensors(dt->string);
-  JEBM_CHECK(dtype, where << ": dtype \"" << dt->string << "\" is not supported (F32, F64, I64)");
+  JEBM_USER_CHECK(dtype, where << ": dtype \"" << dt->string << "\" is not supported (F32, F64, I64)");
   e.dtype = *dtype;
 
-  JEBM_CHECK(sh->kind == json::Value::Kind::Array, where << ": shape is not an array");
+  JEBM_USER_CHECK(sh->kind == json::Value::Kind::Array, where << ": shape is not an array");
   // numel * dtype size must fit the data we have, so bound the product as it grows (no overflow possible).
   uint64_t numel = 1;
   bool zero = false;
   for (const json::Value& d : sh->array) {
-    JEBM_CHECK(d.kind == json::Value::Kind::Integer && d.integer >= 0,
-               where << ": shape entries must be non-negative integers");
+    JEBM_USER_CHECK(d.kind == json::Value::Kind::Integer && d.integer >= 0,
+                    where << ": shape entries must be non-negative integers");
     e.shape.push_back(d.integer);
     if (d.integer == 0) zero = true;
     if (!zero) {
       const auto dim = static_cast<uint64_t>(d.integer);
-      JEBM_CHECK(numel <= data_bytes / dim, where << ": shape " << shape_str(e.shape)
-                                                  << "... needs more bytes than the " << data_bytes
-                                                  << " of data in the file");
+      JEBM_USER_CHECK(numel <= data_bytes / dim, where << ": shape " << shape_str(e.shape)
+                                                       << "... needs more bytes than the " << data_bytes
+                                                       << " of data in the file");
       numel *= dim;
     }
   }
   if (zero) numel = 0;
 
-  JEBM_CHECK(off->kind == json::Value::Kind::Array && off->array.size() == 2 &&
-                 off->array[0].kind == json::Value::Kind::Integer && off->array[1].kind == json::Value::Kind::Integer &&
-                 off->array[0].integer >= 0 && off->array[1].integer >= 0,
-             where << ": data_offsets must be two non-negative integers [begin, end]");
+  JEBM_USER_CHECK(off->kind == json::Value::Kind::Array && off->array.size() == 2 &&
+                      off->array[0].kind == json::Value::Kind::Integer &&
+                      off->array[1].kind == json::Value::Kind::Integer && off->array[0].integer >= 0 &&
+                      off->array[1].integer >= 0,
+                  where << ": data_offsets must be two non-negative integers [begin, end]");
   e.begin = static_cast<uint64_t>(off->array[0].integer);
   e.end = static_cast<uint64_t>(off->array[1].integer);
-  JEBM_CHECK(e.begin <= e.end, where << ": data_offsets [" << e.begin << ", " << e.end << "] has begin > end");
-  JEBM_CHECK(e.end <= data_bytes, where << ": data_offsets [" << e.begin << ", " << e.end
-                                        << "] run past the end of the " << data_bytes << " data bytes");
+  JEBM_USER_CHECK(e.begin <= e.end, where << ": data_offsets [" << e.begin << ", " << e.end << "] has begin > end");
+  JEBM_USER_CHECK(e.end <= data_bytes, where << ": data_offsets [" << e.begin << ", " << e.end
+                                             << "] run past the end of the " << data_bytes << " data bytes");
   const uint64_t need = numel * dtype_size(e.dtype);
-  JEBM_CHECK(e.end - e.begin == need, where << ": data_offsets [" << e.begin << ", " << e.end << "] span "
-                                            << (e.end - e.begin) << " bytes, but shape " << shape_str(e.shape) << " of "
-                                            << dt->string << " needs " << need);
+  JEBM_USER_CHECK(e.end - e.begin == need, where << ": data_offsets [" << e.begin << ", " << e.end << "] span "
+                                                 << (e.end - e.begin) << " bytes, but shape " << shape_str(e.shape)
+                                                 << " of " << dt->string << " needs " << need);
   return e;
 }
 
@@ -248,9 +252,10 @@ void verify_metadata_checksum(SafeTensors& st) {
   const std::string want = it->second;
   st.metadata.erase(it);
   const std::string got = hex8(metadata_crc32(st.metadata));
-  JEBM_CHECK(got == want, st.path << ": CRC-32 of its metadata (" << st.metadata.size() << " entries) is " << got
-                                  << ", the header says " << want
-                                  << " (the metadata was changed after jebm wrote it: restore the file from a copy)");
+  JEBM_USER_CHECK(got == want,
+                  st.path << ": CRC-32 of its metadata (" << st.metadata.size() << " entries) is " << got
+                          << ", the header says " << want
+                          << " (the metadata was changed after jebm wrote it: restore the file from a copy)");
 }
 
 // Moves the checksum keys out of st.metadata and checks each against its tensor's bytes. A file with no such key
@@ -268,18 +273,18 @@ void verify_checksums(SafeTensors& st) {
   if (sums.empty()) return;
   for (const auto& [name, want] : sums) {
     const auto t = st.tensors.find(name);
-    JEBM_CHECK(t != st.tensors.end(), st.path << ": " << kChecksumPrefix << name << ": checksum of tensor \"" << name
-                                              << "\", which the file does not hold");
+    JEBM_USER_CHECK(t != st.tensors.end(), st.path << ": " << kChecksumPrefix << name << ": checksum of tensor \""
+                                                   << name << "\", which the file does not hold");
     const bool hex = want.size() == 8 && want.find_first_not_of("0123456789abcdef") == std::string::npos;
-    JEBM_CHECK(hex, st.path << ": tensor \"" << name << "\": checksum \"" << want << "\" is not 8 hex digits");
+    JEBM_USER_CHECK(hex, st.path << ": tensor \"" << name << "\": checksum \"" << want << "\" is not 8 hex digits");
     const std::string got = hex8(crc32_of(t->second));
-    JEBM_CHECK(got == want, st.path << ": tensor \"" << name << "\": CRC-32 of its " << t->second.nbytes()
-                                    << " bytes is " << got << ", the header says " << want
-                                    << " (the data is corrupt: restore the file from a copy)");
+    JEBM_USER_CHECK(got == want, st.path << ": tensor \"" << name << "\": CRC-32 of its " << t->second.nbytes()
+                                         << " bytes is " << got << ", the header says " << want
+                                         << " (the data is corrupt: restore the file from a copy)");
   }
   for (const auto& [name, t] : st.tensors)
-    JEBM_CHECK(sums.count(name), st.path << ": tensor \"" << name << "\" has no checksum although the others do "
-                                         << "(the file was changed after jebm wrote it)");
+    JEBM_USER_CHECK(sums.count(name), st.path << ": tensor \"" << name << "\" has no checksum although the others do "
+                                              << "(the file was changed after jebm wrote it)");
   st.checksummed = true;
 }
 
@@ -287,50 +292,49 @@ void verify_checksums(SafeTensors& st) {
 
 SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& checks) {
   std::error_code ec;
-  JEBM_CHECK(std::filesystem::is_regular_file(path, ec),
-             "load_safetensors: " << path << ": no such file (or not a regular file)");
+  JEBM_USER_CHECK(std::filesystem::is_regular_file(path, ec), path << ": no such file (or not a regular file)");
   std::ifstream in(path, std::ios::binary);
-  JEBM_CHECK(in, "load_safetensors: cannot open " << path << ": " << errno_str());
+  JEBM_USER_CHECK(in, path << ": cannot open: " << errno_str());
   in.seekg(0, std::ios::end);
   const auto file_size_signed = static_cast<int64_t>(in.tellg());
-  JEBM_CHECK(file_size_signed >= 0, "load_safetensors: " << path << ": cannot determine file size");
+  JEBM_USER_CHECK(file_size_signed >= 0, path << ": cannot determine the file size");
   const auto file_size = static_cast<uint64_t>(file_size_signed);
   in.seekg(0, std::ios::beg);
-  JEBM_CHECK(file_size >= 8, path << ": file is " << file_size << " bytes, shorter than the 8-byte header length");
+  JEBM_USER_CHECK(file_size >= 8, path << ": file is " << file_size << " bytes, shorter than the 8-byte header length");
 
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
-  JEBM_CHECK(in.gcount() == 8, path << ": cannot read the header length");
+  JEBM_USER_CHECK(in.gcount() == 8, path << ": cannot read the header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  JEBM_CHECK(header_len > 0, path << ": header length 0 (no JSON header)");
-  JEBM_CHECK(header_len <= kMaxHeaderBytes, path << ": header length " << header_len << " exceeds the limit of "
-                                                  << kMaxHeaderBytes << " bytes");
-  JEBM_CHECK(header_len <= file_size - 8, path << ": header length " << header_len << " is larger than the "
-                                               << (file_size - 8) << " bytes after the length field (truncated?)");
+  JEBM_USER_CHECK(header_len > 0, path << ": header length 0 (no JSON header)");
+  JEBM_USER_CHECK(header_len <= kMaxHeaderBytes,
+                  path << ": header length " << header_len << " exceeds the limit of " << kMaxHeaderBytes << " bytes");
+  JEBM_USER_CHECK(header_len <= file_size - 8, path << ": header length " << header_len << " is larger than the "
+                                                    << (file_size - 8) << " bytes after the length field (truncated?)");
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
-  JEBM_CHECK(static_cast<uint64_t>(in.gcount()) == header_len,
-             path << ": cannot read the " << header_len << "-byte header");
+  JEBM_USER_CHECK(static_cast<uint64_t>(in.gcount()) == header_len,
+                  path << ": cannot read the " << header_len << "-byte header");
   const uint64_t data_bytes = file_size - 8 - header_len;
 
   const json::Value root = json::parse(header, path);
-  JEBM_CHECK(root.kind == json::Value::Kind::Object, path << ": header JSON is not an object");
+  JEBM_USER_CHECK(root.kind == json::Value::Kind::Object, path << ": header JSON is not an object");
 
   SafeTensors st;
   st.path = path;
   std::vector<Entry> entries;
   for (const auto& [name, v] : root.object) {  // the parser already rejected duplicate names
     if (name == kMetadataKey) {
-      JEBM_CHECK(v.kind == json::Value::Kind::Object, path << ": " << kMetadataKey << " is not an object");
+      JEBM_USER_CHECK(v.kind == json::Value::Kind::Object, path << ": " << kMetadataKey << " is not an object");
       for (const auto& [k, mv] : v.object) {
-        JEBM_CHECK(mv.kind == json::Value::Kind::String,
-                   path << ": " << kMetadataKey << " entry \"" << k << "\" is not a string");
+        JEBM_USER_CHECK(mv.kind == json::Value::Kind::String,
+                        path << ": " << kMetadataKey << " entry \"" << k << "\" is not a string");
         st.metadata[k] = mv.string;
       }
       continue;
     }
-    JEBM_CHECK(!name.empty(), path << ": empty tensor name");
+    JEBM_USER_CHECK(!name.empty(), path << ": empty tensor name");
     entries.push_back(parse_entry(path, name, v, data_bytes));
   }
 
@@ -343,23 +347,24 @@ SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& ch
   uint64_t covered = 0;
   const Entry* prev = nullptr;
   for (const Entry* e : order) {
-    JEBM_CHECK(e->begin >= covered, path << ": tensor \"" << e->name << "\" data_offsets [" << e->begin << ", "
-                                         << e->end << "] overlap tensor \"" << (prev ? prev->name : "") << "\"");
-    JEBM_CHECK(e->begin == covered, path << ": data bytes [" << covered << ", " << e->begin
-                                         << ") are not covered by any tensor (before tensor \"" << e->name << "\")");
+    JEBM_USER_CHECK(e->begin >= covered, path << ": tensor \"" << e->name << "\" data_offsets [" << e->begin << ", "
+                                              << e->end << "] overlap tensor \"" << (prev ? prev->name : "") << "\"");
+    JEBM_USER_CHECK(e->begin == covered, path << ": data bytes [" << covered << ", " << e->begin
+                                              << ") are not covered by any tensor (before tensor \"" << e->name
+                                              << "\")");
     covered = e->end;
     prev = e;
   }
-  JEBM_CHECK(covered == data_bytes, path << ": data bytes [" << covered << ", " << data_bytes
-                                         << ") at the end of the file are not covered by any tensor");
+  JEBM_USER_CHECK(covered == data_bytes, path << ": data bytes [" << covered << ", " << data_bytes
+                                              << ") at the end of the file are not covered by any tensor");
 
   // Sequential reads in offset order: the file position always equals the next tensor's begin.
   for (const Entry* e : order) {
     Tensor t = Tensor::empty(e->shape, e->dtype, Device::cpu());
     if (t.nbytes() > 0) {
       in.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
-      JEBM_CHECK(static_cast<uint64_t>(in.gcount()) == t.nbytes(),
-                 path << ": tensor \"" << e->name << "\": short read (file changed while loading?)");
+      JEBM_USER_CHECK(static_cast<uint64_t>(in.gcount()) == t.nbytes(),
+                      path << ": tensor \"" << e->name << "\": short read (file changed while loading?)");
     }
     st.tensors.emplace(e->name, std::move(t));
   }
@@ -373,13 +378,14 @@ SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& ch
 Tensor get(const SafeTensors& st, const std::string& name, const std::optional<Shape>& shape,
            std::optional<DType> dtype) {
   const auto it = st.tensors.find(name);
-  JEBM_CHECK(it != st.tensors.end(), st.path << ": no tensor \"" << name << "\" (the file has " << st.tensors.size()
-                                             << " tensors)");
+  JEBM_USER_CHECK(it != st.tensors.end(),
+                  st.path << ": no tensor \"" << name << "\" (the file has " << st.tensors.size() << " tensors)");
   const Tensor& t = it->second;
-  JEBM_CHECK(!shape || t.shape() == *shape, st.path << ": tensor \"" << name << "\" has shape " << shape_str(t.shape())
-                                                    << ", expected " << shape_str(*shape));
-  JEBM_CHECK(!dtype || t.dtype() == *dtype, st.path << ": tensor \"" << name << "\" has dtype " << dtype_name(t.dtype())
-                                                    << ", expected " << dtype_name(*dtype));
+  JEBM_USER_CHECK(!shape || t.shape() == *shape, st.path << ": tensor \"" << name << "\" has shape "
+                                                         << shape_str(t.shape()) << ", expected " << shape_str(*shape));
+  JEBM_USER_CHECK(!dtype || t.dtype() == *dtype, st.path << ": tensor \"" << name << "\" has dtype "
+                                                         << dtype_name(t.dtype()) << ", expected "
+                                                         << dtype_name(*dtype));
   return t;
 }
 

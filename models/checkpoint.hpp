@@ -46,15 +46,15 @@ struct SafeTensors {
   bool checksummed = false;  // every tensor's CRC-32 was in the file and matched (false: a file from another tool)
 };
 
-// Reads and fully validates a safetensors file (F32, F64, I64 only); every problem is a jebm::Error naming
-// the file and the tensor or field, a checksum mismatch included.
+// Reads and fully validates a safetensors file (F32, F64, I64 only); every problem is a jebm::UserError naming
+// the file and the tensor or field (no source location: the file is at fault), a checksum mismatch included.
 SafeTensors load_safetensors(const std::string& path, const CheckpointChecks& checks = {});
 
-// Throws a jebm::Error naming `path`, `name` and the first offending element when float tensor `t` (any device)
-// holds a NaN or an infinity; int64 tensors always pass.
+// Throws a jebm::UserError naming `path`, `name` and the first offending element when float tensor `t` (any
+// device) holds a NaN or an infinity; int64 tensors always pass.
 void require_finite(const std::string& path, const std::string& name, const Tensor& t);
 
-// The tensor `name`, checked against an expected shape and dtype when given; errors name file and tensor.
+// The tensor `name`, checked against an expected shape and dtype when given; a UserError names file and tensor.
 Tensor get(const SafeTensors& st, const std::string& name, const std::optional<Shape>& shape = std::nullopt,
            std::optional<DType> dtype = std::nullopt);
 

@@ -1,11 +1,12 @@
 // The strict JSON reader/writer behind safetensors headers (models/json.hpp). Every malformed input is a
-// jebm::Error "<what>: header JSON: ... at byte N". Tested by tests/test_checkpoint.cpp and tests/fuzz.
+// jebm::UserError "<what>: header JSON: ... at byte N" (the file's fault, not jebm's: no source location).
+// Tested by tests/test_checkpoint.cpp and tests/fuzz.
 #include "models/json.hpp"
 
 #include <cstdio>
 #include <set>
 
-#include "runtime/check.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -33,7 +34,7 @@ class Parser {
   size_t pos_ = 0;
 
   [[noreturn]] void fail(const std::string& msg) const {
-    JEBM_FAIL(what_ << ": header JSON: " << msg << " at byte " << pos_);
+    JEBM_USER_FAIL(what_ << ": header JSON: " << msg << " at byte " << pos_);
   }
   static std::string printable(char c) {
     const auto u = static_cast<unsigned char>(c);

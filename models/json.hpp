@@ -19,7 +19,7 @@ struct Value {
   int64_t integer = 0;
 };
 
-// Parses exactly one value followed only by whitespace; throws jebm::Error "<what>: ... at byte N" on
+// Parses exactly one value followed only by whitespace; throws jebm::UserError "<what>: ... at byte N" on
 // anything else (floats, true/false/null, duplicate keys, nesting deeper than 64, raw control characters).
 Value parse(const std::string& text, const std::string& what);
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "runtime/cuda_api.hpp"
+#include "runtime/user_error.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/trainer.hpp"
 
@@ -388,13 +389,14 @@ void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
 void GmmTrainer::load_state(const SafeTensors& st) {
   JEBM_CHECK(!ag_, "gmm checkpoints: the --autograd path has none");
   const std::string algo = checkpoint_meta(st, "gmm.algorithm");
-  JEBM_CHECK(algo == algorithm_name(algo_), st.path << ": a checkpoint of the " << algo << " run, not of "
-                                                    << algorithm_name(algo_));
+  JEBM_USER_CHECK(algo == algorithm_name(algo_), st.path << ": gmm.algorithm \"" << algo << "\": a checkpoint of the "
+                                                         << algo << " run, not of " << algorithm_name(algo_));
   const uint64_t walkers = checkpoint_meta_u64(st, "gmm.walkers"), blocks = checkpoint_meta_u64(st, "gmm.holdout_blocks");
-  JEBM_CHECK(walkers == static_cast<uint64_t>(c_.walkers) &&
-                 blocks == static_cast<uint64_t>(has_holdout_ ? c_.holdout_blocks : 0),
-             st.path << ": " << walkers << " walkers and " << blocks << " held-out blocks, the run has " << c_.walkers
-                     << " and " << (has_holdout_ ? c_.holdout_blocks : 0));
+  JEBM_USER_CHECK(walkers == static_cast<uint64_t>(c_.walkers) &&
+                      blocks == static_cast<uint64_t>(has_holdout_ ? c_.holdout_blocks : 0),
+                  st.path << ": " << walkers << " walkers and " << blocks << " held-out blocks, the run has "
+                          << c_.walkers << " and " << (has_holdout_ ? c_.holdout_blocks : 0)
+                          << " (metadata gmm.walkers, gmm.holdout_blocks)");
   const int64_t kd = theta_.k * theta_.d;
   k_ = static_cast<int64_t>(checkpoint_meta_u64(st, "gmm.iteration"));
   theta_.a = vec_of(st, "gmm.theta.a", kd);

@@ -2,7 +2,11 @@
 // Tested by tests/test_image_ebm.cpp (exact resume) and tests/test_cifar10.cpp.
 #include "samplers/population_io.hpp"
 
+#include <cmath>
+#include <cstdlib>
 #include <exception>
+
+#include "runtime/user_error.hpp"
 
 namespace jebm {
 
@@ -10,10 +14,10 @@ namespace {
 
 void copy_into(Tensor& dst, const SafeTensors& st, const std::string& name) {
   const Tensor src = get(st, name);
-  JEBM_CHECK(src.shape() == dst.shape() && src.dtype() == dst.dtype(),
-             st.path << ": tensor \"" << name << "\" is " << shape_str(src.shape()) << " " << dtype_name(src.dtype())
-                     << ", this run expects " << shape_str(dst.shape()) << " " << dtype_name(dst.dtype())
-                     << " (were the options changed since the run started?)");
+  JEBM_USER_CHECK(src.shape() == dst.shape() && src.dtype() == dst.dtype(),
+                  st.path << ": tensor \"" << name << "\" is " << shape_str(src.shape()) << " "
+                          << dtype_name(src.dtype()) << ", this run expects " << shape_str(dst.shape()) << " "
+                          << dtype_name(dst.dtype()) << " (were the options changed since the run started?)");
   dst.copy_(src);
 }
 
@@ -21,7 +25,7 @@ void copy_into(Tensor& dst, const SafeTensors& st, const std::string& name) {
 
 const std::string& checkpoint_meta(const SafeTensors& st, const std::string& key) {
   const auto it = st.metadata.find(key);
-  JEBM_CHECK(it != st.metadata.end(), st.path << ": checkpoint metadata has no \"" << key << "\"");
+  JEBM_USER_CHECK(it != st.metadata.end(), st.path << ": checkpoint metadata has no \"" << key << "\"");
   return it->second;
 }
 
@@ -35,9 +39,18 @@ uint64_t checkpoint_meta_u64(const SafeTensors& st, const std::string& key) {
   } catch (const std::exception&) {
     ok = false;
   }
-  JEBM_CHECK(ok && pos == s.size(),
-             st.path << ": checkpoint metadata \"" << key << "\" = \"" << s << "\" is not an unsigned integer");
+  JEBM_USER_CHECK(ok && pos == s.size(),
+                  st.path << ": checkpoint metadata \"" << key << "\" = \"" << s << "\" is not an unsigned integer");
   return static_cast<uint64_t>(v);
+}
+
+double checkpoint_meta_f64(const SafeTensors& st, const std::string& key) {
+  const std::string& s = checkpoint_meta(st, key);
+  char* end = nullptr;
+  const double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
+  JEBM_USER_CHECK(!s.empty() && end == s.c_str() + s.size() && std::isfinite(v),
+                  st.path << ": checkpoint metadata \"" << key << "\" = \"" << s << "\" is not a finite number");
+  return v;
 }
 
 void save_population(const WalkerPopulation& pop, CheckpointTensors& t, CheckpointMetadata& md,
@@ -84,8 +97,14 @@ WalkerTrack load_track(const SafeTensors& st, const std::string& key, int64_t wa
   r.subset_counter = checkpoint_meta_u64(st, key + "subset_counter");
   if (st.tensors.count(key + "u_cache"))
     r.u_cache = get(st, key + "u_cache", Shape{walkers}, DType::Float64).clone();
+  JEBM_USER_CHECK(!r.initialised || r.u_cache.defined(),
+                  st.path << ": " << key << "initialised is 1 but the file has no tensor \"" << key << "u_cache\"");
   const int64_t lm = static_cast<int64_t>(checkpoint_meta_u64(st, key + "last_moved_count"));
   if (lm > 0) r.last_moved = get(st, key + "last_moved", Shape{lm}, DType::Int64).host_vector<int64_t>();
+  // Checked here, where the file is known, rather than by Trainer::restore.
+  for (int64_t i : r.last_moved)
+    JEBM_USER_CHECK(i >= 0 && i < walkers, st.path << ": tensor \"" << key << "last_moved\" holds walker index " << i
+                                                   << ", outside [0, " << walkers << ")");
   return r;
 }
 

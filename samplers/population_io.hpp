@@ -42,8 +42,9 @@ void save_trainer_state(const Trainer::State& s, CheckpointTensors& tensors, Che
 // takes it). Checkpoints from before the held-out walkers and the correction existed load with those fields off.
 Trainer::State load_trainer_state(const SafeTensors& st, int64_t walkers, int64_t holdout_walkers = 0);
 
-// Metadata accessors that name the file and the key on a missing or malformed entry.
+// Metadata accessors: a missing or malformed entry is a UserError naming the file, the key and the value.
 const std::string& checkpoint_meta(const SafeTensors& st, const std::string& key);
 uint64_t checkpoint_meta_u64(const SafeTensors& st, const std::string& key);
+double checkpoint_meta_f64(const SafeTensors& st, const std::string& key);
 
 }  // namespace jebm

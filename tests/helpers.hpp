@@ -15,6 +15,7 @@
 
 #include "runtime/cuda_api.hpp"
 #include "runtime/tensor.hpp"
+#include "runtime/user_error.hpp"
 
 namespace jebm::test {
 
@@ -46,17 +47,36 @@ inline bool all_close(const Tensor& got, const Tensor& want, double atol, double
   return all_close(got.to_vector(), want.to_vector(), atol, rtol, what);
 }
 
-// `fn` must throw jebm::Error whose message mentions every needle (the message is logged at test_suite level).
+// The message of an expected error: logged at test_suite level, and it must mention every needle.
+inline void check_error_message(const std::string& msg, const std::vector<std::string>& needles) {
+  BOOST_TEST_MESSAGE("error: " << msg);
+  for (const auto& n : needles)
+    BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message lacks '" << n << "': " << msg);
+}
+
+// `fn` must throw jebm::Error whose message mentions every needle.
 template <typename F>
 void expect_error(F&& fn, const std::vector<std::string>& needles) {
   try {
     fn();
     BOOST_ERROR("no error; expected one mentioning '" << needles.front() << "'");
   } catch (const Error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST_MESSAGE("error: " << msg);
-    for (const auto& n : needles)
-      BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message lacks '" << n << "': " << msg);
+    check_error_message(e.what(), needles);
+  }
+}
+
+// `fn` must throw a jebm::UserError (the user's option, value or file at fault) whose message mentions every needle
+// and carries no source location; any other jebm::Error (an internal one, reported as a bug) fails the test.
+template <typename F>
+void expect_user_error(F&& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+    BOOST_ERROR("no error; expected one mentioning '" << needles.front() << "'");
+  } catch (const UserError& e) {
+    check_error_message(e.what(), needles);
+    BOOST_CHECK_MESSAGE(!has_source_location(e.what()), "a source location in a user error: " << e.what());
+  } catch (const Error& e) {
+    BOOST_ERROR("an internal error where the user is at fault: " << e.what());
   }
 }
 

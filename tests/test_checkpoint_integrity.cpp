@@ -18,6 +18,7 @@
 
 using namespace jebm;
 using jebm::test::expect_error;
+using jebm::test::expect_user_error;
 using jebm::test::TempDir;
 
 namespace {
@@ -85,7 +86,7 @@ BOOST_AUTO_TEST_CASE(every_flipped_data_bit_is_detected_and_names_the_tensor) {
       ++total;
       try {
         load_safetensors(bad);
-      } catch (const Error& e) {
+      } catch (const UserError& e) {  // the file is at fault, not jebm
         const std::string msg = e.what();
         const bool named = msg.find(std::string("tensor \"") + owner(pos) + "\"") != std::string::npos &&
                            msg.find("CRC-32") != std::string::npos;
@@ -119,9 +120,9 @@ BOOST_AUTO_TEST_CASE(malformed_or_partial_checksums_are_errors) {
   const std::string a = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
   const std::string b = R"("b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]})";
   write_bytes(path, raw_file(R"({"__metadata__":{"jebm.crc32:a":"xyz"},)" + a + "}", data));
-  expect_error([&] { load_safetensors(path); }, {path, "tensor \"a\"", "8 hex digits"});
+  expect_user_error([&] { load_safetensors(path); }, {path, "tensor \"a\"", "8 hex digits"});
   write_bytes(path, raw_file(R"({"__metadata__":{"jebm.crc32:zz":"00000000"},)" + a + "}", data));
-  expect_error([&] { load_safetensors(path); }, {path, "\"zz\"", "does not hold"});
+  expect_user_error([&] { load_safetensors(path); }, {path, "\"zz\"", "does not hold"});
   // A real checksum for "a" (taken from a jebm save of the same tensor), none for "b": a stripped key is noticed.
   const std::string ref = (dir.path / "ref.safetensors").string();
   save_safetensors(ref, {{"a", Tensor::from_vector(std::vector<float>{1.5f, -2.0f}, {2})}});
@@ -129,7 +130,7 @@ BOOST_AUTO_TEST_CASE(malformed_or_partial_checksums_are_errors) {
   const size_t at = ref_bytes.find("\"jebm.crc32:a\":\"") + std::strlen("\"jebm.crc32:a\":\"");
   const std::string sum = ref_bytes.substr(at, 8);
   write_bytes(path, raw_file(R"({"__metadata__":{"jebm.crc32:a":")" + sum + "\"}," + a + "," + b + "}", data));
-  expect_error([&] { load_safetensors(path); }, {path, "tensor \"b\"", "no checksum"});
+  expect_user_error([&] { load_safetensors(path); }, {path, "tensor \"b\"", "no checksum"});
   expect_error([&] { save_safetensors(path, weights(), {{"jebm.crc32:w", "00000000"}}); }, {"reserved prefix"});
 }
 
@@ -150,8 +151,8 @@ BOOST_AUTO_TEST_CASE(non_finite_tensors_are_refused_when_asked) {
   t[0].second = Tensor::from_vector(std::vector<float>{0, 0, 0, 0, 0, std::nanf("")}, {2, 3});
   save_safetensors(path, t);
   BOOST_TEST(load_safetensors(path).checksummed);
-  expect_error([&] { load_safetensors(path, {true}); }, {path, "tensor \"w\"", "index 5"});
-  expect_error([&] { require_finite("x.safetensors", "w", t[0].second); }, {"x.safetensors", "\"w\""});
+  expect_user_error([&] { load_safetensors(path, {true}); }, {path, "tensor \"w\"", "index 5"});
+  expect_user_error([&] { require_finite("x.safetensors", "w", t[0].second); }, {"x.safetensors", "\"w\""});
   BOOST_CHECK_NO_THROW(require_finite("x.safetensors", "step", weights()[2].second));  // int64 tensors have no non-finite values
 }
 
@@ -168,7 +169,7 @@ BOOST_AUTO_TEST_CASE(edited_metadata_is_refused_and_metadata_without_its_checksu
     BOOST_REQUIRE(at != std::string::npos && at < 8 + header_length(bad));
     bad.replace(at, from.size(), to);
     write_bytes(path, bad);
-    expect_error([&] { load_safetensors(path); }, {path, "CRC-32 of its metadata", "changed after jebm wrote it"});
+    expect_user_error([&] { load_safetensors(path); }, {path, "CRC-32 of its metadata", "changed after jebm wrote it"});
   }
   // A file of another tool, or of a jebm that wrote no metadata checksum, loads as before.
   write_bytes(path, raw_file(R"({"__metadata__":{"gmm.iteration":"31"},"b":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})",
