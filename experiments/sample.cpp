@@ -133,21 +133,56 @@ std::vector<std::pair<std::string, std::string>> sample_options(const po::variab
   return kv;
 }
 
-}  // namespace
-
-int run_sample(const std::vector<std::string>& args) {
+// What `jebm sample` was asked for: the options' values and the variables map they were parsed into.
+struct SampleOptions {
   std::string checkpoint, out, from = "uniform", device_name = "cpu";
   int64_t steps = -1, n = 64, columns = 0, eval_chunk = 256;
   uint64_t seed = 1;
   int threads = 0;
   bool force = false, no_progress = false;
   double h = 0, sigma = 0, drift_clip = 0;
-  // The valid range of every numeric option (--help shows it; checked after parsing). --h/--noise/--drift-clip
-  // taken from the run's options.txt are checked against the same ranges below.
+  po::variables_map vm;
+};
+
+// The valid range of every numeric option (--help shows it; checked after parsing). --h/--noise/--drift-clip
+// taken from the run's options.txt are checked against the same ranges (resolve_ula_settings).
+OptionRanges sample_ranges() {
   OptionRanges R = {{"steps", within(0, 1000000000)}, {"n", at_least(1)}, {"h", above(0)},
                     {"noise", at_least(0)},   {"drift-clip", at_least(0)}, {"columns", at_least(0)},
                     {"eval-chunk", at_least(0)}};
   R.add(shared_option_ranges());
+  return R;
+}
+
+// The options of `jebm sample`, in the order --help lists them, bound to o's fields.
+void declare_sample_options(po::options_description& desc, SampleOptions& o, const OptionRanges& R) {
+  // clang-format off
+  shared_option::help(desc);
+  shared_option::version(desc);
+  desc.add_options()
+      ("checkpoint", po::value(&o.checkpoint), "checkpoint.safetensors of a jebm mnist or cifar10 run (required)")
+      ("steps", po::value(&o.steps), R.help("steps", "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)").c_str())
+      ("n", po::value(&o.n)->default_value(o.n), R.help("n", "samples (jebm's choice: 64, an 8x8 grid)").c_str())
+      ("h", po::value(&o.h), R.help("h", "ULA step size (default: the run's, else the experiment's)").c_str())
+      ("drift-clip", po::value(&o.drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else the experiment's)").c_str())
+      ("from", po::value(&o.from)->default_value(o.from),
+       "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
+      ("columns", po::value(&o.columns)->default_value(o.columns), R.help("columns", "grid columns; 0 = ceil(sqrt(n))").c_str())
+      ("eval-chunk", po::value(&o.eval_chunk)->default_value(o.eval_chunk),
+       R.help("eval-chunk", "samples per forward/backward chunk (memory only; results do not depend on it)").c_str());
+  // clang-format on
+  desc.add_options()("noise", po::value(&o.sigma), R.help("noise", "ULA noise std sigma; 0 = sqrt(2h) (default: the "
+                                                                   "run's, else the experiment's)").c_str());
+  shared_option::out(desc, o.out, "samples.png (the grid) and options.txt (required)");
+  shared_option::force(desc, o.force);
+  shared_option::seed(desc, o.seed);
+  shared_option::device(desc, o.device_name, "where the energy and the samples live");
+  shared_option::threads(desc, o.threads);
+  shared_option::no_progress(desc, o.no_progress);
+}
+
+// Parses and checks `args` into o; false when --help was asked for (and printed).
+bool parse_sample_options(const std::vector<std::string>& args, SampleOptions& o, const OptionRanges& R) {
   po::options_description desc(
       "jebm sample: draw fresh samples from the energy of a `jebm mnist` / `jebm cifar10` run checkpoint by\n"
       "unweighted ULA (x <- x - h clip(grad_x U) + sigma xi) from uniform noise on [-1,1] (or from the run's saved\n"
@@ -156,61 +191,35 @@ int run_sample(const std::vector<std::string>& args) {
       "experiment's official values (mnist: h 5e-5, noise 1e-4, no clip; cifar10: h 1, noise 0.01, clip 0.3).\n"
       "The images have the size of the run's walkers (14x14 for a `jebm mnist --downsample 2` run).\n\n"
       "Options");
-  // clang-format off
-  shared_option::help(desc);
-  shared_option::version(desc);
-  desc.add_options()
-      ("checkpoint", po::value(&checkpoint), "checkpoint.safetensors of a jebm mnist or cifar10 run (required)")
-      ("steps", po::value(&steps), R.help("steps", "ULA steps (required; the experiments' burn-in: mnist 20000, cifar10 8000)").c_str())
-      ("n", po::value(&n)->default_value(n), R.help("n", "samples (jebm's choice: 64, an 8x8 grid)").c_str())
-      ("h", po::value(&h), R.help("h", "ULA step size (default: the run's, else the experiment's)").c_str())
-      ("drift-clip", po::value(&drift_clip), R.help("drift-clip", "clip each coordinate of grad_x U to +-c; 0 = off (default: the run's, else the experiment's)").c_str())
-      ("from", po::value(&from)->default_value(from),
-       "uniform: start from uniform noise on [-1,1] | checkpoint-walkers: start from the run's first --n walkers")
-      ("columns", po::value(&columns)->default_value(columns), R.help("columns", "grid columns; 0 = ceil(sqrt(n))").c_str())
-      ("eval-chunk", po::value(&eval_chunk)->default_value(eval_chunk),
-       R.help("eval-chunk", "samples per forward/backward chunk (memory only; results do not depend on it)").c_str());
-  // clang-format on
-  desc.add_options()("noise", po::value(&sigma), R.help("noise", "ULA noise std sigma; 0 = sqrt(2h) (default: the "
-                                                                 "run's, else the experiment's)").c_str());
-  shared_option::out(desc, out, "samples.png (the grid) and options.txt (required)");
-  shared_option::force(desc, force);
-  shared_option::seed(desc, seed);
-  shared_option::device(desc, device_name, "where the energy and the samples live");
-  shared_option::threads(desc, threads);
-  shared_option::no_progress(desc, no_progress);
-  po::variables_map vm;
+  declare_sample_options(desc, o, R);
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
+    po::store(po::command_line_parser(args).options(desc).run(), o.vm);
+    if (o.vm.count("help")) {
       std::cout << "usage: jebm sample --checkpoint PATH --steps K --out DIR [options]\n" << help_text(desc) << "\n";
-      return 0;
+      return false;
     }
-    po::notify(vm);
+    po::notify(o.vm);
   } catch (const po::error& e) {
     fail_option_error(e, desc, "sample");
   }
-  JEBM_USER_CHECK(!checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
-  JEBM_USER_CHECK(vm.count("steps"), "--steps K is required (see jebm sample --help)");
-  JEBM_USER_CHECK(!out.empty(), "--out DIR is required (the run directory; see jebm sample --help)");
-  R.check(vm);
-  JEBM_USER_CHECK(from == "uniform" || from == "checkpoint-walkers",
-             "--from " << from << ": expected uniform or checkpoint-walkers");
-  JEBM_USER_CHECK(fs::is_regular_file(checkpoint), "--checkpoint '" << checkpoint << "': no such file");
-  apply_threads(threads);
-  const Device device = device_from_name(device_name);
-  if (device.is_cuda()) cuda_api::require("jebm sample --device cuda");
+  JEBM_USER_CHECK(!o.checkpoint.empty(), "--checkpoint PATH is required (see jebm sample --help)");
+  JEBM_USER_CHECK(o.vm.count("steps"), "--steps K is required (see jebm sample --help)");
+  JEBM_USER_CHECK(!o.out.empty(), "--out DIR is required (the run directory; see jebm sample --help)");
+  R.check(o.vm);
+  JEBM_USER_CHECK(o.from == "uniform" || o.from == "checkpoint-walkers",
+                  "--from " << o.from << ": expected uniform or checkpoint-walkers");
+  JEBM_USER_CHECK(fs::is_regular_file(o.checkpoint), "--checkpoint '" << o.checkpoint << "': no such file");
+  return true;
+}
 
-  const SafeTensors st = reading_user_file([&] { return load_safetensors(checkpoint); });
-  const EnergyKind& kind = detect_energy(st);
-  const Shape image = run_image_shape(st, kind);
-  check_tensor_bytes(n, shape_numel(image), 4, "--n " + std::to_string(n) + " samples of " + shape_str(image) + " pixels");
-
-  // ULA settings: command line, else the run's options.txt, else the experiment's defaults.
-  const std::map<std::string, std::string> run_opts = read_run_options(fs::path(checkpoint).parent_path() / "options.txt");
+// The ULA settings not given on the command line: the run's options.txt beside the checkpoint, else the
+// experiment's defaults. Returns where they came from ("" when all were given).
+std::string resolve_ula_settings(SampleOptions& o, const EnergyKind& kind, const OptionRanges& R) {
+  const fs::path run_options = fs::path(o.checkpoint).parent_path() / "options.txt";
+  const std::map<std::string, std::string> run_opts = read_run_options(run_options);
   std::string source;
   auto pick = [&](const char* name, double& v, double fallback) {
-    if (vm.count(name)) return;
+    if (o.vm.count(name)) return;
     const auto it = run_opts.find(name);
     if (it != run_opts.end()) {
       try {
@@ -218,60 +227,63 @@ int run_sample(const std::vector<std::string>& args) {
         source = "the run's options.txt";
         return;
       } catch (const std::exception&) {
-        JEBM_USER_FAIL(fs::path(checkpoint).parent_path() / "options.txt" << ": " << name << " = \"" << it->second
-                                                                     << "\" is not a number");
+        JEBM_USER_FAIL(run_options << ": " << name << " = \"" << it->second << "\" is not a number");
       }
     }
     v = fallback;
     if (source.empty()) source = "the official defaults for " + kind.name;
   };
-  pick("h", h, kind.h);
-  pick("noise", sigma, kind.sigma);
-  pick("drift-clip", drift_clip, kind.drift_clip);
-  // Values from the command line were checked above; these may come from the run's options.txt.
-  auto label = [&](const std::string& name) { return "--" + name + (vm.count(name) ? "" : " (from " + source + ")"); };
-  check_range(label("h"), h, R.at("h"));
-  check_range(label("noise"), sigma, R.at("noise"));
-  check_range(label("drift-clip"), drift_clip, R.at("drift-clip"));
+  pick("h", o.h, kind.h);
+  pick("noise", o.sigma, kind.sigma);
+  pick("drift-clip", o.drift_clip, kind.drift_clip);
+  // Values from the command line were checked by parse_sample_options; these may come from the run's options.txt.
+  auto label = [&](const std::string& name) {
+    return "--" + name + (o.vm.count(name) ? "" : " (from " + source + ")");
+  };
+  check_range(label("h"), o.h, R.at("h"));
+  check_range(label("noise"), o.sigma, R.at("noise"));
+  check_range(label("drift-clip"), o.drift_clip, R.at("drift-clip"));
+  return source;
+}
 
-  // The energy with the checkpoint's parameters (every one present, same shape and dtype).
-  Generator gen{seed, 0};
-  std::shared_ptr<Module> energy = make_energy(kind, gen);
-  load_module_parameters(*energy, st, "model.");
-
+// The samples' starting points, [n, image...]: uniform noise on [-1, 1], or the run's first n walkers.
+Tensor initial_samples(const SampleOptions& o, const SafeTensors& st, const Shape& image) {
   Shape shape = image;
-  shape.insert(shape.begin(), n);
-  Tensor x0;
-  if (from == "uniform") {
-    Generator wgen{seed ^ kSampleInitKey, 0};
-    x0 = rand_uniform(shape, -1.0, 1.0, wgen);
-  } else {
-    const auto it = st.tensors.find("walkers.x");
-    JEBM_USER_CHECK(it != st.tensors.end(), "--checkpoint " << checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
-    const Tensor& wx = it->second;
-    Shape want = image;
-    want.insert(want.begin(), wx.dim() > 0 ? wx.size(0) : 0);
-    JEBM_USER_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
-               "--checkpoint " << checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want " << shape_str(want));
-    JEBM_USER_CHECK(n <= wx.size(0), "--n " << n << ": the checkpoint holds only " << wx.size(0) << " walkers");
-    x0 = wx.rows(0, n).clone();
+  shape.insert(shape.begin(), o.n);
+  if (o.from == "uniform") {
+    Generator wgen{o.seed ^ kSampleInitKey, 0};
+    return rand_uniform(shape, -1.0, 1.0, wgen);
   }
+  const auto it = st.tensors.find("walkers.x");
+  JEBM_USER_CHECK(it != st.tensors.end(),
+                  "--checkpoint " << o.checkpoint << ": no \"walkers.x\" for --from checkpoint-walkers");
+  const Tensor& wx = it->second;
+  Shape want = image;
+  want.insert(want.begin(), wx.dim() > 0 ? wx.size(0) : 0);
+  JEBM_USER_CHECK(wx.shape() == want && wx.dtype() == DType::Float32,
+                  "--checkpoint " << o.checkpoint << ": walkers.x is " << shape_str(wx.shape()) << ", want "
+                                  << shape_str(want));
+  JEBM_USER_CHECK(o.n <= wx.size(0), "--n " << o.n << ": the checkpoint holds only " << wx.size(0) << " walkers");
+  return wx.rows(0, o.n).clone();
+}
 
-  energy->to(device);
-  WalkerPopulation pop = WalkerPopulation::create(x0.to(device), seed ^ kSampleNoiseKey);
+// Runs the unweighted ULA moves on `pop` (with the run directory locked and options.txt written), writes the grid
+// and prints the summary; 3 when the samples' mean energy is not finite.
+int draw_samples(const SampleOptions& o, const SafeTensors& st, const EnergyKind& kind, Module& energy,
+                 WalkerPopulation& pop, const std::string& source) {
   TrainerOptions to;
-  to.eval_chunk = eval_chunk;
-  Trainer tr(*energy, pop, to);  // only for energy_and_grad
+  to.eval_chunk = o.eval_chunk;
+  Trainer tr(energy, pop, to);  // only for energy_and_grad
   UlaConfig ula;
-  ula.h = h;
-  ula.sigma = sigma;
-  ula.drift_clip = drift_clip;
+  ula.h = o.h;
+  ula.sigma = o.sigma;
+  ula.drift_clip = o.drift_clip;
   ula.weighted = false;
-  const RunDirLock run_lock = prepare_run_dir(out, force, false);
-  write_options(out, sample_options(vm, h, sigma, drift_clip));
-  Progress prog("sample " + kind.name, steps, !no_progress);
+  const RunDirLock run_lock = prepare_run_dir(o.out, o.force, false);
+  write_options(o.out, sample_options(o.vm, o.h, o.sigma, o.drift_clip));
+  Progress prog("sample " + kind.name, o.steps, !o.no_progress);
   Tensor u, g;
-  for (int64_t k = 0; k < steps; ++k) {
+  for (int64_t k = 0; k < o.steps; ++k) {
     tr.energy_and_grad(pop.x, u, g);
     ula_jarzynski_step(pop, u, g, ula, MoveKind::MoveOnly);
     prog.update(k + 1);
@@ -279,23 +291,50 @@ int run_sample(const std::vector<std::string>& args) {
   prog.finish();
   u = tr.energy_only(pop.x);
   double mean_u = 0.0;
-  for (double v : u.to_vector()) mean_u += v / static_cast<double>(n);
-  const int64_t cols =
-      columns > 0 ? columns : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
-  const std::string grid = (fs::path(out) / "samples.png").string();
+  for (double v : u.to_vector()) mean_u += v / static_cast<double>(o.n);
+  const auto side = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(o.n))));
+  const int64_t cols = o.columns > 0 ? o.columns : std::max<int64_t>(1, side);
+  const std::string grid = (fs::path(o.out) / "samples.png").string();
   write_image_grid(grid, pop.x.to(Device::cpu()), cols);
 
   const auto it_meta = st.metadata.find("iteration");
-  std::cout << "jebm sample: " << kind.name << " energy from " << checkpoint << " (update "
-            << (it_meta != st.metadata.end() ? it_meta->second : std::string("?")) << "); " << n << " samples from "
-            << from << ", " << steps << " ULA steps, h " << h << ", noise " << (sigma > 0 ? sigma : std::sqrt(2 * h))
-            << ", drift clip " << drift_clip << " (" << (source.empty() ? "command line" : source)
-            << "); mean energy " << std::setprecision(6) << mean_u << "\n  wrote " << grid << ", "
-            << (fs::path(out) / "options.txt").string() << "\n";
+  std::cout << "jebm sample: " << kind.name << " energy from " << o.checkpoint << " (update "
+            << (it_meta != st.metadata.end() ? it_meta->second : std::string("?")) << "); " << o.n << " samples from "
+            << o.from << ", " << o.steps << " ULA steps, h " << o.h << ", noise "
+            << (o.sigma > 0 ? o.sigma : std::sqrt(2 * o.h)) << ", drift clip " << o.drift_clip << " ("
+            << (source.empty() ? "command line" : source) << "); mean energy " << std::setprecision(6) << mean_u
+            << "\n  wrote " << grid << ", " << (fs::path(o.out) / "options.txt").string() << "\n";
   if (std::isfinite(mean_u)) return 0;
   std::cerr << "jebm sample: the samples' mean energy is " << mean_u << " (non-finite): the sampler diverged; try a "
                "smaller --h or a --drift-clip\n";
   return 3;
+}
+
+}  // namespace
+
+int run_sample(const std::vector<std::string>& args) {
+  SampleOptions o;
+  const OptionRanges R = sample_ranges();
+  if (!parse_sample_options(args, o, R)) return 0;
+  apply_threads(o.threads);
+  const Device device = device_from_name(o.device_name);
+  if (device.is_cuda()) cuda_api::require("jebm sample --device cuda");
+
+  const SafeTensors st = reading_user_file([&] { return load_safetensors(o.checkpoint); });
+  const EnergyKind& kind = detect_energy(st);
+  const Shape image = run_image_shape(st, kind);
+  check_tensor_bytes(o.n, shape_numel(image), 4,
+                     "--n " + std::to_string(o.n) + " samples of " + shape_str(image) + " pixels");
+  const std::string source = resolve_ula_settings(o, kind, R);
+
+  // The energy with the checkpoint's parameters (every one present, same shape and dtype).
+  Generator gen{o.seed, 0};
+  std::shared_ptr<Module> energy = make_energy(kind, gen);
+  load_module_parameters(*energy, st, "model.");
+  const Tensor x0 = initial_samples(o, st, image);
+  energy->to(device);
+  WalkerPopulation pop = WalkerPopulation::create(x0.to(device), o.seed ^ kSampleNoiseKey);
+  return draw_samples(o, st, kind, *energy, pop, source);
 }
 
 }  // namespace jebm
