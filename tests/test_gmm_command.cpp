@@ -1,49 +1,29 @@
 // `jebm gmm` through the binary, as a user runs it: a run directory written by jebm 0.1.0 (tests/fixtures) still
-// resumes and ends as a fresh run does; the summary (width, "-", the verdict line, the "wrote" line); resuming a
-// finished run.
-#include <sys/wait.h>
-
+// resumes and ends as a fresh run does; the summary (width with 2, 3 and 5 modes, "-", the verdict line, the "wrote"
+// line); resuming a finished run.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "tests/helpers.hpp"
+#include "tests/binary_helpers.hpp"
 
 namespace fs = std::filesystem;
 using jebm::test::lines_of;
+using jebm::test::Ran;
+using jebm::test::run_jebm;
+using jebm::test::slurp;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream is(p);
-  std::stringstream ss;
-  ss << is.rdbuf();
-  return ss.str();
-}
-
-// What one `jebm gmm ARGS` printed, and its exit code.
-struct Ran {
-  int rc = -1;
-  std::string out, err;
-};
-
-Ran jebm_gmm(const fs::path& tmp, const std::vector<std::string>& args) {
-  std::string cmd = "'" JEBM_BINARY "' gmm";
-  for (const auto& a : args) cmd += " '" + a + "'";
-  const fs::path out = tmp / "stdout.txt", err = tmp / "stderr.txt";
-  cmd += " > '" + out.string() + "' 2> '" + err.string() + "'";
-  const int status = std::system(cmd.c_str());
-  Ran r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
+// What `jebm gmm ARGS` printed, and its exit code.
+Ran jebm_gmm(std::vector<std::string> args) {
+  args.insert(args.begin(), "gmm");
+  return run_jebm(args);
 }
 
 // Every metrics column but the last (time_s), row by row; on the rows before iteration `fixed_from`, also without
@@ -86,17 +66,17 @@ BOOST_AUTO_TEST_CASE(a_run_written_by_jebm_0_1_0_resumes) {
   jebm::test::TempDir tmp;
   const fs::path run = tmp.path / "run", fresh = tmp.path / "fresh";
   fs::copy(fs::path(JEBM_FIXTURES) / "gmm-run-0.1.0", run);
-  const Ran resumed = jebm_gmm(tmp.path, {"--resume", run.string(), "--iterations", "60", "--no-progress"});
-  BOOST_TEST(resumed.rc == 0, resumed.err);
+  const Ran resumed = jebm_gmm({"--resume", run.string(), "--iterations", "60", "--no-progress"});
+  BOOST_TEST(resumed.code == 0, resumed.err);
   BOOST_TEST(std::count(resumed.err.begin(), resumed.err.end(), '\n') == 1, resumed.err);
   for (const char* part : {"options.txt has old option names", "--data is now --samples", "--sigma is now --noise",
                            "--resample-cv2 C is now --resample-cv sqrt(C)"})
     BOOST_TEST(resumed.err.find(part) != std::string::npos, part);
-  const Ran straight = jebm_gmm(tmp.path, {"--quick", "--dim", "3", "--walkers", "100", "--samples", "200",
+  const Ran straight = jebm_gmm({"--quick", "--dim", "3", "--walkers", "100", "--samples", "200",
                                            "--iterations", "60", "--checkpoint-every", "30", "--log-every", "5",
                                            "--holdout-walkers", "20", "--holdout-blocks", "2", "--noise", "0.4",
                                            "--resample-cv", "0.25", "--no-progress", "--out", fresh.string()});
-  BOOST_TEST(straight.rc == 0, straight.err);
+  BOOST_TEST(straight.code == 0, straight.err);
   BOOST_TEST(straight.err.empty(), straight.err);
   for (const char* algo : kAlgos) {
     const std::string f = "metrics_" + std::string(algo) + ".csv";
@@ -137,8 +117,8 @@ BOOST_AUTO_TEST_CASE(the_summary_reads_at_a_glance) {
   const fs::path run = tmp.path / "run";
   std::vector<std::string> args = kSmallRun;
   args.insert(args.end(), {"--out", run.string()});
-  const Ran r = jebm_gmm(tmp.path, args);
-  BOOST_REQUIRE(r.rc == 0);
+  const Ran r = jebm_gmm(args);
+  BOOST_REQUIRE(r.code == 0);
   const std::vector<std::string> lines = lines_of(r.out);
   for (const auto& line : lines) BOOST_TEST(line.size() <= 100u, line);
   BOOST_TEST(r.out.find("nan") == std::string::npos, r.out);
@@ -183,9 +163,9 @@ BOOST_AUTO_TEST_CASE(the_summary_fits_with_more_modes) {
       for (const std::string& m : means) args.insert(args.end(), {"--teacher-mean", m});
       args.insert(args.end(), {"--teacher-weights", weights, "--student-modes", std::to_string(means.size()),
                                "--out", run.string()});
-      const Ran r = jebm_gmm(tmp.path, args);
+      const Ran r = jebm_gmm(args);
       BOOST_TEST_INFO("stdout:\n" << r.out << "stderr:\n" << r.err);
-      BOOST_REQUIRE(r.rc == 0);
+      BOOST_REQUIRE(r.code == 0);
       const std::vector<std::string> lines = lines_of(r.out);
       for (const auto& line : lines) BOOST_TEST(line.size() <= 100u, line);
       BOOST_TEST(r.out.find("nan") == std::string::npos);
@@ -234,12 +214,12 @@ BOOST_AUTO_TEST_CASE(resuming_a_finished_run_has_nothing_to_do) {
   const fs::path run = tmp.path / "run";
   std::vector<std::string> args = kSmallRun;
   args.insert(args.end(), {"--out", run.string()});
-  BOOST_REQUIRE(jebm_gmm(tmp.path, args).rc == 0);
+  BOOST_REQUIRE(jebm_gmm(args).code == 0);
   std::vector<std::string> before;
   for (const char* f : {"options.txt", "metrics_cd.csv", "checkpoint_cd.safetensors", "gmm.svg"})
     before.push_back(slurp(run / f));
-  const Ran again = jebm_gmm(tmp.path, {"--resume", run.string()});
-  BOOST_TEST(again.rc == 0);
+  const Ran again = jebm_gmm({"--resume", run.string()});
+  BOOST_TEST(again.code == 0);
   BOOST_TEST(again.out.find("nothing to do") != std::string::npos, again.out);
   BOOST_TEST(again.out.find("algorithm") == std::string::npos, again.out);
   BOOST_TEST(again.err.find("it/s") == std::string::npos, again.err);
@@ -247,7 +227,7 @@ BOOST_AUTO_TEST_CASE(resuming_a_finished_run_has_nothing_to_do) {
   for (const char* f : {"options.txt", "metrics_cd.csv", "checkpoint_cd.safetensors", "gmm.svg"})
     BOOST_TEST(slurp(run / f) == before[i++], f);
   // A larger --iterations extends it.
-  const Ran longer = jebm_gmm(tmp.path, {"--resume", run.string(), "--iterations", "45", "--no-progress"});
-  BOOST_TEST(longer.rc == 0);
+  const Ran longer = jebm_gmm({"--resume", run.string(), "--iterations", "45", "--no-progress"});
+  BOOST_TEST(longer.code == 0);
   BOOST_TEST(longer.out.find("algorithm") != std::string::npos, longer.out);
 }
