@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/cpu/philox_normals.hpp"
 #include "runtime/philox.hpp"
 #include "samplers/resampling.hpp"
 #include "samplers/walkers.hpp"
@@ -95,9 +96,14 @@ struct UlaMove {
 constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; the Philox loop vectorises)
 
 // z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as philox_normal2_poly would
-// give them: the Philox loop and the log/sincos loop vectorise; sqrt is done apart (libm's errno path would
-// stop the vectoriser), with the same correctly rounded result.
+// give them. On a CPU with AVX-512F, its intrinsics twin (runtime/cpu/philox_normals.hpp: same bits, 8 streams per
+// step); otherwise, and with JEBM_NOISE=reference, the code below, in the caller's clone: the Philox loop and the
+// log/sincos loop vectorise; sqrt is done apart (libm's errno path would stop the vectoriser), with the same
+// correctly rounded result.
 JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint64_t offset, int64_t np, double* z) {
+#if !defined(__CUDA_ARCH__)
+  if (cpu::philox_normals_fast(seed, first, offset, np, z)) return;
+#endif
   uint32_t w0[kUlaTile], w1[kUlaTile], w2[kUlaTile], w3[kUlaTile];
   double r2[kUlaTile], sn[kUlaTile], cs[kUlaTile];
   for (int64_t p = 0; p < np; ++p) {

@@ -17,6 +17,7 @@
 #include "experiments/bench/bench_models.hpp"
 #include "experiments/bench/bench_samplers.hpp"
 #include "experiments/bench/gmm.hpp"
+#include "experiments/bench/noise.hpp"
 #include "experiments/bench/peak.hpp"
 #include "experiments/bench/timing.hpp"
 #include "experiments/bench/torch_compare.hpp"
@@ -120,6 +121,12 @@ void bench_gmm_scaling_section(const BenchOptions& o, std::vector<BenchRow>& row
     rows.push_back({"gmm_scaling", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
 }
 
+// The walkers' Gaussian noise alone, reference and AVX-512 (experiments/bench/noise.cpp); always on the CPU.
+void bench_noise_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
+  for (const SamplerTiming& t : bench_noise_timings(o.repeat))
+    rows.push_back({"noise", t.name, DType::Float64, t.median_ms, t.flops, t.bytes});
+}
+
 // The image samplers as the product runs them: one ULA move and one Trainer::step (Algorithm 1) per energy CNN
 // (experiments/bench/bench_samplers.cpp; the PyTorch twin is experiments/bench/torch_reference.py).
 void bench_ula_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
@@ -142,6 +149,8 @@ const std::vector<BenchSection>& bench_sections() {
       {"gmm", "Gaussian mixture, d = 50, N = 10^4: fused ULA+Jarzynski kernel, one full iteration", bench_gmm_section},
       {"gmm_scaling", "Gaussian mixture: one full iteration at N = 10^3 ... 10^6 (d = 50) and d = 10 ... 1000 "
                       "(N = 10^4), against its memory floor", bench_gmm_scaling_section},
+      {"noise", "the walkers' Gaussian noise (Philox + Box-Muller) by the scalar reference and its AVX-512 twin: "
+                "5 x 10^5 normals on one thread, and one full GMM iteration on each path", bench_noise_section},
       {"ula_cnn", "the product's MNIST and CIFAR-10 training (their defaults, --batch walkers per moving subset and "
                   "in the loss): one ULA move as Trainer::step makes it, and one whole Trainer::step (--moves "
                   "moves of one subset instead of the defaults' 6 x 30 and 1 x 60 when > 0)", bench_ula_cnn_section},

@@ -23,7 +23,8 @@ struct StepArgs {
 };
 
 // Walkers [b0, b1) of the batch, serially. Compiled twice (AVX2 and baseline, picked at load time): the noise
-// loops vectorise 4-wide with AVX2. No FMA is enabled, so both clones give bit-identical results.
+// loops vectorise 4-wide with AVX2 (on a CPU with AVX-512F the noise comes from runtime/cpu/philox_normals.cpp
+// instead). No FMA is enabled, so both clones give bit-identical results.
 template <typename T>
 inline void walker_range(const StepArgs& a, T* x_prev, T* x, const T* g, int64_t b0, int64_t b1) {
   const int64_t d = a.dims;
