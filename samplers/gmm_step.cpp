@@ -89,6 +89,10 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
   std::vector<double> g(static_cast<size_t>(d)), r(static_cast<size_t>(k));
   std::vector<double> t(a.lag_cov ? static_cast<size_t>(k * d + k) : 0), f(static_cast<size_t>(k * d + k));
   const UlaConfig& cfg = *a.cfg;
+  // The chunk's noise in one draw where that is faster (samplers/ula_jarzynski.hpp, ula_walkers_noise).
+  const int64_t nz = 2 * ((d + 1) / 2);
+  std::vector<double> noise;
+  const bool drawn = ula_walkers_noise(a.seed, a.first + static_cast<uint64_t>(b0), b1 - b0, d, a.offset, noise);
   for (int64_t i = b0; i < b1; ++i) {
     double* xi = a.x + i * d;
     const double u = gmm_eval_row(p, xi, r.data(), g.data());
@@ -103,7 +107,9 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
     ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g.data(), u, a.log_w + i, a.partial + i, a.pending + i,
                                  true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
-                                 a.first + static_cast<uint64_t>(i), a.offset, a.x_prev + i * d);
+                                 a.first + static_cast<uint64_t>(i), a.offset, a.x_prev + i * d,
+                                 /*partial_coef, back_den, energy_coef: the defaults*/ 0.5, 0.0, 1.0,
+                                 drawn ? noise.data() + (i - b0) * nz : nullptr);
     const double ai = a.log_w[i];
     if (ai > c.m) {  // a new maximum: rescale what was accumulated so far
       const double sc = std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0;

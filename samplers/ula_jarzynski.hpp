@@ -124,6 +124,21 @@ JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint6
   }
 }
 
+#if !defined(__CUDA_ARCH__)
+// Host: the noise of `count` consecutive walkers (global indices first, first + 1, ...) of dimension `dims` at
+// Philox offset `offset`, walker after walker, each 2 ceil(dims / 2) normals long, into buf, which is resized; or
+// false, leaving buf alone, when the reference path is selected (the walkers then draw tile by tile). Consecutive
+// walkers' streams are consecutive, so the AVX-512 twin fills whole vectors across walkers (a walker of d = 50
+// alone leaves 7 of 32 lanes idle).
+inline bool ula_walkers_noise(uint64_t seed, uint64_t first, int64_t count, int64_t dims, uint64_t offset,
+                              std::vector<double>& buf) {
+  if (cpu::noise_path() != cpu::NoisePath::Avx512) return false;
+  const int64_t pairs = (dims + 1) / 2;
+  buf.resize(static_cast<size_t>(2 * pairs * count));
+  return cpu::philox_normals_fast(seed, first * static_cast<uint64_t>(pairs), offset, pairs * count, buf.data());
+}
+#endif
+
 // acc[0..3] += the squares of v[0..n), in four partial sums (v[e] goes to acc[e % 4], the tail to acc[0]): this
 // breaks the add-latency chain that otherwise dominates the per-walker loop, and fixes the summation order.
 JEBM_HD_ALWAYS_INLINE void ula_add_squares(const double* v, int64_t n, double* acc) {
@@ -143,13 +158,15 @@ JEBM_HD_ALWAYS_INLINE void ula_add_squares(const double* v, int64_t n, double* a
 // UlaConfig::energy_coef(), and 1 leaves every product exact, so the other kernels' bits do not change). Positions: with
 // x_next == nullptr the move is in place (x_prev = x, x = X_next); otherwise X_next goes to x_next (which may be
 // x_prev itself: each coordinate of x_prev is read before it is written) and x is left alone, so a caller that
-// moves every walker can swap the two buffers instead of copying x into x_prev.
+// moves every walker can swap the two buffers instead of copying x into x_prev. noise (host callers only): this
+// walker's 2 ceil(D / 2) normals drawn beforehand (ula_walkers_noise), instead of tile by tile here.
 template <typename T>
 JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, const T* g, double u, double* log_w,
                                   double* partial, int64_t* pending, bool complete, bool move, bool weighted,
                                   double h, double sigma, double clip, uint64_t seed, uint64_t walker,
                                   uint64_t offset, T* x_next = nullptr, double partial_coef = 0.5,
-                                  double back_den = 0.0, double energy_coef = 1.0) {
+                                  double back_den = 0.0, double energy_coef = 1.0,
+                                  const double* noise = nullptr) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
   double b[4] = {0.0, 0.0, 0.0, 0.0}, q[4] = {0.0, 0.0, 0.0, 0.0};  // see ula_add_squares
@@ -167,9 +184,10 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
       ula_add_squares(r, nd, b);
     }
     if (move) {
-      ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
-      ula_add_squares(z, nd, q);
-      for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gc[k] + sigma * z[k];
+      const double* zt = noise ? noise + d0 : z;
+      if (!noise) ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
+      ula_add_squares(zt, nd, q);
+      for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gc[k] + sigma * zt[k];
       if (x_next) {
         for (int64_t k = 0; k < nd; ++k) x_next[d0 + k] = static_cast<T>(r[k]);
       } else {

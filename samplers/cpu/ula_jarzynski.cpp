@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "samplers/backend.hpp"
 
@@ -27,14 +28,18 @@ struct StepArgs {
 // instead). No FMA is enabled, so both clones give bit-identical results.
 template <typename T>
 inline void walker_range(const StepArgs& a, T* x_prev, T* x, const T* g, int64_t b0, int64_t b1) {
-  const int64_t d = a.dims;
+  const int64_t d = a.dims, nz = 2 * ((d + 1) / 2);
   const UlaMove& m = a.m;
+  // All walkers: the range's noise in one draw (consecutive walkers, consecutive streams) where that is faster.
+  std::vector<double> noise;
+  const bool drawn = m.move && !a.idx &&
+                     ula_walkers_noise(a.seed, m.first_walker + static_cast<uint64_t>(b0), b1 - b0, d, m.offset, noise);
   for (int64_t j = b0; j < b1; ++j) {
     const int64_t i = a.idx ? a.idx[j] : j;
     ula_jarzynski_walker<T>(d, x_prev + i * d, x + i * d, g + j * d, a.u[j], a.log_w + i, a.partial + i,
                             a.pending + i, m.complete, m.move, m.weighted, m.h, m.sigma, m.clip, a.seed,
                             m.first_walker + static_cast<uint64_t>(i), m.offset, a.swap ? x_prev + i * d : nullptr, m.partial_coef,
-                            m.back_den, m.energy_coef);
+                            m.back_den, m.energy_coef, drawn ? noise.data() + (j - b0) * nz : nullptr);
   }
 }
 
