@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu/philox_normals.hpp"
+#include "runtime/philox_normals.hpp"
 #include "runtime/philox.hpp"
 #include "samplers/resampling.hpp"
 #include "samplers/walkers.hpp"
@@ -96,7 +96,7 @@ struct UlaMove {
 constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; the Philox loop vectorises)
 
 // z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as philox_normal2_poly would
-// give them. On a CPU with AVX-512F, its intrinsics twin (runtime/cpu/philox_normals.hpp: same bits, 8 streams per
+// give them. On a CPU with AVX-512F, its intrinsics twin (runtime/philox_normals.hpp: same bits, 8 streams per
 // step); otherwise, and with JEBM_NOISE=reference, the code below, in the caller's clone: the Philox loop and the
 // log/sincos loop vectorise; sqrt is done apart (libm's errno path would stop the vectoriser), with the same
 // correctly rounded result.

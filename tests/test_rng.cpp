@@ -1,7 +1,7 @@
 // Random numbers (runtime/philox.hpp, runtime/cpu/rng.cpp, rand_* in runtime/ops.hpp): the Philox-4x32-10
 // known-answer vectors, the documented element -> (stream, member) mapping, determinism across seeds, offsets and
 // OpenMP thread counts, the moments of uniform and normal draws, the Philox shuffles (runtime/shuffle.hpp), and the
-// AVX-512 twin of the walkers' noise (runtime/cpu/philox_normals.hpp) against the scalar reference, bit for bit.
+// AVX-512 twin of the walkers' noise (runtime/philox_normals.hpp) against the scalar reference, bit for bit.
 #include "tests/helpers.hpp"
 
 #include <omp.h>
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu/philox_normals.hpp"
+#include "runtime/philox_normals.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/philox.hpp"
 #include "runtime/shuffle.hpp"

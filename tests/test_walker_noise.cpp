@@ -1,4 +1,4 @@
-// The walker loops' noise paths (runtime/cpu/philox_normals.hpp): the fused ULA + Jarzynski move
+// The walker loops' noise paths (runtime/philox_normals.hpp): the fused ULA + Jarzynski move
 // (samplers/cpu/ula_jarzynski.cpp) and the Gaussian-mixture iteration (samplers/gmm_step.cpp, GmmTrainer) give the
 // same bits with the AVX-512 twin as with the scalar reference, float64 and float32, all walkers and a subset.
 #include "tests/helpers.hpp"
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu/philox_normals.hpp"
+#include "runtime/philox_normals.hpp"
 #include "runtime/ops.hpp"
 #include "samplers/gmm_setup.hpp"
 #include "samplers/gmm_training.hpp"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "experiments/bench/timing.hpp"
-#include "runtime/cpu/philox_normals.hpp"
+#include "runtime/philox_normals.hpp"
 #include "samplers/gmm_setup.hpp"
 #include "samplers/gmm_training.hpp"
 #include "samplers/ula_jarzynski.hpp"

@@ -1,6 +1,6 @@
 // `jebm bench` section "noise": the walker loops' Gaussian noise alone (Philox + Box-Muller, samplers/
 // ula_jarzynski.hpp's ula_normals_tile) on one thread, by the scalar reference and by its AVX-512 twin
-// (runtime/cpu/philox_normals.hpp). Not a test: tests/test_rng.cpp shows that both give the same bits.
+// (runtime/philox_normals.hpp). Not a test: tests/test_rng.cpp shows that both give the same bits.
 #pragma once
 #include <vector>
 

@@ -1,4 +1,4 @@
-// The AVX-512 twin of philox_normal2_poly and the noise path choice (runtime/cpu/philox_normals.hpp). Tested by
+// The AVX-512 twin of philox_normal2_poly and the noise path choice (runtime/philox_normals.hpp). Tested by
 // tests/test_rng.cpp and tests/test_walker_noise.cpp.
 //
 // Eight Philox blocks per step, one per 64-bit lane, each 32-bit word zero-extended: _mm512_mul_epu32 then gives
@@ -6,7 +6,7 @@
 // log and sincos polynomials are runtime/philox.hpp's, operation for operation: the same constants, the same
 // order, IEEE division and square root, and no fused multiply-add (this file is compiled with -ffp-contract=off),
 // so every lane rounds exactly as the scalar code does.
-#include "runtime/cpu/philox_normals.hpp"
+#include "runtime/philox_normals.hpp"
 
 // GCC 12's AVX-512 shift and logic intrinsics pass an intentionally undefined vector (_mm512_undefined_epi32) as the
 // unused merge source, which -Wmaybe-uninitialized reports at every use once inlined.
