@@ -1,7 +1,6 @@
 // The classifier runs' resume state (see classifier_checkpoint.hpp). Tested by tests/test_classifier_resume.cpp.
 #include "experiments/classifier_checkpoint.hpp"
 
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <utility>
@@ -39,14 +38,6 @@ SafeTensors read_checkpoint(const std::string& path) {
                   path << ": not a classifier checkpoint (format '" << (it == st.metadata.end() ? "" : it->second)
                        << "', want '" << kClassifierCheckpointFormat << "')");
   return st;
-}
-
-double meta_double(const SafeTensors& st, const std::string& path, const std::string& key) {
-  const std::string& text = reading_user_file([&]() -> const std::string& { return checkpoint_meta(st, key); });
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  JEBM_USER_CHECK(!text.empty() && *end == '\0', path << ": metadata " << key << " '" << text << "' is not a number");
-  return v;
 }
 
 int64_t epochs_done(const SafeTensors& st, const std::string& path, const ClassifierOptions& o) {
@@ -94,9 +85,9 @@ ClassifierProgress load_classifier_checkpoint(const std::string& path, const Cla
   load_optimizer_state(opt, st, path);
   ClassifierProgress p;
   p.epochs_done = epochs_done(st, path, o);
-  p.test_accuracy = meta_double(st, path, "test_accuracy");
-  p.reject_accuracy = meta_double(st, path, "reject_accuracy");
-  p.elapsed_s = meta_double(st, path, "elapsed_s");
+  p.test_accuracy = checkpoint_meta_f64(st, "test_accuracy");
+  p.reject_accuracy = checkpoint_meta_f64(st, "reject_accuracy");
+  p.elapsed_s = checkpoint_meta_f64(st, "elapsed_s");
   return p;
 }
 
