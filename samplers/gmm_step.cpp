@@ -293,6 +293,11 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
                                          << " " << (pop.x.defined() ? dtype_name(pop.x.dtype()) : "")
                                          << " for a mixture in dimension " << theta.d << " (float64 needed)");
   JEBM_CHECK(cfg.h > 0.0, "gmm_walker_pass: step size h = " << cfg.h << " must be positive");
+  // The fused pass writes the consistent kernel's increments (its coefficients are fixed in pass_range).
+  JEBM_CHECK(cfg.weight_kernel == WeightKernel::Consistent,
+             "gmm_walker_pass: weight kernel '" << weight_kernel_name(cfg.weight_kernel)
+                                                << "' given; the mixture's fused pass computes the consistent "
+                                                   "kernel ('sigma') only (the others run through Trainer)");
   if (pop.x.device().is_cuda()) {
     JEBM_CHECK(!shards || shards->comm->size() == 1, "gmm_walker_pass: walkers on CUDA sharded over "
                                                         << shards->comm->size() << " ranks (CPU walkers only)");

@@ -42,6 +42,7 @@ struct GmmGradientLag {
 };
 
 // Every walker: evaluate at (theta, pop.x), complete (cfg.weighted), move; X_k is in pop.x_prev afterwards.
+// cfg.weight_kernel must be WeightKernel::Consistent (refused otherwise): the pass computes that kernel only.
 // with_gradient = false gives the weight statistics only (held-out walkers that never enter the gradient).
 // lag (weighted walkers with the gradient only): reads the previous pass's state to fill lag_cov, and is
 // updated for the next pass. Float64 walkers [N, D], on either device (on CUDA the lag sums are taken on the host).

@@ -26,13 +26,6 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
-
 // Runs `jebm ARGS...` (with `env` prefixed, e.g. "OMP_NUM_THREADS=1 ") and returns what it printed.
 inline Ran run_jebm(const std::vector<std::string>& args, const std::string& env = "") {
   static int calls = 0;

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,6 +96,12 @@ struct TempDir {
     std::filesystem::remove_all(path, ec);
   }
 };
+
+// A file's whole content, bytes as they are ("" when it cannot be read: tests compare it with what they expect).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 // The lines of `text`, without their newlines (what a command printed, a CSV file).
 inline std::vector<std::string> lines_of(const std::string& text) {

@@ -21,11 +21,6 @@ extern char** environ;
 
 namespace jebm::test {
 
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // `jebm ARGS` started in the background, its stdout and stderr going to `log`.
 inline pid_t start_jebm(const std::vector<std::string>& args, const std::filesystem::path& log) {
   std::vector<std::string> all = {JEBM_BINARY};

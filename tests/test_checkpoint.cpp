@@ -15,6 +15,7 @@
 #include "tests/helpers.hpp"
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -31,11 +32,6 @@ Tensor tensor_of(const std::vector<T>& values, const Shape& shape) {
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
   return a.nbytes() == 0 || std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
@@ -108,7 +104,7 @@ BOOST_AUTO_TEST_CASE(byte_layout_follows_the_spec) {
   const std::string path = (dir.path / "layout.safetensors").string();
   save_safetensors(path, {{"a", tensor_of<float>({1.0f, 2.0f}, {2})}, {"b", tensor_of<int64_t>({7}, {1})}},
                    {{"k", "v"}});
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = slurp(path);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
   BOOST_TEST(n % 8 == 0);  // data starts 8-byte aligned, like the reference writer
@@ -224,7 +220,7 @@ BOOST_AUTO_TEST_CASE(truncated_and_mangled_files_never_crash) {
   TempDir dir;
   const std::string good = (dir.path / "good.safetensors").string();
   save_safetensors(good, sample_tensors(), {{"seed", "1"}});
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = slurp(good);
   const std::string bad = (dir.path / "bad.safetensors").string();
   int errors = 0;
   for (size_t len = 0; len < bytes.size(); ++len) {
@@ -273,12 +269,12 @@ BOOST_AUTO_TEST_CASE(saving_replaces_atomically_and_leaves_no_tmp) {
   BOOST_TEST(st.metadata.at("step") == "2");
 
   // A save that fails validation leaves the previous checkpoint untouched and no .tmp behind.
-  const std::string before = read_bytes(path);
+  const std::string before = slurp(path);
   BOOST_CHECK_THROW(save_safetensors(path, {{"z", Tensor()}}), Error);
   BOOST_CHECK_THROW(save_safetensors(path, {{"a", tensor_of<float>({1}, {1})}, {"a", tensor_of<float>({1}, {1})}}),
                     Error);
   BOOST_CHECK_THROW(save_safetensors(path, {{"__metadata__", tensor_of<float>({1}, {1})}}), Error);
-  BOOST_TEST(read_bytes(path) == before);
+  BOOST_TEST(slurp(path) == before);
   BOOST_TEST(!fs::exists(path + ".tmp"));
 
   // An unwritable destination is an error naming the path.

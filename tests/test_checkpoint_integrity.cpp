@@ -17,16 +17,12 @@
 #include "models/checkpoint.hpp"
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::expect_error;
 using jebm::test::expect_user_error;
 using jebm::test::TempDir;
 
 namespace {
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -60,7 +56,7 @@ BOOST_AUTO_TEST_CASE(round_trip_verifies_and_hides_the_checksums) {
   const std::string path = (dir.path / "c.safetensors").string();
   const std::map<std::string, std::string> meta = {{"seed", "7"}};
   save_safetensors(path, weights(), meta);
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = slurp(path);
   BOOST_TEST(bytes.find("\"jebm.crc32:w\"") != std::string::npos);
   const SafeTensors st = load_safetensors(path);
   BOOST_TEST(st.checksummed);
@@ -72,7 +68,7 @@ BOOST_AUTO_TEST_CASE(every_flipped_data_bit_is_detected_and_names_the_tensor) {
   TempDir dir;
   const std::string path = (dir.path / "c.safetensors").string();
   save_safetensors(path, weights());
-  const std::string good = read_bytes(path);
+  const std::string good = slurp(path);
   const size_t data_begin = 8 + header_length(good);
   // Data layout in save order: w (24 bytes), b (16), step (8).
   const auto owner = [&](size_t pos) { return pos < data_begin + 24 ? "w" : (pos < data_begin + 40 ? "b" : "step"); };
@@ -126,7 +122,7 @@ BOOST_AUTO_TEST_CASE(malformed_or_partial_checksums_are_errors) {
   // A real checksum for "a" (taken from a jebm save of the same tensor), none for "b": a stripped key is noticed.
   const std::string ref = (dir.path / "ref.safetensors").string();
   save_safetensors(ref, {{"a", Tensor::from_vector(std::vector<float>{1.5f, -2.0f}, {2})}});
-  const std::string ref_bytes = read_bytes(ref);
+  const std::string ref_bytes = slurp(ref);
   const size_t at = ref_bytes.find("\"jebm.crc32:a\":\"") + std::strlen("\"jebm.crc32:a\":\"");
   const std::string sum = ref_bytes.substr(at, 8);
   write_bytes(path, raw_file(R"({"__metadata__":{"jebm.crc32:a":")" + sum + "\"}," + a + "," + b + "}", data));
@@ -138,12 +134,12 @@ BOOST_AUTO_TEST_CASE(non_finite_tensors_are_refused_when_asked) {
   TempDir dir;
   const std::string path = (dir.path / "c.safetensors").string();
   save_safetensors(path, weights(), {}, {true});
-  const std::string before = read_bytes(path);
+  const std::string before = slurp(path);
   for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()}) {
     auto t = weights();
     t[1].second = Tensor::from_vector(std::vector<double>{0.1, bad}, {2}, DType::Float64);
     expect_error([&] { save_safetensors(path, t, {}, {true}); }, {path, "tensor \"b\"", "non-finite", "index 1"});
-    BOOST_TEST(read_bytes(path) == before);  // the last good checkpoint is untouched
+    BOOST_TEST(slurp(path) == before);  // the last good checkpoint is untouched
     BOOST_TEST(!std::filesystem::exists(path + ".tmp"));
   }
   // Without the check the same tensors save (callers decide), and a load that asks for finiteness refuses them.
@@ -161,7 +157,7 @@ BOOST_AUTO_TEST_CASE(edited_metadata_is_refused_and_metadata_without_its_checksu
   const std::string path = (dir.path / "c.safetensors").string();
   save_safetensors(path, weights(), {{"gmm.iteration", "30"}, {"walkers.seed", "7"}});
   BOOST_TEST(load_safetensors(path).metadata.count(kMetadataChecksumKey) == 0);  // hidden, like the tensors' CRCs
-  const std::string good = read_bytes(path);
+  const std::string good = slurp(path);
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
            {"\"gmm.iteration\":\"30\"", "\"gmm.iteration\":\"31\""}, {"\"walkers.seed\":\"7\"", "\"walkers.seed\":\"8\""}}) {
     std::string bad = good;

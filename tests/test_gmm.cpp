@@ -15,6 +15,7 @@
 #include "experiments/gmm.hpp"
 #include "models/checkpoint.hpp"
 #include "models/gaussian_mixture.hpp"
+#include "samplers/gmm_step.hpp"
 #include "tests/helpers.hpp"
 
 namespace jebm {
@@ -22,6 +23,7 @@ int run_gmm(const std::vector<std::string>& args);
 }
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::all_close;
 
 namespace {
@@ -38,13 +40,6 @@ Tensor sample(const GmmParams& p, int64_t n, uint64_t seed) {
   Tensor x = Tensor::empty({n, p.d}, DType::Float64);
   gmm_sample(p, n, seed, 0, x.data<double>());
   return x;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream is(p);
-  std::stringstream ss;
-  ss << is.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -217,6 +212,26 @@ BOOST_AUTO_TEST_CASE(fast_path_is_deterministic_across_thread_counts) {
   BOOST_TEST(a.back() > 0.0);  // resampling happened
   BOOST_TEST(a == b, boost::test_tools::per_element());
   BOOST_TEST(a == again, boost::test_tools::per_element());
+}
+
+// The fused pass computes the consistent kernel only: a library caller asking it for another is refused, not
+// silently given the consistent weights.
+BOOST_AUTO_TEST_CASE(fast_path_refuses_other_weight_kernels) {
+  GmmConfig c;
+  c.dim = 3;
+  const GmmParams teacher = gmm_teacher(c);
+  Generator gen{5, 0};
+  WalkerPopulation pop = WalkerPopulation::create(rand_normal({8, 3}, 0.0, 1.0, gen, DType::Float64), 5);
+  for (WeightKernel k : {WeightKernel::Paper2h, WeightKernel::Tempered}) {
+    UlaConfig cfg;
+    cfg.h = 0.01;
+    cfg.weight_kernel = k;
+    jebm::test::expect_error([&] { gmm_walker_pass(teacher, pop, cfg); },
+                             {"gmm_walker_pass", weight_kernel_name(k), "consistent"});
+  }
+  UlaConfig consistent;
+  consistent.h = 0.01;
+  BOOST_TEST(gmm_walker_pass(teacher, pop, consistent, false).stats.ess > 0.0);
 }
 
 // A few hundred iterations of the paper's setup in a smaller dimension: the means move towards the teacher and

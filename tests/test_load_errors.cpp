@@ -24,6 +24,7 @@ int run_mnist(const std::vector<std::string>& args);   // experiments/mnist.cpp
 }  // namespace jebm
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::expect_error;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
@@ -36,11 +37,6 @@ void resave_with(const SafeTensors& st, const std::string& name, F edit) {
   std::vector<std::pair<std::string, Tensor>> t;
   for (const auto& [n, v] : st.tensors) t.emplace_back(n, n == name ? edit(v.clone()) : v);
   save_safetensors(st.path, t, st.metadata);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 Tensor with_nan(Tensor t) {

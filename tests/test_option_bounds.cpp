@@ -114,7 +114,7 @@ struct Fixture {
     else if (cmd == "cifar10-classifier") a = with(classifier, {"--data", cifar.string()});
     else if (cmd == "sample")
       a = {"--checkpoint", checkpoint.string(), "--steps", "1", "--n", "1", "--threads", "1", "--no-progress",
-           "--out", out.string() + ".png"};
+           "--out", out.string()};
     else if (cmd == "bench") a = {"--only", "energy_cnn", "--repeat", "1", "--batch", "1", "--moves", "1"};
     else BOOST_FAIL("no smallest run for the command " << cmd << ": add one here");
     a.insert(a.begin(), cmd);

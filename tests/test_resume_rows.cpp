@@ -14,16 +14,12 @@ namespace jebm {
 int run_gmm(const std::vector<std::string>& args);  // experiments/gmm.cpp
 }
 
+using jebm::test::slurp;
 using jebm::test::expect_error;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void put(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary | std::ios::trunc) << text; }
 

@@ -31,17 +31,13 @@ int run_gmm(const std::vector<std::string>& args);  // experiments/gmm.cpp (decl
 }
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::expect_error;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // A tmpfs of `kib` KiB mounted on a fresh directory, unmounted (lazily) at the end.
 struct SmallTmpfs {

@@ -23,6 +23,7 @@ int run_gmm(const std::vector<std::string>& args);  // experiments/gmm.cpp
 }
 
 using namespace jebm;
+using jebm::test::slurp;
 using jebm::test::expect_error;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
@@ -30,11 +31,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kVictimText = "the victim's own words\n";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // A file outside the run directory that a link points at; it must keep its text whatever jebm does.
 struct Victim {
