@@ -43,7 +43,12 @@ struct OpCase {
 
 // Every case, built once.
 const std::vector<OpCase>& op_cases();
-// The rows of fill_, cast and the random fills (tests/op_cases_data.cpp), appended by op_cases().
+// The rows of gemm, conv2d, the index ops and Adam (tests/op_cases_layers.cpp), and of fill_, cast and the random
+// fills (tests/op_cases_data.cpp), appended by op_cases().
+void add_gemm_cases(std::vector<OpCase>& t);
+void add_conv_cases(std::vector<OpCase>& t);
+void add_index_cases(std::vector<OpCase>& t);
+void add_adam_cases(std::vector<OpCase>& t);
 void add_data_cases(std::vector<OpCase>& t);
 
 // Input k of case c as host values: a fixed stream per (case name, k), so every harness and backend sees the same.
@@ -51,6 +56,30 @@ std::vector<double> op_case_input(const OpCase& c, size_t k);
 
 // Machine epsilon of a float dtype.
 inline double eps_of(DType t) { return t == DType::Float32 ? 1.1920928955078125e-7 : 2.220446049250313e-16; }
+
+// Helpers of the rows' references: zeros of a shape, the multi-index of a flat index.
+inline Host host_zeros(const Shape& s) { return {s, std::vector<double>(static_cast<size_t>(shape_numel(s)), 0.0)}; }
+inline std::vector<int64_t> unravel(int64_t flat, const Shape& s) {
+  std::vector<int64_t> idx(s.size());
+  for (size_t k = s.size(); k-- > 0;) {
+    idx[k] = flat % s[k];
+    flat /= s[k];
+  }
+  return idx;
+}
+
+// CUDA vs CPU within {atol, rtol} = (a, r) machine epsilons of the dtype.
+inline void cuda_eps(OpCase& c, double a, double r) {
+  c.cuda32 = {a * eps_of(DType::Float32), r * eps_of(DType::Float32)};
+  c.cuda64 = {a * eps_of(DType::Float64), r * eps_of(DType::Float64)};
+}
+
+// Finite differences cost two forwards per input element: gradients are checked on small cases only.
+inline bool small_enough_for_fd(const std::vector<Shape>& shapes) {
+  int64_t n = 0;
+  for (const Shape& s : shapes) n += shape_numel(s);
+  return n <= 1000;
+}
 
 // The unary ops, in enum order: the special-value tests and the table walk all of them.
 const std::vector<UnaryOp>& all_unary_ops();
