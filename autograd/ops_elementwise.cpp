@@ -1,5 +1,6 @@
-// Differentiable elementwise ops: unary (backward by the runtime's unary_backward), binary with NumPy broadcasting
-// (gradients summed back to each input's shape with sum_to), scalar ops. Each node's backward sits below its forward.
+// Differentiable elementwise ops: unary (backward by the runtime's unary_backward, or from the derivative the forward
+// saved), binary with NumPy broadcasting (gradients summed back to each input's shape with sum_to), scalar ops.
+// Each node's backward sits below its forward.
 // Tested by tests/test_autograd.cpp (finite-difference gradient checks, broadcasting cases, tie rules).
 #include "autograd/ops.hpp"
 
@@ -19,21 +20,35 @@ Tensor sign_times(const Tensor& d, const Tensor& g) {
 
 // --- unary ----------------------------------------------------------------------------------------------
 
+// The logistic ops and tanh keep dy/dx from their forward (unary_with_derivative: one exp or tanh for both, and
+// the bits of unary_backward), so their backward is one multiply instead of a second pass through the exp. The
+// others recompute it from x, which costs less than storing it.
+namespace {
+bool saves_derivative(UnaryOp op) { return op == UnaryOp::Sigmoid || op == UnaryOp::Silu || op == UnaryOp::Tanh; }
+}  // namespace
+
 struct UnaryNode : Node {
   UnaryOp op;
   double alpha;
+  Tensor dydx;  // the forward's dy/dx where saves_derivative(op), else undefined
   UnaryNode(UnaryOp o, double a) : op(o), alpha(a) {}
   const char* name() const override { return unary_op_name(op); }
+  void release() override {
+    dydx = Tensor();
+    Node::release();
+  }
   std::vector<Tensor> backward(const Tensor& g) override {
+    if (dydx.defined()) return {jebm::mul(dydx, g)};
     return {unary_backward(op, inputs[0].value(), g, alpha)};
   }
 };
 
 Var unary(UnaryOp op, const Var& x, double alpha) {
-  Tensor y = jebm::unary(op, x.value(), alpha);
-  if (!needs_graph({&x})) return Var(y);
+  if (!needs_graph({&x})) return Var(jebm::unary(op, x.value(), alpha));
   auto n = std::make_shared<UnaryNode>(op, alpha);
   n->inputs = {x};
+  Tensor y = saves_derivative(op) ? unary_with_derivative(op, x.value(), n->dydx, alpha)
+                                  : jebm::unary(op, x.value(), alpha);
   return Var::from_op(y, n);
 }
 

@@ -134,6 +134,14 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, double 
   return gx;
 }
 
+Tensor unary_with_derivative(UnaryOp op, const Tensor& x, Tensor& dydx, double alpha) {
+  check_float(unary_op_name(op), x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dydx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  JEBM_DISPATCH(x.device(), unary_with_derivative, op, x, y, dydx, alpha);
+  return y;
+}
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_op_name(op);
   check_float(name, a, "a");

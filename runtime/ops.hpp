@@ -24,6 +24,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 Tensor unary(UnaryOp op, const Tensor& x, double alpha = 0.0);  // alpha: LeakyRelu's slope
 // d(unary(x))/dx * grad_y, recomputed from x (no saved output needed).
 Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, double alpha = 0.0);
+// unary(x), with dy/dx at x written to dydx in the same pass (the bits of unary_backward with grad_y = 1): a
+// backward that saves dydx is one multiply, and the logistic ops evaluate their exp once for both.
+Tensor unary_with_derivative(UnaryOp op, const Tensor& x, Tensor& dydx, double alpha = 0.0);
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 Tensor scalar_op(ScalarOp op, const Tensor& x, double s, double s2 = 0.0);
 

@@ -138,6 +138,27 @@ template <typename T> JEBM_UNARY_HD T leaky_relu_derivative(T x, T alpha) {
   return x > T(0) ? T(1) : nan_or(x, alpha);
 }
 
+// --- value and derivative together, for a backward that reuses them (ops.hpp's unary_with_derivative) ----------
+// One logistic (one tanh) serves both, with the bits of the separate functions above: the derivative's clamp to
+// +-1e4 does not change s, which is exactly 0 or 1 beyond it in float and double.
+template <typename T> JEBM_UNARY_HD T sigmoid_with_derivative(T x, T& dydx) {
+  const T s = sigmoid(x);
+  dydx = s * (T(1) - s);
+  return s;
+}
+template <typename T> JEBM_UNARY_HD T silu_with_derivative(T x, T& dydx) {
+  const T s = sigmoid(x);
+  const T c = x > T(1e4) ? T(1e4) : (x < T(-1e4) ? T(-1e4) : x);
+  dydx = s * (T(1) + c * (T(1) - s));
+  const T y = x * s;
+  return x == -INFINITY ? T(0) : y;
+}
+template <typename T> JEBM_UNARY_HD T tanh_with_derivative(T x, T& dydx) {
+  const T t = std::tanh(x);
+  dydx = T(1) - t * t;
+  return t;
+}
+
 // --- by op, for kernels that take the op as an argument (runtime/cuda/elementwise.cu: uniform across the grid,
 // so the switch costs no divergence). The CPU loops switch once outside the loop and call the functions above.
 template <typename T>
@@ -176,6 +197,18 @@ JEBM_UNARY_HD T derivative(UnaryOp op, T x, T alpha) {
     case UnaryOp::LeakyRelu: return leaky_relu_derivative(x, alpha);
   }
   return T(NAN);
+}
+
+template <typename T>
+JEBM_UNARY_HD T value_with_derivative(UnaryOp op, T x, T alpha, T& dydx) {
+  switch (op) {
+    case UnaryOp::Sigmoid: return sigmoid_with_derivative(x, dydx);
+    case UnaryOp::Silu: return silu_with_derivative(x, dydx);
+    case UnaryOp::Tanh: return tanh_with_derivative(x, dydx);
+    default: break;
+  }
+  dydx = derivative(op, x, alpha);
+  return value(op, x, alpha);
 }
 
 }  // namespace jebm::unary_math

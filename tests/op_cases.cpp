@@ -1,8 +1,9 @@
-// The op-case table (tests/op_cases.hpp): the rows of the elementwise and reduction families (unary and its
-// backward, binary with broadcasting, scalar, axpby, reduce, sum_to), each with a naive double reference written
-// here (unary backward: central differences of the forward reference), its autograd form where one exists and the
-// case is small enough for finite differences, and its CUDA-vs-CPU tolerance; op_cases() gathers them with the rows
-// of tests/op_cases_layers.cpp (gemm, conv2d, index, adam) and tests/op_cases_data.cpp (fill, cast, random fills).
+// The op-case table (tests/op_cases.hpp): the rows of the elementwise and reduction families (unary, its backward
+// and both at once, binary with broadcasting, scalar, axpby, reduce, sum_to), each with a naive double reference
+// written here (unary derivatives: central differences of the forward reference), its autograd form where one exists
+// and the case is small enough for finite differences, and its CUDA-vs-CPU tolerance; op_cases() gathers them with
+// the rows of tests/op_cases_layers.cpp (gemm, conv2d, index, adam) and tests/op_cases_data.cpp (fill, cast, random
+// fills).
 // Read by tests/test_ops.cpp, tests/test_cuda_ops.cpp and tests/test_autograd.cpp.
 #include "tests/op_cases.hpp"
 
@@ -139,6 +140,25 @@ void add_unary_cases(std::vector<OpCase>& t) {
                    },
                    kink});
       // 1 - tanh^2 and 1 - sigmoid cancel: ~2 ulp(1) absolute from the forward's ulps, times |grad_y| <= 4.
+      cuda_eps(t.back(), 128, 16);
+      // Value and derivative in one pass (what autograd saves for sigmoid, silu and tanh), against both references.
+      t.push_back({"unary_with_derivative", nm, {s}, lo, hi, 1e-5, 1e-7,
+                   [op, alpha](const std::vector<Tensor>& in) {
+                     Tensor d;
+                     Tensor y = unary_with_derivative(op, in[0], d, alpha);
+                     return std::vector<Tensor>{y, d};
+                   },
+                   [op, alpha](const std::vector<Host>& in) {
+                     Host y = in[0], d = in[0];
+                     const double h = 1e-6;
+                     for (size_t i = 0; i < y.v.size(); ++i) {
+                       const double x = in[0].v[i];
+                       y.v[i] = unary_ref(op, x, alpha);
+                       d.v[i] = (unary_ref(op, x + h, alpha) - unary_ref(op, x - h, alpha)) / (2 * h);
+                     }
+                     return std::vector<Host>{y, d};
+                   },
+                   kink});
       cuda_eps(t.back(), 128, 16);
     }
   }

@@ -101,6 +101,11 @@ void run_special_values() {
       BOOST_CHECK_MESSAGE(matches(unary_backward(op, xg, ones_g, 0.1), unary_backward(op, x, ones, 0.1),
                                   Tol{eps_of(dt), 16 * eps_of(dt)}, what + " backward"),
                           what << " backward: CUDA differs from CPU");
+      Tensor dg, d;
+      const Tensor yg = unary_with_derivative(op, xg, dg, 0.1), y = unary_with_derivative(op, x, d, 0.1);
+      BOOST_CHECK_MESSAGE(matches(yg, y, Tol{tiny, 8 * eps_of(dt)}, what + " with derivative") &&
+                              matches(dg, d, Tol{eps_of(dt), 16 * eps_of(dt)}, what + " with derivative"),
+                          what << " with derivative: CUDA differs from CPU");
     }
     const double inf = std::numeric_limits<double>::infinity();
     const Tensor r = Tensor::from_vector(std::vector<double>{-inf, -inf, -inf, 1.0, -inf, 2.0, 0.5, inf, -3.0}, {3, 3},

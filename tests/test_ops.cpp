@@ -1,5 +1,6 @@
 // The CPU op harness (runtime/ops.hpp, runtime/cpu/*.cpp): every row of the op-case table (tests/op_cases.cpp), run
 // in float32 and float64 and compared with its naive double-precision reference. Families: unary, unary_backward,
+// unary_with_derivative (also checked bit for bit against the other two),
 // binary (broadcasting), scalar, axpby, reduce, sum_to, gemm, conv2d, index, adam. Plus every unary op and its
 // derivative at the special values (NaN, +-inf, huge, denormal, +-0), thread-count independence, the error messages.
 #include "tests/helpers.hpp"
@@ -67,6 +68,7 @@ void run_family(const std::string& family) {
 
 BOOST_AUTO_TEST_CASE(unary_ops) { run_family("unary"); }
 BOOST_AUTO_TEST_CASE(unary_backward_ops) { run_family("unary_backward"); }
+BOOST_AUTO_TEST_CASE(unary_with_derivative_ops) { run_family("unary_with_derivative"); }
 BOOST_AUTO_TEST_CASE(binary_ops_broadcast) { run_family("binary"); }
 BOOST_AUTO_TEST_CASE(scalar_ops) { run_family("scalar"); }
 BOOST_AUTO_TEST_CASE(axpby) { run_family("axpby"); }
@@ -129,6 +131,39 @@ BOOST_AUTO_TEST_CASE(unary_ops_at_special_values) {
       check_special(xs, unary(op, x, alpha).to_vector(), dt, false, op, alpha, what);
       check_special(xs, unary_backward(op, x, Tensor::ones(shape, dt), alpha).to_vector(), dt, true, op, alpha,
                     what + " backward");
+    }
+  }
+}
+
+// unary_with_derivative is unary and unary_backward (grad_y = 1) fused, so autograd's saved derivative changes no
+// bit of a gradient: the same bits (NaN where they give NaN) on random inputs of serial, odd and OpenMP-sized
+// lengths and on the special values, for every op, float32 and float64.
+BOOST_AUTO_TEST_CASE(unary_with_derivative_has_the_bits_of_unary_and_its_backward) {
+  const double alpha = 0.1;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal(0.0, 4.0);
+  auto same_bits = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    const std::vector<double> g = got.to_vector(), w = want.to_vector();
+    int bad = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      const bool ok = g[i] == w[i] ? std::signbit(g[i]) == std::signbit(w[i]) : std::isnan(g[i]) && std::isnan(w[i]);
+      if (!ok && bad++ < 10) BOOST_ERROR(what << " at " << i << ": got " << g[i] << ", want " << w[i]);
+    }
+    BOOST_TEST(bad == 0, what << ": " << bad << " of " << g.size() << " differ");
+  };
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (int64_t n : {int64_t{7}, int64_t{33811}, int64_t{1} << 18}) {
+      std::vector<double> xv = jebm::test::special_values(dt);
+      while (static_cast<int64_t>(xv.size()) < n) xv.push_back(normal(rng));
+      xv.resize(static_cast<size_t>(n));
+      const Tensor x = Tensor::from_vector(xv, {n}, dt), ones = Tensor::ones({n}, dt);
+      for (UnaryOp op : jebm::test::all_unary_ops()) {
+        const std::string what = std::string(unary_op_name(op)) + " " + dtype_name(dt) + " n=" + std::to_string(n);
+        Tensor d;
+        const Tensor y = unary_with_derivative(op, x, d, alpha);
+        same_bits(y, unary(op, x, alpha), what + " value");
+        same_bits(d, unary_backward(op, x, ones, alpha), what + " derivative");
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
-// CPU elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar ops,
-// axpby, fill and dtype casts. The reference for runtime/cuda/elementwise.cu; the unary math is shared with it
-// (runtime/unary_math.hpp). Tested by tests/test_ops.cpp (the op-case table against double-precision references,
-// and every unary op at NaN, +-inf, huge and denormal inputs).
+// CPU elementwise kernels: unary activations, their backward and both at once, binary ops with NumPy
+// broadcasting, scalar ops, axpby, fill and dtype casts. The reference for runtime/cuda/elementwise.cu; the unary
+// math is shared with it (runtime/unary_math.hpp). Tested by tests/test_ops.cpp (the op-case table against
+// double-precision references, and every unary op at NaN, +-inf, huge and denormal inputs).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -66,6 +66,24 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_backw
   }
 }
 
+// y and dy/dx in one pass, from one logistic per element (autograd saves dy/dx for its backward).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_with_derivative_f32(Logistic op,
+                                                                                             const float* x, float* y,
+                                                                                             float* d, int64_t n) {
+  float di;
+  if (op == Logistic::Sigmoid) {
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = unary_math::sigmoid_with_derivative(x[i], di);
+      d[i] = di;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = unary_math::silu_with_derivative(x[i], di);
+      d[i] = di;
+    }
+  }
+}
+
 // Calls f(lo, hi) on fixed chunks of [0, n), in parallel when n is large.
 template <typename F>
 void for_each_chunk(int64_t n, F f) {
@@ -97,6 +115,18 @@ bool logistic_backward_f32(UnaryOp op, const Tensor& x, const Tensor& gy, Tensor
   float* op_ = gx.data<float>();
   for_each_chunk(x.numel(),
                  [&](int64_t lo, int64_t hi) { logistic_backward_f32(l, xp + lo, gp + lo, op_ + lo, hi - lo); });
+  return true;
+}
+
+bool logistic_with_derivative_f32(UnaryOp op, const Tensor& x, Tensor& y, Tensor& d) {
+  if (x.dtype() != DType::Float32 || (op != UnaryOp::Sigmoid && op != UnaryOp::Silu)) return false;
+  const Logistic l = op == UnaryOp::Sigmoid ? Logistic::Sigmoid : Logistic::Silu;
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  float* dp = d.data<float>();
+  for_each_chunk(x.numel(), [&](int64_t lo, int64_t hi) {
+    logistic_with_derivative_f32(l, xp + lo, yp + lo, dp + lo, hi - lo);
+  });
   return true;
 }
 
@@ -285,6 +315,21 @@ void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& g
   if (logistic_backward_f32(op, x, grad_y, grad_x)) return;
   JEBM_DISPATCH_FLOAT(x.dtype(), "unary_backward",
                       [&] { unary_backward_typed<scalar_t>(op, x, grad_y, grad_x, static_cast<scalar_t>(alpha)); });
+}
+
+void unary_with_derivative(UnaryOp op, const Tensor& x, Tensor& y, Tensor& dydx, double alpha) {
+  if (logistic_with_derivative_f32(op, x, y, dydx)) return;
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary_with_derivative", [&] {
+    const scalar_t* xp = x.data<scalar_t>();
+    scalar_t* yp = y.data<scalar_t>();
+    scalar_t* dp = dydx.data<scalar_t>();
+    const scalar_t a = static_cast<scalar_t>(alpha);
+    for_each_index(x.numel(), [op, xp, yp, dp, a](int64_t i) {
+      scalar_t di;
+      yp[i] = unary_math::value_with_derivative(op, xp[i], a, di);
+      dp[i] = di;
+    });
+  });
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {

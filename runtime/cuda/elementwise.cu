@@ -1,7 +1,7 @@
-// CUDA elementwise kernels: unary activations and their backward, binary ops with NumPy broadcasting, scalar
-// ops, axpby, fill and dtype casts. CPU reference: runtime/cpu/elementwise.cpp. The unary math is the CPU's own
-// (runtime/unary_math.hpp), so results differ only by CUDA's vs glibc's exp/log/tanh/pow and FMA contraction.
-// Tested by tests/test_cuda_ops.cpp.
+// CUDA elementwise kernels: unary activations, their backward and both at once, binary ops with NumPy
+// broadcasting, scalar ops, axpby, fill and dtype casts. CPU reference: runtime/cpu/elementwise.cpp. The unary math
+// is the CPU's own (runtime/unary_math.hpp), so results differ only by CUDA's vs glibc's exp/log/tanh/pow and FMA
+// contraction. Tested by tests/test_cuda_ops.cpp.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -55,6 +55,16 @@ template <typename T>
 __global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ x, const T* __restrict__ gy,
                                       T* __restrict__ gx, int64_t n, T alpha) {
   JEBM_GRID_STRIDE(i, n) gx[i] = unary_math::derivative(op, x[i], alpha) * gy[i];
+}
+
+template <typename T>
+__global__ void unary_with_derivative_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ y,
+                                             T* __restrict__ d, int64_t n, T alpha) {
+  JEBM_GRID_STRIDE(i, n) {
+    T di;
+    y[i] = unary_math::value_with_derivative(op, x[i], alpha, di);
+    d[i] = di;
+  }
 }
 
 template <typename T>
@@ -172,6 +182,19 @@ void unary_backward(UnaryOp op, const Tensor& x, const Tensor& grad_y, Tensor& g
                                                           grad_x.device_data<scalar_t>(), n, static_cast<scalar_t>(alpha));
   });
   CUDA_CHECK_LAUNCH("unary_backward_kernel(" << unary_op_name(op) << ")");
+}
+
+void unary_with_derivative(UnaryOp op, const Tensor& x, Tensor& y, Tensor& dydx, double alpha) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  cudaStream_t s = stream(x);
+  JEBM_DISPATCH_FLOAT(x.dtype(), "unary_with_derivative (cuda)", [&] {
+    unary_with_derivative_kernel<<<grid_for(n), kBlock, 0, s>>>(op, x.device_data<scalar_t>(),
+                                                                 y.device_data<scalar_t>(),
+                                                                 dydx.device_data<scalar_t>(), n,
+                                                                 static_cast<scalar_t>(alpha));
+  });
+  CUDA_CHECK_LAUNCH("unary_with_derivative_kernel(" << unary_op_name(op) << ")");
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
