@@ -36,6 +36,11 @@ std::vector<Node*> topo_order(Node* root) {
   return order;
 }
 
+// A gradient for the caller to keep: the tensor itself when nothing else holds it (a fresh backward result such as
+// the input gradient of the first conv), else a copy, since it may alias another target's gradient, grad_root or a
+// gradient still routed to a node, and optimizers edit .grad() in place.
+Tensor owned(const Tensor& g) { return g.sole_owner() ? g : g.clone(); }
+
 using IsTarget = std::function<bool(const Var&)>;
 using Deliver = std::function<void(const Var&, const Tensor&)>;
 
@@ -56,9 +61,11 @@ void sweep(const Var& root, const Tensor& grad_root_in, const IsTarget& is_targe
   JEBM_CHECK(grad_root.shape() == root.shape(), who << ": grad_root " << shape_str(grad_root.shape())
                                                     << " vs root " << shape_str(root.shape()));
 
-  if (is_target(root)) deliver(root, grad_root);
   Node* root_fn = root.grad_fn().get();
-  if (!root_fn) return;
+  if (!root_fn) {
+    if (is_target(root)) deliver(root, grad_root);
+    return;
+  }
   const std::vector<Node*> order = topo_order(root_fn);
 
   // A node runs only when some gradient it produces reaches a target (grad(U, {x}) skips weight-only branches).
@@ -80,6 +87,7 @@ void sweep(const Var& root, const Tensor& grad_root_in, const IsTarget& is_targe
   }
 
   std::unordered_map<Node*, Tensor> grads{{root_fn, grad_root}};
+  if (is_target(root)) deliver(root, grad_root);  // after the table holds grad_root, so owned() copies it
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     auto g = grads.find(n);
@@ -97,7 +105,6 @@ void sweep(const Var& root, const Tensor& grad_root_in, const IsTarget& is_targe
                  who << ": " << n->name() << " gave input " << i << " a gradient " << shape_str(gin[i].shape())
                      << " " << dtype_name(gin[i].dtype()) << " for a value " << shape_str(in.shape()) << " "
                      << dtype_name(in.dtype()));
-      if (is_target(in)) deliver(in, gin[i]);
       Node* fn = in.grad_fn().get();
       if (fn && needed[fn]) {
         auto slot = grads.find(fn);
@@ -105,6 +112,8 @@ void sweep(const Var& root, const Tensor& grad_root_in, const IsTarget& is_targe
         if (slot == grads.end()) grads.emplace(fn, gin[i]);
         else slot->second = add(slot->second, gin[i]);
       }
+      // After the routing above, so that owned() sees the reference the table keeps.
+      if (is_target(in)) deliver(in, gin[i]);
     }
   }
   for (Node* n : order) n->release();
@@ -116,9 +125,7 @@ void backward(const Var& root, const Tensor& grad_root) {
   auto is_target = [](const Var& v) { return v.is_leaf() && v.requires_grad(); };
   auto deliver = [](const Var& v, const Tensor& g) {
     Tensor& acc = v.impl()->grad;
-    // The first gradient is cloned: it may alias another leaf's gradient or grad_root, and optimizers edit
-    // .grad() in place.
-    if (!acc.defined()) acc = g.clone();
+    if (!acc.defined()) acc = owned(g);
     else add_(acc, g);
   };
   sweep(root, grad_root, is_target, deliver, "backward");
@@ -134,7 +141,7 @@ std::vector<Tensor> grad(const Var& root, const std::vector<Var>& inputs, const 
   auto is_target = [&](const Var& v) { return slot.count(v.impl().get()) > 0; };
   auto deliver = [&](const Var& v, const Tensor& g) {
     Tensor& acc = out[slot.at(v.impl().get())];
-    if (!acc.defined()) acc = g.clone();  // owned by the caller, never a view of an internal gradient
+    if (!acc.defined()) acc = owned(g);  // the caller's, never shared with an internal gradient
     else add_(acc, g);
   };
   sweep(root, grad_root, is_target, deliver, "grad");

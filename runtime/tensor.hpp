@@ -54,6 +54,10 @@ class Tensor {
   Device device() const;
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
+  // No other Tensor shares this one's storage and it spans all of it: a caller may hand it on instead of a copy.
+  bool sole_owner() const {
+    return storage_ != nullptr && storage_.use_count() == 1 && offset_ == 0 && nbytes() == storage_->bytes;
+  }
 
   // --- raw data ---------------------------------------------------------------------------------------
   // raw_data and device_data: a pointer on the tensor's own device (kernels, copies, communicators).

@@ -363,6 +363,23 @@ BOOST_AUTO_TEST_CASE(leaf_gradients_do_not_alias) {
   BOOST_TEST(b.grad().to_vector() == std::vector<double>({1, 1}), boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(handed_over_gradients_share_nothing_the_sweep_uses) {
+  // The engine hands a target a gradient without copying it only when nothing else holds it. Here h is a target
+  // that also routes its gradient on to x and receives two contributions (the second added into the first), and
+  // the root is a target whose gradient the next node passes through unchanged.
+  Var x = leaf({1.0, -2.0}, {2});
+  Var h = ag::mul_scalar(x, 3.0);                                        // h = [3, -6]
+  Var u = ag::add_scalar(ag::sum_all(ag::square(h)) + ag::sum_all(h), 0.0);  // du/dh = 2h + 1, du/dx = 3 (2h + 1)
+  Tensors g = ag::grad(u, {h, x, u});
+  BOOST_TEST(g[0].to_vector() == std::vector<double>({7, -11}), boost::test_tools::per_element());
+  BOOST_TEST(g[1].to_vector() == std::vector<double>({21, -33}), boost::test_tools::per_element());
+  BOOST_TEST(g[2].item() == 1.0);
+  BOOST_TEST(!g[0].same_storage(g[1]));
+  fill_(g[2], 5.0);  // the caller owns each result
+  fill_(g[0], 5.0);
+  BOOST_TEST(g[1].to_vector() == std::vector<double>({21, -33}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(max_ties_split_the_gradient) {
   Var x = leaf({1, 3, 3, 0}, {1, 4});
   ag::backward(ag::sum_all(ag::max(x, 1)));
