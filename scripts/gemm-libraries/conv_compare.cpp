@@ -1,7 +1,8 @@
 // Times float32 convolutions of the MNIST energy CNN and the CIFAR-10 CNN's wide layers three ways in one process,
 // alternating call by call: jebm's own conv2d (runtime/ops.hpp: direct for thin layers, else im2col + OpenBLAS),
-// oneDNN's convolution primitive on NCHW tensors, and oneDNN on the blocked layouts it prefers (format "any"; the
-// reorders into and out of them are not timed). Forward with bias, backward-data, backward-weights with bias.
+// oneDNN's convolution primitive on NCHW tensors, oneDNN on the blocked layouts it prefers (format "any"; reorders
+// not timed: "dnnl-blocked"), and the same with NCHW tensors reordered into and out of those layouts at every call
+// ("dnnl-reorder"). Forward with bias, backward-data, backward-weights with bias.
 // Usage: conv_compare THREADS [REPS]; run.sh builds it against jebm_runtime and oneDNN and runs it.
 #include <omp.h>
 
@@ -64,6 +65,13 @@ struct DnnlConv {
   dnnl::convolution_backward_weights bwd_weights;
   std::unordered_map<int, memory> fwd_args, data_args, weights_args;
   std::string impl, formats;
+  // Blocked only: NCHW / OIHW twins of each pass's tensors and the reorders into its inputs and out of its outputs,
+  // for the cost of keeping jebm's tensors NCHW and converting at every call.
+  struct Reorder {
+    dnnl::reorder r;
+    memory from, to;
+  };
+  std::vector<Reorder> fwd_in, fwd_out, data_in, data_out, weights_in, weights_out;
 
   DnnlConv(const Layer& l, bool blocked) {
     const memory::dims x{l.n, l.c, l.hw, l.hw}, w{l.f, l.c, l.k, l.k}, b{l.f}, y{l.n, l.f, l.ohw(), l.ohw()};
@@ -88,6 +96,14 @@ struct DnnlConv {
                     {DNNL_ARG_DIFF_WEIGHTS, filled(wpd.diff_weights_desc(), eng)},
                     {DNNL_ARG_DIFF_BIAS, filled(wpd.diff_bias_desc(), eng)},
                     {DNNL_ARG_DIFF_DST, filled(wpd.diff_dst_desc(), eng)}};
+    if (blocked) {
+      fwd_in = {twin(fwd_args[DNNL_ARG_SRC], true), twin(fwd_args[DNNL_ARG_WEIGHTS], true)};
+      fwd_out = {twin(fwd_args[DNNL_ARG_DST], false)};
+      data_in = {twin(data_args[DNNL_ARG_WEIGHTS], true), twin(data_args[DNNL_ARG_DIFF_DST], true)};
+      data_out = {twin(data_args[DNNL_ARG_DIFF_SRC], false)};
+      weights_in = {twin(weights_args[DNNL_ARG_SRC], true), twin(weights_args[DNNL_ARG_DIFF_DST], true)};
+      weights_out = {twin(weights_args[DNNL_ARG_DIFF_WEIGHTS], false)};
+    }
     impl = std::string(fpd.impl_info_str()) + " / " + dpd.impl_info_str() + " / " + wpd.impl_info_str();
     // x, w, y of each pass: where they differ, a network kept in one layout would need reorders between passes.
     formats = format_of(fpd.src_desc()) + " " + format_of(fpd.weights_desc()) + " " + format_of(fpd.dst_desc()) +
@@ -95,11 +111,23 @@ struct DnnlConv {
               format_of(dpd.diff_dst_desc()) + " / " + format_of(wpd.src_desc()) + " " +
               format_of(wpd.diff_weights_desc()) + " " + format_of(wpd.diff_dst_desc());
   }
+  Reorder twin(const memory& blocked, bool input) {
+    const memory::desc md = blocked.get_desc();
+    const memory plain = filled(memory::desc(md.dims(), md.data_type(), Tag::abcd), eng);
+    return input ? Reorder{dnnl::reorder(plain, blocked), plain, blocked}
+                 : Reorder{dnnl::reorder(blocked, plain), blocked, plain};
+  }
   void forward() { run(fwd, fwd_args); }
   void backward_data() { run(bwd_data, data_args); }
   void backward_weights() { run(bwd_weights, weights_args); }
-  void run(dnnl::primitive& p, std::unordered_map<int, memory>& args) {
+  void forward_nchw() { run(fwd, fwd_args, fwd_in, fwd_out); }
+  void backward_data_nchw() { run(bwd_data, data_args, data_in, data_out); }
+  void backward_weights_nchw() { run(bwd_weights, weights_args, weights_in, weights_out); }
+  void run(dnnl::primitive& p, std::unordered_map<int, memory>& args, std::vector<Reorder> in = {},
+           std::vector<Reorder> out = {}) {
+    for (Reorder& r : in) r.r.execute(strm, r.from, r.to);
     p.execute(strm, args);
+    for (Reorder& r : out) r.r.execute(strm, r.from, r.to);
     strm.wait();
   }
   static uint32_t hash(const memory& m, uint32_t h = 2166136261u) {
@@ -190,12 +218,16 @@ int main(int argc, char** argv) {
     // The backward passes of this layer, jebm then oneDNN's two layouts (the last two entries of dnnls).
     DnnlConv* nchw = dnnls[dnnls.size() - 2].get();
     DnnlConv* blk = dnnls.back().get();
+    cases.push_back({std::string(l.name) + " fwd dnnl-reorder", flops, [blk] { blk->forward_nchw(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-data jebm", flops, [j] { j->backward_data(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-data dnnl-nchw", flops, [nchw] { nchw->backward_data(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-data dnnl-blocked", flops, [blk] { blk->backward_data(); }, {}});
+    cases.push_back({std::string(l.name) + " bwd-data dnnl-reorder", flops, [blk] { blk->backward_data_nchw(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-filter jebm", flops, [j] { j->backward_weights(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-filter dnnl-nchw", flops, [nchw] { nchw->backward_weights(); }, {}});
     cases.push_back({std::string(l.name) + " bwd-filter dnnl-blocked", flops, [blk] { blk->backward_weights(); }, {}});
+    cases.push_back(
+        {std::string(l.name) + " bwd-filter dnnl-reorder", flops, [blk] { blk->backward_weights_nchw(); }, {}});
   }
   run_round_robin(cases, 2, reps);
   // The same inputs give the same bits at every thread count in jebm; compare these lines between runs.
@@ -206,14 +238,14 @@ int main(int argc, char** argv) {
 
   print_header();
   const std::string prefix = std::to_string(threads) + "T ";
-  double mnist[3] = {0, 0, 0};  // jebm, dnnl-nchw, dnnl-blocked
+  const char* ways[4] = {"jebm", "dnnl-nchw", "dnnl-blocked", "dnnl-reorder"};
+  double mnist[4] = {0, 0, 0, 0};
   for (const Case& c : cases) {
     const double t = print_case(prefix, c, threads);
-    if (c.name.rfind("mnist", 0) != 0) continue;
-    const bool is_jebm = c.name.size() >= 4 && c.name.compare(c.name.size() - 4, 4, "jebm") == 0;
-    mnist[is_jebm ? 0 : c.name.find("nchw") != std::string::npos ? 1 : 2] += t;
+    for (int i = 0; i < 4; ++i)
+      if (c.name.rfind("mnist", 0) == 0 && c.name.substr(c.name.rfind(' ') + 1) == ways[i]) mnist[i] += t;
   }
-  std::printf("%smnist all layers, all passes: jebm %.3f ms, dnnl-nchw %.3f ms, dnnl-blocked %.3f ms\n",
-              prefix.c_str(), mnist[0], mnist[1], mnist[2]);
+  std::printf("%smnist all layers, all passes:", prefix.c_str());
+  for (int i = 0; i < 4; ++i) std::printf(" %s %.3f ms%s", ways[i], mnist[i], i < 3 ? "," : "\n");
   return 0;
 }

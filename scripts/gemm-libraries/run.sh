@@ -2,7 +2,8 @@
 # Compares the GEMM / convolution libraries jebm could use, on its own convolution shapes, float32:
 #   gemm_compare.cpp: sgemm as jebm's im2col path issues it, in OpenBLAS (with the kernel set this CPU should get,
 #     SkylakeX or Haswell, and the generic Prescott one) and in BLIS (the sub-configuration it detects);
-#   conv_compare.cpp: oneDNN's convolution primitive (NCHW and its blocked layout) next to jebm's own conv2d.
+#   conv_compare.cpp: oneDNN's convolution primitive (NCHW; its blocked layout, with and without reorders at every
+#     call) next to jebm's own conv2d.
 # Not part of the CMake build; docs/performance.md "Which GEMM / convolution library (measured)" has its output.
 # Needs the Debian packages libopenblas-dev, libblis-dev and libdnnl-dev, and builds jebm_runtime (cmake --preset cpu).
 #
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
     --reps) reps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
