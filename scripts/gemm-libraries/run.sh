@@ -47,7 +47,13 @@ fi
 out="$root/build/gemm-libraries"
 mkdir -p "$out"
 cxx=(g++ -std=c++17 -O2 -fopenmp -I"$here")
-if [ "$only" != conv ]; then
+stale() {  # OUTPUT INPUTS...: whether OUTPUT is missing or older than an input (then it is rebuilt)
+  local o=$1; shift
+  [ -e "$o" ] || return 0
+  for i in "$@"; do [ "$i" -nt "$o" ] && return 0; done
+  return 1
+}
+if [ "$only" != conv ] && stale "$out/gemm_blis" "$here/gemm_compare.cpp" "$here/timing.hpp" "$0"; then
   "${cxx[@]}" -DUSE_OPENBLAS -isystem "$OPENBLAS_INC" "$here/gemm_compare.cpp" -o "$out/gemm_openblas" \
     -L"$OPENBLAS_LIB" -lopenblas -Wl,-rpath,"$OPENBLAS_LIB"
   "${cxx[@]}" -DUSE_BLIS -isystem "$BLIS_INC" "$here/gemm_compare.cpp" -o "$out/gemm_blis" \
@@ -57,8 +63,11 @@ if [ "$only" != gemm ]; then
   (cd "$root" && cmake --preset cpu >/dev/null && cmake --build --preset cpu -j2 --target jebm_runtime >/dev/null) ||
     { echo "run.sh: building jebm_runtime (cmake --preset cpu) failed" >&2; exit 1; }
   dnnl_inc=(); [ "$DNNL_INC" = /usr/include ] || dnnl_inc=(-isystem "$DNNL_INC")  # (a system dir must stay last)
-  "${cxx[@]}" -I"$root" "${dnnl_inc[@]}" "$here/conv_compare.cpp" -o "$out/conv_compare" \
-    "$root/build/cpu/libjebm_runtime.a" -L"$DNNL_LIB" -ldnnl -L"$OPENBLAS_LIB" -lopenblas -Wl,-rpath,"$OPENBLAS_LIB"
+  if stale "$out/conv_compare" "$here/conv_compare.cpp" "$here/timing.hpp" "$root/build/cpu/libjebm_runtime.a" "$0"
+  then
+    "${cxx[@]}" -I"$root" "${dnnl_inc[@]}" "$here/conv_compare.cpp" -o "$out/conv_compare" \
+      "$root/build/cpu/libjebm_runtime.a" -L"$DNNL_LIB" -ldnnl -L"$OPENBLAS_LIB" -lopenblas -Wl,-rpath,"$OPENBLAS_LIB"
+  fi
 fi
 
 # The OpenBLAS kernel set this CPU should run (Debian's 0.3.21 falls back to Prescott on CPUs it does not know).
