@@ -32,6 +32,9 @@ struct GmmConfig {
   uint64_t seed = 1;
   int64_t log_every = 10;
   bool autograd = false;
+  // The lag-covariance sums of the corrected Jarzynski CE estimate (docs/method.md): with them off, jarzynski_ce
+  // and log_z_correction are NaN (the raw and variance-corrected estimates remain) and training is unchanged.
+  bool ce_correction = true;
   // Held-out walkers (docs/method.md): holdout_walkers in holdout_blocks independent populations that move
   // and are weighted like the training walkers under the same theta_k but never enter the gradient. 0 = off.
   int64_t holdout_walkers = 0;

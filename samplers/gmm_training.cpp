@@ -54,6 +54,7 @@ GmmTrainer::GmmTrainer(const GmmConfig& c, Algorithm algo, const Tensor& data, c
   ula_.sigma = c.sigma;
   ula_.drift_clip = c.drift_clip;
   ula_.weighted = algo == Algorithm::Jarzynski;
+  lag_available_ = c.ce_correction;
   JEBM_CHECK(data.defined() && data.dim() == 2 && data.size(0) == c.data && data.size(1) == c.dim,
              "gmm: the data set is " << (data.defined() ? shape_str(data.shape()) : std::string("undefined"))
                                      << ", expected [" << c.data << ", " << c.dim << "]");
@@ -245,14 +246,15 @@ GmmRecord GmmTrainer::iterate_fast() {
   const int64_t n = c_.walkers;
   const WalkerShards* shards = sharded_ ? &shards_ : nullptr;
   const bool jarzynski = algo_ == Algorithm::Jarzynski;
+  GmmGradientLag* lag = jarzynski && c_.ce_correction ? &lag_ : nullptr;
   if (algo_ == Algorithm::Cd && cd_should_restart(k_, c_.cd_k))
     restart_from_data(pop_, data_, pop_.seed ^ kGmmRestartKey, static_cast<uint64_t>(k_));
   // The iteration's one pass over the walkers: U, G, r at (theta_k, X_k) -> complete move k-1 (made under
   // theta_{k-1}) -> move k with G_k -> sum_i w_i grad_theta U(X_k^i) and its variance. X_k is in x_prev after.
-  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, jarzynski ? &lag_ : nullptr, shards);
+  const GmmWalkerPass wp = gmm_walker_pass(theta_, pop_, ula_, true, lag, shards);
   // The previous update's drift term: its log Z increment was just completed by the walkers that also gave this
   // gradient estimate. Reporting only: the corrections never feed back into training.
-  if (jarzynski && k_ > 0) {
+  if (lag && k_ > 0) {
     if (wp.lag_cov.empty()) lag_available_ = false;
     else correction_lag_.add(lr_weighted_sum(wp.lag_cov));
   }
@@ -264,7 +266,7 @@ GmmRecord GmmTrainer::iterate_fast() {
   GmmRecord rec = record(data_u, jarzynski ? &wp.stats : nullptr, has_holdout_ ? &ho : nullptr);
   if (jarzynski && c_.resample && should_resample(wp.stats, n, c_.resample_rule)) {
     // Resample the pre-move state and redo the move (samplers/ula_jarzynski.hpp says why).
-    gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, &lag_, shards);
+    gmm_resample_and_redo(theta_, pop_, c_.resample_rule.scheme, ula_, u_, g_, lag, shards);
     rec.resampled = true;
     rec.resamplings = pop_.resamplings;
   }

@@ -51,6 +51,14 @@ std::vector<SamplerTiming> bench_gmm_timings(Device device, int repeat) {
     GmmTrainer run(c, Algorithm::Jarzynski, data, teacher);
     out.push_back({"full iteration 1e4x50", median_ms([&] { run.iterate(); }, calls), 0.0, 0.0});
   }
+  {
+    // `jebm gmm --no-correction`: the work of the PyTorch twin (experiments/bench/torch_reference.py).
+    GmmConfig nc = c;
+    nc.ce_correction = false;
+    GmmTrainer run(nc, Algorithm::Jarzynski, data, teacher);
+    out.push_back({std::string("full iteration 1e4x50") + kNoCorrection, median_ms([&] { run.iterate(); }, calls),
+                   0.0, 0.0});
+  }
   return out;
 }
 
