@@ -147,7 +147,7 @@ void add_run_options(po::options_description& desc, GmmCommandLine& cl, GmmOptio
        "run the same iteration through the generic Trainer + autograd instead of the closed forms (slower; "
        "reports only the uncorrected Jarzynski estimate, the correction needs per-walker gradients)")
       ("no-correction", po::bool_switch(&t.no_correction),
-       "Jarzynski: skip the lag-covariance sums of the corrected CE estimate (about a sixth of the iteration's CPU "
+       "Jarzynski: skip the lag-covariance sums of the corrected CE estimate (about 15 % of the iteration's CPU "
        "time): the summary's Jarzynski CE is then -, the CSV keeps the raw and variance-corrected estimates; training "
        "is bit for bit the same")
       ;
