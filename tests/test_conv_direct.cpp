@@ -1,8 +1,9 @@
 // The direct conv2d of thin layers (runtime/cpu/conv_direct.cpp): forward, backward-data and backward-filter
-// against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 and
-// 2, padding, odd sizes, filter counts that do not fill a vector, batch 1 to 11 (more samples than filter-gradient
-// slots); bit-identical at 1 and 2 threads; and the dispatch (runtime/cpu/conv.cpp) sends the MNIST CNN's first
-// layers direct and wider ones to the GEMM.
+// against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to
+// 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
+// batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and, for the input
+// gradient, between the AVX-512, the FMA and the portable code; and the dispatch
+// (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
 #include <omp.h>
@@ -23,13 +24,17 @@ struct Case {
   int64_t n, c, h, w, f, kh, kw, stride, pad;
 };
 
-// The MNIST CNN's conv1 at 28x28 and 14x14 and its conv2, then odd shapes: F not a multiple of the vector width
-// (3, 5, 17, 20), rows shorter and longer than a pixel block, stride 1 and 2, padding 0 to 4, 1x1 and 5x3 kernels.
+// The MNIST CNN's conv1 at 28x28 and 14x14 and its conv2, then odd shapes: C and F not multiples of the vector
+// width or of a channel block (C 3, 5, 6, 9; F 3, 5, 7, 17, 20), rows shorter and longer than a pixel block and
+// than one or two vectors (5 to 37 wide), stride 1, 2 and 3, padding 0 to 4, 1x1, 3x3, 4x4, 5x5 and 5x3 kernels (a
+// 1x1 kernel at stride 2 leaves every other row and column without gradient).
 const std::vector<Case> kCases = {
     {3, 1, 28, 28, 16, 5, 5, 2, 4}, {1, 1, 14, 14, 16, 5, 5, 2, 4}, {2, 16, 16, 16, 32, 3, 3, 2, 1},
     {2, 3, 7, 9, 5, 3, 3, 1, 0},    {4, 2, 11, 10, 20, 3, 2, 2, 1}, {5, 1, 9, 13, 3, 5, 3, 1, 2},
     {2, 4, 6, 5, 17, 1, 1, 1, 0},   {1, 2, 19, 23, 9, 3, 3, 2, 0},  {6, 1, 12, 30, 8, 4, 4, 1, 3},
-    {11, 2, 9, 9, 16, 3, 3, 1, 1}};
+    {11, 2, 9, 9, 16, 3, 3, 1, 1},  {2, 3, 13, 37, 7, 4, 4, 2, 3},  {3, 5, 10, 17, 6, 3, 3, 3, 2},
+    {2, 6, 8, 8, 11, 1, 1, 2, 0},   {1, 2, 5, 33, 4, 5, 5, 2, 0},   {2, 9, 7, 14, 10, 3, 3, 1, 4},
+    {2, 5, 9, 9, 3, 4, 4, 2, 2}};
 
 std::string name(const Case& q) {
   return "x[" + std::to_string(q.n) + ", " + std::to_string(q.c) + ", " + std::to_string(q.h) + ", " +
@@ -146,15 +151,55 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_thread_count) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(backward_data_gives_the_same_bits_on_every_instruction_set) {
+  // The code this CPU picks against the FMA (AVX2-class) one and the portable one, fma() lane by lane: every output
+  // is the same fused multiply-adds in the same order, so the bits must agree.
+  for (const Case& q : kCases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
+        const Conv2dParams p{q.stride, q.pad};
+        Generator gen{14, 0};
+        const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
+        const Shape xs{q.n, q.c, q.h, q.w};
+        const Tensor gy = rand_uniform(conv2d_output_shape(xs, w.shape(), p), -1, 1, gen, dt);
+        Tensor best = Tensor::zeros(xs, dt);
+        cpu::conv2d_direct_backward_data(gy, w, p, best);
+        for (int isa : {1, 0}) {
+          Tensor other = Tensor::zeros(xs, dt);
+          cpu::conv2d_direct_backward_data_force_isa(isa);
+          cpu::conv2d_direct_backward_data(gy, w, p, other);
+          cpu::conv2d_direct_backward_data_force_isa(-1);
+          BOOST_TEST(best.to_vector() == other.to_vector(), "instruction set " << isa);
+        }
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   const Conv2dParams s2p4{2, 4}, s2p1{2, 1};
-  BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 1, 28, 28}, {16, 1, 5, 5}, s2p4));      // conv1, K = 25
-  BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 1, 14, 14}, {16, 1, 5, 5}, s2p4));      // conv1 on 14x14
-  BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));  // conv2, K = 144
-  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 32, 8, 8}, {64, 32, 3, 3}, s2p1));     // conv3, K = 288
-  BOOST_TEST(cpu::conv2d_direct_backward_filter_fits({256, 32, 8, 8}, {64, 32, 3, 3}, s2p1));
+  const Conv2dParams s1p1{1, 1};
+  for (const Shape& x : {Shape{256, 1, 28, 28}, Shape{256, 1, 14, 14}}) {  // conv1, K = 25, at 28x28 and 14x14
+    BOOST_TEST(cpu::conv2d_direct_forward_fits(x, {16, 1, 5, 5}, s2p4));
+    BOOST_TEST(cpu::conv2d_direct_backward_data_fits(x, {16, 1, 5, 5}, s2p4));
+    BOOST_TEST(cpu::conv2d_direct_backward_filter_fits(x, {16, 1, 5, 5}, s2p4));
+  }
+  BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));  // conv2, K = 144
+  BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));
+  BOOST_TEST(cpu::conv2d_direct_backward_filter_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));
+  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));  // conv2 on 9x9: rows of 5
+  BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));
+  for (const Shape& x : {Shape{256, 32, 8, 8}, Shape{256, 32, 5, 5}}) {  // conv3, K = 288
+    BOOST_TEST(!cpu::conv2d_direct_forward_fits(x, {64, 32, 3, 3}, s2p1));
+    BOOST_TEST(!cpu::conv2d_direct_backward_data_fits(x, {64, 32, 3, 3}, s2p1));
+    BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits(x, {64, 32, 3, 3}, s2p1));
+  }
   BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({256, 64, 4, 4}, {64, 64, 3, 3}, s2p1));  // conv4, K = 576
-  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));       // rows of 3 pixels
+  // CIFAR-10's conv1 (K = 27, 64 filters): only the input gradient goes direct.
+  BOOST_TEST(!cpu::conv2d_direct_forward_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
+  BOOST_TEST(cpu::conv2d_direct_backward_data_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
+  BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
+  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));  // rows of 3 pixels
+  BOOST_TEST(!cpu::conv2d_direct_backward_data_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));
   // The op takes the direct path where it fits: its results are the direct kernels' bits.
   Generator gen{13, 0};
   const Case q = kCases[0];

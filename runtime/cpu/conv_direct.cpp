@@ -1,12 +1,12 @@
-// Direct conv2d (NCHW) for thin layers: forward, backward-data and backward-filter without im2col, per sample, in
-// AVX-512 / AVX2 / baseline clones picked at load time. Tested by tests/test_conv_direct.cpp (against the im2col
-// path and the 7-loop references, float32 and float64, thread-count invariance) and tests/test_ops.cpp.
+// Direct conv2d (NCHW) for thin layers: forward and backward-filter without im2col, per sample, in AVX-512 / AVX2 /
+// baseline clones picked at load time, and which shapes take the direct path (the input gradient's kernel is in
+// runtime/cpu/conv_direct_backward_data.cpp). Tested by tests/test_conv_direct.cpp (against the im2col path and the
+// 7-loop references, float32 and float64, thread-count invariance) and tests/test_ops.cpp.
 //
 // A layer like MNIST's first (1 -> 16 channels, 5x5) gives im2col + GEMM a K of 25: packing and loop overhead
 // dominate. Here each sample is copied once into a zero-padded buffer, so no tap tests bounds; the innermost step
-// is one vector of filters (forward, weights as [C*KH*KW, F]; backward-filter, grad_y as [P, F]) or of taps
-// (backward-data, weights as [F, C*KH*KW]), times one input value, added into one of kPix pixels' (or taps')
-// accumulators held in registers. The file is compiled with
+// is one vector of filters (forward, weights as [C*KH*KW, F]; backward-filter, grad_y as [P, F]) times one input
+// value, added into one of kPix pixels' (or taps') accumulators held in registers. The file is compiled with
 // -ffp-contract=off: no clone fuses a multiply and an add, so all clones give the same bits, and since every
 // output's sum runs in a fixed order inside one sample, so does every thread count.
 #include "runtime/cpu/conv_direct.hpp"
@@ -17,19 +17,26 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
-#include "runtime/cpu/parallel.hpp"
+#include "runtime/cpu/conv_direct_parts.hpp"
 
 namespace jebm::cpu {
 namespace {
 
-// Which layers go direct, measured at one thread (docs/performance.md): the MNIST CNN's conv1 (C*KH*KW = 25, output
-// rows of 16) and conv2 (144, rows of 8) and the CIFAR-10 CNN's conv1 (27, rows of 32) are faster direct in forward
-// and backward-data; MNIST's conv3 (288, rows of 4: every pixel alone, so each accumulator waits on its own
-// previous add) is not. So: C*KH*KW up to conv2's, and output rows at least one pixel block long.
+using conv_direct::buffer;
+using conv_direct::for_samples;
+using conv_direct::kLanes;
+using conv_direct::round_up;
+using conv_direct::vec_t;
+
+// Which layers go direct, measured at one thread in float32 against OpenBLAS's SkylakeX kernels (docs/performance.md,
+// "Thin convolutions"). Forward and filter gradient: the MNIST CNN's conv1 (C*KH*KW = 25, 16 filters) and conv2
+// (144, 32 filters) are faster direct (conv2's filter gradient ties); MNIST's conv3 (288), conv4 (576) and the
+// CIFAR-10 CNN's conv1 (27 but 64 filters, a GEMM tall enough) are faster through the GEMM; the forward also needs
+// output rows at least one pixel block long (on rows of 5 it took twice the GEMM's time). Input gradient: conv1 and
+// conv2 at 28x28 and 14x14 and CIFAR-10's conv1 are faster direct; conv3 (288, rows of 8 and 5) is not.
 constexpr int64_t kDirectMaxCkk = 144;
-// The filter gradient blocks over taps, not pixels, so short rows do not hurt it: MNIST's conv3 (288) is faster
-// direct too. Wider layers were not measured.
-constexpr int64_t kDirectFilterMaxCkk = 288;
+constexpr int64_t kDirectMaxFilters = 32;
+constexpr int64_t kDirectDataMinWidth = 8;  // input rows: half a float32 vector at least
 constexpr int64_t kFilterSlots = 8;  // partial filter-gradient sums
 
 struct Geo {
@@ -44,18 +51,6 @@ Geo geo(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
   return {x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p.stride, p.padding};
 }
 
-// The kernels below are inlined into each clone, so they are compiled for its instruction set (a call out of a clone
-// would run the baseline code).
-#define JEBM_ALWAYS_INLINE inline __attribute__((always_inline))
-
-// Per-thread buffers that persist across calls (a Langevin run repeats the same shapes thousands of times).
-template <typename T>
-T* buffer(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[3];
-  std::vector<T>& b = buffers[slot];
-  if (static_cast<int64_t>(b.size()) < count) b.resize(static_cast<size_t>(count));
-  return b.data();
-}
 
 // x_n [C, H, W] -> xpad [C, HP, WP], zeros around.
 template <typename T>
@@ -69,26 +64,12 @@ JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
     }
 }
 
-// Filters (forward) or taps (backward-data) in blocks of one 64-byte vector, and output pixels along a row in blocks
-// of kPix: kPix x kLanes accumulators stay in registers while the taps stream by, each tap one vector load.
-template <typename T>
-constexpr int64_t kLanes = 64 / sizeof(T);
+// Filters in blocks of one 64-byte vector, and output pixels along a row in blocks of kPix: kPix x kLanes
+// accumulators stay in registers while the taps stream by, each tap one vector load.
 constexpr int64_t kPix = 8;
 
-inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
 // out[p, 0..kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..kLanes), for NP pixels p, where a(p, k) =
-// a[p * as + ka[k]]: the lanes are filters (forward: a = the padded input row, ka = the taps' offsets) or taps
-// (backward-data: a = grad_y's row, ka = the filters' offsets).
-// One 64-byte vector of T as a GCC vector type: its * and + are lane-wise in every clone (AVX-512: one register,
-// AVX2: two, baseline: four), where loops over lanes with NP x kLanes accumulators were left scalar by GCC.
-template <typename T>
-struct Vec {
-  typedef T type __attribute__((vector_size(64)));
-};
-template <typename T>
-using vec_t = typename Vec<T>::type;
-
+// a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets.
 template <typename T, int64_t NP>
 JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
                          const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
@@ -131,33 +112,6 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
       for (int64_t ox = 0; ox < ow; ++ox) d[ox] = acc[ox * fp + f] + b;
     }
   }
-}
-
-// One sample's backward-data: for each output row, t [OW, KP] = grad_y's row^T x w [F, KP] (w's C*KH*KW taps padded
-// to whole vectors; foff: each filter's offset in grad_y_n), then each pixel's window scatter-added into the padded
-// gradient gxpad [C, HP, WP], whose interior is grad_x_n [C, H, W].
-template <typename T>
-JEBM_ALWAYS_INLINE void backward_data_sample(const Geo& g, const T* __restrict gyn, const T* __restrict w,
-                                             const int64_t* foff, T* __restrict gxn, T* __restrict gxpad,
-                                             T* __restrict t) {
-  const int64_t kp = round_up(g.ckk(), kLanes<T>), ow = g.ow, wp = g.wp();
-  std::fill(gxpad, gxpad + g.c * g.hp() * wp, T(0));
-  for (int64_t oy = 0; oy < g.oh; ++oy) {
-    row_kernel<T>(gyn + oy * ow, 1, foff, g.f, w, kp, ow, t);
-    for (int64_t ox = 0; ox < ow; ++ox)
-      for (int64_t c = 0; c < g.c; ++c)
-        for (int64_t i = 0; i < g.kh; ++i) {
-          T* d = gxpad + (c * g.hp() + oy * g.s + i) * wp + ox * g.s;
-          const T* src = t + ox * kp + (c * g.kh + i) * g.kw;
-          for (int64_t j = 0; j < g.kw; ++j) d[j] += src[j];
-        }
-  }
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t y = 0; y < g.h; ++y) {
-      const T* s = gxpad + (c * g.hp() + y + g.pad) * wp + g.pad;
-      T* d = gxn + (c * g.h + y) * g.w;
-      for (int64_t x = 0; x < g.w; ++x) d[x] = s[x];
-    }
 }
 
 // part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for NT taps at once:
@@ -213,14 +167,6 @@ JEBM_CONV_CLONES void forward_sample_f64(const Geo& g, const double* xn, const d
                                          const double* bias, double* yn, double* xpad, double* acc) {
   forward_sample<double>(g, xn, wt, xoff, bias, yn, xpad, acc);
 }
-JEBM_CONV_CLONES void backward_data_sample_f32(const Geo& g, const float* gyn, const float* w, const int64_t* foff,
-                                               float* gxn, float* gxpad, float* t) {
-  backward_data_sample<float>(g, gyn, w, foff, gxn, gxpad, t);
-}
-JEBM_CONV_CLONES void backward_data_sample_f64(const Geo& g, const double* gyn, const double* w, const int64_t* foff,
-                                               double* gxn, double* gxpad, double* t) {
-  backward_data_sample<double>(g, gyn, w, foff, gxn, gxpad, t);
-}
 JEBM_CONV_CLONES void backward_filter_sample_f32(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
                                                  const int64_t* poff, float* part, float* xpad, float* gyt) {
   backward_filter_sample<float>(g, xn, gyn, xoff, poff, part, xpad, gyt);
@@ -240,14 +186,6 @@ inline void forward_one(const Geo& g, const double* xn, const double* wt, const 
                         double* yn, double* xp, double* acc) {
   forward_sample_f64(g, xn, wt, xoff, b, yn, xp, acc);
 }
-inline void backward_data_one(const Geo& g, const float* gyn, const float* w, const int64_t* foff, float* gxn,
-                              float* gxp, float* t) {
-  backward_data_sample_f32(g, gyn, w, foff, gxn, gxp, t);
-}
-inline void backward_data_one(const Geo& g, const double* gyn, const double* w, const int64_t* foff, double* gxn,
-                              double* gxp, double* t) {
-  backward_data_sample_f64(g, gyn, w, foff, gxn, gxp, t);
-}
 
 inline void backward_filter_one(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
                                 const int64_t* poff, float* part, float* xpad, float* gyt) {
@@ -258,12 +196,6 @@ inline void backward_filter_one(const Geo& g, const double* xn, const double* gy
   backward_filter_sample_f64(g, xn, gyn, xoff, poff, part, xpad, gyt);
 }
 
-// Runs f(n) for every sample; each writes only its own output, so any schedule gives the same result.
-template <typename F>
-void for_samples(int64_t n, int64_t work, F f) {
-#pragma omp parallel for schedule(static) if (n > 1 && work >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) f(i);
-}
 
 // Tap (c, i, j) -> its offset from a window's corner in the padded sample.
 std::vector<int64_t> tap_offsets(const Geo& g) {
@@ -290,25 +222,6 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
     T* acc = buffer<T>(1, g.ow * fp);
     forward_one(g, xp + i * g.c * g.h * g.w, wt.data(), xoff.data(), bp, yp + i * g.f * g.p(), xpad, acc);
-  });
-}
-
-template <typename T>
-void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& prm, Tensor& gx) {
-  const Geo g = geo(gx.shape(), w.shape(), gy.shape(), prm);
-  const int64_t n = gx.size(0), ckk = g.ckk(), kp = round_up(ckk, kLanes<T>);
-  const T* wsrc = w.data<T>();  // [F, CKK]
-  std::vector<T> wpad(static_cast<size_t>(g.f * kp), T(0));  // [F, KP]
-  for (int64_t f = 0; f < g.f; ++f)
-    std::copy(wsrc + f * ckk, wsrc + (f + 1) * ckk, wpad.begin() + f * kp);
-  std::vector<int64_t> foff;  // filter f -> its plane's offset in grad_y_n
-  for (int64_t f = 0; f < g.f; ++f) foff.push_back(f * g.p());
-  const T* gyp = gy.data<T>();
-  T* gxp = gx.data<T>();
-  for_samples(n, n * g.p() * ckk * g.f, [&](int64_t i) {
-    T* gxpad = buffer<T>(0, g.c * g.hp() * g.wp());
-    T* t = buffer<T>(1, g.ow * kp);
-    backward_data_one(g, gyp + i * g.f * g.p(), wpad.data(), foff.data(), gxp + i * g.c * g.h * g.w, gxpad, t);
   });
 }
 
@@ -347,22 +260,17 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
 
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
   const int64_t ow = (x[3] + 2 * p.padding - w[3]) / p.stride + 1;
-  return x[1] * w[2] * w[3] <= kDirectMaxCkk && ow >= kPix;
+  return x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters && ow >= kPix;
 }
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  return conv2d_direct_forward_fits(x, w, p);
+  return x[1] * w[2] * w[3] <= kDirectMaxCkk && x[3] >= kDirectDataMinWidth;
 }
 bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  return x[1] * w[2] * w[3] <= kDirectFilterMaxCkk;
+  return x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters;
 }
 
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
   JEBM_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] { forward_typed<scalar_t>(x, w, bias, p, y); });
-}
-
-void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
-  JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",
-                      [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
 }
 
 void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
