@@ -92,7 +92,7 @@ void sweep(const Var& root, const Tensor& grad_root_in, const IsTarget& is_targe
     Node* n = *it;
     auto g = grads.find(n);
     if (!needed[n] || g == grads.end()) continue;
-    const Tensor grad_out = std::move(g->second);
+    const Tensor grad_out = std::move(g->second);  // read by nothing after n->backward, which may write into it
     grads.erase(g);
     n->wanted = wanted[n];
     std::vector<Tensor> gin = n->backward(grad_out);

@@ -21,8 +21,8 @@ Tensor sign_times(const Tensor& d, const Tensor& g) {
 // --- unary ----------------------------------------------------------------------------------------------
 
 // The logistic ops and tanh keep dy/dx from their forward (unary_with_derivative: one exp or tanh for both, and
-// the bits of unary_backward), so their backward is one multiply instead of a second pass through the exp. The
-// others recompute it from x, which costs less than storing it.
+// the bits of unary_backward), so their backward is one multiply, in place where the engine allows it, instead of a
+// second pass through the exp. The others recompute it from x, which costs less than storing it.
 namespace {
 bool saves_derivative(UnaryOp op) { return op == UnaryOp::Sigmoid || op == UnaryOp::Silu || op == UnaryOp::Tanh; }
 }  // namespace
@@ -38,8 +38,13 @@ struct UnaryNode : Node {
     Node::release();
   }
   std::vector<Tensor> backward(const Tensor& g) override {
-    if (dydx.defined()) return {jebm::mul(dydx, g)};
-    return {unary_backward(op, inputs[0].value(), g, alpha)};
+    if (!dydx.defined()) return {unary_backward(op, inputs[0].value(), g, alpha)};
+    if (!g.sole_owner()) return {jebm::mul(dydx, g)};
+    // The sweep's own gradient, which nothing else holds: multiplied in place, so no new buffer is written (the
+    // pass is bound by memory traffic, not by the multiply).
+    Tensor gx = g;
+    mul_(gx, dydx);
+    return {gx};
   }
 };
 

@@ -52,8 +52,9 @@ class Var {
 
 // A differentiable op's record: its Var inputs (all of them, in order; their values are what backward reads, so
 // do not edit an input's value in place between forward and backward) and a backward that maps the output's
-// gradient to one gradient per input (undefined Tensor where needs_input_grad(i) is false). Subclasses live in
-// autograd/ops_*.cpp, each right below its forward.
+// gradient to one gradient per input (undefined Tensor where needs_input_grad(i) is false). The engine never reads
+// grad_output after backward returns: when grad_output.sole_owner(), backward may write a result into it.
+// Subclasses live in autograd/ops_*.cpp, each right below its forward.
 struct Node {
   virtual ~Node() = default;
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;

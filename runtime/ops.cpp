@@ -165,6 +165,12 @@ void axpby_(double a, const Tensor& x, double b, Tensor& y) {
   JEBM_DISPATCH(y.device(), axpby, a, x, b, y);
 }
 
+void mul_(Tensor& y, const Tensor& x) {
+  check_float("mul_", y, "y");
+  check_same_shape("mul_", x, "x", y, "y");
+  JEBM_DISPATCH(y.device(), binary, BinaryOp::Mul, y, x, y);
+}
+
 void fill_(Tensor& y, double value) {
   check_defined("fill_", y, "y");
   JEBM_DISPATCH(y.device(), fill, y, value);

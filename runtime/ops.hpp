@@ -56,6 +56,7 @@ inline Tensor clamp(const Tensor& x, double lo, double hi) { return scalar_op(Sc
 // In place, same shape/dtype/device: y = a*x + b*y.
 void axpby_(double a, const Tensor& x, double b, Tensor& y);
 inline void add_(Tensor& y, const Tensor& x, double alpha = 1.0) { axpby_(alpha, x, 1.0, y); }
+void mul_(Tensor& y, const Tensor& x);  // y *= x elementwise, same shape: the bits of mul(x, y)
 void fill_(Tensor& y, double value);
 Tensor cast(const Tensor& x, DType dtype);  // same device
 

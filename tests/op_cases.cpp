@@ -193,6 +193,20 @@ void add_binary_cases(std::vector<OpCase>& t) {
       // + - * / are correctly rounded IEEE operations on both sides (nvcc keeps prec-div): exact.
     }
   }
+  // In place (the output is the first input's buffer): serial, odd and OpenMP-sized.
+  for (const Shape& s : {Shape{3, 5}, Shape{7}, Shape{1 << 17}}) {
+    t.push_back({"binary", "mul_ (in place) " + shape_str(s), {s, s}, -2.0, 2.0, 1e-6, 1e-14,
+                 [](const std::vector<Tensor>& in) {
+                   Tensor y = in[0].clone();
+                   mul_(y, in[1]);
+                   return std::vector<Tensor>{y};
+                 },
+                 [](const std::vector<Host>& in) {
+                   Host y = in[0];
+                   for (size_t i = 0; i < y.v.size(); ++i) y.v[i] *= in[1].v[i];
+                   return std::vector<Host>{y};
+                 }});
+  }
 }
 
 void add_scalar_cases(std::vector<OpCase>& t) {

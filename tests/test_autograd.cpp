@@ -3,6 +3,7 @@
 // shared op-case table (tests/op_cases.cpp) plus the autograd-only forms (operators, linear, reshape) and small
 // networks; then the engine's contracts: accumulation, NoGradGuard, graph release, grad() leaving .grad() alone,
 // pruning, errors.
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <random>
@@ -378,6 +379,29 @@ BOOST_AUTO_TEST_CASE(handed_over_gradients_share_nothing_the_sweep_uses) {
   fill_(g[2], 5.0);  // the caller owns each result
   fill_(g[0], 5.0);
   BOOST_TEST(g[1].to_vector() == std::vector<double>({21, -33}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(in_place_backwards_leave_shared_gradients_alone) {
+  // SiLU's backward multiplies its gradient in place when nothing else holds it. add hands one tensor to both
+  // SiLUs, so neither may write into it; the linear layer's gradient is the SiLU's alone, so it may.
+  Var x1 = leaf({0.5, -1.5, 2.0}, {1, 3});
+  Var x2 = leaf({-0.25, 1.0, 3.0}, {1, 3});
+  ag::backward(ag::sum_all(ag::silu(x1) + ag::silu(x2)));
+  Var w = leaf({1.0, -2.0, 0.5, 0.25, 1.5, -1.0}, {2, 3});
+  Var h = ag::silu(ag::linear(x1, w, Var()));  // x1 w^T = [4.5, -4.125]
+  const Tensors g = ag::grad(ag::sum_all(h), {x1});
+  auto dsilu = [](double v) {
+    const double s = 1.0 / (1.0 + std::exp(-v));
+    return s * (1.0 + v * (1.0 - s));
+  };
+  const std::vector<double> a = x1.value().to_vector(), b = x2.value().to_vector(), gx1 = x1.grad().to_vector(),
+                            gx2 = x2.grad().to_vector(), gg = g[0].to_vector();
+  for (size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(gx1[i] == dsilu(a[i]), boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(gx2[i] == dsilu(b[i]), boost::test_tools::tolerance(1e-12));
+    const double want = dsilu(4.5) * w.value().to_vector()[i] + dsilu(-4.125) * w.value().to_vector()[3 + i];
+    BOOST_TEST(gg[i] == want, boost::test_tools::tolerance(1e-12));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(max_ties_split_the_gradient) {

@@ -1,7 +1,7 @@
 // The CPU op harness (runtime/ops.hpp, runtime/cpu/*.cpp): every row of the op-case table (tests/op_cases.cpp), run
 // in float32 and float64 and compared with its naive double-precision reference. Families: unary, unary_backward,
 // unary_with_derivative (also checked bit for bit against the other two),
-// binary (broadcasting), scalar, axpby, reduce, sum_to, gemm, conv2d, index, adam. Plus every unary op and its
+// binary (broadcasting; mul_ in place, also bit for bit against mul), scalar, axpby, reduce, sum_to, gemm, conv2d, index, adam. Plus every unary op and its
 // derivative at the special values (NaN, +-inf, huge, denormal, +-0), thread-count independence, the error messages.
 #include "tests/helpers.hpp"
 
@@ -166,6 +166,21 @@ BOOST_AUTO_TEST_CASE(unary_with_derivative_has_the_bits_of_unary_and_its_backwar
       }
     }
   }
+}
+
+// mul_ writes into its first argument (autograd's in-place backward): the bits of mul, on the CPU's in-place path.
+BOOST_AUTO_TEST_CASE(mul_in_place_has_the_bits_of_mul) {
+  Generator gen{21, 0};
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (int64_t n : {int64_t{7}, int64_t{1} << 18}) {
+      const Tensor a = rand_normal({n}, 0, 3, gen, dt), b = rand_normal({n}, 0, 3, gen, dt);
+      Tensor y = a.clone();
+      mul_(y, b);
+      BOOST_TEST(y.to_vector() == mul(b, a).to_vector(), dtype_name(dt) << " n=" << n);
+    }
+  }
+  Tensor y = Tensor::ones({3});
+  BOOST_CHECK_THROW(mul_(y, Tensor::ones({4})), Error);
 }
 
 BOOST_AUTO_TEST_CASE(activations_are_stable_at_extreme_inputs) {

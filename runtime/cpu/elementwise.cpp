@@ -240,7 +240,9 @@ void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
   // Fast paths: equal shapes and scalar operands need no index arithmetic.
-  if (a.numel() == n && b.numel() == n) {
+  if (a.numel() == n && b.numel() == n && op == ap) {  // in place (mul_): one pointer, so no overlap test at run time
+    for_each_index(n, [bp, op, f](int64_t i) { op[i] = f(op[i], bp[i]); });
+  } else if (a.numel() == n && b.numel() == n) {
     for_each_index(n, [ap, bp, op, f](int64_t i) { op[i] = f(ap[i], bp[i]); });
   } else if (b.numel() == 1 && a.numel() == n) {
     const T s = bp[0];

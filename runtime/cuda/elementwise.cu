@@ -79,6 +79,14 @@ __global__ void binary_flat_kernel(BinaryOp op, const T* __restrict__ a, int64_t
   JEBM_GRID_STRIDE(i, n) o[i] = binary_value(op, a[i * sa], b[i * sb]);
 }
 
+// The same without __restrict__, for an output that is one of the inputs (mul_ and the like): each element is read
+// before it is written, by the same thread.
+template <typename T>
+__global__ void binary_flat_aliased_kernel(BinaryOp op, const T* a, int64_t sa, const T* b, int64_t sb, T* o,
+                                           int64_t n) {
+  JEBM_GRID_STRIDE(i, n) o[i] = binary_value(op, a[i * sa], b[i * sb]);
+}
+
 // General broadcasting over a merged shape of at most kMaxDims dims; strides are 0 where an operand broadcasts.
 constexpr int kMaxDims = 8;
 struct BroadcastPlan {
@@ -206,8 +214,11 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
     const scalar_t* bp = b.device_data<scalar_t>();
     scalar_t* op_ = out.device_data<scalar_t>();
     if ((a.numel() == n || a.numel() == 1) && (b.numel() == n || b.numel() == 1)) {
-      binary_flat_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, a.numel() == n ? 1 : 0, bp, b.numel() == n ? 1 : 0,
-                                                         op_, n);
+      const int64_t sa = a.numel() == n ? 1 : 0, sb = b.numel() == n ? 1 : 0;
+      if (op_ == ap || op_ == bp)
+        binary_flat_aliased_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, sa, bp, sb, op_, n);
+      else
+        binary_flat_kernel<<<grid_for(n), kBlock, 0, s>>>(op, ap, sa, bp, sb, op_, n);
     } else {
       const BroadcastPlan plan = plan_broadcast(a.shape(), b.shape(), out.shape());
       // int32 while i + the grid's stride (at most 65536 * kBlock) cannot overflow
