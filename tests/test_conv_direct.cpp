@@ -1,8 +1,8 @@
 // The direct conv2d of thin layers (runtime/cpu/conv_direct.cpp): forward, backward-data and backward-filter
 // against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to
 // 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
-// batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and, for the input
-// gradient, between the AVX-512, the FMA and the portable code; and the dispatch
+// batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and between the
+// AVX-512, the FMA and the portable code; and the dispatch
 // (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
@@ -151,25 +151,25 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_thread_count) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(backward_data_gives_the_same_bits_on_every_instruction_set) {
+BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_the_instruction_set) {
   // The code this CPU picks against the FMA (AVX2-class) one and the portable one, fma() lane by lane: every output
   // is the same fused multiply-adds in the same order, so the bits must agree.
   for (const Case& q : kCases)
     for (DType dt : {DType::Float32, DType::Float64}) {
       BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
-        const Conv2dParams p{q.stride, q.pad};
         Generator gen{14, 0};
+        const Tensor x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, dt);
         const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
-        const Shape xs{q.n, q.c, q.h, q.w};
-        const Tensor gy = rand_uniform(conv2d_output_shape(xs, w.shape(), p), -1, 1, gen, dt);
-        Tensor best = Tensor::zeros(xs, dt);
-        cpu::conv2d_direct_backward_data(gy, w, p, best);
+        const Tensor b = rand_uniform({q.f}, -1, 1, gen, dt);
+        const Tensor gy = rand_uniform(conv2d_output_shape(x.shape(), w.shape(), {q.stride, q.pad}), -1, 1, gen, dt);
+        const Outputs best = run_direct(q, x, w, b, gy);
         for (int isa : {1, 0}) {
-          Tensor other = Tensor::zeros(xs, dt);
-          cpu::conv2d_direct_backward_data_force_isa(isa);
-          cpu::conv2d_direct_backward_data(gy, w, p, other);
-          cpu::conv2d_direct_backward_data_force_isa(-1);
-          BOOST_TEST(best.to_vector() == other.to_vector(), "instruction set " << isa);
+          cpu::conv2d_direct_force_isa(isa);
+          const Outputs other = run_direct(q, x, w, b, gy);
+          cpu::conv2d_direct_force_isa(-1);
+          BOOST_TEST(best.y.to_vector() == other.y.to_vector(), "forward, instruction set " << isa);
+          BOOST_TEST(best.gx.to_vector() == other.gx.to_vector(), "input gradient, instruction set " << isa);
+          BOOST_TEST(best.gw.to_vector() == other.gw.to_vector(), "filter gradient, instruction set " << isa);
         }
       }
     }

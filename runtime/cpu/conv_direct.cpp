@@ -1,17 +1,20 @@
-// Direct conv2d (NCHW) for thin layers: forward and backward-filter without im2col, per sample, in AVX-512 / AVX2 /
-// baseline clones picked at load time, and which shapes take the direct path (the input gradient's kernel is in
+// Direct conv2d (NCHW) for thin layers: forward and backward-filter without im2col, per sample, in AVX-512 / FMA /
+// portable versions picked at load time, and which shapes take the direct path (the input gradient's kernel is in
 // runtime/cpu/conv_direct_backward_data.cpp). Tested by tests/test_conv_direct.cpp (against the im2col path and the
-// 7-loop references, float32 and float64, thread-count invariance) and tests/test_ops.cpp.
+// 7-loop references, float32 and float64, the same bits at 1 and 2 threads and in every version) and
+// tests/test_ops.cpp.
 //
 // A layer like MNIST's first (1 -> 16 channels, 5x5) gives im2col + GEMM a K of 25: packing and loop overhead
 // dominate. Here each sample is copied once into a zero-padded buffer, so no tap tests bounds; the innermost step
 // is one vector of filters (forward, weights as [C*KH*KW, F]; backward-filter, grad_y as [P, F]) times one input
-// value, added into one of kPix pixels' (or taps') accumulators held in registers. The file is compiled with
-// -ffp-contract=off: no clone fuses a multiply and an add, so all clones give the same bits, and since every
-// output's sum runs in a fixed order inside one sample, so does every thread count.
+// value, fused multiply-added into one of kPix pixels' (or taps') accumulators held in registers. Every version
+// rounds each fma once (conv_direct::fma_into) and nothing else fuses (the file is compiled with -ffp-contract=off),
+// so all give the same bits; every output's sum runs in a fixed order inside one sample, so does every thread
+// count.
 #include "runtime/cpu/conv_direct.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -23,6 +26,8 @@ namespace jebm::cpu {
 namespace {
 
 using conv_direct::buffer;
+using conv_direct::fma_into;
+using conv_direct::splat;
 using conv_direct::for_samples;
 using conv_direct::kLanes;
 using conv_direct::round_up;
@@ -70,42 +75,46 @@ constexpr int64_t kPix = 8;
 
 // out[p, 0..kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..kLanes), for NP pixels p, where a(p, k) =
 // a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets.
-template <typename T, int64_t NP>
+template <typename Isa, typename T, int64_t NP>
 JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
                          const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
   vec_t<T> acc[NP];
   for (int64_t p = 0; p < NP; ++p) acc[p] = vec_t<T>{};
   for (int64_t k = 0; k < nk; ++k) {
-    vec_t<T> bv;  // no function returns a vec_t: its ABI differs between the clones
+    vec_t<T> bv;  // no function returns a vec_t: its ABI differs between the versions
     std::memcpy(&bv, b + k * ldb, sizeof bv);
     const T* ar = a + ka[k];
-    for (int64_t p = 0; p < NP; ++p) acc[p] += ar[p * as] * bv;
+    for (int64_t p = 0; p < NP; ++p) {
+      vec_t<T> av;
+      splat(Isa{}, av, ar[p * as]);
+      fma_into(Isa{}, acc[p], av, bv);
+    }
   }
   for (int64_t p = 0; p < NP; ++p) std::memcpy(out + p * ldo, &acc[p], sizeof acc[p]);
 }
 
 // One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPix then one at a time.
-template <typename T>
+template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
                                    int64_t n, T* out) {
   for (int64_t lb = 0; lb < ldb; lb += kLanes<T>) {
     int64_t p = 0;
     for (; p + kPix <= n; p += kPix)
-      block_kernel<T, kPix>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-    for (; p < n; ++p) block_kernel<T, 1>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+      block_kernel<Isa, T, kPix>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+    for (; p < n; ++p) block_kernel<Isa, T, 1>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
   }
 }
 
 // One sample's forward. wt: the weights as [C*KH*KW, FP] (F padded with zero filters to whole vectors); xoff: each
 // tap's offset in the padded sample; acc: one output row as [OW, FP]; y_n: [F, OH, OW].
-template <typename T>
+template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, const T* __restrict wt,
                                        const int64_t* xoff, const T* bias, T* __restrict yn, T* __restrict xpad,
                                        T* __restrict acc) {
   const int64_t fp = round_up(g.f, kLanes<T>), ow = g.ow;
   pad_sample(g, xn, xpad);
   for (int64_t oy = 0; oy < g.oh; ++oy) {
-    row_kernel<T>(xpad + oy * g.s * g.wp(), g.s, xoff, g.ckk(), wt, fp, ow, acc);
+    row_kernel<Isa, T>(xpad + oy * g.s * g.wp(), g.s, xoff, g.ckk(), wt, fp, ow, acc);
     for (int64_t f = 0; f < g.f; ++f) {
       const T b = bias ? bias[f] : T(0);
       T* d = yn + f * g.p() + oy * ow;
@@ -117,7 +126,7 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
 // part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for NT taps at once:
 // the taps' accumulators stay in registers while the pixels stream by. toff: the taps' offsets in the padded sample,
 // poff: each pixel's window corner.
-template <typename T, int64_t NT>
+template <typename Isa, typename T, int64_t NT>
 JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __restrict toff,
                                      const int64_t* __restrict poff, int64_t np, const T* __restrict gyt, int64_t fp,
                                      T* __restrict part) {
@@ -127,7 +136,11 @@ JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __
     vec_t<T> gv;
     std::memcpy(&gv, gyt + p * fp, sizeof gv);
     const T* xr = xpad + poff[p];
-    for (int64_t t = 0; t < NT; ++t) acc[t] += xr[toff[t]] * gv;
+    for (int64_t t = 0; t < NT; ++t) {
+      vec_t<T> xv;
+      splat(Isa{}, xv, xr[toff[t]]);
+      fma_into(Isa{}, acc[t], xv, gv);
+    }
   }
   for (int64_t t = 0; t < NT; ++t) {
     vec_t<T> v;
@@ -139,7 +152,7 @@ JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __
 
 // One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP] (zero
 // filters padding F), then taps in blocks of kPix against every pixel.
-template <typename T>
+template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict xn, const T* __restrict gyn,
                                                const int64_t* xoff, const int64_t* poff, T* __restrict part,
                                                T* __restrict xpad, T* __restrict gyt) {
@@ -152,50 +165,49 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
   for (int64_t lb = 0; lb < fp; lb += kLanes<T>) {
     int64_t t = 0;
     for (; t + kPix <= nt; t += kPix)
-      filter_block<T, kPix>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-    for (; t < nt; ++t) filter_block<T, 1>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+      filter_block<Isa, T, kPix>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+    for (; t < nt; ++t) filter_block<Isa, T, 1>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
   }
 }
 
-// The clones: the same source compiled for AVX-512, AVX2 and the baseline, picked once at load time.
-#define JEBM_CONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-JEBM_CONV_CLONES void forward_sample_f32(const Geo& g, const float* xn, const float* wt, const int64_t* xoff,
-                                         const float* bias, float* yn, float* xpad, float* acc) {
-  forward_sample<float>(g, xn, wt, xoff, bias, yn, xpad, acc);
-}
-JEBM_CONV_CLONES void forward_sample_f64(const Geo& g, const double* xn, const double* wt, const int64_t* xoff,
-                                         const double* bias, double* yn, double* xpad, double* acc) {
-  forward_sample<double>(g, xn, wt, xoff, bias, yn, xpad, acc);
-}
-JEBM_CONV_CLONES void backward_filter_sample_f32(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
-                                                 const int64_t* poff, float* part, float* xpad, float* gyt) {
-  backward_filter_sample<float>(g, xn, gyn, xoff, poff, part, xpad, gyt);
-}
-JEBM_CONV_CLONES void backward_filter_sample_f64(const Geo& g, const double* xn, const double* gyn,
-                                                 const int64_t* xoff, const int64_t* poff, double* part, double* xpad,
-                                                 double* gyt) {
-  backward_filter_sample<double>(g, xn, gyn, xoff, poff, part, xpad, gyt);
-}
-#undef JEBM_CONV_CLONES
+// The entry points per instruction set, flattened (everything inlined, so compiled for that set), and the one
+// conv_direct::isa() picks.
+#define JEBM_FWD_ENTRY(name, attrs, isa, T)                                                                    \
+  attrs void name(const Geo& g, const T* xn, const T* wt, const int64_t* xoff, const T* b, T* yn, T* xp, T* acc) { \
+    forward_sample<isa, T>(g, xn, wt, xoff, b, yn, xp, acc);                                                     \
+  }
+#define JEBM_FILTER_ENTRY(name, attrs, isa, T)                                                           \
+  attrs void name(const Geo& g, const T* xn, const T* gyn, const int64_t* xoff, const int64_t* poff, T* part, \
+                  T* xpad, T* gyt) {                                                                        \
+    backward_filter_sample<isa, T>(g, xn, gyn, xoff, poff, part, xpad, gyt);                                \
+  }
+#define JEBM_ENTRIES(ENTRY, stem)                                                                \
+  ENTRY(stem##_avx512_f32, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, float)  \
+  ENTRY(stem##_avx512_f64, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, double) \
+  ENTRY(stem##_fma_f32, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, float)            \
+  ENTRY(stem##_fma_f64, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, double)           \
+  ENTRY(stem##_base_f32, __attribute__((flatten)), conv_direct::IsaBase, float)                         \
+  ENTRY(stem##_base_f64, __attribute__((flatten)), conv_direct::IsaBase, double)
+JEBM_ENTRIES(JEBM_FWD_ENTRY, forward)
+JEBM_ENTRIES(JEBM_FILTER_ENTRY, filter)
+#undef JEBM_ENTRIES
+#undef JEBM_FILTER_ENTRY
+#undef JEBM_FWD_ENTRY
 
-inline void forward_one(const Geo& g, const float* xn, const float* wt, const int64_t* xoff, const float* b,
-                        float* yn, float* xp, float* acc) {
-  forward_sample_f32(g, xn, wt, xoff, b, yn, xp, acc);
+template <typename T>
+auto forward_fn() {
+  const int isa = conv_direct::isa();
+  if constexpr (sizeof(T) == 4) return isa == 2 ? forward_avx512_f32 : isa == 1 ? forward_fma_f32 : forward_base_f32;
+  else return isa == 2 ? forward_avx512_f64 : isa == 1 ? forward_fma_f64 : forward_base_f64;
 }
-inline void forward_one(const Geo& g, const double* xn, const double* wt, const int64_t* xoff, const double* b,
-                        double* yn, double* xp, double* acc) {
-  forward_sample_f64(g, xn, wt, xoff, b, yn, xp, acc);
-}
-
-inline void backward_filter_one(const Geo& g, const float* xn, const float* gyn, const int64_t* xoff,
-                                const int64_t* poff, float* part, float* xpad, float* gyt) {
-  backward_filter_sample_f32(g, xn, gyn, xoff, poff, part, xpad, gyt);
-}
-inline void backward_filter_one(const Geo& g, const double* xn, const double* gyn, const int64_t* xoff,
-                                const int64_t* poff, double* part, double* xpad, double* gyt) {
-  backward_filter_sample_f64(g, xn, gyn, xoff, poff, part, xpad, gyt);
+template <typename T>
+auto filter_fn() {
+  const int isa = conv_direct::isa();
+  if constexpr (sizeof(T) == 4) return isa == 2 ? filter_avx512_f32 : isa == 1 ? filter_fma_f32 : filter_base_f32;
+  else return isa == 2 ? filter_avx512_f64 : isa == 1 ? filter_fma_f64 : filter_base_f64;
 }
 
+std::atomic<int> forced_isa{-1};
 
 // Tap (c, i, j) -> its offset from a window's corner in the padded sample.
 std::vector<int64_t> tap_offsets(const Geo& g) {
@@ -218,10 +230,11 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   const T* xp = x.data<T>();
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
+  const auto run = forward_fn<T>();
   for_samples(n, n * g.p() * ckk * g.f, [&](int64_t i) {
     T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
     T* acc = buffer<T>(1, g.ow * fp);
-    forward_one(g, xp + i * g.c * g.h * g.w, wt.data(), xoff.data(), bp, yp + i * g.f * g.p(), xpad, acc);
+    run(g, xp + i * g.c * g.h * g.w, wt.data(), xoff.data(), bp, yp + i * g.f * g.p(), xpad, acc);
   });
 }
 
@@ -239,12 +252,13 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
     for (int64_t ox = 0; ox < g.ow; ++ox) poff.push_back(oy * g.s * g.wp() + ox * g.s);
   const T* xp = x.data<T>();
   const T* gyp = gy.data<T>();
+  const auto run = filter_fn<T>();
 #pragma omp parallel for schedule(static) if (slots > 1 && n * g.p() * ckk * g.f >= kParallelMin)
   for (int64_t sl = 0; sl < slots; ++sl) {
     T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
     T* gyt = buffer<T>(2, g.p() * fp);
     for (int64_t i = sl; i < n; i += slots)
-      backward_filter_one(g, xp + i * g.c * g.h * g.w, gyp + i * g.f * g.p(), xoff.data(), poff.data(),
+      run(g, xp + i * g.c * g.h * g.w, gyp + i * g.f * g.p(), xoff.data(), poff.data(),
                           part.data() + sl * part_size, xpad, gyt);
   }
   T* gwp = gw.data<T>();  // [F, CKK]
@@ -257,6 +271,16 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
 }
 
 }  // namespace
+
+namespace conv_direct {
+int isa() {
+  static const int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("fma") ? 1 : 0;
+  const int forced = forced_isa.load(std::memory_order_relaxed);
+  return forced < 0 ? best : std::min(forced, best);
+}
+}  // namespace conv_direct
+
+void conv2d_direct_force_isa(int isa) { forced_isa.store(isa); }
 
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
   const int64_t ow = (x[3] + 2 * p.padding - w[3]) / p.stride + 1;

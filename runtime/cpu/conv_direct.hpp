@@ -6,6 +6,10 @@
 
 namespace jebm::cpu {
 
+// The direct kernels give the same bits with every instruction set. For tests, conv2d_direct_force_isa picks their
+// code: 0 portable, 1 FMA (AVX2 class), 2 AVX-512 (at most what the CPU has), -1 the CPU's best (the default).
+void conv2d_direct_force_isa(int isa);
+
 // Whether conv2d_forward / conv2d_backward_data take the direct path for these shapes (x: [N, C, H, W],
 // w: [F, C, KH, KW], valid for conv2d). A function of the shapes only, so the result never depends on the thread count.
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
@@ -14,10 +18,7 @@ bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Co
 
 // y: [N, F, OH, OW] = conv(x, w) + bias (bias may be undefined). Samples in parallel, each computed alone.
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
-// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone; the same bits with
-// every instruction set. For tests, conv2d_direct_backward_data_force_isa picks the code: 0 portable, 1 FMA (AVX2
-// class), 2 AVX-512 (at most what the CPU has), -1 the CPU's best (the default).
-void conv2d_direct_backward_data_force_isa(int isa);
+// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone.
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
 // grad_w: [F, C, KH, KW] from grad_y and x: per-sample sums in fixed slots, so independent of the thread count.
 void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w);

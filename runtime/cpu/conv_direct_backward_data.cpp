@@ -11,14 +11,10 @@
 // fused multiply-adds, kept in registers and stored once: no scatter, no bounds test. A block of output rows of
 // one phase (Y mod s) and of channels shares each load.
 //
-// Every output is summed over (f, a, b) in that order with one rounding per step (fma), whatever the clone or the
+// Every output is summed over (f, a, b) in that order with one rounding per step (fma), whatever the version or the
 // thread count: all versions give the same bits (the file is compiled with -ffp-contract=off, so nothing else
 // fuses).
-#include <immintrin.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -32,7 +28,11 @@ namespace jebm::cpu {
 namespace {
 
 using conv_direct::buffer;
+using conv_direct::fma_into;
 using conv_direct::for_samples;
+using conv_direct::IsaAvx512;
+using conv_direct::IsaBase;
+using conv_direct::IsaFma;
 using conv_direct::kLanes;
 using conv_direct::vec_t;
 
@@ -101,46 +101,6 @@ void weight_vectors(const Geo& g, const T* w, T* wv) {
             const int64_t j = x % g.s + g.s * b;
             *d = j < g.kw ? w[((f * g.c + c) * g.kh + i) * g.kw + j] : T(0);
           }
-}
-
-// acc += x * w lane by lane with one rounding, per instruction set: one AVX-512 vfmadd, two AVX2-class ones, or
-// fma() per lane (GCC's vectoriser did not reliably turn a lane loop of fma() into vfmadd once inlined into the
-// whole kernel). The entry points below are flattened, so these are inlined into code of their own target.
-struct IsaAvx512 {};
-struct IsaFma {};
-struct IsaBase {};
-
-__attribute__((target("avx512f"))) inline void fma_into(IsaAvx512, vec_t<float>& acc, const vec_t<float>& x,
-                                                         const vec_t<float>& w) {
-  acc = reinterpret_cast<vec_t<float>>(_mm512_fmadd_ps(reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(w),
-                                                       reinterpret_cast<__m512>(acc)));
-}
-__attribute__((target("avx512f"))) inline void fma_into(IsaAvx512, vec_t<double>& acc, const vec_t<double>& x,
-                                                         const vec_t<double>& w) {
-  acc = reinterpret_cast<vec_t<double>>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(x), reinterpret_cast<__m512d>(w),
-                                                        reinterpret_cast<__m512d>(acc)));
-}
-template <typename V>  // vec_t<float> or vec_t<double>
-__attribute__((target("fma"))) inline void fma_into(IsaFma, V& acc, const V& x, const V& w) {
-  using T = std::remove_reference_t<decltype(acc[0])>;
-  typedef T half_t __attribute__((vector_size(32)));
-  half_t a[2], b[2], c[2];
-  std::memcpy(a, &x, sizeof a);
-  std::memcpy(b, &w, sizeof b);
-  std::memcpy(c, &acc, sizeof c);
-  for (int h = 0; h < 2; ++h) {
-    if constexpr (sizeof(T) == 4)
-      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a[h]),
-                                                      reinterpret_cast<__m256>(b[h]), reinterpret_cast<__m256>(c[h])));
-    else
-      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(a[h]), reinterpret_cast<__m256d>(b[h]),
-                                                      reinterpret_cast<__m256d>(c[h])));
-  }
-  std::memcpy(&acc, c, sizeof c);
-}
-template <typename V>
-inline void fma_into(IsaBase, V& acc, const V& x, const V& w) {
-  for (int l = 0; l < static_cast<int>(sizeof(V) / sizeof(acc[0])); ++l) acc[l] = std::fma(x[l], w[l], acc[l]);
 }
 
 typedef int32_t mask32_t __attribute__((vector_size(64)));
@@ -348,7 +308,7 @@ JEBM_ALWAYS_INLINE void sample(const Geo& g, const T* __restrict gyn, const T* _
 }
 
 // The entry points per instruction set, flattened (everything inlined, so compiled for that set) and picked once
-// at load time, or a lesser one when forced (conv2d_direct_backward_data_force_isa).
+// at load time, or a lesser one when forced (conv2d_direct_force_isa).
 #define JEBM_BD_ENTRY(name, attrs, isa, T)                                                                  \
   attrs void name(const Geo& g, const T* gyn, const T* wv, const Steps* st, const Dup<T>& dp, T* gxn, T* gyd, \
                   T* gxs, T* gys) {                                                                           \
@@ -365,13 +325,9 @@ JEBM_BD_ENTRY(sample_base_f64, __attribute__((flatten)), IsaBase, double)
 template <typename T>
 using SampleFn = void (*)(const Geo&, const T*, const T*, const Steps*, const Dup<T>&, T*, T*, T*, T*);
 
-std::atomic<int> forced_isa{-1};
-
 template <typename T>
 SampleFn<T> sample_fn() {
-  static const int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("fma") ? 1 : 0;
-  const int forced = forced_isa.load(std::memory_order_relaxed);
-  const int use = forced < 0 ? best : std::min(forced, best);
+  const int use = conv_direct::isa();
   if constexpr (sizeof(T) == 4) return use == 2 ? sample_avx512_f32 : use == 1 ? sample_fma_f32 : sample_base_f32;
   else return use == 2 ? sample_avx512_f64 : use == 1 ? sample_fma_f64 : sample_base_f64;
 }
@@ -398,8 +354,6 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
 }
 
 }  // namespace
-
-void conv2d_direct_backward_data_force_isa(int isa) { forced_isa.store(isa); }
 
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",

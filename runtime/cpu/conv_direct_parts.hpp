@@ -1,21 +1,27 @@
 // What the direct conv2d's files share (runtime/cpu/conv_direct.cpp, runtime/cpu/conv_direct_backward_data.cpp):
-// the 64-byte vector type their clones compute with, per-thread scratch, the per-sample loop. Internal, not
+// the 64-byte vector type their kernels compute with, its fused multiply-add per instruction set, per-thread
+// scratch, the per-sample loop. Internal, not
 // installed; covered by tests/test_conv_direct.cpp.
 #pragma once
+#include <immintrin.h>
+
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/parallel.hpp"
 
 namespace jebm::cpu::conv_direct {
 
-// The kernels are inlined into each clone, so they are compiled for its instruction set (a call out of a clone
-// would run the baseline code).
+// The kernels are inlined into each version's entry point, so they are compiled for its instruction set (a call out
+// of it would run the baseline code).
 #define JEBM_ALWAYS_INLINE inline __attribute__((always_inline))
 
-// One 64-byte vector of T as a GCC vector type: its * and + are lane-wise in every clone (AVX-512: one register,
+// One 64-byte vector of T as a GCC vector type: its * and + are lane-wise in every version (AVX-512: one register,
 // AVX2: two, baseline: four), where loops over lanes with many accumulators were left scalar by GCC. No function
-// returns one: its ABI differs between the clones.
+// returns one: its ABI differs between the versions.
 template <typename T>
 struct Vec {
   typedef T type __attribute__((vector_size(64)));
@@ -26,6 +32,71 @@ template <typename T>
 constexpr int64_t kLanes = 64 / sizeof(T);
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// acc += x * w lane by lane with one rounding, per instruction set: one AVX-512 vfmadd, two AVX2-class ones, or
+// fma() per lane (GCC's vectoriser did not reliably turn a lane loop of fma() into vfmadd once inlined into the
+// whole kernel). The kernels' entry points are flattened, so these are inlined into code of their own target.
+struct IsaAvx512 {};
+struct IsaFma {};
+struct IsaBase {};
+
+__attribute__((target("avx512f"))) inline void fma_into(IsaAvx512, vec_t<float>& acc, const vec_t<float>& x,
+                                                         const vec_t<float>& w) {
+  acc = reinterpret_cast<vec_t<float>>(_mm512_fmadd_ps(reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(w),
+                                                       reinterpret_cast<__m512>(acc)));
+}
+__attribute__((target("avx512f"))) inline void fma_into(IsaAvx512, vec_t<double>& acc, const vec_t<double>& x,
+                                                         const vec_t<double>& w) {
+  acc = reinterpret_cast<vec_t<double>>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(x), reinterpret_cast<__m512d>(w),
+                                                        reinterpret_cast<__m512d>(acc)));
+}
+template <typename V>  // vec_t<float> or vec_t<double>
+__attribute__((target("fma"))) inline void fma_into(IsaFma, V& acc, const V& x, const V& w) {
+  using T = std::remove_reference_t<decltype(acc[0])>;
+  typedef T half_t __attribute__((vector_size(32)));
+  half_t a[2], b[2], c[2];
+  std::memcpy(a, &x, sizeof a);
+  std::memcpy(b, &w, sizeof b);
+  std::memcpy(c, &acc, sizeof c);
+  for (int h = 0; h < 2; ++h) {
+    if constexpr (sizeof(T) == 4)
+      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a[h]),
+                                                      reinterpret_cast<__m256>(b[h]), reinterpret_cast<__m256>(c[h])));
+    else
+      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(a[h]), reinterpret_cast<__m256d>(b[h]),
+                                                      reinterpret_cast<__m256d>(c[h])));
+  }
+  std::memcpy(&acc, c, sizeof c);
+}
+template <typename V>
+inline void fma_into(IsaBase, V& acc, const V& x, const V& w) {
+  for (int l = 0; l < static_cast<int>(sizeof(V) / sizeof(acc[0])); ++l) acc[l] = std::fma(x[l], w[l], acc[l]);
+}
+
+// out = v in every lane, by the instruction set's broadcast (GCC built the generic vector lane by lane, with one
+// masked broadcast each).
+__attribute__((target("avx512f"))) inline void splat(IsaAvx512, vec_t<float>& out, float v) {
+  out = reinterpret_cast<vec_t<float>>(_mm512_set1_ps(v));
+}
+__attribute__((target("avx512f"))) inline void splat(IsaAvx512, vec_t<double>& out, double v) {
+  out = reinterpret_cast<vec_t<double>>(_mm512_set1_pd(v));
+}
+template <typename T>
+__attribute__((target("fma"))) inline void splat(IsaFma, vec_t<T>& out, T v) {
+  typedef T half_t __attribute__((vector_size(32)));
+  half_t h[2];
+  if constexpr (sizeof(T) == 4) h[0] = h[1] = reinterpret_cast<half_t>(_mm256_set1_ps(v));
+  else h[0] = h[1] = reinterpret_cast<half_t>(_mm256_set1_pd(v));
+  std::memcpy(&out, h, sizeof h);
+}
+template <typename T>
+inline void splat(IsaBase, vec_t<T>& out, T v) {
+  for (int64_t l = 0; l < kLanes<T>; ++l) out[l] = v;
+}
+
+// Which of the three the kernels run: the best the CPU has (2 AVX-512, 1 FMA, 0 portable), or less when a test
+// forces it (conv2d_direct_force_isa).
+int isa();
 
 // Rounds p up to a 64-byte boundary: a 64-byte load that straddles two cache lines costs two.
 template <typename T>
