@@ -345,10 +345,13 @@ bool parse_gmm_args(const std::vector<std::string>& args, GmmCommandLine& cl) {
 }
 
 std::string gmm_run_identity(const GmmCommandLine& cl) {
-  // In the old names, in their order (a checkpoint made with them records this text's hash).
+  // In the old names, in their order (a checkpoint made with them records this text's hash). Switches added since
+  // count only when set, so that a run made before them, which had them off, still resumes.
+  static const std::vector<std::string> kAddedSwitches = {"no-correction"};
   std::vector<std::pair<std::string, std::string>> lines;
   for (auto [k, v] : cl.saved) {
     if (k.rfind("resolved.", 0) == 0 || listed(kMayChange, k)) continue;
+    if (listed(kAddedSwitches, k) && v == "false") continue;
     for (const OldName& n : kOldNames)
       if (n.new_name && k == n.new_name) k = n.old_name;
     lines.emplace_back(k, v);
