@@ -113,7 +113,7 @@ void RowEvaluator::evaluate_pieces(const Tensor& x, Tensor u, Tensor g) const {
   const int64_t n = x.size(0), step = piece(n);
   for (int64_t b = 0; b < n; b += step) {
     const int64_t e = std::min(n, b + step);
-    ag::Var xv(x.rows(b, e).clone(), true);
+    ag::Var xv(x.rows(b, e), true);  // a view: nothing writes x while its energy and gradient are evaluated
     ag::Var uv = energy_(xv);
     JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
                "Trainer: the energy must map [N, ...] to [N], got " << shape_str(uv.shape()));
