@@ -20,11 +20,13 @@
 #   listed with their epochs and left out of the means).
 #   EXTRA_ARGS="--walkers 1024" adds options to every run, e.g. to try one lever of the preset.
 #   PRESET=experiments/presets/mnist-cpu.ini runs the 28x28 preset (a negative result, docs/experiments.md).
-#   REJECT=1 trains and uses classifiers with a reject class (`jebm mnist-classifier --reject`): the digit
-#   fractions count the weight of digit-like walkers only, and the table adds the rejected share. Give it an
-#   OUT_DIR of its own (the run directories keep their names).
-# Layout: OUT_DIR/classifier-dSET-dsK/ (classifier-dSET-dsK-reject/ with REJECT=1) and OUT_DIR/dSET/RUN-sSEED/ (an ordinary `jebm mnist` run directory,
-# resumable), SET the digits without commas (d236); OUT_DIR/dSET/RUN-sSEED.log the run's output.
+#   REJECT (default 1) trains and uses classifiers with a reject class (`jebm mnist-classifier --reject`): the
+#   digit fractions count the weight of digit-like walkers only, and the table adds the rejected share. REJECT=0
+#   uses 3-class classifiers, which give noise walkers a digit too. Give each an OUT_DIR of its own (the run
+#   directories keep their names; the table reads what each run's classifier measured).
+# Layout: OUT_DIR/classifier-dSET-dsK-reject/ (classifier-dSET-dsK/ with REJECT=0) and OUT_DIR/dSET/RUN-sSEED/ (an
+# ordinary `jebm mnist` run directory, resumable), SET the digits without commas (d236); OUT_DIR/dSET/RUN-sSEED.log
+# the run's output.
 set -euo pipefail
 if [ "$#" -lt 2 ]; then
   echo "usage: $0 DATA_DIR OUT_DIR [SEEDS] [PARALLEL]   (env: SETS RUNS JEBM THREADS PRESET TABLE_ONLY EXTRA_ARGS REJECT)" >&2
@@ -49,7 +51,7 @@ for r in $RUNS; do
 done
 set_dir() { echo "d$(echo "${1%%:*}" | tr -d ,)"; }
 REJECT_ARGS=() REJECT_SUFFIX=
-[ "${REJECT:-0}" = 1 ] && REJECT_ARGS=(--reject) REJECT_SUFFIX=-reject
+[ "${REJECT:-1}" = 1 ] && REJECT_ARGS=(--reject) REJECT_SUFFIX=-reject
 
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
   [ -x "$JEBM" ] || { echo "mnist-claim: no jebm binary at $JEBM (build first, or set JEBM)" >&2; exit 1; }
