@@ -76,6 +76,20 @@ struct Outputs {
   Tensor y, gx, gw;
 };
 
+// A case's input, weights, bias and output gradient, uniform on [-1, 1], drawn from gen in that order.
+struct Inputs {
+  Tensor x, w, b, gy;
+};
+
+Inputs random_inputs(const Case& q, DType dt, Generator& gen) {
+  Inputs in;
+  in.x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, dt);
+  in.w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
+  in.b = rand_uniform({q.f}, -1, 1, gen, dt);
+  in.gy = rand_uniform(conv2d_output_shape(in.x.shape(), in.w.shape(), {q.stride, q.pad}), -1, 1, gen, dt);
+  return in;
+}
+
 Outputs run_direct(const Case& q, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy) {
   const Conv2dParams p{q.stride, q.pad};
   Outputs o{Tensor::zeros(gy.shape(), x.dtype()), Tensor::zeros(x.shape(), x.dtype()),
@@ -94,11 +108,8 @@ BOOST_AUTO_TEST_CASE(direct_equals_im2col_and_the_loop_reference) {
       BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
         const Conv2dParams p{q.stride, q.pad};
         Generator gen{11, static_cast<uint64_t>(q.n * 1000 + q.f)};
-        const Tensor x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, dt);
-        const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
-        const Tensor b = rand_uniform({q.f}, -1, 1, gen, dt);
-        const Shape ys = conv2d_output_shape(x.shape(), w.shape(), p);
-        const Tensor gy = rand_uniform(ys, -1, 1, gen, dt);
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
+        const Shape ys = gy.shape();
         const Outputs d = run_direct(q, x, w, b, gy);
         Tensor y = Tensor::zeros(ys, dt), gx = Tensor::zeros(x.shape(), dt), gw = Tensor::zeros(w.shape(), dt);
         cpu::conv2d_im2col_forward(x, w, b, p, y);
@@ -132,10 +143,7 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_thread_count) {
     for (DType dt : {DType::Float32, DType::Float64}) {
       BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
         Generator gen{12, 0};
-        const Tensor x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, dt);
-        const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
-        const Tensor b = rand_uniform({q.f}, -1, 1, gen, dt);
-        const Tensor gy = rand_uniform(conv2d_output_shape(x.shape(), w.shape(), {q.stride, q.pad}), -1, 1, gen, dt);
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         std::vector<std::vector<double>> runs;
         for (int threads : {1, 2}) {
           omp_set_num_threads(threads);
@@ -158,10 +166,7 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_the_instruction_set) {
     for (DType dt : {DType::Float32, DType::Float64}) {
       BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
         Generator gen{14, 0};
-        const Tensor x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, dt);
-        const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, dt);
-        const Tensor b = rand_uniform({q.f}, -1, 1, gen, dt);
-        const Tensor gy = rand_uniform(conv2d_output_shape(x.shape(), w.shape(), {q.stride, q.pad}), -1, 1, gen, dt);
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         const Outputs best = run_direct(q, x, w, b, gy);
         for (int isa : {1, 0}) {
           cpu::conv2d_direct_force_isa(isa);
@@ -202,11 +207,8 @@ BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   BOOST_TEST(!cpu::conv2d_direct_backward_data_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));
   // The op takes the direct path where it fits: its results are the direct kernels' bits.
   Generator gen{13, 0};
-  const Case q = kCases[0];
-  const Tensor x = rand_uniform({q.n, q.c, q.h, q.w}, -1, 1, gen, DType::Float32);
-  const Tensor w = rand_uniform({q.f, q.c, q.kh, q.kw}, -1, 1, gen, DType::Float32);
-  const Tensor b = rand_uniform({q.f}, -1, 1, gen, DType::Float32);
-  const Tensor gy = rand_uniform(conv2d_output_shape(x.shape(), w.shape(), s2p4), -1, 1, gen, DType::Float32);
+  const Case q = kCases[0];  // stride 2, padding 4: s2p4
+  const auto [x, w, b, gy] = random_inputs(q, DType::Float32, gen);
   const Outputs d = run_direct(q, x, w, b, gy);
   BOOST_TEST(conv2d(x, w, b, s2p4).to_vector() == d.y.to_vector());
   BOOST_TEST(conv2d_backward_data(gy, w, x.shape(), s2p4).to_vector() == d.gx.to_vector());

@@ -1,7 +1,8 @@
 // `jebm bench` section "gmm": median wall times (ms) of (1) the generic fused ULA+Jarzynski kernel alone
 // (U, grad_x U given), (2) one full iteration of the paper's run (GmmTrainer::iterate: walker pass + data pass
 // + update + log Z + resampling check) and (3) the same without the CE correction's sums (`jebm gmm
-// --no-correction`), at d = 50, N = 10^4, on the CPU or with walkers, data and kernels on a CUDA device. Not a test: the arithmetic it times is covered by tests/test_gmm.cpp and tests/test_cuda_gmm.cpp.
+// --no-correction`), at d = 50, N = 10^4, on the CPU or with walkers, data and kernels on a CUDA device. Not a
+// test: the arithmetic it times is covered by tests/test_gmm.cpp and tests/test_cuda_gmm.cpp.
 #pragma once
 #include <vector>
 
