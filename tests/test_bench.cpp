@@ -1,6 +1,6 @@
 // Tests for experiments/bench/ (`jebm bench`): a quick section runs end to end and prints the peak it measured
 // and, per case, its work, rate and share of that peak; the timer takes the median; bad options are clear errors.
-// The heavy sections (energy CNNs, Trainer::step) are not run here: they take minutes on a CPU.
+// The heavy sections (energy CNNs at full batch, Trainer::step) are not run here: they take minutes on a CPU.
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "experiments/bench/bench_models.hpp"
 #include "experiments/bench/fma_peak.hpp"
 #include "experiments/bench/timing.hpp"
 #include "tests/helpers.hpp"
@@ -135,6 +136,15 @@ BOOST_AUTO_TEST_CASE(median_ms_is_the_median_of_the_timed_calls) {
   BOOST_TEST(calls == 4);
   BOOST_TEST(ms >= 0.0);
   expect_error([] { jebm::median_ms([] {}, 0); }, {"repeat 0"});
+}
+
+BOOST_AUTO_TEST_CASE(energy_cnn_times_the_nets_that_net_names) {
+  // One image per pass: the MNIST CNN alone takes milliseconds, so --net mnist must not build the CIFAR-10 one.
+  const auto mnist = jebm::bench_energy_cnn(1, 1, jebm::Device::cpu(), "mnist");
+  BOOST_REQUIRE(mnist.size() == 1);
+  BOOST_TEST(mnist[0].model == "mnist_energy_cnn");
+  BOOST_TEST(mnist[0].batch == 1);
+  BOOST_TEST(mnist[0].flops > 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_are_clear_errors) {

@@ -37,7 +37,7 @@ struct BenchOptions {
   int repeat = 5;
   int64_t batch = 256;  // energy_cnn: images per forward+backward
   int64_t moves = 0;    // ula_cnn: ULA moves per training iteration (0: the paper's)
-  std::string net = "all";  // ula_cnn: mnist, cifar10 or all
+  std::string net = "all";  // ula_cnn, energy_cnn: mnist, cifar10 or all
 };
 
 // One printed row: what ran, its median wall time, and the useful floating-point work it did.
@@ -104,7 +104,7 @@ void bench_conv_mnist(const BenchOptions& o, std::vector<BenchRow>& rows) {
 
 // Forward+backward of the image energies (grad_x U and grad_theta U together), as one Langevin move runs it.
 void bench_energy_cnn_section(const BenchOptions& o, std::vector<BenchRow>& rows) {
-  for (const EnergyCnnTiming& t : bench_energy_cnn(o.batch, o.repeat, o.device))
+  for (const EnergyCnnTiming& t : bench_energy_cnn(o.batch, o.repeat, o.device, o.net))
     rows.push_back({"energy_cnn", t.model + " fwd+bwd @" + std::to_string(t.batch), DType::Float32, t.median_ms,
                     t.flops});
 }
@@ -244,7 +244,7 @@ int run_bench(const std::vector<std::string>& args) {
       ("repeat", po::value(&repeat)->default_value(repeat), R.help("repeat", "timed repetitions per case (after one warm-up); the median is reported").c_str())
       ("batch", po::value(&batch)->default_value(batch), R.help("batch", "energy_cnn: images per pass (256 = the paper's walker mini-batch; CIFAR-10 takes seconds per pass on a CPU)").c_str())
       ("moves", po::value(&moves)->default_value(moves), R.help("moves", "ula_cnn: ULA moves per training iteration; 0 = the paper's (MNIST 6 x 30, CIFAR-10 60)").c_str())
-      ("net", po::value(&net)->default_value(net), "ula_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
+      ("net", po::value(&net)->default_value(net), "ula_cnn and energy_cnn: mnist, cifar10 or all (CIFAR-10 takes minutes on a CPU)")
       ("only", po::value(&only), ("run one section: " + section_list).c_str())
       ("compare", "also run the PyTorch twins of the gmm, ula_cnn and energy_cnn rows (--torch-script) with the same "
                   "sizes and threads, and print both medians and their ratio")

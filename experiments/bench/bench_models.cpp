@@ -45,18 +45,19 @@ EnergyCnnTiming time_model(const std::string& name, Sequential& net, const Shape
 
 }  // namespace
 
-std::vector<EnergyCnnTiming> bench_energy_cnn(int64_t batch, int repeat, Device device, uint64_t seed) {
+std::vector<EnergyCnnTiming> bench_energy_cnn(int64_t batch, int repeat, Device device, const std::string& net,
+                                              uint64_t seed) {
   JEBM_CHECK(batch > 0 && repeat > 0,
              "bench energy_cnn: batch " << batch << " and repeat " << repeat << " must be positive");
   Generator gen{seed, 0};
   std::vector<EnergyCnnTiming> result;
-  {
-    MnistEnergyCNN net(gen);
-    result.push_back(time_model("mnist_energy_cnn", net, {batch, 1, 28, 28}, repeat, device, gen));
+  if (net != "cifar10") {
+    MnistEnergyCNN model(gen);
+    result.push_back(time_model("mnist_energy_cnn", model, {batch, 1, 28, 28}, repeat, device, gen));
   }
-  {
-    CifarEnergyCNN net(gen);
-    result.push_back(time_model("cifar_energy_cnn", net, {batch, 3, 32, 32}, repeat, device, gen));
+  if (net != "mnist") {
+    CifarEnergyCNN model(gen);
+    result.push_back(time_model("cifar_energy_cnn", model, {batch, 3, 32, 32}, repeat, device, gen));
   }
   return result;
 }

@@ -25,6 +25,7 @@ double sequential_macs(const Sequential& net, Shape x);
 // Median of `repeat` timed forward+backward passes (after one untimed warm-up) of each energy on a uniform
 // [-1, 1] float32 batch on `device`. batch 256 is the paper's walker mini-batch; on the CPU the CIFAR-10 net
 // takes seconds per pass at that size, hence `jebm bench --batch`.
-std::vector<EnergyCnnTiming> bench_energy_cnn(int64_t batch, int repeat, Device device, uint64_t seed = 0);
+std::vector<EnergyCnnTiming> bench_energy_cnn(int64_t batch, int repeat, Device device, const std::string& net = "all",
+                                              uint64_t seed = 0);
 
 }  // namespace jebm

@@ -307,7 +307,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256, help="ula_cnn: walkers per move, energy_cnn: images per pass (the paper: 256)")
     ap.add_argument("--moves", type=int, default=0, help="ula_cnn: moves per iteration; 0 = paper (180 / 60)")
     ap.add_argument("--net", choices=("mnist", "cifar10", "all"), default="all",
-                    help="ula_cnn: which energy (jebm bench --net); CIFAR-10 takes minutes on a CPU")
+                    help="ula_cnn, energy_cnn: which energy (jebm bench --net); CIFAR-10 takes minutes on a CPU")
     ap.add_argument("--only", default="", help="comma-separated sections to run: gmm, ula_cnn, energy_cnn (default: all)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--tf32", choices=("on", "off"), default="off",
@@ -347,8 +347,10 @@ def main():
             bench_image("cifar10", cifar_net(), (3, 32, 32), 4096, 512, 1.0, 1e-2, 0.3, 1000.0, 1, 60, True, args,
                         dev, rows)
     if "energy_cnn" in sections:
-        bench_energy_cnn("mnist", mnist_net(), (args.batch, 1, 28, 28), args, dev, rows)
-        bench_energy_cnn("cifar", cifar_net(), (args.batch, 3, 32, 32), args, dev, rows)
+        if args.net != "cifar10":
+            bench_energy_cnn("mnist", mnist_net(), (args.batch, 1, 28, 28), args, dev, rows)
+        if args.net != "mnist":
+            bench_energy_cnn("cifar", cifar_net(), (args.batch, 3, 32, 32), args, dev, rows)
 
     mode = ("tf32" if tf32 else "fp32") if dev.type == "cuda" else "fp32 (cpu)"
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
