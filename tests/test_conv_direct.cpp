@@ -2,7 +2,8 @@
 // against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to
 // 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
 // batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and between the
-// AVX-512, the FMA and the portable code; and the dispatch
+// AVX-512, the FMA and the portable code, and between the forward's two layouts (lanes over filters or over
+// output columns); and the dispatch
 // (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
@@ -180,6 +181,45 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_the_instruction_set) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
+  // Lanes over filters and lanes over output columns sum the same fused products in the same order: each forced on
+  // every case, in every instruction set, at 1 and 2 threads, must give the bits of the other, and match the loops.
+  for (const Case& q : kCases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
+        Generator gen{15, 0};
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
+        const Conv2dParams p{q.stride, q.pad};
+        std::vector<double> yr, gxr, gwr;
+        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const double tf = (dt == DType::Float32 ? 1e-5 : 1e-13) * static_cast<double>(q.c * q.kh * q.kw);
+        const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
+        Tensor y_nobias = Tensor::zeros(gy.shape(), dt);
+        cpu::conv2d_im2col_forward(x, w, Tensor(), p, y_nobias);
+        std::vector<double> first[2];  // with and without the bias
+        for (int layout : {0, 1})
+          for (int isa : {2, 1, 0})
+            for (int threads : {1, 2})
+              for (int with_bias : {1, 0}) {
+                cpu::conv2d_direct_force_forward_layout(layout);
+                cpu::conv2d_direct_force_isa(isa);
+                omp_set_num_threads(threads);
+                Tensor y = Tensor::zeros(gy.shape(), dt);
+                cpu::conv2d_direct_forward(x, w, with_bias ? b : Tensor(), p, y);
+                cpu::conv2d_direct_force_forward_layout(-1);
+                cpu::conv2d_direct_force_isa(-1);
+                omp_set_num_threads(2);
+                const std::vector<double> got = y.to_vector();
+                if (with_bias) BOOST_TEST(all_close(got, yr, tf, tol, "forward vs loops"));
+                else BOOST_TEST(all_close(y, y_nobias, tf, tol, "forward without bias vs im2col"));
+                if (first[with_bias].empty()) first[with_bias] = got;
+                BOOST_TEST(got == first[with_bias], "layout " << layout << ", instruction set " << isa << ", "
+                                                              << threads << " threads, bias " << with_bias);
+              }
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   const Conv2dParams s2p4{2, 4}, s2p1{2, 1};
   const Conv2dParams s1p1{1, 1};
@@ -199,8 +239,8 @@ BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
     BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits(x, {64, 32, 3, 3}, s2p1));
   }
   BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({256, 64, 4, 4}, {64, 64, 3, 3}, s2p1));  // conv4, K = 576
-  // CIFAR-10's conv1 (K = 27, 64 filters): only the input gradient goes direct.
-  BOOST_TEST(!cpu::conv2d_direct_forward_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
+  // CIFAR-10's conv1 (K = 27, 64 filters): the forward (rows of 32, by columns) and the input gradient go direct.
+  BOOST_TEST(cpu::conv2d_direct_forward_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
   BOOST_TEST(cpu::conv2d_direct_backward_data_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
   BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
   BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));  // rows of 3 pixels

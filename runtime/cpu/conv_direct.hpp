@@ -9,6 +9,9 @@ namespace jebm::cpu {
 // The direct kernels give the same bits with every instruction set. For tests, conv2d_direct_force_isa picks their
 // code: 0 portable, 1 FMA (AVX2 class), 2 AVX-512 (at most what the CPU has), -1 the CPU's best (the default).
 void conv2d_direct_force_isa(int isa);
+// Which layout the direct forward's lanes hold, for tests and measurements: 0 filters, 1 output columns, -1 by the
+// shapes (the default). Both give the same bits.
+void conv2d_direct_force_forward_layout(int layout);
 
 // Whether conv2d_forward / conv2d_backward_data take the direct path for these shapes (x: [N, C, H, W],
 // w: [F, C, KH, KW], valid for conv2d). A function of the shapes only, so the result never depends on the thread count.
