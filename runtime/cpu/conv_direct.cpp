@@ -1,6 +1,7 @@
 // Direct conv2d (NCHW) for thin layers: forward and backward-filter without im2col, per sample, in AVX-512 / FMA /
 // portable versions picked at load time, and which shapes take the direct path (the input gradient's kernel is in
-// runtime/cpu/conv_direct_backward_data.cpp). Tested by tests/test_conv_direct.cpp (against the im2col path and the
+// runtime/cpu/conv_direct_backward_data.cpp, the forward with lanes over output columns in
+// runtime/cpu/conv_direct_forward_columns.cpp). Tested by tests/test_conv_direct.cpp (against the im2col path and the
 // 7-loop references, float32 and float64, the same bits at 1 and 2 threads and in every version) and
 // tests/test_ops.cpp.
 //
@@ -8,7 +9,7 @@
 // dominate. Here each sample is copied once into a zero-padded buffer, so no tap tests bounds; the innermost step
 // is one vector of filters (forward, weights as [C*KH*KW, F]; backward-filter, grad_y as [P, F]) times one input
 // value, fused multiply-added into one of kPix pixels' (or taps') accumulators held in registers. Where output rows
-// fill a vector, the forward's lanes hold output columns instead (forward_columns_sample). Every version
+// fill a vector, the forward's lanes hold output columns instead. Every version
 // rounds each fma once (conv_direct::fma_into) and nothing else fuses (the file is compiled with -ffp-contract=off),
 // so all give the same bits; every output's sum runs in a fixed order inside one sample, so does every thread
 // count.
@@ -48,18 +49,8 @@ constexpr int64_t kDirectDataMinWidth = 8;  // input rows: half a float32 vector
 constexpr int64_t kFilterSlots = 8;  // partial filter-gradient sums
 constexpr int64_t kColumnsMinWidth = 16;  // output rows the forward takes by columns
 
-struct Geo {
-  int64_t c, h, w, f, kh, kw, oh, ow, s, pad;
-  int64_t hp() const { return h + 2 * pad; }
-  int64_t wp() const { return w + 2 * pad; }
-  int64_t ckk() const { return c * kh * kw; }
-  int64_t p() const { return oh * ow; }
-};
-
-Geo geo(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
-  return {x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p.stride, p.padding};
-}
-
+using conv_direct::Geo;
+using conv_direct::geo;
 
 // x_n [C, H, W] -> xpad [C, HP, WP], zeros around.
 template <typename T>
@@ -127,100 +118,6 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
   }
 }
 
-// --- the forward with lanes over output columns ----------------------------------------------------------------
-// Where output rows fill vectors (MNIST's conv1 at 28x28: one input channel, 16 outputs per row), the lanes hold
-// output columns instead of filters: each tap is one vector load of input, times each filter's weight broadcast,
-// into one accumulator per filter, and the accumulators are stored straight into y's rows (no transposition). The
-// sample is first copied into xph [C, HP, s, WQ]: padded row Y's phase r holds the padded row's element s*m + r at
-// m, so tap (c, i, j) of the outputs from column x0 on is the load at xph[c, oy*s + i, j mod s, x0 + j div s].
-// Every output sums the same fused products in the same tap order from zero, then adds the bias, as forward_sample
-// does: the two layouts give the same bits.
-
-// How many padded columns per phase: the last vector of outputs reads up to (KW - 1) div s past its end.
-int64_t phase_width(const Geo& g, int64_t lanes) { return round_up(g.ow, lanes) + (g.kw - 1) / g.s; }
-
-// d_r[m] = row[S*m + r] for r < S, m < wq: one padded row into its phases. S = 2 (the MNIST CNN's stride) is a
-// constant, so that the compiler can vectorise the strided reads.
-template <int64_t S, typename T>
-JEBM_ALWAYS_INLINE void deinterleave(const T* __restrict row, int64_t s, int64_t wq, T* __restrict d) {
-  const int64_t st = S > 0 ? S : s;
-  for (int64_t r = 0; r < st; ++r)
-    for (int64_t m = 0; m < wq; ++m) d[r * wq + m] = row[st * m + r];
-}
-
-// x_n [C, H, W] -> xph [C, HP, s, WQ] (see above), zeros outside the input. Each input row is copied into a
-// zero-padded row (whose margins stay zero), which is then split into its phases.
-template <typename T>
-JEBM_ALWAYS_INLINE void phase_sample(const Geo& g, int64_t wq, const T* __restrict xn, T* __restrict xph,
-                                     T* __restrict row) {
-  const int64_t s = g.s, len = s * wq;  // the padded row's columns that some window reads all lie below len
-  const int64_t copy = std::clamp<int64_t>(len - g.pad, 0, g.w);
-  std::fill(row, row + len, T(0));
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t y = 0; y < g.hp(); ++y) {
-      T* d = xph + (c * g.hp() + y) * len;
-      const int64_t iy = y - g.pad;
-      if (iy < 0 || iy >= g.h) {
-        std::fill(d, d + len, T(0));
-        continue;
-      }
-      std::copy(xn + (c * g.h + iy) * g.w, xn + (c * g.h + iy) * g.w + copy, row + g.pad);
-      if (s == 2) deinterleave<2>(row, s, wq, d);
-      else deinterleave<0>(row, s, wq, d);
-    }
-}
-
-// FB filters' outputs at one vector of columns: out[f * ostride + 0..nvalid) = sum over the taps k of
-// xr[toff[k] + lane] * wt[k * fp + f], plus bias[f] (zero when there is none).
-template <typename Isa, typename T, int FB>
-JEBM_ALWAYS_INLINE void column_block(const T* __restrict xr, const int64_t* __restrict toff, int64_t nk,
-                                     const T* __restrict wt, int64_t fp, const T* bias, int64_t nvalid,
-                                     T* __restrict out, int64_t ostride) {
-  vec_t<T> acc[FB];
-  for (int f = 0; f < FB; ++f) acc[f] = vec_t<T>{};
-  for (int64_t k = 0; k < nk; ++k) {
-    vec_t<T> xv;
-    std::memcpy(&xv, xr + toff[k], sizeof xv);
-    const T* wk = wt + k * fp;
-    for (int f = 0; f < FB; ++f) {
-      vec_t<T> wv;
-      splat(Isa{}, wv, wk[f]);
-      fma_into(Isa{}, acc[f], xv, wv);
-    }
-  }
-  for (int f = 0; f < FB; ++f) {
-    vec_t<T> b;
-    splat(Isa{}, b, bias ? bias[f] : T(0));
-    acc[f] += b;
-    if (nvalid == kLanes<T>) std::memcpy(out + f * ostride, &acc[f], sizeof acc[f]);
-    else std::memcpy(out + f * ostride, &acc[f], static_cast<size_t>(nvalid) * sizeof(T));
-  }
-}
-
-// One sample's forward by columns; wt, bias as forward_sample's; toff: tap (c, i, j)'s offset in xph from an
-// output row's first input row and column; y_n: [F, OH, OW]; xph is followed by room for one padded row. AVX-512 holds 16 filters' accumulators in registers,
-// the narrower versions 4 (their vectors take two or four registers each).
-template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void forward_columns_sample(const Geo& g, const T* __restrict xn, const T* __restrict wt,
-                                               const int64_t* toff, const T* bias, T* __restrict yn,
-                                               T* __restrict xph) {
-  constexpr int64_t L = kLanes<T>;
-  constexpr int FB = std::is_same_v<Isa, conv_direct::IsaAvx512> ? 16 : 4;
-  const int64_t fp = round_up(g.f, L), wq = phase_width(g, L), np = g.p();
-  phase_sample(g, wq, xn, xph, xph + g.c * g.hp() * g.s * wq);
-  for (int64_t oy = 0; oy < g.oh; ++oy)
-    for (int64_t x0 = 0; x0 < g.ow; x0 += L) {
-      const T* xr = xph + oy * g.s * g.s * wq + x0;
-      const int64_t nvalid = std::min(L, g.ow - x0);
-      T* out = yn + oy * g.ow + x0;
-      int64_t f = 0;
-      for (; f + FB <= g.f; f += FB)
-        column_block<Isa, T, FB>(xr, toff, g.ckk(), wt + f, fp, bias ? bias + f : nullptr, nvalid, out + f * np, np);
-      for (; f < g.f; ++f)
-        column_block<Isa, T, 1>(xr, toff, g.ckk(), wt + f, fp, bias ? bias + f : nullptr, nvalid, out + f * np, np);
-    }
-}
-
 // part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for NT taps at once:
 // the taps' accumulators stay in registers while the pixels stream by. toff: the taps' offsets in the padded sample,
 // poff: each pixel's window corner.
@@ -248,24 +145,87 @@ JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __
   }
 }
 
-// One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP] (zero
-// filters padding F), then taps in blocks of kPix against every pixel.
+typedef int32_t lanes16_t __attribute__((vector_size(64)));
+
+// One round of transpose16: rows i and i + B (i & B zero) swap their off-diagonal blocks of B lanes.
+template <int B>
+JEBM_ALWAYS_INLINE void transpose_round(vec_t<float>* r, const lanes16_t& lo, const lanes16_t& hi) {
+  for (int i = 0; i < 16; ++i)
+    if (!(i & B)) {
+      const vec_t<float> a = r[i], c = r[i + B];
+      r[i] = __builtin_shuffle(a, c, lo);
+      r[i + B] = __builtin_shuffle(a, c, hi);
+    }
+}
+
+// dst[i * ld + j] = src[j * ls + i] for i, j < 16, in registers: four rounds of two-source permutes (blocks of 8, 4,
+// 2, 1 lanes).
+JEBM_ALWAYS_INLINE void transpose16(const float* __restrict src, int64_t ls, float* __restrict dst, int64_t ld) {
+  vec_t<float> r[16];
+  for (int i = 0; i < 16; ++i) std::memcpy(&r[i], src + i * ls, sizeof r[i]);
+  transpose_round<8>(r, lanes16_t{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                     lanes16_t{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  transpose_round<4>(r, lanes16_t{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+                     lanes16_t{4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+  transpose_round<2>(r, lanes16_t{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+                     lanes16_t{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+  transpose_round<1>(r, lanes16_t{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+                     lanes16_t{1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+  for (int i = 0; i < 16; ++i) std::memcpy(dst + i * ld, &r[i], sizeof r[i]);
+}
+
+// gyt [P, FP] = grad_y_n [F, P] transposed, zero filters padding F. Element by element it took about 40 % of the
+// filter gradient of MNIST's conv1; the AVX-512 float32 version moves whole 16 x 16 blocks in registers. A copy, so
+// every version gives the same bits.
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void transpose_grad_y(const Geo& g, const T* __restrict gyn, T* __restrict gyt) {
+  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
+  int64_t fb = 0, pb = 0;  // filters and pixels the blocks cover
+  if constexpr (std::is_same_v<Isa, conv_direct::IsaAvx512> && sizeof(T) == 4) {
+    fb = g.f / 16 * 16;
+    pb = np / 16 * 16;
+    for (int64_t f0 = 0; f0 < fb; f0 += 16)
+      for (int64_t p0 = 0; p0 < pb; p0 += 16) transpose16(gyn + f0 * np + p0, np, gyt + p0 * fp + f0, fp);
+  }
+  for (int64_t p = 0; p < np; ++p) {
+    for (int64_t f = p < pb ? fb : 0; f < g.f; ++f) gyt[p * fp + f] = gyn[f * np + p];
+    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
+  }
+}
+
+// filter_block for nt taps (1 to 16), chosen at run time.
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void filter_taps(int64_t nt, const T* xpad, const int64_t* toff, const int64_t* poff, int64_t np,
+                                    const T* gyt, int64_t fp, T* part) {
+  switch (nt) {
+#define JEBM_TAPS(n) \
+  case n: return filter_block<Isa, T, n>(xpad, toff, poff, np, gyt, fp, part);
+    JEBM_TAPS(1) JEBM_TAPS(2) JEBM_TAPS(3) JEBM_TAPS(4) JEBM_TAPS(5) JEBM_TAPS(6) JEBM_TAPS(7) JEBM_TAPS(8)
+    JEBM_TAPS(9) JEBM_TAPS(10) JEBM_TAPS(11) JEBM_TAPS(12) JEBM_TAPS(13) JEBM_TAPS(14) JEBM_TAPS(15) JEBM_TAPS(16)
+#undef JEBM_TAPS
+  }
+}
+
+// One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP], then
+// taps in blocks against every pixel. The blocks are as even as the register budget allows (16 taps' accumulators in
+// AVX-512, 8 in the narrower versions, whose vectors take two or four registers): each tap's sum is a chain of
+// dependent fused multiply-adds, and a block of fewer than about 8 taps waits on them (MNIST's conv1 has 25 taps:
+// 13 + 12, not 8 + 8 + 8 + 1). The blocks do not change any sum's order.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict xn, const T* __restrict gyn,
                                                const int64_t* xoff, const int64_t* poff, T* __restrict part,
                                                T* __restrict xpad, T* __restrict gyt) {
+  constexpr int64_t kMaxTaps = std::is_same_v<Isa, conv_direct::IsaAvx512> ? 16 : 8;
   const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nt = g.ckk();
+  const int64_t blocks = (nt + kMaxTaps - 1) / kMaxTaps;
   pad_sample(g, xn, xpad);
-  for (int64_t p = 0; p < np; ++p) {
-    for (int64_t f = 0; f < g.f; ++f) gyt[p * fp + f] = gyn[f * np + p];
-    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
-  }
-  for (int64_t lb = 0; lb < fp; lb += kLanes<T>) {
-    int64_t t = 0;
-    for (; t + kPix <= nt; t += kPix)
-      filter_block<Isa, T, kPix>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-    for (; t < nt; ++t) filter_block<Isa, T, 1>(xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-  }
+  transpose_grad_y<Isa>(g, gyn, gyt);
+  for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
+    for (int64_t b = 0, t = 0; b < blocks; ++b) {
+      const int64_t n = nt / blocks + (b < nt % blocks ? 1 : 0);
+      filter_taps<Isa, T>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+      t += n;
+    }
 }
 
 // The entry points per instruction set, flattened (everything inlined, so compiled for that set), and the one
@@ -274,48 +234,18 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
   attrs void name(const Geo& g, const T* xn, const T* wt, const int64_t* xoff, const T* b, T* yn, T* xp, T* acc) { \
     forward_sample<isa, T>(g, xn, wt, xoff, b, yn, xp, acc);                                                     \
   }
-#define JEBM_COLUMNS_ENTRY(name, attrs, isa, T)                                                          \
-  attrs void name(const Geo& g, const T* xn, const T* wt, const int64_t* toff, const T* b, T* yn, T* xph) { \
-    forward_columns_sample<isa, T>(g, xn, wt, toff, b, yn, xph);                                          \
-  }
 #define JEBM_FILTER_ENTRY(name, attrs, isa, T)                                                           \
   attrs void name(const Geo& g, const T* xn, const T* gyn, const int64_t* xoff, const int64_t* poff, T* part, \
                   T* xpad, T* gyt) {                                                                        \
     backward_filter_sample<isa, T>(g, xn, gyn, xoff, poff, part, xpad, gyt);                                \
   }
-#define JEBM_ENTRIES(ENTRY, stem)                                                                \
-  ENTRY(stem##_avx512_f32, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, float)  \
-  ENTRY(stem##_avx512_f64, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, double) \
-  ENTRY(stem##_fma_f32, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, float)            \
-  ENTRY(stem##_fma_f64, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, double)           \
-  ENTRY(stem##_base_f32, __attribute__((flatten)), conv_direct::IsaBase, float)                         \
-  ENTRY(stem##_base_f64, __attribute__((flatten)), conv_direct::IsaBase, double)
-JEBM_ENTRIES(JEBM_FWD_ENTRY, forward)
-JEBM_ENTRIES(JEBM_COLUMNS_ENTRY, columns)
-JEBM_ENTRIES(JEBM_FILTER_ENTRY, filter)
-#undef JEBM_ENTRIES
+JEBM_CONV_DIRECT_ENTRIES(JEBM_FWD_ENTRY, forward)
+JEBM_CONV_DIRECT_ENTRIES(JEBM_FILTER_ENTRY, filter)
 #undef JEBM_FILTER_ENTRY
-#undef JEBM_COLUMNS_ENTRY
 #undef JEBM_FWD_ENTRY
 
-template <typename T>
-auto forward_fn() {
-  const int isa = conv_direct::isa();
-  if constexpr (sizeof(T) == 4) return isa == 2 ? forward_avx512_f32 : isa == 1 ? forward_fma_f32 : forward_base_f32;
-  else return isa == 2 ? forward_avx512_f64 : isa == 1 ? forward_fma_f64 : forward_base_f64;
-}
-template <typename T>
-auto columns_fn() {
-  const int isa = conv_direct::isa();
-  if constexpr (sizeof(T) == 4) return isa == 2 ? columns_avx512_f32 : isa == 1 ? columns_fma_f32 : columns_base_f32;
-  else return isa == 2 ? columns_avx512_f64 : isa == 1 ? columns_fma_f64 : columns_base_f64;
-}
-template <typename T>
-auto filter_fn() {
-  const int isa = conv_direct::isa();
-  if constexpr (sizeof(T) == 4) return isa == 2 ? filter_avx512_f32 : isa == 1 ? filter_fma_f32 : filter_base_f32;
-  else return isa == 2 ? filter_avx512_f64 : isa == 1 ? filter_fma_f64 : filter_base_f64;
-}
+JEBM_CONV_DIRECT_PICKER(forward_fn, forward)
+JEBM_CONV_DIRECT_PICKER(filter_fn, filter)
 
 std::atomic<int> forced_isa{-1};
 std::atomic<int> forced_layout{-1};
@@ -329,15 +259,6 @@ std::vector<int64_t> tap_offsets(const Geo& g) {
   return xoff;
 }
 
-// Tap (c, i, j) -> its offset in xph (forward_columns_sample) from an output row's first input row and column.
-std::vector<int64_t> phase_tap_offsets(const Geo& g, int64_t wq) {
-  std::vector<int64_t> toff;
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t i = 0; i < g.kh; ++i)
-      for (int64_t j = 0; j < g.kw; ++j) toff.push_back(((c * g.hp() + i) * g.s + j % g.s) * wq + j / g.s);
-  return toff;
-}
-
 // Whether the forward's lanes hold output columns (else filters): output rows of at least one float32 vector.
 bool columns_fit(int64_t ow) { return ow >= kColumnsMinWidth; }
 bool forward_by_columns(const Geo& g) {
@@ -348,27 +269,14 @@ bool forward_by_columns(const Geo& g) {
 template <typename T>
 void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& prm, Tensor& y) {
   const Geo g = geo(x.shape(), w.shape(), y.shape(), prm);
-  const int64_t n = x.size(0), ckk = g.ckk(), fp = round_up(g.f, kLanes<T>);
-  const T* wp = w.data<T>();  // [F, CKK]
-  std::vector<T> wt(static_cast<size_t>(ckk * fp), T(0));  // [CKK, FP]
-  for (int64_t f = 0; f < g.f; ++f)
-    for (int64_t k = 0; k < ckk; ++k) wt[static_cast<size_t>(k * fp + f)] = wp[f * ckk + k];
+  const int64_t n = x.size(0), fp = round_up(g.f, kLanes<T>);
+  const std::vector<T> wt = conv_direct::weights_by_tap(w.data<T>(), g.f, g.ckk(), fp);  // [CKK, FP]
   const T* xp = x.data<T>();
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
-  if (forward_by_columns(g)) {
-    const int64_t wq = phase_width(g, kLanes<T>);
-    const std::vector<int64_t> toff = phase_tap_offsets(g, wq);
-    const auto run = columns_fn<T>();
-    for_samples(n, n * g.p() * ckk * g.f, [&](int64_t i) {
-      T* xph = buffer<T>(0, (g.c * g.hp() + 1) * g.s * wq);  // and one padded row
-      run(g, xp + i * g.c * g.h * g.w, wt.data(), toff.data(), bp, yp + i * g.f * g.p(), xph);
-    });
-    return;
-  }
   const std::vector<int64_t> xoff = tap_offsets(g);
   const auto run = forward_fn<T>();
-  for_samples(n, n * g.p() * ckk * g.f, [&](int64_t i) {
+  for_samples(n, n * g.p() * g.ckk() * g.f, [&](int64_t i) {
     T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
     T* acc = buffer<T>(1, g.ow * fp);
     run(g, xp + i * g.c * g.h * g.w, wt.data(), xoff.data(), bp, yp + i * g.f * g.p(), xpad, acc);
@@ -432,6 +340,8 @@ bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Co
 }
 
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
+  if (forward_by_columns(geo(x.shape(), w.shape(), y.shape(), p)))
+    return conv2d_direct_forward_columns(x, w, bias, p, y);
   JEBM_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] { forward_typed<scalar_t>(x, w, bias, p, y); });
 }
 

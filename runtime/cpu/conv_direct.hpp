@@ -19,8 +19,12 @@ bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dPara
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 
-// y: [N, F, OH, OW] = conv(x, w) + bias (bias may be undefined). Samples in parallel, each computed alone.
+// y: [N, F, OH, OW] = conv(x, w) + bias (bias may be undefined). Samples in parallel, each computed alone. Lanes
+// over output columns (conv2d_direct_forward_columns, runtime/cpu/conv_direct_forward_columns.cpp) for output rows of
+// 16 and more, else over filters.
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
+void conv2d_direct_forward_columns(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
+                                   Tensor& y);
 // grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone.
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
 // grad_w: [F, C, KH, KW] from grad_y and x: per-sample sums in fixed slots, so independent of the thread count.

@@ -1,7 +1,6 @@
-// What the direct conv2d's files share (runtime/cpu/conv_direct.cpp, runtime/cpu/conv_direct_backward_data.cpp):
-// the 64-byte vector type their kernels compute with, its fused multiply-add per instruction set, per-thread
-// scratch, the per-sample loop. Internal, not
-// installed; covered by tests/test_conv_direct.cpp.
+// What the direct conv2d's files share (runtime/cpu/conv_direct*.cpp): the 64-byte vector type their kernels compute
+// with, its fused multiply-add per instruction set, per-thread scratch, the per-sample loop, the layer's geometry and
+// the weights by tap. Internal, not installed; covered by tests/test_conv_direct.cpp.
 #pragma once
 #include <immintrin.h>
 
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "runtime/cpu/parallel.hpp"
+#include "runtime/ops.hpp"
 
 namespace jebm::cpu::conv_direct {
 
@@ -121,5 +121,47 @@ void for_samples(int64_t n, int64_t work, F f) {
 #pragma omp parallel for schedule(static) if (n > 1 && work >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
+
+// One layer's geometry: x [N, C, H, W], w [F, C, KH, KW], y [N, F, OH, OW], stride s, padding pad.
+struct Geo {
+  int64_t c, h, w, f, kh, kw, oh, ow, s, pad;
+  int64_t hp() const { return h + 2 * pad; }
+  int64_t wp() const { return w + 2 * pad; }
+  int64_t ckk() const { return c * kh * kw; }
+  int64_t p() const { return oh * ow; }
+};
+
+inline Geo geo(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
+  return {x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p.stride, p.padding};
+}
+
+
+// The weights [F, CKK] as [CKK, FP]: one row of filters per tap, zero filters padding F to whole vectors.
+template <typename T>
+std::vector<T> weights_by_tap(const T* w, int64_t f, int64_t ckk, int64_t fp) {
+  std::vector<T> wt(static_cast<size_t>(ckk * fp), T(0));
+  for (int64_t i = 0; i < f; ++i)
+    for (int64_t k = 0; k < ckk; ++k) wt[static_cast<size_t>(k * fp + i)] = w[i * ckk + k];
+  return wt;
+}
+
+// ENTRY(name, attributes, instruction set, type) for each version: AVX-512, FMA and portable, float32 and float64,
+// each flattened (everything inlined into it, so compiled for its instruction set).
+#define JEBM_CONV_DIRECT_ENTRIES(ENTRY, stem)                                                            \
+  ENTRY(stem##_avx512_f32, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, float)  \
+  ENTRY(stem##_avx512_f64, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, double) \
+  ENTRY(stem##_fma_f32, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, float)            \
+  ENTRY(stem##_fma_f64, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, double)           \
+  ENTRY(stem##_base_f32, __attribute__((flatten)), conv_direct::IsaBase, float)                         \
+  ENTRY(stem##_base_f64, __attribute__((flatten)), conv_direct::IsaBase, double)
+
+// template <typename T> auto fn(): the version of stem that conv_direct::isa() picks, for element type T.
+#define JEBM_CONV_DIRECT_PICKER(fn, stem)                                                                  \
+  template <typename T>                                                                                    \
+  auto fn() {                                                                                              \
+    const int use = conv_direct::isa();                                                                    \
+    if constexpr (sizeof(T) == 4) return use == 2 ? stem##_avx512_f32 : use == 1 ? stem##_fma_f32 : stem##_base_f32; \
+    else return use == 2 ? stem##_avx512_f64 : use == 1 ? stem##_fma_f64 : stem##_base_f64;                  \
+  }
 
 }  // namespace jebm::cpu::conv_direct
