@@ -280,19 +280,26 @@ JEBM_ALWAYS_INLINE void phase_pass(const Geo& g, int64_t ry, const Phase& ph, co
 }
 
 // One sample: grad_x_n [C, H, W] from grad_y_n [F, OH, OW], fb filters per pass; wv as weight_vectors, st[ry] phase
-// ry's steps; gyd and gxs [C, H, V*kLanes] scratch.
+// ry's steps; gyd and gxs [C, H, V*kLanes] scratch. gys: where grad_y_n is copied between its margins, or null when
+// the margins lie inside the batch's grad_y (every sample but the first and last): fill_gyd's loads then read the
+// neighbouring samples' values, which its masks zero, and the copy (about a tenth of conv1's input gradient) is
+// skipped.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void sample(const Geo& g, const T* __restrict gyn, const T* __restrict wv, const Steps* st,
                                const Dup<T>& dp, T* __restrict gxn, T* __restrict gyd, T* __restrict gxs,
                                T* __restrict gys) {
   std::fill(gxs, gxs + g.c * g.h * g.xp, T(0));
-  const int64_t fpo = g.f * g.oh * g.ow;
-  std::fill(gys, gys + dp.before, T(0));
-  std::copy(gyn, gyn + fpo, gys + dp.before);
-  std::fill(gys + dp.before + fpo, gys + dp.before + fpo + dp.after, T(0));
+  const T* src = gyn;
+  if (gys) {
+    const int64_t fpo = g.f * g.oh * g.ow;
+    std::fill(gys, gys + dp.before, T(0));
+    std::copy(gyn, gyn + fpo, gys + dp.before);
+    std::fill(gys + dp.before + fpo, gys + dp.before + fpo + dp.after, T(0));
+    src = gys + dp.before;
+  }
   for (int64_t f0 = 0; f0 < g.f; f0 += g.fb) {
     const int64_t nf = std::min(g.fb, g.f - f0);
-    fill_gyd(g, dp, gys + dp.before, f0, nf, gyd);
+    fill_gyd(g, dp, src, f0, nf, gyd);
     for (int64_t ry = 0; ry < g.s; ++ry) {
       const Phase ph = phase(g, ry);
       if (ph.nq == 0) continue;
@@ -348,8 +355,10 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   for_samples(n, n * g.oh * g.ow * g.c * g.kh * g.kw * g.f, [&](int64_t i) {
     T* gyd = buffer<T>(0, g.fb * g.rows * g.rs());
     T* gxs = buffer<T>(1, g.c * g.h * g.xp);
-    T* gys = buffer<T>(2, dp.before + g.f * g.oh * g.ow + dp.after);
-    run(g, gyp + i * g.f * g.oh * g.ow, wv, st.data(), dp, gxp + i * g.c * g.h * g.w, gyd, gxs, gys);
+    const int64_t fpo = g.f * g.oh * g.ow;
+    const bool inside = i * fpo >= dp.before && (i + 1) * fpo + dp.after <= n * fpo;
+    T* gys = inside ? nullptr : buffer<T>(2, dp.before + fpo + dp.after);
+    run(g, gyp + i * fpo, wv, st.data(), dp, gxp + i * g.c * g.h * g.w, gyd, gxs, gys);
   });
 }
 
