@@ -69,10 +69,13 @@ JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
 constexpr int64_t kPix = 8;
 
 // out[p, 0..kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..kLanes), for NP pixels p, where a(p, k) =
-// a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets.
-template <typename Isa, typename T, int64_t NP>
+// a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets. S: the stride as, when it
+// is a constant (S > 0), so that each pixel's input is a constant displacement from the tap's: with a run-time
+// stride every multiply-add needed an address computation, and the addresses spilled.
+template <typename Isa, typename T, int64_t NP, int64_t S>
 JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
                          const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
+  const int64_t st = S > 0 ? S : as;
   vec_t<T> acc[NP];
   for (int64_t p = 0; p < NP; ++p) acc[p] = vec_t<T>{};
   for (int64_t k = 0; k < nk; ++k) {
@@ -81,7 +84,7 @@ JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const in
     const T* ar = a + ka[k];
     for (int64_t p = 0; p < NP; ++p) {
       vec_t<T> av;
-      splat(Isa{}, av, ar[p * as]);
+      splat(Isa{}, av, ar[p * st]);
       fma_into(Isa{}, acc[p], av, bv);
     }
   }
@@ -89,14 +92,14 @@ JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const in
 }
 
 // One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPix then one at a time.
-template <typename Isa, typename T>
+template <typename Isa, typename T, int64_t S>
 JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
                                    int64_t n, T* out) {
   for (int64_t lb = 0; lb < ldb; lb += kLanes<T>) {
     int64_t p = 0;
     for (; p + kPix <= n; p += kPix)
-      block_kernel<Isa, T, kPix>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-    for (; p < n; ++p) block_kernel<Isa, T, 1>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+      block_kernel<Isa, T, kPix, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+    for (; p < n; ++p) block_kernel<Isa, T, 1, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
   }
 }
 
@@ -109,7 +112,10 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
   const int64_t fp = round_up(g.f, kLanes<T>), ow = g.ow;
   pad_sample(g, xn, xpad);
   for (int64_t oy = 0; oy < g.oh; ++oy) {
-    row_kernel<Isa, T>(xpad + oy * g.s * g.wp(), g.s, xoff, g.ckk(), wt, fp, ow, acc);
+    const T* a = xpad + oy * g.s * g.wp();
+    if (g.s == 1) row_kernel<Isa, T, 1>(a, 1, xoff, g.ckk(), wt, fp, ow, acc);
+    else if (g.s == 2) row_kernel<Isa, T, 2>(a, 2, xoff, g.ckk(), wt, fp, ow, acc);  // the MNIST CNN's
+    else row_kernel<Isa, T, 0>(a, g.s, xoff, g.ckk(), wt, fp, ow, acc);
     for (int64_t f = 0; f < g.f; ++f) {
       const T b = bias ? bias[f] : T(0);
       T* d = yn + f * g.p() + oy * ow;
