@@ -2,8 +2,8 @@
 // against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to
 // 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
 // batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and between the
-// AVX-512, the FMA and the portable code, and between the forward's two layouts (lanes over filters or over
-// output columns); and the dispatch
+// AVX-512, the FMA and the portable code, and between the two layouts of the forward (lanes over filters or over
+// output columns) and of the input gradient (by output phase or by the columns of one stride phase); and the dispatch
 // (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
@@ -216,6 +216,42 @@ BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
                 BOOST_TEST(got == first[with_bias], "layout " << layout << ", instruction set " << isa << ", "
                                                               << threads << " threads, bias " << with_bias);
               }
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
+  // By output phase and by the columns of one stride phase (stride 2 only) run the same fused multiply-adds in the
+  // same order: each forced on every stride-2 case, in every instruction set, at 1 and 2 threads, must give the bits
+  // of the other, and match the loops.
+  for (const Case& q : kCases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      if (q.stride != 2) continue;
+      BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
+        Generator gen{16, 0};
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
+        const Conv2dParams p{q.stride, q.pad};
+        std::vector<double> yr, gxr, gwr;
+        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
+        std::vector<double> first;
+        for (int layout : {0, 1})
+          for (int isa : {2, 1, 0})
+            for (int threads : {1, 2}) {
+              cpu::conv2d_direct_force_backward_data_layout(layout);
+              cpu::conv2d_direct_force_isa(isa);
+              omp_set_num_threads(threads);
+              Tensor gx = Tensor::zeros(x.shape(), dt);
+              cpu::conv2d_direct_backward_data(gy, w, p, gx);
+              cpu::conv2d_direct_force_backward_data_layout(-1);
+              cpu::conv2d_direct_force_isa(-1);
+              omp_set_num_threads(2);
+              const std::vector<double> got = gx.to_vector();
+              BOOST_TEST(all_close(got, gxr, tol * static_cast<double>(q.f * q.kh * q.kw), tol, "vs loops"));
+              if (first.empty()) first = got;
+              BOOST_TEST(got == first, "layout " << layout << ", instruction set " << isa << ", " << threads
+                                                 << " threads");
+            }
       }
     }
 }

@@ -1,6 +1,8 @@
 // The direct conv2d's input gradient (runtime/cpu/conv_direct.hpp) for thin layers, per sample, in AVX-512 / FMA /
-// portable versions picked at load time. Tested by tests/test_conv_direct.cpp (against the im2col path and the
-// 7-loop reference, float32 and float64, strides 1 to 3; the same bits at 1 and 2 threads and in the portable code).
+// portable versions picked at load time, and which layers take the kernel by the columns of one stride phase instead
+// (runtime/cpu/conv_direct_backward_data_columns.cpp, the same bits). Tested by tests/test_conv_direct.cpp (against
+// the im2col path and the 7-loop reference, float32 and float64, strides 1 to 3; the same bits at 1 and 2 threads
+// and in the portable code).
 //
 // grad_x[c, Y, X] (Y = iy + pad, X = ix + pad: padded coordinates) sums gy[f, oy, ox] * w[f, c, i, j] over
 // Y = oy*s + i, X = ox*s + j. Along a row, output X takes the taps j = (X mod s) + s*b, b < KB = ceil(KW / s), and
@@ -15,6 +17,7 @@
 // thread count: all versions give the same bits (the file is compiled with -ffp-contract=off, so nothing else
 // fuses).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -362,9 +365,37 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   });
 }
 
+std::atomic<int> forced_layout{-1};
+
+// Whether the input gradient goes by the columns of one stride phase (conv_direct_backward_data_columns.cpp): stride
+// 2 and rows whose phases fill at least kColumnsMinLanes of a float32 vector. Measured at one thread (docs/
+// performance.md, "Thin convolutions"): MNIST's conv1 at 28x28 (14 lanes) is faster by columns, at 14x14 (7 lanes)
+// and conv2 at 16x16 (9 lanes) slower.
+constexpr int64_t kColumnsMinLanes = 12;
+bool by_columns(const Shape& x, const Conv2dParams& p) {
+  if (p.stride != 2) return false;
+  const int forced = forced_layout.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return (p.padding + x[3] - 1) / 2 - p.padding / 2 + 1 >= kColumnsMinLanes;
+}
+
+int64_t pass_filters(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, size_t elem) {
+  return elem == sizeof(float) ? geo<float>(x, w, y, p).fb : geo<double>(x, w, y, p).fb;
+}
+
 }  // namespace
 
+namespace conv_direct {
+int64_t backward_data_pass_filters(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p,
+                                   size_t elem) {
+  return pass_filters(x, w, y, p, elem);
+}
+}  // namespace conv_direct
+
+void conv2d_direct_force_backward_data_layout(int layout) { forced_layout.store(layout); }
+
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
+  if (by_columns(grad_x.shape(), p)) return conv2d_direct_backward_data_columns(grad_y, w, p, grad_x);
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",
                       [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
 }

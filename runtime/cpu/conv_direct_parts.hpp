@@ -145,6 +145,11 @@ std::vector<T> weights_by_tap(const T* w, int64_t f, int64_t ckk, int64_t fp) {
   return wt;
 }
 
+// How many filters the input gradient by output phase sums per pass (conv_direct_backward_data.cpp), for x, w, y
+// and p as conv2d_direct_backward_data's and elements of elem bytes: the kernel by columns adds its passes alike.
+int64_t backward_data_pass_filters(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p,
+                                   size_t elem);
+
 // ENTRY(name, attributes, instruction set, type) for each version: AVX-512, FMA and portable, float32 and float64,
 // each flattened (everything inlined into it, so compiled for its instruction set).
 #define JEBM_CONV_DIRECT_ENTRIES(ENTRY, stem)                                                            \
