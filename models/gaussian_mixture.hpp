@@ -56,7 +56,9 @@ inline double gmm_eval_row(const GmmParams& p, const double* x, double* r, doubl
   }
   double s = 0.0;
   for (int64_t j = 0; j < k; ++j) {
-    e[j] = std::exp(e[j] - m);
+    // The largest term is exp(0) = 1 exactly: one exp call fewer per row (half of them with two modes).
+    const double t = e[j] - m;
+    e[j] = t == 0.0 ? 1.0 : std::exp(t);
     s += e[j];
   }
   const double inv = 1.0 / s;

@@ -14,13 +14,20 @@ namespace {
 
 constexpr int64_t kPassChunk = kGmmWalkerChunk;  // walkers per chunk: fixed, so results do not depend on the thread count
 
-// Per chunk, all sums scaled by the chunk's running max m of the completed log-weights A (e = e^{A-m}).
+// Per chunk, all sums scaled by the chunk's running max m of the completed log-weights A (e = e^{A-m}). The sums
+// are views into the chunk's row of the pass's table [m, s1, s2 | acc | acc2 | acc3] (zeroed by the caller).
 struct ChunkAcc {
   double m = -std::numeric_limits<double>::infinity();
   double s1 = 0.0, s2 = 0.0;  // sum e, sum e^2
-  std::vector<double> acc;    // [K*D | K]: sum e r_j x, sum e r_j (the gradient)
-  std::vector<double> acc2;   // [W | W], W = K*D + K: sum e^2 f^2, sum e^2 f with f = dU/dtheta (the variance)
-  std::vector<double> acc3;   // [W | W]: sum e t f, sum e t with t = w_prev (f_prev - g_prev) (the lag covariance)
+  double* acc = nullptr;      // [K*D | K]: sum e r_j x, sum e r_j (the gradient)
+  double* acc2 = nullptr;     // [W | W], W = K*D + K: sum e^2 f^2, sum e^2 f with f = dU/dtheta (the variance)
+  double* acc3 = nullptr;     // [W | W]: sum e t f, sum e t with t = w_prev (f_prev - g_prev) (the lag covariance)
+  size_t n_acc = 0, n_acc2 = 0, n_acc3 = 0;
+};
+
+// A thread's scratch for its chunks (allocated once per pass, not per chunk).
+struct PassScratch {
+  std::vector<double> g, r, t, noise;
 };
 
 struct PassArgs {
@@ -48,64 +55,91 @@ inline void param_grad_row(const GmmParams& p, const double* x, const double* r,
   }
 }
 
-// Adds walker i (its weight e, responsibilities r, position x = X_k) to the chunk's sums. f: scratch [W].
-inline void accumulate_walker(const PassArgs& a, ChunkAcc& c, double e, const double* r, const double* x,
-                              const double* t, double* f) {
-  const GmmParams& p = *a.theta;
-  const int64_t k = p.k, d = p.d, w = k * d + k;
+// One mode's block of walker i's sums, f = r_j (a_j - x) (dU/da_j, param_grad_row's values) formed on the fly:
+// o += e r_j x; with kVar t1 += e^2 f, t2 += e^2 f f; with kLag also l1 += e t f, l0 += e t. One sweep instead
+// of one per sum; restrict lets the compiler vectorise it without run-time overlap checks.
+template <bool kVar, bool kLag>
+JEBM_HD_ALWAYS_INLINE void add_block(int64_t d, double e, double e2, double rj, const double* __restrict__ aj,
+                                     const double* __restrict__ x, const double* __restrict__ tj,
+                                     double* __restrict__ o, double* __restrict__ t1, double* __restrict__ t2,
+                                     double* __restrict__ l1, double* __restrict__ l0) {
+  const double er = e * rj;
+  for (int64_t q = 0; q < d; ++q) {
+    const double xq = x[q];
+    o[q] += er * xq;
+    if (kVar) {
+      const double fq = rj * (aj[q] - xq), pq = e2 * fq;
+      t1[q] += pq;
+      t2[q] += pq * fq;
+      if (kLag) {
+        const double tq = e * tj[q];
+        l1[q] += tq * fq;
+        l0[q] += tq;
+      }
+    }
+  }
+}
+
+// Adds walker i (its weight e, responsibilities r, position x = X_k; t: its lag term with kLag) to the chunk's sums.
+template <bool kVar, bool kLag>
+JEBM_HD_ALWAYS_INLINE void add_walker(const GmmParams& p, ChunkAcc& c, double e, const double* r, const double* x, const double* t) {
+  const int64_t k = p.k, d = p.d, w = k * d + k, kd = k * d;
+  const double e2 = e * e;
   for (int64_t j = 0; j < k; ++j) {
-    const double er = e * r[j];
-    double* o = c.acc.data() + j * d;
-    for (int64_t q = 0; q < d; ++q) o[q] += er * x[q];
-    c.acc[static_cast<size_t>(k * d + j)] += er;
+    const int64_t b = j * d;
+    add_block<kVar, kLag>(d, e, e2, r[j], p.a.data() + b, x, kLag ? t + b : nullptr, c.acc + b,
+                          kVar ? c.acc2 + w + b : nullptr, kVar ? c.acc2 + b : nullptr, kLag ? c.acc3 + b : nullptr,
+                          kLag ? c.acc3 + w + b : nullptr);
   }
-  if (!a.with_var && !a.lag_cov) return;
-  param_grad_row(p, x, r, nullptr, 1.0, f);
-  if (a.with_var) {
-    const double e2 = e * e;
-    double* t2 = c.acc2.data();
-    double* t1 = c.acc2.data() + w;
-    for (int64_t q = 0; q < w; ++q) {
-      t1[q] += e2 * f[q];
-      t2[q] += e2 * f[q] * f[q];
-    }
+  for (int64_t j = 0; j < k; ++j) {  // dU/dz_j = r_j
+    const double rj = r[j];
+    c.acc[kd + j] += e * rj;
+    if (!kVar) continue;
+    const double pz = e2 * rj;
+    c.acc2[w + kd + j] += pz;
+    c.acc2[kd + j] += pz * rj;
+    if (!kLag) continue;
+    const double tz = e * t[kd + j];
+    c.acc3[kd + j] += tz * rj;
+    c.acc3[w + kd + j] += tz;
   }
-  if (a.lag_cov) {
-    double* l1 = c.acc3.data();
-    double* l0 = c.acc3.data() + w;
-    for (int64_t q = 0; q < w; ++q) {
-      l1[q] += e * t[q] * f[q];
-      l0[q] += e * t[q];
-    }
-  }
+}
+
+// Always inlined, so that pass_range's AVX2 clone compiles them for AVX2 too.
+JEBM_HD_ALWAYS_INLINE void accumulate_walker(const PassArgs& a, ChunkAcc& c, double e, const double* r,
+                                             const double* x, const double* t) {
+  if (a.lag_cov) add_walker<true, true>(*a.theta, c, e, r, x, t);
+  else if (a.with_var) add_walker<true, false>(*a.theta, c, e, r, x, t);
+  else add_walker<false, false>(*a.theta, c, e, r, x, t);
 }
 
 // Walkers [b0, b1): closed-form evaluation, then the shared per-walker kernel, then the online softmax update.
 // Cloned for AVX2 like the generic kernel (no FMA: both clones give the same bits).
 __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs& a, int64_t b0, int64_t b1,
-                                                                   ChunkAcc& c) {
+                                                                   ChunkAcc& c, PassScratch& s) {
   const GmmParams& p = *a.theta;
   const int64_t k = p.k, d = p.d;
-  std::vector<double> g(static_cast<size_t>(d)), r(static_cast<size_t>(k));
-  std::vector<double> t(a.lag_cov ? static_cast<size_t>(k * d + k) : 0), f(static_cast<size_t>(k * d + k));
+  s.g.resize(static_cast<size_t>(d));
+  s.r.resize(static_cast<size_t>(k));
+  s.t.resize(a.lag_cov ? static_cast<size_t>(k * d + k) : 0);
+  double *g = s.g.data(), *r = s.r.data(), *t = s.t.data();
   const UlaConfig& cfg = *a.cfg;
   // The chunk's noise in one draw where that is faster (samplers/ula_jarzynski.hpp, ula_walkers_noise).
   const int64_t nz = 2 * ((d + 1) / 2);
-  std::vector<double> noise;
+  std::vector<double>& noise = s.noise;
   const bool drawn = ula_walkers_noise(a.seed, a.first + static_cast<uint64_t>(b0), b1 - b0, d, a.offset, noise);
   for (int64_t i = b0; i < b1; ++i) {
     double* xi = a.x + i * d;
-    const double u = gmm_eval_row(p, xi, r.data(), g.data());
+    const double u = gmm_eval_row(p, xi, r, g);
     if (a.lag) {
       double* rl = a.lag->r.data() + i * k;
       // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev and r is replaced.
       if (a.lag_cov)
-        param_grad_row(a.lag->theta, a.x_prev + i * d, rl, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)],
-                       t.data());
-      std::copy(r.begin(), r.end(), rl);
+        param_grad_row(a.lag->theta, a.x_prev + i * d, rl, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)], t);
+      std::copy(r, r + k, rl);
     }
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
-    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g.data(), u, a.log_w + i, a.partial + i, a.pending + i,
+    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g, u, a.log_w + i, a.partial + i, a.pending + i,
                                  true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
                                  a.first + static_cast<uint64_t>(i), a.offset, a.x_prev + i * d,
                                  /*partial_coef, back_den, energy_coef: the defaults*/ 0.5, 0.0, 1.0,
@@ -115,15 +149,15 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
       const double sc = std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0;
       c.s1 *= sc;
       c.s2 *= sc * sc;
-      for (double& v : c.acc) v *= sc;
-      for (double& v : c.acc2) v *= sc * sc;
-      for (double& v : c.acc3) v *= sc;
+      for (size_t q = 0; q < c.n_acc; ++q) c.acc[q] *= sc;
+      for (size_t q = 0; q < c.n_acc2; ++q) c.acc2[q] *= sc * sc;
+      for (size_t q = 0; q < c.n_acc3; ++q) c.acc3[q] *= sc;
       c.m = ai;
     }
     const double e = std::exp(ai - c.m);
     c.s1 += e;
     c.s2 += e * e;
-    if (a.with_grad) accumulate_walker(a, c, e, r.data(), xi, t.data(), f.data());
+    if (a.with_grad) accumulate_walker(a, c, e, r, xi, t);
   }
 }
 
@@ -236,22 +270,6 @@ GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop,
 
 namespace {
 
-// Every chunk's sums as one row [m, s1, s2 | acc | acc2 | acc3] (widths wg, wv, wl), in chunk order.
-std::vector<double> chunk_rows(const std::vector<ChunkAcc>& acc, size_t wg, size_t wv, size_t wl) {
-  const size_t row = 3 + wg + wv + wl;
-  std::vector<double> rows(acc.size() * row);
-  for (size_t c = 0; c < acc.size(); ++c) {
-    double* o = rows.data() + c * row;
-    o[0] = acc[c].m;
-    o[1] = acc[c].s1;
-    o[2] = acc[c].s2;
-    std::copy(acc[c].acc.begin(), acc[c].acc.end(), o + 3);
-    std::copy(acc[c].acc2.begin(), acc[c].acc2.end(), o + 3 + wg);
-    std::copy(acc[c].acc3.begin(), acc[c].acc3.end(), o + 3 + wg + wv);
-  }
-  return rows;
-}
-
 // sum_i w_i grad_theta U(X_i) from the chunks' sums tot (weights not normalised: their sum is s1). dU/da_j =
 // r_j (a_j - x): sum_i w_i dU/da_j = (sum w r_j) a_j - sum w r_j x; dU/dz_j = r_j.
 void weighted_gradient(const GmmParams& theta, const std::vector<double>& tot, double s1, GmmWalkerPass& out) {
@@ -317,26 +335,31 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   }
   const bool lag_cov = lag && lag->valid;
   const int64_t chunks = (n + kPassChunk - 1) / kPassChunk;
-  std::vector<ChunkAcc> acc(static_cast<size_t>(chunks));
-  for (auto& c : acc) {
-    if (with_gradient) c.acc.assign(static_cast<size_t>(w), 0.0);
-    if (with_var) c.acc2.assign(static_cast<size_t>(2 * w), 0.0);
-    if (lag_cov) c.acc3.assign(static_cast<size_t>(2 * w), 0.0);
-  }
+  // Every chunk's sums as one row [m, s1, s2 | acc | acc2 | acc3] (widths wg, wv, wl), in chunk order.
+  const size_t wg = with_gradient ? static_cast<size_t>(w) : 0, wv = with_var ? static_cast<size_t>(2 * w) : 0,
+               wl = lag_cov ? static_cast<size_t>(2 * w) : 0, row = 3 + wg + wv + wl;
+  std::vector<double> rows(static_cast<size_t>(chunks) * row, 0.0);
   const PassArgs a{&theta, pop.x.data<double>(), pop.x_prev.data<double>(), pop.log_w.data<double>(),
                    pop.partial.data<double>(), pop.pending.data<int64_t>(), &cfg, cfg.noise_scale(), pop.seed,
                    pop.moves, static_cast<uint64_t>(pop.first_index), with_gradient, with_var, lag, lag_cov};
-#pragma omp parallel for schedule(static) if (n * d > 4096)
-  for (int64_t c = 0; c < chunks; ++c)
-    pass_range(a, c * kPassChunk, std::min(n, (c + 1) * kPassChunk), acc[static_cast<size_t>(c)]);
+#pragma omp parallel if (n * d > 4096)
+  {
+    PassScratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      double* o = rows.data() + static_cast<size_t>(c) * row;
+      ChunkAcc acc{-std::numeric_limits<double>::infinity(), 0.0, 0.0, o + 3, o + 3 + wg, o + 3 + wg + wv, wg, wv, wl};
+      pass_range(a, c * kPassChunk, std::min(n, (c + 1) * kPassChunk), acc, scratch);
+      o[0] = acc.m;
+      o[1] = acc.s1;
+      o[2] = acc.s2;
+    }
+  }
   ++pop.moves;
   std::swap(pop.x, pop.x_prev);  // x = X_{k+1}; x_prev = X_k
 
   // Sharded, the rows of all ranks' chunks in global chunk order: the combination below is then the one-process
   // arithmetic, whatever the rank count.
-  const size_t wg = with_gradient ? static_cast<size_t>(w) : 0, wv = with_var ? static_cast<size_t>(2 * w) : 0,
-               wl = lag_cov ? static_cast<size_t>(2 * w) : 0, row = 3 + wg + wv + wl;
-  std::vector<double> rows = chunk_rows(acc, wg, wv, wl);
   if (shards) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
   const size_t all_chunks = rows.size() / row;
 
