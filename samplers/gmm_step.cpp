@@ -359,8 +359,8 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
   std::swap(pop.x, pop.x_prev);  // x = X_{k+1}; x_prev = X_k
 
   // Sharded, the rows of all ranks' chunks in global chunk order: the combination below is then the one-process
-  // arithmetic, whatever the rank count.
-  if (shards) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
+  // arithmetic, whatever the rank count. One rank already holds them all (the gather would only copy them).
+  if (shards && shards->comm->size() > 1) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
   const size_t all_chunks = rows.size() / row;
 
   // Combine the chunks in order: shift every chunk to the global max (log-sum-exp).

@@ -1,11 +1,12 @@
 // Tests of the Gaussian-mixture energy (closed forms against autograd and finite differences, analytic log Z,
-// exact sampling) and of `jebm gmm` (fast path == Trainer/autograd path; a short run's files; no overwrite; option
-// ranges, the old option names, the parse-only entry parse_gmm_args, the NaN guard). Through the binary:
-// tests/test_gmm_command.cpp.
+// exact sampling, the data term's clone against baseline code) and of `jebm gmm` (fast path == Trainer/autograd
+// path; a short run's files; no overwrite; option ranges, the old option names, the parse-only entry
+// parse_gmm_args, the NaN guard). Through the binary: tests/test_gmm_command.cpp.
 #include <omp.h>
 
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -184,6 +185,35 @@ BOOST_AUTO_TEST_CASE(fast_path_equals_autograd_trainer_path) {
 }
 
 // The one-pass walker kernel reduces in fixed chunks: 1 and 2 threads give the same bits, and a seed fixes the run.
+// gmm_data_partials runs an AVX2 clone where the CPU has AVX2: it must give the bits of the same per-row loop
+// compiled here for the baseline ISA (no FMA; the sums in row order). 3 modes, d = 37 (partial vectors), and a
+// last chunk of 700 - 512 rows.
+BOOST_AUTO_TEST_CASE(data_partials_have_the_bits_of_baseline_code) {
+  const GmmParams p = three_modes(37);
+  const int64_t n = 700, d = p.d, k = p.k, w = 1 + k * d + k;
+  const Tensor x = sample(p, n, 17);
+  const double* xp = x.data<double>();
+  for (const bool with_grad : {true, false}) {
+    const int64_t width = with_grad ? w : 1;
+    std::vector<double> want(static_cast<size_t>((n + kGmmRowChunk - 1) / kGmmRowChunk * width), 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      double* out = want.data() + i / kGmmRowChunk * width;
+      double r[3];
+      out[0] += gmm_eval_row(p, xp + i * d, r, nullptr);
+      if (!with_grad) continue;
+      for (int64_t j = 0; j < k; ++j) {
+        out[1 + k * d + j] += r[j];
+        for (int64_t q = 0; q < d; ++q) out[1 + j * d + q] += r[j] * xp[i * d + q];
+      }
+    }
+    const std::vector<double> got = gmm_data_partials(p, xp, n, with_grad);
+    BOOST_TEST_CONTEXT("with_grad " << with_grad) {
+      BOOST_TEST(got.size() == want.size());
+      BOOST_TEST(std::memcmp(got.data(), want.data(), want.size() * sizeof(double)) == 0);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fast_path_is_deterministic_across_thread_counts) {
   GmmConfig c;
   c.dim = 6;
