@@ -51,7 +51,8 @@ struct Geo {
 };
 
 // A pass's gyd is at most this large, so that it stays in L1 while every output block reads it; the outputs are
-// loaded and stored once per pass (exactly: the sums' order does not change).
+// loaded and stored once per pass, each pass's sum (from zero) added to them. The passes depend only on the shapes,
+// so the bits do too.
 constexpr int64_t kPassBytes = 24 << 10;
 
 // Output rows of phase ry (Y = s*q + ry inside [pad, pad + H)): the first q, how many, and their taps per column.
