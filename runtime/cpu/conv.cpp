@@ -338,28 +338,35 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
   }
 }
 
+// One filter's bias gradient: its grad_y rows (n of them, p values each, `stride` apart) summed in double, each
+// row into kBiasLanes independent partial sums, then the lanes added in order. Cloned for AVX-512 and AVX2: the
+// lanes are one register there (two or four in the baseline build), and every clone adds the same values in the
+// same order, so all give the same bits.
+constexpr int64_t kBiasLanes = 8;
+template <typename T>
+__attribute__((target_clones("avx512f", "avx2", "default"))) double bias_sum(const T* src, int64_t n, int64_t stride,
+                                                                             int64_t p) {
+  double lane[kBiasLanes] = {};
+  double tail = 0.0;
+  const int64_t body = p / kBiasLanes * kBiasLanes;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* r = src + i * stride;
+    for (int64_t k = 0; k < body; k += kBiasLanes)
+      for (int64_t l = 0; l < kBiasLanes; ++l) lane[l] += static_cast<double>(r[k + l]);
+    for (int64_t k = body; k < p; ++k) tail += static_cast<double>(r[k]);
+  }
+  double s = tail;
+  for (int64_t l = 0; l < kBiasLanes; ++l) s += lane[l];
+  return s;
+}
+
 template <typename T>
 void backward_bias_typed(const Tensor& gy, Tensor& gb) {
-  // grad_y: [N, F, P] summed over N and P, per F in double, in a fixed order: each row of P values into kLanes
-  // independent partial sums (they vectorise), the lanes then added in order.
-  constexpr int64_t kLanes = 8;
+  // grad_y: [N, F, P] summed over N and P, per F, in a fixed order (bias_sum).
   const int64_t n = gy.size(0), f = gy.size(1), p = gy.size(2) * gy.size(3);
   const T* src = gy.data<T>();
   T* dst = gb.data<T>();
-  auto one = [&](int64_t j) {
-    double lane[kLanes] = {};
-    double tail = 0.0;
-    const int64_t body = p / kLanes * kLanes;
-    for (int64_t i = 0; i < n; ++i) {
-      const T* r = src + (i * f + j) * p;
-      for (int64_t k = 0; k < body; k += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) lane[l] += static_cast<double>(r[k + l]);
-      for (int64_t k = body; k < p; ++k) tail += static_cast<double>(r[k]);
-    }
-    double s = tail;
-    for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
-    dst[j] = static_cast<T>(s);
-  };
+  auto one = [&](int64_t j) { dst[j] = static_cast<T>(bias_sum(src + j * p, n, f * p, p)); };
   if (gy.numel() >= kParallelMin && f > 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < f; ++j) one(j);
