@@ -82,7 +82,8 @@ JEBM_HD_ALWAYS_INLINE void add_block(int64_t d, double e, double e2, double rj, 
 
 // Adds walker i (its weight e, responsibilities r, position x = X_k; t: its lag term with kLag) to the chunk's sums.
 template <bool kVar, bool kLag>
-JEBM_HD_ALWAYS_INLINE void add_walker(const GmmParams& p, ChunkAcc& c, double e, const double* r, const double* x, const double* t) {
+JEBM_HD_ALWAYS_INLINE void add_walker(const GmmParams& p, ChunkAcc& c, double e, const double* r, const double* x,
+                                      const double* t) {
   const int64_t k = p.k, d = p.d, w = k * d + k, kd = k * d;
   const double e2 = e * e;
   for (int64_t j = 0; j < k; ++j) {
@@ -360,7 +361,8 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
 
   // Sharded, the rows of all ranks' chunks in global chunk order: the combination below is then the one-process
   // arithmetic, whatever the rank count. One rank already holds them all (the gather would only copy them).
-  if (shards && shards->comm->size() > 1) rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
+  if (shards && shards->comm->size() > 1)
+    rows = gather_chunk_rows(*shards->comm, shards->layout, kPassChunk, rows, static_cast<int64_t>(row));
   const size_t all_chunks = rows.size() / row;
 
   // Combine the chunks in order: shift every chunk to the global max (log-sum-exp).

@@ -112,10 +112,32 @@ struct PatchKey {
   }
 };
 
-using PatchTable = std::shared_ptr<const std::vector<int32_t>>;
+// Which patch entries read each pixel: pixel e's are entry[start[e] .. start[e + 1]), in patch order (the patch
+// table inverted; padding taps, which read the extra element, are left out).
+struct Col2imIndex {
+  std::vector<int32_t> start, entry;
+};
 
-// Offsets for patch[(oy, ox), (c, i, j)], [P * CKK]. Cached: shared, read-only, the oldest of kPatchCacheSize
-// shapes dropped first.
+Col2imIndex col2im_index(const std::vector<int32_t>& table, int64_t chw) {
+  Col2imIndex ix;
+  ix.start.assign(static_cast<size_t>(chw + 2), 0);
+  for (int32_t e : table) ++ix.start[static_cast<size_t>(e) + 1];
+  for (int64_t e = 0; e <= chw; ++e) ix.start[static_cast<size_t>(e + 1)] += ix.start[static_cast<size_t>(e)];
+  std::vector<int32_t> next(ix.start.begin(), ix.start.end() - 1);
+  ix.entry.resize(table.size());
+  for (size_t t = 0; t < table.size(); ++t) ix.entry[static_cast<size_t>(next[static_cast<size_t>(table[t])]++)] =
+      static_cast<int32_t>(t);
+  return ix;
+}
+
+// A shape's patch offsets, patch[(oy, ox), (c, i, j)] as [P * CKK], and their inverse for col2im. Cached: shared,
+// read-only, the oldest of kPatchCacheSize shapes dropped first.
+struct Patches {
+  std::vector<int32_t> offset;
+  Col2imIndex inverse;
+};
+using PatchTable = std::shared_ptr<const Patches>;
+
 PatchTable patch_table(const ConvGeom& q) {
   constexpr size_t kPatchCacheSize = 32;
   static std::mutex mutex;
@@ -127,8 +149,9 @@ PatchTable patch_table(const ConvGeom& q) {
   const int64_t chw = q.c * q.h * q.w;
   JEBM_CHECK(chw < (int64_t{1} << 31), "conv2d: one sample [" << q.c << ", " << q.h << ", " << q.w
                                                                 << "] exceeds the 32-bit patch offsets");
-  auto t = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(q.p() * q.ckk()));
-  int32_t* o = t->data();
+  auto t = std::make_shared<Patches>();
+  t->offset.resize(static_cast<size_t>(q.p() * q.ckk()));
+  int32_t* o = t->offset.data();
   for (int64_t oy = 0; oy < q.oh; ++oy)
     for (int64_t ox = 0; ox < q.ow; ++ox)
       for (int64_t c = 0; c < q.c; ++c)
@@ -138,6 +161,7 @@ PatchTable patch_table(const ConvGeom& q) {
             const bool inside = iy >= 0 && iy < q.h && ix >= 0 && ix < q.w;
             *o++ = static_cast<int32_t>(inside ? (c * q.h + iy) * q.w + ix : chw);
           }
+  t->inverse = col2im_index(t->offset, chw);
   if (cache.size() == kPatchCacheSize) cache.erase(cache.begin());
   cache.emplace_back(key, t);
   return t;
@@ -182,24 +206,6 @@ void sample_im2col(const ConvGeom& q, const int32_t* table, const T* xn, T* patc
   std::memcpy(src, xn, static_cast<size_t>(chw) * sizeof(T));
   src[chw] = T(0);
   gather(src, table, patches, n);
-}
-
-// Which patch entries read each pixel: pixel e's are entry[start[e] .. start[e + 1]), in patch order (the patch
-// table inverted; padding taps, which read the extra element, are left out).
-struct Col2imIndex {
-  std::vector<int32_t> start, entry;
-};
-
-Col2imIndex col2im_index(const std::vector<int32_t>& table, int64_t chw) {
-  Col2imIndex ix;
-  ix.start.assign(static_cast<size_t>(chw + 2), 0);
-  for (int32_t e : table) ++ix.start[static_cast<size_t>(e) + 1];
-  for (int64_t e = 0; e <= chw; ++e) ix.start[static_cast<size_t>(e + 1)] += ix.start[static_cast<size_t>(e)];
-  std::vector<int32_t> next(ix.start.begin(), ix.start.end() - 1);
-  ix.entry.resize(table.size());
-  for (size_t t = 0; t < table.size(); ++t) ix.entry[static_cast<size_t>(next[static_cast<size_t>(table[t])]++)] =
-      static_cast<int32_t>(t);
-  return ix;
 }
 
 // The adjoint of sample_im2col: gx_n = sum of the patch entries that read each pixel, added in patch order from
@@ -266,7 +272,7 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   for_groups(q, [&](int64_t gi) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK]
-    group_im2col(q, table->data(), xp, n0, gn, col);
+    group_im2col(q, table->offset.data(), xp, n0, gn, col);
     // w [F, CKK] x col^T. One sample's product [F, P] lands in y directly; a group's [F, gn*P] is spread over its
     // samples.
     T* out = gn == 1 ? yp + n0 * q.f * p : scratch<T>(1, q.f * gn * p);
@@ -288,14 +294,14 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   const T* gyp = gy.data<T>();
   const T* wp = w.data<T>();  // [F, CKK]
   T* gxp = gx.data<T>();
-  const Col2imIndex ix = col2im_index(*patch_table(q), q.c * q.h * q.w);
+  const PatchTable table = patch_table(q);  // its inverse: which patch entries read each pixel
   for_groups(q, [&](int64_t gi) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     const T* gyt = group_grad_y(q, gyp, n0, gn);
     T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK] = gy_g^T [gn*P, F] x w [F, CKK]
     group_gemm(groups_in_parallel(q), true, false, gn * p, ckk, q.f, gyt, gn * p, wp, ckk, T(0), col, ckk);
     for_samples(q, gn, [&](int64_t g) {
-      sample_col2im(q, ix, col + g * p * ckk, gxp + (n0 + g) * q.c * q.h * q.w);
+      sample_col2im(q, table->inverse, col + g * p * ckk, gxp + (n0 + g) * q.c * q.h * q.w);
     });
   });
 }
@@ -319,7 +325,7 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
   auto add_group = [&](int64_t gi, T* acc, bool first) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     T* col = scratch<T>(0, gn * p * ckk);
-    group_im2col(q, table->data(), xp, n0, gn, col);
+    group_im2col(q, table->offset.data(), xp, n0, gn, col);
     const T* gyt = group_grad_y(q, gyp, n0, gn);
     group_gemm(per_thread, false, false, q.f, ckk, gn * p, gyt, gn * p, col, ckk, first ? T(0) : T(1), acc, ckk);
   };
