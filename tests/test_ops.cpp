@@ -11,6 +11,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "runtime/ops.hpp"
+#include "runtime/unary_math.hpp"
 #include "tests/op_cases.hpp"
 
 using namespace jebm;
@@ -164,6 +166,52 @@ BOOST_AUTO_TEST_CASE(unary_with_derivative_has_the_bits_of_unary_and_its_backwar
         same_bits(y, unary(op, x, alpha), what + " value");
         same_bits(d, unary_backward(op, x, ones, alpha), what + " derivative");
       }
+    }
+  }
+}
+
+// The float32 sigmoid and SiLU run in loops cloned for AVX-512, AVX2 and the baseline ISA (runtime/cpu/elementwise.cpp),
+// vectorised: every clone must give the bits of the scalar formulas in runtime/unary_math.hpp, element by element
+// (this checks the clone that this CPU runs), on random, special and underflowing inputs at odd and OpenMP lengths.
+BOOST_AUTO_TEST_CASE(float32_logistic_loops_have_the_bits_of_the_scalar_formulas) {
+  namespace um = jebm::unary_math;
+  std::mt19937_64 rng(12);
+  std::normal_distribution<double> normal(0.0, 30.0);
+  for (int64_t n : {int64_t{13}, int64_t{40013}}) {
+    std::vector<double> xv = jebm::test::special_values(DType::Float32);
+    for (double v : {-87.0, -87.5, -86.9, -1e4, 1e4, -1.0001e4, 1.0001e4, -0.0, 0.0}) xv.push_back(v);
+    while (static_cast<int64_t>(xv.size()) < n) xv.push_back(normal(rng));
+    xv.resize(static_cast<size_t>(n));
+    const Tensor x = Tensor::from_vector(xv, {n}, DType::Float32);
+    Generator gen{13, 0};
+    const Tensor gy = rand_normal({n}, 0, 2, gen, DType::Float32);
+    const std::vector<float> xs = x.host_vector<float>(), gs = gy.host_vector<float>();
+    for (UnaryOp op : {UnaryOp::Sigmoid, UnaryOp::Silu}) {
+      const bool silu = op == UnaryOp::Silu;
+      Tensor d;
+      const std::vector<float> y = unary(op, x).host_vector<float>(), g = unary_backward(op, x, gy).host_vector<float>();
+      const std::vector<float> yw = unary_with_derivative(op, x, d).host_vector<float>(), dw = d.host_vector<float>();
+      int bad = 0;
+      auto same = [&](float got, float want, const char* what, size_t i) {
+        uint32_t a, b;
+        std::memcpy(&a, &got, 4);
+        std::memcpy(&b, &want, 4);
+        if (a == b || (std::isnan(got) && std::isnan(want))) return;
+        if (bad++ < 10)
+          BOOST_ERROR(unary_op_name(op) << " " << what << " n=" << n << " at x = " << xs[i] << ": got " << got
+                                        << ", want " << want);
+      };
+      for (size_t i = 0; i < xs.size(); ++i) {
+        float di;
+        const float want_y = silu ? um::silu(xs[i]) : um::sigmoid(xs[i]);
+        const float want_g = (silu ? um::silu_derivative(xs[i]) : um::sigmoid_derivative(xs[i])) * gs[i];
+        const float want_yw = silu ? um::silu_with_derivative(xs[i], di) : um::sigmoid_with_derivative(xs[i], di);
+        same(y[i], want_y, "value", i);
+        same(g[i], want_g, "backward", i);
+        same(yw[i], want_yw, "value with derivative", i);
+        same(dw[i], di, "derivative", i);
+      }
+      BOOST_TEST(bad == 0, unary_op_name(op) << " n=" << n << ": " << bad << " elements differ from the scalar formulas");
     }
   }
 }

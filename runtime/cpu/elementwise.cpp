@@ -42,9 +42,9 @@ void for_each_index(int64_t n, F f) {
 }
 
 // --- float32 logistic family, vectorised ---------------------------------------------------------------------
-// unary_math::sigmoid(float) is branch-free (runtime/unary_math.hpp), so these loops vectorise; the clones pick
-// AVX-512/AVX2 at load time. No FMA contraction (-std=c++17 implies -ffp-contract=off), so every clone returns the
-// same bits.
+// unary_math::sigmoid(float) is branch-free (runtime/unary_math.hpp), so these loops vectorise (this file is
+// compiled with -fno-trapping-math: CMakeLists.txt says why); the clones pick AVX-512/AVX2 at load time. No FMA
+// contraction (the project's -ffp-contract=off), so every clone returns the bits of the scalar formulas (tested).
 enum class Logistic { Sigmoid, Silu };
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void logistic_forward_f32(Logistic op, const float* x,
