@@ -27,8 +27,11 @@
 namespace jebm::cpu {
 namespace {
 
+using conv_direct::add_into;
 using conv_direct::buffer;
 using conv_direct::fma_into;
+using conv_direct::load;
+using conv_direct::store;
 using conv_direct::splat;
 using conv_direct::for_samples;
 using conv_direct::kLanes;
@@ -69,7 +72,12 @@ JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
 
 // Filters in blocks of one 64-byte vector, and output pixels along a row in blocks of kPix: kPix x kLanes
 // accumulators stay in registers while the taps stream by, each tap one vector load.
+// The FMA version's vectors take two of its 16 ymm registers: 8 pixels' accumulators left no room for the weights
+// and spilled. It takes 4 (MNIST conv2's forward on a Zen 3, one thread: 3.5 ms with 8, 2.3-2.5 with 4, 3.2-3.4 with
+// 6, 4.0-4.2 with 2).
 constexpr int64_t kPix = 8;
+template <typename Isa>
+constexpr int64_t kPixBlock = std::is_same_v<Isa, conv_direct::IsaFma> ? 4 : kPix;
 
 // out[p, 0..kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..kLanes), for NP pixels p, where a(p, k) =
 // a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets. S: the stride as, when it
@@ -78,30 +86,31 @@ constexpr int64_t kPix = 8;
 template <typename Isa, typename T, int64_t NP, int64_t S>
 JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
                          const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
+  using V = conv_direct::reg_t<Isa, T>;
   const int64_t st = S > 0 ? S : as;
-  vec_t<T> acc[NP];
-  for (int64_t p = 0; p < NP; ++p) acc[p] = vec_t<T>{};
+  V acc[NP];
+  for (int64_t p = 0; p < NP; ++p) acc[p] = V{};
   for (int64_t k = 0; k < nk; ++k) {
-    vec_t<T> bv;  // no function returns a vec_t: its ABI differs between the versions
-    std::memcpy(&bv, b + k * ldb, sizeof bv);
+    V bv;  // no function returns a vec_t: its ABI differs between the versions
+    load(bv, b + k * ldb);
     const T* ar = a + ka[k];
     for (int64_t p = 0; p < NP; ++p) {
-      vec_t<T> av;
+      V av;
       splat(Isa{}, av, ar[p * st]);
       fma_into(Isa{}, acc[p], av, bv);
     }
   }
-  for (int64_t p = 0; p < NP; ++p) std::memcpy(out + p * ldo, &acc[p], sizeof acc[p]);
+  for (int64_t p = 0; p < NP; ++p) store(out + p * ldo, acc[p]);
 }
 
-// One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPix then one at a time.
+// One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPixBlock then one at a time.
 template <typename Isa, typename T, int64_t S>
 JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
                                    int64_t n, T* out) {
   for (int64_t lb = 0; lb < ldb; lb += kLanes<T>) {
     int64_t p = 0;
-    for (; p + kPix <= n; p += kPix)
-      block_kernel<Isa, T, kPix, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+    for (; p + kPixBlock<Isa> <= n; p += kPixBlock<Isa>)
+      block_kernel<Isa, T, kPixBlock<Isa>, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
     for (; p < n; ++p) block_kernel<Isa, T, 1, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
   }
 }
@@ -134,23 +143,24 @@ template <typename Isa, typename T, int64_t NT>
 JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __restrict toff,
                                      const int64_t* __restrict poff, int64_t np, const T* __restrict gyt, int64_t fp,
                                      T* __restrict part) {
-  vec_t<T> acc[NT];
-  for (int64_t t = 0; t < NT; ++t) acc[t] = vec_t<T>{};
+  using V = conv_direct::reg_t<Isa, T>;
+  V acc[NT];
+  for (int64_t t = 0; t < NT; ++t) acc[t] = V{};
   for (int64_t p = 0; p < np; ++p) {
-    vec_t<T> gv;
-    std::memcpy(&gv, gyt + p * fp, sizeof gv);
+    V gv;
+    load(gv, gyt + p * fp);
     const T* xr = xpad + poff[p];
     for (int64_t t = 0; t < NT; ++t) {
-      vec_t<T> xv;
+      V xv;
       splat(Isa{}, xv, xr[toff[t]]);
       fma_into(Isa{}, acc[t], xv, gv);
     }
   }
   for (int64_t t = 0; t < NT; ++t) {
-    vec_t<T> v;
-    std::memcpy(&v, part + t * fp, sizeof v);
-    v += acc[t];
-    std::memcpy(part + t * fp, &v, sizeof v);
+    V v;
+    load(v, part + t * fp);
+    add_into(Isa{}, v, acc[t]);
+    store(part + t * fp, v);
   }
 }
 
@@ -217,14 +227,17 @@ JEBM_ALWAYS_INLINE void filter_taps(int64_t nt, const T* xpad, const int64_t* to
 
 // One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP], then
 // taps in blocks against every pixel. The blocks are as even as the register budget allows (16 taps' accumulators in
-// AVX-512, 8 in the narrower versions, whose vectors take two or four registers): each tap's sum is a chain of
-// dependent fused multiply-adds, and a block of fewer than about 8 taps waits on them (MNIST's conv1 has 25 taps:
-// 13 + 12, not 8 + 8 + 8 + 1). The blocks do not change any sum's order.
+// AVX-512, 8 in the portable code, 6 in the FMA version, whose vectors take two of its 16 ymm registers: 8 spilled,
+// and on a Zen 3 at one thread conv1 took 1.5-1.6 ms with 8, 1.05-1.12 with 6; conv2 3.6 and 2.2-2.3): each tap's
+// sum is a chain of dependent fused multiply-adds, and a block of fewer than about 8 taps waits on them (MNIST's
+// conv1 has 25 taps: 13 + 12 in AVX-512, not 8 + 8 + 8 + 1). The blocks do not change any sum's order.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict xn, const T* __restrict gyn,
                                                const int64_t* xoff, const int64_t* poff, T* __restrict part,
                                                T* __restrict xpad, T* __restrict gyt) {
-  constexpr int64_t kMaxTaps = std::is_same_v<Isa, conv_direct::IsaAvx512> ? 16 : 8;
+  constexpr int64_t kMaxTaps = std::is_same_v<Isa, conv_direct::IsaAvx512> ? 16
+                               : std::is_same_v<Isa, conv_direct::IsaFma>  ? 6
+                                                                           : 8;
   const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nt = g.ckk();
   const int64_t blocks = (nt + kMaxTaps - 1) / kMaxTaps;
   pad_sample(g, xn, xpad);

@@ -205,24 +205,25 @@ JEBM_ALWAYS_INLINE void block(const Geo& g, const T* __restrict gy0, const T* __
                               T* __restrict out) {
   constexpr int64_t L = kLanes<T>;
   const int64_t wc = g.kh * g.f * g.kb * g.xp, oc = g.h * g.xp, orow = g.s * g.xp;
-  vec_t<T> acc[CB][R][VB];
+  using V = conv_direct::reg_t<Isa, T>;
+  V acc[CB][R][VB];
   for (int cb = 0; cb < CB; ++cb)
     for (int r = 0; r < R; ++r)
-      for (int vb = 0; vb < VB; ++vb) acc[cb][r][vb] = vec_t<T>{};
+      for (int vb = 0; vb < VB; ++vb) acc[cb][r][vb] = V{};
   for (int64_t k = 0; k < nk; ++k) {
     const T* gp = gy0 + goff[k];
     const T* wp = w0 + woff[k];
-    vec_t<T> wv[CB][VB];
+    V wv[CB][VB];
 #pragma GCC unroll 4
     for (int cb = 0; cb < CB; ++cb)
 #pragma GCC unroll 2
-      for (int vb = 0; vb < VB; ++vb) std::memcpy(&wv[cb][vb], wp + cb * wc + vb * L, sizeof(vec_t<T>));
+      for (int vb = 0; vb < VB; ++vb) conv_direct::load(wv[cb][vb], wp + cb * wc + vb * L);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
       for (int vb = 0; vb < VB; ++vb) {
-        vec_t<T> x;
-        std::memcpy(&x, gp + r * g.rs() + vb * L, sizeof x);
+        V x;
+        conv_direct::load(x, gp + r * g.rs() + vb * L);
 #pragma GCC unroll 4
         for (int cb = 0; cb < CB; ++cb) fma_into(Isa{}, acc[cb][r][vb], x, wv[cb][vb]);
       }
@@ -231,10 +232,10 @@ JEBM_ALWAYS_INLINE void block(const Geo& g, const T* __restrict gy0, const T* __
     for (int r = 0; r < R; ++r)
       for (int vb = 0; vb < VB; ++vb) {
         T* d = out + cb * oc + r * orow + vb * L;
-        vec_t<T> sum;
-        std::memcpy(&sum, d, sizeof sum);
-        sum += acc[cb][r][vb];
-        std::memcpy(d, &sum, sizeof sum);
+        V sum;
+        conv_direct::load(sum, d);
+        conv_direct::add_into(Isa{}, sum, acc[cb][r][vb]);
+        conv_direct::store(d, sum);
       }
 }
 
@@ -245,20 +246,30 @@ struct Pass {
   int64_t k0, nk;
 };
 
+// A block's channels (CB), rows (R) and vectors (VB): CB * R * VB accumulators and CB * VB weight vectors held in
+// registers. AVX-512 (32 registers, one per vector) takes 4 x 4 x 1 or 2 x 4 x 2. The FMA version's vectors take two
+// of its 16 ymm registers, so 4 x 4 x 1 needed 40; it takes 2 x 2 x 1 (14 registers with the input vector) or
+// 1 x 2 x 2 (not timed: no MNIST layer has two vectors per row by output phase). MNIST conv2's input gradient on a Zen 3, one thread: 5.1-5.3 ms with 2 x 2, 5.5-5.6 with 2 x 4, 6.0 with
+// 1 x 4, 6.5 with 2 x 3, 6.6-6.9 with 4 x 2 and 4 x 1.
+template <typename Isa, int VB>
+constexpr int kChannels = std::is_same_v<Isa, IsaFma> ? (VB == 1 ? 2 : 1) : (VB == 1 ? 4 : 2);
+template <typename Isa, int VB>
+constexpr int kRows = std::is_same_v<Isa, IsaFma> ? 2 : 4;
+
 // All rows of one phase for CB channels and VB vectors: blocks of kRows rows, then single rows.
-constexpr int kRows = 4;
 template <typename Isa, typename T, int CB, int VB>
 JEBM_ALWAYS_INLINE void rows(const Geo& g, const T* gy0, const T* w0, const Phase& ph, const Steps& st,
                              const Pass<T>& ps, T* out) {
+  constexpr int R = kRows<Isa, VB>;
   const int64_t* goff = st.gy.data() + ps.k0;
   const int64_t* woff = st.w.data() + ps.k0;
   int64_t q = 0;
-  for (; q + kRows <= ph.nq; q += kRows)
-    block<Isa, T, CB, kRows, VB>(g, gy0 + q * g.rs(), w0, goff, woff, ps.nk, out + q * g.s * g.xp);
+  for (; q + R <= ph.nq; q += R)
+    block<Isa, T, CB, R, VB>(g, gy0 + q * g.rs(), w0, goff, woff, ps.nk, out + q * g.s * g.xp);
   for (; q < ph.nq; ++q) block<Isa, T, CB, 1, VB>(g, gy0 + q * g.rs(), w0, goff, woff, ps.nk, out + q * g.s * g.xp);
 }
 
-// One pass over every output of one phase: vectors in pairs (then one), channels in blocks of 2 (pairs) or 4.
+// One pass over every output of one phase: vectors in pairs (then one), channels in blocks of kChannels.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void phase_pass(const Geo& g, int64_t ry, const Phase& ph, const T* wv, const Steps& st,
                                    const Pass<T>& ps, T* gxs) {
@@ -272,11 +283,13 @@ JEBM_ALWAYS_INLINE void phase_pass(const Geo& g, int64_t ry, const Phase& ph, co
     T* outv = outr + v * L;
     int64_t c = 0;
     if (g.v - v >= 2) {
-      for (; c + 2 <= g.c; c += 2) rows<Isa, T, 2, 2>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
+      constexpr int CB = kChannels<Isa, 2>;
+      for (; c + CB <= g.c; c += CB) rows<Isa, T, CB, 2>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
       for (; c < g.c; ++c) rows<Isa, T, 1, 2>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
       v += 2;
     } else {
-      for (; c + 4 <= g.c; c += 4) rows<Isa, T, 4, 1>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
+      constexpr int CB = kChannels<Isa, 1>;
+      for (; c + CB <= g.c; c += CB) rows<Isa, T, CB, 1>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
       for (; c < g.c; ++c) rows<Isa, T, 1, 1>(g, gyv, wvv + c * wc, ph, st, ps, outv + c * oc);
       v += 1;
     }

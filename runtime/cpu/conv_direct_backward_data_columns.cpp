@@ -103,40 +103,44 @@ template <typename Isa, typename T, int R>
 JEBM_ALWAYS_INLINE void block(const Geo& g, const Plan& pl, const T* __restrict gy0, const int64_t* __restrict goff,
                               const T* __restrict wst, int64_t per_f, int64_t ry, int64_t q, int64_t v,
                               T* __restrict gxc) {
-  vec_t<T> total[R][kS];
+  using V = conv_direct::reg_t<Isa, T>;
+  V total[R][kS];
   for (int r = 0; r < R; ++r)
-    for (int rx = 0; rx < kS; ++rx) total[r][rx] = vec_t<T>{};
+    for (int rx = 0; rx < kS; ++rx) total[r][rx] = V{};
   for (int64_t f0 = 0; f0 < g.f; f0 += pl.fb) {
-    vec_t<T> acc[R][kS];
+    V acc[R][kS];
     for (int r = 0; r < R; ++r)
-      for (int rx = 0; rx < kS; ++rx) acc[r][rx] = vec_t<T>{};
+      for (int rx = 0; rx < kS; ++rx) acc[r][rx] = V{};
     const int64_t k1 = std::min(g.f, f0 + pl.fb) * per_f;
     for (int64_t k = f0 * per_f; k < k1; ++k) {
-      vec_t<T> w0, w1;
+      V w0, w1;
       splat(Isa{}, w0, wst[2 * k]);
       splat(Isa{}, w1, wst[2 * k + 1]);
       const T* gp = gy0 + goff[k];
       for (int r = 0; r < R; ++r) {
-        vec_t<T> x;
-        std::memcpy(&x, gp + r * pl.wq, sizeof x);
+        V x;
+        conv_direct::load(x, gp + r * pl.wq);
         fma_into(Isa{}, acc[r][0], x, w0);
         fma_into(Isa{}, acc[r][1], x, w1);
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int rx = 0; rx < kS; ++rx) total[r][rx] += acc[r][rx];
+      for (int rx = 0; rx < kS; ++rx) conv_direct::add_into(Isa{}, total[r][rx], acc[r][rx]);
   }
   for (int r = 0; r < R; ++r) {
     T* d = gxc + (kS * (q + r) + ry - g.pad) * g.w;
     for (int rx = 0; rx < kS; ++rx)
       for (int64_t l = 0; l < kLanes<T>; ++l) {
         const int64_t x = kS * (pl.m0 + v * kLanes<T> + l) + rx - g.pad;
-        if (x >= 0 && x < g.w) d[x] = total[r][rx][l];
+        if (x >= 0 && x < g.w) d[x] = conv_direct::lane(total[r][rx], l);
       }
   }
 }
 
-constexpr int kRows = 4;
+// Output rows per block: R * 2 accumulators. The FMA version's vectors take two of its 16 ymm registers, so 4 rows
+// (16 registers) spilled: MNIST conv1's input gradient on a Zen 3 took 1.5-1.6 ms with 4 rows, 1.2 with 2 or 3.
+template <typename Isa>
+constexpr int kRows = std::is_same_v<Isa, conv_direct::IsaFma> ? 2 : 4;
 
 // One sample: gyp filled from grad_y_n [F, OH, OW], then every channel, phase, block of rows and vector of lanes.
 // st[c * 2 + ry]: the steps of channel c and row phase ry.
@@ -163,8 +167,8 @@ JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict
       for (int64_t v = 0; v < pl.nv; ++v) {
         int64_t q = rw.q0;
         const T* gy_row = gyp + v * kLanes<T> - pl.rlo * pl.wq;  // + q * wq: row q's grad_y row
-        for (; q + kRows <= rw.q0 + rw.nq; q += kRows)
-          block<Isa, T, kRows>(g, pl, gy_row + q * pl.wq, s.gy.data(), s.w.data(), per_f, ry, q, v, gxc);
+        for (; q + kRows<Isa> <= rw.q0 + rw.nq; q += kRows<Isa>)
+          block<Isa, T, kRows<Isa>>(g, pl, gy_row + q * pl.wq, s.gy.data(), s.w.data(), per_f, ry, q, v, gxc);
         for (; q < rw.q0 + rw.nq; ++q)
           block<Isa, T, 1>(g, pl, gy_row + q * pl.wq, s.gy.data(), s.w.data(), per_f, ry, q, v, gxc);
       }

@@ -50,27 +50,88 @@ __attribute__((target("avx512f"))) inline void fma_into(IsaAvx512, vec_t<double>
   acc = reinterpret_cast<vec_t<double>>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(x), reinterpret_cast<__m512d>(w),
                                                         reinterpret_cast<__m512d>(acc)));
 }
-template <typename V>  // vec_t<float> or vec_t<double>
-__attribute__((target("fma"))) inline void fma_into(IsaFma, V& acc, const V& x, const V& w) {
-  using T = std::remove_reference_t<decltype(acc[0])>;
-  typedef T half_t __attribute__((vector_size(32)));
-  half_t a[2], b[2], c[2];
-  std::memcpy(a, &x, sizeof a);
-  std::memcpy(b, &w, sizeof b);
-  std::memcpy(c, &acc, sizeof c);
-  for (int h = 0; h < 2; ++h) {
-    if constexpr (sizeof(T) == 4)
-      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a[h]),
-                                                      reinterpret_cast<__m256>(b[h]), reinterpret_cast<__m256>(c[h])));
-    else
-      c[h] = reinterpret_cast<half_t>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(a[h]), reinterpret_cast<__m256d>(b[h]),
-                                                      reinterpret_cast<__m256d>(c[h])));
-  }
-  std::memcpy(&acc, c, sizeof c);
-}
 template <typename V>
 inline void fma_into(IsaBase, V& acc, const V& x, const V& w) {
   for (int l = 0; l < static_cast<int>(sizeof(V) / sizeof(acc[0])); ++l) acc[l] = std::fma(x[l], w[l], acc[l]);
+}
+
+// The vector a kernel holds in registers, per instruction set: vec_t<T> in AVX-512 (one register) and the portable
+// code; in the FMA version two 32-byte halves, one ymm register each. Code without AVX-512 has no register for a
+// 64-byte GCC vector, so GCC kept each one on the stack and moved it through general-purpose registers at every fma:
+// on a Zen 3, MNIST conv2's input gradient ran at 6 GFLOP/s (5 % of the FMA peak) and conv1's filter gradient at 10.
+// Kernels load, store, add and multiply-add through the functions below, which take either.
+template <typename T>
+struct Halves {
+  typedef T half_t __attribute__((vector_size(32)));
+  half_t h[2];
+};
+template <typename Isa, typename T>
+struct Reg {
+  using type = vec_t<T>;
+};
+template <typename T>
+struct Reg<IsaFma, T> {
+  using type = Halves<T>;
+};
+template <typename Isa, typename T>
+using reg_t = typename Reg<Isa, T>::type;
+
+template <typename T>
+__attribute__((target("fma"))) inline void fma_into(IsaFma, Halves<T>& acc, const Halves<T>& x, const Halves<T>& w) {
+  using half_t = typename Halves<T>::half_t;
+  for (int h = 0; h < 2; ++h) {
+    if constexpr (sizeof(T) == 4)
+      acc.h[h] = reinterpret_cast<half_t>(_mm256_fmadd_ps(reinterpret_cast<__m256>(x.h[h]),
+                                                          reinterpret_cast<__m256>(w.h[h]),
+                                                          reinterpret_cast<__m256>(acc.h[h])));
+    else
+      acc.h[h] = reinterpret_cast<half_t>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(x.h[h]),
+                                                          reinterpret_cast<__m256d>(w.h[h]),
+                                                          reinterpret_cast<__m256d>(acc.h[h])));
+  }
+}
+
+// v = p[0..64 bytes), and back: one 64-byte copy for vec_t, one per half for Halves (a 64-byte memcpy into Halves
+// became four 16-byte stores to the stack, reloaded as two 32-byte halves: a store-forwarding stall per load).
+template <typename V, typename T>
+JEBM_ALWAYS_INLINE void load(V& v, const T* p) {
+  std::memcpy(&v, p, sizeof v);
+}
+template <typename T>
+__attribute__((target("fma"))) inline void load(Halves<T>& v, const T* p) {
+  std::memcpy(&v.h[0], p, sizeof v.h[0]);
+  std::memcpy(&v.h[1], p + 32 / sizeof(T), sizeof v.h[1]);
+}
+template <typename V, typename T>
+JEBM_ALWAYS_INLINE void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <typename T>
+__attribute__((target("fma"))) inline void store(T* p, const Halves<T>& v) {
+  std::memcpy(p, &v.h[0], sizeof v.h[0]);
+  std::memcpy(p + 32 / sizeof(T), &v.h[1], sizeof v.h[1]);
+}
+
+// acc += v lane by lane (one rounding per lane, as for vec_t's +).
+template <typename Isa, typename V>  // V: vec_t<float> or vec_t<double>
+JEBM_ALWAYS_INLINE void add_into(Isa, V& acc, const V& v) {
+  acc += v;
+}
+template <typename T>
+__attribute__((target("fma"))) inline void add_into(IsaFma, Halves<T>& acc, const Halves<T>& v) {
+  acc.h[0] += v.h[0];
+  acc.h[1] += v.h[1];
+}
+
+// Lane l of v.
+template <typename V>  // vec_t<float> or vec_t<double>
+JEBM_ALWAYS_INLINE auto lane(const V& v, int64_t l) {
+  return v[l];
+}
+template <typename T>
+JEBM_ALWAYS_INLINE T lane(const Halves<T>& v, int64_t l) {
+  constexpr int64_t half = 32 / sizeof(T);
+  return v.h[l / half][l % half];
 }
 
 // out = v in every lane, by the instruction set's broadcast (GCC built the generic vector lane by lane, with one
@@ -82,12 +143,10 @@ __attribute__((target("avx512f"))) inline void splat(IsaAvx512, vec_t<double>& o
   out = reinterpret_cast<vec_t<double>>(_mm512_set1_pd(v));
 }
 template <typename T>
-__attribute__((target("fma"))) inline void splat(IsaFma, vec_t<T>& out, T v) {
-  typedef T half_t __attribute__((vector_size(32)));
-  half_t h[2];
-  if constexpr (sizeof(T) == 4) h[0] = h[1] = reinterpret_cast<half_t>(_mm256_set1_ps(v));
-  else h[0] = h[1] = reinterpret_cast<half_t>(_mm256_set1_pd(v));
-  std::memcpy(&out, h, sizeof h);
+__attribute__((target("fma"))) inline void splat(IsaFma, Halves<T>& out, T v) {
+  using half_t = typename Halves<T>::half_t;
+  if constexpr (sizeof(T) == 4) out.h[0] = out.h[1] = reinterpret_cast<half_t>(_mm256_set1_ps(v));
+  else out.h[0] = out.h[1] = reinterpret_cast<half_t>(_mm256_set1_pd(v));
 }
 template <typename T>
 inline void splat(IsaBase, vec_t<T>& out, T v) {
