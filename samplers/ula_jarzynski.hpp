@@ -96,7 +96,7 @@ struct UlaMove {
 constexpr int64_t kUlaTile = 16;  // normal pairs drawn per tile (stack arrays; the Philox loop vectorises)
 
 // z[0 .. 2 np) = the normals of streams first .. first + np - 1 (np <= kUlaTile), exactly as philox_normal2_poly would
-// give them. On a CPU with AVX-512F, its intrinsics twin (runtime/philox_normals.hpp: same bits, 8 streams per
+// give them. With AVX-512F or AVX2, an intrinsics twin (runtime/philox_normals.hpp: same bits, 8 or 4 streams per
 // step); otherwise, and with JEBM_NOISE=reference, the code below, in the caller's clone: the Philox loop and the
 // log/sincos loop vectorise; sqrt is done apart (libm's errno path would stop the vectoriser), with the same
 // correctly rounded result.
@@ -128,11 +128,11 @@ JEBM_HD_ALWAYS_INLINE void ula_normals_tile(uint64_t seed, uint64_t first, uint6
 // Host: the noise of `count` consecutive walkers (global indices first, first + 1, ...) of dimension `dims` at
 // Philox offset `offset`, walker after walker, each 2 ceil(dims / 2) normals long, into buf, which is resized; or
 // false, leaving buf alone, when the reference path is selected (the walkers then draw tile by tile). Consecutive
-// walkers' streams are consecutive, so the AVX-512 twin fills whole vectors across walkers (a walker of d = 50
-// alone leaves 7 of 32 lanes idle).
+// walkers' streams are consecutive, so the twins fill whole vectors across walkers (a walker of d = 50 alone
+// leaves 7 of 32 AVX-512 lanes idle).
 inline bool ula_walkers_noise(uint64_t seed, uint64_t first, int64_t count, int64_t dims, uint64_t offset,
                               std::vector<double>& buf) {
-  if (cpu::noise_path() != cpu::NoisePath::Avx512) return false;
+  if (cpu::noise_path() == cpu::NoisePath::Reference) return false;
   const int64_t pairs = (dims + 1) / 2;
   buf.resize(static_cast<size_t>(2 * pairs * count));
   return cpu::philox_normals_fast(seed, first * static_cast<uint64_t>(pairs), offset, pairs * count, buf.data());

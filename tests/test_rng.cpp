@@ -1,7 +1,7 @@
 // Random numbers (runtime/philox.hpp, runtime/cpu/rng.cpp, rand_* in runtime/ops.hpp): the Philox-4x32-10
 // known-answer vectors, the documented element -> (stream, member) mapping, determinism across seeds, offsets and
 // OpenMP thread counts, the moments of uniform and normal draws, the Philox shuffles (runtime/shuffle.hpp), and the
-// AVX-512 twin of the walkers' noise (runtime/philox_normals.hpp) against the scalar reference, bit for bit.
+// AVX-512 and AVX2 twins of the walkers' noise (runtime/philox_normals.hpp) against the scalar reference, bit for bit.
 #include "tests/helpers.hpp"
 
 #include <omp.h>
@@ -15,6 +15,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/philox_normals.hpp"
@@ -167,7 +168,7 @@ BOOST_AUTO_TEST_CASE(philox_shuffles_follow_their_rule_and_are_uniform) {
   BOOST_TEST(philox_shuffled_prefix(50, 50, 9, 3) != philox_shuffled_prefix(50, 50, 10, 3));
 }
 
-// --- the AVX-512 twin of philox_normal2_poly ---------------------------------------------------------------------
+// --- the AVX-512 and AVX2 twins of philox_normal2_poly -------------------------------------------------------------
 
 namespace {
 
@@ -178,12 +179,27 @@ struct Avx512Present {
   }
 };
 
+struct Avx2Present {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    return jebm::test::skip_unless(cpu::noise_avx2_supported(),
+                                   "this CPU has no AVX2: the noise's AVX2 twin cannot run here");
+  }
+};
+
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
+// One twin: its stream entry (philox_normals_avx512 / _avx2) and its words entry (..._from_words_...).
+struct NoiseTwin {
+  void (*streams)(uint64_t seed, uint64_t first, uint64_t offset, int64_t np, double* z);
+  void (*words)(const uint32_t* w0, const uint32_t* w1, const uint32_t* w2, const uint32_t* w3, int64_t np, double* z);
+};
+const NoiseTwin kAvx512Twin{cpu::philox_normals_avx512, cpu::philox_normals_from_words_avx512};
+const NoiseTwin kAvx2Twin{cpu::philox_normals_avx2, cpu::philox_normals_from_words_avx2};
+
 // The twin's np pairs from (seed, first, offset) against philox_normal2_poly stream by stream; counts mismatches.
-int twin_mismatches(uint64_t seed, uint64_t first, uint64_t offset, int64_t np) {
+int twin_mismatches(const NoiseTwin& twin, uint64_t seed, uint64_t first, uint64_t offset, int64_t np) {
   std::vector<double> z(static_cast<size_t>(2 * np) + 3, 7.0);  // the 3 past the end must stay untouched
-  cpu::philox_normals_avx512(seed, first, offset, np, z.data());
+  twin.streams(seed, first, offset, np, z.data());
   int bad = 0;
   for (int64_t p = 0; p < np; ++p) {
     double z0, z1;
@@ -194,30 +210,29 @@ int twin_mismatches(uint64_t seed, uint64_t first, uint64_t offset, int64_t np) 
   return bad;
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(avx512_noise_equals_the_scalar_reference_bit_for_bit, *boost::unit_test::precondition(Avx512Present())) {
+// Edge counters: stream lo words that carry into hi within one vector step, streams wrapping at 2^64, offsets and
+// seeds at 0, 2^32 - 1, 2^32 and 2^64 - 1; every tail length 1..17 (odd pair counts and part vectors of either
+// twin) and a long run; then random (seed, first, offset, length), and so random words, at about a million pairs.
+int stream_mismatches(const NoiseTwin& twin) {
   constexpr uint64_t kMax = ~0ull, k32 = 0xffffffffull;
-  // Edge counters: stream lo words that carry into hi within one 8-stream step, streams wrapping at 2^64, offsets
-  // and seeds at 0, 2^32 - 1, 2^32 and 2^64 - 1; every tail length 1..17 and a long run.
   const std::vector<uint64_t> edges = {0, 1, k32 - 3, k32, k32 + 1, kMax - 5, kMax, 0x8000000000000000ull};
   int bad = 0;
   for (uint64_t seed : edges)
     for (uint64_t first : edges)
       for (uint64_t offset : edges)
         for (int64_t np : {1, 8, 13})
-          bad += twin_mismatches(seed, first, offset, np);
-  for (int64_t np = 0; np <= 17; ++np) bad += twin_mismatches(5, k32 - 4, 3, np);
-  bad += twin_mismatches(2023, 0, 0, 100000);
-  // Random (seed, first, offset, length), and so random words, at about a million pairs.
+          bad += twin_mismatches(twin, seed, first, offset, np);
+  for (int64_t np = 0; np <= 17; ++np) bad += twin_mismatches(twin, 5, k32 - 4, 3, np);
+  bad += twin_mismatches(twin, 2023, 0, 0, 100000);
   std::mt19937_64 rng(12345);
-  for (int t = 0; t < 2000; ++t) bad += twin_mismatches(rng(), rng(), rng() >> (rng() % 64), 1 + static_cast<int64_t>(rng() % 500));
-  BOOST_TEST(bad == 0);
+  for (int t = 0; t < 2000; ++t)
+    bad += twin_mismatches(twin, rng(), rng(), rng() >> (rng() % 64), 1 + static_cast<int64_t>(rng() % 500));
+  return bad;
 }
 
-BOOST_AUTO_TEST_CASE(avx512_noise_transform_equals_the_reference_at_edge_words, *boost::unit_test::precondition(Avx512Present())) {
-  // Words for the transform's edges: u1 at its least (2^-53) and greatest, the log's mantissa on each side of
-  // sqrt(2)'s (0x6a09e667f3bcd) and at exact powers of two; u2 at every quadrant boundary 4u = 0..4 and either side.
+// Words for the transform's edges: u1 at its least (2^-53) and greatest, the log's mantissa on each side of
+// sqrt(2)'s (0x6a09e667f3bcd) and at exact powers of two; u2 at every quadrant boundary 4u = 0..4 and either side.
+int edge_word_mismatches(const NoiseTwin& twin) {
   std::vector<uint32_t> hi = {0, 0xffffffffu, 0x0006a09eu, 0x3ff6a09eu, 0x80000000u, 0x40000000u, 0x00000001u},
                         lo = {0, 0xffffffffu, 0x667f3bcdu, 0x667f3000u, 0x667f4000u, 0x00001000u, 0x00000fffu};
   for (uint32_t q = 0; q <= 4; ++q)
@@ -234,7 +249,7 @@ BOOST_AUTO_TEST_CASE(avx512_noise_transform_equals_the_reference_at_edge_words, 
         }
   const int64_t n = static_cast<int64_t>(w0.size());
   std::vector<double> z(static_cast<size_t>(2 * n));
-  cpu::philox_normals_from_words_avx512(w0.data(), w1.data(), w2.data(), w3.data(), n, z.data());
+  twin.words(w0.data(), w1.data(), w2.data(), w3.data(), n, z.data());
   int bad = 0;
   for (int64_t p = 0; p < n; ++p) {
     const size_t i = static_cast<size_t>(p);
@@ -242,28 +257,56 @@ BOOST_AUTO_TEST_CASE(avx512_noise_transform_equals_the_reference_at_edge_words, 
     philox_normal2_poly_words(w0[i], w1[i], w2[i], w3[i], &z0, &z1);
     bad += !same_bits(z[2 * i], z0) + !same_bits(z[2 * i + 1], z1);
   }
-  BOOST_TEST(bad == 0);
+  return bad;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(avx512_noise_equals_the_scalar_reference_bit_for_bit, *boost::unit_test::precondition(Avx512Present())) {
+  BOOST_TEST(stream_mismatches(kAvx512Twin) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(avx512_noise_transform_equals_the_reference_at_edge_words, *boost::unit_test::precondition(Avx512Present())) {
+  BOOST_TEST(edge_word_mismatches(kAvx512Twin) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(avx2_noise_equals_the_scalar_reference_bit_for_bit, *boost::unit_test::precondition(Avx2Present())) {
+  BOOST_TEST(stream_mismatches(kAvx2Twin) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(avx2_noise_transform_equals_the_reference_at_edge_words, *boost::unit_test::precondition(Avx2Present())) {
+  BOOST_TEST(edge_word_mismatches(kAvx2Twin) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(noise_path_follows_the_cpu_and_the_switch) {
   const cpu::NoisePath was = cpu::noise_path();
   const char* env = std::getenv("JEBM_NOISE");
-  if (env && std::string(env) == "reference")
+  const std::string chosen = env ? env : "";
+  if (chosen == "reference")
     BOOST_TEST(cpu::noise_path_name(was) == std::string("reference"));
-  else
-    BOOST_TEST((was == cpu::NoisePath::Avx512) == cpu::noise_avx512_supported());
+  else if (chosen == "avx2" && cpu::noise_avx2_supported())
+    BOOST_TEST(cpu::noise_path_name(was) == std::string("avx2"));
+  else  // the widest the CPU has
+    BOOST_TEST(cpu::noise_path_name(was) == std::string(cpu::noise_avx512_supported() ? "avx512"
+                                                        : cpu::noise_avx2_supported() ? "avx2"
+                                                                                      : "reference"));
   double z[2] = {7.0, 7.0};
   cpu::set_noise_path(cpu::NoisePath::Reference);
   BOOST_TEST(!cpu::philox_normals_fast(1, 2, 3, 1, z));  // the caller runs the reference
   BOOST_TEST(z[0] == 7.0);
-  if (cpu::noise_avx512_supported()) {
-    cpu::set_noise_path(cpu::NoisePath::Avx512);
-    BOOST_TEST(cpu::philox_normals_fast(1, 2, 3, 1, z));
+  const std::pair<cpu::NoisePath, bool> twins[] = {{cpu::NoisePath::Avx512, cpu::noise_avx512_supported()},
+                                                   {cpu::NoisePath::Avx2, cpu::noise_avx2_supported()}};
+  for (const auto& [path, supported] : twins) {
+    if (!supported) {
+      BOOST_CHECK_THROW(cpu::set_noise_path(path), std::exception);
+      continue;
+    }
+    cpu::set_noise_path(path);
+    z[0] = z[1] = 7.0;
+    BOOST_TEST(cpu::philox_normals_fast(1, 2, 3, 1, z), cpu::noise_path_name(path));
     double z0, z1;
     philox_normal2_poly(1, 2, 3, &z0, &z1);
-    BOOST_TEST((same_bits(z[0], z0) && same_bits(z[1], z1)));
-  } else {
-    BOOST_CHECK_THROW(cpu::set_noise_path(cpu::NoisePath::Avx512), std::exception);
+    BOOST_TEST((same_bits(z[0], z0) && same_bits(z[1], z1)), cpu::noise_path_name(path));
   }
   cpu::set_noise_path(was);
 }

@@ -1,6 +1,7 @@
 // The walker loops' noise paths (runtime/philox_normals.hpp): the fused ULA + Jarzynski move
 // (samplers/cpu/ula_jarzynski.cpp) and the Gaussian-mixture iteration (samplers/gmm_step.cpp, GmmTrainer) give the
-// same bits with the AVX-512 twin as with the scalar reference, float64 and float32, all walkers and a subset.
+// same bits with each intrinsics twin the CPU runs (AVX-512, AVX2) as with the scalar reference, float64 and float32,
+// all walkers and a subset.
 #include "tests/helpers.hpp"
 
 #include <cstring>
@@ -17,12 +18,20 @@ using namespace jebm;
 
 namespace {
 
-struct Avx512Present {
+struct TwinPresent {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    return jebm::test::skip_unless(cpu::noise_avx512_supported(),
-                                   "this CPU has no AVX-512F: there is no second noise path to compare");
+    return jebm::test::skip_unless(cpu::noise_avx512_supported() || cpu::noise_avx2_supported(),
+                                   "this CPU has neither AVX-512F nor AVX2: there is no second noise path to compare");
   }
 };
+
+// The intrinsics twins this CPU runs, each to be compared with the reference.
+std::vector<cpu::NoisePath> twins_here() {
+  std::vector<cpu::NoisePath> t;
+  if (cpu::noise_avx512_supported()) t.push_back(cpu::NoisePath::Avx512);
+  if (cpu::noise_avx2_supported()) t.push_back(cpu::NoisePath::Avx2);
+  return t;
+}
 
 // Sets the noise path for a scope and restores the one chosen at load time.
 struct NoisePathScope {
@@ -61,25 +70,27 @@ WalkerPopulation three_moves(cpu::NoisePath path, DType dt, const UlaConfig& cfg
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(fused_moves_are_the_same_on_both_noise_paths, *boost::unit_test::precondition(Avx512Present())) {
+BOOST_AUTO_TEST_CASE(fused_moves_are_the_same_on_every_noise_path, *boost::unit_test::precondition(TwinPresent())) {
   UlaConfig clipped;
   clipped.drift_clip = 2.0;
   clipped.weight_kernel = WeightKernel::Tempered;
   clipped.sigma = 0.3;
-  for (const DType dt : {DType::Float64, DType::Float32})
-    for (const UlaConfig& cfg : {UlaConfig{}, clipped}) {
-      const WalkerPopulation ref = three_moves(cpu::NoisePath::Reference, dt, cfg);
-      const WalkerPopulation fast = three_moves(cpu::NoisePath::Avx512, dt, cfg);
-      BOOST_TEST(same_bytes(ref.x, fast.x), dtype_name(dt));
-      BOOST_TEST(same_bytes(ref.x_prev, fast.x_prev), dtype_name(dt));
-      BOOST_TEST(same_bytes(ref.log_w, fast.log_w), dtype_name(dt));
-      BOOST_TEST(same_bytes(ref.partial, fast.partial), dtype_name(dt));
-      // The moves did move: the noise is in the positions.
-      BOOST_TEST(!same_bytes(ref.x, ref.x_prev));
-    }
+  for (const cpu::NoisePath twin : twins_here())
+    for (const DType dt : {DType::Float64, DType::Float32})
+      for (const UlaConfig& cfg : {UlaConfig{}, clipped}) {
+        const WalkerPopulation ref = three_moves(cpu::NoisePath::Reference, dt, cfg);
+        const WalkerPopulation fast = three_moves(twin, dt, cfg);
+        const std::string what = std::string(cpu::noise_path_name(twin)) + " " + dtype_name(dt);
+        BOOST_TEST(same_bytes(ref.x, fast.x), what);
+        BOOST_TEST(same_bytes(ref.x_prev, fast.x_prev), what);
+        BOOST_TEST(same_bytes(ref.log_w, fast.log_w), what);
+        BOOST_TEST(same_bytes(ref.partial, fast.partial), what);
+        // The moves did move: the noise is in the positions.
+        BOOST_TEST(!same_bytes(ref.x, ref.x_prev));
+      }
 }
 
-BOOST_AUTO_TEST_CASE(gmm_iterations_are_the_same_on_both_noise_paths, *boost::unit_test::precondition(Avx512Present())) {
+BOOST_AUTO_TEST_CASE(gmm_iterations_are_the_same_on_every_noise_path, *boost::unit_test::precondition(TwinPresent())) {
   // The fast GMM path, its corrected CE estimate (the lag sums) and resampling, with held-out blocks, 2 threads.
   GmmConfig c;
   c.dim = 7;
@@ -90,10 +101,12 @@ BOOST_AUTO_TEST_CASE(gmm_iterations_are_the_same_on_both_noise_paths, *boost::un
   c.resample_rule = {ResampleScheme::Systematic, 0.95, 0.0};  // resample whenever the ESS is below 95 %
   const GmmParams teacher = gmm_teacher(c);
   const Tensor data = gmm_teacher_data(c, teacher);
-  std::vector<std::vector<double>> runs[2];
-  std::vector<Tensor> walkers[2];
-  for (int k = 0; k < 2; ++k) {
-    const NoisePathScope scope(k == 0 ? cpu::NoisePath::Reference : cpu::NoisePath::Avx512);
+  std::vector<cpu::NoisePath> paths = {cpu::NoisePath::Reference};
+  for (const cpu::NoisePath t : twins_here()) paths.push_back(t);
+  std::vector<std::vector<std::vector<double>>> runs(paths.size());
+  std::vector<std::vector<Tensor>> walkers(paths.size());
+  for (size_t k = 0; k < paths.size(); ++k) {
+    const NoisePathScope scope(paths[k]);
     GmmTrainer run(c, Algorithm::Jarzynski, data, teacher);
     for (int it = 0; it < 12; ++it) {
       const GmmRecord r = run.iterate();
@@ -104,7 +117,11 @@ BOOST_AUTO_TEST_CASE(gmm_iterations_are_the_same_on_both_noise_paths, *boost::un
     runs[k].push_back(run.params().z);
     walkers[k] = {run.walkers().x, run.walkers().log_w, run.holdout_walkers().at(1).x};
   }
-  for (size_t i = 0; i < runs[0].size(); ++i) BOOST_TEST(same_bits(runs[0][i], runs[1][i]), "row " << i);
-  for (size_t i = 0; i < walkers[0].size(); ++i) BOOST_TEST(same_bytes(walkers[0][i], walkers[1][i]), "tensor " << i);
+  for (size_t k = 1; k < paths.size(); ++k) {
+    const char* twin = cpu::noise_path_name(paths[k]);
+    for (size_t i = 0; i < runs[0].size(); ++i) BOOST_TEST(same_bits(runs[0][i], runs[k][i]), twin << " row " << i);
+    for (size_t i = 0; i < walkers[0].size(); ++i)
+      BOOST_TEST(same_bytes(walkers[0][i], walkers[k][i]), twin << " tensor " << i);
+  }
   BOOST_TEST(runs[0][11][3] != 0.0);  // the lag correction was computed
 }
