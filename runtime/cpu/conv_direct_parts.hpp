@@ -153,8 +153,9 @@ inline void splat(IsaBase, vec_t<T>& out, T v) {
   for (int64_t l = 0; l < kLanes<T>; ++l) out[l] = v;
 }
 
-// Which of the three the kernels run: the best the CPU has (2 AVX-512, 1 FMA, 0 portable), or less when a test
-// forces it (conv2d_direct_force_isa).
+// Which of the three the kernels run: the best the CPU has (2 AVX-512, 1 FMA with AVX2, 0 portable), or less when a
+// test forces it (conv2d_direct_force_isa). The FMA version uses AVX2's permutes too (the input gradient's grad_y
+// copies), which every FMA CPU but AMD's 2012-2015 cores has.
 int isa();
 
 // Rounds p up to a 64-byte boundary: a 64-byte load that straddles two cache lines costs two.
@@ -214,8 +215,8 @@ int64_t backward_data_pass_filters(const Shape& x, const Shape& w, const Shape& 
 #define JEBM_CONV_DIRECT_ENTRIES(ENTRY, stem)                                                            \
   ENTRY(stem##_avx512_f32, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, float)  \
   ENTRY(stem##_avx512_f64, __attribute__((target("avx512f"), flatten)), conv_direct::IsaAvx512, double) \
-  ENTRY(stem##_fma_f32, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, float)            \
-  ENTRY(stem##_fma_f64, __attribute__((target("fma"), flatten)), conv_direct::IsaFma, double)           \
+  ENTRY(stem##_fma_f32, __attribute__((target("avx2,fma"), flatten)), conv_direct::IsaFma, float)       \
+  ENTRY(stem##_fma_f64, __attribute__((target("avx2,fma"), flatten)), conv_direct::IsaFma, double)      \
   ENTRY(stem##_base_f32, __attribute__((flatten)), conv_direct::IsaBase, float)                         \
   ENTRY(stem##_base_f64, __attribute__((flatten)), conv_direct::IsaBase, double)
 
