@@ -24,16 +24,6 @@ std::string blas_description() {
   return std::string(config ? config : "CBLAS (not OpenBLAS)") + " (core " + blas_core() + ")";
 }
 
-CpuFeatures cpu_features() {
-  __builtin_cpu_init();
-  CpuFeatures f;
-  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512cd");
-  f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return f;
-}
-
 std::string blas_core_override(const std::string& detected, const CpuFeatures& cpu) {
   // OpenBLAS's x86-64 kernel sets older than AVX2 (its names, lower case): what it falls back to on a CPU it
   // does not know, or what an old CPU really is (then the CPU has no AVX2 and nothing changes).

@@ -6,6 +6,8 @@
 #pragma once
 #include <string>
 
+#include "runtime/cpu_features.hpp"
+
 namespace jebm {
 
 // OpenBLAS's name for the kernel set it runs ("SkylakeX", "Haswell", "Zen", "Prescott", ...); "not OpenBLAS" when
@@ -14,12 +16,6 @@ std::string blas_core();
 
 // "OpenBLAS 0.3.21 DYNAMIC_ARCH ... (core SkylakeX)": what a run records about its BLAS.
 std::string blas_description();
-
-struct CpuFeatures {
-  bool avx512 = false;    // AVX-512 F, BW, DQ, VL and CD: what OpenBLAS's SkylakeX kernels use
-  bool avx2_fma = false;  // AVX2 and FMA: its Haswell kernels
-};
-CpuFeatures cpu_features();  // of the CPU this process runs on
 
 // The OPENBLAS_CORETYPE that gives this CPU its widest kernels when OpenBLAS detected `detected`: "SkylakeX" or
 // "Haswell" where `detected` is a kernel set without AVX2 (a generic fallback) and the CPU has better; else "".

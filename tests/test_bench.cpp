@@ -15,6 +15,7 @@
 #include "experiments/bench/bench_models.hpp"
 #include "experiments/bench/fma_peak.hpp"
 #include "experiments/bench/timing.hpp"
+#include "runtime/cpu_features.hpp"
 #include "tests/helpers.hpp"
 
 namespace jebm {
@@ -55,9 +56,8 @@ BOOST_AUTO_TEST_CASE(gemm_section_reports_work_rate_and_share_of_the_measured_pe
 BOOST_AUTO_TEST_CASE(fma_peak_names_the_widest_isa_and_counts_every_thread) {
   // Which ISA the CPU offers decides the loop; the rate itself is not asserted (no timed tests), only that the
   // measurement ran on the team's threads and produced a finite, positive figure for both dtypes.
-  const std::string widest = __builtin_cpu_supports("avx512f")                                    ? "AVX-512"
-                             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? "AVX2+FMA"
-                                                                                                   : "SSE2";
+  const jebm::CpuFeatures& cpu = jebm::cpu_features();
+  const std::string widest = cpu.avx512f ? "AVX-512" : cpu.avx2_fma ? "AVX2+FMA" : "SSE2";
   for (jebm::DType dt : {jebm::DType::Float32, jebm::DType::Float64}) {
     const jebm::FmaPeak p = jebm::measure_fma_peak(dt, 1);
     BOOST_TEST(p.isa == widest);

@@ -12,7 +12,7 @@ using jebm::blas_core_override;
 using jebm::CpuFeatures;
 
 namespace {
-const CpuFeatures kAvx512{true, true}, kAvx2{false, true}, kOld{false, false};
+const CpuFeatures kAvx512{true, true, true, true}, kAvx2{false, true, false, true}, kOld{};
 
 // An environment variable's absence, as a Boost.Test precondition.
 struct Unset {

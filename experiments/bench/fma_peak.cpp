@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "experiments/bench/timing.hpp"
+#include "runtime/cpu_features.hpp"
 
 namespace jebm {
 namespace {
@@ -64,11 +65,11 @@ FmaPeak measure_fma_peak(DType dt, int repeat) {
   const bool f64 = dt == DType::Float64;
   void (*chains)() = nullptr;
   int vector_bytes = 0;
-  if (__builtin_cpu_supports("avx512f")) {
+  if (cpu_features().avx512f) {
     chains = f64 ? chains_avx512_f64 : chains_avx512_f32;
     vector_bytes = 64;
     p.isa = "AVX-512";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  } else if (cpu_features().avx2_fma) {
     chains = f64 ? chains_avx2_f64 : chains_avx2_f32;
     vector_bytes = 32;
     p.isa = "AVX2+FMA";

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/cpu_features.hpp"
 #include "runtime/cpu/conv_direct.hpp"
 #include "runtime/cpu/gemm.hpp"
 #include "runtime/cpu/parallel.hpp"
@@ -192,8 +193,7 @@ __attribute__((target("avx512f"))) void gather_avx512(const double* src, const i
 template <typename T>
 void gather(const T* src, const int32_t* idx, T* dst, int64_t n) {
 #if defined(__x86_64__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return gather_avx512(src, idx, dst, n);
+  if (cpu_features().avx512f) return gather_avx512(src, idx, dst, n);
 #endif
   for (int64_t t = 0; t < n; ++t) dst[t] = src[idx[t]];
 }

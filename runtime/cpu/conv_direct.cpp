@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/cpu_features.hpp"
 #include "runtime/cpu/conv_direct_parts.hpp"
 
 namespace jebm::cpu {
@@ -368,9 +369,7 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
 
 namespace conv_direct {
 int isa() {
-  static const int best = __builtin_cpu_supports("avx512f")                                   ? 2
-                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                            : 0;
+  static const int best = cpu_features().avx512f ? 2 : cpu_features().avx2_fma ? 1 : 0;
   const int forced = forced_isa.load(std::memory_order_relaxed);
   return forced < 0 ? best : std::min(forced, best);
 }

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "runtime/check.hpp"
+#include "runtime/cpu_features.hpp"
 
 namespace jebm::cpu {
 namespace {
@@ -377,22 +378,12 @@ __attribute__((target("avx2"))) void words_avx2(const uint32_t* w0, const uint32
   }
 }
 
-bool cpu_has_avx512f() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
-bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
-
 // The widest twin the CPU runs; JEBM_NOISE=reference or avx2 narrows it (avx2 where the CPU has AVX2).
 NoisePath initial_path() {
   const char* env = std::getenv("JEBM_NOISE");
   if (env && std::strcmp(env, "reference") == 0) return NoisePath::Reference;
-  if (cpu_has_avx512f() && !(env && std::strcmp(env, "avx2") == 0)) return NoisePath::Avx512;
-  return cpu_has_avx2() ? NoisePath::Avx2 : NoisePath::Reference;
+  if (cpu_features().avx512f && !(env && std::strcmp(env, "avx2") == 0)) return NoisePath::Avx512;
+  return cpu_features().avx2 ? NoisePath::Avx2 : NoisePath::Reference;
 }
 
 std::atomic<NoisePath> g_path{initial_path()};
@@ -410,15 +401,9 @@ const char* noise_path_name(NoisePath p) {
   return "reference";
 }
 
-bool noise_avx512_supported() {
-  static const bool has = cpu_has_avx512f();
-  return has;
-}
+bool noise_avx512_supported() { return cpu_features().avx512f; }
 
-bool noise_avx2_supported() {
-  static const bool has = cpu_has_avx2();
-  return has;
-}
+bool noise_avx2_supported() { return cpu_features().avx2; }
 
 void set_noise_path(NoisePath p) {
   JEBM_CHECK(p != NoisePath::Avx512 || noise_avx512_supported(), "set_noise_path: this CPU has no AVX-512F");
