@@ -114,6 +114,12 @@ void gmm_param_grad_variance(const GmmParams& p, const double* x, const double* 
 
 namespace {
 
+// o += s v (restrict: x rows and the sums never overlap, so no run-time overlap checks per mode).
+inline __attribute__((always_inline)) void add_scaled(int64_t d, double s, const double* __restrict__ v,
+                                                      double* __restrict__ o) {
+  for (int64_t q = 0; q < d; ++q) o[q] += s * v[q];
+}
+
 // gmm_data_partials' chunk: rows [b0, b1) of x into out [1 + K*D + K] (or [1]). Cloned for AVX2 like the walker
 // pass (no FMA, and the sums keep their order: every clone gives the same bits; tests/test_gmm.cpp). An AVX-512
 // clone measured slower at d = 50.
@@ -123,15 +129,30 @@ __attribute__((target_clones("avx2", "default"))) void data_chunk(const GmmParam
   double r[64];
   std::vector<double> rbig(static_cast<size_t>(k > 64 ? k : 0));
   double* rr = k > 64 ? rbig.data() : r;
+  if (!with_grad) {
+    for (int64_t i = b0; i < b1; ++i) out[0] += gmm_eval_row(p, x + i * d, nullptr, nullptr);
+    return;
+  }
+  // The row sums in a local buffer whose mode blocks start on 32-byte boundaries (stride dp = D rounded up to 4,
+  // then the K sums of r): out + 1 + j D is misaligned for every j, and half the AVX2 accesses then crossed a cache
+  // line. out (zeroed by the caller) gets them at the end: 0 + s = s, the same bits.
+  const int64_t dp = (d + 3) / 4 * 4;
+  std::vector<double> buf(static_cast<size_t>(k * dp + k + 4), 0.0);
+  double* acc = buf.data() + ((32 - reinterpret_cast<uintptr_t>(buf.data()) % 32) % 32) / sizeof(double);
+  double* rsum = acc + k * dp;
+  double u = out[0];
   for (int64_t i = b0; i < b1; ++i) {
     const double* xi = x + i * d;
-    out[0] += gmm_eval_row(p, xi, with_grad ? rr : nullptr, nullptr);
-    if (!with_grad) continue;
+    u += gmm_eval_row(p, xi, rr, nullptr);
     for (int64_t j = 0; j < k; ++j) {
-      out[1 + k * d + j] += rr[j];
-      double* o = out + 1 + j * d;
-      for (int64_t q = 0; q < d; ++q) o[q] += rr[j] * xi[q];
+      rsum[j] += rr[j];
+      add_scaled(d, rr[j], xi, acc + j * dp);
     }
+  }
+  out[0] = u;
+  for (int64_t j = 0; j < k; ++j) {
+    out[1 + k * d + j] += rsum[j];
+    for (int64_t q = 0; q < d; ++q) out[1 + j * d + q] += acc[j * dp + q];
   }
 }
 

@@ -65,9 +65,21 @@ inline double gmm_eval_row(const GmmParams& p, const double* x, double* r, doubl
   if (r)
     for (int64_t j = 0; j < k; ++j) r[j] = e[j] * inv;
   if (g) {
-    // grad_x U = sum_j r_j (x - a_j) = x - sum_j r_j a_j
-    for (int64_t c = 0; c < d; ++c) g[c] = x[c];
-    for (int64_t j = 0; j < k; ++j) {
+    // grad_x U = sum_j r_j (x - a_j) = x - sum_j r_j a_j, subtracted mode after mode. The first two modes in one
+    // sweep (g = (x - r_0 a_0) - r_1 a_1: the same operations in the same order), so that the paper's K = 2 writes
+    // g once instead of three times.
+    const double r0 = e[0] * inv;
+    const double* a0 = p.a.data();
+    int64_t j = 1;
+    if (k >= 2) {
+      const double r1 = e[1] * inv;
+      const double* a1 = p.a.data() + d;
+      for (int64_t c = 0; c < d; ++c) g[c] = (x[c] - r0 * a0[c]) - r1 * a1[c];
+      j = 2;
+    } else {
+      for (int64_t c = 0; c < d; ++c) g[c] = x[c] - r0 * a0[c];
+    }
+    for (; j < k; ++j) {
       const double rj = e[j] * inv;
       const double* a = p.a.data() + j * d;
       for (int64_t c = 0; c < d; ++c) g[c] -= rj * a[c];

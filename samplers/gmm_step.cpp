@@ -131,14 +131,15 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
   const bool drawn = ula_walkers_noise(a.seed, a.first + static_cast<uint64_t>(b0), b1 - b0, d, a.offset, noise);
   for (int64_t i = b0; i < b1; ++i) {
     double* xi = a.x + i * d;
-    const double u = gmm_eval_row(p, xi, r, g);
+    double* ri = r;
     if (a.lag) {
-      double* rl = a.lag->r.data() + i * k;
-      // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev and r is replaced.
+      ri = a.lag->r.data() + i * k;  // this pass's r is stored for the next one in place (no per-walker memmove)
+      // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev and before the
+      // evaluation below replaces the previous r.
       if (a.lag_cov)
-        param_grad_row(a.lag->theta, a.x_prev + i * d, rl, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)], t);
-      std::copy(r, r + k, rl);
+        param_grad_row(a.lag->theta, a.x_prev + i * d, ri, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)], t);
     }
+    const double u = gmm_eval_row(p, xi, ri, g);
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
     ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g, u, a.log_w + i, a.partial + i, a.pending + i,
                                  true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
@@ -158,7 +159,7 @@ __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs
     const double e = std::exp(ai - c.m);
     c.s1 += e;
     c.s2 += e * e;
-    if (a.with_grad) accumulate_walker(a, c, e, r, xi, t);
+    if (a.with_grad) accumulate_walker(a, c, e, ri, xi, t);
   }
 }
 

@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/philox_normals.hpp"
@@ -174,23 +175,31 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
   for (int64_t p0 = 0; p0 < pairs; p0 += kUlaTile) {
     const int64_t np = pairs - p0 < kUlaTile ? pairs - p0 : kUlaTile;
     const int64_t d0 = 2 * p0, nd = d0 + 2 * np < dims ? 2 * np : dims - d0;
-    for (int64_t e = 0; e < nd; ++e) {
-      const double gd = static_cast<double>(g[d0 + e]);
-      gc[e] = clip > 0.0 ? (gd < -clip ? -clip : (gd > clip ? clip : gd)) : gd;
+    // gt: this tile's drift. Unclipped float64 rows are read in place: copying them into gc compiled to a memcpy
+    // call whose stores the next loop's wider loads could not forward from (a stall per tile on Zen 3).
+    const double* gt = gc;
+    if (clip > 0.0 || !std::is_same<T, double>::value) {
+      for (int64_t e = 0; e < nd; ++e) {
+        const double gd = static_cast<double>(g[d0 + e]);
+        gc[e] = clip > 0.0 ? (gd < -clip ? -clip : (gd > clip ? clip : gd)) : gd;
+      }
+    } else {
+      gt = reinterpret_cast<const double*>(g) + d0;
     }
     if (do_complete) {
       for (int64_t e = 0; e < nd; ++e)
-        r[e] = static_cast<double>(x_prev[d0 + e]) - static_cast<double>(x[d0 + e]) + h * gc[e];
+        r[e] = static_cast<double>(x_prev[d0 + e]) - static_cast<double>(x[d0 + e]) + h * gt[e];
       ula_add_squares(r, nd, b);
     }
     if (move) {
       const double* zt = noise ? noise + d0 : z;
       if (!noise) ula_normals_tile(seed, walker * static_cast<uint64_t>(pairs) + static_cast<uint64_t>(p0), offset, np, z);
       ula_add_squares(zt, nd, q);
-      for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gc[k] + sigma * zt[k];
-      if (x_next) {
-        for (int64_t k = 0; k < nd; ++k) x_next[d0 + k] = static_cast<T>(r[k]);
+      if (x_next) {  // written directly: a copy from r compiled to a memcpy call (the same stall as gc's)
+        for (int64_t k = 0; k < nd; ++k)
+          x_next[d0 + k] = static_cast<T>(static_cast<double>(x[d0 + k]) - h * gt[k] + sigma * zt[k]);
       } else {
+        for (int64_t k = 0; k < nd; ++k) r[k] = static_cast<double>(x[d0 + k]) - h * gt[k] + sigma * zt[k];
         for (int64_t k = 0; k < nd; ++k) x_prev[d0 + k] = x[d0 + k];
         for (int64_t k = 0; k < nd; ++k) x[d0 + k] = static_cast<T>(r[k]);
       }
