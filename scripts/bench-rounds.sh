@@ -11,7 +11,7 @@ JEBM=${1:-build/release/jebm}
 PY=${2:-python3}
 ROUNDS=${3:-3}
 OUT=${4:-bench-rounds-$(date -u +%Y%m%dT%H%M%SZ)}
-SECTIONS="gmm energy_cnn ula_cnn"
+SECTIONS=${SECTIONS:-"gmm energy_cnn ula_cnn"}  # SECTIONS="gmm" scripts/bench-rounds.sh ... for fewer
 [[ -x $JEBM ]] || { echo "bench-rounds.sh: $JEBM is not an executable (build it first, or name it)" >&2; exit 2; }
 "$PY" -c "import torch" 2>/dev/null || { echo "bench-rounds.sh: '$PY' cannot import torch" >&2; exit 2; }
 mkdir -p "$OUT"
