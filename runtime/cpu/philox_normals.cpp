@@ -25,6 +25,20 @@
 namespace jebm::cpu {
 namespace {
 
+// The Horner coefficients of runtime/philox.hpp's poly_log and poly_sincos2pi, highest power first, shared by the
+// AVX-512 and AVX2 twins (the same constants in the same order as the scalar code: the same bits).
+constexpr double kLogFirst = 1.0 / 23;
+constexpr double kLogSteps[] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11,
+                                1.0 / 9,  1.0 / 7,  1.0 / 5,  1.0 / 3,  1.0};
+constexpr double kSinFirst = 1.0 / 355687428096000.0;
+constexpr double kSinSteps[] = {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0,
+                                -1.0 / 5040.0,          1.0 / 120.0,         -1.0 / 6.0,         1.0};
+constexpr double kCosFirst = -1.0 / 6402373705728000.0;
+constexpr double kCosSteps[] = {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
+                                1.0 / 40320.0,          -1.0 / 720.0,         1.0 / 24.0,        -0.5,
+                                1.0};
+
+
 #define JEBM_AVX512 __attribute__((target("avx512f"), always_inline)) inline
 
 struct Words8 {
@@ -88,9 +102,9 @@ JEBM_AVX512 void minus2_log8(const __m512d* x, __m512d* out) {
     e[v] = _mm512_sub_pd(as_pd(eb), c_pd(4503599627370496.0 + 1023.0));
     f[v] = _mm512_div_pd(_mm512_sub_pd(m, c_pd(1.0)), _mm512_add_pd(m, c_pd(1.0)));
     s[v] = _mm512_mul_pd(f[v], f[v]);
-    p[v] = c_pd(1.0 / 23);
+    p[v] = c_pd(kLogFirst);
   }
-  for (const double c : {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 1.0})
+  for (const double c : kLogSteps)
     for (int v = 0; v < N; ++v) p[v] = _mm512_add_pd(_mm512_mul_pd(p[v], s[v]), c_pd(c));
   for (int v = 0; v < N; ++v) {
     const __m512d lg = _mm512_add_pd(_mm512_mul_pd(e[v], c_pd(0.6931471805599453094)),
@@ -109,14 +123,12 @@ JEBM_AVX512 void sincos8(const __m512d* u, __m512d* sn, __m512d* cs) {
     const __m512d qd = _mm512_sub_pd(t[v], c_pd(6755399441055744.0));
     r[v] = _mm512_mul_pd(_mm512_sub_pd(u[v], _mm512_mul_pd(c_pd(0.25), qd)), c_pd(6.283185307179586476925));
     r2[v] = _mm512_mul_pd(r[v], r[v]);
-    ps[v] = c_pd(1.0 / 355687428096000.0);
-    pc[v] = c_pd(-1.0 / 6402373705728000.0);
+    ps[v] = c_pd(kSinFirst);
+    pc[v] = c_pd(kCosFirst);
   }
-  for (const double c : {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0,
-                         1.0 / 120.0, -1.0 / 6.0, 1.0})
+  for (const double c : kSinSteps)
     for (int v = 0; v < N; ++v) ps[v] = _mm512_add_pd(_mm512_mul_pd(ps[v], r2[v]), c_pd(c));
-  for (const double c : {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
-                         1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5, 1.0})
+  for (const double c : kCosSteps)
     for (int v = 0; v < N; ++v) pc[v] = _mm512_add_pd(_mm512_mul_pd(pc[v], r2[v]), c_pd(c));
   const __m512i one = set1_u64(1);
   for (int v = 0; v < N; ++v) {
@@ -273,9 +285,9 @@ JEBM_AVX2 void minus2_log4(const __m256d* x, __m256d* out) {
     e[v] = _mm256_sub_pd(as_pd4(eb), c_pd4(4503599627370496.0 + 1023.0));
     f[v] = _mm256_div_pd(_mm256_sub_pd(m, c_pd4(1.0)), _mm256_add_pd(m, c_pd4(1.0)));
     s[v] = _mm256_mul_pd(f[v], f[v]);
-    p[v] = c_pd4(1.0 / 23);
+    p[v] = c_pd4(kLogFirst);
   }
-  for (const double c : {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 1.0})
+  for (const double c : kLogSteps)
     for (int v = 0; v < N; ++v) p[v] = _mm256_add_pd(_mm256_mul_pd(p[v], s[v]), c_pd4(c));
   for (int v = 0; v < N; ++v) {
     const __m256d lg = _mm256_add_pd(_mm256_mul_pd(e[v], c_pd4(0.6931471805599453094)),
@@ -293,14 +305,12 @@ JEBM_AVX2 void sincos4(const __m256d* u, __m256d* sn, __m256d* cs) {
     const __m256d qd = _mm256_sub_pd(t[v], c_pd4(6755399441055744.0));
     r[v] = _mm256_mul_pd(_mm256_sub_pd(u[v], _mm256_mul_pd(c_pd4(0.25), qd)), c_pd4(6.283185307179586476925));
     r2[v] = _mm256_mul_pd(r[v], r[v]);
-    ps[v] = c_pd4(1.0 / 355687428096000.0);
-    pc[v] = c_pd4(-1.0 / 6402373705728000.0);
+    ps[v] = c_pd4(kSinFirst);
+    pc[v] = c_pd4(kCosFirst);
   }
-  for (const double c : {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0,
-                         1.0 / 120.0, -1.0 / 6.0, 1.0})
+  for (const double c : kSinSteps)
     for (int v = 0; v < N; ++v) ps[v] = _mm256_add_pd(_mm256_mul_pd(ps[v], r2[v]), c_pd4(c));
-  for (const double c : {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
-                         1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5, 1.0})
+  for (const double c : kCosSteps)
     for (int v = 0; v < N; ++v) pc[v] = _mm256_add_pd(_mm256_mul_pd(pc[v], r2[v]), c_pd4(c));
   for (int v = 0; v < N; ++v) {
     // Quadrant bits of t: bit 0 (odd: swap sin and cos) to the sign bit, where blendv looks; sin's sign is bit 1,
