@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "samplers/contrastive.hpp"
+#include "samplers/gmm_lag.hpp"
 
 namespace jebm {
 
@@ -197,47 +198,30 @@ void store_lag(const GmmParams& theta, const WalkerPopulation& pop, const GmmWal
   lag.valid = true;
 }
 
-// The lag covariance of the unfused pass, on the host: sum_i w_i t_i (f_i - g) with t_i = w_prev,i (f_prev,i -
-// g_prev) (the fused pass's L sums, divided by s1). Reporting only, so the device keeps no lag state: the walker
-// positions, responsibilities and weights come back to the host (two [N, D] copies per iteration; the GMM's
-// CUDA iteration is then bound by them, but its training trajectory is unchanged). Fixed chunks, as on the CPU.
-std::vector<double> lag_covariance_host(const GmmParams& theta, const GmmGradientLag& lag, const std::vector<double>& x_prev,
-                                        const std::vector<double>& x, const std::vector<double>& r,
-                                        const std::vector<double>& w, const std::vector<double>& g) {
-  const int64_t k = theta.k, d = theta.d, wd = k * d + k, n = static_cast<int64_t>(w.size());
-  const int64_t chunks = (n + kPassChunk - 1) / kPassChunk;
-  std::vector<std::vector<double>> part(static_cast<size_t>(chunks), std::vector<double>(static_cast<size_t>(wd), 0.0));
-#pragma omp parallel for schedule(static) if (n * d > 4096)
-  for (int64_t c = 0; c < chunks; ++c) {
-    std::vector<double> t(static_cast<size_t>(wd)), f(static_cast<size_t>(wd));
-    double* out = part[static_cast<size_t>(c)].data();
-    for (int64_t i = c * kPassChunk; i < std::min(n, (c + 1) * kPassChunk); ++i) {
-      param_grad_row(lag.theta, x_prev.data() + i * d, lag.r.data() + i * k, lag.grad.data(),
-                     lag.w[static_cast<size_t>(i)], t.data());
-      param_grad_row(theta, x.data() + i * d, r.data() + i * k, g.data(), w[static_cast<size_t>(i)], f.data());
-      for (int64_t q = 0; q < wd; ++q) out[q] += t[static_cast<size_t>(q)] * f[static_cast<size_t>(q)];
-    }
-  }
-  std::vector<double> lag_cov(static_cast<size_t>(wd), 0.0);
-  for (const auto& pc : part)
-    for (size_t q = 0; q < lag_cov.size(); ++q) lag_cov[q] += pc[q];
-  return lag_cov;
-}
-
 // The pass as the unfused sequence evaluate -> fused move -> weight statistics -> weighted gradient and variance,
 // through the device-transparent closed forms and sampler calls: the path of walkers on a CUDA device (the fused
-// one-pass loop above is CPU code). Per iteration the parameters go up and the gradients, variances and four
-// weight statistics come back; with `lag`, also the walkers for lag_covariance_host. tests/test_cuda_gmm.cpp
-// compares it with the CPU pass.
+// one-pass loop above is CPU code). Per iteration the parameters go up and the gradients, variances, four weight
+// statistics and, with `lag`, the [K*D + K] lag covariance come back: the lag state (weights, responsibilities)
+// stays on the device (samplers/gmm_lag.hpp). tests/test_cuda_gmm.cpp compares it with the CPU pass.
 GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop, const UlaConfig& cfg, bool with_gradient,
                                   GmmGradientLag* lag) {
   const int64_t n = pop.size();
   const Device dev = pop.x.device();
   if (!with_gradient || !cfg.weighted) lag = nullptr;  // the lag covariance is of weighted gradient estimates only
-  if (lag && (static_cast<int64_t>(lag->w.size()) != n || lag->theta.k != theta.k || lag->theta.d != theta.d))
+  if (lag && lag->valid && !lag->w_dev.defined()) {
+    // A state restored from a checkpoint is on the host: it goes to the walkers' device once.
+    lag->w_dev = Tensor::from_vector(lag->w, {static_cast<int64_t>(lag->w.size())}, DType::Float64, dev);
+    lag->r_dev = Tensor::from_vector(lag->r, {static_cast<int64_t>(lag->w.size()), theta.k}, DType::Float64, dev);
+    lag->w.clear();
+    lag->r.clear();
+  }
+  if (lag && lag->valid && (lag->w_dev.numel() != n || lag->theta.k != theta.k || lag->theta.d != theta.d))
     *lag = GmmGradientLag{};
-  // X_{k-1}, where the previous pass took its gradient (resampling gathered it along with lag->w and lag->r).
-  const std::vector<double> x_before = lag && lag->valid ? pop.x_prev.to_vector() : std::vector<double>();
+  // The previous pass's centred gradient rows at X_{k-1}, where it took its gradient (resampling gathered X_{k-1}
+  // into x_prev along with lag->w_dev and lag->r_dev). Taken before the move below overwrites x_prev.
+  const Tensor prev_rows = lag && lag->valid
+                               ? gmm_centred_grad_rows(lag->theta, lag->grad, pop.x_prev, lag->r_dev, lag->w_dev)
+                               : Tensor();
   Tensor u = Tensor::empty({n}, DType::Float64, dev), g = Tensor::empty({n, theta.d}, DType::Float64, dev);
   Tensor r = Tensor::empty({n, theta.k}, DType::Float64, dev);
   // U, G, r at (theta_k, X_k); complete move k-1 and make move k (X_k is in x_prev afterwards).
@@ -258,12 +242,11 @@ GmmWalkerPass walker_pass_unfused(const GmmParams& theta, WalkerPopulation& pop,
   if (!lag) return out;
   std::vector<double> gvec = out.grad_a;
   gvec.insert(gvec.end(), out.grad_z.begin(), out.grad_z.end());
-  std::vector<double> wv = w.to_vector(), rv = r.to_vector();
-  if (lag->valid) out.lag_cov = lag_covariance_host(theta, *lag, x_before, pop.x_prev.to_vector(), rv, wv, gvec);
+  if (lag->valid) out.lag_cov = gmm_lag_covariance(prev_rows, gmm_centred_grad_rows(theta, gvec, pop.x_prev, r, w));
   lag->theta = theta;
   lag->grad = std::move(gvec);
-  lag->w = std::move(wv);
-  lag->r = std::move(rv);
+  lag->w_dev = w;
+  lag->r_dev = r;
   lag->valid = true;
   return out;
 }
@@ -455,6 +438,11 @@ void gmm_resample_and_redo(const GmmParams& theta, WalkerPopulation& pop, Resamp
   resample_and_redo_move(pop, anc, u, g, cfg);
   if (!lag || !lag->valid) return;
   // A copy of walker j carries j's previous weight and responsibilities: its X_k is j's (docs/method.md).
+  if (lag->w_dev.defined()) {  // walkers on a device: so is the lag state
+    lag->w_dev = gather_rows(lag->w_dev, anc);
+    lag->r_dev = gather_rows(lag->r_dev, anc);
+    return;
+  }
   const int64_t n = pop.size(), k = theta.k;
   std::vector<double> w(static_cast<size_t>(n)), r(static_cast<size_t>(n * k));
   for (int64_t i = 0; i < n; ++i) {

@@ -38,14 +38,19 @@ struct GmmGradientLag {
   std::vector<double> grad;  // [K*D | K]
   std::vector<double> w;     // [N]
   std::vector<double> r;     // [N, K]
+  // Walkers on a CUDA device: w and r stay there (float64 [N] and [N, K]; the vectors above are then empty), so that
+  // a pass copies no walker data to the host. host_weights / host_responsibilities read them wherever they are.
+  Tensor w_dev, r_dev;
   bool valid = false;
+  std::vector<double> host_weights() const { return w_dev.defined() ? w_dev.to_vector() : w; }
+  std::vector<double> host_responsibilities() const { return r_dev.defined() ? r_dev.to_vector() : r; }
 };
 
 // Every walker: evaluate at (theta, pop.x), complete (cfg.weighted), move; X_k is in pop.x_prev afterwards.
 // cfg.weight_kernel must be WeightKernel::Consistent (refused otherwise): the pass computes that kernel only.
 // with_gradient = false gives the weight statistics only (held-out walkers that never enter the gradient).
 // lag (weighted walkers with the gradient only): reads the previous pass's state to fill lag_cov, and is
-// updated for the next pass. Float64 walkers [N, D], on either device (on CUDA the lag sums are taken on the host).
+// updated for the next pass. Float64 walkers [N, D], on either device (on CUDA the lag state and sums stay there).
 // CPU: deterministic (fixed chunks of walkers, partial sums combined in chunk order).
 // shards: the population is this rank's shard (CPU only; its first_index a multiple of kGmmWalkerChunk, as
 // chunk_shard gives): the statistics and gradients are those of the whole population, bit for bit what one

@@ -365,9 +365,9 @@ void GmmTrainer::save_state(CheckpointTensors& t, CheckpointMetadata& m) {
     t.emplace_back("gmm.lag.theta.a", vec_tensor(lag_.theta.a));
     t.emplace_back("gmm.lag.theta.z", vec_tensor(lag_.theta.z));
     t.emplace_back("gmm.lag.grad", vec_tensor(lag_.grad));
-    t.emplace_back("gmm.lag.w", vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, lag_.w, 1) : lag_.w));
-    t.emplace_back("gmm.lag.r",
-                   vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, lag_.r, theta_.k) : lag_.r));
+    const std::vector<double> w = lag_.host_weights(), r = lag_.host_responsibilities();
+    t.emplace_back("gmm.lag.w", vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, w, 1) : w));
+    t.emplace_back("gmm.lag.r", vec_tensor(sharded_ ? gather_chunk_rows(*comm, shards_.layout, 1, r, theta_.k) : r));
   }
   if (!has_holdout_) return;
   const int64_t nb = c_.holdout_blocks, per_block = c_.holdout_walkers / nb;

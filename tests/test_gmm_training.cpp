@@ -1,9 +1,11 @@
 // Tests of GmmTrainer's log Z estimates (samplers/gmm_training.hpp, samplers/gmm_step.hpp, docs/method.md):
-// the pass's gradient variance and lag covariance against direct sums, held-out walkers that leave the training
+// the pass's gradient variance and lag covariance against direct sums (and the tensor-op form of the latter that
+// walkers on a CUDA device use), held-out walkers that leave the training
 // trajectory bit-identical, and a small mixture where the corrected and held-out estimates track the exact log Z
 // while the uncorrected one is measurably biased.
 #include <cmath>
 
+#include "samplers/gmm_lag.hpp"
 #include "samplers/gmm_step.hpp"
 #include "samplers/gmm_training.hpp"
 #include "tests/helpers.hpp"
@@ -82,6 +84,7 @@ BOOST_AUTO_TEST_CASE(pass_variance_and_lag_covariance_match_direct_sums) {
   BOOST_TEST(all_close(va, var, 1e-15, 1e-9, "gmm_param_grad_variance"));
 
   // A parameter change, then the next pass: its lag covariance pairs each walker's two gradients.
+  const GmmParams theta1 = theta;
   for (double& a : theta.a) a += 0.05;
   theta.z[1] -= 0.1;
   const GmmWalkerPass p2 = gmm_walker_pass(theta, pop, ula, true, &lag);
@@ -94,6 +97,21 @@ BOOST_AUTO_TEST_CASE(pass_variance_and_lag_covariance_match_direct_sums) {
                                      (f1[static_cast<size_t>(i * w + q)] - g1[static_cast<size_t>(q)]) *
                                      (f2[static_cast<size_t>(i * w + q)] - g2[static_cast<size_t>(q)]);
   BOOST_TEST(all_close(p2.lag_cov, cov, 1e-15, 1e-8, "lag covariance"));
+
+  // The tensor-op form that walkers on a CUDA device use (samplers/gmm_lag.hpp), here on CPU tensors: the centred
+  // rows w_i (f_i - g) and the covariance from them.
+  const Tensor rows1 = gmm_centred_grad_rows(theta1, g1, x1, r, Tensor::from_vector(w1, {n}, DType::Float64));
+  std::vector<double> centred(static_cast<size_t>(n * w));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t q = 0; q < w; ++q)
+      centred[static_cast<size_t>(i * w + q)] =
+          w1[static_cast<size_t>(i)] * (f1[static_cast<size_t>(i * w + q)] - g1[static_cast<size_t>(q)]);
+  BOOST_TEST(rows1.shape() == (Shape{n, w}));
+  BOOST_TEST(all_close(rows1.to_vector(), centred, 1e-15, 1e-12, "centred gradient rows"));
+  Tensor r2 = Tensor::empty({n, k}, DType::Float64);
+  gmm_eval(theta, pop.x_prev, u, nullptr, &r2);
+  const Tensor rows2 = gmm_centred_grad_rows(theta, g2, pop.x_prev, r2, Tensor::from_vector(w2, {n}, DType::Float64));
+  BOOST_TEST(all_close(gmm_lag_covariance(rows1, rows2), cov, 1e-15, 1e-8, "lag covariance from the rows"));
 }
 
 // Held-out walkers never enter the gradient: with and without them the training run is the same, bit for bit.
