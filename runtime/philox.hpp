@@ -98,8 +98,8 @@ JEBM_HD void philox_uniform2(uint64_t seed, uint64_t stream, uint64_t offset, do
 // philox_normal2 calls libm, which keeps a CPU loop scalar: one fused move of 10^4 x 50 walkers spent ~20 ms
 // there. These are plain arithmetic (relative error < 1e-15 against libm), so the sampler's tile loops vectorise;
 // the CUDA kernels call the same functions, so CPU and GPU draw the same normals up to FMA rounding.
-// runtime/cpu/philox_normals.cpp repeats them operation for operation in AVX-512 (same bits, tested): a change
-// here must be made there too.
+// runtime/cpu/philox_normals.cpp repeats them operation for operation in AVX-512 and with exact rewrites in AVX2
+// (same bits, tested): a change here must be made there too.
 JEBM_HD double philox_bits_to_double(uint64_t b) {
   double d;
   std::memcpy(&d, &b, sizeof d);
