@@ -86,6 +86,9 @@ JEBM_ALWAYS_INLINE void column_block(const T* __restrict xr, const int64_t* __re
       fma_into(Isa{}, acc[f], xv, wv);
     }
   }
+  // Unrolled, so that the accumulators stay in registers: left as a loop, GCC kept the FMA version's on the stack
+  // and copied each out through general-purpose registers, about 30 % of MNIST conv1's forward on a Zen 3.
+#pragma GCC unroll 16
   for (int f = 0; f < FB; ++f) {
     V b;
     splat(Isa{}, b, bias ? bias[f] : T(0));
