@@ -3,7 +3,8 @@
 // 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
 // batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and between the
 // AVX-512, the FMA and the portable code, and between the two layouts of the forward (lanes over filters or over
-// output columns) and of the input gradient (by output phase or by the columns of one stride phase); and the dispatch
+// output columns) and of the input gradient (by output phase, by the columns of one stride phase or of one (row,
+// column) phase); and the dispatch
 // (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
 #include "tests/helpers.hpp"
 
@@ -221,9 +222,10 @@ BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
 }
 
 BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
-  // By output phase and by the columns of one stride phase (stride 2 only) run the same fused multiply-adds in the
-  // same order: each forced on every stride-2 case, in every instruction set, at 1 and 2 threads, must give the bits
-  // of the other, and match the loops.
+  // By output phase, by the columns of one stride phase and by the columns of one (row, column) phase (both stride 2
+  // only; the last skips the zero padding taps, whose x * 0 leaves the sums unchanged) run the same fused
+  // multiply-adds in the same order: each forced on every stride-2 case, in every instruction set, at 1 and 2
+  // threads, must give the bits of the others (== on values: a zero's sign may differ), and match the loops.
   for (const Case& q : kCases)
     for (DType dt : {DType::Float32, DType::Float64}) {
       if (q.stride != 2) continue;
@@ -235,7 +237,7 @@ BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
         reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         std::vector<double> first;
-        for (int layout : {0, 1})
+        for (int layout : {0, 1, 2})
           for (int isa : {2, 1, 0})
             for (int threads : {1, 2}) {
               cpu::conv2d_direct_force_backward_data_layout(layout);

@@ -12,8 +12,8 @@ void conv2d_direct_force_isa(int isa);
 // Which layout the direct forward's lanes hold, for tests and measurements: 0 filters, 1 output columns, -1 by the
 // shapes (the default). Both give the same bits.
 void conv2d_direct_force_forward_layout(int layout);
-// The same for the input gradient: 0 by output phase, 1 by the columns of one stride phase (stride 2 only), -1 by
-// the shapes.
+// The same for the input gradient: 0 by output phase, 1 by the columns of one stride phase, 2 by the columns of one
+// (row, column) phase with its own taps only (1 and 2: stride 2 only), -1 by the shapes.
 void conv2d_direct_force_backward_data_layout(int layout);
 
 // Whether conv2d_forward / conv2d_backward_data take the direct path for these shapes (x: [N, C, H, W],
@@ -28,12 +28,16 @@ bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Co
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
 void conv2d_direct_forward_columns(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
                                    Tensor& y);
-// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone. By the columns of
-// one stride phase (conv2d_direct_backward_data_columns, stride 2 only) for rows whose phases fill 12 lanes of a
-// float32 vector, else by output phase. Both give the same bits.
+// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone. At stride 2, by the
+// columns of one stride phase (conv2d_direct_backward_data_columns) for rows whose phases fill 12 lanes of a float32
+// vector, else in the FMA version by the columns of one (row, column) phase with its own taps only
+// (conv2d_direct_backward_data_phases, runtime/cpu/conv_direct_backward_data_phases.cpp); else by output phase. All
+// three give the same bits (but for the sign of a zero: see that file).
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
 void conv2d_direct_backward_data_columns(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p,
                                          Tensor& grad_x);
+void conv2d_direct_backward_data_phases(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p,
+                                        Tensor& grad_x);
 // grad_w: [F, C, KH, KW] from grad_y and x: per-sample sums in fixed slots, so independent of the thread count.
 void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w);
 

@@ -1,6 +1,7 @@
 // The direct conv2d's input gradient (runtime/cpu/conv_direct.hpp) for thin layers, per sample, in AVX-512 / FMA /
-// portable versions picked at load time, and which layers take the kernel by the columns of one stride phase instead
-// (runtime/cpu/conv_direct_backward_data_columns.cpp, the same bits). Tested by tests/test_conv_direct.cpp (against
+// portable versions picked at load time, and which layers take the kernel by the columns of one stride phase
+// (runtime/cpu/conv_direct_backward_data_columns.cpp) or of one (row, column) phase (conv_direct_backward_data_phases
+// .cpp) instead, the same bits. Tested by tests/test_conv_direct.cpp (against
 // the im2col path and the 7-loop reference, float32 and float64, strides 1 to 3; the same bits at 1 and 2 threads
 // and in the portable code).
 //
@@ -402,16 +403,20 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
 
 std::atomic<int> forced_layout{-1};
 
-// Whether the input gradient goes by the columns of one stride phase (conv_direct_backward_data_columns.cpp): stride
-// 2 and rows whose phases fill at least kColumnsMinLanes of a float32 vector. Measured at one thread (docs/
-// performance.md, "Thin convolutions"): MNIST's conv1 at 28x28 (14 lanes) is faster by columns, at 14x14 (7 lanes)
-// and conv2 at 16x16 (9 lanes) slower.
+// Which layout the input gradient takes (conv2d_direct_force_backward_data_layout): at stride 2, by the columns of
+// one stride phase (conv_direct_backward_data_columns.cpp) for rows whose phases fill at least kColumnsMinLanes of a
+// float32 vector, else, in the FMA version, by the columns of one (row, column) phase with its own taps only
+// (conv_direct_backward_data_phases.cpp); else by output phase (this file). Measured at one thread on a Zen 3 (docs/
+// performance.md, "Thin convolutions"): MNIST's conv1 at 28x28 (14 lanes) is faster by columns; conv1 at 14x14 and
+// conv2 at 16x16 by phases (0.44 and 2.45 ms, where by output phase took 0.68 and 4.1). The AVX-512 version, not
+// measured with the kernel by phases, keeps its 64-byte kernel by output phase.
 constexpr int64_t kColumnsMinLanes = 12;
-bool by_columns(const Shape& x, const Conv2dParams& p) {
-  if (p.stride != 2) return false;
+int layout(const Shape& x, const Conv2dParams& p) {
+  if (p.stride != 2) return 0;
   const int forced = forced_layout.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced == 1;
-  return (p.padding + x[3] - 1) / 2 - p.padding / 2 + 1 >= kColumnsMinLanes;
+  if (forced >= 0) return forced;
+  if ((p.padding + x[3] - 1) / 2 - p.padding / 2 + 1 >= kColumnsMinLanes) return 1;
+  return conv_direct::isa() == 1 ? 2 : 0;
 }
 
 int64_t pass_filters(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, size_t elem) {
@@ -430,7 +435,9 @@ int64_t backward_data_pass_filters(const Shape& x, const Shape& w, const Shape& 
 void conv2d_direct_force_backward_data_layout(int layout) { forced_layout.store(layout); }
 
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
-  if (by_columns(grad_x.shape(), p)) return conv2d_direct_backward_data_columns(grad_y, w, p, grad_x);
+  const int by = layout(grad_x.shape(), p);
+  if (by == 1) return conv2d_direct_backward_data_columns(grad_y, w, p, grad_x);
+  if (by == 2) return conv2d_direct_backward_data_phases(grad_y, w, p, grad_x);
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",
                       [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
 }
