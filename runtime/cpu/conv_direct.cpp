@@ -116,6 +116,39 @@ JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, in
   }
 }
 
+// out[i] = column i of the 8 x 8 float32 block at src (rows ls apart), in AVX registers: unpacks, then shuffles,
+// then 128-bit lane swaps. Used by the forward's output rows (transpose8_add) and the filter gradient's grad_y
+// (transpose8).
+__attribute__((target("avx2,fma"))) inline void transpose8_columns(const float* __restrict src, int64_t ls,
+                                                                    __m256* out) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    out[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+}
+
+// dst[i * ld + j] = src[j * ls + i] + b[i] for i, j < 8 (b null: + 0): the forward's output row from its [pixels,
+// filters] accumulators (element by element, about a tenth of MNIST conv2's forward on a Zen 3). The same additions
+// as the element loop, so the same bits.
+__attribute__((target("avx2,fma"))) inline void transpose8_add(const float* __restrict src, int64_t ls,
+                                                                const float* b, float* __restrict dst, int64_t ld) {
+  __m256 col[8];
+  transpose8_columns(src, ls, col);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld, _mm256_add_ps(col[i], _mm256_set1_ps(b ? b[i] : 0.0f)));
+}
+
 // One sample's forward. wt: the weights as [C*KH*KW, FP] (F padded with zero filters to whole vectors); xoff: each
 // tap's offset in the padded sample; acc: one output row as [OW, FP]; y_n: [F, OH, OW].
 template <typename Isa, typename T>
@@ -129,10 +162,17 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
     if (g.s == 1) row_kernel<Isa, T, 1>(a, 1, xoff, g.ckk(), wt, fp, ow, acc);
     else if (g.s == 2) row_kernel<Isa, T, 2>(a, 2, xoff, g.ckk(), wt, fp, ow, acc);  // the MNIST CNN's
     else row_kernel<Isa, T, 0>(a, g.s, xoff, g.ckk(), wt, fp, ow, acc);
-    for (int64_t f = 0; f < g.f; ++f) {
-      const T b = bias ? bias[f] : T(0);
-      T* d = yn + f * g.p() + oy * ow;
-      for (int64_t ox = 0; ox < ow; ++ox) d[ox] = acc[ox * fp + f] + b;
+    int64_t f = 0, ob = 0;  // filters and columns the 8 x 8 blocks cover
+    if constexpr (std::is_same_v<Isa, conv_direct::IsaFma> && sizeof(T) == 4) {
+      ob = ow / 8 * 8;
+      for (; f + 8 <= g.f; f += 8)
+        for (int64_t ox = 0; ox < ob; ox += 8) transpose8_add(acc + ox * fp + f, fp, bias ? bias + f : nullptr,
+                                                              yn + f * g.p() + oy * ow + ox, g.p());
+    }
+    for (int64_t fr = 0; fr < g.f; ++fr) {
+      const T b = bias ? bias[fr] : T(0);
+      T* d = yn + fr * g.p() + oy * ow;
+      for (int64_t ox = fr < f ? ob : 0; ox < ow; ++ox) d[ox] = acc[ox * fp + fr] + b;
     }
   }
 }
@@ -194,26 +234,12 @@ JEBM_ALWAYS_INLINE void transpose16(const float* __restrict src, int64_t ls, flo
   for (int i = 0; i < 16; ++i) std::memcpy(dst + i * ld, &r[i], sizeof r[i]);
 }
 
-// The same for 8 x 8 blocks in AVX registers (the FMA version's float32): unpacks, then shuffles, then 128-bit
-// lane swaps.
+// The same for 8 x 8 blocks in AVX registers (the FMA version's float32).
 __attribute__((target("avx2,fma"))) inline void transpose8(const float* __restrict src, int64_t ls,
                                                             float* __restrict dst, int64_t ld) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-  }
+  __m256 col[8];
+  transpose8_columns(src, ls, col);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld, col[i]);
 }
 
 // gyt [P, FP] = grad_y_n [F, P] transposed, zero filters padding F. Element by element it took about 40 % of the
