@@ -16,14 +16,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <mutex>
 #include <new>
 #include <vector>
 
 #include "runtime/backend.hpp"
-#include "runtime/cpu_features.hpp"
 #include "runtime/cpu/conv_direct.hpp"
 #include "runtime/cpu/gemm.hpp"
 #include "runtime/cpu/parallel.hpp"
@@ -55,7 +51,7 @@ ConvGeom geometry(const Shape& x, const Shape& w, const Shape& y, const Conv2dPa
 
 // Per-thread scratch that persists across calls (a Langevin run calls the same shapes thousands of times), so the
 // group loops neither allocate nor touch fresh pages. Slot 0: patches [G*P, CKK]; slot 1: grad_y or output in
-// [F, G*P]; slot 2: one sample and the zero its padding taps read (im2col).
+// [F, G*P]; slot 2: col2im's frame of one sample; slot 3: im2col's (sample_frame).
 template <typename T>
 T* scratch(int slot, int64_t count) {
   struct Buffer {
@@ -63,7 +59,7 @@ T* scratch(int slot, int64_t count) {
     size_t bytes = 0;
     ~Buffer() { std::free(p); }
   };
-  thread_local Buffer buffers[3];
+  thread_local Buffer buffers[4];
   Buffer& b = buffers[slot];
   const size_t want = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
   if (b.bytes < want) {
@@ -99,128 +95,173 @@ void group_gemm(bool per_thread, bool ta, bool tb, int64_t m, int64_t n, int64_t
   else gemm_blocked(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
 }
 
+// group_gemm with beta = 0 for the forward (NT) and backward-data (TN) products, whose c [m, n] is dense. OpenBLAS
+// clears c for beta = 0 with a scalar loop (sgemm_beta, one float per cycle: ~6 % of MNIST conv3/conv4's passes on
+// Zen 3); clearing it here and adding the products with beta = 1 gives the same bits, its kernels adding them to the
+// cleared c either way. Only above 100^3 multiply-adds: below, OpenBLAS on AVX-512 CPUs may take small-matrix
+// kernels whose beta = 0 variant stores the products instead (a -0.0 product would stay -0.0).
+template <typename T>
+void group_gemm_overwrite(bool per_thread, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a,
+                          int64_t lda, const T* b, int64_t ldb, T* c) {
+  constexpr int64_t kSmallMatrix = 100 * 100 * 100;
+  if (m * n * k <= kSmallMatrix) return group_gemm(per_thread, ta, tb, m, n, k, a, lda, b, ldb, T(0), c, n);
+  std::fill(c, c + m * n, T(0));
+  group_gemm(per_thread, ta, tb, m, n, k, a, lda, b, ldb, T(1), c, n);
+}
+
 // --- patches ------------------------------------------------------------------------------------------------
-// A sample's patches are gathered through a table of offsets, patch[(oy, ox), (c, i, j)] = x_n[c, iy, ix] with
-// iy = oy*s - pad + i, ix = ox*s - pad + j, and offset C*H*W (a zero one past the sample) where the window hits
-// padding. So im2col is one flat gather of P*CKK elements and col2im one sum per pixel over the table inverted
-// (Col2imIndex): row loops over OW = 16, 8, 4, 2 outputs spent their time on loop control and tiny copies. The
-// table depends only on the geometry and is built once per shape.
+// A sample is first copied into a zeroed frame [C, HP, WP], pixel (c, iy, ix) at (c, iy + pad, ix + pad), so that
+// every window lies inside it and patch[(oy, ox), (c, i, j)] = frame[c, oy*s + i, ox*s + j]: each patch row (c, i)
+// is KW contiguous elements, moved kLanes at a time. For MNIST's 3x3 layers that is one 4-wide load and store per
+// row where a gather through a table of offsets (the code before) spent one indexed load per element; on Zen 3
+// hardware gathers were slower still than that scalar loop.
 
-struct PatchKey {
-  int64_t c, h, w, kh, kw, stride, pad;
-  bool operator==(const PatchKey& o) const {
-    return c == o.c && h == o.h && w == o.w && kh == o.kh && kw == o.kw && stride == o.stride && pad == o.pad;
+constexpr int64_t kLanes = 4;  // elements moved at once; rows of KW elements take ceil(KW / kLanes) moves
+
+struct Frame {
+  int64_t hp, wp, size;  // size: C*HP*WP plus kLanes of slack for the wide moves past the last row's end
+};
+
+Frame frame(const ConvGeom& q) {
+  const int64_t hp = std::max(q.h + q.pad, (q.oh - 1) * q.stride + q.kh);
+  const int64_t wp = std::max(q.w + q.pad, (q.ow - 1) * q.stride + q.kw);
+  return {hp, wp, q.c * hp * wp + kLanes};
+}
+
+// Moves of kLanes elements: copy d[0 .. kLanes) = s[0 .. kLanes); add d[l] += s[l] for the lanes a mask keeps, and
+// d[l] += +0.0 for the rest, which leaves d[l] as it is (see sample_col2im). SSE2, which every x86-64 has.
+#if defined(__x86_64__)
+template <typename T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  using Mask = __m128;
+  static Mask mask(int64_t keep) {
+    alignas(16) static const int32_t bits[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    return _mm_loadu_ps(reinterpret_cast<const float*>(bits + kLanes - keep));
+  }
+  static void copy(const float* s, float* d) { _mm_storeu_ps(d, _mm_loadu_ps(s)); }
+  static void add(const float* s, Mask m, float* d) {
+    _mm_storeu_ps(d, _mm_add_ps(_mm_loadu_ps(d), _mm_and_ps(_mm_loadu_ps(s), m)));
   }
 };
-
-// Which patch entries read each pixel: pixel e's are entry[start[e] .. start[e + 1]), in patch order (the patch
-// table inverted; padding taps, which read the extra element, are left out).
-struct Col2imIndex {
-  std::vector<int32_t> start, entry;
-};
-
-Col2imIndex col2im_index(const std::vector<int32_t>& table, int64_t chw) {
-  Col2imIndex ix;
-  ix.start.assign(static_cast<size_t>(chw + 2), 0);
-  for (int32_t e : table) ++ix.start[static_cast<size_t>(e) + 1];
-  for (int64_t e = 0; e <= chw; ++e) ix.start[static_cast<size_t>(e + 1)] += ix.start[static_cast<size_t>(e)];
-  std::vector<int32_t> next(ix.start.begin(), ix.start.end() - 1);
-  ix.entry.resize(table.size());
-  for (size_t t = 0; t < table.size(); ++t) ix.entry[static_cast<size_t>(next[static_cast<size_t>(table[t])]++)] =
-      static_cast<int32_t>(t);
-  return ix;
-}
-
-// A shape's patch offsets, patch[(oy, ox), (c, i, j)] as [P * CKK], and their inverse for col2im. Cached: shared,
-// read-only, the oldest of kPatchCacheSize shapes dropped first.
-struct Patches {
-  std::vector<int32_t> offset;
-  Col2imIndex inverse;
-};
-using PatchTable = std::shared_ptr<const Patches>;
-
-PatchTable patch_table(const ConvGeom& q) {
-  constexpr size_t kPatchCacheSize = 32;
-  static std::mutex mutex;
-  static std::vector<std::pair<PatchKey, PatchTable>> cache;
-  const PatchKey key{q.c, q.h, q.w, q.kh, q.kw, q.stride, q.pad};
-  std::lock_guard<std::mutex> lock(mutex);
-  for (const auto& e : cache)
-    if (e.first == key) return e.second;
-  const int64_t chw = q.c * q.h * q.w;
-  JEBM_CHECK(chw < (int64_t{1} << 31), "conv2d: one sample [" << q.c << ", " << q.h << ", " << q.w
-                                                                << "] exceeds the 32-bit patch offsets");
-  auto t = std::make_shared<Patches>();
-  t->offset.resize(static_cast<size_t>(q.p() * q.ckk()));
-  int32_t* o = t->offset.data();
-  for (int64_t oy = 0; oy < q.oh; ++oy)
-    for (int64_t ox = 0; ox < q.ow; ++ox)
-      for (int64_t c = 0; c < q.c; ++c)
-        for (int64_t i = 0; i < q.kh; ++i)
-          for (int64_t j = 0; j < q.kw; ++j) {
-            const int64_t iy = oy * q.stride - q.pad + i, ix = ox * q.stride - q.pad + j;
-            const bool inside = iy >= 0 && iy < q.h && ix >= 0 && ix < q.w;
-            *o++ = static_cast<int32_t>(inside ? (c * q.h + iy) * q.w + ix : chw);
-          }
-  t->inverse = col2im_index(t->offset, chw);
-  if (cache.size() == kPatchCacheSize) cache.erase(cache.begin());
-  cache.emplace_back(key, t);
-  return t;
-}
-
-// dst[t] = src[idx[t]]. GCC does not vectorise gathers for generic tuning; on AVX-512 CPUs 16-lane hardware gathers
-// cut im2col's time by about a third. (The masked intrinsics: GCC 12 warns inside the unmasked ones.)
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) void gather_avx512(const float* src, const int32_t* idx, float* dst,
-                                                      int64_t n) {
-  int64_t t = 0;
-  for (; t + 16 <= n; t += 16)
-    _mm512_storeu_ps(dst + t,
-                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, _mm512_loadu_si512(idx + t), src, 4));
-  for (; t < n; ++t) dst[t] = src[idx[t]];
-}
-__attribute__((target("avx512f"))) void gather_avx512(const double* src, const int32_t* idx, double* dst,
-                                                      int64_t n) {
-  int64_t t = 0;
-  for (; t + 8 <= n; t += 8)
-    _mm512_storeu_pd(dst + t, _mm512_mask_i32gather_pd(_mm512_setzero_pd(), 0xFF,
-                                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + t)),
-                                                       src, 8));
-  for (; t < n; ++t) dst[t] = src[idx[t]];
-}
-#endif
-
-template <typename T>
-void gather(const T* src, const int32_t* idx, T* dst, int64_t n) {
-#if defined(__x86_64__)
-  if (cpu_features().avx512f) return gather_avx512(src, idx, dst, n);
-#endif
-  for (int64_t t = 0; t < n; ++t) dst[t] = src[idx[t]];
-}
-
-// x_n: [C, H, W] -> its patches [P, CKK]. x_n is copied next to the zero the padding offsets point at.
-template <typename T>
-void sample_im2col(const ConvGeom& q, const int32_t* table, const T* xn, T* patches) {
-  const int64_t chw = q.c * q.h * q.w, n = q.p() * q.ckk();
-  T* src = scratch<T>(2, chw + 1);
-  std::memcpy(src, xn, static_cast<size_t>(chw) * sizeof(T));
-  src[chw] = T(0);
-  gather(src, table, patches, n);
-}
-
-// The adjoint of sample_im2col: gx_n = sum of the patch entries that read each pixel, added in patch order from
-// zero: the bits of a scatter-add over the patches in order, computed pixel by pixel (the scatter-add's loads and
-// stores of the sums cost more, on MNIST's conv4 about 40 %).
-template <typename T>
-void sample_col2im(const ConvGeom& q, const Col2imIndex& ix, const T* patches, T* gxn) {
-  const int64_t chw = q.c * q.h * q.w;
-  const int32_t* start = ix.start.data();
-  const int32_t* entry = ix.entry.data();
-  for (int64_t e = 0; e < chw; ++e) {
-    T v = T(0);
-    for (int32_t k = start[e]; k < start[e + 1]; ++k) v += patches[entry[k]];
-    gxn[e] = v;
+template <>
+struct Lanes<double> {
+  struct Mask {
+    __m128d lo, hi;
+  };
+  static Mask mask(int64_t keep) {
+    alignas(16) static const int64_t bits[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    const double* m = reinterpret_cast<const double*>(bits + kLanes - keep);
+    return {_mm_loadu_pd(m), _mm_loadu_pd(m + 2)};
   }
+  static void copy(const double* s, double* d) {
+    _mm_storeu_pd(d, _mm_loadu_pd(s));
+    _mm_storeu_pd(d + 2, _mm_loadu_pd(s + 2));
+  }
+  static void add(const double* s, Mask m, double* d) {
+    _mm_storeu_pd(d, _mm_add_pd(_mm_loadu_pd(d), _mm_and_pd(_mm_loadu_pd(s), m.lo)));
+    _mm_storeu_pd(d + 2, _mm_add_pd(_mm_loadu_pd(d + 2), _mm_and_pd(_mm_loadu_pd(s + 2), m.hi)));
+  }
+};
+#else
+template <typename T>
+struct Lanes {
+  using Mask = int64_t;  // how many lanes to add
+  static Mask mask(int64_t keep) { return keep; }
+  static void copy(const T* s, T* d) {
+    for (int64_t l = 0; l < kLanes; ++l) d[l] = s[l];
+  }
+  static void add(const T* s, Mask keep, T* d) {
+    for (int64_t l = 0; l < keep; ++l) d[l] += s[l];
+  }
+};
+#endif
+
+// Copies n elements, kLanes at a time and the rest one by one (rows of the frame and of the sample).
+template <typename T>
+void copy_exact(const T* s, T* d, int64_t n) {
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) Lanes<T>::copy(s + k, d + k);
+  for (; k < n; ++k) d[k] = s[k];
+}
+
+// x_n: [C, H, W] -> its zero-bordered frame. The zeros are written once per thread and shape: a frame of the same
+// shape as this thread's previous one still has them, and only the pixels are copied.
+template <typename T>
+const T* sample_frame(const ConvGeom& q, const Frame& fr, const T* xn) {
+  struct Shape {
+    const T* buf;
+    int64_t c, h, w, pad, hp, wp;
+    bool operator==(const Shape& o) const {
+      return buf == o.buf && c == o.c && h == o.h && w == o.w && pad == o.pad && hp == o.hp && wp == o.wp;
+    }
+  };
+  thread_local Shape last{nullptr, 0, 0, 0, 0, 0, 0};
+  T* buf = scratch<T>(3, fr.size);
+  const Shape now{buf, q.c, q.h, q.w, q.pad, fr.hp, fr.wp};
+  if (!(now == last)) {
+    std::fill(buf, buf + fr.size, T(0));
+    last = now;
+  }
+  const int64_t h = q.h, w = q.w, wp = fr.wp;
+  T* d = buf + q.pad * wp + q.pad;
+  for (int64_t c = 0; c < q.c; ++c, d += (fr.hp - h) * wp)
+    for (int64_t iy = 0; iy < h; ++iy, xn += w, d += wp) copy_exact(xn, d, w);
+  return buf;
+}
+
+// x_n: [C, H, W] -> its patches [P, CKK]. A row's wide stores run up to kLanes - 1 elements into the next rows,
+// which are written after it; in the last window, rows that would run past the sample's block (the next sample's
+// block may be another thread's) are copied exactly. KW: the kernel width when known at compile time (3x3 layers:
+// the row loop unrolls), else 0.
+template <int64_t KW, typename T>
+void sample_im2col(const ConvGeom& q, const Frame& fr, const T* xn, T* patches) {
+  const T* buf = sample_frame(q, fr, xn);
+  const int64_t kw = KW ? KW : q.kw, kh = q.kh, c_count = q.c, wp = fr.wp, next_channel = (fr.hp - kh) * wp;
+  const int64_t windows = q.p(), span = (kw + kLanes - 1) / kLanes * kLanes;
+  T* const end = patches + windows * q.ckk();
+  T* d = patches;
+  for (int64_t k = 0; k < windows; ++k) {
+    const T* s = buf + (k / q.ow) * q.stride * wp + (k % q.ow) * q.stride;
+    const bool last = k == windows - 1;
+    for (int64_t c = 0; c < c_count; ++c, s += next_channel)
+      for (int64_t i = 0; i < kh; ++i, s += wp, d += kw) {
+        if (last && d + span > end) {
+          for (int64_t j = 0; j < kw; ++j) d[j] = s[j];
+        } else {
+          for (int64_t j = 0; j < kw; j += kLanes) Lanes<T>::copy(s + j, d + j);
+        }
+      }
+  }
+}
+
+// The adjoint of sample_im2col: gx_n = sum of the patch entries that read each pixel, added in patch order
+// ((oy, ox) ascending) from +0.0, the same sums as a gather per pixel through the inverted offset table (the code
+// before). Each patch row is added into the frame kLanes at a time; lanes past the row's end add +0.0 to whatever
+// they hit, which changes nothing: a sum started at +0.0 is never -0.0 in round-to-nearest (a + b is -0.0 only when
+// both are), and v + (+0.0) == v, bit for bit, for every other v, NaN included. Reads up to kLanes - 1 elements past
+// the block's end (masked off). KW as for sample_im2col.
+template <int64_t KW, typename T>
+void sample_col2im(const ConvGeom& q, const Frame& fr, const T* patches, T* gxn) {
+  T* buf = scratch<T>(2, fr.size);
+  std::fill(buf, buf + fr.size, T(0));
+  const int64_t kw = KW ? KW : q.kw, kh = q.kh, c_count = q.c, wp = fr.wp, next_channel = (fr.hp - kh) * wp;
+  const int64_t body = kw / kLanes * kLanes, rest = kw - body, windows = q.p();
+  const typename Lanes<T>::Mask all = Lanes<T>::mask(kLanes), tail = Lanes<T>::mask(rest);
+  const T* s = patches;
+  for (int64_t k = 0; k < windows; ++k) {
+    T* d = buf + (k / q.ow) * q.stride * wp + (k % q.ow) * q.stride;
+    for (int64_t c = 0; c < c_count; ++c, d += next_channel)
+      for (int64_t i = 0; i < kh; ++i, s += kw, d += wp) {
+        for (int64_t j = 0; j < body; j += kLanes) Lanes<T>::add(s + j, all, d + j);
+        if (rest) Lanes<T>::add(s + body, tail, d + body);
+      }
+  }
+  const int64_t h = q.h, w = q.w;
+  const T* r = buf + q.pad * wp + q.pad;
+  for (int64_t c = 0; c < c_count; ++c, r += (fr.hp - h) * wp)
+    for (int64_t iy = 0; iy < h; ++iy, r += wp, gxn += w) copy_exact(r, gxn, w);
 }
 
 // Runs f(g) for every sample g < gn of one group; threaded only when not already inside a parallel region (the
@@ -237,9 +278,12 @@ void for_samples(const ConvGeom& q, int64_t gn, F f) {
 
 // The patches [gn*P, CKK] of samples n0 .. n0+gn of x: [N, C, H, W].
 template <typename T>
-void group_im2col(const ConvGeom& q, const int32_t* table, const T* x, int64_t n0, int64_t gn, T* col) {
+void group_im2col(const ConvGeom& q, const Frame& fr, const T* x, int64_t n0, int64_t gn, T* col) {
   for_samples(q, gn, [&](int64_t g) {
-    sample_im2col(q, table, x + (n0 + g) * q.c * q.h * q.w, col + g * q.p() * q.ckk());
+    const T* xn = x + (n0 + g) * q.c * q.h * q.w;
+    T* patches = col + g * q.p() * q.ckk();
+    if (q.kw == 3) sample_im2col<3>(q, fr, xn, patches);
+    else sample_im2col<0>(q, fr, xn, patches);
   });
 }
 
@@ -268,15 +312,15 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   const T* wp = w.data<T>();  // [F, CKK]
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
-  const PatchTable table = patch_table(q);
+  const Frame fr = frame(q);
   for_groups(q, [&](int64_t gi) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK]
-    group_im2col(q, table->offset.data(), xp, n0, gn, col);
+    group_im2col(q, fr, xp, n0, gn, col);
     // w [F, CKK] x col^T. One sample's product [F, P] lands in y directly; a group's [F, gn*P] is spread over its
     // samples.
     T* out = gn == 1 ? yp + n0 * q.f * p : scratch<T>(1, q.f * gn * p);
-    group_gemm(groups_in_parallel(q), false, true, q.f, gn * p, ckk, wp, ckk, col, ckk, T(0), out, gn * p);
+    group_gemm_overwrite(groups_in_parallel(q), false, true, q.f, gn * p, ckk, wp, ckk, col, ckk, out);
     for (int64_t g = 0; g < gn; ++g)
       for (int64_t f = 0; f < q.f; ++f) {
         const T b = bp ? bp[f] : T(0);
@@ -294,14 +338,18 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   const T* gyp = gy.data<T>();
   const T* wp = w.data<T>();  // [F, CKK]
   T* gxp = gx.data<T>();
-  const PatchTable table = patch_table(q);  // its inverse: which patch entries read each pixel
+  const Frame fr = frame(q);
   for_groups(q, [&](int64_t gi) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     const T* gyt = group_grad_y(q, gyp, n0, gn);
-    T* col = scratch<T>(0, gn * p * ckk);  // [gn*P, CKK] = gy_g^T [gn*P, F] x w [F, CKK]
-    group_gemm(groups_in_parallel(q), true, false, gn * p, ckk, q.f, gyt, gn * p, wp, ckk, T(0), col, ckk);
+    // [gn*P, CKK] = gy_g^T [gn*P, F] x w [F, CKK], and the kLanes that sample_col2im reads past its end
+    T* col = scratch<T>(0, gn * p * ckk + kLanes);
+    group_gemm_overwrite(groups_in_parallel(q), true, false, gn * p, ckk, q.f, gyt, gn * p, wp, ckk, col);
     for_samples(q, gn, [&](int64_t g) {
-      sample_col2im(q, table->inverse, col + g * p * ckk, gxp + (n0 + g) * q.c * q.h * q.w);
+      const T* patches = col + g * p * ckk;
+      T* gxn = gxp + (n0 + g) * q.c * q.h * q.w;
+      if (q.kw == 3) sample_col2im<3>(q, fr, patches, gxn);
+      else sample_col2im<0>(q, fr, patches, gxn);
     });
   });
 }
@@ -317,7 +365,7 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
     std::fill(gwp, gwp + fk, T(0));
     return;
   }
-  const PatchTable table = patch_table(q);
+  const Frame fr = frame(q);
   const int64_t slots =
       std::clamp<int64_t>(kFilterSlotBudget / std::max<int64_t>(1, fk), 1, std::min(groups, kFilterSlots));
   const bool per_thread = slots > 1 && q.work() >= kParallelMin;
@@ -325,7 +373,7 @@ void backward_filter_typed(const Tensor& gy, const Tensor& x, const Conv2dParams
   auto add_group = [&](int64_t gi, T* acc, bool first) {
     const int64_t n0 = gi * G, gn = std::min(G, q.n - n0);
     T* col = scratch<T>(0, gn * p * ckk);
-    group_im2col(q, table->offset.data(), xp, n0, gn, col);
+    group_im2col(q, fr, xp, n0, gn, col);
     const T* gyt = group_grad_y(q, gyp, n0, gn);
     group_gemm(per_thread, false, false, q.f, ckk, gn * p, gyt, gn * p, col, ckk, first ? T(0) : T(1), acc, ckk);
   };
