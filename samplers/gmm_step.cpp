@@ -16,20 +16,34 @@ namespace {
 constexpr int64_t kPassChunk = kGmmWalkerChunk;  // walkers per chunk: fixed, so results do not depend on the thread count
 
 // Per chunk, all sums scaled by the chunk's running max m of the completed log-weights A (e = e^{A-m}). The sums
-// are views into the chunk's row of the pass's table [m, s1, s2 | acc | acc2 | acc3] (zeroed by the caller).
+// go to the chunk's row of the pass's table [m, s1, s2 | acc | acc2 | acc3] (zeroed by the caller) at the end
+// (write_chunk); meanwhile they live in `blk`, a 32-byte aligned block with one stride-dp row per sum and mode
+// (dp = D rounded up to 4): the table's rows start 3 doubles in and every mode's at j D, so most AVX2 accesses
+// to them crossed a cache line. The same operations in the same order on the same +0.0 start: the same bits.
 struct ChunkAcc {
   double m = -std::numeric_limits<double>::infinity();
   double s1 = 0.0, s2 = 0.0;  // sum e, sum e^2
   double* acc = nullptr;      // [K*D | K]: sum e r_j x, sum e r_j (the gradient)
   double* acc2 = nullptr;     // [W | W], W = K*D + K: sum e^2 f^2, sum e^2 f with f = dU/dtheta (the variance)
   double* acc3 = nullptr;     // [W | W]: sum e t f, sum e t with t = w_prev (f_prev - g_prev) (the lag covariance)
-  size_t n_acc = 0, n_acc2 = 0, n_acc3 = 0;
+  // blk, mode j: rows kO, kT1, kT2, kL1, kL0 of dp each at j * kSums * dp; then the K dU/dz_j sums, kSums each.
+  double* blk = nullptr;
 };
 
-// A thread's scratch for its chunks (allocated once per pass, not per chunk).
+enum : int64_t { kO, kT1, kT2, kL1, kL0, kSums };  // blk's rows: e r_j x; e^2 f; e^2 f^2; e t f; e t
+
+inline int64_t padded_dim(int64_t d) { return (d + 3) / 4 * 4; }
+
+// A thread's scratch for its chunks (allocated once per pass, not per chunk): two walkers' g, r and lag term t
+// (lag_term_row's layout), used in turn (pass_range).
 struct PassScratch {
-  std::vector<double> g, r, t, noise;
+  std::vector<double> g, r, t, noise, blk;
 };
+
+// v rounded up to a 32-byte boundary (v has 4 doubles to spare).
+inline double* align32(std::vector<double>& v) {
+  return v.data() + ((32 - reinterpret_cast<uintptr_t>(v.data()) % 32) % 32) / sizeof(double);
+}
 
 struct PassArgs {
   const GmmParams* theta;
@@ -53,6 +67,23 @@ inline void param_grad_row(const GmmParams& p, const double* x, const double* r,
     for (int64_t q = 0; q < d; ++q)
       out[j * d + q] = scale * (r[j] * (aj[q] - x[q]) - (centre ? centre[j * d + q] : 0.0));
     out[k * d + j] = scale * (r[j] - (centre ? centre[k * d + j] : 0.0));
+  }
+}
+
+// The lag term t = w (dU/dtheta(x) - centre) of one walker (param_grad_row's values with a centre) into the pass's
+// layout: mode j's row at out + j dp (32-byte aligned when out is), dU/dz_j at out[K dp + j]. restrict, and one
+// mode's row per loop, so that it vectorises without run-time overlap checks.
+JEBM_HD_ALWAYS_INLINE void lag_term_row(const GmmParams& p, const double* __restrict__ x, const double* __restrict__ r,
+                                        const double* __restrict__ centre, double scale, int64_t dp,
+                                        double* __restrict__ out) {
+  const int64_t k = p.k, d = p.d;
+  for (int64_t j = 0; j < k; ++j) {
+    const double* __restrict__ aj = p.a.data() + j * d;
+    const double* __restrict__ cj = centre + j * d;
+    double* __restrict__ oj = out + j * dp;
+    const double rj = r[j];
+    for (int64_t q = 0; q < d; ++q) oj[q] = scale * (rj * (aj[q] - x[q]) - cj[q]);
+    out[k * dp + j] = scale * (rj - centre[k * d + j]);
   }
 }
 
@@ -81,29 +112,31 @@ JEBM_HD_ALWAYS_INLINE void add_block(int64_t d, double e, double e2, double rj, 
   }
 }
 
-// Adds walker i (its weight e, responsibilities r, position x = X_k; t: its lag term with kLag) to the chunk's sums.
+// Adds walker i (its weight e, responsibilities r, position x = X_k; t: its lag term with kLag, lag_term_row's
+// layout) to the chunk's sums.
 template <bool kVar, bool kLag>
 JEBM_HD_ALWAYS_INLINE void add_walker(const GmmParams& p, ChunkAcc& c, double e, const double* r, const double* x,
                                       const double* t) {
-  const int64_t k = p.k, d = p.d, w = k * d + k, kd = k * d;
+  const int64_t k = p.k, d = p.d, dp = padded_dim(d);
   const double e2 = e * e;
   for (int64_t j = 0; j < k; ++j) {
-    const int64_t b = j * d;
-    add_block<kVar, kLag>(d, e, e2, r[j], p.a.data() + b, x, kLag ? t + b : nullptr, c.acc + b,
-                          kVar ? c.acc2 + w + b : nullptr, kVar ? c.acc2 + b : nullptr, kLag ? c.acc3 + b : nullptr,
-                          kLag ? c.acc3 + w + b : nullptr);
+    double* b = c.blk + j * kSums * dp;
+    add_block<kVar, kLag>(d, e, e2, r[j], p.a.data() + j * d, x, kLag ? t + j * dp : nullptr, b + kO * dp,
+                          b + kT1 * dp, b + kT2 * dp, b + kL1 * dp, b + kL0 * dp);
   }
+  double* zs = c.blk + k * kSums * dp;
   for (int64_t j = 0; j < k; ++j) {  // dU/dz_j = r_j
     const double rj = r[j];
-    c.acc[kd + j] += e * rj;
+    double* z = zs + j * kSums;
+    z[kO] += e * rj;
     if (!kVar) continue;
     const double pz = e2 * rj;
-    c.acc2[w + kd + j] += pz;
-    c.acc2[kd + j] += pz * rj;
+    z[kT1] += pz;
+    z[kT2] += pz * rj;
     if (!kLag) continue;
-    const double tz = e * t[kd + j];
-    c.acc3[kd + j] += tz * rj;
-    c.acc3[w + kd + j] += tz;
+    const double tz = e * t[k * dp + j];
+    z[kL1] += tz * rj;
+    z[kL0] += tz;
   }
 }
 
@@ -115,53 +148,108 @@ JEBM_HD_ALWAYS_INLINE void accumulate_walker(const PassArgs& a, ChunkAcc& c, dou
   else add_walker<false, false>(*a.theta, c, e, r, x, t);
 }
 
+// A new running maximum: what was accumulated so far times sc (the e-weighted sums) or sc^2 (the e^2 ones).
+JEBM_HD_ALWAYS_INLINE void rescale_chunk(int64_t k, int64_t dp, double sc, ChunkAcc& c) {
+  c.s1 *= sc;
+  c.s2 *= sc * sc;
+  for (int64_t j = 0; j < k; ++j) {
+    double* b = c.blk + j * kSums * dp;
+    double* z = c.blk + k * kSums * dp + j * kSums;
+    for (int64_t s = 0; s < kSums; ++s) {
+      const double f = s == kT1 || s == kT2 ? sc * sc : sc;
+      for (int64_t q = 0; q < dp; ++q) b[s * dp + q] *= f;
+      z[s] *= f;
+    }
+  }
+}
+
+// The chunk's sums from blk into its table row (which pass_range's caller zeroed), in the table's layout.
+void write_chunk(const GmmParams& p, const PassArgs& a, const ChunkAcc& c) {
+  const int64_t k = p.k, d = p.d, dp = padded_dim(d), kd = k * d, w = kd + k;
+  for (int64_t j = 0; j < k; ++j) {
+    const double* b = c.blk + j * kSums * dp;
+    const double* z = c.blk + k * kSums * dp + j * kSums;
+    if (a.with_grad) {
+      std::copy_n(b + kO * dp, d, c.acc + j * d);
+      c.acc[kd + j] = z[kO];
+    }
+    if (a.with_var) {
+      std::copy_n(b + kT2 * dp, d, c.acc2 + j * d);
+      std::copy_n(b + kT1 * dp, d, c.acc2 + w + j * d);
+      c.acc2[kd + j] = z[kT2];
+      c.acc2[w + kd + j] = z[kT1];
+    }
+    if (a.lag_cov) {
+      std::copy_n(b + kL1 * dp, d, c.acc3 + j * d);
+      std::copy_n(b + kL0 * dp, d, c.acc3 + w + j * d);
+      c.acc3[kd + j] = z[kL1];
+      c.acc3[w + kd + j] = z[kL0];
+    }
+  }
+}
+
+// Walker i's lag term (with lag_cov: into t, before the evaluation replaces the previous r) and its closed-form
+// evaluation: U is returned, grad_x U goes to g, r to the lag state's row i (*ri points there) or to r_local.
+JEBM_HD_ALWAYS_INLINE double prepare_walker(const PassArgs& a, int64_t i, int64_t dp, double* r_local, double* g,
+                                            double* t, double** ri) {
+  const GmmParams& p = *a.theta;
+  const int64_t k = p.k, d = p.d;
+  *ri = r_local;
+  if (a.lag) {
+    *ri = a.lag->r.data() + i * k;  // this pass's r is stored for the next one in place (no per-walker memmove)
+    // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev.
+    if (a.lag_cov)
+      lag_term_row(a.lag->theta, a.x_prev + i * d, *ri, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)], dp, t);
+  }
+  return gmm_eval_row(p, a.x + i * d, *ri, g);
+}
+
 // Walkers [b0, b1): closed-form evaluation, then the shared per-walker kernel, then the online softmax update.
+// Walker i + 1 is evaluated before walker i's sums (two slots of scratch, used in turn): a walker's steps form one
+// long dependency chain (the distance sums, exp and log, the move's sums, the weight's exp), and the next walker's
+// independent evaluation fills the core meanwhile. Each walker's operations are unchanged: the same bits.
 // Cloned for AVX2 like the generic kernel (no FMA: both clones give the same bits).
 __attribute__((target_clones("avx2", "default"))) void pass_range(const PassArgs& a, int64_t b0, int64_t b1,
                                                                    ChunkAcc& c, PassScratch& s) {
   const GmmParams& p = *a.theta;
-  const int64_t k = p.k, d = p.d;
-  s.g.resize(static_cast<size_t>(d));
-  s.r.resize(static_cast<size_t>(k));
-  s.t.resize(a.lag_cov ? static_cast<size_t>(k * d + k) : 0);
-  double *g = s.g.data(), *r = s.r.data(), *t = s.t.data();
+  const int64_t k = p.k, d = p.d, dp = padded_dim(d), ts = k * dp + padded_dim(k);  // ts: a slot of t
+  s.g.resize(static_cast<size_t>(2 * d));
+  s.r.resize(static_cast<size_t>(2 * k));
+  s.t.resize(a.lag_cov ? static_cast<size_t>(2 * ts + 4) : 0);
+  s.blk.resize(static_cast<size_t>(k * kSums * (dp + 1) + 4));
+  double *g = s.g.data(), *r = s.r.data(), *t = a.lag_cov ? align32(s.t) : nullptr;
+  c.blk = align32(s.blk);
+  std::fill_n(c.blk, k * kSums * (dp + 1), 0.0);
   const UlaConfig& cfg = *a.cfg;
   // The chunk's noise in one draw where that is faster (samplers/ula_jarzynski.hpp, ula_walkers_noise).
   const int64_t nz = 2 * ((d + 1) / 2);
   std::vector<double>& noise = s.noise;
   const bool drawn = ula_walkers_noise(a.seed, a.first + static_cast<uint64_t>(b0), b1 - b0, d, a.offset, noise);
+  double* r_next = nullptr;
+  double u_next = b0 < b1 ? prepare_walker(a, b0, dp, r, g, t, &r_next) : 0.0;
   for (int64_t i = b0; i < b1; ++i) {
-    double* xi = a.x + i * d;
-    double* ri = r;
-    if (a.lag) {
-      ri = a.lag->r.data() + i * k;  // this pass's r is stored for the next one in place (no per-walker memmove)
-      // t = w_prev (dU/dtheta_prev(X_prev) - g_prev), read before the move overwrites x_prev and before the
-      // evaluation below replaces the previous r.
-      if (a.lag_cov)
-        param_grad_row(a.lag->theta, a.x_prev + i * d, ri, a.lag->grad.data(), a.lag->w[static_cast<size_t>(i)], t);
-    }
-    const double u = gmm_eval_row(p, xi, ri, g);
+    const int64_t slot = (i - b0) % 2, other = 1 - slot;
+    double *xi = a.x + i * d, *gi = g + slot * d, *ti = t ? t + slot * ts : nullptr, *ri = r_next;
+    const double u = u_next;
     // X_next goes into the x_prev buffer (the caller swaps), so xi keeps X_k for the gradient below.
-    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, g, u, a.log_w + i, a.partial + i, a.pending + i,
+    ula_jarzynski_walker<double>(d, a.x_prev + i * d, xi, gi, u, a.log_w + i, a.partial + i, a.pending + i,
                                  true, true, cfg.weighted, cfg.h, a.sigma, cfg.drift_clip, a.seed,
                                  a.first + static_cast<uint64_t>(i), a.offset, a.x_prev + i * d,
                                  /*partial_coef, back_den, energy_coef: the defaults*/ 0.5, 0.0, 1.0,
                                  drawn ? noise.data() + (i - b0) * nz : nullptr);
+    if (i + 1 < b1)
+      u_next = prepare_walker(a, i + 1, dp, r + other * k, g + other * d, t ? t + other * ts : nullptr, &r_next);
     const double ai = a.log_w[i];
     if (ai > c.m) {  // a new maximum: rescale what was accumulated so far
-      const double sc = std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0;
-      c.s1 *= sc;
-      c.s2 *= sc * sc;
-      for (size_t q = 0; q < c.n_acc; ++q) c.acc[q] *= sc;
-      for (size_t q = 0; q < c.n_acc2; ++q) c.acc2[q] *= sc * sc;
-      for (size_t q = 0; q < c.n_acc3; ++q) c.acc3[q] *= sc;
+      rescale_chunk(k, dp, std::isfinite(c.m) ? std::exp(c.m - ai) : 0.0, c);
       c.m = ai;
     }
     const double e = std::exp(ai - c.m);
     c.s1 += e;
     c.s2 += e * e;
-    if (a.with_grad) accumulate_walker(a, c, e, ri, xi, t);
+    if (a.with_grad) accumulate_walker(a, c, e, ri, xi, ti);
   }
+  write_chunk(p, a, c);
 }
 
 // The variance (from T = [sum e^2 f^2 | sum e^2 f]) and, when tot3 is not empty, the lag covariance (from
@@ -333,7 +421,7 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       double* o = rows.data() + static_cast<size_t>(c) * row;
-      ChunkAcc acc{-std::numeric_limits<double>::infinity(), 0.0, 0.0, o + 3, o + 3 + wg, o + 3 + wg + wv, wg, wv, wl};
+      ChunkAcc acc{-std::numeric_limits<double>::infinity(), 0.0, 0.0, o + 3, o + 3 + wg, o + 3 + wg + wv, nullptr};
       pass_range(a, c * kPassChunk, std::min(n, (c + 1) * kPassChunk), acc, scratch);
       o[0] = acc.m;
       o[1] = acc.s1;
