@@ -163,7 +163,8 @@ std::vector<double> gmm_data_partials(const GmmParams& p, const double* x, int64
   const int64_t k = p.k, d = p.d, w = 1 + (with_grad ? k * d + k : 0);
   const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
   std::vector<double> part(static_cast<size_t>(chunks * w), 0.0);
-#pragma omp parallel for schedule(static) if (n * w > 8192)
+  // Dynamic, like the walker pass (samplers/gmm_step.cpp): a chunk's partial sums do not depend on its thread.
+#pragma omp parallel for schedule(dynamic) if (n * w > 8192)
   for (int64_t c = 0; c < chunks; ++c)
     data_chunk(p, x, c * kRowChunk, std::min(n, (c + 1) * kRowChunk), with_grad, part.data() + c * w);
   return part;

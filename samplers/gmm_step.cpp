@@ -418,7 +418,9 @@ GmmWalkerPass gmm_walker_pass(const GmmParams& theta, WalkerPopulation& pop, con
 #pragma omp parallel if (n * d > 4096)
   {
     PassScratch scratch;
-#pragma omp for schedule(static)
+    // Chunks handed out one at a time: on a shared machine a descheduled thread no longer holds up a fixed half of
+    // them (each chunk writes its own row, so who computes it does not change the bits).
+#pragma omp for schedule(dynamic)
     for (int64_t c = 0; c < chunks; ++c) {
       double* o = rows.data() + static_cast<size_t>(c) * row;
       ChunkAcc acc{-std::numeric_limits<double>::infinity(), 0.0, 0.0, o + 3, o + 3 + wg, o + 3 + wg + wv, nullptr};
