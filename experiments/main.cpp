@@ -13,6 +13,7 @@
 
 #include "experiments/cli.hpp"
 #include "experiments/command.hpp"
+#include "experiments/cpu_affinity.hpp"
 #include "experiments/version.hpp"
 #include "runtime/blas_core.hpp"
 #include "runtime/comm/communicator.hpp"
@@ -108,7 +109,10 @@ int main(int argc, char** argv) {
       restart = true;
     }
   }
-  if (restart) execv("/proc/self/exe", argv);
+  if (restart) {
+    jebm::unbind_before_restart();  // else OMP_PROC_BIND would leave the restarted jebm one CPU
+    execv("/proc/self/exe", argv);
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     print_help(std::cout);
@@ -117,7 +121,8 @@ int main(int argc, char** argv) {
   jebm::set_command_line(argc, argv);
   // `jebm --version` and `jebm CMD --version`: what made this binary.
   if (std::find(args.begin(), args.end(), "--version") != args.end()) {
-    std::cout << jebm::version_line() << "\nblas: " << jebm::blas_line() << "\n";
+    std::cout << jebm::version_line() << "\nblas: " << jebm::blas_line() << "\ncpus: " << jebm::usable_cpus()
+              << " usable by this process (its affinity mask)\n";
     return 0;
   }
   for (const auto& c : commands()) {
