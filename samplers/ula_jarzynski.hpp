@@ -144,26 +144,51 @@ inline bool ula_walkers_noise(uint64_t seed, uint64_t first, int64_t count, int6
 // Four doubles as one value: GCC's vector extension, one AVX2 register (two SSE2 halves in a baseline clone; the
 // same operations lane by lane, so the same bits). The per-walker sweep below is written with it because GCC
 // compiled the plain loops' four running sums as stack arrays, reloaded and stored back every tile.
+// CUDA device code has no vector extension (nvcc refuses it in __device__ functions), so a .cu translation unit
+// gets the same four lanes as a struct with lane-by-lane operators: the same operations per lane, the same bits.
+#if defined(__CUDACC__)
+struct UlaV4 {
+  double l[4];
+  JEBM_HD_ALWAYS_INLINE double& operator[](int i) { return l[i]; }
+  JEBM_HD_ALWAYS_INLINE double operator[](int i) const { return l[i]; }
+};
+JEBM_HD_ALWAYS_INLINE UlaV4 operator+(const UlaV4& a, const UlaV4& b) {
+  return {{a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]}};
+}
+JEBM_HD_ALWAYS_INLINE UlaV4 operator-(const UlaV4& a, const UlaV4& b) {
+  return {{a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]}};
+}
+JEBM_HD_ALWAYS_INLINE UlaV4 operator*(const UlaV4& a, const UlaV4& b) {
+  return {{a[0] * b[0], a[1] * b[1], a[2] * b[2], a[3] * b[3]}};
+}
+JEBM_HD_ALWAYS_INLINE UlaV4 operator*(double s, const UlaV4& a) { return {{s * a[0], s * a[1], s * a[2], s * a[3]}}; }
+JEBM_HD_ALWAYS_INLINE UlaV4& operator+=(UlaV4& a, const UlaV4& b) { return a = a + b; }
+#else
 typedef double UlaV4 __attribute__((vector_size(32)));
+#endif
 
 // Loads and stores take the vector by reference: a function returning one by value draws GCC's ABI
 // note (-Wpsabi) in the baseline clone, which the build turns into an error.
 template <typename T>
 JEBM_HD_ALWAYS_INLINE void ula_load4(const T* p, UlaV4& v) {
+#if !defined(__CUDACC__)
   if constexpr (std::is_same<T, double>::value) {
     std::memcpy(&v, p, sizeof v);
-  } else {
-    for (int l = 0; l < 4; ++l) v[l] = static_cast<double>(p[l]);
+    return;
   }
+#endif
+  for (int l = 0; l < 4; ++l) v[l] = static_cast<double>(p[l]);
 }
 
 template <typename T>
 JEBM_HD_ALWAYS_INLINE void ula_store4(T* p, const UlaV4& v) {
+#if !defined(__CUDACC__)
   if constexpr (std::is_same<T, double>::value) {
     std::memcpy(p, &v, sizeof v);
-  } else {
-    for (int l = 0; l < 4; ++l) p[l] = static_cast<T>(v[l]);
+    return;
   }
+#endif
+  for (int l = 0; l < 4; ++l) p[l] = static_cast<T>(v[l]);
 }
 
 // Coordinates [0, n) of one walker's rows (the callers offset the pointers; G: the drift, clipped beforehand
@@ -188,7 +213,7 @@ JEBM_HD_ALWAYS_INLINE void ula_walker_span(int64_t n, T* x_prev, T* x, const G* 
     }
     if (move) {
       UlaV4 zv;
-      std::memcpy(&zv, z + e, sizeof zv);
+      ula_load4(z + e, zv);
       q += zv * zv;
       const UlaV4 next = xv - h * gv + sigma * zv;
       if (x_next) {
@@ -236,7 +261,7 @@ JEBM_HD_ALWAYS_INLINE void ula_jarzynski_walker(int64_t dims, T* x_prev, T* x, c
                                   const double* noise = nullptr) {
   const bool do_complete = complete && weighted && *pending != 0;
   const int64_t pairs = (dims + 1) / 2;
-  UlaV4 b = {0.0, 0.0, 0.0, 0.0}, q = {0.0, 0.0, 0.0, 0.0};
+  UlaV4 b{}, q{};
   if ((noise || !move) && !(clip > 0.0)) {
     ula_walker_span(dims, x_prev, x, g, noise, do_complete, move, h, sigma, x_next, b, q);
   } else {
