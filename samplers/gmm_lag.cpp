@@ -20,8 +20,8 @@ Tensor gmm_centred_grad_rows(const GmmParams& theta, const std::vector<double>& 
   const Tensor a = Tensor::from_vector(theta.a, {1, k, d}, DType::Float64, dev);
   const Tensor ga = Tensor::from_vector(std::vector<double>(g.begin(), g.begin() + kd), {1, k, d}, DType::Float64, dev);
   const Tensor gz = Tensor::from_vector(std::vector<double>(g.begin() + kd, g.end()), {1, k}, DType::Float64, dev);
-  // [N, K, D]: w_i (r_ij (a_j - x_i) - g_aj); [N, K]: w_i (r_ij - g_zj). The broadcasts spell param_grad_row's
-  // arithmetic in the same order.
+  // [N, K, D]: w_i (r_ij (a_j - x_i) - g_aj); [N, K]: w_i (r_ij - g_zj). The broadcasts spell the arithmetic of
+  // lag_term_row (samplers/gmm_step.cpp) in the same order.
   const Tensor fa = mul(w.reshape({n, 1, 1}), sub(mul(r.reshape({n, k, 1}), sub(a, x.reshape({n, 1, d}))), ga));
   const Tensor fz = mul(w.reshape({n, 1}), sub(r.reshape({n, k}), gz));
   return concat({fa.reshape({n, kd}), fz}, 1);

@@ -57,21 +57,8 @@ struct PassArgs {
   bool lag_cov;
 };
 
-// dU/dtheta of one walker as [K*D | K]: dU/da_j = r_j (a_j - x), dU/dz_j = r_j, minus `centre` when non-null,
-// times `scale`.
-inline void param_grad_row(const GmmParams& p, const double* x, const double* r, const double* centre, double scale,
-                           double* out) {
-  const int64_t k = p.k, d = p.d;
-  for (int64_t j = 0; j < k; ++j) {
-    const double* aj = p.a.data() + j * d;
-    for (int64_t q = 0; q < d; ++q)
-      out[j * d + q] = scale * (r[j] * (aj[q] - x[q]) - (centre ? centre[j * d + q] : 0.0));
-    out[k * d + j] = scale * (r[j] - (centre ? centre[k * d + j] : 0.0));
-  }
-}
-
-// The lag term t = w (dU/dtheta(x) - centre) of one walker (param_grad_row's values with a centre) into the pass's
-// layout: mode j's row at out + j dp (32-byte aligned when out is), dU/dz_j at out[K dp + j]. restrict, and one
+// The lag term t = w (dU/dtheta(x) - centre) of one walker, with dU/da_j = r_j (a_j - x) and dU/dz_j = r_j, into the
+// pass's layout: mode j's row at out + j dp (32-byte aligned when out is), dU/dz_j at out[K dp + j]. restrict, and one
 // mode's row per loop, so that it vectorises without run-time overlap checks.
 JEBM_HD_ALWAYS_INLINE void lag_term_row(const GmmParams& p, const double* __restrict__ x, const double* __restrict__ r,
                                         const double* __restrict__ centre, double scale, int64_t dp,
@@ -87,7 +74,7 @@ JEBM_HD_ALWAYS_INLINE void lag_term_row(const GmmParams& p, const double* __rest
   }
 }
 
-// One mode's block of walker i's sums, f = r_j (a_j - x) (dU/da_j, param_grad_row's values) formed on the fly:
+// One mode's block of walker i's sums, f = r_j (a_j - x) (dU/da_j) formed on the fly:
 // o += e r_j x; with kVar t1 += e^2 f, t2 += e^2 f f; with kLag also l1 += e t f, l0 += e t. One sweep instead
 // of one per sum; restrict lets the compiler vectorise it without run-time overlap checks.
 template <bool kVar, bool kLag>
