@@ -96,12 +96,19 @@ void print_error(const std::string& cmd, const std::string& rank, const std::str
 int main(int argc, char** argv) {
   // Two settings that libraries read once, before main, so jebm restarts itself once with them (execv returns only
   // on failure; then it goes on as it is). A user who sets either variable keeps their value.
-  // - libgomp's default spin-waiting made jebm 10-60x slower whenever the cores were shared with other work
-  //   (measured on 2-core machines): OMP_WAIT_POLICY=passive. Set it to active on a dedicated machine.
+  // - How idle OpenMP threads wait. libgomp's default spin (about 3 ms on a 2-core Xeon) made jebm 10-60x slower
+  //   whenever the cores were shared with other work; OMP_WAIT_POLICY=passive (sleep at once) left a quiet 2-core
+  //   Xeon VM running most 2-thread GMM iterations at the 1-thread time, the second thread woken too late to help.
+  //   A bounded spin (GOMP_SPINCOUNT, about 0.1 ms there) keeps both (docs/performance.md, "OpenMP on a shared
+  //   machine"). A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept.
   // - OpenBLAS falls back to a generic SSE3 kernel set on a CPU it does not know, 3-4x slower in GEMM than the
   //   CPU's AVX-512 or AVX2 one (runtime/blas_core.hpp): OPENBLAS_CORETYPE names the right one.
   bool restart = false;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) restart = true;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr &&
+      setenv("GOMP_SPINCOUNT", jebm::kJebmSpinCount, 1) == 0) {
+    setenv("JEBM_SET_SPINCOUNT", "1", 1);  // so that --version can say who chose it
+    restart = true;
+  }
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
     const std::string detected = jebm::blas_core(), core = jebm::blas_core_override(detected, jebm::cpu_features());
     if (!core.empty() && setenv("OPENBLAS_CORETYPE", core.c_str(), 1) == 0) {
@@ -122,7 +129,7 @@ int main(int argc, char** argv) {
   // `jebm --version` and `jebm CMD --version`: what made this binary.
   if (std::find(args.begin(), args.end(), "--version") != args.end()) {
     std::cout << jebm::version_line() << "\nblas: " << jebm::blas_line() << "\ncpus: " << jebm::usable_cpus()
-              << " usable by this process (its affinity mask)\n";
+              << " usable by this process (its affinity mask)\nopenmp wait: " << jebm::openmp_wait_line() << "\n";
     return 0;
   }
   for (const auto& c : commands()) {

@@ -40,6 +40,18 @@ std::string blas_line() {
   return text;
 }
 
+std::string openmp_wait_line() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  if (std::getenv("JEBM_SET_SPINCOUNT") && spin)
+    return "GOMP_SPINCOUNT=" + std::string(spin) + " (set by jebm): idle threads spin briefly, then sleep";
+  if (!policy && !spin) return "libgomp's default";
+  std::string text;
+  if (policy) text = "OMP_WAIT_POLICY=" + std::string(policy);
+  if (spin) text += (text.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin;
+  return text + " (yours)";
+}
+
 void set_command_line(int argc, char** argv) {
   std::string text = "jebm";
   for (int i = 1; i < argc; ++i) text += " " + shell_word(argv[i]);

@@ -24,6 +24,13 @@ std::string version_line();
 // line; runs record it as jebm.blas, since GEMM results differ in their last bits from one kernel set to another.
 std::string blas_line();
 
+// How idle OpenMP threads wait, as this process runs: "GOMP_SPINCOUNT=10000 (set by jebm): ..." when jebm chose it
+// (experiments/main.cpp), else the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT, else libgomp's default. `jebm --version`'s
+// fourth line. Timing only: results do not depend on it.
+std::string openmp_wait_line();
+// The bounded spin jebm sets when the user sets neither variable (docs/performance.md, "OpenMP on a shared machine").
+inline constexpr const char* kJebmSpinCount = "10000";
+
 // The command line as the user typed it ("jebm gmm --iterations 10"), each argument quoted for a POSIX shell
 // when it needs it. Set once by main() (set_command_line); empty before.
 void set_command_line(int argc, char** argv);

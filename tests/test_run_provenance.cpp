@@ -64,7 +64,8 @@ BOOST_AUTO_TEST_CASE(version_names_commit_build_and_backends) {
     BOOST_TEST(first == "jebm " + b.version + " (commit " + b.commit + ", " + b.build_type + " build, backends: " +
                             b.backends + ")\n");
     BOOST_TEST(std::regex_search(r.out, std::regex(R"(\nblas: .* \(core [A-Za-z0-9]+\)(, set by jebm .*)?\n)")));
-    BOOST_TEST(std::regex_search(r.out, std::regex(R"(\ncpus: [1-9][0-9]* usable by this process .*\n$)")));
+    BOOST_TEST(std::regex_search(r.out, std::regex(R"(\ncpus: [1-9][0-9]* usable by this process .*\n)")));
+    BOOST_TEST(std::regex_search(r.out, std::regex(R"(\nopenmp wait: .+\n$)")));
     BOOST_TEST(std::regex_search(r.out, std::regex(R"(commit ([0-9a-f]{12}(-dirty)?|unknown),)")));
     BOOST_TEST(r.out.find("backends: CPU") != std::string::npos);
   }

@@ -1,7 +1,7 @@
 // The direct conv2d's input gradient by output phase, with lanes over the columns of one (row, column) stride phase
 // and only that phase's own taps (conv2d_direct_backward_data_phases, runtime/cpu/conv_direct.hpp), for stride 2, in
-// FMA / portable versions picked at load time (a CPU with AVX-512 runs the FMA version where a test forces this
-// layout; by default it keeps its kernel by output phase). Tested by
+// FMA / portable versions picked at load time (a CPU with AVX-512 runs the FMA version: measured faster there than
+// the 64-byte kernel by output phase, since MNIST conv2's phases fill one 32-byte vector). Tested by
 // tests/test_conv_direct.cpp (backward_data_layouts_give_the_same_bits, and every test of the direct path).
 //
 // Output (Y, X) = (2q + ry, 2m + rx) (padded coordinates) takes the taps i = ry + 2a < KH, j = rx + 2b < KW and reads

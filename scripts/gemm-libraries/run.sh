@@ -78,7 +78,7 @@ avx512=1
 for f in avx512f avx512bw avx512dq avx512vl avx512cd; do [[ $flags == *" $f "* ]] || avx512=0; done
 [ $avx512 = 1 ] && best=SkylakeX
 
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # as the jebm program runs (docs/performance.md)
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}  # as the jebm program runs (docs/performance.md)
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC');" \
   "load $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
