@@ -60,6 +60,11 @@ using conv_direct::geo;
 // became one memmove call per row (16 floats for MNIST's conv2), about 7 % of its forward and filter gradient.
 template <typename T>
 JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
+  // The next sample's input, towards L2 while this one computes: the first loads of each sample's rows missed the
+  // caches, about a sixth of the AVX-512 forward's and filter gradient's time on MNIST conv2 (Xeon, 1 thread). A
+  // prefetch past the last sample does not fault.
+  const int64_t size = g.c * g.h * g.w;
+  for (int64_t k = 0; k < size; k += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(xn + size + k, 0, 2);
   std::fill(xpad, xpad + g.c * g.hp() * g.wp(), T(0));
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t y = 0; y < g.h; ++y) {
@@ -104,11 +109,49 @@ JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const in
   for (int64_t p = 0; p < NP; ++p) store(out + p * ldo, acc[p]);
 }
 
-// One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPixBlock then one at a time.
+// block_kernel for two lane blocks at once (b's columns 0..2 kLanes): each pixel's input broadcast once for both,
+// 2 NP accumulators. For AVX-512's 32 zmm registers: with one lane block, MNIST conv2's forward (32 filters, two
+// blocks) broadcast every input twice and kept 8 chains of 4-cycle multiply-adds, which left the Xeon's two FMA
+// ports half idle. Each output's chain is the same, so the same bits.
+template <typename Isa, typename T, int64_t NP, int64_t S>
+JEBM_ALWAYS_INLINE void block_kernel2(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
+                                      const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
+  using V = conv_direct::reg_t<Isa, T>;
+  const int64_t st = S > 0 ? S : as;
+  V acc[2][NP];
+  for (int64_t p = 0; p < NP; ++p) acc[0][p] = acc[1][p] = V{};
+  for (int64_t k = 0; k < nk; ++k) {
+    V b0, b1;
+    load(b0, b + k * ldb);
+    load(b1, b + k * ldb + kLanes<T>);
+    const T* ar = a + ka[k];
+    for (int64_t p = 0; p < NP; ++p) {
+      V av;
+      splat(Isa{}, av, ar[p * st]);
+      fma_into(Isa{}, acc[0][p], av, b0);
+      fma_into(Isa{}, acc[1][p], av, b1);
+    }
+  }
+  for (int64_t p = 0; p < NP; ++p) {
+    store(out + p * ldo, acc[0][p]);
+    store(out + p * ldo + kLanes<T>, acc[1][p]);
+  }
+}
+
+// One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPixBlock then one at a time;
+// in AVX-512, two lane blocks at a time where there are two.
 template <typename Isa, typename T, int64_t S>
 JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
                                    int64_t n, T* out) {
-  for (int64_t lb = 0; lb < ldb; lb += kLanes<T>) {
+  int64_t lb = 0;
+  if constexpr (std::is_same_v<Isa, conv_direct::IsaAvx512>)
+    for (; lb + 2 * kLanes<T> <= ldb; lb += 2 * kLanes<T>) {
+      int64_t p = 0;
+      for (; p + kPix <= n; p += kPix)
+        block_kernel2<Isa, T, kPix, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+      for (; p < n; ++p) block_kernel2<Isa, T, 1, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+    }
+  for (; lb < ldb; lb += kLanes<T>) {
     int64_t p = 0;
     for (; p + kPixBlock<Isa> <= n; p += kPixBlock<Isa>)
       block_kernel<Isa, T, kPixBlock<Isa>, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
@@ -163,7 +206,7 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
     else if (g.s == 2) row_kernel<Isa, T, 2>(a, 2, xoff, g.ckk(), wt, fp, ow, acc);  // the MNIST CNN's
     else row_kernel<Isa, T, 0>(a, g.s, xoff, g.ckk(), wt, fp, ow, acc);
     int64_t f = 0, ob = 0;  // filters and columns the 8 x 8 blocks cover
-    if constexpr (std::is_same_v<Isa, conv_direct::IsaFma> && sizeof(T) == 4) {
+    if constexpr (!std::is_same_v<Isa, conv_direct::IsaBase> && sizeof(T) == 4) {  // AVX-512 has AVX2 and FMA
       ob = ow / 8 * 8;
       for (; f + 8 <= g.f; f += 8)
         for (int64_t ox = 0; ox < ob; ox += 8) transpose8_add(acc + ox * fp + f, fp, bias ? bias + f : nullptr,
@@ -202,6 +245,50 @@ JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __
     load(v, part + t * fp);
     add_into(Isa{}, v, acc[t]);
     store(part + t * fp, v);
+  }
+}
+
+// filter_block for NR whole kernel rows of KW taps each: tap (r, j) at roff[r * KW] + j. With KW a constant, the
+// j-th tap's input is a constant displacement from its row's, so a block needs NR offsets in registers, not NR * KW:
+// with 15 run-time offsets the AVX-512 version ran out of general registers, parked them in xmm registers and moved
+// one back (vmovq, on an FMA port) before every multiply-add. The same sums in the same order, so the same bits.
+template <typename Isa, typename T, int64_t NR, int64_t KW>
+JEBM_ALWAYS_INLINE void filter_block_rows(const T* __restrict xpad, const int64_t* __restrict roff,
+                                          const int64_t* __restrict poff, int64_t np, const T* __restrict gyt,
+                                          int64_t fp, T* __restrict part) {
+  using V = conv_direct::reg_t<Isa, T>;
+  V acc[NR * KW];
+  for (int64_t t = 0; t < NR * KW; ++t) acc[t] = V{};
+  int64_t ro[NR];
+  for (int64_t r = 0; r < NR; ++r) ro[r] = roff[r * KW];
+  for (int64_t p = 0; p < np; ++p) {
+    V gv;
+    load(gv, gyt + p * fp);
+    const T* xr = xpad + poff[p];
+    for (int64_t r = 0; r < NR; ++r) {
+      const T* xrr = xr + ro[r];
+      for (int64_t j = 0; j < KW; ++j) {
+        V xv;
+        splat(Isa{}, xv, xrr[j]);
+        fma_into(Isa{}, acc[r * KW + j], xv, gv);
+      }
+    }
+  }
+  for (int64_t t = 0; t < NR * KW; ++t) {
+    V v;
+    load(v, part + t * fp);
+    add_into(Isa{}, v, acc[t]);
+    store(part + t * fp, v);
+  }
+}
+
+// filter_block_rows for nr (1 to NMAX) rows, chosen at run time.
+template <typename Isa, typename T, int64_t KW, int64_t NMAX>
+JEBM_ALWAYS_INLINE void filter_rows(int64_t nr, const T* xpad, const int64_t* roff, const int64_t* poff, int64_t np,
+                                    const T* gyt, int64_t fp, T* part) {
+  if constexpr (NMAX >= 1) {
+    if (nr == NMAX) return filter_block_rows<Isa, T, NMAX, KW>(xpad, roff, poff, np, gyt, fp, part);
+    return filter_rows<Isa, T, KW, NMAX - 1>(nr, xpad, roff, poff, np, gyt, fp, part);
   }
 }
 
@@ -296,6 +383,19 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
   const int64_t blocks = (nt + kMaxTaps - 1) / kMaxTaps;
   pad_sample(g, xn, xpad);
   transpose_grad_y<Isa>(g, gyn, gyt);
+  if (g.kw == 3 || g.kw == 5) {  // the MNIST and CIFAR-10 kernels: blocks of whole kernel rows
+    const int64_t per = kMaxTaps / g.kw, rows = g.c * g.kh, rblocks = (rows + per - 1) / per;
+    for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
+      for (int64_t b = 0, r = 0; b < rblocks; ++b) {
+        const int64_t n = rows / rblocks + (b < rows % rblocks ? 1 : 0), t = r * g.kw;
+        if (g.kw == 3)
+          filter_rows<Isa, T, 3, kMaxTaps / 3>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+        else
+          filter_rows<Isa, T, 5, kMaxTaps / 5>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
+        r += n;
+      }
+    return;
+  }
   for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
     for (int64_t b = 0, t = 0; b < blocks; ++b) {
       const int64_t n = nt / blocks + (b < nt % blocks ? 1 : 0);
