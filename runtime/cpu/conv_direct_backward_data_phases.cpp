@@ -89,6 +89,9 @@ struct Plan {
   int64_t fb;
   int64_t first;  // the column phase rx of grad_x's column 0: pad mod 2
   bool skips;     // whether a phase has no rows, columns or taps (its sums: zero)
+  // The AVX-512 float32 version's copies of gyp with rows kUnit wide, one per first column o = cs.q0 - b: o from omin,
+  // nco of them (sample512).
+  int64_t omin, nco;
 };
 
 template <typename T>
@@ -116,6 +119,13 @@ Plan plan(const Geo& g, int64_t fb) {
   pl.fb = fb;
   for (int64_t r = 0; r < kS; ++r)
     pl.skips = pl.skips || pl.rows[r].nq == 0 || pl.rows[r].ka == 0 || pl.cols[r].nq == 0 || pl.cols[r].ka == 0;
+  int64_t omax = 0;
+  pl.omin = pl.cols[0].q0;
+  for (int64_t r = 0; r < kS; ++r) {
+    pl.omin = std::min(pl.omin, pl.cols[r].q0 - std::max<int64_t>(pl.cols[r].ka - 1, 0));
+    omax = std::max(omax, pl.cols[r].q0);
+  }
+  pl.nco = omax - pl.omin + 1;
   return pl;
 }
 
@@ -124,6 +134,7 @@ Plan plan(const Geo& g, int64_t fb) {
 template <typename T>
 struct Steps {
   std::vector<int64_t> gy;
+  std::vector<int64_t> gy512;  // the same loads in sample512's copies: (copy, f * nrows - a) in rows of kUnit
   std::vector<T> w;
   int64_t per_f = 0;  // steps per filter
 };
@@ -137,6 +148,8 @@ Steps<T> steps(const Geo& g, const Plan& pl, int64_t ry, int64_t rx, const T* w)
     for (int64_t a = 0; a < ka; ++a)
       for (int64_t b = 0; b < kb; ++b) {
         st.gy.push_back((f * pl.nrows - a) * pl.wq - b);
+        const int64_t copy = pl.cols[rx].q0 - b - pl.omin;
+        st.gy512.push_back(((copy * g.f + f) * pl.nrows - a) * kUnit<T>);
         const int64_t i = ry + kS * a, j = rx + kS * b;
         for (int64_t c = 0; c < g.c; ++c) st.w.push_back(w[((f * g.c + c) * g.kh + i) * g.kw + j]);
       }
@@ -231,9 +244,8 @@ __attribute__((target("avx2,fma"))) inline void interleave(IsaFma, const float* 
 
 // One sample: gyp filled from grad_y_n [F, OH, OW], every phase's sums into sc, then sc interleaved into grad_x_n
 // [C, H, W]. st[ry * 2 + rx]: phase (ry, rx)'s steps.
-template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict gyn, const Steps<T>* st,
-                               T* __restrict gxn, T* __restrict gyp, T* __restrict sc) {
+template <typename T>
+JEBM_ALWAYS_INLINE void sample_fill(const Geo& g, const Plan& pl, const T* __restrict gyn, T* __restrict gyp) {
   // gyp: grad_y's rows inside zero margins. Each row by 32-byte copies, the last one ending at the row's end (a call
   // to memmove per row of 8 or 9 cost 9 % of MNIST conv2's input gradient; element loops cost more).
   std::fill(gyp, gyp + g.f * pl.nrows * pl.wq, T(0));
@@ -248,6 +260,25 @@ JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict
       for (int64_t k = 0; k + kUnit<T> < g.ow; k += kUnit<T>) std::memcpy(d + k, src + k, 32);
       std::memcpy(d + g.ow - kUnit<T>, src + g.ow - kUnit<T>, 32);
     }
+}
+
+// sc's phase sums interleaved into grad_x_n [C, H, W].
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void sample_interleave(const Geo& g, const Plan& pl, const T* __restrict sc, T* __restrict gxn) {
+  const int64_t oc = kS * pl.nqm * kS * pl.nu;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t ry = 0; ry < kS; ++ry)
+      for (int64_t q = 0; q < pl.rows[ry].nq; ++q) {
+        const T* a = sc + c * oc + (ry * pl.nqm + q) * kS * pl.nu;
+        const int64_t iy = kS * (pl.rows[ry].q0 + q) + ry - g.pad;
+        interleave(Isa{}, a, a + pl.nu, g.w, gxn + (c * g.h + iy) * g.w);
+      }
+}
+
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict gyn, const Steps<T>* st,
+                               T* __restrict gxn, T* __restrict gyp, T* __restrict sc) {
+  sample_fill<T>(g, pl, gyn, gyp);
   const int64_t oc = kS * pl.nqm * kS * pl.nu;  // sc's channel stride
   if (pl.skips) std::fill(sc, sc + g.c * oc, T(0));  // else every element is stored by its phase's first pass
   for (int64_t ry = 0; ry < kS; ++ry)
@@ -266,13 +297,100 @@ JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict
         for (; c < g.c; ++c) rows<Isa, T, 1>(g, pl, rs, gy0, s, c, oc, out + c * oc);
       }
     }
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t ry = 0; ry < kS; ++ry)
-      for (int64_t q = 0; q < pl.rows[ry].nq; ++q) {
-        const T* a = sc + c * oc + (ry * pl.nqm + q) * kS * pl.nu;
-        const int64_t iy = kS * (pl.rows[ry].q0 + q) + ry - g.pad;
-        interleave(Isa{}, a, a + pl.nu, g.w, gxn + (c * g.h + iy) * g.w);
+  sample_interleave<Isa, T>(g, pl, sc, gxn);
+}
+
+// --- AVX-512, float32: one zmm register holds two output rows of a phase -----------------------------------------
+// Where each phase's columns fill one 32-byte unit (nu = 8: MNIST conv2), the FMA version's vector is half a zmm
+// register. Here grad_y is copied once more per first column o = cs.q0 - b with rows exactly 8 wide, so that rows
+// q - a and q + 1 - a of one step are 16 consecutive floats: one load, and the 16 lanes are two output rows. Every
+// output's chain is the FMA version's (same steps, passes and order), so the same bits; a phase's odd last row
+// takes the FMA version's block.
+template <int CB, int RP>
+__attribute__((target("avx512f"))) JEBM_ALWAYS_INLINE void block512(const Geo& g, const Plan& pl,
+                                                                   const float* __restrict gy0,
+                                                                   const int64_t* __restrict goff,
+                                                                   const float* __restrict w0, int64_t per_f,
+                                                                   int64_t oc, int64_t orow, float* __restrict out) {
+  for (int64_t f0 = 0; f0 < g.f; f0 += pl.fb) {
+    __m512 acc[CB][RP];
+    for (int cb = 0; cb < CB; ++cb)
+      for (int r = 0; r < RP; ++r) acc[cb][r] = _mm512_setzero_ps();
+    const int64_t k1 = std::min(g.f, f0 + pl.fb) * per_f;
+    for (int64_t k = f0 * per_f; k < k1; ++k) {
+      const float* gp = gy0 + goff[k];
+      const float* wp = w0 + k * g.c;
+      __m512 wv[CB];
+      for (int cb = 0; cb < CB; ++cb) wv[cb] = _mm512_set1_ps(wp[cb]);
+      for (int r = 0; r < RP; ++r) {
+        const __m512 x = _mm512_loadu_ps(gp + r * 2 * kUnit<float>);
+        for (int cb = 0; cb < CB; ++cb) acc[cb][r] = _mm512_fmadd_ps(x, wv[cb], acc[cb][r]);
       }
+    }
+    for (int cb = 0; cb < CB; ++cb)
+      for (int r = 0; r < RP; ++r) {
+        float* d = out + cb * oc + 2 * r * orow;
+        // The halves by a vector shuffle: GCC 12's extract intrinsics trip -Wmaybe-uninitialized inside <immintrin.h>.
+        typedef float v16 __attribute__((vector_size(64)));
+        const v16 a = reinterpret_cast<v16>(acc[cb][r]);
+        const __m256 lo = reinterpret_cast<__m256>(__builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 hi = reinterpret_cast<__m256>(__builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15));
+        // As block: the first pass adds into zero, the others into the sum so far.
+        const __m256 s0 = f0 > 0 ? _mm256_loadu_ps(d) : _mm256_setzero_ps();
+        const __m256 s1 = f0 > 0 ? _mm256_loadu_ps(d + orow) : _mm256_setzero_ps();
+        _mm256_storeu_ps(d, _mm256_add_ps(s0, lo));
+        _mm256_storeu_ps(d + orow, _mm256_add_ps(s1, hi));
+      }
+  }
+}
+
+// One phase's rows for CB channels: blocks of 4 row pairs, then one block of the pairs left, then the odd row in
+// the FMA version.
+template <int CB>
+__attribute__((target("avx512f"))) JEBM_ALWAYS_INLINE void rows512(const Geo& g, const Plan& pl, const Span& rs,
+                                                                  const float* gc0, const float* gy0,
+                                                                  const Steps<float>& st, int64_t c, int64_t oc,
+                                                                  float* out) {
+  const int64_t orow = kS * pl.nu;
+  const float* w0 = st.w.data() + c;
+  int64_t q = 0;
+  for (; q + 8 <= rs.nq; q += 8)
+    block512<CB, 4>(g, pl, gc0 + q * kUnit<float>, st.gy512.data(), w0, st.per_f, oc, orow, out + q * orow);
+  const int64_t left = (rs.nq - q) / 2;
+  const float* gq = gc0 + q * kUnit<float>;
+  if (left == 3) block512<CB, 3>(g, pl, gq, st.gy512.data(), w0, st.per_f, oc, orow, out + q * orow);
+  if (left == 2) block512<CB, 2>(g, pl, gq, st.gy512.data(), w0, st.per_f, oc, orow, out + q * orow);
+  if (left == 1) block512<CB, 1>(g, pl, gq, st.gy512.data(), w0, st.per_f, oc, orow, out + q * orow);
+  q += 2 * left;
+  if (q < rs.nq)
+    block<IsaFma, float, CB, 1>(g, pl, gy0 + q * pl.wq, st.gy.data(), w0, st.per_f, oc, orow, out + q * orow);
+}
+
+__attribute__((target("avx512f"), flatten)) void phases_avx512_f32(const Geo& g, const Plan& pl, const float* gyn,
+                                                                    const Steps<float>* st, float* gxn, float* gyp,
+                                                                    float* sc, float* gc) {
+  // gyp as sample fills it, then the copies gc [nco, F, nrows, 8]: copy o's row = gyp's row from column o.
+  sample_fill<float>(g, pl, gyn, gyp);
+  constexpr int64_t u = kUnit<float>;
+  for (int64_t o = 0; o < pl.nco; ++o)
+    for (int64_t fr = 0; fr < g.f * pl.nrows; ++fr)
+      _mm256_storeu_ps(gc + (o * g.f * pl.nrows + fr) * u, _mm256_loadu_ps(gyp + fr * pl.wq + pl.omin + o - pl.clo));
+  const int64_t oc = kS * pl.nqm * kS * pl.nu;
+  if (pl.skips) std::fill(sc, sc + g.c * oc, 0.0f);
+  for (int64_t ry = 0; ry < kS; ++ry)
+    for (int64_t rx = 0; rx < kS; ++rx) {
+      const Span &rs = pl.rows[ry], &cs = pl.cols[rx];
+      const Steps<float>& s = st[ry * kS + rx];
+      if (rs.nq == 0 || cs.nq == 0 || s.per_f == 0) continue;
+      const int64_t slot = rx == pl.first ? 0 : 1;
+      const float* gy0 = gyp + (rs.q0 - pl.rlo) * pl.wq + cs.q0 - pl.clo;
+      const float* gc0 = gc + (rs.q0 - pl.rlo) * u;
+      float* out = sc + (ry * pl.nqm * kS + slot) * pl.nu;
+      int64_t c = 0;
+      for (; c + kChannels <= g.c; c += kChannels) rows512<kChannels>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
+      for (; c < g.c; ++c) rows512<1>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
+    }
+  sample_interleave<IsaFma, float>(g, pl, sc, gxn);
 }
 
 #define JEBM_BDP_ENTRY(name, attrs, isa, T)                                                                    \
@@ -306,6 +424,18 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
   const int64_t n = gx.size(0), fpo = g.f * g.oh * g.ow;
   const T* gyp = gy.data<T>();
   T* gxp = gx.data<T>();
+  if constexpr (sizeof(T) == 4)
+    // Layers of fewer than 4 channels keep the FMA version: one channel's few row pairs are too few chains of
+    // multiply-adds for AVX-512 (MNIST conv1 at 14x14: 0.69 ms against 0.32).
+    if (conv_direct::isa() == 2 && pl.nu == kUnit<T> && g.c >= kChannels) {
+      for_samples(n, n * fpo * g.c * g.kh * g.kw, [&](int64_t i) {
+        T* pad = buffer<T>(0, g.f * pl.nrows * pl.wq + kUnit<T>);
+        T* sc = buffer<T>(1, g.c * kS * pl.nqm * kS * pl.nu);
+        T* gc = buffer<T>(2, pl.nco * g.f * pl.nrows * kUnit<T> + kUnit<T>);  // + kUnit: the last pair's overread
+        phases_avx512_f32(g, pl, gyp + i * fpo, st.data(), gxp + i * g.c * g.h * g.w, pad, sc, gc);
+      });
+      return;
+    }
   const auto run = phases_fn<T>();
   for_samples(n, n * fpo * g.c * g.kh * g.kw, [&](int64_t i) {
     T* pad = buffer<T>(0, g.f * pl.nrows * pl.wq + kUnit<T>);
