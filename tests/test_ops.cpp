@@ -16,6 +16,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "runtime/ops.hpp"
@@ -213,6 +214,33 @@ BOOST_AUTO_TEST_CASE(float32_logistic_loops_have_the_bits_of_the_scalar_formulas
       }
       BOOST_TEST(bad == 0, unary_op_name(op) << " n=" << n << ": " << bad << " elements differ from the scalar formulas");
     }
+  }
+}
+
+// float32 add and mul of equal shapes run in loops cloned for AVX-512, AVX2 and the baseline ISA
+// (runtime/cpu/elementwise.cpp): the clone this CPU runs must give each element's single rounding, on special values,
+// at odd lengths and at lengths that run in parallel chunks.
+BOOST_AUTO_TEST_CASE(float32_add_and_mul_loops_round_each_element_once) {
+  std::mt19937_64 rng(14);
+  std::normal_distribution<double> normal(0.0, 1e3);
+  for (int64_t n : {int64_t{1}, int64_t{17}, int64_t{40013}, int64_t{1} << 18}) {
+    std::vector<double> av = jebm::test::special_values(DType::Float32), bv;
+    while (static_cast<int64_t>(av.size()) < n) av.push_back(normal(rng));
+    av.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) bv.push_back(i % 7 == 0 ? av[static_cast<size_t>((i * 5) % n)] : normal(rng));
+    const Tensor a = Tensor::from_vector(av, {n}, DType::Float32), b = Tensor::from_vector(bv, {n}, DType::Float32);
+    const std::vector<float> as = a.host_vector<float>(), bs = b.host_vector<float>();
+    const std::vector<float> sum = add(a, b).host_vector<float>(), prod = mul(a, b).host_vector<float>();
+    int bad = 0;
+    for (size_t i = 0; i < as.size(); ++i)
+      for (const auto& [got, want, what] : {std::tuple{sum[i], as[i] + bs[i], "add"}, {prod[i], as[i] * bs[i], "mul"}}) {
+        uint32_t x, y;
+        std::memcpy(&x, &got, 4);
+        std::memcpy(&y, &want, 4);
+        if (x != y && !(std::isnan(got) && std::isnan(want)) && bad++ < 10)
+          BOOST_ERROR(what << " n=" << n << " at " << as[i] << ", " << bs[i] << ": got " << got << ", want " << want);
+      }
+    BOOST_TEST(bad == 0, "n=" << n << ": " << bad << " elements differ");
   }
 }
 

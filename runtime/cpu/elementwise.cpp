@@ -255,6 +255,36 @@ void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   }
 }
 
+// float32 a + b and a * b on equal shapes in AVX-512 / AVX2 clones: the generic loop above is built for the baseline
+// x86-64 (SSE2), and an energy CNN's backward multiplies every activation's gradient by its saved SiLU derivative
+// (about 4 % of the MNIST CNN's forward + backward on a Xeon at 1 thread). One rounding per element either way:
+// the same bits.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_f32(const float* __restrict a,
+                                                                        const float* __restrict b,
+                                                                        float* __restrict o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = a[i] + b[i];
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) void mul_f32(const float* __restrict a,
+                                                                        const float* __restrict b,
+                                                                        float* __restrict o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = a[i] * b[i];
+}
+
+// True (and done) for float32 Add / Mul of equal shapes into a distinct output.
+bool binary_f32_fast(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  if (out.dtype() != DType::Float32 || (op != BinaryOp::Add && op != BinaryOp::Mul)) return false;
+  const int64_t n = out.numel();
+  if (a.numel() != n || b.numel() != n) return false;
+  const float* ap = a.data<float>();
+  const float* bp = b.data<float>();
+  float* op_ = out.data<float>();
+  if (op_ == ap || op_ == bp) return false;  // in place: __restrict would not hold
+  for_each_chunk(n, [&](int64_t lo, int64_t hi) {
+    (op == BinaryOp::Add ? add_f32 : mul_f32)(ap + lo, bp + lo, op_ + lo, hi - lo);
+  });
+  return true;
+}
+
 template <typename T>
 void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   switch (op) {
@@ -335,6 +365,7 @@ void unary_with_derivative(UnaryOp op, const Tensor& x, Tensor& y, Tensor& dydx,
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  if (binary_f32_fast(op, a, b, out)) return;
   JEBM_DISPATCH_FLOAT(out.dtype(), "binary", [&] { binary_typed<scalar_t>(op, a, b, out); });
 }
 
