@@ -211,8 +211,9 @@ int twin_mismatches(const NoiseTwin& twin, uint64_t seed, uint64_t first, uint64
 }
 
 // Edge counters: stream lo words that carry into hi within one vector step, streams wrapping at 2^64, offsets and
-// seeds at 0, 2^32 - 1, 2^32 and 2^64 - 1; every tail length 1..17 (odd pair counts and part vectors of either
-// twin) and a long run; then random (seed, first, offset, length), and so random words, at about a million pairs.
+// seeds at 0, 2^32 - 1, 2^32 and 2^64 - 1; every length 0..100 (odd pair counts, part vectors, and from one to
+// several pipelined groups with a part group last, for either twin) and a long run; then random (seed, first,
+// offset, length), and so random words, at about a million pairs.
 int stream_mismatches(const NoiseTwin& twin) {
   constexpr uint64_t kMax = ~0ull, k32 = 0xffffffffull;
   const std::vector<uint64_t> edges = {0, 1, k32 - 3, k32, k32 + 1, kMax - 5, kMax, 0x8000000000000000ull};
@@ -222,7 +223,7 @@ int stream_mismatches(const NoiseTwin& twin) {
       for (uint64_t offset : edges)
         for (int64_t np : {1, 8, 13})
           bad += twin_mismatches(twin, seed, first, offset, np);
-  for (int64_t np = 0; np <= 17; ++np) bad += twin_mismatches(twin, 5, k32 - 4, 3, np);
+  for (int64_t np = 0; np <= 100; ++np) bad += twin_mismatches(twin, 5, k32 - 20, 3, np);
   bad += twin_mismatches(twin, 2023, 0, 0, 100000);
   std::mt19937_64 rng(12345);
   for (int t = 0; t < 2000; ++t)
@@ -230,8 +231,25 @@ int stream_mismatches(const NoiseTwin& twin) {
   return bad;
 }
 
+// The twin's transform of the first n words against philox_normal2_poly_words; counts mismatches.
+int words_mismatches(const NoiseTwin& twin, const std::vector<uint32_t>& w0, const std::vector<uint32_t>& w1,
+                     const std::vector<uint32_t>& w2, const std::vector<uint32_t>& w3, int64_t n) {
+  std::vector<double> z(static_cast<size_t>(2 * n) + 3, 7.0);  // the 3 past the end must stay untouched
+  twin.words(w0.data(), w1.data(), w2.data(), w3.data(), n, z.data());
+  int bad = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    const size_t i = static_cast<size_t>(p);
+    double z0, z1;
+    philox_normal2_poly_words(w0[i], w1[i], w2[i], w3[i], &z0, &z1);
+    bad += !same_bits(z[2 * i], z0) + !same_bits(z[2 * i + 1], z1);
+  }
+  for (size_t e = static_cast<size_t>(2 * n); e < z.size(); ++e) bad += z[e] != 7.0;
+  return bad;
+}
+
 // Words for the transform's edges: u1 at its least (2^-53) and greatest, the log's mantissa on each side of
 // sqrt(2)'s (0x6a09e667f3bcd) and at exact powers of two; u2 at every quadrant boundary 4u = 0..4 and either side.
+// All of them, then every prefix of length 0..20 (part vectors), each leaving the doubles past its end untouched.
 int edge_word_mismatches(const NoiseTwin& twin) {
   std::vector<uint32_t> hi = {0, 0xffffffffu, 0x0006a09eu, 0x3ff6a09eu, 0x80000000u, 0x40000000u, 0x00000001u},
                         lo = {0, 0xffffffffu, 0x667f3bcdu, 0x667f3000u, 0x667f4000u, 0x00001000u, 0x00000fffu};
@@ -247,16 +265,8 @@ int edge_word_mismatches(const NoiseTwin& twin) {
           w2.push_back(c);
           w3.push_back(e);
         }
-  const int64_t n = static_cast<int64_t>(w0.size());
-  std::vector<double> z(static_cast<size_t>(2 * n));
-  twin.words(w0.data(), w1.data(), w2.data(), w3.data(), n, z.data());
-  int bad = 0;
-  for (int64_t p = 0; p < n; ++p) {
-    const size_t i = static_cast<size_t>(p);
-    double z0, z1;
-    philox_normal2_poly_words(w0[i], w1[i], w2[i], w3[i], &z0, &z1);
-    bad += !same_bits(z[2 * i], z0) + !same_bits(z[2 * i + 1], z1);
-  }
+  int bad = words_mismatches(twin, w0, w1, w2, w3, static_cast<int64_t>(w0.size()));
+  for (int64_t n = 0; n <= 20; ++n) bad += words_mismatches(twin, w0, w1, w2, w3, n);
   return bad;
 }
 
