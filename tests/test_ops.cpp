@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(float32_logistic_loops_have_the_bits_of_the_scalar_formulas
   }
 }
 
-// float32 add and mul of equal shapes run in loops cloned for AVX-512, AVX2 and the baseline ISA
+// float32 add and mul of equal shapes, and mul_ in place, run in loops cloned for AVX-512, AVX2 and the baseline ISA
 // (runtime/cpu/elementwise.cpp): the clone this CPU runs must give each element's single rounding, on special values,
 // at odd lengths and at lengths that run in parallel chunks.
 BOOST_AUTO_TEST_CASE(float32_add_and_mul_loops_round_each_element_once) {
@@ -231,9 +231,13 @@ BOOST_AUTO_TEST_CASE(float32_add_and_mul_loops_round_each_element_once) {
     const Tensor a = Tensor::from_vector(av, {n}, DType::Float32), b = Tensor::from_vector(bv, {n}, DType::Float32);
     const std::vector<float> as = a.host_vector<float>(), bs = b.host_vector<float>();
     const std::vector<float> sum = add(a, b).host_vector<float>(), prod = mul(a, b).host_vector<float>();
+    Tensor in_place = a.clone();
+    mul_(in_place, b);  // the in-place clone
+    const std::vector<float> prod_ = in_place.host_vector<float>();
     int bad = 0;
     for (size_t i = 0; i < as.size(); ++i)
-      for (const auto& [got, want, what] : {std::tuple{sum[i], as[i] + bs[i], "add"}, {prod[i], as[i] * bs[i], "mul"}}) {
+      for (const auto& [got, want, what] : {std::tuple{sum[i], as[i] + bs[i], "add"}, {prod[i], as[i] * bs[i], "mul"},
+                                            {prod_[i], as[i] * bs[i], "mul_"}}) {
         uint32_t x, y;
         std::memcpy(&x, &got, 4);
         std::memcpy(&y, &want, 4);

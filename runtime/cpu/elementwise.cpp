@@ -270,7 +270,17 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void mul_f32(const 
   for (int64_t i = 0; i < n; ++i) o[i] = a[i] * b[i];
 }
 
-// True (and done) for float32 Add / Mul of equal shapes into a distinct output.
+// In place (autograd's backward multiplies a gradient it owns by the saved derivative: mul_): o = o + b, o = o * b.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_into_f32(float* __restrict o,
+                                                                             const float* __restrict b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = o[i] + b[i];
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) void mul_into_f32(float* __restrict o,
+                                                                             const float* __restrict b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = o[i] * b[i];
+}
+
+// True (and done) for float32 Add / Mul of equal shapes, into a distinct output or in place into a.
 bool binary_f32_fast(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   if (out.dtype() != DType::Float32 || (op != BinaryOp::Add && op != BinaryOp::Mul)) return false;
   const int64_t n = out.numel();
@@ -278,7 +288,13 @@ bool binary_f32_fast(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out)
   const float* ap = a.data<float>();
   const float* bp = b.data<float>();
   float* op_ = out.data<float>();
-  if (op_ == ap || op_ == bp) return false;  // in place: __restrict would not hold
+  if (op_ == bp) return false;  // out aliasing b: __restrict would not hold
+  if (op_ == ap) {
+    for_each_chunk(n, [&](int64_t lo, int64_t hi) {
+      (op == BinaryOp::Add ? add_into_f32 : mul_into_f32)(op_ + lo, bp + lo, hi - lo);
+    });
+    return true;
+  }
   for_each_chunk(n, [&](int64_t lo, int64_t hi) {
     (op == BinaryOp::Add ? add_f32 : mul_f32)(ap + lo, bp + lo, op_ + lo, hi - lo);
   });
