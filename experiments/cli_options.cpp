@@ -19,8 +19,8 @@ namespace shared_option {
 void help(po::options_description& d) { d.add_options()("help,h", "this text"); }
 
 void version(po::options_description& d) {
-  d.add_options()("version", "print the version, git commit, build type, backends, BLAS kernel set and the number "
-                             "of CPUs the process may use, and exit");
+  d.add_options()("version", "print the version, git commit, build type, backends, BLAS kernel set, the number "
+                             "of CPUs the process may use and how idle OpenMP threads wait, and exit");
 }
 
 void seed(po::options_description& d, uint64_t& seed) {
