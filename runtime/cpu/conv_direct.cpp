@@ -60,11 +60,6 @@ using conv_direct::geo;
 // became one memmove call per row (16 floats for MNIST's conv2), about 7 % of its forward and filter gradient.
 template <typename T>
 JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
-  // The next sample's input, towards L2 while this one computes: the first loads of each sample's rows missed the
-  // caches, about a sixth of the AVX-512 forward's and filter gradient's time on MNIST conv2 (Xeon, 1 thread). A
-  // prefetch past the last sample does not fault.
-  const int64_t size = g.c * g.h * g.w;
-  for (int64_t k = 0; k < size; k += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(xn + size + k, 0, 2);
   std::fill(xpad, xpad + g.c * g.hp() * g.wp(), T(0));
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t y = 0; y < g.h; ++y) {
