@@ -80,78 +80,56 @@ constexpr int64_t kPix = 8;
 template <typename Isa>
 constexpr int64_t kPixBlock = std::is_same_v<Isa, conv_direct::IsaFma> ? 4 : kPix;
 
-// out[p, 0..kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..kLanes), for NP pixels p, where a(p, k) =
+// out[p, 0..NB kLanes) = sum over k < nk of a(p, k) * b[k * ldb + 0..NB kLanes), for NP pixels p, where a(p, k) =
 // a[p * as + ka[k]]: the lanes are filters, a the padded input row, ka the taps' offsets. S: the stride as, when it
 // is a constant (S > 0), so that each pixel's input is a constant displacement from the tap's: with a run-time
-// stride every multiply-add needed an address computation, and the addresses spilled.
-template <typename Isa, typename T, int64_t NP, int64_t S>
+// stride every multiply-add needed an address computation, and the addresses spilled. NB lane blocks share each
+// pixel's broadcast: AVX-512 takes two (its 32 zmm registers hold 2 x 8 accumulators); with one, MNIST conv2's
+// forward (32 filters) broadcast every input twice and kept 8 chains of 4-cycle multiply-adds, which left the Xeon's
+// two FMA ports half idle. Each output's chain is the same whatever NB, so the same bits.
+template <typename Isa, typename T, int64_t NP, int64_t NB, int64_t S>
 JEBM_ALWAYS_INLINE void block_kernel(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
-                         const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
+                                     const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
   using V = conv_direct::reg_t<Isa, T>;
   const int64_t st = S > 0 ? S : as;
-  V acc[NP];
-  for (int64_t p = 0; p < NP; ++p) acc[p] = V{};
+  V acc[NB][NP];
+  for (int64_t q = 0; q < NB; ++q)
+    for (int64_t p = 0; p < NP; ++p) acc[q][p] = V{};
   for (int64_t k = 0; k < nk; ++k) {
-    V bv;  // no function returns a vec_t: its ABI differs between the versions
-    load(bv, b + k * ldb);
+    V bv[NB];  // no function returns a vec_t: its ABI differs between the versions
+    for (int64_t q = 0; q < NB; ++q) load(bv[q], b + k * ldb + q * kLanes<T>);
     const T* ar = a + ka[k];
     for (int64_t p = 0; p < NP; ++p) {
       V av;
       splat(Isa{}, av, ar[p * st]);
-      fma_into(Isa{}, acc[p], av, bv);
+      for (int64_t q = 0; q < NB; ++q) fma_into(Isa{}, acc[q][p], av, bv[q]);
     }
   }
-  for (int64_t p = 0; p < NP; ++p) store(out + p * ldo, acc[p]);
+  for (int64_t p = 0; p < NP; ++p)
+    for (int64_t q = 0; q < NB; ++q) store(out + p * ldo + q * kLanes<T>, acc[q][p]);
 }
 
-// block_kernel for two lane blocks at once (b's columns 0..2 kLanes): each pixel's input broadcast once for both,
-// 2 NP accumulators. For AVX-512's 32 zmm registers: with one lane block, MNIST conv2's forward (32 filters, two
-// blocks) broadcast every input twice and kept 8 chains of 4-cycle multiply-adds, which left the Xeon's two FMA
-// ports half idle. Each output's chain is the same, so the same bits.
-template <typename Isa, typename T, int64_t NP, int64_t S>
-JEBM_ALWAYS_INLINE void block_kernel2(const T* __restrict a, int64_t as, const int64_t* __restrict ka, int64_t nk,
-                                      const T* __restrict b, int64_t ldb, T* __restrict out, int64_t ldo) {
-  using V = conv_direct::reg_t<Isa, T>;
-  const int64_t st = S > 0 ? S : as;
-  V acc[2][NP];
-  for (int64_t p = 0; p < NP; ++p) acc[0][p] = acc[1][p] = V{};
-  for (int64_t k = 0; k < nk; ++k) {
-    V b0, b1;
-    load(b0, b + k * ldb);
-    load(b1, b + k * ldb + kLanes<T>);
-    const T* ar = a + ka[k];
-    for (int64_t p = 0; p < NP; ++p) {
-      V av;
-      splat(Isa{}, av, ar[p * st]);
-      fma_into(Isa{}, acc[0][p], av, b0);
-      fma_into(Isa{}, acc[1][p], av, b1);
-    }
+// Lane blocks of b's ldb columns for NB blocks at a time, pixels in blocks of kPixBlock then one at a time.
+template <typename Isa, typename T, int64_t NB, int64_t S>
+JEBM_ALWAYS_INLINE int64_t row_blocks(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
+                                      int64_t n, T* out, int64_t lb) {
+  for (; lb + NB * kLanes<T> <= ldb; lb += NB * kLanes<T>) {
+    int64_t p = 0;
+    for (; p + kPixBlock<Isa> <= n; p += kPixBlock<Isa>)
+      block_kernel<Isa, T, kPixBlock<Isa>, NB, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
+    for (; p < n; ++p) block_kernel<Isa, T, 1, NB, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
   }
-  for (int64_t p = 0; p < NP; ++p) {
-    store(out + p * ldo, acc[0][p]);
-    store(out + p * ldo + kLanes<T>, acc[1][p]);
-  }
+  return lb;
 }
 
-// One row of outputs [n, ldo] (lane blocks of b's ldb columns), pixels in blocks of kPixBlock then one at a time;
-// in AVX-512, two lane blocks at a time where there are two.
+// One row of outputs [n, ldo]: in AVX-512, two lane blocks at a time where there are two; then one at a time.
 template <typename Isa, typename T, int64_t S>
 JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, int64_t nk, const T* b, int64_t ldb,
                                    int64_t n, T* out) {
   int64_t lb = 0;
   if constexpr (std::is_same_v<Isa, conv_direct::IsaAvx512>)
-    for (; lb + 2 * kLanes<T> <= ldb; lb += 2 * kLanes<T>) {
-      int64_t p = 0;
-      for (; p + kPix <= n; p += kPix)
-        block_kernel2<Isa, T, kPix, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-      for (; p < n; ++p) block_kernel2<Isa, T, 1, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-    }
-  for (; lb < ldb; lb += kLanes<T>) {
-    int64_t p = 0;
-    for (; p + kPixBlock<Isa> <= n; p += kPixBlock<Isa>)
-      block_kernel<Isa, T, kPixBlock<Isa>, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-    for (; p < n; ++p) block_kernel<Isa, T, 1, S>(a + p * as, as, ka, nk, b + lb, ldb, out + p * ldb + lb, ldb);
-  }
+    lb = row_blocks<Isa, T, 2, S>(a, as, ka, nk, b, ldb, n, out, lb);
+  row_blocks<Isa, T, 1, S>(a, as, ka, nk, b, ldb, n, out, lb);
 }
 
 // out[i] = column i of the 8 x 8 float32 block at src (rows ls apart), in AVX registers: unpacks, then shuffles,
@@ -215,38 +193,13 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
   }
 }
 
-// part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for NT taps at once:
-// the taps' accumulators stay in registers while the pixels stream by. toff: the taps' offsets in the padded sample,
-// poff: each pixel's window corner.
-template <typename Isa, typename T, int64_t NT>
-JEBM_ALWAYS_INLINE void filter_block(const T* __restrict xpad, const int64_t* __restrict toff,
-                                     const int64_t* __restrict poff, int64_t np, const T* __restrict gyt, int64_t fp,
-                                     T* __restrict part) {
-  using V = conv_direct::reg_t<Isa, T>;
-  V acc[NT];
-  for (int64_t t = 0; t < NT; ++t) acc[t] = V{};
-  for (int64_t p = 0; p < np; ++p) {
-    V gv;
-    load(gv, gyt + p * fp);
-    const T* xr = xpad + poff[p];
-    for (int64_t t = 0; t < NT; ++t) {
-      V xv;
-      splat(Isa{}, xv, xr[toff[t]]);
-      fma_into(Isa{}, acc[t], xv, gv);
-    }
-  }
-  for (int64_t t = 0; t < NT; ++t) {
-    V v;
-    load(v, part + t * fp);
-    add_into(Isa{}, v, acc[t]);
-    store(part + t * fp, v);
-  }
-}
-
-// filter_block for NR whole kernel rows of KW taps each: tap (r, j) at roff[r * KW] + j. With KW a constant, the
-// j-th tap's input is a constant displacement from its row's, so a block needs NR offsets in registers, not NR * KW:
-// with 15 run-time offsets the AVX-512 version ran out of general registers, parked them in xmm registers and moved
-// one back (vmovq, on an FMA port) before every multiply-add. The same sums in the same order, so the same bits.
+// part[t, 0..kLanes) += sum over the sample's pixels p of x(p, tap t) * gyt[p, 0..kLanes), for the NR * KW taps of
+// NR runs of KW consecutive taps (whole kernel rows where KW is the kernel's width, single taps where KW = 1): the
+// taps' accumulators stay in registers while the pixels stream by. Tap (r, j) lies at roff[r * KW] + j in the padded
+// sample, poff[p] is pixel p's window corner. With KW a constant, the j-th tap's input is a constant displacement
+// from its row's, so a block needs NR offsets in registers, not NR * KW: with 15 run-time offsets the AVX-512
+// version ran out of general registers, parked them in xmm registers and moved one back (vmovq, on an FMA port)
+// before every multiply-add. The blocks do not change any sum's order, so the same bits.
 template <typename Isa, typename T, int64_t NR, int64_t KW>
 JEBM_ALWAYS_INLINE void filter_block_rows(const T* __restrict xpad, const int64_t* __restrict roff,
                                           const int64_t* __restrict poff, int64_t np, const T* __restrict gyt,
@@ -277,7 +230,7 @@ JEBM_ALWAYS_INLINE void filter_block_rows(const T* __restrict xpad, const int64_
   }
 }
 
-// filter_block_rows for nr (1 to NMAX) rows, chosen at run time.
+// filter_block_rows for nr (1 to NMAX) runs, chosen at run time.
 template <typename Isa, typename T, int64_t KW, int64_t NMAX>
 JEBM_ALWAYS_INLINE void filter_rows(int64_t nr, const T* xpad, const int64_t* roff, const int64_t* poff, int64_t np,
                                     const T* gyt, int64_t fp, T* part) {
@@ -348,25 +301,13 @@ JEBM_ALWAYS_INLINE void transpose_grad_y(const Geo& g, const T* __restrict gyn, 
   }
 }
 
-// filter_block for nt taps (1 to 16), chosen at run time.
-template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void filter_taps(int64_t nt, const T* xpad, const int64_t* toff, const int64_t* poff, int64_t np,
-                                    const T* gyt, int64_t fp, T* part) {
-  switch (nt) {
-#define JEBM_TAPS(n) \
-  case n: return filter_block<Isa, T, n>(xpad, toff, poff, np, gyt, fp, part);
-    JEBM_TAPS(1) JEBM_TAPS(2) JEBM_TAPS(3) JEBM_TAPS(4) JEBM_TAPS(5) JEBM_TAPS(6) JEBM_TAPS(7) JEBM_TAPS(8)
-    JEBM_TAPS(9) JEBM_TAPS(10) JEBM_TAPS(11) JEBM_TAPS(12) JEBM_TAPS(13) JEBM_TAPS(14) JEBM_TAPS(15) JEBM_TAPS(16)
-#undef JEBM_TAPS
-  }
-}
-
 // One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP], then
-// taps in blocks against every pixel. The blocks are as even as the register budget allows (16 taps' accumulators in
-// AVX-512, 8 in the portable code, 6 in the FMA version, whose vectors take two of its 16 ymm registers: 8 spilled,
-// and on a Zen 3 at one thread conv1 took 1.5-1.6 ms with 8, 1.05-1.12 with 6; conv2 3.6 and 2.2-2.3): each tap's
-// sum is a chain of dependent fused multiply-adds, and a block of fewer than about 8 taps waits on them (MNIST's
-// conv1 has 25 taps: 13 + 12 in AVX-512, not 8 + 8 + 8 + 1). The blocks do not change any sum's order.
+// taps in blocks against every pixel: whole kernel rows for the 3- and 5-wide kernels (MNIST, CIFAR-10), single taps
+// otherwise. The blocks are as even as the register budget allows (16 taps' accumulators in AVX-512, 8 in the
+// portable code, 6 in the FMA version, whose vectors take two of its 16 ymm registers: 8 spilled, and on a Zen 3 at
+// one thread conv1 took 1.5-1.6 ms with 8, 1.05-1.12 with 6; conv2 3.6 and 2.2-2.3): each tap's sum is a chain of
+// dependent fused multiply-adds, and a block of fewer than about 8 taps waits on them (MNIST's conv1, 5 rows of 5
+// taps: 3 + 2 rows in AVX-512). The blocks do not change any sum's order.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict xn, const T* __restrict gyn,
                                                const int64_t* xoff, const int64_t* poff, T* __restrict part,
@@ -374,28 +315,20 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
   constexpr int64_t kMaxTaps = std::is_same_v<Isa, conv_direct::IsaAvx512> ? 16
                                : std::is_same_v<Isa, conv_direct::IsaFma>  ? 6
                                                                            : 8;
-  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nt = g.ckk();
-  const int64_t blocks = (nt + kMaxTaps - 1) / kMaxTaps;
+  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
+  const int64_t kw = g.kw == 3 || g.kw == 5 ? g.kw : 1, runs = g.ckk() / kw, per = kMaxTaps / kw;
+  const int64_t blocks = (runs + per - 1) / per;
   pad_sample(g, xn, xpad);
   transpose_grad_y<Isa>(g, gyn, gyt);
-  if (g.kw == 3 || g.kw == 5) {  // the MNIST and CIFAR-10 kernels: blocks of whole kernel rows
-    const int64_t per = kMaxTaps / g.kw, rows = g.c * g.kh, rblocks = (rows + per - 1) / per;
-    for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
-      for (int64_t b = 0, r = 0; b < rblocks; ++b) {
-        const int64_t n = rows / rblocks + (b < rows % rblocks ? 1 : 0), t = r * g.kw;
-        if (g.kw == 3)
-          filter_rows<Isa, T, 3, kMaxTaps / 3>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-        else
-          filter_rows<Isa, T, 5, kMaxTaps / 5>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-        r += n;
-      }
-    return;
-  }
   for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
-    for (int64_t b = 0, t = 0; b < blocks; ++b) {
-      const int64_t n = nt / blocks + (b < nt % blocks ? 1 : 0);
-      filter_taps<Isa, T>(n, xpad, xoff + t, poff, np, gyt + lb, fp, part + t * fp + lb);
-      t += n;
+    for (int64_t b = 0, r = 0; b < blocks; ++b) {
+      const int64_t n = runs / blocks + (b < runs % blocks ? 1 : 0), t = r * kw;
+      const T* gb = gyt + lb;
+      T* pb = part + t * fp + lb;
+      if (kw == 3) filter_rows<Isa, T, 3, kMaxTaps / 3>(n, xpad, xoff + t, poff, np, gb, fp, pb);
+      else if (kw == 5) filter_rows<Isa, T, 5, kMaxTaps / 5>(n, xpad, xoff + t, poff, np, gb, fp, pb);
+      else filter_rows<Isa, T, 1, kMaxTaps>(n, xpad, xoff + t, poff, np, gb, fp, pb);
+      r += n;
     }
 }
 
