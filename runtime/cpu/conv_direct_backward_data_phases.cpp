@@ -1,7 +1,7 @@
 // The direct conv2d's input gradient by output phase, with lanes over the columns of one (row, column) stride phase
 // and only that phase's own taps (conv2d_direct_backward_data_phases, runtime/cpu/conv_direct.hpp), for stride 2, in
-// FMA / portable versions picked at load time (a CPU with AVX-512 runs the FMA version: measured faster there than
-// the 64-byte kernel by output phase, since MNIST conv2's phases fill one 32-byte vector). Tested by
+// FMA / portable versions picked at load time, and an AVX-512 float32 version for layers of 4 channels or more whose
+// phases fill one 32-byte vector (MNIST conv2: two output rows per zmm register; phases_avx512_f32). Tested by
 // tests/test_conv_direct.cpp (backward_data_layouts_give_the_same_bits, and every test of the direct path).
 //
 // Output (Y, X) = (2q + ry, 2m + rx) (padded coordinates) takes the taps i = ry + 2a < KH, j = rx + 2b < KW and reads
@@ -89,8 +89,13 @@ struct Plan {
   int64_t fb;
   int64_t first;  // the column phase rx of grad_x's column 0: pad mod 2
   bool skips;     // whether a phase has no rows, columns or taps (its sums: zero)
+  // The phases that have rows, columns and taps, in summation order: (ry, rx) and sc's slot for rx.
+  struct Phase {
+    int64_t ry, rx, slot;
+  } phases[kS * kS];
+  int64_t nphases;
   // The AVX-512 float32 version's copies of gyp with rows kUnit wide, one per first column o = cs.q0 - b: o from omin,
-  // nco of them (sample512).
+  // nco of them (phases_avx512_f32).
   int64_t omin, nco;
 };
 
@@ -119,6 +124,11 @@ Plan plan(const Geo& g, int64_t fb) {
   pl.fb = fb;
   for (int64_t r = 0; r < kS; ++r)
     pl.skips = pl.skips || pl.rows[r].nq == 0 || pl.rows[r].ka == 0 || pl.cols[r].nq == 0 || pl.cols[r].ka == 0;
+  pl.nphases = 0;
+  for (int64_t ry = 0; ry < kS; ++ry)
+    for (int64_t rx = 0; rx < kS; ++rx)
+      if (pl.rows[ry].nq > 0 && pl.cols[rx].nq > 0 && pl.rows[ry].ka * pl.cols[rx].ka > 0)
+        pl.phases[pl.nphases++] = {ry, rx, rx == pl.first ? 0 : 1};
   int64_t omax = 0;
   pl.omin = pl.cols[0].q0;
   for (int64_t r = 0; r < kS; ++r) {
@@ -134,7 +144,7 @@ Plan plan(const Geo& g, int64_t fb) {
 template <typename T>
 struct Steps {
   std::vector<int64_t> gy;
-  std::vector<int64_t> gy512;  // the same loads in sample512's copies: (copy, f * nrows - a) in rows of kUnit
+  std::vector<int64_t> gy512;  // the same loads in phases_avx512_f32's copies: (copy, f * nrows - a) in rows of kUnit
   std::vector<T> w;
   int64_t per_f = 0;  // steps per filter
 };
@@ -242,8 +252,7 @@ __attribute__((target("avx2,fma"))) inline void interleave(IsaFma, const float* 
   }
 }
 
-// One sample: gyp filled from grad_y_n [F, OH, OW], every phase's sums into sc, then sc interleaved into grad_x_n
-// [C, H, W]. st[ry * 2 + rx]: phase (ry, rx)'s steps.
+// gyp filled from one sample's grad_y_n [F, OH, OW].
 template <typename T>
 JEBM_ALWAYS_INLINE void sample_fill(const Geo& g, const Plan& pl, const T* __restrict gyn, T* __restrict gyp) {
   // gyp: grad_y's rows inside zero margins. Each row by 32-byte copies, the last one ending at the row's end (a call
@@ -275,28 +284,27 @@ JEBM_ALWAYS_INLINE void sample_interleave(const Geo& g, const Plan& pl, const T*
       }
 }
 
+// One sample: gyp filled from grad_y_n [F, OH, OW], every phase's sums into sc, then sc interleaved into grad_x_n
+// [C, H, W]. st[ry * 2 + rx]: phase (ry, rx)'s steps.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void sample(const Geo& g, const Plan& pl, const T* __restrict gyn, const Steps<T>* st,
                                T* __restrict gxn, T* __restrict gyp, T* __restrict sc) {
   sample_fill<T>(g, pl, gyn, gyp);
   const int64_t oc = kS * pl.nqm * kS * pl.nu;  // sc's channel stride
   if (pl.skips) std::fill(sc, sc + g.c * oc, T(0));  // else every element is stored by its phase's first pass
-  for (int64_t ry = 0; ry < kS; ++ry)
-    for (int64_t rx = 0; rx < kS; ++rx) {
-      const Span &rs = pl.rows[ry], &cs = pl.cols[rx];
-      const Steps<T>& s = st[ry * kS + rx];
-      if (rs.nq == 0 || cs.nq == 0 || s.per_f == 0) continue;
-      const int64_t slot = rx == pl.first ? 0 : 1;
-      const int64_t nv = (cs.nq + kUnit<T> - 1) / kUnit<T>;
-      for (int64_t v = 0; v < nv; ++v) {
-        const T* gy0 = gyp + (rs.q0 - pl.rlo) * pl.wq + cs.q0 + v * kUnit<T> - pl.clo;
-        T* out = sc + (ry * pl.nqm * kS + slot) * pl.nu + v * kUnit<T>;
-        int64_t c = 0;
-        for (; c + kChannels <= g.c; c += kChannels)
-          rows<Isa, T, kChannels>(g, pl, rs, gy0, s, c, oc, out + c * oc);
-        for (; c < g.c; ++c) rows<Isa, T, 1>(g, pl, rs, gy0, s, c, oc, out + c * oc);
-      }
+  for (int64_t i = 0; i < pl.nphases; ++i) {
+    const Plan::Phase& ph = pl.phases[i];
+    const Span &rs = pl.rows[ph.ry], &cs = pl.cols[ph.rx];
+    const Steps<T>& s = st[ph.ry * kS + ph.rx];
+    const int64_t nv = (cs.nq + kUnit<T> - 1) / kUnit<T>;
+    for (int64_t v = 0; v < nv; ++v) {
+      const T* gy0 = gyp + (rs.q0 - pl.rlo) * pl.wq + cs.q0 + v * kUnit<T> - pl.clo;
+      T* out = sc + (ph.ry * pl.nqm * kS + ph.slot) * pl.nu + v * kUnit<T>;
+      int64_t c = 0;
+      for (; c + kChannels <= g.c; c += kChannels) rows<Isa, T, kChannels>(g, pl, rs, gy0, s, c, oc, out + c * oc);
+      for (; c < g.c; ++c) rows<Isa, T, 1>(g, pl, rs, gy0, s, c, oc, out + c * oc);
     }
+  }
   sample_interleave<Isa, T>(g, pl, sc, gxn);
 }
 
@@ -377,19 +385,17 @@ __attribute__((target("avx512f"), flatten)) void phases_avx512_f32(const Geo& g,
       _mm256_storeu_ps(gc + (o * g.f * pl.nrows + fr) * u, _mm256_loadu_ps(gyp + fr * pl.wq + pl.omin + o - pl.clo));
   const int64_t oc = kS * pl.nqm * kS * pl.nu;
   if (pl.skips) std::fill(sc, sc + g.c * oc, 0.0f);
-  for (int64_t ry = 0; ry < kS; ++ry)
-    for (int64_t rx = 0; rx < kS; ++rx) {
-      const Span &rs = pl.rows[ry], &cs = pl.cols[rx];
-      const Steps<float>& s = st[ry * kS + rx];
-      if (rs.nq == 0 || cs.nq == 0 || s.per_f == 0) continue;
-      const int64_t slot = rx == pl.first ? 0 : 1;
-      const float* gy0 = gyp + (rs.q0 - pl.rlo) * pl.wq + cs.q0 - pl.clo;
-      const float* gc0 = gc + (rs.q0 - pl.rlo) * u;
-      float* out = sc + (ry * pl.nqm * kS + slot) * pl.nu;
-      int64_t c = 0;
-      for (; c + kChannels <= g.c; c += kChannels) rows512<kChannels>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
-      for (; c < g.c; ++c) rows512<1>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
-    }
+  for (int64_t i = 0; i < pl.nphases; ++i) {
+    const Plan::Phase& ph = pl.phases[i];
+    const Span &rs = pl.rows[ph.ry], &cs = pl.cols[ph.rx];
+    const Steps<float>& s = st[ph.ry * kS + ph.rx];
+    const float* gy0 = gyp + (rs.q0 - pl.rlo) * pl.wq + cs.q0 - pl.clo;
+    const float* gc0 = gc + (rs.q0 - pl.rlo) * u;
+    float* out = sc + (ph.ry * pl.nqm * kS + ph.slot) * pl.nu;
+    int64_t c = 0;
+    for (; c + kChannels <= g.c; c += kChannels) rows512<kChannels>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
+    for (; c < g.c; ++c) rows512<1>(g, pl, rs, gc0, gy0, s, c, oc, out + c * oc);
+  }
   sample_interleave<IsaFma, float>(g, pl, sc, gxn);
 }
 
@@ -403,8 +409,7 @@ JEBM_BDP_ENTRY(phases_base_f32, __attribute__((flatten)), IsaBase, float)
 JEBM_BDP_ENTRY(phases_base_f64, __attribute__((flatten)), IsaBase, double)
 #undef JEBM_BDP_ENTRY
 
-// Every CPU with AVX-512 has AVX2 and FMA, so it runs the FMA version (32-byte vectors: the lanes of one phase of
-// MNIST conv2's rows fill one).
+// Every CPU with AVX-512 has AVX2 and FMA, so it runs the FMA version where phases_avx512_f32 does not apply.
 template <typename T>
 auto phases_fn() {
   const bool fma = conv_direct::isa() >= 1;
