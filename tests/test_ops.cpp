@@ -171,6 +171,16 @@ BOOST_AUTO_TEST_CASE(unary_with_derivative_has_the_bits_of_unary_and_its_backwar
   }
 }
 
+namespace {
+// Whether two float32 results have the same bits (any two NaNs count as the same).
+bool same_bits_f32(float got, float want) {
+  uint32_t a, b;
+  std::memcpy(&a, &got, 4);
+  std::memcpy(&b, &want, 4);
+  return a == b || (std::isnan(got) && std::isnan(want));
+}
+}  // namespace
+
 // The float32 sigmoid and SiLU run in loops cloned for AVX-512, AVX2 and the baseline ISA (runtime/cpu/elementwise.cpp),
 // vectorised: every clone must give the bits of the scalar formulas in runtime/unary_math.hpp, element by element
 // (this checks the clone that this CPU runs), on random, special and underflowing inputs at odd and OpenMP lengths.
@@ -194,10 +204,7 @@ BOOST_AUTO_TEST_CASE(float32_logistic_loops_have_the_bits_of_the_scalar_formulas
       const std::vector<float> yw = unary_with_derivative(op, x, d).host_vector<float>(), dw = d.host_vector<float>();
       int bad = 0;
       auto same = [&](float got, float want, const char* what, size_t i) {
-        uint32_t a, b;
-        std::memcpy(&a, &got, 4);
-        std::memcpy(&b, &want, 4);
-        if (a == b || (std::isnan(got) && std::isnan(want))) return;
+        if (same_bits_f32(got, want)) return;
         if (bad++ < 10)
           BOOST_ERROR(unary_op_name(op) << " " << what << " n=" << n << " at x = " << xs[i] << ": got " << got
                                         << ", want " << want);
@@ -237,13 +244,9 @@ BOOST_AUTO_TEST_CASE(float32_add_and_mul_loops_round_each_element_once) {
     int bad = 0;
     for (size_t i = 0; i < as.size(); ++i)
       for (const auto& [got, want, what] : {std::tuple{sum[i], as[i] + bs[i], "add"}, {prod[i], as[i] * bs[i], "mul"},
-                                            {prod_[i], as[i] * bs[i], "mul_"}}) {
-        uint32_t x, y;
-        std::memcpy(&x, &got, 4);
-        std::memcpy(&y, &want, 4);
-        if (x != y && !(std::isnan(got) && std::isnan(want)) && bad++ < 10)
+                                            {prod_[i], as[i] * bs[i], "mul_"}})
+        if (!same_bits_f32(got, want) && bad++ < 10)
           BOOST_ERROR(what << " n=" << n << " at " << as[i] << ", " << bs[i] << ": got " << got << ", want " << want);
-      }
     BOOST_TEST(bad == 0, "n=" << n << ": " << bad << " elements differ");
   }
 }
