@@ -22,6 +22,10 @@
 
 namespace jebm {
 
+// Walkers per forward/backward piece on a GPU when --eval-chunk is 0 (on the CPU 0 means the Trainer's own pieces,
+// RowEvaluator::kCpuPiece rows, in parallel over the threads).
+constexpr int64_t kDeviceEvalChunk = 256;
+
 // Every hyper-parameter of an image run. The experiment's values have no default here: they come from
 // mnist_defaults() or cifar10_defaults(), the one source of each, before
 // register_image_ebm_options() shows them in --help. The run's mechanics (seed, logging, checkpoints) are the
@@ -67,7 +71,7 @@ struct ImageEbmConfig {
   // run (the same for every image experiment)
   uint64_t seed = 1;
   int threads = 0;               // OpenMP threads (0: OpenMP's default)
-  int64_t eval_chunk = 256;      // walkers per forward/backward chunk
+  int64_t eval_chunk = 0;        // walkers per forward/backward piece (0: 64 on the CPU, kDeviceEvalChunk on a GPU)
   // > 0: evaluation blocks of this many rows, shared out over the MPI ranks (TrainerOptions::shard_block; needed
   // under mpirun -np K > 1; the results depend on it, not on K). 0: one process, today's single passes.
   int64_t shard_block = 0;

@@ -160,7 +160,9 @@ void register_image_ebm_options(po::options_description& d, ImageEbmConfig& c, I
       ("data-noise", po::value(&c.data_noise)->default_value(c.data_noise, short_double(c.data_noise)),
        (R.help("data-noise", "std of Gaussian noise added to every data batch (the paper's augmentation)") + from).c_str())
       ("eval-chunk", po::value(&c.eval_chunk)->default_value(c.eval_chunk),
-       R.help("eval-chunk", "walkers per forward/backward chunk (memory only; results do not depend on it)").c_str())
+       R.help("eval-chunk", "walkers per forward/backward piece; 0 = 64 on the CPU (pieces in parallel over the "
+                            "threads), 256 on a GPU. The float32 results can differ in the last bits with the "
+                            "piece size (not with the thread count)").c_str())
       ("shard-block", po::value(&c.shard_block)->default_value(c.shard_block),
        R.help("shard-block", "> 0: every forward/backward runs in blocks of this many rows and the loss gradient is "
        "summed block by block; under mpirun -np K the blocks are shared out over the K ranks (walkers and data "

@@ -534,7 +534,7 @@ TrainerOptions image_ebm_trainer_options(const ImageEbmConfig& c) {
   to.resample_rule.scheme = c.resample_scheme;
   to.resample_rule.cv2_max = c.resample_cv * c.resample_cv;  // std(w / mean w)^2 = CV^2 = N / ESS - 1
   to.resample_rule.ess_fraction = c.resample_cv > 0 ? 0.0 : c.resample_ess;
-  to.eval_chunk = c.eval_chunk;
+  to.eval_chunk = c.eval_chunk > 0 || c.device.is_cpu() ? c.eval_chunk : kDeviceEvalChunk;
   to.shard_block = c.shard_block;
   to.correction_groups = c.correction_groups;
   return to;

@@ -2,6 +2,7 @@
 // Tested by tests/test_models.cpp.
 #include "models/layers.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace jebm {
@@ -61,6 +62,10 @@ ag::Var Sequential::forward(const ag::Var& x) {
   ag::Var h = x;
   for (auto& layer : layers_) h = layer->forward(h);
   return h;
+}
+
+bool Sequential::concurrent_forward() const {
+  return std::all_of(layers_.begin(), layers_.end(), [](const auto& l) { return l->concurrent_forward(); });
 }
 
 const std::shared_ptr<Module>& Sequential::operator[](size_t i) const {

@@ -19,6 +19,7 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, Generator& gen, bool bias = true,
          DType dtype = DType::Float32);
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
 
   int64_t in_features, out_features;
   ag::Var weight;  // [out, in]
@@ -32,6 +33,7 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
          Generator& gen, bool bias = true, DType dtype = DType::Float32);
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
 
   int64_t in_channels, out_channels, kernel;
   Conv2dParams params;
@@ -43,22 +45,26 @@ class Conv2d : public Module {
 class Flatten : public Module {
  public:
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
 };
 
 class SiLU : public Module {
  public:
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
 };
 
 class ReLU : public Module {
  public:
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
 };
 
 class LeakyReLU : public Module {
  public:
   explicit LeakyReLU(double slope = 0.01) : slope(slope) {}
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override { return true; }
   double slope;
 };
 
@@ -75,6 +81,7 @@ class Sequential : public Module {
     return add(std::make_shared<M>(std::forward<Args>(args)...));
   }
   ag::Var forward(const ag::Var& x) override;
+  bool concurrent_forward() const override;  // when every layer's is
   size_t size() const { return layers_.size(); }
   const std::shared_ptr<Module>& operator[](size_t i) const;
 

@@ -16,6 +16,12 @@ class Module {
   virtual ~Module() = default;
   virtual ag::Var forward(const ag::Var& x) = 0;
   ag::Var operator()(const ag::Var& x) { return forward(x); }
+  // Whether forward may run on several threads at once, on different inputs, with the same parameters: then the
+  // Trainer evaluates pieces of walkers in parallel on the CPU (samplers/row_evaluator.hpp). False unless a module
+  // says so. jebm's layers do, and a Sequential does when all its layers do (a subclass that overrides forward
+  // answers for its own forward too); a module whose forward changes its own state (a counter, a cache, a random
+  // generator) must not.
+  virtual bool concurrent_forward() const { return false; }
 
   // Parameters of this module and its children, in registration order, with dotted names.
   std::vector<std::pair<std::string, ag::Var>> named_parameters() const;

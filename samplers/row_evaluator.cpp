@@ -3,7 +3,10 @@
 // tests/test_trainer_blocks.cpp and tests/test_image_ranks.cpp.
 #include "samplers/row_evaluator.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <exception>
 #include <numeric>
 
 #include "autograd/engine.hpp"
@@ -49,6 +52,33 @@ Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
   return Tensor::from_vector(idx, {static_cast<int64_t>(idx.size())}, device);
 }
 
+// f(b, e) for the pieces [b, e) of [0, n), `step` rows each. In parallel, one piece per thread at a time, when
+// `parallel` and there are at least as many pieces as threads (with fewer, each piece's ops use the threads
+// instead): a piece's rows stay in the core's L2 cache through the whole network (on a 2 MB L2, 256 MNIST walkers
+// took 13 % less time in pieces of 64 than in one pass at 1 thread, and 8 % less at 2 threads as parallel pieces;
+// docs/performance.md). The pieces are the same whichever thread evaluates them, so the bits do not depend on the
+// thread count. An exception in a piece is rethrown after the loop (the first piece's that failed).
+template <typename F>
+void for_pieces(int64_t n, int64_t step, bool parallel, F f) {
+  const int64_t pieces = n > 0 ? (n + step - 1) / step : 0;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (!parallel || threads < 2 || pieces < threads) {
+    for (int64_t p = 0; p < pieces; ++p) f(p * step, std::min(n, (p + 1) * step));
+    return;
+  }
+  std::vector<std::exception_ptr> failed(static_cast<size_t>(pieces));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < pieces; ++p) {
+    try {
+      f(p * step, std::min(n, (p + 1) * step));
+    } catch (...) {
+      failed[static_cast<size_t>(p)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+}
+
 }  // namespace
 
 RowEvaluator::RowEvaluator(Module& energy, int64_t chunk, int64_t block)
@@ -81,7 +111,11 @@ std::pair<int64_t, int64_t> RowEvaluator::own_range(int64_t n) const {
   return {s[r], s[r + 1]};
 }
 
-int64_t RowEvaluator::piece(int64_t rows) const { return block_ > 0 ? block_ : chunk_ > 0 ? chunk_ : rows; }
+int64_t RowEvaluator::piece(int64_t rows, Device device) const {
+  if (block_ > 0) return block_;
+  if (chunk_ > 0) return chunk_;
+  return device.is_cpu() ? kCpuPiece : std::max<int64_t>(rows, 1);
+}
 
 RowSet RowEvaluator::all_rows(const WalkerPopulation& pop) const {
   RowSet s;
@@ -110,9 +144,9 @@ RowSet RowEvaluator::rows(const WalkerPopulation& pop, std::vector<int64_t> walk
 }
 
 void RowEvaluator::evaluate_pieces(const Tensor& x, Tensor u, Tensor g) const {
-  const int64_t n = x.size(0), step = piece(n);
-  for (int64_t b = 0; b < n; b += step) {
-    const int64_t e = std::min(n, b + step);
+  const int64_t n = x.size(0);
+  const bool parallel = x.device().is_cpu() && energy_.concurrent_forward();
+  for_pieces(n, piece(n, x.device()), parallel, [&](int64_t b, int64_t e) {
     ag::Var xv(x.rows(b, e), true);  // a view: nothing writes x while its energy and gradient are evaluated
     ag::Var uv = energy_(xv);
     JEBM_CHECK(uv.dim() == 1 && uv.size(0) == e - b,
@@ -120,7 +154,7 @@ void RowEvaluator::evaluate_pieces(const Tensor& x, Tensor u, Tensor g) const {
     u.rows(b, e).copy_(uv.value());  // to float64 on the same device (exact)
     const std::vector<Tensor> gr = ag::grad(ag::sum_all(uv), {xv});
     g.rows(b, e).copy_(gr[0]);
-  }
+  });
 }
 
 RowValues RowEvaluator::evaluate(const WalkerPopulation& pop, const RowSet& s, bool gather_energies) const {
@@ -194,15 +228,14 @@ void RowEvaluator::energy_and_grad(const Tensor& x, Tensor& u, Tensor& g) const 
 }
 
 Tensor RowEvaluator::energy_only(const Tensor& x) const {
-  ag::NoGradGuard no_grad;
   const int64_t n = x.size(0);
   Tensor u = Tensor::empty({n}, DType::Float64, x.device());
   const auto [lo, hi] = own_range(n);
-  const int64_t step = piece(n);
-  for (int64_t b = lo; b < hi; b += step) {
-    const int64_t e = std::min(hi, b + step);
-    u.rows(b, e).copy_(energy_(ag::Var(x.rows(b, e))).value());
-  }
+  const bool parallel = x.device().is_cpu() && energy_.concurrent_forward();
+  for_pieces(hi - lo, piece(n, x.device()), parallel, [&](int64_t b, int64_t e) {
+    ag::NoGradGuard no_grad;  // per piece: the flag is per thread
+    u.rows(lo + b, lo + e).copy_(energy_(ag::Var(x.rows(lo + b, lo + e))).value());
+  });
   gather_own_rows(u);
   return u;
 }

@@ -1,5 +1,6 @@
 // RowEvaluator: how the Trainer evaluates an energy over rows of walkers and moves them. In one process it is a
-// loop over pieces of rows (one pass, eval_chunk rows, or evaluation blocks); with evaluation blocks on several
+// loop over pieces of rows (kCpuPiece or eval_chunk rows, or evaluation blocks; on the CPU the pieces can run in
+// parallel over the threads, which does not change the bits); with evaluation blocks on several
 // ranks each rank evaluates and moves its own blocks' rows, and energies and walker state are gathered. Tested on
 // its own by tests/test_row_evaluator.cpp (1 rank, and 2 and 3 ranks under mpirun), with the Trainer by
 // tests/test_trainer_blocks.cpp and tests/test_image_ranks.cpp.
@@ -43,8 +44,11 @@ using AfterMove = std::function<void(WalkerPopulation& walkers, const std::vecto
 
 class RowEvaluator {
  public:
-  // chunk > 0: one process evaluates in pieces of this many rows; block > 0: evaluation blocks of this many rows
-  // (then chunk is unused), shared out over the ranks of set_communicator.
+  // chunk > 0: one process evaluates in pieces of this many rows (0: kCpuPiece rows on the CPU, all rows at once on
+  // a GPU); block > 0: evaluation blocks of this many rows (then chunk is unused), shared out over the ranks of
+  // set_communicator. On the CPU, with several OpenMP threads and at least as many pieces as threads, pieces run
+  // in parallel, one per thread, when the energy allows it (Module::concurrent_forward).
+  static constexpr int64_t kCpuPiece = 64;
   RowEvaluator(Module& energy, int64_t chunk, int64_t block);
   // The ranks that share the blocks (null: this process alone); device: the same ranks over device buffers
   // (NCCL) for rows on a GPU (else they travel through host memory over comm).
@@ -85,7 +89,7 @@ class RowEvaluator {
   // This rank's rows of n as [lo, hi), and where every rank's rows begin (whole blocks; a rank may have none).
   std::vector<int64_t> row_starts(int64_t n) const;
   std::pair<int64_t, int64_t> own_range(int64_t n) const;
-  int64_t piece(int64_t rows) const;  // rows per forward/backward
+  int64_t piece(int64_t rows, Device device) const;  // rows per forward/backward
   // U and grad_x U of the rows of x, in pieces, into u and g (same rows).
   void evaluate_pieces(const Tensor& x, Tensor u, Tensor g) const;
   // Every rank's rows of t (as row_starts(t.size(0))) gathered into t on every rank.

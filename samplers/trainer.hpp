@@ -77,7 +77,10 @@ struct TrainerOptions {
   // target exp(-U / T), and a warm move would not leave that target invariant.
   int64_t rejuvenation_moves = 0;
   int64_t cd_k = 1;              // CD-k restart period
-  int64_t eval_chunk = 0;        // > 0: forward/backward over the walkers in chunks of this many rows
+  // > 0: forward/backward over the walkers in pieces of this many rows; 0: RowEvaluator::kCpuPiece rows on the CPU
+  // (in parallel over the threads), all rows at once on a GPU. float32 results can differ in the last bits with
+  // the piece size, not with the thread count.
+  int64_t eval_chunk = 0;
   // > 0: evaluation blocks. Every forward/backward over rows (walkers, data) runs in blocks of this
   // many rows, and the loss's parameter gradient is the sum of the blocks' gradients in block order; with a
   // communicator of K ranks (set_communicator) the blocks are shared out and their results gathered, so each rank

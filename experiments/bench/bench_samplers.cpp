@@ -40,9 +40,14 @@ class CountingEnergy : public Module {
     double per_mac = 2.0;
     if (x.requires_grad()) per_mac += 2.0;
     else if (ag::grad_enabled()) per_mac += 4.0;
-    flops += per_mac * macs_per_image_ * static_cast<double>(x.size(0));
+    const double work = per_mac * macs_per_image_ * static_cast<double>(x.size(0));
+#pragma omp atomic
+    flops += work;
     return (*net_)(x);
   }
+  // As the net's: the count is the only state, added atomically, so the Trainer's pieces run in parallel here as
+  // they do with the bare net in `jebm mnist`.
+  bool concurrent_forward() const override { return net_->concurrent_forward(); }
   double macs_per_image() const { return macs_per_image_; }
   double flops = 0.0;
 
