@@ -60,17 +60,22 @@ Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
 // thread count. An exception in a piece is rethrown after the loop (the first piece's that failed).
 template <typename F>
 void for_pieces(int64_t n, int64_t step, bool parallel, F f) {
-  const int64_t pieces = n > 0 ? (n + step - 1) / step : 0;
+  // Without overflow for any step (--eval-chunk may be as large as int64 allows): p * step < n for every piece.
+  const int64_t pieces = n > 0 ? ceil_div(n, step) : 0;
+  auto piece = [&](int64_t p) {
+    const int64_t b = p * step;
+    f(b, b + std::min(step, n - b));
+  };
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (!parallel || threads < 2 || pieces < threads) {
-    for (int64_t p = 0; p < pieces; ++p) f(p * step, std::min(n, (p + 1) * step));
+    for (int64_t p = 0; p < pieces; ++p) piece(p);
     return;
   }
   std::vector<std::exception_ptr> failed(static_cast<size_t>(pieces));
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t p = 0; p < pieces; ++p) {
     try {
-      f(p * step, std::min(n, (p + 1) * step));
+      piece(p);
     } catch (...) {
       failed[static_cast<size_t>(p)] = std::current_exception();
     }
