@@ -266,6 +266,46 @@ BOOST_AUTO_TEST_CASE(mul_in_place_has_the_bits_of_mul) {
   BOOST_CHECK_THROW(mul_(y, Tensor::ones({4})), Error);
 }
 
+// conv2d_backward_bias's order, pinned: a training run's bits depend on it. Per filter, in double, each grad_y row
+// (sample) in turn; a row's first floor(P / 8) * 8 values go to 8 lane sums (value k to lane k mod 8), the rest to
+// a tail sum; the result is tail + lane 0 + ... + lane 7, rounded once to the dtype. Filter counts that are not a
+// multiple of the kernel's block of filters, P below 8 and not a multiple of 8, and sizes that run in parallel.
+BOOST_AUTO_TEST_CASE(conv_bias_gradient_adds_in_its_documented_order) {
+  Generator gen{22, 0};
+  const std::vector<std::array<int64_t, 4>> shapes = {{3, 5, 2, 2}, {7, 6, 4, 4},    {5, 9, 3, 3},     {2, 3, 16, 16},
+                                                      {4, 1, 1, 1}, {300, 64, 2, 2}, {64, 16, 16, 16}, {9, 7, 5, 1}};
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (const auto& [n, f, h, w] : shapes) {
+      const Tensor gy = rand_normal({n, f, h, w}, 0, 1e3, gen, dt);
+      const std::vector<double> v = gy.to_vector();
+      const int64_t p = h * w, body = p / 8 * 8;
+      std::vector<double> want(static_cast<size_t>(f));
+      for (int64_t j = 0; j < f; ++j) {
+        double lane[8] = {}, tail = 0.0;
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t k = 0; k < p; ++k) {
+            const double x = v[static_cast<size_t>((i * f + j) * p + k)];
+            if (k < body)
+              lane[k % 8] += x;
+            else
+              tail += x;
+          }
+        double s = tail;
+        for (double l : lane) s += l;
+        want[static_cast<size_t>(j)] = dt == DType::Float32 ? static_cast<double>(static_cast<float>(s)) : s;
+      }
+      for (int threads : {1, 2}) {
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        const std::vector<double> got = conv2d_backward_bias(gy).to_vector();
+        omp_set_num_threads(saved);
+        BOOST_TEST(got == want, dtype_name(dt) << " [" << n << ", " << f << ", " << h << ", " << w << "] at " << threads
+                                               << " threads");
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(activations_are_stable_at_extreme_inputs) {
   for (DType dt : {DType::Float32, DType::Float64}) {
     const Tensor x = Tensor::from_vector(std::vector<double>{-1000, -80, 80, 1000}, {4}, dt);
