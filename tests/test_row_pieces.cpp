@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "autograd/ops.hpp"
 #include "models/energy_nets.hpp"
@@ -90,6 +91,28 @@ BOOST_AUTO_TEST_CASE(parallel_pieces_give_the_bits_of_one_thread) {
     serial.energy_and_grad(x, us, gs);
     BOOST_TEST(same_bits(us, u1), "serial pieces' energies at " << threads << " threads");
     BOOST_TEST(same_bits(gs, g1), "serial pieces' input gradients at " << threads << " threads");
+  }
+}
+
+// Evaluation blocks (shard_block > 0: the pieces are the blocks) and an explicit eval_chunk run in parallel the same
+// way: 48-row pieces, 5 of them with a short last one, give the bits of one thread.
+BOOST_AUTO_TEST_CASE(blocks_and_explicit_chunks_give_the_bits_of_one_thread) {
+  Generator gen{5, 0};
+  MnistEnergyCNN net(gen);
+  const Tensor x = rand_uniform({200, 1, 14, 14}, -1.0, 1.0, gen, DType::Float32);
+  for (const auto& [chunk, block] : {std::pair<int64_t, int64_t>{48, 0}, {0, 48}}) {
+    const RowEvaluator rows(net, chunk, block);
+    Tensor u1, g1;
+    {
+      ThreadCount one(1);
+      rows.energy_and_grad(x, u1, g1);
+    }
+    ThreadCount two(2);
+    Tensor u, g;
+    rows.energy_and_grad(x, u, g);
+    BOOST_TEST(same_bits(u, u1), "energies, chunk " << chunk << ", block " << block);
+    BOOST_TEST(same_bits(g, g1), "input gradients, chunk " << chunk << ", block " << block);
+    BOOST_TEST(same_bits(rows.energy_only(x), u1), "forward-only energies, chunk " << chunk << ", block " << block);
   }
 }
 
