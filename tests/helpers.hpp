@@ -1,10 +1,12 @@
-// Shared test helpers: closeness checks that print the first mismatches (llm.c style), float64 finite
-// differences, temporary directories, a text's lines, and the preconditions that report a test skipped with its
+// Shared test helpers: closeness checks that print the first mismatches (llm.c style), bit-for-bit tensor
+// comparison, an OpenMP thread count for a scope, float64 finite differences, temporary directories, a text's lines, and the preconditions that report a test skipped with its
 // reason (no CUDA device, no python3 module, no real data).
 #pragma once
 #include <boost/test/unit_test.hpp>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +52,22 @@ inline bool all_close(const Tensor& got, const Tensor& want, double atol, double
 }
 
 // The message of an expected error: logged at test_suite level, and it must mention every needle.
+// Same shape, dtype and bytes (host tensors; views are compared through contiguous copies, and an empty tensor,
+// which has no storage, through its shape alone).
+inline bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
+         (a.nbytes() == 0 || std::memcmp(a.clone().raw_data(), b.clone().raw_data(), a.nbytes()) == 0);
+}
+
+// omp_set_num_threads(n) for the scope's lifetime; the previous count is restored on leaving it.
+struct ThreadCount {
+  int saved = omp_get_max_threads();
+  explicit ThreadCount(int n) { omp_set_num_threads(n); }
+  ~ThreadCount() { omp_set_num_threads(saved); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+};
+
 inline void check_error_message(const std::string& msg, const std::vector<std::string>& needles) {
   BOOST_TEST_MESSAGE("error: " << msg);
   for (const auto& n : needles)

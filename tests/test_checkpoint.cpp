@@ -15,6 +15,7 @@
 #include "tests/helpers.hpp"
 
 using namespace jebm;
+using jebm::test::same_bits;
 using jebm::test::slurp;
 using jebm::test::TempDir;
 namespace fs = std::filesystem;
@@ -27,11 +28,6 @@ Tensor tensor_of(const std::vector<T>& values, const Shape& shape) {
   BOOST_REQUIRE_EQUAL(static_cast<int64_t>(values.size()), t.numel());
   if (!values.empty()) std::memcpy(t.raw_data(), values.data(), t.nbytes());
   return t;
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  return a.nbytes() == 0 || std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
 }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {

@@ -295,10 +295,8 @@ BOOST_AUTO_TEST_CASE(conv_bias_gradient_adds_in_its_documented_order) {
         want[static_cast<size_t>(j)] = dt == DType::Float32 ? static_cast<double>(static_cast<float>(s)) : s;
       }
       for (int threads : {1, 2}) {
-        const int saved = omp_get_max_threads();
-        omp_set_num_threads(threads);
+        const jebm::test::ThreadCount t(threads);
         const std::vector<double> got = conv2d_backward_bias(gy).to_vector();
-        omp_set_num_threads(saved);
         BOOST_TEST(got == want, dtype_name(dt) << " [" << n << ", " << f << ", " << h << ", " << w << "] at " << threads
                                                << " threads");
       }

@@ -3,7 +3,6 @@
 // one-process evaluator's: energies and gradients, a subset's moves and completions with their gathers, the rows
 // that follow resampling's ancestors, and the blocked loss gradient. Float32 rows: a row's bits depend on its
 // block, so a wrong block split shows.
-#include <cstring>
 #include <memory>
 
 #include "autograd/ops.hpp"
@@ -14,6 +13,7 @@
 #include "tests/helpers.hpp"
 
 using namespace jebm;
+using jebm::test::same_bits;  // a rank that holds no rows has empty tensors: compared by shape
 
 namespace {
 
@@ -36,12 +36,6 @@ class SiluEnergy : public Module {
 WalkerPopulation walkers(int64_t n) {
   Generator g{17, 0};
   return WalkerPopulation::create(rand_normal({n, 6}, 0.0, 1.0, g), 23);
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  // An empty tensor (a rank that holds no rows) has no storage: memcmp must not see its null pointer.
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         (a.nbytes() == 0 || std::memcmp(a.clone().raw_data(), b.clone().raw_data(), a.nbytes()) == 0);
 }
 
 void check_same_population(const WalkerPopulation& a, const WalkerPopulation& b) {

@@ -2,9 +2,6 @@
 // one per thread, when the energy allows it (Module::concurrent_forward). Every row's energy and input gradient
 // must be bit for bit the one-thread value (pieces in order, one thread), and the one a serial evaluator gives
 // with the same pieces; an error raised inside a parallel piece must reach the caller with its message.
-#include <omp.h>
-
-#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -15,6 +12,8 @@
 #include "tests/helpers.hpp"
 
 using namespace jebm;
+using jebm::test::same_bits;
+using jebm::test::ThreadCount;
 
 namespace {
 
@@ -34,18 +33,6 @@ class WrongShape : public Module {
  public:
   ag::Var forward(const ag::Var& x) override { return ag::reshape(ag::sum_all(x), {1, 1}); }
   bool concurrent_forward() const override { return true; }
-};
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.clone().raw_data(), b.clone().raw_data(), a.nbytes()) == 0;
-}
-
-// Restores the OpenMP thread count a test case changed.
-struct ThreadCount {
-  int saved = omp_get_max_threads();
-  explicit ThreadCount(int n) { omp_set_num_threads(n); }
-  ~ThreadCount() { omp_set_num_threads(saved); }
 };
 
 }  // namespace
