@@ -1,11 +1,13 @@
-// The direct conv2d of thin layers (runtime/cpu/conv_direct.cpp): forward, backward-data and backward-filter
-// against the im2col + GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to
-// 3, padding 0 to 4, kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block,
-// batch 1 to 11 (more samples than filter-gradient slots); bit-identical at 1 and 2 threads and between the
-// AVX-512, the FMA and the portable code, and between the two layouts of the forward (lanes over filters or over
-// output columns) and of the input gradient (by output phase, by the columns of one stride phase or of one (row,
-// column) phase); and the dispatch
-// (runtime/cpu/conv.cpp) sends the MNIST CNN's first layers direct and wider ones to the GEMM.
+// The direct conv2d (runtime/cpu/conv_direct.cpp): forward, backward-data and backward-filter against the im2col +
+// GEMM path and a 7-loop double-precision reference, in float32 and float64, on strides 1 to 3, padding 0 to 4,
+// kernels 1 to 5, odd sizes, channel and filter counts that do not fill a vector or a block, batch 1 to 40 (more
+// samples than filter-gradient slots, more steps than a chunk of the filter gradient by taps), and MNIST's conv3 and
+// conv4; bit-identical at 1 and 2 threads and between the AVX-512, the FMA and the portable code, and between the
+// three layouts of the forward (lanes over filters, over output columns, over filters by pixels of the plane) and
+// the four of the input gradient (by output phase, by the columns of one stride phase or of one (row, column) phase,
+// by pixels of the plane); each filter-gradient layout (per sample, by taps of the plane) against the loops and to
+// its own bits; and the dispatch (runtime/cpu/conv.cpp) sends the MNIST CNN's layers direct and CIFAR-10's wide ones
+// to the GEMM.
 #include "tests/helpers.hpp"
 
 #include <omp.h>
@@ -31,12 +33,32 @@ struct Case {
 // than one or two vectors (5 to 37 wide), stride 1, 2 and 3, padding 0 to 4, 1x1, 3x3, 4x4, 5x5 and 5x3 kernels (a
 // 1x1 kernel at stride 2 leaves every other row and column without gradient).
 const std::vector<Case> kCases = {
-    {3, 1, 28, 28, 16, 5, 5, 2, 4}, {1, 1, 14, 14, 16, 5, 5, 2, 4}, {2, 16, 16, 16, 32, 3, 3, 2, 1},
-    {2, 3, 7, 9, 5, 3, 3, 1, 0},    {4, 2, 11, 10, 20, 3, 2, 2, 1}, {5, 1, 9, 13, 3, 5, 3, 1, 2},
-    {2, 4, 6, 5, 17, 1, 1, 1, 0},   {1, 2, 19, 23, 9, 3, 3, 2, 0},  {6, 1, 12, 30, 8, 4, 4, 1, 3},
-    {11, 2, 9, 9, 16, 3, 3, 1, 1},  {2, 3, 13, 37, 7, 4, 4, 2, 3},  {3, 5, 10, 17, 6, 3, 3, 3, 2},
-    {2, 6, 8, 8, 11, 1, 1, 2, 0},   {1, 2, 5, 33, 4, 5, 5, 2, 0},   {2, 9, 7, 14, 10, 3, 3, 1, 4},
-    {2, 5, 9, 9, 3, 4, 4, 2, 2}};
+    {3, 1, 28, 28, 16, 5, 5, 2, 4},
+    {1, 1, 14, 14, 16, 5, 5, 2, 4},
+    {2, 16, 16, 16, 32, 3, 3, 2, 1},
+    {2, 3, 7, 9, 5, 3, 3, 1, 0},
+    {4, 2, 11, 10, 20, 3, 2, 2, 1},
+    {5, 1, 9, 13, 3, 5, 3, 1, 2},
+    {2, 4, 6, 5, 17, 1, 1, 1, 0},
+    {1, 2, 19, 23, 9, 3, 3, 2, 0},
+    {6, 1, 12, 30, 8, 4, 4, 1, 3},
+    {11, 2, 9, 9, 16, 3, 3, 1, 1},
+    {2, 3, 13, 37, 7, 4, 4, 2, 3},
+    {3, 5, 10, 17, 6, 3, 3, 3, 2},
+    {2, 6, 8, 8, 11, 1, 1, 2, 0},
+    {1, 2, 5, 33, 4, 5, 5, 2, 0},
+    {2, 9, 7, 14, 10, 3, 3, 1, 4},
+    {2, 5, 9, 9, 3, 4, 4, 2, 2},
+    // The MNIST CNN's conv3 and conv4 at 28x28 and 14x14 and conv2 at 14x14 (the layouts by pixels of the plane),
+    // then channel and filter counts that fill no vector (20, 40, 17, 23), stride 1 and 3, a 2x3 kernel.
+    {2, 32, 8, 8, 64, 3, 3, 2, 1},
+    {3, 64, 4, 4, 64, 3, 3, 2, 1},
+    {2, 32, 5, 5, 64, 3, 3, 2, 1},
+    {1, 64, 3, 3, 64, 3, 3, 2, 1},
+    {2, 16, 9, 9, 32, 3, 3, 2, 1},
+    {3, 20, 7, 6, 40, 3, 3, 2, 1},
+    {2, 17, 5, 7, 23, 2, 3, 1, 1},
+    {2, 16, 9, 9, 48, 3, 3, 3, 1}};
 
 std::string name(const Case& q) {
   return "x[" + std::to_string(q.n) + ", " + std::to_string(q.c) + ", " + std::to_string(q.h) + ", " +
@@ -101,6 +123,21 @@ Outputs run_direct(const Case& q, const Tensor& x, const Tensor& w, const Tensor
   cpu::conv2d_direct_backward_filter(gy, x, p, o.gw);
   return o;
 }
+
+// For its lifetime: a layout forced through `set` (one of conv2d_direct_force_*_layout), an instruction set and a
+// thread count; then the defaults again.
+struct Forced {
+  void (*set)(int);
+  jebm::test::ThreadCount threads;
+  Forced(void (*s)(int), int layout, int isa, int nthreads) : set(s), threads(nthreads) {
+    set(layout);
+    cpu::conv2d_direct_force_isa(isa);
+  }
+  ~Forced() {
+    set(-1);
+    cpu::conv2d_direct_force_isa(-1);
+  }
+};
 
 }  // namespace
 
@@ -183,7 +220,8 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_the_instruction_set) {
 }
 
 BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
-  // Lanes over filters and lanes over output columns sum the same fused products in the same order: each forced on
+  // Lanes over filters, lanes over output columns and lanes over filters with pixel blocks from the whole plane sum
+  // the same fused products in the same order: each forced on
   // every case, in every instruction set, at 1 and 2 threads, must give the bits of the other, and match the loops.
   for (const Case& q : kCases)
     for (DType dt : {DType::Float32, DType::Float64}) {
@@ -198,18 +236,15 @@ BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
         Tensor y_nobias = Tensor::zeros(gy.shape(), dt);
         cpu::conv2d_im2col_forward(x, w, Tensor(), p, y_nobias);
         std::vector<double> first[2];  // with and without the bias
-        for (int layout : {0, 1})
+        for (int layout : {0, 1, 2})
           for (int isa : {2, 1, 0})
             for (int threads : {1, 2})
               for (int with_bias : {1, 0}) {
-                cpu::conv2d_direct_force_forward_layout(layout);
-                cpu::conv2d_direct_force_isa(isa);
-                omp_set_num_threads(threads);
                 Tensor y = Tensor::zeros(gy.shape(), dt);
-                cpu::conv2d_direct_forward(x, w, with_bias ? b : Tensor(), p, y);
-                cpu::conv2d_direct_force_forward_layout(-1);
-                cpu::conv2d_direct_force_isa(-1);
-                omp_set_num_threads(2);
+                {
+                  const Forced forced(cpu::conv2d_direct_force_forward_layout, layout, isa, threads);
+                  cpu::conv2d_direct_forward(x, w, with_bias ? b : Tensor(), p, y);
+                }
                 const std::vector<double> got = y.to_vector();
                 if (with_bias) BOOST_TEST(all_close(got, yr, tf, tol, "forward vs loops"));
                 else BOOST_TEST(all_close(y, y_nobias, tf, tol, "forward without bias vs im2col"));
@@ -223,12 +258,12 @@ BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
 
 BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
   // By output phase, by the columns of one stride phase and by the columns of one (row, column) phase (both stride 2
-  // only; the last skips the zero padding taps, whose x * 0 leaves the sums unchanged) run the same fused
-  // multiply-adds in the same order: each forced on every stride-2 case, in every instruction set, at 1 and 2
-  // threads, must give the bits of the others (== on values: a zero's sign may differ), and match the loops.
+  // only; the last skips the zero padding taps, whose x * 0 leaves the sums unchanged), and by pixels of the plane
+  // (lanes over channels; it skips those taps too) run the same fused multiply-adds in the same order: each forced
+  // on every case (the column layouts on the stride-2 ones), in every instruction set, at 1 and 2 threads, must give
+  // the bits of the others (== on values: a zero's sign may differ), and match the loops.
   for (const Case& q : kCases)
     for (DType dt : {DType::Float32, DType::Float64}) {
-      if (q.stride != 2) continue;
       BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
         Generator gen{16, 0};
         const auto [x, w, b, gy] = random_inputs(q, dt, gen);
@@ -237,17 +272,15 @@ BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
         reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         std::vector<double> first;
-        for (int layout : {0, 1, 2})
+        for (int layout : {0, 1, 2, 3})
           for (int isa : {2, 1, 0})
             for (int threads : {1, 2}) {
-              cpu::conv2d_direct_force_backward_data_layout(layout);
-              cpu::conv2d_direct_force_isa(isa);
-              omp_set_num_threads(threads);
+              if (q.stride != 2 && (layout == 1 || layout == 2)) continue;
               Tensor gx = Tensor::zeros(x.shape(), dt);
-              cpu::conv2d_direct_backward_data(gy, w, p, gx);
-              cpu::conv2d_direct_force_backward_data_layout(-1);
-              cpu::conv2d_direct_force_isa(-1);
-              omp_set_num_threads(2);
+              {
+                const Forced forced(cpu::conv2d_direct_force_backward_data_layout, layout, isa, threads);
+                cpu::conv2d_direct_backward_data(gy, w, p, gx);
+              }
               const std::vector<double> got = gx.to_vector();
               BOOST_TEST(all_close(got, gxr, tol * static_cast<double>(q.f * q.kh * q.kw), tol, "vs loops"));
               if (first.empty()) first = got;
@@ -258,7 +291,41 @@ BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
+BOOST_AUTO_TEST_CASE(backward_filter_layouts_match_the_loops_and_keep_their_bits) {
+  // Per sample in fixed slots, and by taps of the plane (one chain per tap over every (sample, pixel)): other sums
+  // in other orders, so each layout is held to the loops, and to its own bits in every instruction set and at 1 and 2
+  // threads.
+  for (const Case& q : kCases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      BOOST_TEST_CONTEXT(name(q) << " " << dtype_name(dt)) {
+        Generator gen{17, 0};
+        const auto [x, w, b, gy] = random_inputs(q, dt, gen);
+        const Conv2dParams p{q.stride, q.pad};
+        std::vector<double> yr, gxr, gwr;
+        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
+        const double tw = tol * static_cast<double>(q.n * gy.size(2) * gy.size(3));
+        for (int layout : {0, 1}) {
+          std::vector<double> first;
+          for (int isa : {2, 1, 0})
+            for (int threads : {1, 2}) {
+              Tensor gw = Tensor::zeros(w.shape(), dt);
+              {
+                const Forced forced(cpu::conv2d_direct_force_backward_filter_layout, layout, isa, threads);
+                cpu::conv2d_direct_backward_filter(gy, x, p, gw);
+              }
+              const std::vector<double> got = gw.to_vector();
+              BOOST_TEST(all_close(got, gwr, tw, tol, "vs loops"));
+              if (first.empty()) first = got;
+              BOOST_TEST(got == first,
+                         "layout " << layout << ", instruction set " << isa << ", " << threads << " threads");
+            }
+        }
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(mnist_layers_go_direct_and_wide_ones_through_the_gemm) {
   const Conv2dParams s2p4{2, 4}, s2p1{2, 1};
   const Conv2dParams s1p1{1, 1};
   for (const Shape& x : {Shape{256, 1, 28, 28}, Shape{256, 1, 14, 14}}) {  // conv1, K = 25, at 28x28 and 14x14
@@ -269,19 +336,28 @@ BOOST_AUTO_TEST_CASE(thin_layers_go_direct_and_wide_ones_through_the_gemm) {
   BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));  // conv2, K = 144
   BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));
   BOOST_TEST(cpu::conv2d_direct_backward_filter_fits({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));
-  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));  // conv2 on 9x9: rows of 5
+  BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));  // conv2 on 9x9: rows of 5
   BOOST_TEST(cpu::conv2d_direct_backward_data_fits({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));
-  for (const Shape& x : {Shape{256, 32, 8, 8}, Shape{256, 32, 5, 5}}) {  // conv3, K = 288
-    BOOST_TEST(!cpu::conv2d_direct_forward_fits(x, {64, 32, 3, 3}, s2p1));
-    BOOST_TEST(!cpu::conv2d_direct_backward_data_fits(x, {64, 32, 3, 3}, s2p1));
-    BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits(x, {64, 32, 3, 3}, s2p1));
+  // conv3 (K = 288) and conv4 (576) at 28x28 and 14x14: forward and input gradient by pixels of the plane, the
+  // filter gradient by taps of the plane.
+  for (const Shape& x : {Shape{256, 32, 8, 8}, Shape{256, 32, 5, 5}, Shape{256, 64, 4, 4}, Shape{256, 64, 3, 3}}) {
+    const Shape w{64, x[1], 3, 3};
+    BOOST_TEST(cpu::conv2d_direct_forward_fits(x, w, s2p1));
+    BOOST_TEST(cpu::conv2d_direct_backward_data_fits(x, w, s2p1));
+    BOOST_TEST(cpu::conv2d_direct_backward_data_by_plane(x, w));
+    BOOST_TEST(cpu::conv2d_direct_backward_filter_fits(x, w, s2p1));
   }
-  BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({256, 64, 4, 4}, {64, 64, 3, 3}, s2p1));  // conv4, K = 576
+  BOOST_TEST(!cpu::conv2d_direct_backward_data_by_plane({256, 16, 16, 16}, {32, 16, 3, 3}));  // conv2: by phases
+  // CIFAR-10's wide layers: through the GEMM, even the 256 -> 512 one on 8x8 (rows of 4).
+  BOOST_TEST(!cpu::conv2d_direct_forward_fits({32, 256, 8, 8}, {512, 256, 4, 4}, s2p1));
+  BOOST_TEST(!cpu::conv2d_direct_backward_data_fits({32, 256, 8, 8}, {512, 256, 4, 4}, s2p1));
+  BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({32, 256, 8, 8}, {512, 256, 4, 4}, s2p1));
+  BOOST_TEST(!cpu::conv2d_direct_forward_fits({32, 64, 32, 32}, {128, 64, 4, 4}, s2p1));
   // CIFAR-10's conv1 (K = 27, 64 filters): the forward (rows of 32, by columns) and the input gradient go direct.
   BOOST_TEST(cpu::conv2d_direct_forward_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
   BOOST_TEST(cpu::conv2d_direct_backward_data_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
   BOOST_TEST(!cpu::conv2d_direct_backward_filter_fits({64, 3, 32, 32}, {64, 3, 3, 3}, s1p1));
-  BOOST_TEST(!cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));  // rows of 3 pixels
+  BOOST_TEST(cpu::conv2d_direct_forward_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));  // rows of 3: by the plane
   BOOST_TEST(!cpu::conv2d_direct_backward_data_fits({256, 1, 6, 6}, {16, 1, 3, 3}, s2p1));
   // The op takes the direct path where it fits: its results are the direct kernels' bits.
   Generator gen{13, 0};

@@ -1,7 +1,8 @@
 // A checkpoint written by an earlier release still resumes: tests/fixtures/image-run-correction holds a tiny `jebm
 // mnist` run (Jarzynski with held-out walkers, the log Z correction, warm moves and moving subsets: every field
-// of the trainer's state) stopped after update 4 of 9 by the release of 2026-12-07 (its checkpoint, options.txt
-// and metrics.csv; the model and its Adam moments make most of its 950 KB). Resumed here, it must end bit for bit
+// of the trainer's state) stopped after update 4 of 9 by the release of 2026-12-08 (its checkpoint, options.txt
+// and metrics.csv; the model and its Adam moments make most of its 950 KB; rewritten that day, when the CNN's conv3
+// and conv4 left the GEMM for jebm's own kernels and their results changed in the last bits). Resumed here, it must end bit for bit
 // like an uninterrupted run of today's code: the old walker tracks load, and the step computes what it did.
 // JEBM_WRITE_FIXTURE=DIR writes the fixture into DIR/image-run-correction instead (how it was made).
 // GEMM results differ in their last bits from one OpenBLAS kernel set to another, and so would the trajectories, so

@@ -31,45 +31,42 @@ namespace {
 using conv_direct::add_into;
 using conv_direct::buffer;
 using conv_direct::fma_into;
-using conv_direct::load;
-using conv_direct::store;
-using conv_direct::splat;
 using conv_direct::for_samples;
 using conv_direct::kLanes;
+using conv_direct::load;
 using conv_direct::round_up;
+using conv_direct::splat;
+using conv_direct::store;
+using conv_direct::transpose8_columns;
 using conv_direct::vec_t;
 
 // Which layers go direct, measured at one thread in float32 against OpenBLAS's SkylakeX kernels (docs/performance.md,
 // "Thin convolutions"). Forward and filter gradient: the MNIST CNN's conv1 (C*KH*KW = 25, 16 filters) and conv2
-// (144, 32 filters) are faster direct (conv2's filter gradient ties); MNIST's conv3 (288), conv4 (576) and the
-// CIFAR-10 CNN's filter gradient at conv1 (27 but 64 filters, a GEMM tall enough) are faster through the GEMM. The
-// forward with lanes over filters also needs output rows at least one pixel block long (on rows of 5 it took twice
-// the GEMM's time); with lanes over output columns, which it takes for rows of 16 and more (MNIST's conv1 at 28x28,
-// CIFAR-10's conv1), any filter count (on rows of 8 and 9 it was slower than lanes over filters). Input gradient:
-// conv1 and conv2 at 28x28 and 14x14 and CIFAR-10's conv1 are faster direct; conv3 (288, rows of 8 and 5) is not.
+// (144, 32 filters) are faster direct (conv2's filter gradient ties); the per-sample kernels were slower than the GEMM
+// on MNIST's conv3 (288), conv4 (576) and the CIFAR-10 CNN's filter gradient at conv1 (27 but 64 filters, a GEMM
+// tall enough). The forward with lanes over filters also needs output rows at least one pixel block long (on rows of
+// 5 it took twice the GEMM's time); with lanes over output columns, which it takes for rows of 16 and more (MNIST's
+// conv1 at 28x28, CIFAR-10's conv1), any filter count (on rows of 8 and 9 it was slower than lanes over filters).
+// Input gradient: conv1 and conv2 at 28x28 and 14x14 and CIFAR-10's conv1 are faster direct. Since 2026-12-08 the
+// layouts by the plane (below) take MNIST's conv3 and conv4 and the short rows, faster than the GEMM.
 constexpr int64_t kDirectMaxCkk = 144;
 constexpr int64_t kDirectMaxFilters = 32;
 constexpr int64_t kDirectDataMinWidth = 8;  // input rows: half a float32 vector at least
 constexpr int64_t kFilterSlots = 8;  // partial filter-gradient sums
 constexpr int64_t kColumnsMinWidth = 16;  // output rows the forward takes by columns
+// Layers the layouts by the plane take where the others do not fit: output rows shorter than a pixel block (forward)
+// or more than kDirectMaxCkk taps (input gradient, which needs kLanes channels at least, and filter gradient, kLanes
+// filters), measured at one thread on MNIST's conv3 and conv4 (up to 576 taps and 64 filters) and, for the forward,
+// on conv2 at 14x14 (rows of 5): faster than im2col + OpenBLAS (docs/performance.md, "Convolutions by the plane").
+constexpr int64_t kPlaneMaxCkk = 576;
+constexpr int64_t kPlaneMaxFilters = 64;
+constexpr int64_t kPlaneGroupPixels = 64;       // the forward by pixels of the plane: pixels per group of samples
+constexpr int64_t kPlaneChunkBytes = 24 << 10;  // and weights per chunk of taps
 
 using conv_direct::Geo;
 using conv_direct::geo;
-
-// x_n [C, H, W] -> xpad [C, HP, WP], zeros around. Rows are copied by whole vectors where they can be: a plain loop
-// became one memmove call per row (16 floats for MNIST's conv2), about 7 % of its forward and filter gradient.
-template <typename T>
-JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
-  std::fill(xpad, xpad + g.c * g.hp() * g.wp(), T(0));
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t y = 0; y < g.h; ++y) {
-      const T* s = xn + (c * g.h + y) * g.w;
-      T* d = xpad + (c * g.hp() + y + g.pad) * g.wp() + g.pad;
-      int64_t x = 0;
-      for (; x + kLanes<T> <= g.w; x += kLanes<T>) std::memcpy(d + x, s + x, sizeof(vec_t<T>));
-      for (; x < g.w; ++x) d[x] = s[x];
-    }
-}
+using conv_direct::pad_sample;
+using conv_direct::tap_offsets;
 
 // Filters in blocks of one 64-byte vector, and output pixels along a row in blocks of kPix: kPix x kLanes
 // accumulators stay in registers while the taps stream by, each tap one vector load.
@@ -132,29 +129,6 @@ JEBM_ALWAYS_INLINE void row_kernel(const T* a, int64_t as, const int64_t* ka, in
   row_blocks<Isa, T, 1, S>(a, as, ka, nk, b, ldb, n, out, lb);
 }
 
-// out[i] = column i of the 8 x 8 float32 block at src (rows ls apart), in AVX registers: unpacks, then shuffles,
-// then 128-bit lane swaps. Used by the forward's output rows (transpose8_add) and the filter gradient's grad_y
-// (transpose8).
-__attribute__((target("avx2,fma"))) inline void transpose8_columns(const float* __restrict src, int64_t ls,
-                                                                    __m256* out) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    out[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-    out[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-  }
-}
-
 // dst[i * ld + j] = src[j * ls + i] + b[i] for i, j < 8 (b null: + 0): the forward's output row from its [pixels,
 // filters] accumulators (element by element, about a tenth of MNIST conv2's forward on a Zen 3). The same additions
 // as the element loop, so the same bits.
@@ -189,6 +163,36 @@ JEBM_ALWAYS_INLINE void forward_sample(const Geo& g, const T* __restrict xn, con
       const T b = bias ? bias[fr] : T(0);
       T* d = yn + fr * g.p() + oy * ow;
       for (int64_t ox = fr < f ? ob : 0; ox < ow; ++ox) d[ox] = acc[ox * fp + fr] + b;
+    }
+  }
+}
+
+// The forward of a group of samples by pixels of the plane: acc [G*P, FP] over the group's pixels (pix: each one's
+// window corner, in its sample's padded copy), then each y_n [F, P] = its rows of acc transposed + bias, as
+// forward_sample does with one row.
+// The taps go in chunks of kc, whose weights stay in L1 while every pixel block goes by, each chunk's sums continued
+// from the previous chunk's: the same chains.
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void forward_plane_group(const Geo& g, int64_t gn, const T* __restrict wt, const int64_t* xoff,
+                                            int64_t kc, const T* bias, T* __restrict yn, T* __restrict acc,
+                                            const T* const* pix, T* const* outs) {
+  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nk = g.ckk();
+  for (int64_t k0 = 0; k0 < nk; k0 += kc)
+    conv_direct::plane_all_lanes<Isa, T>(k0 > 0 ? 1 : 0, pix, outs, gn * np, xoff + k0, std::min(kc, nk - k0),
+                                         wt + k0 * fp, fp);
+  for (int64_t i = 0; i < gn; ++i) {
+    const T* ai = acc + i * np * fp;
+    T* yi = yn + i * g.f * np;
+    int64_t f = 0, ob = 0;
+    if constexpr (!std::is_same_v<Isa, conv_direct::IsaBase> && sizeof(T) == 4) {
+      ob = np / 8 * 8;
+      for (; f + 8 <= g.f; f += 8)
+        for (int64_t p = 0; p < ob; p += 8)
+          transpose8_add(ai + p * fp + f, fp, bias ? bias + f : nullptr, yi + f * np + p, np);
+    }
+    for (int64_t fr = 0; fr < g.f; ++fr) {
+      const T bv = bias ? bias[fr] : T(0);
+      for (int64_t p = fr < f ? ob : 0; p < np; ++p) yi[fr * np + p] = ai[p * fp + fr] + bv;
     }
   }
 }
@@ -240,65 +244,15 @@ JEBM_ALWAYS_INLINE void filter_rows(int64_t nr, const T* xpad, const int64_t* ro
   }
 }
 
-typedef int32_t lanes16_t __attribute__((vector_size(64)));
-
-// One round of transpose16: rows i and i + B (i & B zero) swap their off-diagonal blocks of B lanes.
-template <int B>
-JEBM_ALWAYS_INLINE void transpose_round(vec_t<float>* r, const lanes16_t& lo, const lanes16_t& hi) {
-  for (int i = 0; i < 16; ++i)
-    if (!(i & B)) {
-      const vec_t<float> a = r[i], c = r[i + B];
-      r[i] = __builtin_shuffle(a, c, lo);
-      r[i + B] = __builtin_shuffle(a, c, hi);
-    }
-}
-
-// dst[i * ld + j] = src[j * ls + i] for i, j < 16, in registers: four rounds of two-source permutes (blocks of 8, 4,
-// 2, 1 lanes).
-JEBM_ALWAYS_INLINE void transpose16(const float* __restrict src, int64_t ls, float* __restrict dst, int64_t ld) {
-  vec_t<float> r[16];
-  for (int i = 0; i < 16; ++i) std::memcpy(&r[i], src + i * ls, sizeof r[i]);
-  transpose_round<8>(r, lanes16_t{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-                     lanes16_t{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
-  transpose_round<4>(r, lanes16_t{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-                     lanes16_t{4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
-  transpose_round<2>(r, lanes16_t{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-                     lanes16_t{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
-  transpose_round<1>(r, lanes16_t{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
-                     lanes16_t{1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
-  for (int i = 0; i < 16; ++i) std::memcpy(dst + i * ld, &r[i], sizeof r[i]);
-}
-
-// The same for 8 x 8 blocks in AVX registers (the FMA version's float32).
-__attribute__((target("avx2,fma"))) inline void transpose8(const float* __restrict src, int64_t ls,
-                                                            float* __restrict dst, int64_t ld) {
-  __m256 col[8];
-  transpose8_columns(src, ls, col);
-  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld, col[i]);
-}
-
 // gyt [P, FP] = grad_y_n [F, P] transposed, zero filters padding F. Element by element it took about 40 % of the
 // filter gradient of MNIST's conv1; the AVX-512 float32 version moves whole 16 x 16 blocks in registers, the FMA
 // version 8 x 8 blocks. A copy, so every version gives the same bits.
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void transpose_grad_y(const Geo& g, const T* __restrict gyn, T* __restrict gyt) {
   const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
-  int64_t fb = 0, pb = 0;  // filters and pixels the blocks cover
-  if constexpr (std::is_same_v<Isa, conv_direct::IsaAvx512> && sizeof(T) == 4) {
-    fb = g.f / 16 * 16;
-    pb = np / 16 * 16;
-    for (int64_t f0 = 0; f0 < fb; f0 += 16)
-      for (int64_t p0 = 0; p0 < pb; p0 += 16) transpose16(gyn + f0 * np + p0, np, gyt + p0 * fp + f0, fp);
-  } else if constexpr (std::is_same_v<Isa, conv_direct::IsaFma> && sizeof(T) == 4) {
-    fb = g.f / 8 * 8;
-    pb = np / 8 * 8;
-    for (int64_t f0 = 0; f0 < fb; f0 += 8)
-      for (int64_t p0 = 0; p0 < pb; p0 += 8) transpose8(gyn + f0 * np + p0, np, gyt + p0 * fp + f0, fp);
-  }
-  for (int64_t p = 0; p < np; ++p) {
-    for (int64_t f = p < pb ? fb : 0; f < g.f; ++f) gyt[p * fp + f] = gyn[f * np + p];
+  conv_direct::transpose_matrix<Isa>(gyn, np, g.f, np, gyt, fp);
+  for (int64_t p = 0; p < np; ++p)
     for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
-  }
 }
 
 // One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP], then
@@ -343,28 +297,39 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
                   T* xpad, T* gyt) {                                                                        \
     backward_filter_sample<isa, T>(g, xn, gyn, xoff, poff, part, xpad, gyt);                                \
   }
+#define JEBM_PLANE_ENTRY(name, attrs, isa, T)                                                                        \
+  attrs void name(const Geo& g, int64_t gn, const T* wt, const int64_t* xoff, int64_t kc, const T* b, T* yn, T* acc, \
+                  const T* const* pix, T* const* outs) {                                                             \
+    forward_plane_group<isa, T>(g, gn, wt, xoff, kc, b, yn, acc, pix, outs);                                         \
+  }
 JEBM_CONV_DIRECT_ENTRIES(JEBM_FWD_ENTRY, forward)
+JEBM_CONV_DIRECT_ENTRIES(JEBM_PLANE_ENTRY, plane)
+#undef JEBM_PLANE_ENTRY
 JEBM_CONV_DIRECT_ENTRIES(JEBM_FILTER_ENTRY, filter)
 #undef JEBM_FILTER_ENTRY
 #undef JEBM_FWD_ENTRY
 
 JEBM_CONV_DIRECT_PICKER(forward_fn, forward)
+JEBM_CONV_DIRECT_PICKER(plane_fn, plane)
 JEBM_CONV_DIRECT_PICKER(filter_fn, filter)
 
 std::atomic<int> forced_isa{-1};
 std::atomic<int> forced_layout{-1};
-
-// Tap (c, i, j) -> its offset from a window's corner in the padded sample.
-std::vector<int64_t> tap_offsets(const Geo& g) {
-  std::vector<int64_t> xoff;
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t i = 0; i < g.kh; ++i)
-      for (int64_t j = 0; j < g.kw; ++j) xoff.push_back((c * g.hp() + i) * g.wp() + j);
-  return xoff;
-}
+std::atomic<int> forced_filter_layout{-1};
 
 // Whether the forward's lanes hold output columns (else filters): output rows of at least one float32 vector.
 bool columns_fit(int64_t ow) { return ow >= kColumnsMinWidth; }
+// Whether the forward's pixel blocks come from the whole output plane: rows shorter than a pixel block.
+// Whether the filter gradient goes by taps of the plane: more taps than the per-sample kernel takes, and filters for
+// a vector at least (CIFAR-10's conv1, 27 taps and 64 filters, stays with the GEMM, measured faster there).
+bool backward_filter_by_plane(const Shape& x, const Shape& w) {
+  const int64_t ckk = x[1] * w[2] * w[3];
+  return ckk > kDirectMaxCkk && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters && w[0] >= conv_direct::kLanes<float>;
+}
+bool forward_by_plane(const Geo& g) {
+  const int forced = forced_layout.load(std::memory_order_relaxed);
+  return forced >= 0 ? forced == 2 : g.ow < kPix;
+}
 bool forward_by_columns(const Geo& g) {
   const int forced = forced_layout.load(std::memory_order_relaxed);
   return forced >= 0 ? forced == 1 : columns_fit(g.ow);
@@ -379,6 +344,31 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   const T* bp = bias.defined() ? bias.data<T>() : nullptr;
   T* yp = y.data<T>();
   const std::vector<int64_t> xoff = tap_offsets(g);
+  if (forward_by_plane(g)) {
+    // Groups of samples with enough pixels to amortise each weight chunk; taps in chunks of about 24 KB of weights.
+    const int64_t gs = std::clamp<int64_t>(kPlaneGroupPixels / g.p(), 1, n), groups = (n + gs - 1) / gs;
+    const int64_t kc = std::max<int64_t>(1, kPlaneChunkBytes / (fp * int64_t{sizeof(T)}));
+    const int64_t spad = g.c * g.hp() * g.wp();
+    const auto run = plane_fn<T>();
+    for_samples(groups, n * g.p() * g.ckk() * g.f, [&](int64_t grp) {
+      const int64_t i0 = grp * gs, gn = std::min(gs, n - i0);
+      thread_local std::vector<const T*> pix;
+      thread_local std::vector<T*> outs;
+      pix.resize(static_cast<size_t>(gn * g.p()));
+      outs.resize(pix.size());
+      T* xpad = buffer<T>(0, gn * spad);
+      T* acc = buffer<T>(1, gn * g.p() * fp);
+      for (size_t q = 0; q < outs.size(); ++q) outs[q] = acc + static_cast<int64_t>(q) * fp;
+      for (int64_t i = 0; i < gn; ++i) {
+        pad_sample(g, xp + (i0 + i) * g.c * g.h * g.w, xpad + i * spad);
+        for (int64_t oy = 0, q = i * g.p(); oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox, ++q)
+            pix[static_cast<size_t>(q)] = xpad + i * spad + oy * g.s * g.wp() + ox * g.s;
+      }
+      run(g, gn, wt.data(), xoff.data(), kc, bp, yp + i0 * g.f * g.p(), acc, pix.data(), outs.data());
+    });
+    return;
+  }
   const auto run = forward_fn<T>();
   for_samples(n, n * g.p() * g.ckk() * g.f, [&](int64_t i) {
     T* xpad = buffer<T>(0, g.c * g.hp() * g.wp());
@@ -433,14 +423,20 @@ void conv2d_direct_force_isa(int isa) { forced_isa.store(isa); }
 void conv2d_direct_force_forward_layout(int layout) { forced_layout.store(layout); }
 
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  const int64_t ow = (x[3] + 2 * p.padding - w[3]) / p.stride + 1;
-  return x[1] * w[2] * w[3] <= kDirectMaxCkk && ((w[0] <= kDirectMaxFilters && ow >= kPix) || columns_fit(ow));
+  const int64_t ow = (x[3] + 2 * p.padding - w[3]) / p.stride + 1, ckk = x[1] * w[2] * w[3];
+  if (ow < kPix) return ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters;  // by pixels of the plane
+  return ckk <= kDirectMaxCkk && (w[0] <= kDirectMaxFilters || columns_fit(ow));
 }
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  return x[1] * w[2] * w[3] <= kDirectMaxCkk && x[3] >= kDirectDataMinWidth;
+  return (x[1] * w[2] * w[3] <= kDirectMaxCkk && x[3] >= kDirectDataMinWidth) ||
+         conv2d_direct_backward_data_by_plane(x, w);
+}
+bool conv2d_direct_backward_data_by_plane(const Shape& x, const Shape& w) {
+  const int64_t ckk = x[1] * w[2] * w[3];
+  return ckk > kDirectMaxCkk && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters && x[1] >= conv_direct::kLanes<float>;
 }
 bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  return x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters;
+  return (x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters) || backward_filter_by_plane(x, w);
 }
 
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
@@ -449,7 +445,12 @@ void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
   JEBM_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] { forward_typed<scalar_t>(x, w, bias, p, y); });
 }
 
+void conv2d_direct_force_backward_filter_layout(int layout) { forced_filter_layout.store(layout); }
+
 void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
+  const int forced = forced_filter_layout.load(std::memory_order_relaxed);
+  if (forced == 1 || (forced < 0 && backward_filter_by_plane(x.shape(), grad_w.shape())))
+    return conv2d_direct_backward_filter_plane(grad_y, x, p, grad_w);
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_filter",
                       [&] { backward_filter_typed<scalar_t>(grad_y, x, p, grad_w); });
 }

@@ -412,9 +412,10 @@ std::atomic<int> forced_layout{-1};
 // kernel by phases also beat the 64-byte kernel by output phase (conv2 2.14 against 2.33 ms, conv1 at 14x14 0.34
 // against 0.44, float64 too), so every CPU with FMA takes it.
 constexpr int64_t kColumnsMinLanes = 12;
-int layout(const Shape& x, const Conv2dParams& p) {
-  if (p.stride != 2) return 0;
+int layout(const Shape& x, const Shape& w, const Conv2dParams& p) {
   const int forced = forced_layout.load(std::memory_order_relaxed);
+  if (forced == 3 || (forced < 0 && conv2d_direct_backward_data_by_plane(x, w))) return 3;
+  if (p.stride != 2) return 0;
   if (forced >= 0) return forced;
   if ((p.padding + x[3] - 1) / 2 - p.padding / 2 + 1 >= kColumnsMinLanes) return 1;
   return conv_direct::isa() >= 1 ? 2 : 0;
@@ -436,9 +437,10 @@ int64_t backward_data_pass_filters(const Shape& x, const Shape& w, const Shape& 
 void conv2d_direct_force_backward_data_layout(int layout) { forced_layout.store(layout); }
 
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x) {
-  const int by = layout(grad_x.shape(), p);
+  const int by = layout(grad_x.shape(), w.shape(), p);
   if (by == 1) return conv2d_direct_backward_data_columns(grad_y, w, p, grad_x);
   if (by == 2) return conv2d_direct_backward_data_phases(grad_y, w, p, grad_x);
+  if (by == 3) return conv2d_direct_backward_data_plane(grad_y, w, p, grad_x);
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_data",
                       [&] { backward_data_typed<scalar_t>(grad_y, w, p, grad_x); });
 }

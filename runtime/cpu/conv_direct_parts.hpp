@@ -153,6 +153,172 @@ inline void splat(IsaBase, vec_t<T>& out, T v) {
   for (int64_t l = 0; l < kLanes<T>; ++l) out[l] = v;
 }
 
+// The kernel of the layouts "by the plane" (the forward for short output rows, runtime/cpu/conv_direct.cpp; the input
+// gradient of layers with many channels, conv_direct_backward_data_plane.cpp; the filter gradient of layers with many
+// taps, conv_direct_backward_filter_plane.cpp): NP pixels (or taps), each with its own base a[p], so that a block
+// fills its registers whatever the row length, NB vectors of lanes.
+// sum[p, 0..NB kLanes) = sum over k < nk of a[p][ka[k]] * b[k * ldb + 0..NB kLanes), one fused multiply-add per
+// step in k order, into pixel p's output row o[p] + lo; mode 0: from zero, stored there; 1: continued from there (a
+// chain split into chunks of k: the same chain); 2: from zero, then added to it (one rounding).
+template <typename Isa, typename T, int64_t NP, int64_t NB>
+JEBM_ALWAYS_INLINE void plane_kernel(int mode, const T* const* a, const int64_t* __restrict ka, int64_t nk,
+                                     const T* __restrict b, int64_t ldb, T* const* o, int64_t lo) {
+  using V = reg_t<Isa, T>;
+  const T* ap[NP];
+  for (int64_t p = 0; p < NP; ++p) ap[p] = a[p];
+  V acc[NB][NP];
+  for (int64_t q = 0; q < NB; ++q)
+    for (int64_t p = 0; p < NP; ++p)
+      if (mode == 1)
+        load(acc[q][p], o[p] + lo + q * kLanes<T>);
+      else
+        acc[q][p] = V{};
+  for (int64_t k = 0; k < nk; ++k) {
+    V bv[NB];  // no function returns a vector: its ABI differs between the versions
+    for (int64_t q = 0; q < NB; ++q) load(bv[q], b + k * ldb + q * kLanes<T>);
+    const int64_t o = ka[k];
+    for (int64_t p = 0; p < NP; ++p) {
+      V av;
+      splat(Isa{}, av, ap[p][o]);
+      for (int64_t q = 0; q < NB; ++q) fma_into(Isa{}, acc[q][p], av, bv[q]);
+    }
+  }
+  for (int64_t p = 0; p < NP; ++p)
+    for (int64_t q = 0; q < NB; ++q) {
+      if (mode == 2) {
+        V v;
+        load(v, o[p] + lo + q * kLanes<T>);
+        add_into(Isa{}, v, acc[q][p]);
+        acc[q][p] = v;
+      }
+      store(o[p] + lo + q * kLanes<T>, acc[q][p]);
+    }
+}
+
+// Pixels per block, per instruction set and lane blocks: AVX-512's 32 registers hold 4 x 6 or 2 x 8 accumulators
+// beside the weights (2 x 12 measured no faster); the FMA version's vectors take two ymm registers each: 6 pixels are
+// 12 of its 16 (with the FMA code forced on the Xeon, conv3's input gradient took 0.96-0.99x the time of im2col +
+// OpenBLAS's Haswell kernels with 6, 1.02-1.03x with 4).
+template <typename Isa, int64_t NB>
+constexpr int64_t kPlanePix = std::is_same_v<Isa, IsaAvx512> ? (NB == 4 ? 6 : 8) : 6;
+
+// plane_kernel for n (1 to NMAX) pixels, chosen at run time.
+template <typename Isa, typename T, int64_t NB, int64_t NMAX>
+JEBM_ALWAYS_INLINE void plane_tail(int64_t n, int mode, const T* const* a, const int64_t* ka, int64_t nk, const T* b,
+                                   int64_t ldb, T* const* o, int64_t lo) {
+  if constexpr (NMAX >= 1) {
+    if (n == NMAX) return plane_kernel<Isa, T, NMAX, NB>(mode, a, ka, nk, b, ldb, o, lo);
+    return plane_tail<Isa, T, NB, NMAX - 1>(n, mode, a, ka, nk, b, ldb, o, lo);
+  }
+}
+
+// out[i] = column i of the 8 x 8 float32 block at src (rows ls apart), in AVX registers: unpacks, then shuffles,
+// then 128-bit lane swaps. Used by the forward's output rows (transpose8_add, conv_direct.cpp) and transpose8.
+__attribute__((target("avx2,fma"))) inline void transpose8_columns(const float* __restrict src, int64_t ls,
+                                                                   __m256* out) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    out[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+}
+
+typedef int32_t lanes16_t __attribute__((vector_size(64)));
+
+// One round of transpose16: rows i and i + B (i & B zero) swap their off-diagonal blocks of B lanes.
+template <int B>
+JEBM_ALWAYS_INLINE void transpose_round(vec_t<float>* r, const lanes16_t& lo, const lanes16_t& hi) {
+  for (int i = 0; i < 16; ++i)
+    if (!(i & B)) {
+      const vec_t<float> a = r[i], c = r[i + B];
+      r[i] = __builtin_shuffle(a, c, lo);
+      r[i + B] = __builtin_shuffle(a, c, hi);
+    }
+}
+
+// dst[i * ld + j] = src[j * ls + i] for i, j < 16, in registers: four rounds of two-source permutes (blocks of 8, 4,
+// 2, 1 lanes).
+JEBM_ALWAYS_INLINE void transpose16(const float* __restrict src, int64_t ls, float* __restrict dst, int64_t ld) {
+  vec_t<float> r[16];
+  for (int i = 0; i < 16; ++i) std::memcpy(&r[i], src + i * ls, sizeof r[i]);
+  transpose_round<8>(r, lanes16_t{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                     lanes16_t{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  transpose_round<4>(r, lanes16_t{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+                     lanes16_t{4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+  transpose_round<2>(r, lanes16_t{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+                     lanes16_t{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+  transpose_round<1>(r, lanes16_t{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+                     lanes16_t{1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+  for (int i = 0; i < 16; ++i) std::memcpy(dst + i * ld, &r[i], sizeof r[i]);
+}
+
+// The same for 8 x 8 blocks in AVX registers (the FMA version's float32).
+__attribute__((target("avx2,fma"))) inline void transpose8(const float* __restrict src, int64_t ls,
+                                                           float* __restrict dst, int64_t ld) {
+  __m256 col[8];
+  transpose8_columns(src, ls, col);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld, col[i]);
+}
+
+// dst[c * ld + r] = src[r * ls + c] for r < rows, c < cols: whole 16 x 16 blocks in registers in the AVX-512 float32
+// version, 8 x 8 blocks in the FMA one, the rest element by element. A copy, so every version gives the same bits.
+// (Element by element, grad_y's transposition took about 40 % of the filter gradient of MNIST's conv1.)
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void transpose_matrix(const T* __restrict src, int64_t ls, int64_t rows, int64_t cols,
+                                         T* __restrict dst, int64_t ld) {
+  int64_t rb = 0, cb = 0;  // rows and columns the blocks cover
+  if constexpr (std::is_same_v<Isa, IsaAvx512> && sizeof(T) == 4) {
+    rb = rows / 16 * 16;
+    cb = cols / 16 * 16;
+    for (int64_t r0 = 0; r0 < rb; r0 += 16)
+      for (int64_t c0 = 0; c0 < cb; c0 += 16) transpose16(src + r0 * ls + c0, ls, dst + c0 * ld + r0, ld);
+  } else if constexpr (std::is_same_v<Isa, IsaFma> && sizeof(T) == 4) {
+    rb = rows / 8 * 8;
+    cb = cols / 8 * 8;
+    for (int64_t r0 = 0; r0 < rb; r0 += 8)
+      for (int64_t c0 = 0; c0 < cb; c0 += 8) transpose8(src + r0 * ls + c0, ls, dst + c0 * ld + r0, ld);
+  }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = c < cb ? rb : 0; r < rows; ++r) dst[c * ld + r] = src[r * ls + c];
+}
+
+// plane_kernel over np pixels (bases a, output rows o) for the lane blocks of NB vectors from lb on, in pixel blocks
+// of kPlanePix; returns the first lane not covered.
+template <typename Isa, typename T, int64_t NB>
+JEBM_ALWAYS_INLINE int64_t plane_lanes(int mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
+                                       int64_t nk, const T* b, int64_t ldb, int64_t lb) {
+  constexpr int64_t NP = kPlanePix<Isa, NB>;
+  for (; lb + NB * kLanes<T> <= ldb; lb += NB * kLanes<T>) {
+    int64_t p = 0;
+    for (; p + NP <= np; p += NP) plane_kernel<Isa, T, NP, NB>(mode, a + p, ka, nk, b + lb, ldb, o + p, lb);
+    if (p < np) plane_tail<Isa, T, NB, NP - 1>(np - p, mode, a + p, ka, nk, b + lb, ldb, o + p, lb);
+  }
+  return lb;
+}
+
+// Every lane block of ldb lanes: four vectors at a time, then two, in AVX-512; then one.
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void plane_all_lanes(int mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
+                                        int64_t nk, const T* b, int64_t ldb) {
+  int64_t lb = 0;
+  if constexpr (std::is_same_v<Isa, IsaAvx512>) {
+    lb = plane_lanes<Isa, T, 4>(mode, a, o, np, ka, nk, b, ldb, lb);
+    lb = plane_lanes<Isa, T, 2>(mode, a, o, np, ka, nk, b, ldb, lb);
+  }
+  plane_lanes<Isa, T, 1>(mode, a, o, np, ka, nk, b, ldb, lb);
+}
+
 // Which of the three the kernels run: the best the CPU has (2 AVX-512, 1 FMA with AVX2, 0 portable), or less when a
 // test forces it (conv2d_direct_force_isa). The FMA version uses AVX2's permutes too (the input gradient's grad_y
 // copies), which every FMA CPU but AMD's 2012-2015 cores has.
@@ -195,6 +361,29 @@ inline Geo geo(const Shape& x, const Shape& w, const Shape& y, const Conv2dParam
   return {x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p.stride, p.padding};
 }
 
+// x_n [C, H, W] -> xpad [C, HP, WP], zeros around. Rows are copied by whole vectors where they can be: a plain loop
+// became one memmove call per row (16 floats for MNIST's conv2), about 7 % of its forward and filter gradient.
+template <typename T>
+JEBM_ALWAYS_INLINE void pad_sample(const Geo& g, const T* xn, T* xpad) {
+  std::fill(xpad, xpad + g.c * g.hp() * g.wp(), T(0));
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t y = 0; y < g.h; ++y) {
+      const T* s = xn + (c * g.h + y) * g.w;
+      T* d = xpad + (c * g.hp() + y + g.pad) * g.wp() + g.pad;
+      int64_t x = 0;
+      for (; x + kLanes<T> <= g.w; x += kLanes<T>) std::memcpy(d + x, s + x, sizeof(vec_t<T>));
+      for (; x < g.w; ++x) d[x] = s[x];
+    }
+}
+
+// Tap (c, i, j) -> its offset from a window's corner in the padded sample.
+inline std::vector<int64_t> tap_offsets(const Geo& g) {
+  std::vector<int64_t> xoff;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) xoff.push_back((c * g.hp() + i) * g.wp() + j);
+  return xoff;
+}
 
 // The weights [F, CKK] as [CKK, FP]: one row of filters per tap, zero filters padding F to whole vectors.
 template <typename T>
