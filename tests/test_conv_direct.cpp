@@ -346,8 +346,17 @@ BOOST_AUTO_TEST_CASE(mnist_layers_go_direct_and_wide_ones_through_the_gemm) {
     BOOST_TEST(cpu::conv2d_direct_backward_data_fits(x, w, s2p1));
     BOOST_TEST(cpu::conv2d_direct_backward_data_by_plane(x, w));
     BOOST_TEST(cpu::conv2d_direct_backward_filter_fits(x, w, s2p1));
+    BOOST_TEST(cpu::conv2d_direct_backward_filter_by_plane(x, w, s2p1));
   }
-  BOOST_TEST(!cpu::conv2d_direct_backward_data_by_plane({256, 16, 16, 16}, {32, 16, 3, 3}));  // conv2: by phases
+  // conv2 at 28x28: input gradient by phases, filter gradient per sample; at 14x14 (rows of 9, 25 output pixels)
+  // both by the plane.
+  BOOST_TEST(!cpu::conv2d_direct_backward_data_by_plane({256, 16, 16, 16}, {32, 16, 3, 3}));
+  BOOST_TEST(!cpu::conv2d_direct_backward_filter_by_plane({256, 16, 16, 16}, {32, 16, 3, 3}, s2p1));
+  BOOST_TEST(cpu::conv2d_direct_backward_data_by_plane({256, 16, 9, 9}, {32, 16, 3, 3}));
+  BOOST_TEST(cpu::conv2d_direct_backward_filter_by_plane({256, 16, 9, 9}, {32, 16, 3, 3}, s2p1));
+  // conv1 (one channel, 16 filters): never by the plane.
+  BOOST_TEST(!cpu::conv2d_direct_backward_data_by_plane({256, 1, 14, 14}, {16, 1, 5, 5}));
+  BOOST_TEST(!cpu::conv2d_direct_backward_filter_by_plane({256, 1, 28, 28}, {16, 1, 5, 5}, s2p4));
   // CIFAR-10's wide layers: through the GEMM, even the 256 -> 512 one on 8x8 (rows of 4).
   BOOST_TEST(!cpu::conv2d_direct_forward_fits({32, 256, 8, 8}, {512, 256, 4, 4}, s2p1));
   BOOST_TEST(!cpu::conv2d_direct_backward_data_fits({32, 256, 8, 8}, {512, 256, 4, 4}, s2p1));

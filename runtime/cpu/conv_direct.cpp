@@ -54,12 +54,17 @@ constexpr int64_t kDirectMaxFilters = 32;
 constexpr int64_t kDirectDataMinWidth = 8;  // input rows: half a float32 vector at least
 constexpr int64_t kFilterSlots = 8;  // partial filter-gradient sums
 constexpr int64_t kColumnsMinWidth = 16;  // output rows the forward takes by columns
-// Layers the layouts by the plane take where the others do not fit: output rows shorter than a pixel block (forward)
-// or more than kDirectMaxCkk taps (input gradient, which needs kLanes channels at least, and filter gradient, kLanes
-// filters), measured at one thread on MNIST's conv3 and conv4 (up to 576 taps and 64 filters) and, for the forward,
-// on conv2 at 14x14 (rows of 5): faster than im2col + OpenBLAS (docs/performance.md, "Convolutions by the plane").
+// Layers the layouts by the plane take, up to kPlaneMaxCkk taps and kPlaneMaxFilters filters: the forward for output
+// rows shorter than a pixel block; the input gradient, with channels for a vector, past kDirectMaxCkk taps or on
+// input rows narrower than kPlaneDataWidth; the filter gradient past kDirectMaxCkk taps or on small output planes
+// (conv2d_direct_backward_filter_by_plane). Measured at one thread on MNIST's layers (docs/performance.md,
+// "Convolutions by the plane"): faster than im2col + OpenBLAS on conv3 and conv4, and than the other direct layouts
+// on conv2 at 14x14 (input gradient 2.15-2.21 ms by phases, 0.59-0.62 by the plane), not at 28x28 (1.79-1.80
+// against 1.91-1.92).
 constexpr int64_t kPlaneMaxCkk = 576;
 constexpr int64_t kPlaneMaxFilters = 64;
+constexpr int64_t kPlaneDataWidth = 16;
+constexpr int64_t kPlaneFilterPixels = 32;
 constexpr int64_t kPlaneGroupPixels = 64;       // the forward by pixels of the plane: pixels per group of samples
 constexpr int64_t kPlaneChunkBytes = 24 << 10;  // and weights per chunk of taps
 
@@ -320,12 +325,6 @@ std::atomic<int> forced_filter_layout{-1};
 // Whether the forward's lanes hold output columns (else filters): output rows of at least one float32 vector.
 bool columns_fit(int64_t ow) { return ow >= kColumnsMinWidth; }
 // Whether the forward's pixel blocks come from the whole output plane: rows shorter than a pixel block.
-// Whether the filter gradient goes by taps of the plane: more taps than the per-sample kernel takes, and filters for
-// a vector at least (CIFAR-10's conv1, 27 taps and 64 filters, stays with the GEMM, measured faster there).
-bool backward_filter_by_plane(const Shape& x, const Shape& w) {
-  const int64_t ckk = x[1] * w[2] * w[3];
-  return ckk > kDirectMaxCkk && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters && w[0] >= conv_direct::kLanes<float>;
-}
 bool forward_by_plane(const Geo& g) {
   const int forced = forced_layout.load(std::memory_order_relaxed);
   return forced >= 0 ? forced == 2 : g.ow < kPix;
@@ -433,10 +432,23 @@ bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv
 }
 bool conv2d_direct_backward_data_by_plane(const Shape& x, const Shape& w) {
   const int64_t ckk = x[1] * w[2] * w[3];
-  return ckk > kDirectMaxCkk && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters && x[1] >= conv_direct::kLanes<float>;
+  return (ckk > kDirectMaxCkk || x[3] < kPlaneDataWidth) && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters &&
+         x[1] >= conv_direct::kLanes<float>;
+}
+// The filter gradient goes by taps of the plane for more taps than the per-sample kernel takes, or output planes
+// smaller than kPlaneFilterPixels (its per-sample blocks then run short: MNIST's conv2 on 14x14 digits, 25 pixels,
+// 0.70-0.73 ms against 0.54-0.56 by taps; on 28x28, 64 pixels, within noise: 1.56-1.61 against 1.41-1.50 in one
+// sitting, the other way in another), and filters for a vector at least (CIFAR-10's conv1, 27 taps and 64 filters,
+// stays with the GEMM, measured faster there).
+bool conv2d_direct_backward_filter_by_plane(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const int64_t ckk = x[1] * w[2] * w[3];
+  const int64_t oh = (x[2] + 2 * p.padding - w[2]) / p.stride + 1, ow = (x[3] + 2 * p.padding - w[3]) / p.stride + 1;
+  return (ckk > kDirectMaxCkk || oh * ow < kPlaneFilterPixels) && ckk <= kPlaneMaxCkk && w[0] <= kPlaneMaxFilters &&
+         w[0] >= conv_direct::kLanes<float>;
 }
 bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p) {
-  return (x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters) || backward_filter_by_plane(x, w);
+  return (x[1] * w[2] * w[3] <= kDirectMaxCkk && w[0] <= kDirectMaxFilters) ||
+         conv2d_direct_backward_filter_by_plane(x, w, p);
 }
 
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y) {
@@ -449,7 +461,7 @@ void conv2d_direct_force_backward_filter_layout(int layout) { forced_filter_layo
 
 void conv2d_direct_backward_filter(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p, Tensor& grad_w) {
   const int forced = forced_filter_layout.load(std::memory_order_relaxed);
-  if (forced == 1 || (forced < 0 && backward_filter_by_plane(x.shape(), grad_w.shape())))
+  if (forced == 1 || (forced < 0 && conv2d_direct_backward_filter_by_plane(x.shape(), grad_w.shape(), p)))
     return conv2d_direct_backward_filter_plane(grad_y, x, p, grad_w);
   JEBM_DISPATCH_FLOAT(grad_y.dtype(), "conv2d_backward_filter",
                       [&] { backward_filter_typed<scalar_t>(grad_y, x, p, grad_w); });

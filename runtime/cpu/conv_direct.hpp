@@ -27,8 +27,10 @@ void conv2d_direct_force_backward_filter_layout(int layout);
 bool conv2d_direct_forward_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 bool conv2d_direct_backward_data_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
 bool conv2d_direct_backward_filter_fits(const Shape& x, const Shape& w, const Conv2dParams& p);
-// Whether the input gradient takes the layout by pixels of the plane (conv2d_direct_backward_data_plane).
+// Whether the input gradient takes the layout by pixels of the plane (conv2d_direct_backward_data_plane), and the
+// filter gradient the layout by taps of the plane (conv2d_direct_backward_filter_plane).
 bool conv2d_direct_backward_data_by_plane(const Shape& x, const Shape& w);
+bool conv2d_direct_backward_filter_by_plane(const Shape& x, const Shape& w, const Conv2dParams& p);
 
 // y: [N, F, OH, OW] = conv(x, w) + bias (bias may be undefined). Samples (or groups of them) in parallel, each
 // computed alone. Lanes over output columns (conv2d_direct_forward_columns, runtime/cpu/conv_direct_forward_columns
@@ -37,13 +39,14 @@ bool conv2d_direct_backward_data_by_plane(const Shape& x, const Shape& w);
 void conv2d_direct_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, Tensor& y);
 void conv2d_direct_forward_columns(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
                                    Tensor& y);
-// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone. Layers with more taps
-// than the other layouts take (MNIST's conv3 and conv4) by pixels of the plane (conv2d_direct_backward_data_plane,
-// runtime/cpu/conv_direct_backward_data_plane.cpp). At stride 2, by the
+// grad_x: [N, C, H, W] from grad_y: [N, F, OH, OW]. Samples in parallel, each computed alone. Layers with channels
+// for a vector and many taps or narrow rows (MNIST's conv3 and conv4, conv2 on 14x14 digits) by pixels of the plane
+// (conv2d_direct_backward_data_plane,
+// runtime/cpu/conv_direct_backward_data_plane.cpp). Else, at stride 2, by the
 // columns of one stride phase (conv2d_direct_backward_data_columns) for rows whose phases fill 12 lanes of a float32
 // vector, else in the FMA version by the columns of one (row, column) phase with its own taps only
 // (conv2d_direct_backward_data_phases, runtime/cpu/conv_direct_backward_data_phases.cpp); else by output phase. All
-// three give the same bits (but for the sign of a zero: see that file).
+// four give the same values (a zero's sign may differ: see conv_direct_backward_data_phases.cpp).
 void conv2d_direct_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p, Tensor& grad_x);
 void conv2d_direct_backward_data_columns(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p,
                                          Tensor& grad_x);

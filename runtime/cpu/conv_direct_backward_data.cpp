@@ -403,7 +403,9 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
 
 std::atomic<int> forced_layout{-1};
 
-// Which layout the input gradient takes (conv2d_direct_force_backward_data_layout): at stride 2, by the columns of
+// Which layout the input gradient takes (conv2d_direct_force_backward_data_layout): by pixels of the plane
+// (conv_direct_backward_data_plane.cpp) where conv2d_direct_backward_data_by_plane says;
+// else at stride 2, by the columns of
 // one stride phase (conv_direct_backward_data_columns.cpp) for rows whose phases fill at least kColumnsMinLanes of a
 // float32 vector, else, in the FMA version, by the columns of one (row, column) phase with its own taps only
 // (conv_direct_backward_data_phases.cpp); else by output phase (this file). Measured at one thread on a Zen 3 (docs/
