@@ -10,8 +10,6 @@
 // to the GEMM.
 #include "tests/helpers.hpp"
 
-#include <omp.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -185,14 +183,13 @@ BOOST_AUTO_TEST_CASE(direct_results_do_not_depend_on_thread_count) {
         const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         std::vector<std::vector<double>> runs;
         for (int threads : {1, 2}) {
-          omp_set_num_threads(threads);
+          const jebm::test::ThreadCount count(threads);
           const Outputs o = run_direct(q, x, w, b, gy);
           std::vector<double> r = o.y.to_vector();
           for (double v : o.gx.to_vector()) r.push_back(v);
           for (double v : o.gw.to_vector()) r.push_back(v);
           runs.push_back(r);
         }
-        omp_set_num_threads(2);
         BOOST_TEST(runs[0] == runs[1]);
       }
     }

@@ -2,7 +2,6 @@
 // exact sampling, the data term's clone against baseline code) and of `jebm gmm` (fast path == Trainer/autograd
 // path; a short run's files; no overwrite; option ranges, the old option names, the parse-only entry
 // parse_gmm_args, the NaN guard). Through the binary: tests/test_gmm_command.cpp.
-#include <omp.h>
 
 #include <cctype>
 #include <cmath>
@@ -225,11 +224,9 @@ BOOST_AUTO_TEST_CASE(fast_path_is_deterministic_across_thread_counts) {
   const GmmParams teacher = gmm_teacher(c);
   const Tensor data = gmm_teacher_data(c, teacher);
   auto run = [&](int threads) {
-    const int prev = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    const jebm::test::ThreadCount count(threads);
     GmmTrainer e(c, Algorithm::Jarzynski, data, teacher);
     for (int k = 0; k < 40; ++k) e.iterate();
-    omp_set_num_threads(prev);
     std::vector<double> v = e.params().a;
     v.insert(v.end(), e.params().z.begin(), e.params().z.end());
     const std::vector<double> x = e.walkers().x.to_vector(), a = e.walkers().log_w.to_vector();

@@ -4,8 +4,6 @@
 // AVX-512 and AVX2 twins of the walkers' noise (runtime/philox_normals.hpp) against the scalar reference, bit for bit.
 #include "tests/helpers.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -87,14 +85,13 @@ BOOST_AUTO_TEST_CASE(same_seed_same_numbers_different_offsets_differ) {
 BOOST_AUTO_TEST_CASE(results_do_not_depend_on_thread_count) {
   std::vector<std::vector<double>> runs;
   for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
+    const jebm::test::ThreadCount count(threads);
     Generator gen{7, 3};
     std::vector<double> r = rand_normal({100001}, 0, 1, gen, DType::Float64).to_vector();
     const auto u = rand_uniform({100001}, 0, 1, gen, DType::Float32).to_vector();
     r.insert(r.end(), u.begin(), u.end());
     runs.push_back(r);
   }
-  omp_set_num_threads(2);
   BOOST_TEST(runs[0] == runs[1]);
 }
 

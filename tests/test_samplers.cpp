@@ -2,7 +2,6 @@
 // reference and both weight kernels against their formulas, determinism (seed, thread count), resampling before
 // a move, and the weighted walkers' estimates on a moving Gaussian target (fast kernel and the generic Trainer)
 // against the exact moments, where PCD is wrong.
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -398,8 +397,7 @@ BOOST_AUTO_TEST_CASE(noise_is_standard_normal_and_matches_libm_box_muller) {
 namespace {
 // A short run of fused moves with parameter changes and resampling, returning positions and log-weights.
 std::vector<double> short_run(uint64_t seed, int threads) {
-  const int prev = omp_get_max_threads();
-  omp_set_num_threads(threads);
+  const jebm::test::ThreadCount count(threads);
   const int64_t n = 3000, d = 11;
   GmmParams p = gaussian(d, 0.0, 0.0);
   Tensor x0 = Tensor::empty({n, d}, DType::Float64);
@@ -412,7 +410,6 @@ std::vector<double> short_run(uint64_t seed, int threads) {
     if (k == 3) resample_and_redo_move(pop, draw_population_ancestors(pop, ResampleScheme::Multinomial), e.u, e.g, cfg);
     p.a[0] += 0.3;
   }
-  omp_set_num_threads(prev);
   std::vector<double> out = pop.x.to_vector();
   const std::vector<double> a = pop.log_w.to_vector();
   out.insert(out.end(), a.begin(), a.end());
