@@ -249,17 +249,6 @@ JEBM_ALWAYS_INLINE void filter_rows(int64_t nr, const T* xpad, const int64_t* ro
   }
 }
 
-// gyt [P, FP] = grad_y_n [F, P] transposed, zero filters padding F. Element by element it took about 40 % of the
-// filter gradient of MNIST's conv1; the AVX-512 float32 version moves whole 16 x 16 blocks in registers, the FMA
-// version 8 x 8 blocks. A copy, so every version gives the same bits.
-template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void transpose_grad_y(const Geo& g, const T* __restrict gyn, T* __restrict gyt) {
-  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
-  conv_direct::transpose_matrix<Isa>(gyn, np, g.f, np, gyt, fp);
-  for (int64_t p = 0; p < np; ++p)
-    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
-}
-
 // One sample's filter gradient added into part [C*KH*KW, FP]: grad_y_n [F, P] is transposed into gyt [P, FP], then
 // taps in blocks against every pixel: whole kernel rows for the 3- and 5-wide kernels (MNIST, CIFAR-10), single taps
 // otherwise. The blocks are as even as the register budget allows (16 taps' accumulators in AVX-512, 8 in the
@@ -278,7 +267,7 @@ JEBM_ALWAYS_INLINE void backward_filter_sample(const Geo& g, const T* __restrict
   const int64_t kw = g.kw == 3 || g.kw == 5 ? g.kw : 1, runs = g.ckk() / kw, per = kMaxTaps / kw;
   const int64_t blocks = (runs + per - 1) / per;
   pad_sample(g, xn, xpad);
-  transpose_grad_y<Isa>(g, gyn, gyt);
+  conv_direct::transpose_grad_y<Isa>(g, gyn, gyt);
   for (int64_t lb = 0; lb < fp; lb += kLanes<T>)
     for (int64_t b = 0, r = 0; b < blocks; ++b) {
       const int64_t n = runs / blocks + (b < runs % blocks ? 1 : 0), t = r * kw;

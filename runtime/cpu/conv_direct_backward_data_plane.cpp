@@ -1,7 +1,7 @@
-// The direct conv2d's input gradient by pixels of the plane (runtime/cpu/conv_direct.hpp), for layers with many
-// channels and small images (MNIST's conv3 and conv4: 32 and 64 channels at 8x8 and 4x4), where the lanes hold
-// input channels. Tested by tests/test_conv_direct.cpp (against the loops and bit for bit against the other layouts
-// of the input gradient, in every version, at 1 and 2 threads).
+// The direct conv2d's input gradient by pixels of the plane (runtime/cpu/conv_direct.hpp), for layers with channels
+// for a vector and small images (MNIST's conv3 and conv4: 32 and 64 channels at 8x8 and 4x4; conv2 on 14x14
+// digits: 16 channels at 9x9), where the lanes hold input channels. Tested by tests/test_conv_direct.cpp (against the
+// loops and bit for bit against the other layouts of the input gradient, in every version, at 1 and 2 threads).
 //
 // Input pixel (Y, X) (padded coordinates, Y = iy + pad) of phase (py, px) = (Y mod s, X mod s) takes the taps
 // i = py + s*a, j = px + s*b and reads gy[f, Y div s - a, X div s - b]. Its channels' gradients, one vector of lanes,
@@ -9,9 +9,9 @@
 // pixel of a phase the same taps at the same offsets from a base of its own in a copy of grad_y with zero margins,
 // so plane_kernel (conv_direct_parts.hpp) runs them, pixels of all the group's samples in one block. The filters go
 // in the passes of the kernel by output phase (conv_direct_backward_data.cpp), each pass's sum from zero added to
-// the previous ones, and taps that only multiply a zero weight or a zero margin are left out (their fused
-// multiply-add leaves the sum unchanged): the same values as the other layouts (a zero's sign may differ). Compiled
-// with -ffp-contract=off, like the other direct kernels.
+// the previous ones; taps whose weight would lie outside the kernel are left out (their fused multiply-add of a
+// zero weight leaves the sum unchanged), and reads outside grad_y find zeros in the margins: the same values as
+// the other layouts (a zero's sign may differ). Compiled with -ffp-contract=off, like the other direct kernels.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -30,7 +30,8 @@ using conv_direct::for_samples;
 using conv_direct::kLanes;
 using conv_direct::round_up;
 
-// Samples per group: enough pixels per phase to fill the pixel blocks, and to amortise each pass's weights.
+// Pixels per phase in a group of samples, about: enough to fill the pixel blocks and to amortise each pass's
+// weights. The grouping does not change any sum.
 constexpr int64_t kGroupPixels = 64;
 
 // One call's plan, the same for every group: the phases' pixels (per sample), taps and weights, and the grad_y
@@ -149,8 +150,9 @@ void backward_data_plane_typed(const Tensor& grad_y, const Tensor& w, const Conv
   Plan<T> pl = make_plan<T>(xs, w.shape(), grad_y.shape(), p);
   plan_taps(pl, w.data<T>(), w.size(2), w.size(3), p.stride);
   const int64_t n = xs[0], hw = xs[2] * xs[3], fpo = pl.f * pl.oh * pl.ow, copy = pl.f * pl.plane();
+  const int64_t phases = p.stride * p.stride;
   const int64_t gs =
-      std::clamp<int64_t>(kGroupPixels * 4 / std::max<int64_t>(1, pl.pix_per_sample), 1, std::max<int64_t>(n, 1));
+      std::clamp<int64_t>(kGroupPixels * phases / std::max<int64_t>(1, pl.pix_per_sample), 1, std::max<int64_t>(n, 1));
   const int64_t groups = (n + gs - 1) / gs;
   const T* gyp = grad_y.data<T>();
   T* gxp = grad_x.data<T>();

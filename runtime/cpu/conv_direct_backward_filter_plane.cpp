@@ -34,18 +34,8 @@ constexpr int64_t kTapShare = 48;
 // Sample i of a chunk: its padded copy and its grad_y as rows [P, FP] (zero filters padding F).
 template <typename Isa, typename T>
 JEBM_ALWAYS_INLINE void prepare_sample(const Geo& g, const T* xn, const T* gyn, T* xpad, T* gyt) {
-  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
   conv_direct::pad_sample(g, xn, xpad);
-  conv_direct::transpose_matrix<Isa>(gyn, np, g.f, np, gyt, fp);
-  for (int64_t p = 0; p < np; ++p)
-    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
-}
-
-// Taps [0, nt) (bases a, rows o of the partial sums) over the chunk's nk steps.
-template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void tap_share(int mode, const T* const* a, T* const* o, int64_t nt, const int64_t* ka, int64_t nk,
-                                  const T* gyt, int64_t fp) {
-  conv_direct::plane_all_lanes<Isa, T>(mode, a, o, nt, ka, nk, gyt, fp);
+  conv_direct::transpose_grad_y<Isa>(g, gyn, gyt);
 }
 
 #define JEBM_PREP_ENTRY(name, attrs, isa, T)                                  \
@@ -55,7 +45,7 @@ JEBM_ALWAYS_INLINE void tap_share(int mode, const T* const* a, T* const* o, int6
 #define JEBM_TAPS_ENTRY(name, attrs, isa, T)                                                                       \
   attrs void name(int mode, const T* const* a, T* const* o, int64_t nt, const int64_t* ka, int64_t nk, const T* b, \
                   int64_t fp) {                                                                                    \
-    tap_share<isa, T>(mode, a, o, nt, ka, nk, b, fp);                                                              \
+    conv_direct::plane_all_lanes<isa, T>(mode, a, o, nt, ka, nk, b, fp);                                           \
   }
 JEBM_CONV_DIRECT_ENTRIES(JEBM_PREP_ENTRY, filter_prep)
 JEBM_CONV_DIRECT_ENTRIES(JEBM_TAPS_ENTRY, filter_taps)

@@ -385,6 +385,16 @@ inline std::vector<int64_t> tap_offsets(const Geo& g) {
   return xoff;
 }
 
+// gyt [P, FP] = grad_y_n [F, P] transposed (transpose_matrix), zero filters padding F: the filter gradients' rows of
+// grad_y (conv_direct.cpp, conv_direct_backward_filter_plane.cpp).
+template <typename Isa, typename T>
+JEBM_ALWAYS_INLINE void transpose_grad_y(const Geo& g, const T* __restrict gyn, T* __restrict gyt) {
+  const int64_t fp = round_up(g.f, kLanes<T>), np = g.p();
+  transpose_matrix<Isa>(gyn, np, g.f, np, gyt, fp);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t f = g.f; f < fp; ++f) gyt[p * fp + f] = T(0);
+}
+
 // The weights [F, CKK] as [CKK, FP]: one row of filters per tap, zero filters padding F to whole vectors.
 template <typename T>
 std::vector<T> weights_by_tap(const T* w, int64_t f, int64_t ckk, int64_t fp) {
