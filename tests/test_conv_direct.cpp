@@ -322,6 +322,42 @@ BOOST_AUTO_TEST_CASE(backward_filter_layouts_match_the_loops_and_keep_their_bits
     }
 }
 
+BOOST_AUTO_TEST_CASE(an_empty_batch_gives_empty_outputs_in_every_layout) {
+  // No samples: empty y and grad_x, a zero filter gradient, whatever the layout (the plane's layouts size their
+  // groups of samples by the batch).
+  for (const Case& q :
+       {Case{0, 32, 8, 8, 64, 3, 3, 2, 1}, Case{0, 16, 9, 9, 32, 3, 3, 2, 1}, Case{0, 1, 28, 28, 16, 5, 5, 2, 4}}) {
+    BOOST_TEST_CONTEXT(name(q)) {
+      Generator gen{18, 0};
+      const auto [x, w, b, gy] = random_inputs(q, DType::Float32, gen);
+      const Conv2dParams p{q.stride, q.pad};
+      for (int layout : {0, 1, 2, 3}) {
+        Tensor y = Tensor::zeros(gy.shape(), DType::Float32), gx = Tensor::zeros(x.shape(), DType::Float32);
+        Tensor gw = rand_uniform(w.shape(), -1, 1, gen, DType::Float32);
+        {
+          const Forced fwd(cpu::conv2d_direct_force_forward_layout, std::min(layout, 2), -1, 2);
+          cpu::conv2d_direct_forward(x, w, b, p, y);
+        }
+        {
+          const Forced data(cpu::conv2d_direct_force_backward_data_layout, layout, -1, 2);
+          cpu::conv2d_direct_backward_data(gy, w, p, gx);
+        }
+        {
+          const Forced filter(cpu::conv2d_direct_force_backward_filter_layout, std::min(layout, 1), -1, 2);
+          cpu::conv2d_direct_backward_filter(gy, x, p, gw);
+        }
+        BOOST_TEST(y.numel() == 0);
+        BOOST_TEST(gx.numel() == 0);
+        BOOST_TEST(gw.to_vector() == std::vector<double>(static_cast<size_t>(gw.numel()), 0.0), "layout " << layout);
+      }
+      BOOST_TEST(conv2d(x, w, b, p).shape() == gy.shape());
+      BOOST_TEST(conv2d_backward_data(gy, w, x.shape(), p).shape() == x.shape());
+      BOOST_TEST(conv2d_backward_filter(gy, x, w.shape(), p).to_vector() ==
+                 std::vector<double>(static_cast<size_t>(w.numel()), 0.0));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(mnist_layers_go_direct_and_wide_ones_through_the_gemm) {
   const Conv2dParams s2p4{2, 4}, s2p1{2, 1};
   const Conv2dParams s1p1{1, 1};

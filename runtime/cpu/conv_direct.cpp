@@ -334,7 +334,8 @@ void forward_typed(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   const std::vector<int64_t> xoff = tap_offsets(g);
   if (forward_by_plane(g)) {
     // Groups of samples with enough pixels to amortise each weight chunk; taps in chunks of about 24 KB of weights.
-    const int64_t gs = std::clamp<int64_t>(kPlaneGroupPixels / g.p(), 1, n), groups = (n + gs - 1) / gs;
+    const int64_t gs = std::clamp<int64_t>(kPlaneGroupPixels / std::max<int64_t>(1, g.p()), 1, std::max<int64_t>(n, 1));
+    const int64_t groups = (n + gs - 1) / gs;
     const int64_t kc = std::max<int64_t>(1, kPlaneChunkBytes / (fp * int64_t{sizeof(T)}));
     const int64_t spad = g.c * g.hp() * g.wp();
     const auto run = plane_fn<T>();

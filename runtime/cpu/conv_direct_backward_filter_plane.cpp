@@ -58,7 +58,8 @@ template <typename T>
 void backward_filter_plane_typed(const Tensor& gy, const Tensor& x, const Conv2dParams& prm, Tensor& gw) {
   const Geo g = conv_direct::geo(x.shape(), gw.shape(), gy.shape(), prm);
   const int64_t n = x.size(0), np = g.p(), ckk = g.ckk(), fp = round_up(g.f, kLanes<T>);
-  const int64_t spad = g.c * g.hp() * g.wp(), chunk = std::clamp<int64_t>(kChunkSteps / np, 1, std::max<int64_t>(n, 1));
+  const int64_t spad = g.c * g.hp() * g.wp(),
+                chunk = std::clamp<int64_t>(kChunkSteps / std::max<int64_t>(1, np), 1, std::max<int64_t>(n, 1));
   std::vector<T> part(static_cast<size_t>(ckk * fp)), xbuf(static_cast<size_t>(chunk * spad + kLanes<T>)),
       gyt(static_cast<size_t>(chunk * np * fp + kLanes<T>));
   T* xb = conv_direct::align64(xbuf.data());
