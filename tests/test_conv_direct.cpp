@@ -65,39 +65,6 @@ std::string name(const Case& q) {
          std::to_string(q.pad);
 }
 
-// y = conv(x, w) + b, grad_x = conv^T(gy, w) and grad_w by the index relation iy = oy*s - p + i, ix = ox*s - p + j, in
-// double.
-void reference(const Case& q, const Shape& ys, const std::vector<double>& x, const std::vector<double>& w,
-               const std::vector<double>& b, const std::vector<double>& gy, std::vector<double>& y,
-               std::vector<double>& gx, std::vector<double>& gw) {
-  const int64_t oh = ys[2], ow = ys[3];
-  y.assign(static_cast<size_t>(shape_numel(ys)), 0.0);
-  gx.assign(x.size(), 0.0);
-  gw.assign(w.size(), 0.0);
-  for (int64_t n = 0; n < q.n; ++n)
-    for (int64_t f = 0; f < q.f; ++f)
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          const size_t yi = static_cast<size_t>(((n * q.f + f) * oh + oy) * ow + ox);
-          y[yi] = b[static_cast<size_t>(f)];
-          for (int64_t c = 0; c < q.c; ++c)
-            for (int64_t i = 0; i < q.kh; ++i)
-              for (int64_t j = 0; j < q.kw; ++j) {
-                const int64_t iy = oy * q.stride - q.pad + i, ix = ox * q.stride - q.pad + j;
-                if (iy < 0 || iy >= q.h || ix < 0 || ix >= q.w) continue;
-                const size_t xi = static_cast<size_t>(((n * q.c + c) * q.h + iy) * q.w + ix);
-                const size_t wi = static_cast<size_t>(((f * q.c + c) * q.kh + i) * q.kw + j);
-                y[yi] += x[xi] * w[wi];
-                gx[xi] += gy[yi] * w[wi];
-                gw[wi] += gy[yi] * x[xi];
-              }
-        }
-}
-
-struct Outputs {
-  Tensor y, gx, gw;
-};
-
 // A case's input, weights, bias and output gradient, uniform on [-1, 1], drawn from gen in that order.
 struct Inputs {
   Tensor x, w, b, gy;
@@ -111,6 +78,41 @@ Inputs random_inputs(const Case& q, DType dt, Generator& gen) {
   in.gy = rand_uniform(conv2d_output_shape(in.x.shape(), in.w.shape(), {q.stride, q.pad}), -1, 1, gen, dt);
   return in;
 }
+
+// y = conv(x, w) + b, grad_x = conv^T(gy, w) and grad_w by the index relation iy = oy*s - p + i, ix = ox*s - p + j, in
+// double.
+struct Loops {
+  std::vector<double> y, gx, gw;
+};
+
+Loops loops(const Case& q, const Inputs& in) {
+  const std::vector<double> x = in.x.to_vector(), w = in.w.to_vector(), b = in.b.to_vector(), gy = in.gy.to_vector();
+  const int64_t oh = in.gy.size(2), ow = in.gy.size(3);
+  Loops r{std::vector<double>(gy.size(), 0.0), std::vector<double>(x.size(), 0.0), std::vector<double>(w.size(), 0.0)};
+  for (int64_t n = 0; n < q.n; ++n)
+    for (int64_t f = 0; f < q.f; ++f)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const size_t yi = static_cast<size_t>(((n * q.f + f) * oh + oy) * ow + ox);
+          r.y[yi] = b[static_cast<size_t>(f)];
+          for (int64_t c = 0; c < q.c; ++c)
+            for (int64_t i = 0; i < q.kh; ++i)
+              for (int64_t j = 0; j < q.kw; ++j) {
+                const int64_t iy = oy * q.stride - q.pad + i, ix = ox * q.stride - q.pad + j;
+                if (iy < 0 || iy >= q.h || ix < 0 || ix >= q.w) continue;
+                const size_t xi = static_cast<size_t>(((n * q.c + c) * q.h + iy) * q.w + ix);
+                const size_t wi = static_cast<size_t>(((f * q.c + c) * q.kh + i) * q.kw + j);
+                r.y[yi] += x[xi] * w[wi];
+                r.gx[xi] += gy[yi] * w[wi];
+                r.gw[wi] += gy[yi] * x[xi];
+              }
+        }
+  return r;
+}
+
+struct Outputs {
+  Tensor y, gx, gw;
+};
 
 Outputs run_direct(const Case& q, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy) {
   const Conv2dParams p{q.stride, q.pad};
@@ -152,8 +154,7 @@ BOOST_AUTO_TEST_CASE(direct_equals_im2col_and_the_loop_reference) {
         cpu::conv2d_im2col_forward(x, w, b, p, y);
         cpu::conv2d_im2col_backward_data(gy, w, p, gx);
         cpu::conv2d_im2col_backward_filter(gy, x, p, gw);
-        std::vector<double> yr, gxr, gwr;
-        reference(q, ys, x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const auto [yr, gxr, gwr] = loops(q, {x, w, b, gy});
         // Sums of at most C*KH*KW (forward) or F*KH*KW (backward-data) products of terms in [-1, 1], in different
         // orders: a few ulps of the sum's length.
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
@@ -226,8 +227,7 @@ BOOST_AUTO_TEST_CASE(forward_layouts_give_the_same_bits) {
         Generator gen{15, 0};
         const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         const Conv2dParams p{q.stride, q.pad};
-        std::vector<double> yr, gxr, gwr;
-        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const auto [yr, gxr, gwr] = loops(q, {x, w, b, gy});
         const double tf = (dt == DType::Float32 ? 1e-5 : 1e-13) * static_cast<double>(q.c * q.kh * q.kw);
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         Tensor y_nobias = Tensor::zeros(gy.shape(), dt);
@@ -265,8 +265,7 @@ BOOST_AUTO_TEST_CASE(backward_data_layouts_give_the_same_bits) {
         Generator gen{16, 0};
         const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         const Conv2dParams p{q.stride, q.pad};
-        std::vector<double> yr, gxr, gwr;
-        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const auto [yr, gxr, gwr] = loops(q, {x, w, b, gy});
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         std::vector<double> first;
         for (int layout : {0, 1, 2, 3})
@@ -298,8 +297,7 @@ BOOST_AUTO_TEST_CASE(backward_filter_layouts_match_the_loops_and_keep_their_bits
         Generator gen{17, 0};
         const auto [x, w, b, gy] = random_inputs(q, dt, gen);
         const Conv2dParams p{q.stride, q.pad};
-        std::vector<double> yr, gxr, gwr;
-        reference(q, gy.shape(), x.to_vector(), w.to_vector(), b.to_vector(), gy.to_vector(), yr, gxr, gwr);
+        const auto [yr, gxr, gwr] = loops(q, {x, w, b, gy});
         const double tol = dt == DType::Float32 ? 1e-5 : 1e-13;
         const double tw = tol * static_cast<double>(q.n * gy.size(2) * gy.size(3));
         for (int layout : {0, 1}) {
