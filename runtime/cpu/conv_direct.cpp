@@ -183,8 +183,8 @@ JEBM_ALWAYS_INLINE void forward_plane_group(const Geo& g, int64_t gn, const T* _
                                             const T* const* pix, T* const* outs) {
   const int64_t fp = round_up(g.f, kLanes<T>), np = g.p(), nk = g.ckk();
   for (int64_t k0 = 0; k0 < nk; k0 += kc)
-    conv_direct::plane_all_lanes<Isa, T>(k0 > 0 ? 1 : 0, pix, outs, gn * np, xoff + k0, std::min(kc, nk - k0),
-                                         wt + k0 * fp, fp);
+    conv_direct::plane_all_lanes<Isa, T>(k0 > 0 ? conv_direct::PlaneSum::kContinue : conv_direct::PlaneSum::kStore, pix,
+                                         outs, gn * np, xoff + k0, std::min(kc, nk - k0), wt + k0 * fp, fp);
   for (int64_t i = 0; i < gn; ++i) {
     const T* ai = acc + i * np * fp;
     T* yi = yn + i * g.f * np;

@@ -404,15 +404,14 @@ void backward_data_typed(const Tensor& gy, const Tensor& w, const Conv2dParams& 
 std::atomic<int> forced_layout{-1};
 
 // Which layout the input gradient takes (conv2d_direct_force_backward_data_layout): by pixels of the plane
-// (conv_direct_backward_data_plane.cpp) where conv2d_direct_backward_data_by_plane says;
-// else at stride 2, by the columns of
-// one stride phase (conv_direct_backward_data_columns.cpp) for rows whose phases fill at least kColumnsMinLanes of a
-// float32 vector, else, in the FMA version, by the columns of one (row, column) phase with its own taps only
-// (conv_direct_backward_data_phases.cpp); else by output phase (this file). Measured at one thread on a Zen 3 (docs/
-// performance.md, "Thin convolutions"): MNIST's conv1 at 28x28 (14 lanes) is faster by columns; conv1 at 14x14 and
-// conv2 at 16x16 by phases (0.44 and 2.45 ms, where by output phase took 0.68 and 4.1). On an AVX-512 Xeon the FMA
-// kernel by phases also beat the 64-byte kernel by output phase (conv2 2.14 against 2.33 ms, conv1 at 14x14 0.34
-// against 0.44, float64 too), so every CPU with FMA takes it.
+// (conv_direct_backward_data_plane.cpp) where conv2d_direct_backward_data_by_plane says; else at stride 2, by the
+// columns of one stride phase (conv_direct_backward_data_columns.cpp) for rows whose phases fill at least
+// kColumnsMinLanes of a float32 vector, else, in the FMA version, by the columns of one (row, column) phase with its
+// own taps only (conv_direct_backward_data_phases.cpp); else by output phase (this file). Measured at one thread on a
+// Zen 3 (docs/performance.md, "Thin convolutions"): MNIST's conv1 at 28x28 (14 lanes) is faster by columns; conv1 at
+// 14x14 and conv2 at 16x16 by phases (0.44 and 2.45 ms, where by output phase took 0.68 and 4.1). On an AVX-512 Xeon
+// the FMA kernel by phases also beat the 64-byte kernel by output phase (conv2 2.14 against 2.33 ms, conv1 at 14x14
+// 0.34 against 0.44, float64 too), so every CPU with FMA takes it.
 constexpr int64_t kColumnsMinLanes = 12;
 int layout(const Shape& x, const Shape& w, const Conv2dParams& p) {
   const int forced = forced_layout.load(std::memory_order_relaxed);

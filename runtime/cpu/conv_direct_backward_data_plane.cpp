@@ -115,8 +115,8 @@ JEBM_ALWAYS_INLINE void phase_passes(const Plan<T>& pl, int64_t ph, const T* con
   }
   for (int64_t f0 = 0; f0 < pl.f; f0 += pl.fb) {
     const int64_t k0 = t0 + f0 * per_f, nk = (std::min(pl.f, f0 + pl.fb) - f0) * per_f;
-    conv_direct::plane_all_lanes<Isa, T>(f0 == 0 ? 0 : 2, a, o, np, pl.tap_off.data() + k0, nk,
-                                         pl.wv.data() + k0 * pl.cp, pl.cp);
+    conv_direct::plane_all_lanes<Isa, T>(f0 == 0 ? conv_direct::PlaneSum::kStore : conv_direct::PlaneSum::kAdd, a, o,
+                                         np, pl.tap_off.data() + k0, nk, pl.wv.data() + k0 * pl.cp, pl.cp);
   }
 }
 

@@ -42,10 +42,10 @@ JEBM_ALWAYS_INLINE void prepare_sample(const Geo& g, const T* xn, const T* gyn, 
   attrs void name(const Geo& g, const T* xn, const T* gyn, T* xpad, T* gyt) { \
     prepare_sample<isa, T>(g, xn, gyn, xpad, gyt);                            \
   }
-#define JEBM_TAPS_ENTRY(name, attrs, isa, T)                                                                       \
-  attrs void name(int mode, const T* const* a, T* const* o, int64_t nt, const int64_t* ka, int64_t nk, const T* b, \
-                  int64_t fp) {                                                                                    \
-    conv_direct::plane_all_lanes<isa, T>(mode, a, o, nt, ka, nk, b, fp);                                           \
+#define JEBM_TAPS_ENTRY(name, attrs, isa, T)                                                                 \
+  attrs void name(conv_direct::PlaneSum mode, const T* const* a, T* const* o, int64_t nt, const int64_t* ka, \
+                  int64_t nk, const T* b, int64_t fp) {                                                      \
+    conv_direct::plane_all_lanes<isa, T>(mode, a, o, nt, ka, nk, b, fp);                                     \
   }
 JEBM_CONV_DIRECT_ENTRIES(JEBM_PREP_ENTRY, filter_prep)
 JEBM_CONV_DIRECT_ENTRIES(JEBM_TAPS_ENTRY, filter_taps)
@@ -89,7 +89,8 @@ void backward_filter_plane_typed(const Tensor& gy, const Tensor& x, const Conv2d
 #pragma omp for schedule(static)
     for (int64_t sh = 0; sh < shares; ++sh) {
       const int64_t t0 = sh * kTapShare, nt = std::min(kTapShare, ckk - t0);
-      taps(i0 > 0 ? 1 : 0, a.data() + t0, o.data() + t0, nt, ka.data(), gn * np, gb, fp);
+      taps(i0 > 0 ? conv_direct::PlaneSum::kContinue : conv_direct::PlaneSum::kStore, a.data() + t0, o.data() + t0, nt,
+           ka.data(), gn * np, gb, fp);
     }
   }
   conv_direct::transpose_matrix<conv_direct::IsaBase>(part.data(), fp, ckk, g.f, gw.data<T>(), ckk);

@@ -158,10 +158,14 @@ inline void splat(IsaBase, vec_t<T>& out, T v) {
 // taps, conv_direct_backward_filter_plane.cpp): NP pixels (or taps), each with its own base a[p], so that a block
 // fills its registers whatever the row length, NB vectors of lanes.
 // sum[p, 0..NB kLanes) = sum over k < nk of a[p][ka[k]] * b[k * ldb + 0..NB kLanes), one fused multiply-add per
-// step in k order, into pixel p's output row o[p] + lo; mode 0: from zero, stored there; 1: continued from there (a
-// chain split into chunks of k: the same chain); 2: from zero, then added to it (one rounding).
+// step in k order, into pixel p's output row o[p] + lo, as PlaneSum says.
+enum class PlaneSum {
+  kStore,     // from zero, stored there
+  kContinue,  // continued from what is there (a chain split into chunks of k: the same chain)
+  kAdd,       // from zero, then added to what is there (one rounding)
+};
 template <typename Isa, typename T, int64_t NP, int64_t NB>
-JEBM_ALWAYS_INLINE void plane_kernel(int mode, const T* const* a, const int64_t* __restrict ka, int64_t nk,
+JEBM_ALWAYS_INLINE void plane_kernel(PlaneSum mode, const T* const* a, const int64_t* __restrict ka, int64_t nk,
                                      const T* __restrict b, int64_t ldb, T* const* o, int64_t lo) {
   using V = reg_t<Isa, T>;
   const T* ap[NP];
@@ -169,23 +173,23 @@ JEBM_ALWAYS_INLINE void plane_kernel(int mode, const T* const* a, const int64_t*
   V acc[NB][NP];
   for (int64_t q = 0; q < NB; ++q)
     for (int64_t p = 0; p < NP; ++p)
-      if (mode == 1)
+      if (mode == PlaneSum::kContinue)
         load(acc[q][p], o[p] + lo + q * kLanes<T>);
       else
         acc[q][p] = V{};
   for (int64_t k = 0; k < nk; ++k) {
     V bv[NB];  // no function returns a vector: its ABI differs between the versions
     for (int64_t q = 0; q < NB; ++q) load(bv[q], b + k * ldb + q * kLanes<T>);
-    const int64_t o = ka[k];
+    const int64_t off = ka[k];
     for (int64_t p = 0; p < NP; ++p) {
       V av;
-      splat(Isa{}, av, ap[p][o]);
+      splat(Isa{}, av, ap[p][off]);
       for (int64_t q = 0; q < NB; ++q) fma_into(Isa{}, acc[q][p], av, bv[q]);
     }
   }
   for (int64_t p = 0; p < NP; ++p)
     for (int64_t q = 0; q < NB; ++q) {
-      if (mode == 2) {
+      if (mode == PlaneSum::kAdd) {
         V v;
         load(v, o[p] + lo + q * kLanes<T>);
         add_into(Isa{}, v, acc[q][p]);
@@ -204,8 +208,8 @@ constexpr int64_t kPlanePix = std::is_same_v<Isa, IsaAvx512> ? (NB == 4 ? 6 : 8)
 
 // plane_kernel for n (1 to NMAX) pixels, chosen at run time.
 template <typename Isa, typename T, int64_t NB, int64_t NMAX>
-JEBM_ALWAYS_INLINE void plane_tail(int64_t n, int mode, const T* const* a, const int64_t* ka, int64_t nk, const T* b,
-                                   int64_t ldb, T* const* o, int64_t lo) {
+JEBM_ALWAYS_INLINE void plane_tail(int64_t n, PlaneSum mode, const T* const* a, const int64_t* ka, int64_t nk,
+                                   const T* b, int64_t ldb, T* const* o, int64_t lo) {
   if constexpr (NMAX >= 1) {
     if (n == NMAX) return plane_kernel<Isa, T, NMAX, NB>(mode, a, ka, nk, b, ldb, o, lo);
     return plane_tail<Isa, T, NB, NMAX - 1>(n, mode, a, ka, nk, b, ldb, o, lo);
@@ -296,7 +300,7 @@ JEBM_ALWAYS_INLINE void transpose_matrix(const T* __restrict src, int64_t ls, in
 // plane_kernel over np pixels (bases a, output rows o) for the lane blocks of NB vectors from lb on, in pixel blocks
 // of kPlanePix; returns the first lane not covered.
 template <typename Isa, typename T, int64_t NB>
-JEBM_ALWAYS_INLINE int64_t plane_lanes(int mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
+JEBM_ALWAYS_INLINE int64_t plane_lanes(PlaneSum mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
                                        int64_t nk, const T* b, int64_t ldb, int64_t lb) {
   constexpr int64_t NP = kPlanePix<Isa, NB>;
   for (; lb + NB * kLanes<T> <= ldb; lb += NB * kLanes<T>) {
@@ -309,7 +313,7 @@ JEBM_ALWAYS_INLINE int64_t plane_lanes(int mode, const T* const* a, T* const* o,
 
 // Every lane block of ldb lanes: four vectors at a time, then two, in AVX-512; then one.
 template <typename Isa, typename T>
-JEBM_ALWAYS_INLINE void plane_all_lanes(int mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
+JEBM_ALWAYS_INLINE void plane_all_lanes(PlaneSum mode, const T* const* a, T* const* o, int64_t np, const int64_t* ka,
                                         int64_t nk, const T* b, int64_t ldb) {
   int64_t lb = 0;
   if constexpr (std::is_same_v<Isa, IsaAvx512>) {
